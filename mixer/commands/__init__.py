@@ -1,0 +1,1 @@
+"""One module per `mixer` sub-command; each exposes `command`."""
