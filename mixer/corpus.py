@@ -250,3 +250,27 @@ def open_split(corpus_dir: str | Path, domain: str, split: str = "train",
             f"{info.documents} / {info.tokens} (manifest mismatch); re-run `mixer prepare`"
         )
     return split_obj
+
+
+@dataclass(frozen=True)
+class MLMSpecialIds:
+    """Masked-LM specials. A byte-level BPE (the default GPT-2 one) has no [CLS]/[SEP]/[MASK]/
+    [PAD], so mixer appends them after the corpus vocab: BERT models use `model_vocab_size`."""
+
+    pad: int
+    cls: int
+    sep: int
+    mask: int
+
+    @property
+    def model_vocab_size(self) -> int:
+        return max(self.pad, self.cls, self.sep, self.mask) + 1
+
+
+def mlm_special_ids(manifest: CorpusManifest) -> MLMSpecialIds:
+    v = manifest.vocab_size
+    special = MLMSpecialIds(pad=v, cls=v + 1, sep=v + 2, mask=v + 3)
+    if special.model_vocab_size > np.iinfo(np.dtype(manifest.token_dtype)).max + 1:
+        raise MixerError(f"vocab size {v} leaves no room for MLM special ids in {manifest.token_dtype}; "
+                         "use a tokenizer with fewer ids for --objective mlm")
+    return special

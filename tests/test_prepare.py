@@ -1,0 +1,239 @@
+"""`mixer prepare`: each rule on hand-made documents, round trips, determinism, errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from tokenizers import Tokenizer
+
+from mixer.cli import main
+from mixer.corpus import load_manifest, open_split, token_dtype_for
+from mixer.errors import MixerError
+from mixer.prepare import DomainSource, PrepareConfig, heldout_mask, prepare_corpus
+from mixer.rules import PrepareRules, block_start, doc_hash
+
+ENGLISH = ("The committee met on Tuesday to discuss the budget for the coming year, and after a long "
+           "debate the members agreed that the library should receive more money for new books. ")
+FRENCH = ("Le comité s'est réuni mardi pour discuter du budget de l'année prochaine, et après un long "
+          "débat les membres ont convenu que la bibliothèque devrait recevoir plus d'argent pour les livres. ")
+
+
+def english(n_chars: int, salt: int = 0) -> str:
+    text = f"Report number {salt}. " + ENGLISH * (n_chars // len(ENGLISH) + 2)
+    return text[:n_chars]
+
+
+def write_docs(folder: Path, docs: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(docs):
+        (folder / f"doc-{i:04d}.txt").write_text(text, encoding="utf-8")
+    return folder
+
+
+def prepare(tmp_path: Path, sources: list[DomainSource], **kw):
+    kw.setdefault("heldout_docs", 0)
+    kw.setdefault("progress", False)
+    return prepare_corpus(PrepareConfig(sources=tuple(sources), out=tmp_path / "corpus", **kw))
+
+
+def decoded_documents(corpus: Path, domain: str, split: str = "train") -> list[str]:
+    tok = Tokenizer.from_file(str(corpus / "tokenizer.json"))
+    s = open_split(corpus, domain, split)
+    return [tok.decode(s.document(k).tolist()) for k in range(s.num_documents)]
+
+
+def test_length_rule_keeps_only_more_than_1000_chars(tmp_path):
+    src = write_docs(tmp_path / "raw", [english(999, 1), english(1000, 2), english(1001, 3), english(5000, 4)])
+    result = prepare(tmp_path, [DomainSource("web", src)])
+    rep = result.reports[0]
+    assert (rep.seen, rep.dropped["short"], rep.kept) == (4, 2, 2)
+    docs = decoded_documents(tmp_path / "corpus", "web")
+    assert docs == [english(1001, 3)[:1000], english(5000, 4)[:1000]]  # head cut to 1000, text round trip
+
+
+def test_code_domain_takes_a_seeded_random_block(tmp_path):
+    text = "".join(f"def function_{i}(x):\n    return x * {i}\n\n" for i in range(400))
+    src = write_docs(tmp_path / "raw", [text])
+    prepare(tmp_path, [DomainSource("code", src, kind="code")], seed=7)
+    (doc,) = decoded_documents(tmp_path / "corpus", "code")
+    start = block_start(doc_hash(text), 7, len(text), 1000)
+    assert len(doc) == 1000 and doc == text[start : start + 1000]
+    assert 0 < start <= len(text) - 1000  # inside the document, not its head
+    assert block_start(doc_hash(text), 8, len(text), 1000) != start  # the seed moves the block
+
+
+def test_non_english_encyclopedia_document_is_dropped(tmp_path):
+    docs = [english(2000, 1), (FRENCH * 20)[:2000], english(2000, 2)]
+    enc = write_docs(tmp_path / "enc", docs)
+    web = write_docs(tmp_path / "web", docs)
+    result = prepare(tmp_path, [DomainSource("enc", enc, kind="encyclopedia"), DomainSource("web", web)])
+    enc_rep, web_rep = result.reports
+    assert (enc_rep.dropped["non_english"], enc_rep.kept) == (1, 2)
+    assert (web_rep.dropped["non_english"], web_rep.kept) == (0, 3)  # only English-only kinds filter
+    assert all(d.startswith("Report number") for d in decoded_documents(tmp_path / "corpus", "enc"))
+
+
+def test_exact_duplicates_are_dropped(tmp_path):
+    a, b = english(1500, 1), english(1500, 2)
+    src = write_docs(tmp_path / "raw", [a, b, a, a, b + " "])
+    result = prepare(tmp_path, [DomainSource("web", src)])
+    assert (result.reports[0].dropped["duplicate"], result.reports[0].kept) == (2, 3)
+    ids = open_split(tmp_path / "corpus", "web").parts[0].doc_ids
+    assert list(ids) == [doc_hash(a), doc_hash(b), doc_hash(b + " ")]
+
+
+def test_heldout_split_is_fixed_size_disjoint_and_seeded(tmp_path):
+    src = write_docs(tmp_path / "raw", [english(1200 + i, i) for i in range(30)])
+    prepare(tmp_path, [DomainSource("web", src)], heldout_docs=5, seed=1)
+    m = load_manifest(tmp_path / "corpus")
+    split = m.domains["web"].splits
+    assert (split["train"].documents, split["heldout"].documents) == (25, 5)
+    train = set(open_split(tmp_path / "corpus", "web", "train").parts[0].doc_ids.tolist())
+    held = set(open_split(tmp_path / "corpus", "web", "heldout").parts[0].doc_ids.tolist())
+    assert not train & held and len(train | held) == 30
+    ids = [doc_hash(english(1200 + i, i)) for i in range(30)]
+    assert not np.array_equal(heldout_mask(ids, 5, 1), heldout_mask(ids, 5, 2))
+
+
+def test_same_inputs_and_seed_give_byte_identical_corpus(tmp_path):
+    src = write_docs(tmp_path / "raw", [english(1100 + 37 * i, i) for i in range(40)])
+    code = write_docs(tmp_path / "code", ["x = 1\n" * (200 + i) for i in range(20)])
+    sources = [DomainSource("web", src), DomainSource("code", code, kind="code")]
+    outs = []
+    for name, workers in (("a", 1), ("b", 1), ("c", 2)):
+        prepare_corpus(PrepareConfig(sources=tuple(sources), out=tmp_path / name, heldout_docs=3, seed=3,
+                                     workers=workers, batch_docs=8, progress=False))
+        outs.append({p.relative_to(tmp_path / name): p.read_bytes() for p in sorted((tmp_path / name).rglob("*")) if p.is_file()})
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_small_part_size_splits_files_and_reads_back(tmp_path):
+    src = write_docs(tmp_path / "raw", [english(1100 + i, i) for i in range(12)])
+    prepare(tmp_path, [DomainSource("web", src)], part_tokens=500)
+    s = open_split(tmp_path / "corpus", "web")
+    assert len(s.parts) > 2 and s.num_documents == 12
+    assert decoded_documents(tmp_path / "corpus", "web") == [english(1100 + i, i)[:1000] for i in range(12)]
+
+
+def test_jsonl_parquet_and_saved_dataset_sources(tmp_path):
+    import datasets
+    import pyarrow.parquet as pq
+
+    texts = [english(1500, i) for i in range(4)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"body": t, "id": i}) + "\n" for i, t in enumerate(texts)))
+    pq.write_table(pa.table({"body": texts}), tmp_path / "b.parquet")
+    datasets.Dataset.from_dict({"body": texts}).save_to_disk(str(tmp_path / "c"))
+    sources = [DomainSource(n, tmp_path / p, text_field="body") for n, p in (("a", "a.jsonl"), ("b", "b.parquet"), ("c", "c"))]
+    prepare(tmp_path, sources)
+    for name in "abc":
+        assert decoded_documents(tmp_path / "corpus", name) == [t[:1000] for t in texts]
+
+
+def test_trained_tokenizer_is_saved_and_hashed(tmp_path):
+    src = write_docs(tmp_path / "raw", [english(1500, i) for i in range(10)])
+    prepare(tmp_path, [DomainSource("web", src)], tokenizer="train", vocab_size=300)
+    m = load_manifest(tmp_path / "corpus")
+    import hashlib
+
+    assert m.tokenizer.kind == "trained-bpe" and m.vocab_size <= 300 and m.token_dtype == "uint16"
+    assert hashlib.sha256((tmp_path / "corpus" / "tokenizer.json").read_bytes()).hexdigest() == m.tokenizer.sha256
+    assert decoded_documents(tmp_path / "corpus", "web") == [english(1500, i)[:1000] for i in range(10)]
+
+
+def test_gpt2_tokenizer_is_the_real_one(tmp_path):
+    src = write_docs(tmp_path / "raw", [english(1500)])
+    prepare(tmp_path, [DomainSource("web", src)])
+    m = load_manifest(tmp_path / "corpus")
+    tok = Tokenizer.from_file(str(tmp_path / "corpus" / "tokenizer.json"))
+    assert (m.vocab_size, m.eos_id, tok.encode("Hello world").ids) == (50257, 50256, [15496, 995])
+
+
+# ---- errors: one line naming the culprit, exit code 2, nothing written ----------------------
+
+def run_cli(args: list[str]):
+    result = CliRunner().invoke(main, args)
+    return result.exit_code, result.output.strip()
+
+
+def assert_clean_error(tmp_path: Path, args: list[str], *needles: str) -> None:
+    code, out = run_cli(args + ["--out", str(tmp_path / "corpus"), "--quiet"])
+    assert code == 2, out
+    err = out.splitlines()[-1]
+    assert err.startswith("error: ") and all(n in err for n in needles), err
+    assert not (tmp_path / "corpus").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".corpus")]  # no temp folder left
+
+
+def test_error_missing_path(tmp_path):
+    assert_clean_error(tmp_path, ["prepare", "--source", f"web={tmp_path / 'nope'}"], "nope", "does not exist")
+
+
+def test_error_domain_empty_after_rules_names_the_rule(tmp_path):
+    src = write_docs(tmp_path / "raw", [english(500, i) for i in range(3)])
+    assert_clean_error(tmp_path, ["prepare", "--source", f"web={src}", "--heldout-docs", "0"],
+                       "'web'", "3 had <= 1000 characters", "--min-chars")
+
+
+def test_error_all_non_english(tmp_path):
+    src = write_docs(tmp_path / "raw", [(FRENCH * 20)[:1500 + i] for i in range(3)])
+    assert_clean_error(tmp_path, ["prepare", "--source", f"wiki={src}", "--kind", "wiki=encyclopedia",
+                                  "--heldout-docs", "0"], "'wiki'", "3 were not English")
+
+
+def test_error_unknown_text_field(tmp_path):
+    (tmp_path / "a.jsonl").write_text(json.dumps({"body": english(1500)}) + "\n")
+    assert_clean_error(tmp_path, ["prepare", "--source", f"a={tmp_path / 'a.jsonl'}"], "a.jsonl:1", "'text'", "--text-field")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"body": [english(1500)]}), tmp_path / "b.parquet")
+    assert_clean_error(tmp_path, ["prepare", "--source", f"b={tmp_path / 'b.parquet'}"], "b.parquet", "'text'", "body")
+
+
+def test_error_unreadable_files(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
+    assert_clean_error(tmp_path, ["prepare", "--source", f"b={tmp_path / 'bad.parquet'}"], "bad.parquet", "Parquet")
+    (tmp_path / "bad.jsonl").write_text('{"text": "unterminated\n')
+    assert_clean_error(tmp_path, ["prepare", "--source", f"j={tmp_path / 'bad.jsonl'}"], "bad.jsonl:1", "invalid JSON")
+    src = write_docs(tmp_path / "raw", [english(1500)])
+    (tmp_path / "tok.json").write_text("{not a tokenizer")
+    assert_clean_error(tmp_path, ["prepare", "--source", f"w={src}", "--heldout-docs", "0", "--tokenizer",
+                                  str(tmp_path / "tok.json")], "tok.json", "tokenizer")
+
+
+def test_error_too_few_documents_for_heldout(tmp_path):
+    src = write_docs(tmp_path / "raw", [english(1500, i) for i in range(3)])
+    assert_clean_error(tmp_path, ["prepare", "--source", f"web={src}", "--heldout-docs", "5"], "'web'", "--heldout-docs 5")
+
+
+def test_error_vocab_beyond_uint32():
+    assert token_dtype_for(50257) == np.uint16 and token_dtype_for(70000) == np.uint32
+    with pytest.raises(MixerError, match="exceeds uint32"):
+        token_dtype_for(2**32 + 1)
+
+
+def test_error_output_exists_without_overwrite(tmp_path):
+    src = write_docs(tmp_path / "raw", [english(1500)])
+    (tmp_path / "corpus").mkdir()
+    code, out = run_cli(["prepare", "--source", f"w={src}", "--heldout-docs", "0", "--out", str(tmp_path / "corpus")])
+    assert code == 2 and "--overwrite" in out.splitlines()[-1]
+
+
+def test_corrupt_arrow_part_is_named(tmp_path):
+    src = write_docs(tmp_path / "raw", [english(1500, i) for i in range(3)])
+    prepare(tmp_path, [DomainSource("web", src)])
+    part = tmp_path / "corpus" / "web" / "train" / "part-00000.arrow"
+    part.write_bytes(part.read_bytes()[:200])
+    with pytest.raises(MixerError, match="part-00000.arrow: corrupt or truncated"):
+        open_split(tmp_path / "corpus", "web")
+
+
+def test_rules_are_options():
+    rules = PrepareRules(min_chars=10, cut_chars=5, random_block_kinds=("science",))
+    from mixer.rules import cut_document
+
+    assert cut_document("abcdefghijkl", 1, "web", rules, 0) == "abcde"
+    assert len(cut_document("abcdefghijkl", 1, "science", rules, 0)) == 5
