@@ -17,7 +17,7 @@ def test_plays_split_by_scene_and_other_works_by_chunk():
     assert len(scenes) == 2 and scenes[0].startswith("ACT I.\n\nScene I.") and scenes[1].startswith("Scene II.")
     prose = "\n\n".join(f"Paragraph {i} " + "word " * 200 for i in range(10))
     chunks = split_work(prose, chunk_chars=4000)
-    assert len(chunks) > 1 and "".join(c.replace("\n", "") for c in chunks) == prose.replace("\n", "")
+    assert len(chunks) > 1 and "".join("".join(c.split()) for c in chunks) == "".join(prose.split())
 
 
 def test_wiki_markup_is_stripped_and_split_by_section():
