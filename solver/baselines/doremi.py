@@ -1,0 +1,112 @@
+"""DoReMi (Xie et al. 2023): Group DRO domain weights from a proxy's and a reference model's
+per-domain losses.
+
+    alpha' = alpha * exp(eta * max(L_proxy - L_ref, 0));  alpha = (1 - c) alpha'/sum(alpha') + c/m
+
+The answer is the average of alpha over the steps. `doremi_weights` replays logged losses (pure
+arrays); `DoReMiWeights` is the same update, one step at a time, for a trainer's loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DoReMiResult:
+    x: np.ndarray             # averaged weights (the answer)
+    trajectory: np.ndarray    # (steps, m) weights after each step
+    fun: float                # mean over steps of the weighted excess loss
+    success: bool
+    message: str
+    iterations: int
+
+
+def _step(alpha: np.ndarray, excess: np.ndarray, eta: float, smoothing: float) -> np.ndarray:
+    log_a = np.log(alpha) + eta * np.maximum(excess, 0.0)
+    a = np.exp(log_a - log_a.max())
+    return (1.0 - smoothing) * a / a.sum() + smoothing / a.size
+
+
+def _check(eta: float, smoothing: float) -> None:
+    if not (np.isfinite(eta) and eta > 0):
+        raise ValueError(f"eta must be positive, got {eta}")
+    if not 0 <= smoothing <= 1:
+        raise ValueError(f"smoothing must be in [0, 1], got {smoothing}")
+
+
+def doremi_weights(proxy_losses, reference_losses, *, eta: float = 1.0, smoothing: float = 1e-3,
+                   init=None) -> DoReMiResult:
+    """Replay of DoReMi over per-step, per-domain losses: arrays of shape (steps, m)."""
+    P = np.asarray(proxy_losses, float)
+    R = np.asarray(reference_losses, float)
+    if R.ndim == 1:
+        R = np.broadcast_to(R, P.shape)   # a reference's final losses, constant over steps
+    if P.ndim != 2 or P.shape != R.shape or P.shape[0] == 0:
+        raise ValueError(f"losses must be (steps, domains) of equal shape, got {P.shape} and {R.shape}")
+    if not (np.all(np.isfinite(P)) and np.all(np.isfinite(R))):
+        raise ValueError("losses contain NaN or inf")
+    _check(eta, smoothing)
+    m = P.shape[1]
+    alpha = np.full(m, 1.0 / m) if init is None else np.asarray(init, float) / np.sum(init)
+    traj = np.empty_like(P)
+    fun = 0.0
+    for s in range(P.shape[0]):
+        excess = P[s] - R[s]
+        alpha = _step(alpha, excess, eta, smoothing)
+        traj[s] = alpha
+        fun += float(alpha @ np.maximum(excess, 0.0))
+    x = traj.mean(axis=0)
+    return DoReMiResult(x=x / x.sum(), trajectory=traj, fun=fun / P.shape[0], success=True,
+                        message=f"{P.shape[0]} steps", iterations=P.shape[0])
+
+
+class DoReMiWeights:
+    """Online DoReMi: call `update(proxy_losses, reference_losses)` each step; sample by the
+    returned weights; `average_` is the final answer. `state_dict()` for checkpoints."""
+
+    def __init__(self, *, domains: Sequence[str], eta: float = 1.0, smoothing: float = 1e-3,
+                 init: Mapping[str, float] | None = None):
+        self.domains = tuple(domains)
+        self.eta = eta
+        self.smoothing = smoothing
+        self.init = init
+        _check(eta, smoothing)
+        m = len(self.domains)
+        w = np.full(m, 1.0 / m) if init is None else np.array([init[d] for d in self.domains], float)
+        self.weights_ = w / w.sum()
+        self.sum_ = np.zeros(m)
+        self.n_steps_ = 0
+
+    def _vec(self, losses, what: str) -> np.ndarray:
+        if isinstance(losses, Mapping):
+            missing = [d for d in self.domains if d not in losses]
+            if missing:
+                raise ValueError(f"{what}: no loss for domain {missing[0]!r}")
+            losses = [losses[d] for d in self.domains]
+        v = np.asarray(losses, float)
+        if v.shape != (len(self.domains),) or not np.all(np.isfinite(v)):
+            raise ValueError(f"{what}: expected {len(self.domains)} finite losses, got {v!r}")
+        return v
+
+    def update(self, proxy_losses, reference_losses) -> np.ndarray:
+        excess = self._vec(proxy_losses, "proxy_losses") - self._vec(reference_losses, "reference_losses")
+        self.weights_ = _step(self.weights_, excess, self.eta, self.smoothing)
+        self.sum_ += self.weights_
+        self.n_steps_ += 1
+        return self.weights_
+
+    @property
+    def average_(self) -> dict[str, float]:
+        avg = self.sum_ / max(self.n_steps_, 1) if self.n_steps_ else self.weights_
+        return dict(zip(self.domains, map(float, avg / avg.sum())))
+
+    def state_dict(self) -> dict:
+        return {"weights": self.weights_.tolist(), "sum": self.sum_.tolist(), "n_steps": self.n_steps_}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.weights_ = np.asarray(state["weights"], float)
+        self.sum_ = np.asarray(state["sum"], float)
+        self.n_steps_ = int(state["n_steps"])

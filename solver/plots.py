@@ -1,0 +1,82 @@
+"""PNG figures of a solve (matplotlib, Agg backend; nothing is shown on screen)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_fits(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: Mapping, path: str | Path,
+              optimum: Mapping[str, float] | None = None, xlabel: str = "tokens / (N/m)",
+              ylabel: str = "loss / base loss") -> Path:
+    """One panel per domain: the measured points and the fitted power law (optimum marked)."""
+    plt = _plt()
+    names = list(points)
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, d in zip(axes.flat, names):
+        x, y = points[d]
+        grid = np.geomspace(min(x.min(), (optimum or {}).get(d, x.min()) or x.min()) * 0.8, x.max() * 1.25, 200)
+        ax.plot(grid, fits[d].predict(grid), "-", lw=1.2)
+        ax.plot(x, y, "o", ms=4)
+        if optimum and optimum.get(d, 0) > 0:
+            ax.axvline(optimum[d], color="k", ls=":", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(d, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_weights_curve(budgets: Sequence[float], weights: np.ndarray, domains: Sequence[str], path: str | Path,
+                       marks: Sequence[float] = ()) -> Path:
+    """Stacked area of weights against budget (paper Figure 6); vertical lines at `marks`."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.stackplot(np.asarray(budgets, float), np.asarray(weights, float).T, labels=list(domains), alpha=0.85)
+    for b in marks:
+        ax.axvline(b, color="k", ls=":", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlim(min(budgets), max(budgets))
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("training tokens")
+    ax.set_ylabel("domain weight")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_predicted_vs_measured(predicted, measured, path: str | Path, labels: Sequence[str] | None = None) -> Path:
+    plt = _plt()
+    p, y = np.asarray(predicted, float), np.asarray(measured, float)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot(y, p, "o", ms=4)
+    lo, hi = float(min(p.min(), y.min())), float(max(p.max(), y.max()))
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k:", lw=0.8)
+    for i, text in enumerate(labels or []):
+        ax.annotate(text, (y[i], p[i]), fontsize=6)
+    ax.set_xlabel("measured loss")
+    ax.set_ylabel("predicted loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

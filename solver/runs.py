@@ -1,0 +1,224 @@
+"""Reading trainers' `run.json` files and turning them into the points the solver fits.
+
+A run file (written by `trainers/`; fields the solver does not use are ignored):
+
+    {"format_version": 1, "corpus_sha256": "ab12...", "budget_tokens": 30000000,
+     "weights": {"news": 0.5, "code": 0.5}, "tokens_per_domain": {"news": 15000000, "code": 15000000},
+     "final_loss": {"news": 3.91, "code": 2.15}, "model": "gpt2-tiny", "preset": "proxy", "seed": 0,
+     "provenance": {"role": "perturbed", "domain": "code", "factor": 3.0, "total": "fixed"},
+     "loss_history": {"news": [...], "code": [...]}}        # optional: per-step losses (DoReMi)
+
+The aggregate loss of a run is the mean over domains of `final_loss`. Every problem is one
+`MixerError` line naming the file and the fix.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from mixer.errors import MixerError
+
+FORMAT_VERSION = 1
+ROLES = ("base", "perturbed")
+
+
+@dataclass(frozen=True)
+class Run:
+    path: str
+    corpus_sha256: str
+    budget_tokens: int
+    weights: dict[str, float]
+    tokens_per_domain: dict[str, int]
+    final_loss: dict[str, float]
+    model: str = ""
+    preset: str = ""
+    seed: int = 0
+    role: str | None = None
+    domain: str | None = None
+    factor: float | None = None
+    total: str | None = None
+    loss_history: dict[str, list[float]] | None = field(default=None, repr=False)
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return tuple(sorted(self.final_loss))
+
+    @property
+    def aggregate_loss(self) -> float:
+        return math.fsum(self.final_loss.values()) / len(self.final_loss)
+
+
+def _need(obj: dict, key: str, path: Path, kind) -> Any:
+    if key not in obj:
+        raise MixerError(f"{path}: missing field {key!r}; re-run the trainer or fix the file")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise MixerError(f"{path}: field {key!r} is {value!r}; expected {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def read_run(path: str | Path) -> Run:
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MixerError(f"{path}: run file not found; pass run.json files or folders holding them") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MixerError(f"{path}: not a readable JSON run file ({exc})") from None
+    if not isinstance(obj, dict):
+        raise MixerError(f"{path}: expected a JSON object")
+    version = obj.get("format_version")
+    if version != FORMAT_VERSION:
+        raise MixerError(f"{path}: format_version {version!r}, this solver reads {FORMAT_VERSION}; re-run the trainer")
+    budget = _need(obj, "budget_tokens", path, int)
+    if budget <= 0:
+        raise MixerError(f"{path}: budget_tokens is {budget}; it must be positive")
+    weights = _need(obj, "weights", path, dict)
+    tokens = _need(obj, "tokens_per_domain", path, dict)
+    losses = _need(obj, "final_loss", path, dict)
+    if not losses:
+        raise MixerError(f"{path}: final_loss is empty; the run needs a held-out loss per domain")
+    for name, loss in losses.items():
+        if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not math.isfinite(loss):
+            raise MixerError(f"{path}: final_loss of domain {name!r} is {loss!r}; re-run or drop this run")
+    for name in losses:
+        n = tokens.get(name)
+        if n is None:
+            raise MixerError(f"{path}: tokens_per_domain has no entry for domain {name!r}")
+        if not isinstance(n, (int, float)) or isinstance(n, bool) or not n > 0:
+            raise MixerError(f"{path}: tokens_per_domain of domain {name!r} is {n!r}; it must be positive")
+    prov = obj.get("provenance") or {}
+    if not isinstance(prov, dict):
+        raise MixerError(f"{path}: provenance is {prov!r}; expected an object")
+    factor = prov.get("factor")
+    history = obj.get("loss_history")
+    return Run(path=str(path), corpus_sha256=str(_need(obj, "corpus_sha256", path, str)), budget_tokens=budget,
+               weights={str(k): float(v) for k, v in weights.items()},
+               tokens_per_domain={str(k): int(tokens[k]) for k in losses},
+               final_loss={str(k): float(v) for k, v in losses.items()},
+               model=str(obj.get("model", "")), preset=str(obj.get("preset", "")), seed=int(obj.get("seed", 0)),
+               role=prov.get("role"), domain=prov.get("domain"),
+               factor=float(factor) if factor is not None else None, total=prov.get("total"),
+               loss_history=history if isinstance(history, dict) else None)
+
+
+def expand_paths(paths: Iterable[str | Path], name: str = "run.json") -> list[Path]:
+    """Files as given; folders searched recursively for `name`."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.rglob(name))
+            if not found:
+                raise MixerError(f"{p}: no {name} under this folder; pass the run files or their folder")
+            out.extend(found)
+        else:
+            out.append(p)
+    if not out:
+        raise MixerError(f"no {name} files given; pass run files or folders holding them")
+    return out
+
+
+def read_runs(paths: Iterable[str | Path]) -> list[Run]:
+    """Read every run; all must come from one corpus and cover the same domains."""
+    runs = [read_run(p) for p in expand_paths(paths)]
+    first = runs[0]
+    for run in runs[1:]:
+        if run.corpus_sha256 != first.corpus_sha256:
+            raise MixerError(f"{run.path}: corpus {run.corpus_sha256[:12]} differs from {first.path} "
+                             f"({first.corpus_sha256[:12]}); solve runs of one corpus together")
+        if set(run.final_loss) != set(first.final_loss):
+            odd = sorted(set(run.final_loss) ^ set(first.final_loss))[0]
+            raise MixerError(f"{run.path}: domain {odd!r} is in one of {run.path}, {first.path} but not the other; "
+                             "all runs must report the same domains")
+    return runs
+
+
+@dataclass(frozen=True)
+class DDOData:
+    """Runs grouped for DDO: the base run(s) and each domain's perturbed runs."""
+    domains: tuple[str, ...]
+    base: tuple[Run, ...]
+    perturbed: dict[str, tuple[Run, ...]]
+    budget_tokens: int
+    factors: tuple[float, ...]
+
+    @property
+    def base_loss(self) -> float:
+        return float(np.mean([r.aggregate_loss for r in self.base]))
+
+    def points(self, units: str = "authors") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per domain `(x, y)`: that domain's tokens and the aggregate loss, base run first.
+
+        authors: x = tokens / (N/m), y = loss / base loss;  raw: tokens and loss as they are.
+        """
+        unit_x, unit_y = self.units(units)
+        out = {}
+        for d in self.domains:
+            runs = self.base + self.perturbed[d]
+            out[d] = (np.array([r.tokens_per_domain[d] for r in runs], float) / unit_x,
+                      np.array([r.aggregate_loss for r in runs]) / unit_y)
+        return out
+
+    def units(self, units: str) -> tuple[float, float]:
+        if units == "authors":
+            return self.budget_tokens / len(self.domains), self.base_loss
+        if units == "raw":
+            return 1.0, 1.0
+        raise ValueError(f"units {units!r}: expected 'authors' or 'raw'")
+
+
+def group_ddo(runs: list[Run]) -> DDOData:
+    """Check that the runs form a DDO sweep (one budget, every domain perturbed by every factor)."""
+    base = tuple(r for r in runs if r.role == "base")
+    if not base:
+        raise MixerError(f"{runs[0].path}: no run has provenance role 'base'; DDO needs the base run's run.json")
+    budget = base[0].budget_tokens
+    for r in base[1:]:
+        if r.budget_tokens != budget:
+            raise MixerError(f"{r.path}: budget {r.budget_tokens} differs from base run {base[0].path} ({budget}); "
+                             "solve one scale at a time")
+    domains = base[0].domains
+    perturbed: dict[str, list[Run]] = {d: [] for d in domains}
+    for r in runs:
+        if r.role == "base":
+            continue
+        if r.role != "perturbed":
+            raise MixerError(f"{r.path}: provenance role {r.role!r}; DDO reads 'base' and 'perturbed' runs only")
+        if r.domain not in perturbed:
+            raise MixerError(f"{r.path}: perturbed domain {r.domain!r} is not a domain of the base run")
+        if r.factor is None or not r.factor > 0:
+            raise MixerError(f"{r.path}: provenance factor {r.factor!r}; expected a positive number")
+        if r.total == "grown":
+            implied = r.budget_tokens - r.tokens_per_domain[r.domain] * (1 - 1 / r.factor)
+            if abs(implied - budget) > 0.01 * budget:
+                raise MixerError(f"{r.path}: grown run implies a base budget of {implied:.0f}, not {budget}; "
+                                 "runs of different budgets are mixed")
+        elif r.budget_tokens != budget:
+            raise MixerError(f"{r.path}: budget {r.budget_tokens} differs from the base run's {budget}; "
+                             "runs of different budgets are mixed (or set provenance total 'grown')")
+        perturbed[r.domain].append(r)
+    factors = sorted({r.factor for rs in perturbed.values() for r in rs})
+    if not factors:
+        raise MixerError(f"{base[0].path}: no perturbed runs given; DDO needs each domain's perturbed run.json files")
+    for d, rs in perturbed.items():
+        have = {r.factor for r in rs}
+        for f in factors:
+            if f not in have:
+                raise MixerError(f"{base[0].path}: domain {d!r} has no perturbed run with factor {f:g} (others do); "
+                                 f"train it or drop the factor-{f:g} runs")
+    return DDOData(domains=domains, base=base, perturbed={d: tuple(rs) for d, rs in perturbed.items()},
+                   budget_tokens=budget, factors=tuple(factors))
+
+
+def mixture_table(runs: list[Run]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """`(domains, W (runs x domains) realised token shares, L (runs x domains) held-out losses)`."""
+    domains = runs[0].domains
+    tokens = np.array([[r.tokens_per_domain[d] for d in domains] for r in runs], float)
+    W = tokens / tokens.sum(axis=1, keepdims=True)
+    L = np.array([[r.final_loss[d] for d in domains] for r in runs])
+    return domains, W, L

@@ -1,0 +1,95 @@
+"""run.json reading: every bad input is one MixerError line naming the file and the problem."""
+import json
+
+import numpy as np
+import pytest
+
+from mixer.errors import MixerError
+from solver.runs import group_ddo, read_run, read_runs
+from solver.testing import ddo_sweep, write_runs
+
+
+def sweep(tmp_path, factors=(0.2, 3.0), **kw):
+    runs = ddo_sweep(["a", "b", "c"], [1.0, 0.5, 2.0], [0.3, 0.6, 0.5], factors=factors, **kw)
+    return runs, write_runs(tmp_path, runs)
+
+
+def rewrite(path, **changes):
+    obj = json.loads(path.read_text())
+    obj.update(changes)
+    path.write_text(json.dumps(obj))
+
+
+def expect(paths, match, grouped=True):
+    with pytest.raises(MixerError, match=match) as info:
+        runs = read_runs(paths)
+        if grouped:
+            group_ddo(runs)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_points_in_authors_units(tmp_path):
+    _, paths = sweep(tmp_path)
+    data = group_ddo(read_runs([tmp_path]))          # a folder is searched for run.json
+    assert data.factors == (0.2, 3.0) and len(data.base) == 1
+    x, y = data.points()["b"]
+    np.testing.assert_allclose(x, [1.0, 0.2, 3.0], rtol=1e-5)   # base first, then the perturbed runs
+    assert y[0] == pytest.approx(1.0)
+    assert data.base[0].aggregate_loss == pytest.approx(3.0)
+
+
+def test_mixed_corpora(tmp_path):
+    _, paths = sweep(tmp_path)
+    rewrite(paths[2], corpus_sha256="f" * 64)
+    assert str(paths[2]) in expect(paths, "corpus")
+
+
+def test_mixed_budgets(tmp_path):
+    _, paths = sweep(tmp_path, factors=(0.2, 2.0), keep_total=True)
+    rewrite(paths[3], budget_tokens=2_000_000)
+    assert str(paths[3]) in expect(paths, "budget")
+
+
+def test_missing_perturbed_run(tmp_path):
+    _, paths = sweep(tmp_path)
+    missing = [p for p in paths if p.parent.name == "b-x3"][0]
+    msg = expect([p for p in paths if p != missing], "domain 'b' has no perturbed run with factor 3")
+    assert "base" in msg
+
+
+def test_no_base_run(tmp_path):
+    _, paths = sweep(tmp_path)
+    expect([p for p in paths if p.parent.name != "base"], "role 'base'")
+
+
+def test_nan_loss(tmp_path):
+    _, paths = sweep(tmp_path)
+    rewrite(paths[1], final_loss={"a": float("nan"), "b": 3.0, "c": 3.0})
+    assert str(paths[1]) in expect(paths, "final_loss of domain 'a' is nan")
+
+
+def test_non_positive_tokens(tmp_path):
+    _, paths = sweep(tmp_path)
+    rewrite(paths[1], tokens_per_domain={"a": 0, "b": 10, "c": 10})
+    assert str(paths[1]) in expect(paths, "tokens_per_domain of domain 'a' is 0")
+
+
+def test_version_missing_field_and_bad_json(tmp_path):
+    _, paths = sweep(tmp_path)
+    rewrite(paths[0], format_version=2)
+    expect(paths[:1], "format_version 2", grouped=False)
+    obj = json.loads(paths[1].read_text())
+    del obj["final_loss"]
+    paths[1].write_text(json.dumps(obj))
+    expect(paths[1:2], "missing field 'final_loss'", grouped=False)
+    paths[2].write_text("{not json")
+    expect(paths[2:3], "not a readable JSON", grouped=False)
+    expect([tmp_path / "nope.json"], "not found", grouped=False)
+
+
+def test_extra_fields_ignored_and_history_read(tmp_path):
+    _, paths = sweep(tmp_path)
+    rewrite(paths[0], something_new={"x": 1}, loss_history={"a": [1.0, 2.0]})
+    run = read_run(paths[0])
+    assert run.loss_history == {"a": [1.0, 2.0]} and run.role == "base"
