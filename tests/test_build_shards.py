@@ -1,0 +1,189 @@
+"""`mixer build-shards` end to end through the CLI: bytes, checksums, errors."""
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mixer.cli import main
+from mixer.errors import MixerError
+from mixer.gather import gather_sequences, open_sources
+from mixer.plan import PlanConfig, build_plan
+from mixer.shards import read_index, read_shard, read_shard_domains, verify_shards
+from mixer.synthetic import lognormal_lengths, write_synthetic_corpus
+
+WEIGHT_ARGS = ["--weight", "code=0.25", "--weight", "news=0.45", "--weight", "wiki=0.3"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("shards") / "corpus"
+    write_synthetic_corpus(path, {"code": lognormal_lengths(500, 60, 1.0, 1), "news": lognormal_lengths(700, 40, 0.8, 2),
+                                  "wiki": lognormal_lengths(300, 90, 1.2, 3)}, vocab_size=5000, seed=5)
+    return path
+
+
+def build(corpus, out, *extra, weights=WEIGHT_ARGS, tokens="30k"):
+    args = ["build-shards", "--corpus", str(corpus), *weights, "--tokens", tokens, "--seq-len", "128",
+            "--seed", "7", "--out", str(out), "--shard-tokens", "4096", *extra]
+    return CliRunner().invoke(main, args)
+
+
+def folder_bytes(path):
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def test_byte_identical_across_runs_and_workers(corpus, tmp_path):
+    r1 = build(corpus, tmp_path / "a", "--workers", "1")
+    assert r1.exit_code == 0, r1.output
+    r2 = build(corpus, tmp_path / "b", "--workers", "2")
+    r3 = build(corpus, tmp_path / "c", "--workers", "3")
+    assert r2.exit_code == 0 and r3.exit_code == 0
+    a = folder_bytes(tmp_path / "a")
+    assert a == folder_bytes(tmp_path / "b") == folder_bytes(tmp_path / "c")
+    assert len([n for n in a if n.endswith(".zst")]) == 2 * 8  # 234 rows of 128 in shards of 32 rows
+    assert "realised" in r1.output and "wiki" in r1.output
+
+
+def test_shards_hold_the_plan_stream_and_verify(corpus, tmp_path):
+    assert build(corpus, tmp_path / "s").exit_code == 0
+    index = read_index(tmp_path / "s")
+    assert verify_shards(tmp_path / "s") == index["num_sequences"] == 234
+    tokens = np.concatenate([read_shard(tmp_path / "s" / e["file"]) for e in index["shards"]])
+    domains = np.concatenate([read_shard_domains(tmp_path / "s" / e["file"]) for e in index["shards"]])
+    plan = build_plan(corpus, {"code": 0.25, "news": 0.45, "wiki": 0.3}, PlanConfig(tokens=30_000, seq_len=128, seed=7))
+    want, want_dom = gather_sequences(plan, open_sources(corpus, plan), 0, plan.num_sequences)
+    np.testing.assert_array_equal(tokens, want)
+    np.testing.assert_array_equal(domains, want_dom)
+    for name, d in index["domains"].items():
+        assert d["realised_tokens"] == d["target_tokens"] == int(np.sum(domains == d["index"]))
+    assert index["budget_tokens"] == 29_952 and index["tokens_requested"] == 30_000
+    for key in ("format_version", "seq_len", "dtype", "eos_id", "objective", "weights", "seed",
+                "corpus_manifest_sha256"):
+        assert key in index
+    assert all({"file", "sequences", "xxh64", "sha256"} <= set(e) for e in index["shards"])
+
+
+def test_seed_changes_bytes_not_counts(corpus, tmp_path):
+    assert build(corpus, tmp_path / "a").exit_code == 0
+    r = CliRunner().invoke(main, ["build-shards", "--corpus", str(corpus), *WEIGHT_ARGS, "--tokens", "30k",
+                                  "--seq-len", "128", "--seed", "8", "--out", str(tmp_path / "b"),
+                                  "--shard-tokens", "4096"])
+    assert r.exit_code == 0
+    a, b = read_index(tmp_path / "a"), read_index(tmp_path / "b")
+    assert {n: d["realised_tokens"] for n, d in a["domains"].items()} == \
+           {n: d["realised_tokens"] for n, d in b["domains"].items()}
+    assert a["shards"][0]["xxh64"] != b["shards"][0]["xxh64"]
+
+
+def test_corrupt_shard_is_named(corpus, tmp_path):
+    assert build(corpus, tmp_path / "s").exit_code == 0
+    shard = tmp_path / "s" / "shard-00003.zst"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(MixerError, match="shard-00003.zst: checksum mismatch"):
+        read_shard(shard)
+    index = json.loads((tmp_path / "s" / "index.json").read_text())
+    index["format_version"] = 99
+    (tmp_path / "s" / "index.json").write_text(json.dumps(index))
+    with pytest.raises(MixerError, match="format_version 99"):
+        read_shard(tmp_path / "s" / "shard-00000.zst")
+
+
+def test_mlm_and_weights_file(corpus, tmp_path):
+    wfile = tmp_path / "w.json"
+    wfile.write_text(json.dumps({"weights": {"code": 0.5, "news": 0.5, "wiki": 0.0}}))
+    r = build(corpus, tmp_path / "m", "--objective", "mlm", weights=["--weights", str(wfile)], tokens="12800")
+    assert r.exit_code == 0, r.output
+    index = read_index(tmp_path / "m")
+    assert index["special_tokens"] == {"cls": 5001, "sep": 5002, "pad": 5000}
+    assert [index["domains"][d]["target_sequences"] for d in ("code", "news", "wiki")] == [50, 50, 0]
+    rows = np.concatenate([read_shard(tmp_path / "m" / e["file"]) for e in index["shards"]])
+    assert rows.shape == (100, 128) and np.all(rows[:, 0] == 5001)
+
+
+def test_overwrite_replaces(corpus, tmp_path):
+    assert build(corpus, tmp_path / "s").exit_code == 0
+    r = build(corpus, tmp_path / "s", "--overwrite", tokens="20k")
+    assert r.exit_code == 0 and read_index(tmp_path / "s")["tokens_requested"] == 20_000
+
+
+def _break_arrow(corpus, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(corpus, bad)
+    f = bad / "news/train/part-00000.arrow"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    return bad
+
+
+def _break_manifest(corpus, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(corpus, bad)
+    m = json.loads((bad / "corpus.json").read_text())
+    m["domains"]["wiki"]["splits"]["train"]["tokens"] += 1
+    (bad / "corpus.json").write_text(json.dumps(m))
+    return bad
+
+
+ERRORS = {
+    "off the simplex": (["--weight", "code=0.5", "--weight", "news=0.45", "--weight", "wiki=0.3"], None, "sum to"),
+    "unknown domain": (WEIGHT_ARGS + ["--weight", "poetry=0"], None, "unknown domain 'poetry'"),
+    "missing domain": (["--weight", "code=0.5", "--weight", "news=0.5"], None, "no weight for domain 'wiki'"),
+    "negative weight": (["--weight", "code=-0.1", "--weight", "news=0.8", "--weight", "wiki=0.3"], None, ">= 0"),
+    "too small": (["--weight", "code=0.1", "--weight", "news=0.1", "--weight", "wiki=0.8"], "200k",
+                  "domain 'wiki' has .* tokens .* needs 159949; .*--allow-repeat"),
+    "corrupt arrow": (WEIGHT_ARGS, _break_arrow, "part-00000.arrow: corrupt or truncated"),
+    "manifest mismatch": (WEIGHT_ARGS, _break_manifest, "manifest mismatch"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_bad_input_is_one_line_exit_2_nothing_written(corpus, tmp_path, case):
+    weights, fixture, pattern = ERRORS[case]
+    src, tokens = corpus, "30k"
+    if callable(fixture):
+        src = fixture(corpus, tmp_path)
+    elif fixture:
+        tokens = fixture
+    out_parent = tmp_path / "outs"
+    out_parent.mkdir()
+    r = build(src, out_parent / "s", weights=weights, tokens=tokens)
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    
+    assert re.search(pattern, lines[0]), lines[0]
+    assert list(out_parent.iterdir()) == []
+
+
+def test_existing_output_is_refused_and_untouched(corpus, tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    r = build(corpus, out)
+    assert r.exit_code == 2 and "--overwrite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["s"] and (out / "keep.txt").read_text() == "mine"
+
+
+def test_both_or_neither_mixture_source(corpus, tmp_path):
+    r = build(corpus, tmp_path / "s", weights=[])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_interrupted_build_leaves_nothing_that_looks_complete(corpus, tmp_path):
+    from mixer.shards import ShardConfig, write_shards
+
+    plan = build_plan(corpus, {"code": 0.25, "news": 0.45, "wiki": 0.3}, PlanConfig(tokens=30_000, seq_len=128))
+
+    def stop(done, total):
+        if done > 32:
+            raise KeyboardInterrupt  # what a Ctrl-C between shards does
+
+    with pytest.raises(KeyboardInterrupt):
+        write_shards(plan, open_sources(corpus, plan), tmp_path / "s", ShardConfig(shard_tokens=4096, workers=2),
+                     on_shard=stop)
+    assert list(tmp_path.iterdir()) == []
