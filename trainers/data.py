@@ -1,0 +1,87 @@
+"""Glue from CLI arguments to a `DataSource`: built shards or the corpus-side sampler.
+
+    source_from_shards("shards/", corpus_dir="corpus/", batch_size=8, rank=r, world_size=w)
+    source_from_corpus("corpus/", weights, tokens=30_000_000, seq_len=1024, seed=0, ...)
+
+Both wrap a `mixer.stream.MixtureStream` / `mixer.sampler.MixtureSampler` (an IterableDataset
+with state_dict/load_state_dict yielding one sequence dict at a time) in a DataLoader with
+`num_workers=0`: the stream decompresses ahead on its own threads, and the dataset object in
+this process is then the exact stream position a checkpoint must record. Each rank opens its
+own part of the stream (rank, world_size).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mixer.corpus import load_manifest, manifest_sha256
+from mixer.errors import MixerError
+from mixer.weights import validate_weights
+from trainers.loop import DataSource
+
+OBJECTIVE = {"gpt2": "causal", "bert": "mlm"}  # the stream's name for each model's sequences
+
+
+def _import(module: str, name: str):
+    try:
+        mod = __import__(module, fromlist=[name])
+        return getattr(mod, name)
+    except (ImportError, AttributeError):
+        raise MixerError(f"{module}.{name} is not available in this install, so the mixture stream cannot be read; "
+                         "update mixer, or feed trainers.train() your own DataSource") from None
+
+
+def _loader(dataset: Any, batch_size: int) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0,
+                                       pin_memory=torch.cuda.is_available())
+
+
+def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str | Path | None = None,
+                       rank: int = 0, world_size: int = 1, model: str | None = None) -> DataSource:
+    """Stream built shards; `corpus_dir` (the corpus they were built from) supplies the held-out splits."""
+    shards_dir = Path(shards_dir)
+    index_path = shards_dir / "index.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MixerError(f"{index_path}: no shard index; point --shards at a folder written by "
+                         "`mixer build-shards`") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MixerError(f"{index_path}: unreadable shard index ({exc}); rebuild with `mixer build-shards`") from None
+    corpus_dir = corpus_dir or index.get("corpus_dir") or index.get("corpus")
+    if not corpus_dir:
+        raise MixerError(f"{index_path}: names no corpus; pass --corpus DIR (the corpus the shards were built from) "
+                         "for the held-out evaluation")
+    want = index.get("corpus_manifest_sha256") or index.get("corpus_sha256")
+    if want and want != manifest_sha256(corpus_dir):
+        raise MixerError(f"{shards_dir} was built from another corpus than {corpus_dir} (corpus.json sha256 differs); "
+                         "pass the matching --corpus or rebuild the shards")
+    objective = index.get("objective")
+    if model is not None and objective is not None and objective != OBJECTIVE[model]:
+        raise MixerError(f"{shards_dir} holds {objective} sequences but --model {model} trains on "
+                         f"{OBJECTIVE[model]} ones; rebuild the shards with --objective {OBJECTIVE[model]}")
+    MixtureStream = _import("mixer.stream", "MixtureStream")
+    stream = MixtureStream(shards_dir, rank=rank, world_size=world_size, batch_size=batch_size)
+    budget = getattr(stream, "budget_tokens", None) or index.get("budget_tokens")
+    weights = validate_weights(index.get("weights") or {}, load_manifest(corpus_dir).domain_names,
+                               source=str(index_path))
+    return DataSource(batches=_loader(stream, batch_size), corpus_dir=corpus_dir, weights=weights,
+                      budget_tokens=int(budget) if budget else None, state=stream, seq_len=int(index["seq_len"]),
+                      provenance={"source": {"shards": str(shards_dir), "seq_len": index.get("seq_len")}})
+
+
+def source_from_corpus(corpus_dir: str | Path, weights: dict[str, float], tokens: int, seq_len: int, seed: int,
+                       model: str, batch_size: int, rank: int = 0, world_size: int = 1,
+                       allow_repeat: bool = False) -> DataSource:
+    """Sample the mixture straight from the memory-mapped corpus (the same sequences build-shards writes)."""
+    manifest = load_manifest(corpus_dir)
+    weights = validate_weights(weights, manifest.domain_names, source="--weights")
+    MixtureSampler = _import("mixer.sampler", "MixtureSampler")
+    sampler = MixtureSampler(corpus_dir, weights, tokens, seq_len, seed, objective=OBJECTIVE[model],
+                             allow_repeat=allow_repeat, rank=rank, world_size=world_size, batch_size=batch_size)
+    return DataSource(batches=_loader(sampler, batch_size), corpus_dir=corpus_dir, weights=weights,
+                      budget_tokens=tokens, state=sampler, seq_len=seq_len,
+                      provenance={"source": {"corpus": str(corpus_dir), "seq_len": seq_len, "stream_seed": seed}})
