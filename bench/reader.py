@@ -1,0 +1,299 @@
+"""Tokens/s delivered to a training loop by MixtureStream (shards) and MixtureSampler (corpus),
+against the page-cache limit and two peers, in one run on the same sequences.
+
+    python -m bench.reader [--tokens 64M] [--seq-len 1024] [--batch-size 8] [--no-mosaic]
+
+* limit: the same uncompressed token bytes read from page cache (a raw file, read twice,
+  the second read timed); nothing can deliver them faster.
+* ours: a consumer loop over `DataLoader(stream, batch_size=B, num_workers=0|2)`, each batch
+  `input_ids` + `domain_ids` int64 [B, L] tensors (as a trainer receives them).
+* MosaicML streaming 0.13 `StreamingDataset` over the same sequences written as MDS with zstd
+  (tokens only: it does less work than ours), run in its own venv (created under --cache on
+  first use, ~3 min; the peer is skipped with a note if that fails). Target: ours >= 2x.
+* Hugging Face `datasets.interleave_datasets` over per-domain pools of the same corpus packed
+  into seq_len rows, with the same probabilities (`first_exhausted`), numpy format (less work
+  than torch tensors); its realised proportions are reported beside the target. Target: >= 10x.
+
+Writes bench/results/reader.json. Expect on a 2-core machine: the limit at several GB/s,
+ours at tens to hundreds of M tokens/s, MosaicML around 1 M tokens/s, datasets a few M.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results" / "reader.json"
+WEIGHTS = {"books": 0.1, "code": 0.2, "news": 0.3, "web": 0.4}
+STREAMING_PINS = ["torch==2.14.1", "torchvision==0.29.1", "mosaicml-streaming==0.13.0"]
+
+
+# --- data ------------------------------------------------------------------------------------
+def make_data(work: Path, budget: int, seq_len: int) -> tuple[Path, Path, Path]:
+    """A synthetic corpus (1.5x what each domain needs), its shards, and the raw token rows."""
+    from mixer.gather import open_sources
+    from mixer.plan import PlanConfig, build_plan
+    from mixer.shards import ShardConfig, read_shard, write_shards
+    from mixer.synthetic import lognormal_lengths, write_synthetic_corpus
+
+    corpus, shards, raw = work / "corpus", work / "shards", work / "stream.u16"
+    mean = 500
+    lengths = {d: lognormal_lengths(int(1.5 * w * budget / mean) + 10, mean, 1.0, i)
+               for i, (d, w) in enumerate(WEIGHTS.items())}
+    write_synthetic_corpus(corpus, lengths, vocab_size=50257, seed=0)
+    plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=budget, seq_len=seq_len, seed=0))
+    write_shards(plan, open_sources(corpus, plan), shards, ShardConfig(shard_tokens=1 << 22, workers=2))
+    index = json.loads((shards / "index.json").read_text())
+    with open(raw, "wb") as f:
+        for e in index["shards"]:
+            f.write(read_shard(shards / e["file"], index).tobytes())
+    return corpus, shards, raw
+
+
+# --- the limit -------------------------------------------------------------------------------
+def bench_limit(raw: Path) -> dict:
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    best = 0.0
+    for _ in range(3):  # the first read warms the page cache
+        t0 = time.perf_counter()
+        n = 0
+        with open(raw, "rb", buffering=0) as f:
+            while (k := f.readinto(view)) > 0:
+                n += k
+        best = max(best, n / (time.perf_counter() - t0))
+    return {"bytes_per_s": best, "tokens_per_s": best / 2}
+
+
+# --- ours ------------------------------------------------------------------------------------
+def consume(dataset, batch_size: int | None, workers: int) -> dict:
+    from torch.utils.data import DataLoader
+
+    t0 = time.perf_counter()
+    tokens = 0
+    for batch in DataLoader(dataset, batch_size=batch_size, num_workers=workers):
+        tokens += batch["input_ids"].numel()
+        batch["domain_ids"]  # delivered alongside: one int64 per token
+    wall = time.perf_counter() - t0
+    return {"workers": workers, "batched": batch_size is None, "tokens": tokens, "wall_s": wall,
+            "tokens_per_s": tokens / wall}
+
+
+def bench_ours(corpus: Path, shards: Path, budget: int, seq_len: int, batch_size: int) -> dict:
+    """Per-sequence items collated by the DataLoader (the default), and `batched=True` (whole
+    batches, DataLoader(batch_size=None)); 0 and 2 workers."""
+    from mixer import MixtureSampler, MixtureStream
+
+    out = {"MixtureStream": [], "MixtureSampler": []}
+    for batched in (False, True):
+        for workers in (0, 2):
+            kw = dict(rank=0, world_size=1, batch_size=batch_size, batched=batched)
+            loader_batch = None if batched else batch_size
+            out["MixtureStream"].append(consume(MixtureStream(shards, **kw), loader_batch, workers))
+            sampler = MixtureSampler(corpus, WEIGHTS, budget, seq_len, 0, **kw)
+            out["MixtureSampler"].append(consume(sampler, loader_batch, workers))
+    return out
+
+
+# --- MosaicML streaming (own venv) --------------------------------------------------------------
+MOSAIC_SCRIPT = r"""
+import json, sys, time, numpy as np
+from streaming import MDSWriter, StreamingDataset
+from streaming.base.util import clean_stale_shared_memory
+from torch.utils.data import DataLoader
+raw, out, seq_len, samples, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+rows = np.memmap(raw, dtype=np.uint16, mode="r").reshape(-1, seq_len)[:samples]
+with MDSWriter(out=out, columns={"tokens": f"ndarray:uint16:{seq_len}"}, compression="zstd") as w:
+    for r in rows:
+        w.write({"tokens": np.ascontiguousarray(r)})
+runs = []
+for workers in (0, 2):
+    clean_stale_shared_memory()
+    ds = StreamingDataset(local=out, shuffle=False, batch_size=batch)
+    t0 = time.perf_counter(); n = 0; first = None
+    for b in DataLoader(ds, batch_size=batch, num_workers=workers):
+        n += b["tokens"].numel()
+        if first is None:
+            first = b["tokens"][0, :8].tolist()
+    wall = time.perf_counter() - t0
+    runs.append({"workers": workers, "tokens": n, "wall_s": wall, "tokens_per_s": n / wall, "first": first})
+    del ds
+print(json.dumps(runs))
+"""
+
+
+def streaming_python(cache: Path) -> tuple[Path | None, str]:
+    """The venv's python, creating it on first use; (None, why) when that fails."""
+    venv = cache / "streaming-venv"
+    done = venv / ".mixer-complete"
+    python = venv / "bin" / "python"
+    if done.exists():
+        return python, "cached venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    print(f"creating the MosaicML streaming venv in {venv} (first run only, ~3 min) ...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *STREAMING_PINS], check=True,
+                       capture_output=True, text=True, timeout=1800)
+    except (subprocess.SubprocessError, OSError) as exc:
+        tail = getattr(exc, "stderr", "") or ""
+        return None, f"venv creation failed ({type(exc).__name__}: {str(tail).strip()[-300:] or exc})"
+    done.touch()
+    return python, "created venv"
+
+
+def bench_mosaic(python: Path, raw: Path, work: Path, seq_len: int, samples: int, batch_size: int) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    r = subprocess.run([str(python), "-c", MOSAIC_SCRIPT, str(raw), str(work / "mds"), str(seq_len), str(samples),
+                        str(batch_size)], capture_output=True, text=True, timeout=1200, env=env, cwd=work)
+    if r.returncode != 0:
+        raise RuntimeError(f"MosaicML subprocess failed: {r.stderr.strip()[-600:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# --- Hugging Face datasets --------------------------------------------------------------------
+def bench_hf(corpus: Path, seq_len: int, rows_wanted: int, batch_size: int) -> dict:
+    import datasets
+    import pyarrow as pa
+
+    from mixer.corpus import load_manifest, open_split
+
+    datasets.disable_progress_bars()
+    manifest = load_manifest(corpus)
+    names = sorted(WEIGHTS)
+    pools = []
+    for i, name in enumerate(names):  # each domain's documents joined by EOS, packed into rows
+        split = open_split(corpus, name, "train", manifest)
+        part = split.parts[0]
+        lengths = part.lengths
+        flat = np.empty(int(lengths.sum()) + len(lengths), np.uint16)
+        ends = np.cumsum(lengths + 1)
+        eos_at = ends - 1
+        mask = np.ones(len(flat), bool)
+        mask[eos_at] = False
+        flat[mask] = part.values
+        flat[eos_at] = manifest.eos_id
+        n_rows = len(flat) // seq_len
+        ids = pa.FixedSizeListArray.from_arrays(pa.array(flat[: n_rows * seq_len]), seq_len)
+        pools.append(datasets.Dataset(pa.table({"input_ids": ids, "domain": pa.array(np.full(n_rows, i, np.int8))})))
+    t0 = time.perf_counter()
+    mixed = datasets.interleave_datasets(pools, probabilities=[WEIGHTS[d] for d in names], seed=0,
+                                         stopping_strategy="first_exhausted")
+    setup = time.perf_counter() - t0
+    # fastest path: numpy batches straight from the Arrow table (no DataLoader, uint16, no per-token domains)
+    t0 = time.perf_counter()
+    tokens, counts = 0, np.zeros(len(names), np.int64)
+    for batch in mixed.with_format("numpy").iter(batch_size=batch_size):
+        tokens += batch["input_ids"].size
+        counts += np.bincount(batch["domain"], minlength=len(names))
+        if counts.sum() >= rows_wanted:
+            break
+    wall = time.perf_counter() - t0
+    # the usual torch loop: a DataLoader over the torch-formatted dataset
+    from torch.utils.data import DataLoader
+
+    t0 = time.perf_counter()
+    loop_tokens = 0
+    for batch in DataLoader(mixed.with_format("torch"), batch_size=batch_size):
+        loop_tokens += batch["input_ids"].numel()
+        if loop_tokens >= rows_wanted * seq_len // 4:
+            break
+    loop_wall = time.perf_counter() - t0
+    realised = counts / counts.sum()
+    return {"setup_s": setup, "tokens": tokens, "wall_s": wall, "tokens_per_s": tokens / wall,
+            "tokens_per_s_with_setup": tokens / (wall + setup), "rows": int(counts.sum()),
+            "dataloader_torch_tokens_per_s": loop_tokens / loop_wall,
+            "realised": dict(zip(names, realised.tolist())), "target": {d: WEIGHTS[d] for d in names},
+            "max_abs_error": float(np.max(np.abs(realised - np.array([WEIGHTS[d] for d in names]))))}
+
+
+def main() -> None:
+    from mixer.units import parse_count
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", default="64M", help="Budget of the stream (tokens).")
+    ap.add_argument("--seq-len", type=int, default=1024)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--peer-tokens", default="8M", help="Tokens the MosaicML peer reads (it is slow).")
+    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "mixer" / "bench")
+    ap.add_argument("--no-mosaic", action="store_true", help="Skip the MosaicML streaming peer.")
+    args = ap.parse_args()
+    budget, L, B = parse_count(args.tokens), args.seq_len, args.batch_size
+    work = Path(tempfile.mkdtemp(prefix="mixer-bench-reader-"))
+    notes: list[str] = []
+    try:
+        t0 = time.perf_counter()
+        corpus, shards, raw = make_data(work, budget, L)
+        print(f"data: {budget / 1e6:.0f}M tokens, seq_len {L}, {len(list(shards.glob('shard-?????.zst')))} shards "
+              f"({time.perf_counter() - t0:.1f} s to build)")
+        limit = bench_limit(raw)
+        print(f"limit (page cache, uncompressed): {limit['tokens_per_s'] / 1e6:,.0f} M tokens/s "
+              f"({limit['bytes_per_s'] / 1e9:.2f} GB/s)")
+        ours = bench_ours(corpus, shards, budget, L, B)
+        for cls, runs in ours.items():
+            for r in runs:
+                how = "batched " if r["batched"] else "per-seq "
+                print(f"{cls:>14} {how} workers={r['workers']}: {r['tokens_per_s'] / 1e6:8.1f} M tokens/s "
+                      f"({r['tokens_per_s'] / limit['tokens_per_s']:.3f} x limit)")
+        mosaic = None
+        if not args.no_mosaic:
+            python, how = streaming_python(args.cache)
+            if python is None:
+                notes.append(f"MosaicML streaming skipped: {how}")
+            else:
+                try:
+                    mosaic = bench_mosaic(python, raw, work, L, parse_count(args.peer_tokens) // L, B)
+                except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
+                    notes.append(f"MosaicML streaming skipped: {exc}")
+        ratios = {}
+        if mosaic:
+            first = np.fromfile(raw, dtype=np.uint16, count=8).tolist()
+            if mosaic[0]["first"] != first:
+                notes.append("MosaicML delivered other tokens than ours (first row differs)")
+            for m, r in zip(mosaic, ours["MixtureStream"]):  # both per-sequence, DataLoader(batch_size=B)
+                ratio = r["tokens_per_s"] / m["tokens_per_s"]
+                ratios[f"stream_vs_mosaic_workers{m['workers']}"] = ratio
+                print(f"      MosaicML workers={m['workers']}: {m['tokens_per_s'] / 1e6:8.2f} M tokens/s "
+                      f"-> MixtureStream per-seq {ratio:,.1f}x (target >= 2x)")
+        hf = bench_hf(corpus, L, min(budget // L, 20000), B)
+        print(f"datasets.interleave_datasets: {hf['tokens_per_s'] / 1e6:8.2f} M tokens/s numpy .iter() "
+              f"({hf['tokens_per_s_with_setup'] / 1e6:.2f} with setup), {hf['dataloader_torch_tokens_per_s'] / 1e6:.2f} "
+              "through a DataLoader (torch format); realised "
+              + ", ".join(f"{d} {hf['realised'][d]:.3f}/{hf['target'][d]:.2f}" for d in hf["target"])
+              + f" (max error {hf['max_abs_error']:.3f}; ours: exact)")
+        st, sa = ours["MixtureStream"], ours["MixtureSampler"]  # [per-seq w0, per-seq w2, batched w0, batched w2]
+        ratios["stream_perseq_vs_hf_numpy"] = st[0]["tokens_per_s"] / hf["tokens_per_s"]
+        ratios["stream_batched_vs_hf_numpy"] = st[2]["tokens_per_s"] / hf["tokens_per_s"]
+        ratios["sampler_batched_vs_hf_numpy"] = sa[2]["tokens_per_s"] / hf["tokens_per_s"]
+        ratios["stream_perseq_vs_hf_dataloader"] = st[0]["tokens_per_s"] / hf["dataloader_torch_tokens_per_s"]
+        ratios["stream_batched_vs_limit"] = st[2]["tokens_per_s"] / limit["tokens_per_s"]
+        print(f"vs datasets (target >= 10x): MixtureStream per-seq {ratios['stream_perseq_vs_hf_numpy']:,.1f}x, "
+              f"batched {ratios['stream_batched_vs_hf_numpy']:,.1f}x of its numpy .iter(); per-seq "
+              f"{ratios['stream_perseq_vs_hf_dataloader']:,.1f}x of its DataLoader loop; MixtureSampler batched "
+              f"{ratios['sampler_batched_vs_hf_numpy']:,.1f}x")
+        for n in notes:
+            print(f"note: {n}")
+        index = json.loads((shards / "index.json").read_text())
+        ours_realised = {d: index["domains"][d]["realised_tokens"] / index["budget_tokens"] for d in index["domain_order"]}
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({
+            "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "tokens": budget, "seq_len": L, "batch_size": B, "limit": limit, "ours": ours,
+            "ours_realised": ours_realised, "mosaic": mosaic, "hf_interleave": hf, "ratios": ratios,
+            "notes": notes}, indent=2) + "\n")
+        print(f"wrote {RESULTS}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
