@@ -10,6 +10,7 @@ between `threads` threads.
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,16 @@ from mixer.plan import MixturePlan
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child (a DataLoader worker) inherits the pool object but not its threads, so
+    work submitted there would never run: start a fresh pool in the child on first use."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _pool() -> ThreadPoolExecutor:
