@@ -67,7 +67,6 @@ def gpu_peak_flops(device: torch.device) -> tuple[float, str]:
 
 def run_case(corpus: Path, device: str, model: str, preset: str, seq_len: int, batch: int, steps: int) -> dict:
     from trainers import DataSource, TrainConfig, train
-    from trainers.models import count_params
     from trainers.toy import ToyStream
 
     stamps: list[float] = []

@@ -26,7 +26,6 @@ Example `corpus.json` (abridged)::
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from mixer.errors import MixerError
+from mixer.jsonio import read_json_object
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "corpus.json"
@@ -117,12 +117,7 @@ class CorpusManifest:
 def load_manifest(corpus_dir: str | Path) -> CorpusManifest:
     """Read and validate `corpus.json`; errors name the file and how to fix it."""
     path = Path(corpus_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise MixerError(f"{path}: no corpus manifest here; point --corpus at a folder written by `mixer prepare`")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MixerError(f"{path}: unreadable corpus manifest ({exc}); re-run `mixer prepare`") from None
+    obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
     return CorpusManifest.from_json(obj, source=str(path))
 
 

@@ -17,7 +17,6 @@ import fnmatch
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
 import sysconfig

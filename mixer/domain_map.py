@@ -8,23 +8,18 @@ Relative paths are resolved against the map file's folder, so a map travels with
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
 from mixer.errors import MixerError
+from mixer.jsonio import read_json_object
 from mixer.prepare import DomainSource
 
 
 def load_domain_map(path: str | Path, text_field: str = "text") -> list[DomainSource]:
     path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MixerError(f"{path}: domain map not found; check --domain-map") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MixerError(f"{path}: not a readable JSON domain map ({exc})") from None
-    domains = obj.get("domains") if isinstance(obj, dict) else None
+    obj = read_json_object(path, "domain map", "check --domain-map")
+    domains = obj.get("domains")
     if not isinstance(domains, dict) or not domains:
         raise MixerError(f"{path}: expected {{\"domains\": {{NAME: {{\"path\": ..., \"kind\": ...}}}}}}")
     sources = []

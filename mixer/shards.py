@@ -58,7 +58,6 @@ There are no timestamps or host names: the same inputs give a byte-identical fol
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +70,7 @@ import xxhash
 import zstandard
 
 from mixer.errors import MixerError
+from mixer.jsonio import read_json_object
 from mixer.plan import MixturePlan
 
 FORMAT_VERSION = 1
@@ -202,14 +202,9 @@ def write_shards(plan: MixturePlan, sources, out: str | Path, config: ShardConfi
 def read_index(folder: str | Path) -> dict[str, Any]:
     """Read and check `index.json`; a missing index means an incomplete or foreign folder."""
     path = Path(folder) / INDEX_NAME
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MixerError(f"{path}: no shard index (an unfinished build or not a shards folder); "
-                         "run `mixer build-shards`") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MixerError(f"{path}: unreadable shard index ({exc}); rebuild with `mixer build-shards`") from None
-    version = obj.get("format_version") if isinstance(obj, dict) else None
+    obj = read_json_object(path, "shard index (an unfinished build or not a shards folder)",
+                           "rebuild with `mixer build-shards`")
+    version = obj.get("format_version")
     if version != FORMAT_VERSION:
         raise MixerError(f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
                          "rebuild with this version of `mixer build-shards`")

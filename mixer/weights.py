@@ -7,7 +7,6 @@ Weights are non-negative, sum to 1 within 1e-9 and name only domains of the corp
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from mixer.atomic import write_json_atomic
 from mixer.errors import MixerError
+from mixer.jsonio import read_json_object
 
 SIMPLEX_TOL = 1e-9
 
@@ -60,13 +60,8 @@ def validate_weights(weights: Mapping[str, float], domains: Iterable[str] | None
 
 def load_weights(path: str | Path, domains: Iterable[str] | None = None) -> MixtureWeights:
     path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MixerError(f"{path}: weights file not found; pass a file written by `mixer solve` or use --weight dom=w") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MixerError(f"{path}: not a readable JSON weights file ({exc})") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("weights"), dict):
+    obj = read_json_object(path, "weights file", "pass a file written by `mixer solve` or use --weight dom=w")
+    if not isinstance(obj.get("weights"), dict):
         raise MixerError(f"{path}: missing the 'weights' object; expected {{\"weights\": {{\"domain\": w, ...}}}}")
     weights = validate_weights(obj["weights"], domains, source=str(path))
     budget = obj.get("budget_tokens")

@@ -13,7 +13,6 @@ The aggregate loss of a run is the mean over domains of `final_loss`. Every prob
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from mixer.errors import MixerError
+from mixer.jsonio import read_json_object
 
 FORMAT_VERSION = 1
 ROLES = ("base", "perturbed")
@@ -64,14 +64,7 @@ def _need(obj: dict, key: str, path: Path, kind) -> Any:
 
 def read_run(path: str | Path) -> Run:
     path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MixerError(f"{path}: run file not found; pass run.json files or folders holding them") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MixerError(f"{path}: not a readable JSON run file ({exc})") from None
-    if not isinstance(obj, dict):
-        raise MixerError(f"{path}: expected a JSON object")
+    obj = read_json_object(path, "run file", "pass run.json files written by `mixer train`, or folders holding them")
     version = obj.get("format_version")
     if version != FORMAT_VERSION:
         raise MixerError(f"{path}: format_version {version!r}, this solver reads {FORMAT_VERSION}; re-run the trainer")

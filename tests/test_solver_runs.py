@@ -84,8 +84,8 @@ def test_version_missing_field_and_bad_json(tmp_path):
     paths[1].write_text(json.dumps(obj))
     expect(paths[1:2], "missing field 'final_loss'", grouped=False)
     paths[2].write_text("{not json")
-    expect(paths[2:3], "not a readable JSON", grouped=False)
-    expect([tmp_path / "nope.json"], "not found", grouped=False)
+    expect(paths[2:3], "unreadable run file", grouped=False)
+    expect([tmp_path / "nope.json"], "nope.json", grouped=False)
 
 
 def test_extra_fields_ignored_and_history_read(tmp_path):

@@ -8,7 +8,6 @@ import types
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from mixer.cli import main
@@ -16,14 +15,7 @@ from trainers import load_run
 from trainers.toy import ToyStream, write_skewed_corpus
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: a second thread costs more in synchronisation than it gains (and thrashes on a
-    loaded machine). Restored afterwards so other test modules keep torch's default."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class FakeSampler(ToyStream):

@@ -15,14 +15,7 @@ from trainers.presets import PRESETS
 from trainers.toy import ToyStream, write_skewed_corpus
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: a second thread costs more in synchronisation than it gains (and thrashes on a
-    loaded machine). Restored afterwards so other test modules keep torch's default."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 W = {"a": 0.5, "b": 0.5}

@@ -13,14 +13,7 @@ from trainers.heldout import evaluate_checkpoint
 from trainers.toy import ToyStream, write_skewed_corpus
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: a second thread costs more in synchronisation than it gains (and thrashes on a
-    loaded machine). Restored afterwards so other test modules keep torch's default."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 WEIGHTS = {"code": 0.3, "news": 0.7}

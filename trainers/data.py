@@ -11,7 +11,6 @@ own part of the stream (rank, world_size).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +42,14 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
                        rank: int = 0, world_size: int = 1, model: str | None = None) -> DataSource:
     """Stream built shards; `corpus_dir` (the corpus they were built from) supplies the held-out splits."""
     shards_dir = Path(shards_dir)
-    index_path = shards_dir / "index.json"
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MixerError(f"{index_path}: no shard index; point --shards at a folder written by "
-                         "`mixer build-shards`") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MixerError(f"{index_path}: unreadable shard index ({exc}); rebuild with `mixer build-shards`") from None
-    corpus_dir = corpus_dir or index.get("corpus_dir") or index.get("corpus")
+    from mixer.shards import INDEX_NAME, read_index
+
+    index_path = shards_dir / INDEX_NAME
+    index = read_index(shards_dir)
     if not corpus_dir:
         raise MixerError(f"{index_path}: names no corpus; pass --corpus DIR (the corpus the shards were built from) "
                          "for the held-out evaluation")
-    want = index.get("corpus_manifest_sha256") or index.get("corpus_sha256")
-    if want and want != manifest_sha256(corpus_dir):
+    if index["corpus_manifest_sha256"] != manifest_sha256(corpus_dir):
         raise MixerError(f"{shards_dir} was built from another corpus than {corpus_dir} (corpus.json sha256 differs); "
                          "pass the matching --corpus or rebuild the shards")
     objective = index.get("objective")

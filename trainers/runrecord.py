@@ -21,7 +21,6 @@ Example (abridged)::
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 from mixer.atomic import write_json_atomic
 from mixer.errors import MixerError
+from mixer.jsonio import read_json_object
 
 FORMAT_VERSION = 1
 RUN_NAME = "run.json"
@@ -115,10 +115,5 @@ def save_run(path: str | Path, record: RunRecord) -> None:
 
 def load_run(path: str | Path) -> RunRecord:
     path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MixerError(f"{path}: no run record here; train first with `mixer train --out DIR`") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MixerError(f"{path}: unreadable run record ({exc})") from None
+    obj = read_json_object(path, "run record", "train first with `mixer train --out DIR`")
     return RunRecord.from_json(obj, source=str(path))

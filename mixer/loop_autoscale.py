@@ -1,0 +1,129 @@
+"""`mixer loop autoscale`: DDO sweeps at two or more small budgets, then AutoScale to a target.
+
+    result = loop_autoscale(cfg, scales=[2_000_000, 4_000_000], target=64_000_000, train_target=True)
+    result.weights                # predicted optimum at the target
+    result.comparison             # with train_target: held-out loss of AutoScale vs uniform at the target
+
+Every run of every scale is planned first and handed to the backend at once (on Ray they all
+run in parallel); each scale's DDO optimum is written to `out/scale-<N>/weights.json`, the
+AutoScale prediction to `out/weights.json` (+ `weights.weights_vs_scale.png`), and with
+`train_target` the side-by-side comparison to `out/target.json`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from mixer.errors import MixerError
+from mixer.loop import Backend, DDOLoopResult, LoopConfig, corpus_identity, make_backend, plan_sweep, run_all, solve_runs
+from mixer.runner import RunSpec
+from mixer.units import format_count
+
+
+@dataclass(frozen=True)
+class AutoScaleLoopResult:
+    weights: dict[str, float]
+    weights_path: Path
+    target: int
+    t: float  # AutoScale's t at the target (0 and 1 at the first two scales)
+    scales: tuple[DDOLoopResult, ...]
+    comparison: dict[str, Any] | None = None  # see `target_comparison`
+    plots: tuple[Path, ...] = ()
+    ran: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def target_specs(cfg: LoopConfig, target: int, mixtures: dict[str, dict[str, float]]) -> list[RunSpec]:
+    """One run at the target budget per named mixture (provenance role 'target')."""
+    _, sha = corpus_identity(cfg.corpus)
+    return [RunSpec(corpus=str(cfg.corpus), corpus_sha256=sha, name=f"target-{name}", weights=w,
+                    budget_tokens=int(target), train=cfg.train, provenance={"role": "target", "mixture": name})
+            for name, w in mixtures.items()]
+
+
+def target_comparison(specs: Sequence[RunSpec], paths: dict[str, Path]) -> dict[str, Any]:
+    """{mixture: {"final_loss": {d: l}, "mean_loss", "mean_perplexity" (mean of per-domain ppl)}}."""
+    from trainers.runrecord import load_run
+
+    out: dict[str, Any] = {}
+    for spec in specs:
+        rec = load_run(paths[spec.key()])
+        losses = rec.final_loss
+        out[spec.provenance["mixture"]] = {
+            "weights": spec.weights, "final_loss": losses, "run": str(paths[spec.key()]),
+            "mean_loss": math.fsum(losses.values()) / len(losses),
+            "mean_perplexity": math.fsum(math.exp(min(v, 700.0)) for v in losses.values()) / len(losses)}
+    return out
+
+
+def _curve(fit, grid):
+    """Predicted weights over `grid`, leaving out budgets below the smallest one the fit reaches
+    (a domain shrinking with scale puts a floor under the budgets the model can express)."""
+    import numpy as np
+
+    from solver.autoscale import predict
+
+    keep, rows = [], []
+    for n in grid:
+        try:
+            rows.append(predict(fit, float(n)).weights)
+            keep.append(n)
+        except ValueError:
+            continue
+    return np.array(keep), np.array(rows)
+
+
+def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_target: bool = False,
+                   backend: Backend | None = None) -> AutoScaleLoopResult:
+    import numpy as np
+
+    from mixer.weights import MixtureWeights, save_weights
+    from solver.autoscale import fit_autoscale, predict
+
+    scales = sorted(int(s) for s in scales)
+    if len(scales) < 2 or len(set(scales)) != len(scales):
+        raise MixerError(f"--scales {','.join(map(str, scales))}: give two or more different budgets")
+    if target <= scales[-1]:
+        raise MixerError(f"--target {target}: must exceed the largest scale ({scales[-1]}); AutoScale extrapolates up")
+    out = Path(cfg.out)
+    backend = backend or make_backend(cfg)
+    per_scale = {s: plan_sweep(cfg, s, tag=f"{format_count(s)}/") for s in scales}
+    paths, ran = run_all([x for v in per_scale.values() for x in v], cfg.cache_dir, backend, cfg.progress,
+                         desc=f"DDO @ {len(scales)} scales")
+    results = tuple(solve_runs(cfg, per_scale[s], paths, out / f"scale-{format_count(s)}") for s in scales)
+    domains = list(results[0].weights)
+    N = np.array([[r.tokens[d] for d in domains] for r in results])
+    try:
+        fit = fit_autoscale(N)
+        res = predict(fit, float(target))
+    except ValueError as exc:
+        raise MixerError(f"{out}: AutoScale failed ({exc})") from None
+    weights = dict(zip(domains, map(float, res.weights / res.weights.sum())))
+    prov = {"scales": {format_count(s): str(r.weights_path.relative_to(out)) for s, r in zip(scales, results)},
+            "budgets": scales, "t_target": res.t, "t_inputs": fit.t.tolist(), "log_n1": fit.alpha.tolist(),
+            "log_r": fit.beta.tolist(), "rms_log_residual": fit.rms_residual,
+            "tokens_per_domain": dict(zip(domains, map(float, res.x))),
+            "ddo_weights": {format_count(s): r.weights for s, r in zip(scales, results)}}
+    path = out / "weights.json"
+    save_weights(path, MixtureWeights(weights=weights, method="autoscale", budget_tokens=int(target), provenance=prov))
+    plots: tuple[Path, ...] = ()
+    if cfg.plots:
+        from solver.plots import plot_weights_curve
+
+        grid, curve = _curve(fit, np.geomspace(scales[0] / 2, target * 2, 80))
+        plots = (plot_weights_curve(grid, curve, domains, out / "weights.weights_vs_scale.png",
+                                    marks=[*scales, target]),)
+    comparison = None
+    if train_target:
+        mixtures = {"autoscale": weights, "uniform": {d: 1 / len(domains) for d in domains}}
+        specs = target_specs(cfg, target, mixtures)
+        tpaths, tran = run_all(specs, cfg.cache_dir, backend, cfg.progress, desc=f"target @ {format_count(target)}")
+        ran += tran
+        comparison = target_comparison(specs, tpaths)
+        from mixer.atomic import write_json_atomic
+
+        write_json_atomic(out / "target.json", {"target_tokens": int(target), "mixtures": comparison})
+    return AutoScaleLoopResult(weights=weights, weights_path=path, target=int(target), t=res.t, scales=results,
+                               comparison=comparison, plots=plots, ran=ran)

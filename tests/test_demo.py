@@ -1,0 +1,46 @@
+"""`mixer demo` past the corpus stage, on a small prepared corpus: DDO at two scales, AutoScale,
+shards of the predicted mixture at the target. (Assembly and preparation of the bundled corpus
+need the network the first time; `mixer demo --quick` in CI covers them.)"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mixer.cli import main
+from mixer.demo import DemoConfig, run_demo
+from mixer.shards import read_index
+from trainers.toy import write_skewed_corpus
+
+DOMAINS = ("a", "b", "c", "d")  # x3 needs 3/m < 1
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    out = tmp_path_factory.mktemp("demo") / "corpus"
+    write_skewed_corpus(out, {d: rng.integers(40, 200, 120) for d in DOMAINS},
+                        {d: rng.integers(40, 200, 10) for d in DOMAINS}, vocab_size=256)
+    return out
+
+
+def test_demo_loop_autoscale_and_shards(corpus, tmp_path):
+    res = run_demo(DemoConfig(out=tmp_path / "demo", corpus=corpus, quick=True, scales=(4096, 8192), progress=False))
+    assert res.runs_trained == 10  # (base + 4 perturbed) at each of two scales
+    assert list(res.weights) == ["DDO @ 4.1k", "DDO @ 8.19k", "AutoScale @ 65.5k"]
+    auto = json.loads(res.steps["weights"].read_text())
+    assert auto["method"] == "autoscale" and auto["budget_tokens"] == 8 * 8192
+    index = read_index(res.shards)
+    assert index["weights"] == pytest.approx(auto["weights"], abs=1e-12)
+    assert index["budget_tokens"] <= 8 * 8192
+    assert all(p.is_file() for p in res.plots) and any("weights_vs_scale" in p.name for p in res.plots)
+    # Again: everything comes from the cache.
+    again = run_demo(DemoConfig(out=tmp_path / "demo", corpus=corpus, quick=True, scales=(4096, 8192), progress=False))
+    assert again.runs_trained == 0 and again.weights == res.weights
+
+
+def test_demo_help_lists_the_loop():
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0 and "AutoScale" in result.output and "--quick" in result.output
