@@ -53,7 +53,7 @@ class PlanSource:
 
         if self._sources is None:
             self._sources = open_sources(self.corpus_dir, self.plan)
-        # mixer.gather's thread pool does not survive a fork: use it only outside DataLoader workers.
+        # In DataLoader workers the workers are the parallelism: one gather thread each.
         threads = 2 if torch.utils.data.get_worker_info() is None else 1
         return [gather_sequences(self.plan, self._sources, a, c, threads=threads) for a, c in runs.tolist()]
 
