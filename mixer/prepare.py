@@ -14,7 +14,9 @@ Same inputs and seed give a byte-identical folder, whatever `workers` is.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
+import tempfile
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -86,28 +88,37 @@ class PrepareResult:
 
 
 # ---- worker side: one tokenizer / language identifier per process --------------------------
+# One pool serves the whole run. Its workers start (and import) while the main process reads
+# the sources; the tokenizer, known only after the rules ran, reaches them as a file path that
+# each worker loads once.
 
 _WORKER: dict = {}
 
 
-def _init_worker(tokenizer_json: str | None, rules: PrepareRules) -> None:
-    import os
-
+def _init_worker(rules: PrepareRules) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _WORKER.clear()
-    if tokenizer_json is not None:
-        from tokenizers import Tokenizer
-
-        _WORKER["tokenizer"] = Tokenizer.from_str(tokenizer_json)
     _WORKER["english"] = EnglishFilter(rules)
+
+
+def _warm(load_language_model: bool) -> bool:
+    if load_language_model:
+        _WORKER["english"].is_english("warm up")  # loads langid's model while the main process reads
+    return True
 
 
 def _english_batch(texts: list[str]) -> list[bool]:
     return [_WORKER["english"].is_english(t) for t in texts]
 
 
-def _tokenize_batch(texts: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
+def _tokenize_batch(task: tuple[str, list[str]]) -> tuple[np.ndarray, np.ndarray, float]:
+    tokenizer_path, texts = task
     t0 = time.perf_counter()
+    if _WORKER.get("tokenizer_path") != tokenizer_path:
+        from tokenizers import Tokenizer
+
+        _WORKER["tokenizer"] = Tokenizer.from_file(tokenizer_path)
+        _WORKER["tokenizer_path"] = tokenizer_path
     encodings = _WORKER["tokenizer"].encode_batch(texts, add_special_tokens=False)
     lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
     values = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
@@ -121,12 +132,29 @@ class _InProcess(Executor):
         return map(fn, *iterables)
 
 
-def _pool(workers: int, tokenizer_json: str | None, rules: PrepareRules) -> Executor:
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _pool(workers: int, rules: PrepareRules, language_model: bool = False) -> Executor:
     if workers <= 1:
-        _init_worker(tokenizer_json, rules)
+        _init_worker(rules)
         return _InProcess()
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(tokenizer_json, rules))
+    # Workers are the parallelism: their BLAS (langid's dot products) gets one thread each, or
+    # two workers with two threads each thrash two cores. Spawned children copy os.environ.
+    blas = {k: os.environ.get(k) for k in _BLAS_THREADS}
+    os.environ.update({k: "1" for k in _BLAS_THREADS})
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(rules,))
+        for _ in range(workers):
+            pool.submit(_warm, language_model)  # start every worker now, overlapping its imports with reading
+    finally:
+        for k, v in blas.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return pool
 
 
 def _batches(items: Sequence, size: int) -> Iterator[list]:
@@ -176,7 +204,8 @@ def _filter_domain(src: DomainSource, config: PrepareConfig, pool: Executor, rep
         ids.append(h)
         texts.append(text)
     if src.kind in rules.english_only_kinds and texts:
-        english = [ok for batch in pool.map(_english_batch, _batches(texts, config.batch_docs)) for ok in batch]
+        batches = _batches(texts, max(1, min(config.batch_docs, 64)))  # small: langid is slow per document
+        english = [ok for batch in pool.map(_english_batch, batches) for ok in batch]
         report.dropped["non_english"] = english.count(False)
         ids = [d for d, ok in zip(ids, english) if ok]
         texts = [t for t, ok in zip(texts, english) if ok]
@@ -199,9 +228,11 @@ def heldout_mask(doc_ids: Sequence[int], k: int, seed: int) -> np.ndarray:
     return mask
 
 
-def _tokenize(texts: list[str], pool: Executor, batch_docs: int, bar: tqdm) -> tuple[np.ndarray, np.ndarray, float]:
+def _tokenize(texts: list[str], tokenizer_path: str, pool: Executor, batch_docs: int,
+              bar: tqdm) -> tuple[np.ndarray, np.ndarray, float]:
     lengths, values, secs = [], [], 0.0
-    for ln, vals, dt in pool.map(_tokenize_batch, _batches(texts, batch_docs)):
+    tasks = ((tokenizer_path, batch) for batch in _batches(texts, batch_docs))
+    for ln, vals, dt in pool.map(_tokenize_batch, tasks):
         lengths.append(ln)
         values.append(vals)
         secs += dt
@@ -238,44 +269,47 @@ def prepare_corpus(config: PrepareConfig) -> PrepareResult:
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
     reports = [DomainReport(name=s.name, kind=s.kind) for s in config.sources]
 
-    t0 = time.perf_counter()
-    filtered: dict[str, tuple[list[int], list[str]]] = {}
-    source_bytes = 0
-    with _pool(config.workers, None, config.rules) as pool, \
-            tqdm(desc="read + rules", unit="doc", disable=not config.progress) as bar:
+    language_model = any(s.kind in config.rules.english_only_kinds for s in config.sources)
+    with _pool(config.workers, config.rules, language_model) as pool, tempfile.TemporaryDirectory(prefix="mixer-prepare-") as scratch:
+        t0 = time.perf_counter()
+        filtered: dict[str, tuple[list[int], list[str]]] = {}
+        source_bytes = 0
+        with tqdm(desc="read + rules", unit="doc", disable=not config.progress) as bar:
+            for src, rep in zip(config.sources, reports):
+                ids, texts, nbytes = _filter_domain(src, config, pool, rep, bar)
+                filtered[src.name] = (ids, texts)
+                source_bytes += nbytes
+        timings["read_rules"] = time.perf_counter() - t0
+
+        splits: dict[str, np.ndarray] = {}
         for src, rep in zip(config.sources, reports):
-            ids, texts, nbytes = _filter_domain(src, config, pool, rep, bar)
-            filtered[src.name] = (ids, texts)
-            source_bytes += nbytes
-    timings["read_rules"] = time.perf_counter() - t0
+            ids, _ = filtered[src.name]
+            if len(ids) <= config.heldout_docs:
+                raise MixerError(
+                    f"domain {src.name!r}: only {len(ids)} documents survive the rules, not more than "
+                    f"--heldout-docs {config.heldout_docs}; lower --heldout-docs or add documents")
+            splits[src.name] = heldout_mask(ids, config.heldout_docs, config.seed)
 
-    splits: dict[str, np.ndarray] = {}
-    for src, rep in zip(config.sources, reports):
-        ids, _ = filtered[src.name]
-        if len(ids) <= config.heldout_docs:
-            raise MixerError(
-                f"domain {src.name!r}: only {len(ids)} documents survive the rules, not more than "
-                f"--heldout-docs {config.heldout_docs}; lower --heldout-docs or add documents")
-        splits[src.name] = heldout_mask(ids, config.heldout_docs, config.seed)
+        t0 = time.perf_counter()
+        train_texts = (t for name, (_, texts) in filtered.items() for t, h in zip(texts, splits[name]) if not h)
+        tok = resolve_tokenizer(config.tokenizer, train_texts if config.tokenizer == "train" else None,
+                                config.vocab_size)
+        dtype = token_dtype_for(tok.vocab_size)
+        tokenizer_path = str(Path(scratch) / "tokenizer.json")
+        tok.tokenizer.save(tokenizer_path)
+        timings["tokenizer_load"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    train_texts = (t for name, (_, texts) in filtered.items() for t, h in zip(texts, splits[name]) if not h)
-    tok = resolve_tokenizer(config.tokenizer, train_texts if config.tokenizer == "train" else None, config.vocab_size)
-    dtype = token_dtype_for(tok.vocab_size)
-    timings["tokenizer_load"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    tokenized: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    tokenize_cpu = 0.0
-    total_docs = sum(len(v[0]) for v in filtered.values())
-    with _pool(config.workers, tok.tokenizer.to_str(), config.rules) as pool, \
-            tqdm(total=total_docs, desc="tokenize", unit="doc", disable=not config.progress) as bar:
-        for name, (_, texts) in filtered.items():
-            lengths, values, secs = _tokenize(texts, pool, config.batch_docs, bar)
-            tokenized[name] = (lengths, values)
-            tokenize_cpu += secs
-    timings["tokenize"] = time.perf_counter() - t0
-    timings["tokenize_cpu"] = tokenize_cpu
+        t0 = time.perf_counter()
+        tokenized: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        tokenize_cpu = 0.0
+        total_docs = sum(len(v[0]) for v in filtered.values())
+        with tqdm(total=total_docs, desc="tokenize", unit="doc", disable=not config.progress) as bar:
+            for name, (_, texts) in filtered.items():
+                lengths, values, secs = _tokenize(texts, tokenizer_path, pool, config.batch_docs, bar)
+                tokenized[name] = (lengths, values)
+                tokenize_cpu += secs
+        timings["tokenize"] = time.perf_counter() - t0
+        timings["tokenize_cpu"] = tokenize_cpu
     if tokenized and max(int(v.max(initial=0)) for _, v in tokenized.values()) >= tok.vocab_size:
         raise MixerError(f"tokenizer {config.tokenizer}: produced an id beyond its vocab size {tok.vocab_size}; the file is inconsistent")
 
