@@ -66,7 +66,7 @@ def mean_eval_curve(run_json: Path, domains: list[str]) -> tuple[list[int], list
     return ev["step"], [float(np.mean([ev["loss"][d][i] for d in domains])) for i in range(len(ev["step"]))]
 
 
-def experiment(model: str, scale: int, corpus: Path, out: Path, ray: str | None) -> dict:
+def experiment(model: str, scale: int, corpus: Path, out: Path, ray: str | None, keep_total: bool = True) -> dict:
     from mixer.corpus import load_manifest
     from mixer.loop import LoopConfig, run_all
     from mixer.loop_autoscale import loop_autoscale, target_comparison, target_specs
@@ -76,7 +76,7 @@ def experiment(model: str, scale: int, corpus: Path, out: Path, ray: str | None)
     t0 = time.perf_counter()
     scales, target = [scale, 2 * scale], 16 * scale
     train = TrainSpec(model=model, preset="tiny", eval_seqs=32, allow_repeat=True)
-    cfg = LoopConfig(corpus=corpus, out=out, train=train, factors=(3.0, 1 / 3), n_bootstrap=0, ray=ray,
+    cfg = LoopConfig(corpus=corpus, out=out, train=train, factors=(3.0, 1 / 3), keep_total=keep_total, n_bootstrap=0, ray=ray,
                      ray_cpus=2, cache=CACHE / "runs", progress=False)
     auto = loop_autoscale(cfg, scales, target)
     t_ddo = time.perf_counter() - t0
@@ -104,7 +104,7 @@ def experiment(model: str, scale: int, corpus: Path, out: Path, ray: str | None)
     src = auto.plots[0] if auto.plots else None
     if src is not None:
         (RESULTS / f"autoscale_{model}_weights_vs_scale.png").write_bytes(src.read_bytes())
-    return {"model": model, "preset": "tiny", "scales": scales, "target": target, "t_target": auto.t,
+    return {"model": model, "preset": "tiny", "perturbation_total": "fixed" if keep_total else "grown", "scales": scales, "target": target, "t_target": auto.t,
             "ddo_weights": {str(r.budget_tokens): r.weights for r in auto.scales}, "autoscale_weights": auto.weights,
             "ddo_fit_warnings": {str(r.budget_tokens): r.estimator.warnings_ for r in auto.scales},
             "mixtures": comp, "wall_s": {"ddo_sweeps": t_ddo, "total": time.perf_counter() - t0}}
@@ -143,16 +143,25 @@ def main() -> None:
     ap.add_argument("--gpt2-scale", type=int, default=25_000, help="smallest DDO budget of GPT-2 (target = 16x)")
     ap.add_argument("--bert-scale", type=int, default=12_000, help="smallest DDO budget of BERT (target = 16x)")
     ap.add_argument("--ray", default="local", help="'local' (2-CPU cluster), an address, or 'none'")
+    ap.add_argument("--models", default="gpt2,bert", help="which experiments to (re)run; others keep their saved results")
+    ap.add_argument("--grow-total", action="store_true",
+                    help="perturbed runs keep the other domains' tokens (Algorithm 1) instead of rescaling them (§2.2)")
     args = ap.parse_args()
     ray = None if args.ray == "none" else args.ray
     div = 4 if args.small else 1
     RESULTS.mkdir(parents=True, exist_ok=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     corpus = prepared_corpus(CACHE)
-    results = {"corpus": "bundled default corpus, BPE 2,048 ids (work/bench-cache/corpus-bpe2k)",
-               "cpu": "2 cores, shared with other jobs", "experiments": {}}
+    saved = RESULTS / "autoscale.json"
+    results = json.loads(saved.read_text()) if saved.is_file() else {"experiments": {}}
+    results["corpus"] = "bundled default corpus, BPE 2,048 ids (work/bench-cache/corpus-bpe2k)"
+    results.pop("cpu", None)
+    wanted = set(args.models.split(","))
     for model, scale in (("gpt2", args.gpt2_scale // div), ("bert", args.bert_scale // div)):
-        res = experiment(model, scale, corpus, CACHE / f"loop-{model}-{scale}", ray)
+        if model not in wanted:
+            continue
+        res = experiment(model, scale, corpus, CACHE / f"loop-{model}-{scale}", ray, keep_total=not args.grow_total)
+        res["cpu"] = f"{__import__('os').cpu_count()} cores"
         results["experiments"][model] = res
         (RESULTS / "autoscale.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
         print(f"\n{model}: DDO at {res['scales']}, target {res['target']:,} (t = {res['t_target']:.3g})")
