@@ -21,6 +21,7 @@ import numpy as np
 from mixer.errors import MixerError
 from mixer.plan import MixturePlan
 
+_LARGE_WINDOW = 16  # windows of at least 1/16 of the plan's segments use its address order
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -121,8 +122,13 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
         cls, sep, pad = plan.special
         mlm_frame(plan.seg_count, plan.seg_domain, first, plan.seq_len, cls, sep, pad, flat, dflat)
 
-    part, src, dst, cnt = sort_pieces(*clip_pieces(plan.seg_dst, plan.seg_count, plan.seg_src, plan.seg_part,
-                                                   j0, j1, r0, r1))
+    if (j1 - j0) * _LARGE_WINDOW >= plan.num_segments:
+        # A large window (a shard, the whole stream): scan the plan's address-ordered segments.
+        a_dst, a_cnt, a_src, a_part = plan.address_ordered
+        part, src, dst, cnt = clip_pieces(a_dst, a_cnt, a_src, a_part, 0, len(a_dst), r0, r1)
+    else:  # a few rows: sorting their own pieces is cheaper than scanning every segment
+        part, src, dst, cnt = sort_pieces(*clip_pieces(plan.seg_dst, plan.seg_count, plan.seg_src, plan.seg_part,
+                                                       j0, j1, r0, r1))
     # Split the address-ordered pieces into `threads` runs of about equal tokens, then each run
     # into stretches of one part (one kernel call per stretch).
     cum = np.cumsum(cnt)

@@ -21,6 +21,7 @@ per-domain targets count sequences.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Mapping
 
@@ -87,6 +88,16 @@ class MixturePlan:
     @property
     def num_segments(self) -> int:
         return int(self.seg_domain.shape[0])
+
+    @cached_property
+    def address_ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(dst, count, src, part) of every segment in source-address order, sorted once per
+        plan: a gather over a large window then reads the corpus front to back without a sort
+        of its own (the sort is a third of a whole-stream gather's time)."""
+        from kernels.gather import address_order
+
+        order = address_order(self.seg_part, self.seg_src)
+        return self.seg_dst[order], self.seg_count[order], self.seg_src[order], self.seg_part[order]
 
     def stream_lengths(self) -> np.ndarray:
         """Stream positions each segment takes: content + EOS (causal) or one row (mlm)."""
