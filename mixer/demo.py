@@ -36,6 +36,10 @@ class DemoConfig:
     scales: tuple[int, ...] | None = None  # DDO budgets (None: 16k,32k quick; 64k,128k full)
     target: int | None = None  # AutoScale target (None: 8x the largest scale)
     ray: str | None = None  # run the proxies as Ray tasks ("local", "auto", address); None: one by one
+    # Perturbed runs keep the other domains' tokens (Algorithm 1), so a domain's extra data only
+    # adds: the aggregate loss falls with it, as the power law assumes. Rescaling the others
+    # (§2.2, False) gave mostly non-decreasing points and corner optima at the demo's sizes.
+    keep_total: bool = False
 
 
 @dataclass
@@ -84,7 +88,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
         corpus=corpus, out=out / "loop",
         train=TrainSpec(model="gpt2", preset="tiny", seed=config.seed, data_seed=config.seed, eval_seqs=32,
                         allow_repeat=True),
-        factors=(3.0,) if config.quick else (3.0, 1 / 3), n_bootstrap=0 if config.quick else 200,
+        factors=(3.0,) if config.quick else (3.0, 1 / 3), keep_total=config.keep_total,
+        n_bootstrap=0 if config.quick else 200,
         ray=config.ray, progress=config.progress)
     auto = loop_autoscale(loop_cfg, scales, target)
     weights = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in auto.scales}

@@ -187,7 +187,9 @@ def group_ddo(runs: list[Run]) -> DDOData:
         if r.factor is None or not r.factor > 0:
             raise MixerError(f"{r.path}: provenance factor {r.factor!r}; expected a positive number")
         if r.total == "grown":
-            implied = r.budget_tokens - r.tokens_per_domain[r.domain] * (1 - 1 / r.factor)
+            # From the planned mixture, not the realised tokens: a trainer that stops at whole
+            # batches realises a little less, which at small budgets is more than the tolerance.
+            implied = r.budget_tokens * (1 - r.weights.get(r.domain, 0.0) * (1 - 1 / r.factor))
             if abs(implied - budget) > 0.01 * budget:
                 raise MixerError(f"{r.path}: grown run implies a base budget of {implied:.0f}, not {budget}; "
                                  "runs of different budgets are mixed")

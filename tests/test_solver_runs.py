@@ -93,3 +93,17 @@ def test_extra_fields_ignored_and_history_read(tmp_path):
     rewrite(paths[0], something_new={"x": 1}, loss_history={"a": [1.0, 2.0]})
     run = read_run(paths[0])
     assert run.loss_history == {"a": [1.0, 2.0]} and run.role == "base"
+
+
+def test_grown_runs_group_when_trainer_realises_fewer_tokens(tmp_path):
+    """A trainer stops at whole batches, so realised tokens fall short of the plan by up to a
+    batch; at small budgets that is over 1 %. Grouping must go by the planned mixture."""
+    from solver.runs import group_ddo, read_runs
+    from solver.testing import ddo_sweep, write_runs
+
+    runs = ddo_sweep(["a", "b", "c"], [0.5, 0.5, 0.5], [0.3, 0.4, 0.5], budget=16_000, factors=(3.0,))
+    for obj in runs.values():
+        obj["tokens_per_domain"] = {d: int(n * 0.97) for d, n in obj["tokens_per_domain"].items()}
+    data = group_ddo(read_runs(write_runs(tmp_path, runs)))
+    assert data.budget_tokens == 16_000 and data.factors == (3.0,)
+    assert all(len(data.perturbed[d]) == 1 for d in ("a", "b", "c"))
