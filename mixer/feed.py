@@ -47,6 +47,7 @@ class SequenceSource(Protocol):
     pad_id: int | None
     fingerprint: str
     bounds: np.ndarray
+    with_domains: bool  # False: read() returns None for domains
 
     def read(self, unit: int, runs: np.ndarray): ...
 
@@ -89,12 +90,14 @@ class MixtureFeed(torch.utils.data.IterableDataset):
 
     def __init__(self, source: SequenceSource, *, rank: int | None = None, world_size: int | None = None,
                  batch_size: int = 1, drop_remainder: bool = False, read_ahead: int = 2,
-                 batched: bool = False) -> None:
+                 batched: bool = False, domain_ids: bool = True) -> None:
         rank, world_size = default_rank(rank, world_size)
         check_split(rank, world_size, batch_size)
         self.source = source
         self.rank, self.world_size, self.batch_size = rank, world_size, batch_size
         self.drop_remainder, self.read_ahead, self.batched = drop_remainder, read_ahead, batched
+        # domain_ids=False: a loop that needs no per-domain loss skips the sidecar and its conversion.
+        source.with_domains = bool(domain_ids)
         self.first, self.stop = rank_range(source.num_sequences, rank, world_size, drop_remainder)
         self.seq_len = source.seq_len
         self.epoch = 0  # completed passes over this rank's sequences
@@ -190,14 +193,15 @@ class MixtureFeed(torch.utils.data.IterableDataset):
             for pieces in units:
                 for tokens, domains in pieces:
                     for a in range(0, len(tokens), rows):
-                        yield tokens[a:a + rows], domains[a:a + rows]
+                        yield tokens[a:a + rows], None if domains is None else domains[a:a + rows]
         finally:
             units.close()
 
     def _convert(self, piece: tuple[np.ndarray, np.ndarray]) -> dict[str, torch.Tensor]:
         tokens, domains = piece
-        out = {"input_ids": torch.from_numpy(tokens.astype(np.int64)),
-               "domain_ids": torch.from_numpy(domains.astype(np.int64))}
+        out = {"input_ids": torch.from_numpy(tokens.astype(np.int64))}
+        if domains is not None:
+            out["domain_ids"] = torch.from_numpy(domains.astype(np.int64))
         if self.source.pad_id is not None:
             out["attention_mask"] = torch.from_numpy(attention_mask(tokens, self.source.pad_id))
         return out

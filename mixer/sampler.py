@@ -44,6 +44,7 @@ class PlanSource:
         unit = max(1, UNIT_TOKENS // plan.seq_len)
         self.bounds = np.append(np.arange(0, plan.num_sequences, unit, dtype=np.int64), plan.num_sequences)
         self._sources = None
+        self.with_domains = True  # gather the per-token domain ids
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_sources": None}
@@ -55,7 +56,8 @@ class PlanSource:
             self._sources = open_sources(self.corpus_dir, self.plan)
         # In DataLoader workers the workers are the parallelism: one gather thread each.
         threads = 2 if torch.utils.data.get_worker_info() is None else 1
-        return [gather_sequences(self.plan, self._sources, a, c, threads=threads) for a, c in runs.tolist()]
+        return [gather_sequences(self.plan, self._sources, a, c, threads=threads, domains=self.with_domains)
+                for a, c in runs.tolist()]
 
 
 class MixtureSampler(MixtureFeed):
@@ -65,13 +67,14 @@ class MixtureSampler(MixtureFeed):
     Arguments: as `mixer build-shards` (`weights` a {domain: weight} mapping, `tokens` the
     budget, rounded down to whole sequences; `objective` "causal" or "mlm"; `allow_repeat`),
     then as `MixtureStream` (`rank`, `world_size`, `batch_size`, `drop_remainder`, `read_ahead`,
-    `batched`).
+    `batched`, `domain_ids`).
     """
 
     def __init__(self, corpus_dir: str | Path, weights: Mapping[str, float], tokens: int | str, seq_len: int,
                  seed: int = 0, *, objective: str = "causal", allow_repeat: bool = False,
                  rank: int | None = None, world_size: int | None = None, batch_size: int = 1,
-                 drop_remainder: bool = False, read_ahead: int = 2, batched: bool = False) -> None:
+                 drop_remainder: bool = False, read_ahead: int = 2, batched: bool = False,
+                 domain_ids: bool = True) -> None:
         from mixer.plan import PlanConfig, build_plan
         from mixer.units import parse_count
 
@@ -79,7 +82,8 @@ class MixtureSampler(MixtureFeed):
                             allow_repeat=allow_repeat)
         plan = build_plan(corpus_dir, weights, config)
         super().__init__(PlanSource(corpus_dir, plan), rank=rank, world_size=world_size, batch_size=batch_size,
-                         drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched)
+                         drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,
+                         domain_ids=domain_ids)
         self.plan = plan
         self.corpus_dir = Path(corpus_dir)
         self.domains = plan.domains

@@ -33,6 +33,7 @@ class ShardSource:
         from mixer.shards import read_index
 
         self.folder = Path(shards_dir)
+        self.with_domains = True  # read the per-token domain sidecar
         self.index: dict[str, Any] = read_index(self.folder)
         ix = self.index
         try:
@@ -70,9 +71,10 @@ class ShardSource:
 
         path = self.shard_path(unit)
         tokens = read_shard(path, self.index)
-        domains = read_shard_domains(path, self.index)
+        domains = read_shard_domains(path, self.index) if self.with_domains else None
         base = int(self.bounds[unit])
-        return [(tokens[a - base:a - base + c], domains[a - base:a - base + c]) for a, c in runs.tolist()]
+        return [(tokens[a - base:a - base + c], None if domains is None else domains[a - base:a - base + c])
+                for a, c in runs.tolist()]
 
 
 class MixtureStream(MixtureFeed):
@@ -84,14 +86,15 @@ class MixtureStream(MixtureFeed):
     world_size so every rank gets the same count); `read_ahead` (shards decoded ahead);
     `batched` (yield whole [batch_size, seq_len] batches instead of sequences, for
     ``DataLoader(stream, batch_size=None)``: the same batches without per-sequence collation,
-    several times faster).
+    several times faster); `domain_ids` (False: no "domain_ids", the sidecar is not read).
     """
 
     def __init__(self, shards_dir: str | Path, rank: int | None = None, world_size: int | None = None, *,
                  batch_size: int = 1, drop_remainder: bool = False, read_ahead: int = 2,
-                 batched: bool = False) -> None:
+                 batched: bool = False, domain_ids: bool = True) -> None:
         super().__init__(ShardSource(shards_dir), rank=rank, world_size=world_size, batch_size=batch_size,
-                         drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched)
+                         drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,
+                         domain_ids=domain_ids)
         self.shards_dir = Path(shards_dir)
         self.index = self.source.index
         self.domains = self.source.domains

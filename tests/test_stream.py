@@ -265,3 +265,23 @@ def test_early_break_stops_read_ahead(shards):
     assert not [t for t in threading.enumerate() if t.name == "mixer-read-ahead"]
     # nothing was lost: the position is 6 and the stream continues from there
     assert stream.state_dict()["consumed"] == 6
+
+
+def test_without_domain_ids_same_tokens_and_no_sidecar_read(tmp_path):
+    """domain_ids=False skips the sidecar: deleting it changes nothing, and the tokens are the
+    stream's own."""
+    from mixer.sampler import MixtureSampler
+
+    write_synthetic_corpus(tmp_path / "c", {"a": [30] * 200, "b": [50] * 200})
+    weights = {"a": 0.4, "b": 0.6}
+    full = list(MixtureSampler(tmp_path / "c", weights, 4096, 64, seed=3))
+    bare = list(MixtureSampler(tmp_path / "c", weights, 4096, 64, seed=3, domain_ids=False, batched=True,
+                               batch_size=4))
+    assert all(set(b) == {"input_ids"} for b in bare)
+    assert torch.equal(torch.cat([b["input_ids"] for b in bare]), torch.stack([f["input_ids"] for f in full]))
+    plan = build_plan(tmp_path / "c", weights, PlanConfig(tokens=4096, seq_len=64, seed=3))
+    write_shards(plan, open_sources(tmp_path / "c", plan), tmp_path / "s", ShardConfig(shard_tokens=1024))
+    for sidecar in (tmp_path / "s").glob("*.domains.zst"):
+        sidecar.unlink()
+    stream = list(MixtureStream(tmp_path / "s", domain_ids=False))  # would fail reading a missing sidecar
+    assert torch.equal(torch.stack([s["input_ids"] for s in stream]), torch.stack([f["input_ids"] for f in full]))
