@@ -21,6 +21,9 @@ def plot_fits(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: Mapping
               ylabel: str = "loss / base loss") -> Path:
     """One panel per domain: the measured points and the fitted power law (optimum marked)."""
     plt = _plt()
+    import matplotlib.ticker  # noqa: F401  (loaded by pyplot; named here for the tick setup)
+    import matplotlib
+
     names = list(points)
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
@@ -33,6 +36,14 @@ def plot_fits(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: Mapping
         if optimum and optimum.get(d, 0) > 0:
             ax.axvline(optimum[d], color="k", ls=":", lw=0.8)
         ax.set_xscale("log")
+        # x spans less than a decade: label a few plain numbers, not crowded minor powers of 10
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.tick_params(labelsize=7)
+        if getattr(fits[d], "ill_posed", False):
+            ax.text(0.03, 0.05, "ill-posed fit", transform=ax.transAxes, color="C3", fontsize=7)
         ax.set_title(d, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
