@@ -320,13 +320,11 @@ def prepare_corpus(config: PrepareConfig) -> PrepareResult:
         for src, rep in zip(config.sources, reports):
             ids = np.array(filtered[src.name][0], dtype=np.uint64)
             lengths, values = tokenized[src.name]
-            offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-            np.cumsum(lengths, out=offsets[1:])
             held = splits[src.name]
             info = {}
             for split, mask in (("train", ~held), ("heldout", held)):
                 idx = np.flatnonzero(mask)
-                seg_values = np.concatenate([values[offsets[i] : offsets[i + 1]] for i in idx]) if len(idx) else values[:0]
+                seg_values = values[np.repeat(mask, lengths)]  # the tokens of the split's documents, in order
                 info[split] = _write_split(tmp, src.name, split, ids[idx], lengths[idx], seg_values, dtype,
                                            config.part_tokens)
             rep.train_docs, rep.train_tokens = info["train"].documents, info["train"].tokens

@@ -76,22 +76,17 @@ class RunSpec:
 
 
 def _data_source(spec: RunSpec):
-    """The mixture sampled straight from the corpus (`trainers.data.source_from_corpus`, plus allow_repeat)."""
-    import torch
+    """The mixture sampled straight from the corpus, tagged with the run's provenance."""
+    from dataclasses import replace
 
-    from mixer.sampler import MixtureSampler
-    from trainers.loop import DataSource
+    from trainers.data import source_from_corpus
 
     cfg = spec.train.train_config().resolve()
-    sampler = MixtureSampler(spec.corpus, spec.weights, int(spec.budget_tokens), cfg.seq_len, spec.train.data_seed,
-                             objective="mlm" if spec.train.model == "bert" else "causal",
-                             allow_repeat=spec.train.allow_repeat)
-    loader = torch.utils.data.DataLoader(sampler, batch_size=cfg.batch_size, num_workers=0)
-    return DataSource(batches=loader, corpus_dir=spec.corpus, weights=dict(sampler.weights),
-                      budget_tokens=int(spec.budget_tokens), state=sampler,
-                      provenance={"source": {"corpus": str(spec.corpus), "seq_len": cfg.seq_len,
-                                             "stream_seed": spec.train.data_seed},
-                                  **spec.provenance, "run_name": spec.name, "run_key": spec.key()})
+    source = source_from_corpus(spec.corpus, spec.weights, int(spec.budget_tokens), cfg.seq_len,
+                                spec.train.data_seed, spec.train.model, cfg.batch_size,
+                                allow_repeat=spec.train.allow_repeat)
+    return replace(source, provenance={**source.provenance, **spec.provenance, "run_name": spec.name,
+                                       "run_key": spec.key()})
 
 
 def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:

@@ -7,7 +7,7 @@ millions of tokens). Never used for the bundled default corpus, which is real te
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -26,7 +26,8 @@ def lognormal_lengths(n_docs: int, mean_tokens: float, sigma: float, seed: int) 
 def write_synthetic_corpus(out: str | Path, train_lengths: Mapping[str, Sequence[int] | np.ndarray],
                            heldout_lengths: Mapping[str, Sequence[int] | np.ndarray] | None = None,
                            vocab_size: int = 50257, eos_id: int | None = None, seed: int = 0,
-                           overwrite: bool = False) -> CorpusManifest:
+                           overwrite: bool = False,
+                           token_map: Callable[[int, np.ndarray, int], np.ndarray] | None = None) -> CorpusManifest:
     """Write a corpus whose documents have the given token lengths and random token ids.
 
     Token values encode nothing but are seeded; doc_ids are (domain index << 40) | k so tests
@@ -45,7 +46,10 @@ def write_synthetic_corpus(out: str | Path, train_lengths: Mapping[str, Sequence
                 offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
                 np.cumsum(lengths, out=offsets[1:])
                 # eos_id never appears inside a document, as with a real tokenizer.
-                values = rng.integers(0, eos_id, int(offsets[-1]), dtype=np.int64).astype(dtype)
+                values = rng.integers(0, eos_id, int(offsets[-1]), dtype=np.int64)
+                if token_map is not None:  # reshape the uniform ids per domain (e.g. skewed frequencies)
+                    values = token_map(di, values, eos_id)
+                values = values.astype(dtype)
                 base = (di << 40) | (1 << 39 if split == "heldout" else 0)
                 doc_ids = (base + np.arange(len(lengths))).astype(np.uint64)
                 rel = f"{name}/{split}/part-00000.arrow"

@@ -7,14 +7,13 @@ without it: an IterableDataset yielding {"input_ids", "domain_ids"[, "attention_
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from mixer.corpus import load_manifest, mlm_special_ids, open_part, open_split, write_part
+from mixer.corpus import load_manifest, mlm_special_ids, open_split
 from mixer.synthetic import write_synthetic_corpus
 
 
@@ -23,20 +22,14 @@ def write_skewed_corpus(out: str | Path, train_lengths: Mapping[str, Sequence[in
                         seed: int = 0) -> Path:
     """A synthetic corpus whose token frequencies are skewed (domain i: id = V·u^(2+i), u uniform),
     so a model that learns unigram statistics shows a clearly falling loss, differently per domain."""
-    manifest = write_synthetic_corpus(out, train_lengths, heldout_lengths, vocab_size=vocab_size, seed=seed)
-    eos = manifest.eos_id
-    for i, name in enumerate(manifest.domain_names):
-        for split in manifest.domains[name].splits.values():
-            for rel in split.files:
-                part = open_part(Path(out) / rel)
-                u = part.values.astype(np.float64) / eos
-                values = np.minimum(np.floor(eos * u ** (2 + i)), eos - 1).astype(part.values.dtype)
-                doc_ids, offsets = part.doc_ids.copy(), part.offsets.copy()
-                del part
-                tmp = Path(out) / f"{rel}.tmp"  # a new file, renamed over the old: the old map stays valid
-                write_part(tmp, doc_ids, offsets, values)
-                os.replace(tmp, Path(out) / rel)
+    write_synthetic_corpus(out, train_lengths, heldout_lengths, vocab_size=vocab_size, seed=seed,
+                           token_map=_skew)
     return Path(out)
+
+
+def _skew(domain: int, ids: np.ndarray, eos: int) -> np.ndarray:
+    u = ids.astype(np.float64) / eos
+    return np.minimum(np.floor(eos * u ** (2 + domain)), eos - 1).astype(np.int64)
 
 
 class ToyStream(torch.utils.data.IterableDataset):
