@@ -12,9 +12,6 @@ import numba
 JIT_OPTIONS = {"cache": True, "nogil": True}
 
 njit = numba.njit(**JIT_OPTIONS)
-"""Decorator for pure kernels: arrays and scalars in, arrays out."""
-
-
-def njit_parallel(fn):
-    """Decorator for kernels with a `numba.prange` loop (the gather over both cores)."""
-    return numba.njit(parallel=True, **JIT_OPTIONS)(fn)
+"""Decorator for pure kernels: arrays and scalars in, arrays out. No `parallel=True`: work is
+split over Python threads calling nogil kernels, since numba's threading layer fails when
+several threads enter parallel kernels at once."""
