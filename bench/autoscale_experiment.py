@@ -6,7 +6,7 @@ at a budget 8x larger than the proxies?
 
 For GPT-2 tiny (causal) and, smaller, BERT tiny (masked LM), on the bundled corpus prepared
 with a 2,048-id BPE trained on it (cached under work/bench-cache/):
-1. DDO at two budgets S and 2S (base + x3 + x1/3 per domain: 22 proxy runs, `mixer.loop`);
+1. DDO at two budgets S and 2S (base + x3 + x1/3 per domain: 22 proxy runs, `mixer.loop.sweep`);
 2. AutoScale from the two optima to the target T = 16S (8x the larger proxy);
 3. train at T with uniform, natural (proportional to available tokens), DDO at 2S (direct
    transfer) and AutoScale weights, held-out evaluation every T/10 steps.
@@ -33,10 +33,10 @@ CACHE = Path("work/bench-cache")
 
 def prepared_corpus(cache: Path) -> Path:
     """The bundled corpus, prepared once with a 2,048-id BPE (tiny models train ~20x faster than at 50k ids)."""
-    from mixer.corpus import load_manifest
-    from mixer.default_corpus import assemble_default_corpus
-    from mixer.domain_map import load_domain_map
-    from mixer.prepare import PrepareConfig, prepare_corpus
+    from mixer.formats.corpus import load_manifest
+    from mixer.prepare.default_corpus import assemble_default_corpus
+    from mixer.prepare.domain_map import load_domain_map
+    from mixer.prepare.pipeline import PrepareConfig, prepare_corpus
 
     raw, corpus = cache / "raw", cache / "corpus-bpe2k"
     if not (raw / "domains.json").is_file():
@@ -67,10 +67,10 @@ def mean_eval_curve(run_json: Path, domains: list[str]) -> tuple[list[int], list
 
 
 def experiment(model: str, scale: int, corpus: Path, out: Path, ray: str | None, keep_total: bool = True) -> dict:
-    from mixer.corpus import load_manifest
-    from mixer.loop import LoopConfig, run_all
-    from mixer.loop_autoscale import loop_autoscale, target_comparison, target_specs
-    from mixer.runner import TrainSpec
+    from mixer.formats.corpus import load_manifest
+    from mixer.loop.sweep import LoopConfig, run_all
+    from mixer.loop.autoscale import loop_autoscale, target_comparison, target_specs
+    from mixer.loop.runner import TrainSpec
     from solver.baselines import natural_weights
 
     t0 = time.perf_counter()
@@ -111,7 +111,7 @@ def experiment(model: str, scale: int, corpus: Path, out: Path, ray: str | None,
 
 
 def _backend(cfg):
-    from mixer.loop import make_backend
+    from mixer.loop.sweep import make_backend
 
     return make_backend(cfg)
 

@@ -1,6 +1,6 @@
 """The causal sampler written with vectorised NumPy only: the baseline for `bench.sampler`.
 
-Same algorithm and same output as `mixer.plan.build_plan` + `mixer.gather.gather_sequences`
+Same algorithm and same output as `mixer.shards.plan.build_plan` + `mixer.shards.gather.gather_sequences`
 (the benchmark checks the tokens are equal): largest-remainder targets, permutation by
 sorting splitmix64 hashes, cumulative-sum selection, midpoint interleave by `np.lexsort`,
 and a gather by fancy indexing with ragged `arange`s. No Python loop runs per document.
@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 import xxhash
 
-from mixer.corpus import load_manifest, open_split
+from mixer.formats.corpus import load_manifest, open_split
 
 _MASK_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mixer.default_corpus import assemble_default_corpus
-from mixer.domain_map import load_domain_map
-from mixer.prepare import PrepareConfig, prepare_corpus
+from mixer.prepare.default_corpus import assemble_default_corpus
+from mixer.prepare.domain_map import load_domain_map
+from mixer.prepare.pipeline import PrepareConfig, prepare_corpus
 
 RESULTS = Path(__file__).parent / "results" / "prepare.json"
 

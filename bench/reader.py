@@ -40,10 +40,11 @@ STREAMING_PINS = ["torch==2.14.1", "torchvision==0.29.1", "mosaicml-streaming==0
 # --- data ------------------------------------------------------------------------------------
 def make_data(work: Path, budget: int, seq_len: int) -> tuple[Path, Path, Path]:
     """A synthetic corpus (1.5x what each domain needs), its shards, and the raw token rows."""
-    from mixer.gather import open_sources
-    from mixer.plan import PlanConfig, build_plan
-    from mixer.shards import ShardConfig, read_shard, write_shards
-    from mixer.synthetic import lognormal_lengths, write_synthetic_corpus
+    from mixer.shards.gather import open_sources
+    from mixer.shards.plan import PlanConfig, build_plan
+    from mixer.formats.shards import read_shard
+    from mixer.shards.write import ShardConfig, write_shards
+    from mixer.testing import lognormal_lengths, write_synthetic_corpus
 
     corpus, shards, raw = work / "corpus", work / "shards", work / "stream.u16"
     mean = 500
@@ -169,7 +170,7 @@ def bench_hf(corpus: Path, seq_len: int, rows_wanted: int, batch_size: int) -> d
     import datasets
     import pyarrow as pa
 
-    from mixer.corpus import load_manifest, open_split
+    from mixer.formats.corpus import load_manifest, open_split
 
     datasets.disable_progress_bars()
     manifest = load_manifest(corpus)
@@ -221,7 +222,7 @@ def bench_hf(corpus: Path, seq_len: int, rows_wanted: int, batch_size: int) -> d
 
 
 def main() -> None:
-    from mixer.units import parse_count
+    from mixer.core.units import parse_count
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", default="64M", help="Budget of the stream (tokens).")

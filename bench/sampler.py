@@ -45,7 +45,7 @@ def timed(fn, repeats: int = 3):
 
 
 def make_corpus(path: Path, budget: int) -> None:
-    from mixer.synthetic import lognormal_lengths, write_synthetic_corpus
+    from mixer.testing import lognormal_lengths, write_synthetic_corpus
 
     stamp = path / "bench-params.json"
     params = {"budget": budget, "weights": WEIGHTS, "mean_len": MEAN_LEN, "sigma": SIGMA, "version": 1}
@@ -63,8 +63,8 @@ def make_corpus(path: Path, budget: int) -> None:
 
 
 def bench_gather(corpus: Path, budget: int, seq_len: int, repeats: int) -> dict:
-    from mixer.gather import gather_sequences, open_sources
-    from mixer.plan import PlanConfig, build_plan
+    from mixer.shards.gather import gather_sequences, open_sources
+    from mixer.shards.plan import PlanConfig, build_plan
 
     config = PlanConfig(tokens=budget, seq_len=seq_len, seed=0)
     plan_s, plan = timed(lambda: build_plan(corpus, WEIGHTS, config), repeats)
@@ -93,8 +93,8 @@ def bench_gather(corpus: Path, budget: int, seq_len: int, repeats: int) -> dict:
 
 def bench_vs_numpy(corpus: Path, budget: int, seq_len: int) -> dict:
     from bench.numpy_sampler import sample
-    from mixer.gather import gather_sequences, open_sources
-    from mixer.plan import PlanConfig, build_plan
+    from mixer.shards.gather import gather_sequences, open_sources
+    from mixer.shards.plan import PlanConfig, build_plan
 
     def ours():
         plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=budget, seq_len=seq_len, seed=0))
@@ -141,9 +141,9 @@ def bench_interleave(items: int, repeats: int) -> dict:
 
 
 def bench_build(corpus: Path, budget: int, seq_len: int, scratch: Path) -> dict:
-    from mixer.gather import open_sources
-    from mixer.plan import PlanConfig, build_plan
-    from mixer.shards import ShardConfig, write_shards
+    from mixer.shards.gather import open_sources
+    from mixer.shards.plan import PlanConfig, build_plan
+    from mixer.shards.write import ShardConfig, write_shards
 
     res = {}
     indexes = []
@@ -169,7 +169,7 @@ def bench_build(corpus: Path, budget: int, seq_len: int, scratch: Path) -> dict:
 
 
 def main() -> None:
-    from mixer.units import parse_count
+    from mixer.core.units import parse_count
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", default="200M", help="budget to sample (the corpus holds 1.25x this)")
@@ -184,7 +184,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     make_corpus(corpus, budget)
-    from mixer.corpus import load_manifest
+    from mixer.formats.corpus import load_manifest
 
     m = load_manifest(corpus)
     total = sum(m.tokens().values())

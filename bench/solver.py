@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from mixer.atomic import write_json_atomic
+from mixer.core.atomic import write_json_atomic
 from solver.ddo import objective, solve_ddo, solve_ddo_pgd
 
 SIZES = (7, 100, 1_000, 10_000, 1_000_000)

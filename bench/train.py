@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mixer.atomic import write_json_atomic
+from mixer.core.atomic import write_json_atomic
 
 # Dense bf16 tensor-core peaks (datasheet, no sparsity), FLOP/s.
 GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "A10": 125e12, "L4": 121e12, "A6000": 155e12}
@@ -67,7 +67,7 @@ def gpu_peak_flops(device: torch.device) -> tuple[float, str]:
 
 def run_case(corpus: Path, device: str, model: str, preset: str, seq_len: int, batch: int, steps: int) -> dict:
     from trainers import DataSource, TrainConfig, train
-    from trainers.toy import ToyStream
+    from mixer.testing import ToyStream
 
     stamps: list[float] = []
     weights = {"code": 0.4, "news": 0.6}
@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "train.json"))
     args = ap.parse_args()
-    from trainers.toy import write_skewed_corpus
+    from mixer.testing import write_skewed_corpus
 
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
     if kind == "cpu":

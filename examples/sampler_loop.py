@@ -18,22 +18,17 @@ import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from mixer import MixtureSampler
-from mixer.synthetic import lognormal_lengths
-from trainers.toy import write_skewed_corpus
+from mixer.testing import write_example_corpus
 
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")  # torchdata 0.11 on torch 2.13
 
 # -- defaults ---------------------------------------------------------------------------------
-batch_size = 8  # sequences per step; pass the same number to MixtureSampler
-seq_len = 64
-steps = 30
-vocab = 512
+batch_size, seq_len, steps, vocab = 8, 64, 30, 512  # batch_size: pass the same number to MixtureSampler
 weights = {"code": 0.2, "news": 0.5, "web": 0.3}
 
 # -- data: sampled from the corpus as build-shards would write it --------------------------------
 work = Path(tempfile.mkdtemp(prefix="mixer-example-"))
-write_skewed_corpus(work / "corpus", {d: lognormal_lengths(600, 60, 1.0, i) for i, d in enumerate(weights)},
-                    vocab_size=vocab)
+write_example_corpus(work / "corpus", list(weights), vocab_size=vocab)  # 600 documents per domain
 
 
 def make_loader() -> StatefulDataLoader:

@@ -17,11 +17,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from mixer import MixtureStream
-from mixer.gather import open_sources
-from mixer.plan import PlanConfig, build_plan
-from mixer.shards import ShardConfig, write_shards
-from mixer.synthetic import lognormal_lengths
-from trainers.toy import write_skewed_corpus
+from mixer.shards.gather import open_sources
+from mixer.shards.plan import PlanConfig, build_plan
+from mixer.shards.write import ShardConfig, write_shards
+from mixer.testing import write_example_corpus
 
 # -- defaults ---------------------------------------------------------------------------------
 batch_size = 8  # sequences per step; pass the same number to MixtureStream
@@ -32,9 +31,7 @@ weights = {"code": 0.2, "news": 0.5, "web": 0.3}
 
 # -- data: a corpus and its shards (64k tokens: 1,000 sequences) ----------------------------------
 work = Path(tempfile.mkdtemp(prefix="mixer-example-"))
-# token frequencies skewed differently per domain, so there is something to learn
-write_skewed_corpus(work / "corpus", {d: lognormal_lengths(600, 60, 1.0, i) for i, d in enumerate(weights)},
-                    vocab_size=vocab)
+write_example_corpus(work / "corpus", list(weights), vocab_size=vocab)  # 600 documents per domain
 plan = build_plan(work / "corpus", weights, PlanConfig(tokens=64_000, seq_len=seq_len, seed=0))
 write_shards(plan, open_sources(work / "corpus", plan), work / "shards", ShardConfig(shard_tokens=16_384))
 

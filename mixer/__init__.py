@@ -1,10 +1,10 @@
 """mixer: data preparation, the mixture sampler, shards and streams (see docs/architecture.md)."""
-from mixer.errors import MixerError
+from mixer.core.errors import MixerError
 
 __all__ = ["MixerError", "MixtureStream", "MixtureSampler"]
 __version__ = "0.1.0"
 
-_LAZY = {"MixtureStream": "mixer.stream", "MixtureSampler": "mixer.sampler"}
+_LAZY = {"MixtureStream": "mixer.stream.stream", "MixtureSampler": "mixer.stream.sampler"}
 
 
 def __getattr__(name: str):

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from solver._root import bracketed_newton
+from solver.numerics.root import bracketed_newton
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from solver._root import bracketed_newton
-from solver.simplex import feasible_bounds, spg_minimize
+from solver.numerics.root import bracketed_newton
+from solver.numerics.simplex import feasible_bounds, spg_minimize
 
 ROLES = ("base", "perturbed")
 

@@ -8,6 +8,17 @@ There is no amplitude term, so the units matter: the solver fits in the authors'
 nonlinear least squares (`scipy.optimize.least_squares`, analytic Jacobian) from the best few
 points of a start grid (all 30 by default: the loss surface has local minima), with `c` set
 by linear least squares at each start.
+
+Ambiguous fits. With as many points as parameters a domain can have two exact fits (seen on
+real runs: one with b ~ 1-2 and c ~ 0.8-0.95, one with b < 0.15 and c < 0.1), and which start
+reaches the lower cost is rounding noise. The rule: every start's optimum whose cost is within
+`tol = 1e-9 * sum(y^2)/2` of the best is a candidate; candidates that differ by more than 0.1 %
+in any parameter are distinct fits; if there are several, the fit with the **largest c** is kept
+(the smallest part of the loss reducible by this one domain: the other fit claims nearly all of
+the loss can be removed by one domain's data, which no measured curve supports), `ambiguous` is
+set and the others are returned in `alternatives`. The kept fit is then polished from its
+parameters rounded to 6 significant digits, so the answer does not depend on which or how many
+starts reached it.
 """
 from __future__ import annotations
 
@@ -33,6 +44,8 @@ class PowerLawFit:
     interpolates: bool       # as many points as parameters: the fit passes through them exactly
     ill_posed: bool          # the data cannot pin the parameters down (see `message`)
     cov: np.ndarray | None   # parameter covariance from the Jacobian, when points > parameters
+    ambiguous: bool = False  # several distinct fits as good as this one (see the module docstring)
+    alternatives: tuple[np.ndarray, ...] = ()  # their parameters, in the order of `names`
 
     @property
     def params(self) -> dict[str, float]:
@@ -110,14 +123,12 @@ def fit_power_law(x, y, *, form: str = "shifted", n_starts: int | None = None, x
     lb = np.array(([0.0] if form == "shifted" else []) + [0.0, float(y.min()) - 10 * span])
     ub = np.array(([1e4 * float(x.max())] if form == "shifted" else []) + [B_MAX, float(y.max())])
     starts = [np.clip(np.asarray(x0, float), lb, ub)] if x0 is not None else _starts(x, y, form, n_starts)
-    best = None
-    for theta0 in starts:
-        theta0 = np.clip(theta0, lb, ub)
-        r = least_squares(lambda t: power_law(x, t, form) - y, theta0, jac=lambda t: _jacobian(t, x, form),
-                          bounds=(lb, ub), method="trf", x_scale="jac", ftol=1e-14, xtol=1e-14, gtol=1e-14,
-                          max_nfev=2000)
-        if best is None or r.cost < best.cost:
-            best = r
+    def solve(theta0):
+        return least_squares(lambda t: power_law(x, t, form) - y, np.clip(theta0, lb, ub),
+                             jac=lambda t: _jacobian(t, x, form), bounds=(lb, ub), method="trf", x_scale="jac",
+                             ftol=1e-14, xtol=1e-14, gtol=1e-14, max_nfev=2000)
+
+    best, alternatives = _pick([solve(theta0) for theta0 in starts], y, solve)
     theta = best.x
     resid = power_law(x, theta, form) - y
     reasons = []
@@ -142,6 +153,38 @@ def fit_power_law(x, y, *, form: str = "shifted", n_starts: int | None = None, x
     msg = "; ".join(reasons) if reasons else best.message
     if interpolates:
         msg = f"exact interpolation ({p} points, {p} parameters): no residual check; {msg}"
+    if alternatives:
+        alt = ", ".join("(" + ", ".join(f"{n}={v:.3g}" for n, v in zip(names, a)) + ")" for a in alternatives)
+        msg = (f"ambiguous: {len(alternatives) + 1} equally good fits; kept the one with the largest c, "
+               f"others {alt}; {msg}")
     return PowerLawFit(form=form, x=theta, names=names, fun=float(best.cost), success=bool(best.success) and not reasons,
                        message=msg, iterations=int(best.nfev), residuals=resid, interpolates=interpolates,
-                       ill_posed=bool(reasons), cov=cov)
+                       ill_posed=bool(reasons), cov=cov, ambiguous=bool(alternatives),
+                       alternatives=tuple(alternatives))
+
+
+def _round_sig(v: np.ndarray, digits: int = 6) -> np.ndarray:
+    v = np.asarray(v, float)
+    mag = np.where(v == 0, 0, np.floor(np.log10(np.abs(np.where(v == 0, 1, v)))))
+    return np.round(v / 10 ** mag, digits - 1) * 10 ** mag
+
+
+def _pick(results: list, y: np.ndarray, solve) -> tuple:
+    """The rule of the module docstring: candidates within `tol` of the best cost, clustered by
+    parameters; the cluster with the largest c kept and polished; the others returned."""
+    best_cost = min(r.cost for r in results)
+    tol = 1e-9 * 0.5 * float(y @ y)
+    clusters: list[list] = []
+    for r in sorted((r for r in results if r.cost <= best_cost + tol), key=lambda r: r.cost):
+        for c in clusters:
+            if np.allclose(r.x, c[0].x, rtol=1e-3, atol=1e-9):
+                c.append(r)
+                break
+        else:
+            clusters.append([r])
+    clusters.sort(key=lambda c: -c[0].x[-1])
+    kept = clusters[0][0]
+    polished = solve(_round_sig(kept.x))
+    if polished.cost <= best_cost + tol and np.allclose(polished.x, kept.x, rtol=1e-3, atol=1e-9):
+        kept = polished
+    return kept, [c[0].x.copy() for c in clusters[1:]]

@@ -1,29 +1,23 @@
-"""Reading trainers' `run.json` files and turning them into the points the solver fits.
+"""Runs as the solver sees them: run.json files (read by `mixer.formats.run`, their one reader)
+turned into the points the solver fits.
 
-A run file (written by `trainers/`; fields the solver does not use are ignored):
-
-    {"format_version": 1, "corpus_sha256": "ab12...", "budget_tokens": 30000000,
-     "weights": {"news": 0.5, "code": 0.5}, "tokens_per_domain": {"news": 15000000, "code": 15000000},
-     "final_loss": {"news": 3.91, "code": 2.15}, "model": "gpt2-tiny", "preset": "proxy", "seed": 0,
-     "provenance": {"role": "perturbed", "domain": "code", "factor": 3.0, "total": "fixed"},
-     "loss_history": {"news": [...], "code": [...]}}        # optional: per-step losses (DoReMi)
-
-The aggregate loss of a run is the mean over domains of `final_loss`. Every problem is one
-`MixerError` line naming the file and the fix.
+The aggregate loss of a run is the mean over domains of `final_loss`. On top of the format's own
+checks the solver needs a positive budget and positive tokens for every domain (a domain with
+no tokens has no point on its curve). Every problem is one `MixerError` line naming the file
+and the fix.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
-from mixer.errors import MixerError
-from mixer.jsonio import read_json_object
+from mixer.core.errors import MixerError
+from mixer.formats.run import load_run
 
-FORMAT_VERSION = 1
 ROLES = ("base", "perturbed")
 
 
@@ -53,51 +47,28 @@ class Run:
         return math.fsum(self.final_loss.values()) / len(self.final_loss)
 
 
-def _need(obj: dict, key: str, path: Path, kind) -> Any:
-    if key not in obj:
-        raise MixerError(f"{path}: missing field {key!r}; re-run the trainer or fix the file")
-    value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise MixerError(f"{path}: field {key!r} is {value!r}; expected {getattr(kind, '__name__', kind)}")
-    return value
-
-
 def read_run(path: str | Path) -> Run:
+    """One run.json through the format's reader, plus the solver's own requirements."""
+    rec = load_run(path)
     path = Path(path)
-    obj = read_json_object(path, "run file", "pass run.json files written by `mixer train`, or folders holding them")
-    version = obj.get("format_version")
-    if version != FORMAT_VERSION:
-        raise MixerError(f"{path}: format_version {version!r}, this solver reads {FORMAT_VERSION}; re-run the trainer")
-    budget = _need(obj, "budget_tokens", path, int)
-    if budget <= 0:
-        raise MixerError(f"{path}: budget_tokens is {budget}; it must be positive")
-    weights = _need(obj, "weights", path, dict)
-    tokens = _need(obj, "tokens_per_domain", path, dict)
-    losses = _need(obj, "final_loss", path, dict)
-    if not losses:
-        raise MixerError(f"{path}: final_loss is empty; the run needs a held-out loss per domain")
-    for name, loss in losses.items():
-        if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not math.isfinite(loss):
-            raise MixerError(f"{path}: final_loss of domain {name!r} is {loss!r}; re-run or drop this run")
-    for name in losses:
-        n = tokens.get(name)
+    if rec.budget_tokens <= 0:
+        raise MixerError(f"{path}: budget_tokens is {rec.budget_tokens}; it must be positive")
+    for name in rec.final_loss:
+        n = rec.tokens_per_domain.get(name)
         if n is None:
             raise MixerError(f"{path}: tokens_per_domain has no entry for domain {name!r}")
-        if not isinstance(n, (int, float)) or isinstance(n, bool) or not n > 0:
+        if not n > 0:
             raise MixerError(f"{path}: tokens_per_domain of domain {name!r} is {n!r}; it must be positive")
-    prov = obj.get("provenance") or {}
-    if not isinstance(prov, dict):
-        raise MixerError(f"{path}: provenance is {prov!r}; expected an object")
+    prov = rec.provenance
     factor = prov.get("factor")
-    history = obj.get("loss_history")
-    return Run(path=str(path), corpus_sha256=str(_need(obj, "corpus_sha256", path, str)), budget_tokens=budget,
-               weights={str(k): float(v) for k, v in weights.items()},
-               tokens_per_domain={str(k): int(tokens[k]) for k in losses},
-               final_loss={str(k): float(v) for k, v in losses.items()},
-               model=str(obj.get("model", "")), preset=str(obj.get("preset", "")), seed=int(obj.get("seed", 0)),
+    return Run(path=str(path), corpus_sha256=rec.corpus_sha256, budget_tokens=rec.budget_tokens,
+               weights={str(k): float(v) for k, v in rec.weights.items()},
+               tokens_per_domain={str(k): int(rec.tokens_per_domain[k]) for k in rec.final_loss},
+               final_loss={str(k): float(v) for k, v in rec.final_loss.items()},
+               model=rec.model, preset=rec.preset, seed=rec.seed,
                role=prov.get("role"), domain=prov.get("domain"),
                factor=float(factor) if factor is not None else None, total=prov.get("total"),
-               loss_history=history if isinstance(history, dict) else None)
+               loss_history=rec.loss_history or None)
 
 
 def expand_paths(paths: Iterable[str | Path], name: str = "run.json") -> list[Path]:

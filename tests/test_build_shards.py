@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from mixer.cli import main
-from mixer.errors import MixerError
-from mixer.gather import gather_sequences, open_sources
-from mixer.plan import PlanConfig, build_plan
-from mixer.shards import read_index, read_shard, read_shard_domains, verify_shards
-from mixer.synthetic import lognormal_lengths, write_synthetic_corpus
+from mixer.core.errors import MixerError
+from mixer.shards.gather import gather_sequences, open_sources
+from mixer.shards.plan import PlanConfig, build_plan
+from mixer.formats.shards import read_index, read_shard, read_shard_domains, verify_shards
+from mixer.testing import lognormal_lengths, write_synthetic_corpus
 
 WEIGHT_ARGS = ["--weight", "code=0.25", "--weight", "news=0.45", "--weight", "wiki=0.3"]
 
@@ -175,7 +175,7 @@ def test_both_or_neither_mixture_source(corpus, tmp_path):
 
 
 def test_interrupted_build_leaves_nothing_that_looks_complete(corpus, tmp_path):
-    from mixer.shards import ShardConfig, write_shards
+    from mixer.shards.write import ShardConfig, write_shards
 
     plan = build_plan(corpus, {"code": 0.25, "news": 0.45, "wiki": 0.3}, PlanConfig(tokens=30_000, seq_len=128))
 

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from mixer.default_corpus import EXTRACTORS, assemble_default_corpus, domain_map_text, split_work
-from mixer.domain_map import load_domain_map, sources_from_options
-from mixer.errors import MixerError
-from mixer.wikitext import split_sections, strip_markup
+from mixer.prepare.default_corpus import EXTRACTORS, assemble_default_corpus, domain_map_text, split_work
+from mixer.prepare.domain_map import load_domain_map, sources_from_options
+from mixer.core.errors import MixerError
+from mixer.prepare.wikitext import split_sections, strip_markup
 
 
 def test_plays_split_by_scene_and_other_works_by_chunk():

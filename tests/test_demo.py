@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from mixer.cli import main
-from mixer.demo import DemoConfig, run_demo
-from mixer.shards import read_index
-from trainers.toy import write_skewed_corpus
+from mixer.loop.demo import DemoConfig, run_demo
+from mixer.formats.shards import read_index
+from mixer.testing import write_skewed_corpus
 
 DOMAINS = ("a", "b", "c", "d")  # x3 needs 3/m < 1
 

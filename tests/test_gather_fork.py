@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mixer.gather import gather_sequences, open_sources
-from mixer.plan import PlanConfig, build_plan
-from mixer.synthetic import write_synthetic_corpus
+from mixer.shards.gather import gather_sequences, open_sources
+from mixer.shards.plan import PlanConfig, build_plan
+from mixer.testing import write_synthetic_corpus
 
 
 class _Rows(torch.utils.data.IterableDataset):

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import mixer.loop
+import mixer.loop.sweep
 from mixer.cli import main
-from mixer.errors import MixerError
-from mixer.loop import LoopConfig, loop_ddo, plan_sweep, run_folder
-from mixer.loop_autoscale import loop_autoscale
-from mixer.runner import RunSpec, TrainSpec
-from trainers.toy import write_skewed_corpus
+from mixer.core.errors import MixerError
+from mixer.loop.sweep import LoopConfig, loop_ddo, plan_sweep, run_folder
+from mixer.loop.autoscale import loop_autoscale
+from mixer.loop.runner import RunSpec, TrainSpec
+from mixer.testing import write_skewed_corpus
 
 BUDGET = 8192
 DOMAINS = ("a", "b", "c")
@@ -87,7 +87,7 @@ def test_interrupted_sweep_resumes_without_rerunning(corpus, sequential, tmp_pat
     kept = {s.key(): (run_folder(out / "runs", s) / "run.json").stat().st_mtime_ns for s in specs[:2] + specs[5:]}
 
     calls: list[str] = []
-    real = mixer.loop.execute
+    real = mixer.loop.sweep.execute
 
     def counting(spec: RunSpec, limit: int | None = None):
         calls.append(spec.name)
@@ -95,14 +95,14 @@ def test_interrupted_sweep_resumes_without_rerunning(corpus, sequential, tmp_pat
             raise KeyboardInterrupt  # killed while training the second missing run
         return real(spec)
 
-    monkeypatch.setattr(mixer.loop, "execute", lambda spec: counting(spec, limit=1))
+    monkeypatch.setattr(mixer.loop.sweep, "execute", lambda spec: counting(spec, limit=1))
     with pytest.raises(KeyboardInterrupt):
         loop_ddo(config(corpus, out), BUDGET)
     assert calls == [specs[2].name, specs[3].name]
     assert not (out / "weights.json").exists()
     assert not any(p.name.startswith(".") for p in (out / "runs").iterdir())  # no half-written folder left
     calls.clear()
-    monkeypatch.setattr(mixer.loop, "execute", counting)
+    monkeypatch.setattr(mixer.loop.sweep, "execute", counting)
     res = loop_ddo(config(corpus, out), BUDGET)
     assert calls == [specs[3].name, specs[4].name] and res.ran == 2  # only what was missing
     for key, mtime in kept.items():

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from tokenizers import Tokenizer
 
 from mixer.cli import main
-from mixer.corpus import load_manifest, open_split, token_dtype_for
-from mixer.errors import MixerError
-from mixer.prepare import DomainSource, PrepareConfig, heldout_mask, prepare_corpus
-from mixer.rules import PrepareRules, block_start, doc_hash
+from mixer.formats.corpus import load_manifest, open_split, token_dtype_for
+from mixer.core.errors import MixerError
+from mixer.prepare.pipeline import DomainSource, PrepareConfig, heldout_mask, prepare_corpus
+from mixer.prepare.rules import PrepareRules, block_start, doc_hash
 
 ENGLISH = ("The committee met on Tuesday to discuss the budget for the coming year, and after a long "
            "debate the members agreed that the library should receive more money for new books. ")
@@ -233,7 +233,7 @@ def test_corrupt_arrow_part_is_named(tmp_path):
 
 def test_rules_are_options():
     rules = PrepareRules(min_chars=10, cut_chars=5, random_block_kinds=("science",))
-    from mixer.rules import cut_document
+    from mixer.prepare.rules import cut_document
 
     assert cut_document("abcdefghijkl", 1, "web", rules, 0) == "abcde"
     assert len(cut_document("abcdefghijkl", 1, "science", rules, 0)) == 5

@@ -11,11 +11,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from mixer import MixtureSampler, MixtureStream
-from mixer.errors import MixerError
-from mixer.gather import open_sources
-from mixer.plan import PlanConfig, build_plan
-from mixer.shards import ShardConfig, write_shards
-from mixer.synthetic import lognormal_lengths, write_synthetic_corpus
+from mixer.core.errors import MixerError
+from mixer.shards.gather import open_sources
+from mixer.shards.plan import PlanConfig, build_plan
+from mixer.shards.write import ShardConfig, write_shards
+from mixer.testing import lognormal_lengths, write_synthetic_corpus
 
 B = 4
 SEQ_LEN = 48

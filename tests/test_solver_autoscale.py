@@ -3,7 +3,7 @@ optimum is N_i* = (beta_i gamma_i / lambda)^(1/(1+gamma_i)); two small scales pr
 import numpy as np
 import pytest
 
-from solver._root import bracketed_newton
+from solver.numerics.root import bracketed_newton
 from solver.autoscale import AutoScale, fit_autoscale, predict, weights_curve
 
 RNG = np.random.default_rng(7)

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from solver.ddo import objective, plan, solve_ddo, solve_ddo_pgd
 from solver.ddo_model import DDO
 from solver.runs import group_ddo, read_runs
-from solver.testing import ddo_sweep, write_runs
+from mixer.testing import ddo_sweep, write_runs
 
 
 def brute_force_m3(a, b, total, lo=0.0, hi=None):

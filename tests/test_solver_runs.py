@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from mixer.errors import MixerError
+from mixer.core.errors import MixerError
 from solver.runs import group_ddo, read_run, read_runs
-from solver.testing import ddo_sweep, write_runs
+from mixer.testing import ddo_sweep, write_runs
 
 
 def sweep(tmp_path, factors=(0.2, 3.0), **kw):
@@ -88,18 +88,23 @@ def test_version_missing_field_and_bad_json(tmp_path):
     expect([tmp_path / "nope.json"], "nope.json", grouped=False)
 
 
-def test_extra_fields_ignored_and_history_read(tmp_path):
+def test_history_read_unknown_fields_and_bad_weights_refused(tmp_path):
+    """run.json has one reader (mixer.formats.run): the solver refuses what the trainers refuse."""
     _, paths = sweep(tmp_path)
-    rewrite(paths[0], something_new={"x": 1}, loss_history={"a": [1.0, 2.0]})
+    rewrite(paths[0], loss_history={"a": [1.0, 2.0]})
     run = read_run(paths[0])
     assert run.loss_history == {"a": [1.0, 2.0]} and run.role == "base"
+    rewrite(paths[0], something_new={"x": 1})
+    assert str(paths[0]) in expect(paths[:1], "unknown field 'something_new'", grouped=False)
+    rewrite(paths[1], weights={"a": 0.5, "b": 0.2, "c": 0.2})
+    assert str(paths[1]) in expect(paths[1:2], "weights sum to 0.9", grouped=False)
 
 
 def test_grown_runs_group_when_trainer_realises_fewer_tokens(tmp_path):
     """A trainer stops at whole batches, so realised tokens fall short of the plan by up to a
     batch; at small budgets that is over 1 %. Grouping must go by the planned mixture."""
     from solver.runs import group_ddo, read_runs
-    from solver.testing import ddo_sweep, write_runs
+    from mixer.testing import ddo_sweep, write_runs
 
     runs = ddo_sweep(["a", "b", "c"], [0.5, 0.5, 0.5], [0.3, 0.4, 0.5], budget=16_000, factors=(3.0,))
     for obj in runs.values():

@@ -11,11 +11,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from mixer import MixtureStream
-from mixer.errors import MixerError
-from mixer.gather import open_sources
-from mixer.plan import PlanConfig, build_plan
-from mixer.shards import ShardConfig, read_shard, read_shard_domains, write_shards
-from mixer.synthetic import lognormal_lengths, write_synthetic_corpus
+from mixer.core.errors import MixerError
+from mixer.shards.gather import open_sources
+from mixer.shards.plan import PlanConfig, build_plan
+from mixer.formats.shards import read_shard, read_shard_domains
+from mixer.shards.write import ShardConfig, write_shards
+from mixer.testing import lognormal_lengths, write_synthetic_corpus
 
 B = 4  # the DataLoader batch size of every test
 WEIGHTS = {"code": 0.2, "news": 0.5, "web": 0.3}
@@ -270,7 +271,7 @@ def test_early_break_stops_read_ahead(shards):
 def test_without_domain_ids_same_tokens_and_no_sidecar_read(tmp_path):
     """domain_ids=False skips the sidecar: deleting it changes nothing, and the tokens are the
     stream's own."""
-    from mixer.sampler import MixtureSampler
+    from mixer.stream.sampler import MixtureSampler
 
     write_synthetic_corpus(tmp_path / "c", {"a": [30] * 200, "b": [50] * 200})
     weights = {"a": 0.4, "b": 0.6}

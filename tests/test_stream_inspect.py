@@ -8,10 +8,10 @@ from click.testing import CliRunner
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from mixer.cli import main
-from mixer.gather import open_sources
-from mixer.plan import PlanConfig, build_plan
-from mixer.shards import ShardConfig, write_shards
-from mixer.synthetic import lognormal_lengths, write_synthetic_corpus
+from mixer.shards.gather import open_sources
+from mixer.shards.plan import PlanConfig, build_plan
+from mixer.shards.write import ShardConfig, write_shards
+from mixer.testing import lognormal_lengths, write_synthetic_corpus
 
 VOCAB = 500
 

@@ -1,4 +1,4 @@
-"""`mixer train` end to end, with a stand-in for `mixer.sampler` (written in parallel): the
+"""`mixer train` end to end, with a stand-in for `mixer.stream.sampler` (written in parallel): the
 CLI builds the source through trainers/data.py exactly as it will with the real sampler."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mixer.cli import main
 from trainers import load_run
-from trainers.toy import ToyStream, write_skewed_corpus
+from mixer.testing import ToyStream, write_skewed_corpus
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -27,7 +27,7 @@ class FakeSampler(ToyStream):
 
 @pytest.fixture()
 def corpus(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mixer.sampler", types.SimpleNamespace(MixtureSampler=FakeSampler))
+    monkeypatch.setitem(sys.modules, "mixer.stream.sampler", types.SimpleNamespace(MixtureSampler=FakeSampler))
     rng = np.random.default_rng(0)
     write_skewed_corpus(tmp_path / "c", {"code": rng.integers(40, 200, 60), "news": rng.integers(40, 200, 60)},
                         {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)
@@ -68,10 +68,10 @@ def test_train_command_needs_a_source(corpus):
 
 @pytest.mark.parametrize("model", ["gpt2", "bert"])
 def test_real_sampler_and_shards(tmp_path, model):
-    """With the real `mixer.sampler` / `mixer.stream`: sampled from the corpus and read from
+    """With the real `mixer.stream.sampler` / `mixer.stream.stream`: sampled from the corpus and read from
     built shards, the same mixture trains to the same losses (same sequences, same order)."""
-    pytest.importorskip("mixer.sampler")
-    pytest.importorskip("mixer.stream")
+    pytest.importorskip("mixer.stream.sampler")
+    pytest.importorskip("mixer.stream.stream")
     rng = np.random.default_rng(1)
     write_skewed_corpus(tmp_path / "c", {"code": rng.integers(40, 200, 80), "news": rng.integers(40, 200, 80)},
                         {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from mixer.errors import MixerError
+from mixer.core.errors import MixerError
 from trainers import DataSource, RunRecord, TrainConfig, get_preset, train
 from trainers.data import source_from_corpus, source_from_shards
 from trainers.presets import PRESETS
-from trainers.toy import ToyStream, write_skewed_corpus
+from mixer.testing import ToyStream, write_skewed_corpus
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -119,11 +119,11 @@ def test_existing_checkpoint_needs_resume_and_same_settings(corpora, tmp_path):
 
 
 def test_stream_module_missing(corpora, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mixer.sampler", None)  # import raises ImportError
-    monkeypatch.setitem(sys.modules, "mixer.stream", None)
+    monkeypatch.setitem(sys.modules, "mixer.stream.sampler", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "mixer.stream.stream", None)
     with pytest.raises(MixerError) as exc:
         source_from_corpus(corpora / "small", W, 10_000, 64, 0, "gpt2", 4)
-    assert "mixer.sampler.MixtureSampler is not available" in one_line(exc)
+    assert "mixer.stream.sampler.MixtureSampler is not available" in one_line(exc)
     with pytest.raises(MixerError) as exc:
         source_from_shards(corpora / "nothing", 4, corpora / "small")
     assert "no shard index" in one_line(exc)
@@ -136,7 +136,7 @@ def test_run_record_rejects_bad_files():
     assert RunRecord.from_json(good).final_loss == {"a": 3.0}
     for bad, needle in [({**good, "format_version": 2}, "format_version 2"),
                         ({k: v for k, v in good.items() if k != "final_loss"}, "missing field 'final_loss'"),
-                        ({**good, "final_loss": {"a": float("nan")}}, "final_loss['a']"),
+                        ({**good, "final_loss": {"a": float("nan")}}, "final_loss of domain 'a'"),
                         ({**good, "weights": {"a": 0.5}}, "weights sum to 0.5"),
                         ({**good, "tokens_per_domain": {"z": 1}}, "domain 'z'"),
                         ({**good, "budget_tokens": "many"}, "budget_tokens"),

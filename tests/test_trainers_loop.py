@@ -10,7 +10,7 @@ import torch
 
 from trainers import DataSource, RunRecord, TrainConfig, load_run, train
 from trainers.heldout import evaluate_checkpoint
-from trainers.toy import ToyStream, write_skewed_corpus
+from mixer.testing import ToyStream, write_skewed_corpus
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -5,9 +5,10 @@ per-domain held-out loss (paper appendix D.1-D.2). See docs/trainers.md.
     record = train(TrainConfig(model="gpt2", preset="small", steps=2000), source, "runs/base")
     record.final_loss   # {domain: held-out loss}
 """
+from mixer.formats.run import RunRecord, load_run, save_run
 from trainers.loop import DataSource, DomainLossHook, TrainConfig, train
 from trainers.presets import PRESETS, ModelPreset, get_preset
-from trainers.runrecord import RunRecord, load_run, save_run
+
 
 __all__ = ["DataSource", "DomainLossHook", "ModelPreset", "PRESETS", "RunRecord", "TrainConfig", "get_preset",
            "load_run", "save_run", "train"]

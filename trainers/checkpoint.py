@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from mixer.errors import MixerError
+from mixer.core.errors import MixerError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1

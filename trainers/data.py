@@ -3,7 +3,7 @@
     source_from_shards("shards/", corpus_dir="corpus/", batch_size=8, rank=r, world_size=w)
     source_from_corpus("corpus/", weights, tokens=30_000_000, seq_len=1024, seed=0, ...)
 
-Both wrap a `mixer.stream.MixtureStream` / `mixer.sampler.MixtureSampler` (an IterableDataset
+Both wrap a `mixer.stream.stream.MixtureStream` / `mixer.stream.sampler.MixtureSampler` (an IterableDataset
 with state_dict/load_state_dict yielding one sequence dict at a time) in a DataLoader with
 `num_workers=0`: the stream decompresses ahead on its own threads, and the dataset object in
 this process is then the exact stream position a checkpoint must record. Each rank opens its
@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from mixer.corpus import load_manifest, manifest_sha256
-from mixer.errors import MixerError
-from mixer.weights import validate_weights
+from mixer.formats.corpus import load_manifest, manifest_sha256
+from mixer.core.errors import MixerError
+from mixer.formats.weights import validate_weights
 from trainers.loop import DataSource
 
 OBJECTIVE = {"gpt2": "causal", "bert": "mlm"}  # the stream's name for each model's sequences
@@ -42,7 +42,7 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
                        rank: int = 0, world_size: int = 1, model: str | None = None) -> DataSource:
     """Stream built shards; `corpus_dir` (the corpus they were built from) supplies the held-out splits."""
     shards_dir = Path(shards_dir)
-    from mixer.shards import INDEX_NAME, read_index
+    from mixer.formats.shards import INDEX_NAME, read_index
 
     index_path = shards_dir / INDEX_NAME
     index = read_index(shards_dir)
@@ -56,7 +56,7 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
     if model is not None and objective is not None and objective != OBJECTIVE[model]:
         raise MixerError(f"{shards_dir} holds {objective} sequences but --model {model} trains on "
                          f"{OBJECTIVE[model]} ones; rebuild the shards with --objective {OBJECTIVE[model]}")
-    MixtureStream = _import("mixer.stream", "MixtureStream")
+    MixtureStream = _import("mixer.stream.stream", "MixtureStream")
     stream = MixtureStream(shards_dir, rank=rank, world_size=world_size, batch_size=batch_size)
     budget = getattr(stream, "budget_tokens", None) or index.get("budget_tokens")
     weights = validate_weights(index.get("weights") or {}, load_manifest(corpus_dir).domain_names,
@@ -72,7 +72,7 @@ def source_from_corpus(corpus_dir: str | Path, weights: dict[str, float], tokens
     """Sample the mixture straight from the memory-mapped corpus (the same sequences build-shards writes)."""
     manifest = load_manifest(corpus_dir)
     weights = validate_weights(weights, manifest.domain_names, source="--weights")
-    MixtureSampler = _import("mixer.sampler", "MixtureSampler")
+    MixtureSampler = _import("mixer.stream.sampler", "MixtureSampler")
     sampler = MixtureSampler(corpus_dir, weights, tokens, seq_len, seed, objective=OBJECTIVE[model],
                              allow_repeat=allow_repeat, rank=rank, world_size=world_size, batch_size=batch_size)
     return DataSource(batches=_loader(sampler, batch_size), corpus_dir=corpus_dir, weights=weights,

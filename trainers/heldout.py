@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mixer.corpus import DomainSplit, load_manifest, open_split
-from mixer.errors import MixerError
+from mixer.formats.corpus import DomainSplit, load_manifest, open_split
+from mixer.core.errors import MixerError
 from trainers.models import Vocab
 from trainers.objectives import mask_tokens, shift_labels
 

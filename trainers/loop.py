@@ -25,15 +25,15 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 import numpy as np
 import torch
 
-import mixer
-from mixer.corpus import load_manifest, manifest_sha256
-from mixer.errors import MixerError
+from mixer import __version__ as mixer_version
+from mixer.formats.corpus import load_manifest, manifest_sha256
+from mixer.core.errors import MixerError
 from trainers.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from trainers.heldout import build_eval_sets, evaluate
 from trainers.models import build_model, count_params, vocab_for
 from trainers.objectives import causal_token_losses, mask_tokens, mlm_token_losses, per_domain_sums
 from trainers.presets import ModelPreset, get_preset
-from trainers.runrecord import FORMAT_VERSION, RUN_NAME, RunRecord, save_run
+from mixer.formats.run import FORMAT_VERSION, RUN_NAME, RunRecord, save_run
 
 # hook(step, per_domain_loss, per_domain_tokens): the step's mean training loss of every domain
 # that had tokens in it, and the scored tokens of every domain (0 where absent). DoReMi reads these.
@@ -334,7 +334,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
         weights={d: float(w) for d, w in source.weights.items()},
         tokens_per_domain={d: int(n) for d, n in zip(domains, tokens_per_domain)},
         final_loss={d: final[d] for d in domains}, model=cfg.model, preset=preset.name, seed=cfg.seed,
-        provenance={"mixer_version": mixer.__version__, "torch": torch.__version__,
+        provenance={"mixer_version": mixer_version, "torch": torch.__version__,
                     "transformers": transformers.__version__, "device": _device_name(device), "world_size": world,
                     "params_non_embedding": count_params(raw), "params_total": count_params(raw, False),
                     "warmup_steps": warmup, "data_wait_share": data_wait / train_time if train_time else 0.0,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mixer.corpus import CorpusManifest, MLMSpecialIds, mlm_special_ids
+from mixer.formats.corpus import CorpusManifest, MLMSpecialIds, mlm_special_ids
 from trainers.presets import ModelPreset
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mixer.corpus import MLMSpecialIds
+from mixer.formats.corpus import MLMSpecialIds
 
 MASK_PROB = 0.15  # BERT: 15% of tokens are predicted; of those 80% [MASK], 10% random, 10% kept
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from trainers.runrecord import RunRecord
+from mixer.formats.run import RunRecord
 
 
 def plot_curves(record: RunRecord, path: str | Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mixer.errors import MixerError
+from mixer.core.errors import MixerError
 
 MODELS = ("gpt2", "bert")
 

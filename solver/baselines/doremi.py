@@ -13,6 +13,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from mixer.core.errors import MixerError
+
 
 @dataclass(frozen=True)
 class DoReMiResult:
@@ -110,3 +112,35 @@ class DoReMiWeights:
         self.weights_ = np.asarray(state["weights"], float)
         self.sum_ = np.asarray(state["sum"], float)
         self.n_steps_ = int(state["n_steps"])
+
+
+def aligned_histories(proxy, reference) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """`(domains, P, R)` from two `solver.runs.Run`: the proxy's and the reference's per-step, per-domain losses as
+    `[steps, domains]` arrays, ready for `doremi_weights`.
+
+    A reference without a log contributes its final loss at every step. A domain with no tokens
+    at a step (null in the log) gets no excess loss there, so no update; each problem is one
+    `MixerError` naming the run file.
+    """
+    domains = list(proxy.domains)
+    if set(reference.domains) != set(domains):
+        raise MixerError(f"{reference.path}: its domains differ from {proxy.path}; use a reference of the same corpus")
+    if not proxy.loss_history:
+        raise MixerError(f"{proxy.path}: no loss_history (per-step, per-domain losses); DoReMi needs the proxy's log")
+
+    def history(run) -> np.ndarray:
+        rows = [run.loss_history.get(d) for d in domains]
+        if any(r is None for r in rows) or len({len(r) for r in rows}) != 1:
+            raise MixerError(f"{run.path}: loss_history needs one equally long list per domain")
+        return np.array([[np.nan if v is None else v for v in r] for r in rows], float).T  # null: no tokens
+
+    P = history(proxy)
+    R = history(reference) if reference.loss_history else np.array([reference.final_loss[d] for d in domains])
+    if R.ndim == 2 and R.shape != P.shape:
+        raise MixerError(f"{reference.path}: loss_history has {R.shape[0]} steps, the proxy {P.shape[0]}; "
+                         "log the same steps")
+    R = np.broadcast_to(R, P.shape)
+    P = np.where(np.isnan(P) | np.isnan(R), R, P)   # a domain not seen at a step: no excess, no update
+    R = np.where(np.isnan(R), 0.0, R)
+    P = np.where(np.isnan(P), 0.0, P)
+    return domains, P, R

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from solver.simplex import feasible_bounds, spg_minimize
+from solver.numerics.simplex import feasible_bounds, spg_minimize
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,39 @@
+"""`mixer demo`: the main job on the bundled corpus."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("demo")
+@click.option("--out", default="work/demo", show_default=True, type=click.Path(path_type=Path))
+@click.option("--cache", type=click.Path(path_type=Path), default=None, help="Download cache for the corpus packages.")
+@click.option("--quick", is_flag=True, help="Reduced size (CI): fewer documents, smaller budgets.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=2, show_default=True)
+@click.option("--tokenizer", default="train", show_default=True,
+              help="train: a 2,048-id BPE fitted on the corpus (fast tiny proxies); gpt2: OpenAI's 50,257 ids.")
+@click.option("--ray", default=None, metavar="local|auto|ADDRESS", help="Run the proxy runs as Ray tasks.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def command(out, cache, quick, seed, workers, tokenizer, ray, quiet):
+    """Bundled corpus → prepare → DDO at two small scales → AutoScale → shards at the target."""
+    from rich.console import Console
+
+    from mixer.cli.commands.loop import weights_table
+    from mixer.loop.demo import DemoConfig, run_demo
+    from mixer.prepare.pipeline import summary_table
+
+    result = run_demo(DemoConfig(out=out, cache=cache, quick=quick, seed=seed, workers=workers, tokenizer=tokenizer,
+                                 ray=ray, progress=not quiet))
+    console = Console(width=max(Console().width, 120))
+    if result.prepare is not None:
+        console.print(summary_table(result.prepare))
+    console.print(weights_table("mixture weights: DDO at two small scales, AutoScale at the target", result.weights))
+    console.print(f"{result.runs_trained} proxy runs trained now (finished runs are cached)")
+    for name, path in result.steps.items():
+        console.print(f"{name}: {path}")
+    for path in result.plots:
+        console.print(f"plot: {path}")
+    console.print(f"next: mixer train --model gpt2 --preset tiny --shards {result.shards} --corpus {result.corpus} "
+                  f"--out {Path(out) / 'target-run'}")

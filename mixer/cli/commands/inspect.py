@@ -1,0 +1,126 @@
+"""`mixer inspect SHARDS_DIR`: what a shards folder holds, every checksum verified, and
+optionally a few sequences decoded so a person can read what the model will see.
+
+    mixer inspect shards/                           # index table + verify xxh64 and sha256
+    mixer inspect shards/ --sample 3 --corpus corpus/  # + 3 sequences as text, by domain
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("inspect")
+@click.argument("shards_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--sample", "sample", type=int, default=0, show_default=True, metavar="K",
+              help="Decode K sequences (evenly spaced over the stream) with the corpus's tokenizer.")
+@click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The corpus the shards were built from (its tokenizer.json decodes --sample) "
+                   "[default: the corpus path the index records].")
+@click.option("--no-verify", is_flag=True, help="Skip reading every shard to verify its checksums.")
+def command(shards_dir: Path, sample: int, corpus_dir: Path | None, no_verify: bool) -> None:
+    """Print a shards folder's index (weights, realised tokens per domain, shards, seq_len) and
+    verify every shard's checksums."""
+    from rich.console import Console
+
+    from mixer.cli.commands.build_shards import summary_table
+    from mixer.core.errors import MixerError
+    from mixer.formats.shards import read_index
+
+    out = Console()
+    index = read_index(shards_dir)
+    out.print(summary_table(index))
+    sizes = sum((shards_dir / e["file"]).stat().st_size for e in index["shards"] if (shards_dir / e["file"]).exists())
+    out.print(f"{len(index['shards'])} shards of up to {index['sequences_per_shard']} sequences; "
+              f"{index['num_sequences']:,} sequences x seq_len {index['seq_len']} = {index['budget_tokens']:,} "
+              f"{index['dtype']} tokens; {sizes / 1e6:.1f} MB compressed; seed {index['seed']}")
+    if not no_verify:
+        verify(shards_dir, index, out)
+    if sample < 0:
+        raise MixerError(f"--sample {sample}: must be >= 0")
+    if sample:
+        corpus_dir = corpus_dir or index.get("corpus_dir") or index.get("corpus")
+        if not corpus_dir:
+            raise MixerError(f"{shards_dir / 'index.json'} does not record its corpus; pass --corpus DIR "
+                             "(the corpus the shards were built from) to decode --sample")
+        show_samples(shards_dir, index, Path(corpus_dir), sample, out)
+
+
+def verify(shards_dir: Path, index: dict, out) -> None:
+    """xxh64 and sha256 of every shard and domain sidecar; the first bad file is the error."""
+    from rich.progress import Progress
+
+    from mixer.core.errors import MixerError
+    from mixer.formats.shards import read_shard, read_shard_domains
+
+    n = 0
+    with Progress(console=out, transient=True) as progress:
+        task = progress.add_task("verifying", total=len(index["shards"]))
+        for e in index["shards"]:
+            n += read_shard(shards_dir / e["file"], index, sha256=True).shape[0]
+            read_shard_domains(shards_dir / e["file"], index, sha256=True)
+            progress.advance(task)
+    if n != index["num_sequences"]:
+        raise MixerError(f"{shards_dir / 'index.json'}: shards hold {n} sequences, the index says "
+                         f"{index['num_sequences']}; rebuild the shards")
+    out.print(f"[green]verified[/green] {len(index['shards'])} shards and their domain sidecars "
+              "(xxh64 + sha256)")
+
+
+def show_samples(shards_dir: Path, index: dict, corpus_dir: Path, k: int, out) -> None:
+    """Sequences 0, N/k, 2N/k, ..: each cut at document boundaries and labelled by domain."""
+    import numpy as np
+    from rich.panel import Panel
+    from rich.text import Text
+    from tokenizers import Tokenizer
+
+    from mixer.formats.corpus import load_manifest, manifest_sha256
+    from mixer.core.errors import MixerError
+    from mixer.formats.shards import read_shard, read_shard_domains
+
+    if manifest_sha256(corpus_dir) != index["corpus_manifest_sha256"]:
+        raise MixerError(f"{corpus_dir}: not the corpus these shards were built from (corpus.json sha256 differs); "
+                         "pass the matching --corpus")
+    manifest = load_manifest(corpus_dir)
+    tok_path = corpus_dir / (manifest.tokenizer.path or "tokenizer.json")
+    if not tok_path.is_file():
+        raise MixerError(f"{tok_path}: no tokenizer to decode with; this corpus has none (synthetic?)")
+    tokenizer = Tokenizer.from_file(str(tok_path))
+    special = index.get("special_tokens") or {}
+    names = {int(v): f"[{k.upper()}]" for k, v in special.items()}
+    names[int(index["eos_id"])] = "<EOS>"
+    domains = index["domain_order"]
+    bounds = np.cumsum([0] + [e["sequences"] for e in index["shards"]])
+    n = index["num_sequences"]
+    loaded, rows, doms = -1, None, None
+    for seq in sorted({i * n // k for i in range(min(k, n))}):
+        s = int(np.searchsorted(bounds, seq, side="right")) - 1
+        if s != loaded:
+            path = shards_dir / index["shards"][s]["file"]
+            rows, doms, loaded = read_shard(path, index), read_shard_domains(path, index), s
+        row, dom = rows[seq - bounds[s]], doms[seq - bounds[s]]
+        text = Text()
+        for a, b in _runs(row, dom, set(names)):
+            if int(row[a]) in names:
+                text.append(names[int(row[a])] + (f" x{b - a} " if b - a > 1 else " "), style="bold magenta")
+                continue
+            text.append(f"[{domains[int(dom[a])]}] ", style="bold cyan")
+            text.append(tokenizer.decode(row[a:b].tolist(), skip_special_tokens=False) + " ")
+        out.print(Panel(text, title=f"sequence {seq} of {n}", title_align="left"))
+
+
+def _runs(row, dom, special: set[int]):
+    """[a, b) stretches of one domain with no special token, and each special token on its own
+    (runs of one special token together)."""
+    a, n = 0, len(row)
+    while a < n:
+        b = a + 1
+        if int(row[a]) in special:
+            while b < n and row[b] == row[a]:
+                b += 1
+        else:
+            while b < n and dom[b] == dom[a] and int(row[b]) not in special:
+                b += 1
+        yield a, b
+        a = b

@@ -1,0 +1,131 @@
+"""`mixer loop ddo|autoscale`: the closed loop in one command (plan, mix, train, measure, fit, solve).
+
+    mixer loop ddo --corpus corpus/ --model gpt2 --preset tiny --tokens 2M --out loop/ [--ray local]
+    mixer loop autoscale --corpus corpus/ --scales 2M,4M --target 64M --out loop/ [--train-target]
+
+Finished runs are cached under OUT/runs/<hash of their inputs>; run the same command again
+after an interruption and it trains only what is missing. See docs/loop.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _common(f):
+    opts = [
+        click.option("--corpus", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="Prepared corpus (`mixer prepare`)."),
+        click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True),
+        click.option("--preset", default="tiny", show_default=True, help="Trainer preset (trainers.presets)."),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
+        click.option("--perturb", type=float, default=3.0, show_default=True,
+                     help="Factor on each domain's weight in its perturbed run."),
+        click.option("--both-directions", is_flag=True,
+                     help="Also run each domain at weight / --perturb (3 points per fit: the shifted power law)."),
+        click.option("--factors", default=None, help="Explicit factors, e.g. 3,0.2 (the authors'); overrides --perturb."),
+        click.option("--grow-total", is_flag=True,
+                     help="Algorithm 1: keep the other domains' tokens (budget grows) instead of rescaling them."),
+        click.option("--floor-uniform", type=float, default=0.2, show_default=True,
+                     help="Weight floor as a fraction of 1/m (the authors' 0.2; 0: none)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout, masks."),
+        click.option("--data-seed", type=int, default=0, show_default=True, help="Sampler seed (same for every run)."),
+        click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's)."),
+        click.option("--eval-seqs", type=int, default=64, show_default=True, help="Held-out sequences per domain."),
+        click.option("--allow-repeat", is_flag=True, help="Let small domains repeat (fresh order each epoch)."),
+        click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads per run."),
+        click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Run cache (default OUT/runs); share it between sweeps to reuse runs."),
+        click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS",
+                     help="Run each proxy run as a Ray task: start a local cluster, or join one."),
+        click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all)."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _config(kw: dict):
+    from mixer.core.errors import MixerError
+    from mixer.loop.sweep import LoopConfig
+    from mixer.loop.runner import TrainSpec
+
+    if kw["factors"]:
+        try:
+            factors = tuple(float(x) for x in kw["factors"].split(","))
+        except ValueError:
+            raise MixerError(f"--factors {kw['factors']!r}: expected numbers separated by commas, e.g. 3,0.2") from None
+    else:
+        factors = (kw["perturb"], 1 / kw["perturb"]) if kw["both_directions"] else (kw["perturb"],)
+    train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
+                      eval_seqs=kw["eval_seqs"], allow_repeat=kw["allow_repeat"], threads=kw["threads"])
+    train.train_config().resolve()  # a bad model/preset fails here, before any run
+    return LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train, factors=factors,
+                      keep_total=not kw["grow_total"], floor_uniform=kw["floor_uniform"] or None,
+                      cache=kw["cache"], ray=kw["ray"], ray_cpus=kw["ray_cpus"], progress=not kw["quiet"])
+
+
+def weights_table(title: str, columns: dict[str, dict[str, float]]):
+    """A rich table: one row per domain, one column per mixture."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("domain")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for d in next(iter(columns.values())):
+        table.add_row(d, *[f"{col[d]:.4f}" for col in columns.values()])
+    return table
+
+
+@click.group("loop")
+def command() -> None:
+    """The closed loop: plan proxy runs, train them (cached, optionally on Ray), fit, write weights."""
+
+
+@command.command("ddo")
+@_common
+@click.option("--tokens", required=True, help="Budget of every proxy run, e.g. 2M.")
+def ddo_cmd(tokens, **kw) -> None:
+    """One DDO sweep: base + perturbed runs at --tokens -> OUT/weights.json."""
+    from rich.console import Console
+
+    from mixer.loop.sweep import loop_ddo
+    from mixer.core.units import parse_count
+
+    cfg = _config(kw)
+    res = loop_ddo(cfg, parse_count(tokens, "--tokens"))
+    console = Console(width=120)
+    console.print(weights_table(f"DDO at {res.budget_tokens:,} tokens", {"weight": res.weights}))
+    console.print(f"{len(res.runs)} runs, {res.ran} trained now, {len(res.runs) - res.ran} from the cache")
+    for w in res.estimator.warnings_:
+        console.print(f"warning: {w}")
+    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots))
+
+
+@command.command("autoscale")
+@_common
+@click.option("--scales", required=True, help="Two or more small budgets, e.g. 2M,4M[,8M].")
+@click.option("--target", required=True, help="Target budget, e.g. 64M.")
+@click.option("--train-target", is_flag=True, help="Also train at --target with the predicted and uniform weights.")
+def autoscale_cmd(scales, target, train_target, **kw) -> None:
+    """DDO at each --scales budget, AutoScale to --target -> OUT/weights.json."""
+    from rich.console import Console
+
+    from mixer.loop.autoscale import loop_autoscale
+    from mixer.core.units import format_count, parse_count
+
+    cfg = _config(kw)
+    budgets = [parse_count(s, "--scales") for s in scales.split(",")]
+    res = loop_autoscale(cfg, budgets, parse_count(target, "--target"), train_target=train_target)
+    cols = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in res.scales}
+    cols[f"AutoScale @ {format_count(res.target)}"] = res.weights
+    console = Console(width=140)
+    console.print(weights_table(f"AutoScale (t = {res.t:.3g})", cols))
+    console.print(f"{res.ran} runs trained now")
+    if res.comparison:
+        for name, c in res.comparison.items():
+            console.print(f"{name:>10}: mean held-out loss {c['mean_loss']:.4f}, mean perplexity {c['mean_perplexity']:.2f}")
+    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots))

@@ -1,0 +1,153 @@
+"""`mixer solve ddo|autoscale|regmix|mixing-laws|doremi`: run.json files in, weights.json out.
+
+Each sub-command parses its options and calls one `solver.solutions` function (the same one
+`mixer loop` calls), then prints the weights with their intervals as a table. Library code is
+imported inside the commands to keep `mixer -h` fast.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mixer.core.errors import MixerError
+
+
+def _show(solution) -> None:
+    """The weights, their 95 % intervals and any extra columns as a table; then notes and plots."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=solution.title)
+    table.add_column("domain")
+    table.add_column("weight", justify="right")
+    table.add_column("95% interval", justify="right")
+    for name in solution.columns:
+        table.add_column(name, justify="right")
+    for i, (d, w) in enumerate(solution.weights.items()):
+        lo, hi = solution.intervals.get(d, (float("nan"), float("nan")))
+        interval = "n/a" if lo != lo else f"[{lo:.4f}, {hi:.4f}]"
+        table.add_row(d, f"{w:.4f}", interval, *[col[i] for col in solution.columns.values()])
+    console = Console(width=140)
+    console.print(table)
+    console.print(f"wrote {solution.path}")
+    for note in solution.notes:
+        click.echo(note, err=True)
+
+
+def _runs(paths):
+    from solver.runs import read_runs
+
+    return read_runs(paths)
+
+
+@click.group("solve")
+def command() -> None:
+    """Turn measured losses (run.json files) into mixture weights (weights.json)."""
+
+
+@command.command("ddo")
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
+@click.option("--form", type=click.Choice(["shifted", "plain"]), default="shifted", show_default=True,
+              help="shifted: (n0 + x)^-b + c (paper eq. 2); plain: x^-b + c (Algorithm 1)")
+@click.option("--units", type=click.Choice(["authors", "raw"]), default="authors", show_default=True,
+              help="authors: x = tokens/(N/m), y = loss/base loss; raw: tokens and loss")
+@click.option("--floor", type=float, default=None, help="minimum weight of every domain")
+@click.option("--floor-uniform", type=float, default=None, help="minimum weight as a fraction of 1/m (authors: 0.2)")
+@click.option("--cap", type=float, default=None, help="maximum weight of every domain")
+@click.option("--bootstrap", "n_bootstrap", type=int, default=200, show_default=True, help="replicates for intervals")
+@click.option("--noise", type=float, default=None, help="std of loss/base loss, when runs are not repeated")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--plots/--no-plots", default=True, show_default=True)
+def ddo_cmd(runs, out, form, units, floor, floor_uniform, cap, n_bootstrap, noise, seed, plots) -> None:
+    """DDO: base + perturbed runs of one scale -> optimal weights at that scale."""
+    from solver.runs import group_ddo
+    from solver.solutions import ddo_solution
+
+    data = group_ddo(_runs(runs))
+    if floor is not None and floor_uniform is not None:
+        raise MixerError("--floor and --floor-uniform: give one of them")
+    if floor_uniform is not None:
+        floor = floor_uniform / len(data.domains)
+    prov = {"runs": [r.path for r in data.base] + [r.path for d in data.domains for r in data.perturbed[d]],
+            "corpus_sha256": data.base[0].corpus_sha256}
+    _show(ddo_solution(data, out, form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise,
+                       seed=seed, provenance=prov, plots=plots))
+
+
+def _read_optimum(path: Path):
+    from mixer.formats.weights import load_weights
+    from solver.solutions import ScaleOptimum
+
+    if path.is_dir():
+        found = sorted(path.rglob("weights.json"))
+        if len(found) != 1:
+            raise MixerError(f"{path}: expected one weights.json in this folder, found {len(found)}; pass the file")
+        path = found[0]
+    mw = load_weights(path)
+    if not mw.budget_tokens:
+        raise MixerError(f"{path}: no budget_tokens; AutoScale needs the scale each optimum was solved at")
+    tokens = mw.provenance.get("tokens_per_domain") or {d: w * mw.budget_tokens for d, w in mw.weights.items()}
+    return ScaleOptimum(source=str(path), budget_tokens=int(mw.budget_tokens),
+                        tokens={d: float(tokens[d]) for d in mw.weights},
+                        replicates=mw.provenance.get("bootstrap_weights") or [])
+
+
+@command.command("autoscale")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--target", required=True, help="target budget in tokens, e.g. 10B")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--plots/--no-plots", default=True, show_default=True)
+def autoscale_cmd(inputs, target, out, plots) -> None:
+    """AutoScale: DDO weights.json at >= 2 scales -> weights at --target."""
+    from mixer.core.units import parse_count
+    from solver.solutions import autoscale_solution
+
+    n_target = parse_count(target, "--target")
+    if len(inputs) < 2:
+        raise MixerError("autoscale: give DDO weights.json files (or folders) at two or more scales")
+    optima = [_read_optimum(Path(p)) for p in inputs]
+    prov = {"inputs": [o.source for o in sorted(optima, key=lambda o: o.budget_tokens)]}
+    _show(autoscale_solution(optima, n_target, out, provenance=prov, plots=plots))
+
+
+@command.command("regmix")
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", type=click.Choice(["quadratic", "linear"]), default="quadratic", show_default=True)
+@click.option("--bootstrap", "n_bootstrap", type=int, default=100, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--plots/--no-plots", default=True, show_default=True)
+def regmix_cmd(runs, out, model, n_bootstrap, seed, plots) -> None:
+    """RegMix: many random-mixture runs -> regression -> best mixture."""
+    from solver.solutions import regmix_solution
+
+    _show(regmix_solution(_runs(runs), out, model=model, n_bootstrap=n_bootstrap, seed=seed, plots=plots))
+
+
+@command.command("mixing-laws")
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bootstrap", "n_bootstrap", type=int, default=50, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--plots/--no-plots", default=True, show_default=True)
+def mixing_laws_cmd(runs, out, n_bootstrap, seed, plots) -> None:
+    """Data Mixing Laws: per-domain L_i(r) = c_i + k_i exp(t_i . r) fitted, then minimised."""
+    from solver.solutions import mixing_laws_solution
+
+    _show(mixing_laws_solution(_runs(runs), out, n_bootstrap=n_bootstrap, seed=seed, plots=plots))
+
+
+@command.command("doremi")
+@click.option("--proxy", "proxy_path", required=True, help="run.json of the proxy, with loss_history")
+@click.option("--reference", "ref_path", required=True, help="run.json of the reference model")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--eta", type=float, default=1.0, show_default=True)
+@click.option("--smoothing", type=float, default=1e-3, show_default=True)
+def doremi_cmd(proxy_path, ref_path, out, eta, smoothing) -> None:
+    """DoReMi: replay Group DRO over the proxy's logged per-domain losses."""
+    from solver.runs import read_run
+    from solver.solutions import doremi_solution
+
+    _show(doremi_solution(read_run(proxy_path), read_run(ref_path), out, eta=eta, smoothing=smoothing))

@@ -1,0 +1,103 @@
+"""`mixer train`: train GPT-2 or BERT from scratch on a mixture; write run.json + loss curves.
+
+    mixer train --model gpt2 --preset tiny --corpus corpus/ --weights w.json --tokens 2M --out runs/a
+    mixer train --model gpt2 --preset large --shards shards/ --corpus corpus/ --out runs/b
+    torchrun --nproc-per-node 8 -m mixer.cli train ...   # DDP: one process per GPU
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import replace
+
+import click
+
+
+def _provenance(pairs: tuple[str, ...]) -> dict:
+    from mixer.core.errors import MixerError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise MixerError(f"--provenance {pair!r}: expected KEY=VALUE, e.g. role=base")
+        try:
+            out[key] = json.loads(value)  # numbers, booleans, null; anything else stays a string
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@click.command("train")
+@click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True,
+              help="gpt2: causal LM; bert: masked LM (15%, 80/10/10).")
+@click.option("--preset", default="tiny", show_default=True, help="gpt2: tiny|small|medium|large; bert: tiny|bert-base.")
+@click.option("--shards", type=click.Path(file_okay=False), help="Train on shards from `mixer build-shards`.")
+@click.option("--corpus", type=click.Path(file_okay=False),
+              help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it.")
+@click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json of the mixture.")
+@click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W", help="Mixture weight (repeatable).")
+@click.option("--tokens", help="Token budget of the sampled mixture, e.g. 30M.")
+@click.option("--allow-repeat", is_flag=True, help="Sampling: a domain smaller than its share repeats.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--steps", type=int, help="Optimiser steps (default: as many as the budget fills).")
+@click.option("--batch-size", type=int, help="Sequences per micro-step per device (default: the preset's).")
+@click.option("--grad-accum", type=int, help="Micro-steps per optimiser step (default: the preset's).")
+@click.option("--lr", type=float, help="Peak learning rate (default: the preset's).")
+@click.option("--seq-len", type=int, help="Sequence length (default: the preset's; shards fix their own).")
+@click.option("--eval-every", type=int, default=0, show_default=True, help="Held-out eval every N steps (0: end only).")
+@click.option("--eval-seqs", type=int, default=64, show_default=True, help="Held-out sequences per domain.")
+@click.option("--extra-eval", multiple=True, metavar="CORPUS[:DOMAIN]",
+              help="Out-of-domain held-out set, never trained on (repeatable).")
+@click.option("--checkpoint-every", type=int, default=0, show_default=True, help="Checkpoint every N steps (0: end).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout and masks.")
+@click.option("--data-seed", type=int, help="Seed of the sampled stream (default: --seed).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile (default: on CUDA).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt with the same settings.")
+@click.option("--provenance", "prov_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Recorded in run.json provenance (e.g. role=base, domain=code, factor=3).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, allow_repeat, out_dir, steps, batch_size,
+            grad_accum, lr, seq_len, eval_every, eval_seqs, extra_eval, checkpoint_every, seed, data_seed, device,
+            compile_, resume, prov_pairs, progress):
+    """Train GPT-2 or BERT from random init on a mixture; report held-out loss per domain."""
+    from mixer.core.errors import MixerError
+    from mixer.core.units import parse_count
+    from mixer.formats.weights import load_weights, parse_weight_options
+    from trainers.data import source_from_corpus, source_from_shards
+    from trainers.loop import TrainConfig, train
+
+    cfg = TrainConfig(model=model, preset=preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+                      seq_len=seq_len, eval_every=eval_every, eval_seqs=eval_seqs, extra_eval=tuple(extra_eval),
+                      checkpoint_every=checkpoint_every, seed=seed, device=device, compile=compile_,
+                      progress=progress)
+    p = cfg.resolve()  # validates the preset and overrides before any data is touched
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if shards:
+        if weights_file or weight_pairs or tokens:
+            raise MixerError("--shards fixes the mixture and budget; drop --weights/--weight/--tokens")
+        source = source_from_shards(shards, p.batch_size, corpus, rank, world, model)
+        if seq_len is None and source.seq_len != p.seq_len:  # shards fix the sequence length
+            cfg = replace(cfg, seq_len=source.seq_len)
+            cfg.resolve()
+    elif corpus:
+        if bool(weights_file) == bool(weight_pairs):
+            raise MixerError("--corpus sampling needs the mixture: give either --weights FILE or --weight DOMAIN=W")
+        if not tokens:
+            raise MixerError("--corpus sampling needs --tokens (the mixture's budget, e.g. 30M)")
+        weights = load_weights(weights_file).weights if weights_file else parse_weight_options(weight_pairs)
+        source = source_from_corpus(corpus, weights, parse_count(tokens), p.seq_len,
+                                    seed if data_seed is None else data_seed, model, p.batch_size, rank, world,
+                                    allow_repeat)
+    else:
+        raise MixerError("no data: give --shards DIR (built shards) or --corpus DIR with --weights and --tokens")
+    source.provenance.update(_provenance(prov_pairs))
+    record = train(cfg, source, out_dir, resume=resume)
+    if rank == 0:
+        width = max(map(len, record.final_loss))
+        click.echo(f"{out_dir}/run.json: {record.steps} steps, {record.tokens_seen:,} tokens, "
+                   f"{record.tokens_per_s:,.0f} tokens/s")
+        for d, loss in {**record.final_loss, **record.extra_loss}.items():
+            click.echo(f"  {d:<{width + 4}} held-out loss {loss:.4f}  ppl {math.exp(min(loss, 700)):.2f}")

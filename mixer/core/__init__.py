@@ -1,0 +1,1 @@
+"""Shared plumbing of every layer: `MixerError`, atomic writes, JSON reading, token counts."""

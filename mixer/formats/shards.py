@@ -1,0 +1,202 @@
+"""The shard format: `index.json` and `shard-NNNNN[.domains].zst`, their one writer and one reader.
+
+Written by `mixer build-shards` (`mixer.shards.write` drives it), read by `MixtureStream`, the
+trainers and `mixer inspect`. `FORMAT_VERSION` is bumped on any change a reader must know about.
+
+Layout::
+
+    SHARDS/
+      index.json                   # written last; its presence means the folder is complete
+      shard-00000.zst              # one zstd frame: n_seq x seq_len tokens of `dtype`, row-major
+      shard-00000.domains.zst      # one zstd frame: n_seq x seq_len uint8, the domain index of every token
+      shard-00001.zst
+      ...
+
+Every shard holds `sequences_per_shard` rows (the last one fewer) and is one independent
+zstd frame compressed on its own, so the bytes do not depend on how many threads wrote them.
+The domain sidecar gives every position the index (into `domains`) of the document it came
+from; EOS takes its document's domain, and [CLS]/[SEP]/[PAD] their row's. Runs of one value
+compress to almost nothing. Checksums (xxh64 and sha256) are of the compressed bytes.
+
+Example `index.json` (abridged: two domains, two shards)::
+
+    {
+      "budget_tokens": 4096,
+      "corpus_manifest_sha256": "9f2c…",
+      "domains": {
+        "code": {"documents_available": 900, "documents_used": 61, "epochs": 1, "index": 0,
+                 "realised_tokens": 1229, "target_tokens": 1229, "tokens_available": 81000,
+                 "weight": 0.3},
+        "news": {"documents_available": 500, "documents_used": 40, "epochs": 1, "index": 1,
+                 "realised_tokens": 2867, "target_tokens": 2867, "tokens_available": 36000,
+                 "weight": 0.7}
+      },
+      "domain_order": ["code", "news"],
+      "dtype": "uint16",
+      "eos_id": 50256,
+      "format_version": 1,
+      "interleave": "midpoint",
+      "num_sequences": 32,
+      "objective": "causal",
+      "seed": 0,
+      "seq_len": 128,
+      "sequences_per_shard": 16,
+      "shards": [
+        {"domains": {"file": "shard-00000.domains.zst", "sha256": "…", "xxh64": "…"},
+         "file": "shard-00000.zst", "first_sequence": 0, "sequences": 16,
+         "sha256": "…", "xxh64": "3c1d5e0b7a29f4e1"},
+        {"domains": {"file": "shard-00001.domains.zst", "sha256": "…", "xxh64": "…"},
+         "file": "shard-00001.zst", "first_sequence": 16, "sequences": 16,
+         "sha256": "…", "xxh64": "…"}
+      ],
+      "special_tokens": null,
+      "tokens_requested": 4100,
+      "weights": {"code": 0.3, "news": 0.7}
+    }
+
+Causal targets count tokens with their EOS separators; for `"objective": "mlm"` they count
+sequences (one document each) and `special_tokens` is `{"cls": …, "sep": …, "pad": …}`.
+There are no timestamps or host names: the same inputs give a byte-identical folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+import zstandard
+
+from mixer.core.atomic import write_json_atomic
+from mixer.core.errors import MixerError
+from mixer.core.jsonio import read_json_object
+
+FORMAT_VERSION = 1
+INDEX_NAME = "index.json"
+SIDECAR_LEVEL = 3  # zstd level of the domain sidecars (fixed: their bytes never depend on options)
+
+
+def shard_name(k: int) -> str:
+    return f"shard-{k:05d}.zst"
+
+
+def _digest(data: bytes) -> tuple[str, str]:
+    return xxhash.xxh64_hexdigest(data), hashlib.sha256(data).hexdigest()
+
+
+def write_shard_files(folder: Path, k: int, tokens: np.ndarray, domains: np.ndarray, level: int) -> tuple[dict, float, int]:
+    t0 = time.perf_counter()
+    data = zstandard.ZstdCompressor(level=level).compress(memoryview(tokens).cast("B"))
+    side = zstandard.ZstdCompressor(level=SIDECAR_LEVEL).compress(memoryview(domains).cast("B"))
+    xx, sha = _digest(data)
+    sxx, ssha = _digest(side)
+    name = shard_name(k)
+    side_name = name.replace(".zst", ".domains.zst")
+    (folder / name).write_bytes(data)
+    (folder / side_name).write_bytes(side)
+    entry = {"file": name, "sequences": int(tokens.shape[0]), "xxh64": xx, "sha256": sha,
+             "domains": {"file": side_name, "xxh64": sxx, "sha256": ssha}}
+    return entry, time.perf_counter() - t0, len(data) + len(side)
+
+
+def make_index(plan: "MixturePlan", shards: list[dict], sequences_per_shard: int) -> dict[str, Any]:
+    realised, used = plan.realised(), plan.documents_used()
+    unit = 1 if plan.objective == "causal" else plan.seq_len
+    domains = {
+        name: {"index": i, "weight": plan.weights[i],
+               "target_tokens": int(plan.targets[i]) * unit, "realised_tokens": int(realised[i]) * unit,
+               "documents_used": int(used[i]), "documents_available": int(plan.available_documents[i]),
+               "tokens_available": int(plan.available_tokens[i]), "epochs": int(plan.epochs[i])}
+        for i, name in enumerate(plan.domains)}
+    if plan.objective == "mlm":
+        content = plan.content_tokens()
+        for i, name in enumerate(plan.domains):
+            domains[name]["target_sequences"] = int(plan.targets[i])
+            domains[name]["content_tokens"] = int(content[i])
+    special = None if plan.special is None else dict(zip(("cls", "sep", "pad"), plan.special))
+    return {
+        "format_version": FORMAT_VERSION, "objective": plan.objective, "seq_len": plan.seq_len,
+        "dtype": plan.dtype, "eos_id": plan.eos_id, "special_tokens": special, "interleave": "midpoint",
+        "weights": dict(zip(plan.domains, plan.weights)), "domain_order": list(plan.domains), "seed": plan.seed,
+        "tokens_requested": plan.tokens_requested, "budget_tokens": plan.budget_tokens,
+        "num_sequences": plan.num_sequences, "sequences_per_shard": sequences_per_shard,
+        "corpus_manifest_sha256": plan.corpus_sha256, "domains": domains, "shards": shards,
+    }
+
+
+def write_index(folder: str | Path, index: dict[str, Any]) -> None:
+    """Write `index.json`, last of a build: its presence is what marks the folder complete."""
+    write_json_atomic(Path(folder) / INDEX_NAME, index)
+
+
+def read_index(folder: str | Path) -> dict[str, Any]:
+    """Read and check `index.json`; a missing index means an incomplete or foreign folder."""
+    path = Path(folder) / INDEX_NAME
+    obj = read_json_object(path, "shard index (an unfinished build or not a shards folder)",
+                           "rebuild with `mixer build-shards`")
+    version = obj.get("format_version")
+    if version != FORMAT_VERSION:
+        raise MixerError(f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
+                         "rebuild with this version of `mixer build-shards`")
+    return obj
+
+
+def _entry(path: Path, index: dict[str, Any]) -> dict[str, Any]:
+    for e in index["shards"]:
+        if e["file"] == path.name:
+            return e
+    raise MixerError(f"{path}: not listed in {path.parent / INDEX_NAME}; rebuild with `mixer build-shards`")
+
+
+def _read_verified(path: Path, xxh64: str, sha256: str | None, expected_bytes: int) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MixerError(f"{path}: cannot read shard ({exc}); rebuild with `mixer build-shards`") from None
+    if xxhash.xxh64_hexdigest(data) != xxh64 or (sha256 is not None and hashlib.sha256(data).hexdigest() != sha256):
+        raise MixerError(f"{path}: checksum mismatch, the shard is corrupt; rebuild with `mixer build-shards`")
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=expected_bytes)
+    except zstandard.ZstdError as exc:
+        raise MixerError(f"{path}: not a valid zstd frame ({exc}); rebuild with `mixer build-shards`") from None
+    if len(raw) != expected_bytes:
+        raise MixerError(f"{path}: holds {len(raw)} bytes, index.json expects {expected_bytes}; rebuild the shards")
+    return raw
+
+
+def read_shard(path: str | Path, index: dict[str, Any] | None = None, *, sha256: bool = False) -> np.ndarray:
+    """Decompress one shard to a `[sequences, seq_len]` array after verifying its xxh64 (and
+    sha256 with `sha256=True`) against index.json (read from the shard's folder unless given)."""
+    path = Path(path)
+    index = read_index(path.parent) if index is None else index
+    e = _entry(path, index)
+    dtype, seq_len = np.dtype(index["dtype"]), int(index["seq_len"])
+    raw = _read_verified(path, e["xxh64"], e["sha256"] if sha256 else None, e["sequences"] * seq_len * dtype.itemsize)
+    return np.frombuffer(raw, dtype=dtype).reshape(e["sequences"], seq_len)
+
+
+def read_shard_domains(path: str | Path, index: dict[str, Any] | None = None, *, sha256: bool = False) -> np.ndarray:
+    """The uint8 `[sequences, seq_len]` domain sidecar of shard `path` (the .zst token file), verified."""
+    path = Path(path)
+    index = read_index(path.parent) if index is None else index
+    e = _entry(path, index)
+    side = e["domains"]
+    seq_len = int(index["seq_len"])
+    raw = _read_verified(path.parent / side["file"], side["xxh64"], side["sha256"] if sha256 else None,
+                         e["sequences"] * seq_len)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(e["sequences"], seq_len)
+
+
+def verify_shards(folder: str | Path) -> int:
+    """Check every shard and sidecar (xxh64 and sha256) of a folder; returns the sequences seen."""
+    folder = Path(folder)
+    index = read_index(folder)
+    n = 0
+    for e in index["shards"]:
+        n += read_shard(folder / e["file"], index, sha256=True).shape[0]
+        read_shard_domains(folder / e["file"], index, sha256=True)
+    if n != index["num_sequences"]:
+        raise MixerError(f"{folder / INDEX_NAME}: shards hold {n} sequences, the index says {index['num_sequences']}")
+    return n

@@ -1,0 +1,101 @@
+"""`weights.json`: the mixture, the file that the solver writes and the mixer reads (its one
+writer, `save_weights`, and one reader, `load_weights`).
+
+    {"format_version": 1, "weights": {"news": 0.25, "code": 0.75}, "method": "ddo",
+     "budget_tokens": 30000000, "provenance": {...}}
+
+Weights are numbers (not strings), non-negative, sum to 1 within 1e-9 and name only domains of
+the corpus. `provenance` holds what the method knows: the runs, the fits, `intervals`
+({domain: [2.5 %, 97.5 %]}) and `interval_method`. The writer always records `format_version`;
+the reader also takes a hand-written file without one (a mixture typed by a person is version
+1) and refuses any other version.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from mixer.core.atomic import write_json_atomic
+from mixer.core.errors import MixerError
+from mixer.core.jsonio import read_json_object
+
+SIMPLEX_TOL = 1e-9
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MixtureWeights:
+    weights: dict[str, float]
+    method: str = "manual"
+    budget_tokens: int | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, **asdict(self)}
+
+
+def validate_weights(weights: Mapping[str, float], domains: Iterable[str] | None = None,
+                     source: str = "weights", require_all: bool = False) -> dict[str, float]:
+    """Check a mixture; return it as plain floats. Errors say which domain or sum is wrong."""
+    out: dict[str, float] = {}
+    for name, w in weights.items():
+        if isinstance(w, (str, bytes, bool)):   # "0.6" in a JSON file is a typo'd number, not a weight
+            raise MixerError(f"{source}: weight of domain {name!r} is {w!r}, not a number; write it without quotes")
+        try:
+            w = float(w)
+        except (TypeError, ValueError):
+            raise MixerError(f"{source}: weight of domain {name!r} is {w!r}, not a number") from None
+        if not math.isfinite(w) or w < 0:
+            raise MixerError(f"{source}: weight of domain {name!r} is {w}; weights must be finite and >= 0")
+        out[str(name)] = w
+    if not out:
+        raise MixerError(f"{source}: no weights given; name at least one domain")
+    if domains is not None:
+        known = set(domains)
+        unknown = sorted(set(out) - known)
+        if unknown:
+            raise MixerError(f"{source}: unknown domain {unknown[0]!r}; the corpus has: {', '.join(sorted(known))}")
+        missing = sorted(known - set(out))
+        if require_all and missing:
+            raise MixerError(f"{source}: no weight for domain {missing[0]!r}; give every corpus domain a weight (0 is allowed)")
+    total = math.fsum(out.values())
+    if abs(total - 1.0) > SIMPLEX_TOL:
+        raise MixerError(f"{source}: weights sum to {total!r}, not 1 (within {SIMPLEX_TOL}); normalise them")
+    return out
+
+
+def load_weights(path: str | Path, domains: Iterable[str] | None = None) -> MixtureWeights:
+    path = Path(path)
+    obj = read_json_object(path, "weights file", "pass a file written by `mixer solve` or use --weight dom=w")
+    version = obj.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise MixerError(f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
+                         "re-solve with this version of mixer")
+    if not isinstance(obj.get("weights"), dict):
+        raise MixerError(f"{path}: missing the 'weights' object; expected {{\"weights\": {{\"domain\": w, ...}}}}")
+    weights = validate_weights(obj["weights"], domains, source=str(path))
+    budget = obj.get("budget_tokens")
+    return MixtureWeights(weights=weights, method=str(obj.get("method", "manual")),
+                          budget_tokens=int(budget) if budget is not None else None,
+                          provenance=dict(obj.get("provenance") or {}))
+
+
+def save_weights(path: str | Path, mixture: MixtureWeights) -> None:
+    validate_weights(mixture.weights, source=str(path))
+    write_json_atomic(path, mixture.to_json())
+
+
+def parse_weight_options(pairs: Iterable[str]) -> dict[str, float]:
+    """`["news=0.3", "code=0.7"]` -> dict; used by every command taking `--weight dom=w`."""
+    out: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise MixerError(f"--weight {pair!r}: expected DOMAIN=WEIGHT, e.g. news=0.25")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise MixerError(f"--weight {pair!r}: {value!r} is not a number") from None
+    return out

@@ -1,0 +1,95 @@
+"""`mixer loop autoscale`: DDO sweeps at two or more small budgets, then AutoScale to a target.
+
+    result = loop_autoscale(cfg, scales=[2_000_000, 4_000_000], target=64_000_000, train_target=True)
+    result.weights                # predicted optimum at the target
+    result.comparison             # with train_target: held-out loss of AutoScale vs uniform at the target
+
+Every run of every scale is planned first and handed to the backend at once (on Ray they all
+run in parallel); each scale's DDO optimum is written to `out/scale-<N>/weights.json`, the
+AutoScale prediction to `out/weights.json` (+ `weights.weights_vs_scale.png`), and with
+`train_target` the side-by-side comparison to `out/target.json`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from mixer.core.errors import MixerError
+from mixer.loop.sweep import Backend, DDOLoopResult, LoopConfig, corpus_identity, make_backend, plan_sweep, run_all, solve_runs
+from mixer.loop.runner import RunSpec
+from mixer.core.units import format_count
+
+
+@dataclass(frozen=True)
+class AutoScaleLoopResult:
+    weights: dict[str, float]
+    weights_path: Path
+    target: int
+    t: float  # AutoScale's t at the target (0 and 1 at the first two scales)
+    scales: tuple[DDOLoopResult, ...]
+    comparison: dict[str, Any] | None = None  # see `target_comparison`
+    plots: tuple[Path, ...] = ()
+    ran: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 %, from the DDO bootstrap
+
+
+def target_specs(cfg: LoopConfig, target: int, mixtures: dict[str, dict[str, float]]) -> list[RunSpec]:
+    """One run at the target budget per named mixture (provenance role 'target')."""
+    _, sha = corpus_identity(cfg.corpus)
+    return [RunSpec(corpus=str(cfg.corpus), corpus_sha256=sha, name=f"target-{name}", weights=w,
+                    budget_tokens=int(target), train=cfg.train, provenance={"role": "target", "mixture": name})
+            for name, w in mixtures.items()]
+
+
+def target_comparison(specs: Sequence[RunSpec], paths: dict[str, Path]) -> dict[str, Any]:
+    """{mixture: {"final_loss": {d: l}, "mean_loss", "mean_perplexity" (mean of per-domain ppl)}}."""
+    from mixer.formats.run import load_run
+
+    out: dict[str, Any] = {}
+    for spec in specs:
+        rec = load_run(paths[spec.key()])
+        losses = rec.final_loss
+        out[spec.provenance["mixture"]] = {
+            "weights": spec.weights, "final_loss": losses, "run": str(paths[spec.key()]),
+            "mean_loss": math.fsum(losses.values()) / len(losses),
+            "mean_perplexity": math.fsum(math.exp(min(v, 700.0)) for v in losses.values()) / len(losses)}
+    return out
+
+
+def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_target: bool = False,
+                   backend: Backend | None = None) -> AutoScaleLoopResult:
+    from solver.solutions import ScaleOptimum, autoscale_solution
+
+    scales = sorted(int(s) for s in scales)
+    if len(scales) < 2 or len(set(scales)) != len(scales):
+        raise MixerError(f"--scales {','.join(map(str, scales))}: give two or more different budgets")
+    if target <= scales[-1]:
+        raise MixerError(f"--target {target}: must exceed the largest scale ({scales[-1]}); AutoScale extrapolates up")
+    out = Path(cfg.out)
+    backend = backend or make_backend(cfg)
+    per_scale = {s: plan_sweep(cfg, s, tag=f"{format_count(s)}/") for s in scales}
+    paths, ran = run_all([x for v in per_scale.values() for x in v], cfg.cache_dir, backend, cfg.progress,
+                         desc=f"DDO @ {len(scales)} scales")
+    results = tuple(solve_runs(cfg, per_scale[s], paths, out / f"scale-{format_count(s)}") for s in scales)
+    optima = [ScaleOptimum(source=str(r.weights_path), budget_tokens=s, tokens=r.tokens,
+                           replicates=r.estimator.bootstrap_.samples.tolist()) for s, r in zip(scales, results)]
+    prov = {"scales": {format_count(s): str(r.weights_path.relative_to(out)) for s, r in zip(scales, results)},
+            "ddo_weights": {format_count(s): r.weights for s, r in zip(scales, results)}}
+    sol = autoscale_solution(optima, int(target), out / "weights.json", provenance=prov, plots=cfg.plots)
+    weights, path, plots = sol.weights, sol.path, sol.plots
+    domains = list(weights)
+    comparison = None
+    if train_target:
+        mixtures = {"autoscale": weights, "uniform": {d: 1 / len(domains) for d in domains}}
+        specs = target_specs(cfg, target, mixtures)
+        tpaths, tran = run_all(specs, cfg.cache_dir, backend, cfg.progress, desc=f"target @ {format_count(target)}")
+        ran += tran
+        comparison = target_comparison(specs, tpaths)
+        from mixer.core.atomic import write_json_atomic
+
+        write_json_atomic(out / "target.json", {"target_tokens": int(target), "mixtures": comparison})
+    return AutoScaleLoopResult(weights=weights, weights_path=path, target=int(target), t=sol.provenance["t_target"],
+                               scales=results, comparison=comparison, plots=plots, ran=ran, intervals=sol.intervals)

@@ -1,0 +1,126 @@
+"""One proxy run of the loop: sample the mixture from the corpus, train, evaluate, return run.json.
+
+    spec = RunSpec(corpus="corpus/", corpus_sha256=..., name="base", weights={...},
+                   budget_tokens=2_000_000, train=TrainSpec(model="gpt2", preset="tiny"))
+    files = execute(spec)          # {"run.json": b"...", "loss_curves.png": b"..."}
+    spec.key()                     # sha256 of every input that changes the result: the cache key
+
+`execute` is a pure function of the spec (fixed seeds, a fixed torch thread count, the on-the-fly
+`MixtureSampler`, so no shards are written): the same spec gives the same losses on any CPU
+process, which is what lets a Ray sweep and a sequential one agree to the bit. It trains in a
+temporary folder and returns the finished files as bytes, so a Ray task on another machine needs
+only the corpus at the same path, not a shared output folder; the driver (`mixer.loop.sweep`) commits
+them to the cache. The checkpoint is dropped: the loop needs the losses, not the model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CACHE_VERSION = 1  # bump when a change to the loop makes old cached runs wrong
+KEEP_FILES = ("run.json", "loss_curves.png")  # what a finished run folder holds
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """The trainer settings of every run of a sweep (a subset of `trainers.TrainConfig`)."""
+
+    model: str = "gpt2"  # "gpt2" (causal LM) or "bert" (masked LM)
+    preset: str = "tiny"  # trainers.presets name
+    seed: int = 0  # model init, dropout, MLM masks
+    data_seed: int = 0  # the sampler's permutation seed; the same for every run of a sweep (common random numbers)
+    lr: float | None = None  # None: the preset's
+    batch_size: int | None = None  # None: the preset's
+    seq_len: int | None = None  # None: the preset's
+    eval_seqs: int = 64  # held-out sequences per domain
+    eval_every: int = 0  # 0: evaluate at the end only (the loss curve of the experiment sets it)
+    log_every: int = 10
+    allow_repeat: bool = False  # a domain smaller than its target takes further epochs instead of failing
+    threads: int = 1  # torch CPU threads per run; results are bitwise reproducible only at a fixed count
+    device: str = "auto"  # "auto": the run's GPU if it has one, else CPU
+
+    def train_config(self, progress: bool = False):
+        from trainers.loop import TrainConfig
+
+        return TrainConfig(model=self.model, preset=self.preset, seed=self.seed, lr=self.lr,
+                           batch_size=self.batch_size, seq_len=self.seq_len, eval_seqs=self.eval_seqs,
+                           eval_every=self.eval_every, log_every=self.log_every, device=self.device,
+                           progress=progress)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    corpus: str  # the prepared corpus folder (same path on every Ray worker)
+    corpus_sha256: str  # of its corpus.json: part of the key, so a re-prepared corpus re-runs everything
+    name: str  # "base", "code-x3", ... (display only; not in the key)
+    weights: dict[str, float]
+    budget_tokens: int
+    train: TrainSpec = field(default_factory=TrainSpec)
+    provenance: dict[str, Any] = field(default_factory=dict)  # role/domain/factor/total: recorded in run.json
+
+    def key(self) -> str:
+        """sha256 of the inputs that decide the result (not the corpus path, name, threads or device)."""
+        train = {k: v for k, v in asdict(self.train).items() if k not in ("threads", "device")}
+        obj = {"cache_version": CACHE_VERSION, "corpus_sha256": self.corpus_sha256,
+               "weights": {d: float(w) for d, w in sorted(self.weights.items())},
+               "budget_tokens": int(self.budget_tokens), "train": train, "provenance": self.provenance}
+        return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "key": self.key()}
+
+
+def _data_source(spec: RunSpec):
+    """The mixture sampled straight from the corpus, tagged with the run's provenance."""
+    from dataclasses import replace
+
+    from trainers.data import source_from_corpus
+
+    cfg = spec.train.train_config().resolve()
+    source = source_from_corpus(spec.corpus, spec.weights, int(spec.budget_tokens), cfg.seq_len,
+                                spec.train.data_seed, spec.train.model, cfg.batch_size,
+                                allow_repeat=spec.train.allow_repeat)
+    return replace(source, provenance={**source.provenance, **spec.provenance, "run_name": spec.name,
+                                       "run_key": spec.key()})
+
+
+def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:
+    """Train one run in a temporary folder; return its finished files (run.json, loss_curves.png)."""
+    import torch
+
+    from trainers.loop import train
+
+    torch.set_num_threads(spec.train.threads)  # reductions split by thread count: fix it for bitwise equality
+    tmp = Path(tempfile.mkdtemp(prefix=f"mixer-run-{spec.name.replace('/', '_')}-"))
+    try:
+        train(spec.train.train_config(progress=progress), _data_source(spec), tmp / "run")
+        return {name: (tmp / "run" / name).read_bytes() for name in KEEP_FILES if (tmp / "run" / name).exists()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def commit(files: dict[str, bytes], folder: str | Path, spec: RunSpec) -> Path:
+    """Write a finished run into its cache folder atomically: the folder appears complete
+    (spec.json, the plot, run.json) or not at all. Returns the run.json path."""
+    from mixer.core.atomic import atomic_dir
+
+    folder = Path(folder)
+    if "run.json" not in files:
+        raise RuntimeError(f"run {spec.name}: the trainer returned no run.json")
+    with atomic_dir(folder, overwrite=True) as tmp:
+        (tmp / "spec.json").write_text(json.dumps(spec.to_json(), indent=2, sort_keys=True) + "\n")
+        for name, data in files.items():
+            if name != "run.json":
+                (tmp / name).write_bytes(data)
+        (tmp / "run.json").write_bytes(files["run.json"])  # last
+    return folder / "run.json"
+
+
+def is_finished(folder: str | Path) -> bool:
+    return (Path(folder) / "run.json").is_file()
+

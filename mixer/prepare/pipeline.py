@@ -1,0 +1,358 @@
+"""`mixer prepare`: raw text → tokenized Arrow domains with the paper's rules.
+
+Stages, each timed (the benchmark reports the tokenizer's share):
+1. read + rules: every source document passes the rules of `mixer.prepare.rules` (language
+   identification in the worker pool); survivors are cut to 1000 characters;
+2. split: a fixed number of documents per domain, chosen by a seeded hash of their ids,
+   become the held-out split (kept in source order);
+3. tokenizer: the GPT-2 BPE, the user's file, or a BPE trained on the training split only;
+4. tokenize in parallel batches (`workers` processes, one tokenizer thread each);
+5. write the Arrow parts, `tokenizer.json` and `corpus.json` into a temporary folder that is
+   renamed to `out` at the very end.
+Same inputs and seed give a byte-identical folder, whatever `workers` is.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import tempfile
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import xxhash
+from tqdm.auto import tqdm
+
+from mixer.core.atomic import atomic_dir
+from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, SplitInfo, TokenizerInfo, file_sha256,
+                                  save_manifest, token_dtype_for, write_part)
+from mixer.core.errors import MixerError
+from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
+from mixer.prepare.sources import iter_documents
+from mixer.prepare.tokenizer import resolve_tokenizer
+from mixer.core.units import format_count
+
+_DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class DomainSource:
+    name: str
+    path: Path
+    kind: str = "web"  # decides the rules: code/scientific → random block; encyclopedia → English only
+    fmt: str = "auto"  # text, jsonl, parquet, hf or auto
+    text_field: str = "text"
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    sources: tuple[DomainSource, ...]
+    out: Path
+    tokenizer: str = "gpt2"  # 'gpt2', 'train' or a tokenizer.json path
+    vocab_size: int = 8192  # only for tokenizer='train'
+    heldout_docs: int = 100  # per domain; the paper used 10k on RedPajama
+    seed: int = 0
+    workers: int = 1  # tokenizer / language-id processes
+    rules: PrepareRules = field(default_factory=PrepareRules)
+    max_docs: int | None = None  # read at most this many source documents per domain (quick runs)
+    batch_docs: int = 512  # documents per task sent to a worker
+    part_tokens: int = 1 << 28  # tokens per Arrow file before starting a new part
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class DomainReport:
+    name: str
+    kind: str
+    seen: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: {"short": 0, "duplicate": 0, "non_english": 0})
+    kept: int = 0
+    train_docs: int = 0
+    heldout_docs: int = 0
+    train_tokens: int = 0
+    heldout_tokens: int = 0
+
+
+@dataclass
+class PrepareResult:
+    manifest: CorpusManifest
+    reports: list[DomainReport]
+    timings: dict[str, float]  # seconds per stage
+    chars: int  # characters tokenized
+    source_bytes: int  # UTF-8 bytes of all source documents read
+
+
+# ---- worker side: one tokenizer / language identifier per process --------------------------
+# One pool serves the whole run. Its workers start (and import) while the main process reads
+# the sources; the tokenizer, known only after the rules ran, reaches them as a file path that
+# each worker loads once.
+
+_WORKER: dict = {}
+
+
+def _init_worker(rules: PrepareRules) -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER.clear()
+    _WORKER["english"] = EnglishFilter(rules)
+
+
+def _warm(load_language_model: bool) -> bool:
+    if load_language_model:
+        _WORKER["english"].is_english("warm up")  # loads langid's model while the main process reads
+    return True
+
+
+def _english_batch(texts: list[str]) -> list[bool]:
+    return [_WORKER["english"].is_english(t) for t in texts]
+
+
+def _tokenize_batch(task: tuple[str, list[str]]) -> tuple[np.ndarray, np.ndarray, float]:
+    tokenizer_path, texts = task
+    t0 = time.perf_counter()
+    if _WORKER.get("tokenizer_path") != tokenizer_path:
+        from tokenizers import Tokenizer
+
+        _WORKER["tokenizer"] = Tokenizer.from_file(tokenizer_path)
+        _WORKER["tokenizer_path"] = tokenizer_path
+    encodings = _WORKER["tokenizer"].encode_batch(texts, add_special_tokens=False)
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+    values = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
+    return lengths, values, time.perf_counter() - t0
+
+
+class _InProcess(Executor):
+    """`workers=1`: the same functions, no pool (no start-up cost, easy to profile)."""
+
+    def map(self, fn, *iterables, **kwargs):  # noqa: D102
+        return map(fn, *iterables)
+
+
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _pool(workers: int, rules: PrepareRules, language_model: bool = False) -> Executor:
+    if workers <= 1:
+        _init_worker(rules)
+        return _InProcess()
+    # Workers are the parallelism: their BLAS (langid's dot products) gets one thread each, or
+    # two workers with two threads each thrash two cores. Spawned children copy os.environ.
+    blas = {k: os.environ.get(k) for k in _BLAS_THREADS}
+    os.environ.update({k: "1" for k in _BLAS_THREADS})
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(rules,))
+        for _ in range(workers):
+            pool.submit(_warm, language_model)  # start every worker now, overlapping its imports with reading
+    finally:
+        for k, v in blas.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return pool
+
+
+def _batches(items: Sequence, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+# ---- driver ---------------------------------------------------------------------------------
+
+
+def validate_sources(sources: Sequence[DomainSource]) -> None:
+    if not sources:
+        raise MixerError("no sources given; pass --source DOMAIN=PATH (or --domain-map FILE)")
+    seen: set[str] = set()
+    for s in sources:
+        if not _DOMAIN_NAME.match(s.name):
+            raise MixerError(f"domain name {s.name!r} is not a valid folder name; use letters, digits, '_', '-', '.'")
+        if s.name in seen:
+            raise MixerError(f"domain {s.name!r} is given twice; merge its paths into one folder or rename one")
+        seen.add(s.name)
+        if not Path(s.path).exists():
+            raise MixerError(f"{s.path}: source path of domain {s.name!r} does not exist; check --source {s.name}=PATH")
+
+
+def _filter_domain(src: DomainSource, config: PrepareConfig, pool: Executor, report: DomainReport,
+                   bar: tqdm) -> tuple[list[int], list[str], int]:
+    """Apply the rules to one domain; return kept doc ids, their cut texts, source bytes read."""
+    rules = config.rules
+    seen_hashes: set[int] = set()
+    ids: list[int] = []
+    texts: list[str] = []
+    nbytes = 0
+    for i, (_, text) in enumerate(iter_documents(src.path, src.text_field, src.fmt)):
+        if config.max_docs is not None and i >= config.max_docs:
+            break
+        report.seen += 1
+        nbytes += len(text.encode("utf-8"))
+        bar.update(1)
+        if len(text) <= rules.min_chars:
+            report.dropped["short"] += 1
+            continue
+        h = doc_hash(text)
+        if rules.dedup and h in seen_hashes:
+            report.dropped["duplicate"] += 1
+            continue
+        seen_hashes.add(h)
+        ids.append(h)
+        texts.append(text)
+    if src.kind in rules.english_only_kinds and texts:
+        batches = _batches(texts, max(1, min(config.batch_docs, 64)))  # small: langid is slow per document
+        english = [ok for batch in pool.map(_english_batch, batches) for ok in batch]
+        report.dropped["non_english"] = english.count(False)
+        ids = [d for d, ok in zip(ids, english) if ok]
+        texts = [t for t, ok in zip(texts, english) if ok]
+    report.kept = len(ids)
+    if not ids:
+        d = report.dropped
+        raise MixerError(
+            f"domain {src.name!r} ({src.path}): no document left after the rules: of {report.seen} seen, "
+            f"{d['short']} had <= {rules.min_chars} characters, {d['duplicate']} were duplicates, "
+            f"{d['non_english']} were not English; add longer documents or lower --min-chars")
+    cut = [cut_document(t, d, src.kind, rules, config.seed) for d, t in zip(ids, texts)]
+    return ids, cut, nbytes
+
+
+def heldout_mask(doc_ids: Sequence[int], k: int, seed: int) -> np.ndarray:
+    """The k documents with the smallest seeded hash of their ids: stable under reordering."""
+    keys = np.array([xxhash.xxh64_intdigest(d.to_bytes(8, "little"), seed=seed) for d in doc_ids], dtype=np.uint64)
+    mask = np.zeros(len(doc_ids), dtype=bool)
+    mask[np.argsort(keys, kind="stable")[:k]] = True
+    return mask
+
+
+def _tokenize(texts: list[str], tokenizer_path: str, pool: Executor, batch_docs: int,
+              bar: tqdm) -> tuple[np.ndarray, np.ndarray, float]:
+    lengths, values, secs = [], [], 0.0
+    tasks = ((tokenizer_path, batch) for batch in _batches(texts, batch_docs))
+    for ln, vals, dt in pool.map(_tokenize_batch, tasks):
+        lengths.append(ln)
+        values.append(vals)
+        secs += dt
+        bar.update(len(ln))
+    return np.concatenate(lengths), np.concatenate(values), secs
+
+
+def _write_split(root: Path, domain: str, split: str, doc_ids: np.ndarray, lengths: np.ndarray,
+                 values: np.ndarray, dtype: np.dtype, part_tokens: int) -> SplitInfo:
+    (root / domain / split).mkdir(parents=True, exist_ok=True)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    files, start, part = [], 0, 0
+    while start < len(lengths) or part == 0:
+        stop = start + 1
+        limit = offsets[start] + part_tokens
+        stop = max(stop, int(np.searchsorted(offsets, limit, side="right")) - 1)
+        stop = min(stop, len(lengths))
+        rel = f"{domain}/{split}/part-{part:05d}.arrow"
+        write_part(root / rel, doc_ids[start:stop], offsets[start : stop + 1] - offsets[start],
+                   values[offsets[start] : offsets[stop]].astype(dtype))
+        files.append(rel)
+        start, part = stop, part + 1
+    return SplitInfo(documents=len(lengths), tokens=int(offsets[-1]), files=files)
+
+
+def prepare_corpus(config: PrepareConfig) -> PrepareResult:
+    validate_sources(config.sources)
+    if config.heldout_docs < 0:
+        raise MixerError(f"--heldout-docs {config.heldout_docs} is negative; use 0 or more")
+    timings: dict[str, float] = {}
+    out = Path(config.out)
+    if out.exists() and not config.overwrite:
+        raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
+    reports = [DomainReport(name=s.name, kind=s.kind) for s in config.sources]
+
+    language_model = any(s.kind in config.rules.english_only_kinds for s in config.sources)
+    with _pool(config.workers, config.rules, language_model) as pool, tempfile.TemporaryDirectory(prefix="mixer-prepare-") as scratch:
+        t0 = time.perf_counter()
+        filtered: dict[str, tuple[list[int], list[str]]] = {}
+        source_bytes = 0
+        with tqdm(desc="read + rules", unit="doc", disable=not config.progress) as bar:
+            for src, rep in zip(config.sources, reports):
+                ids, texts, nbytes = _filter_domain(src, config, pool, rep, bar)
+                filtered[src.name] = (ids, texts)
+                source_bytes += nbytes
+        timings["read_rules"] = time.perf_counter() - t0
+
+        splits: dict[str, np.ndarray] = {}
+        for src, rep in zip(config.sources, reports):
+            ids, _ = filtered[src.name]
+            if len(ids) <= config.heldout_docs:
+                raise MixerError(
+                    f"domain {src.name!r}: only {len(ids)} documents survive the rules, not more than "
+                    f"--heldout-docs {config.heldout_docs}; lower --heldout-docs or add documents")
+            splits[src.name] = heldout_mask(ids, config.heldout_docs, config.seed)
+
+        t0 = time.perf_counter()
+        train_texts = (t for name, (_, texts) in filtered.items() for t, h in zip(texts, splits[name]) if not h)
+        tok = resolve_tokenizer(config.tokenizer, train_texts if config.tokenizer == "train" else None,
+                                config.vocab_size)
+        dtype = token_dtype_for(tok.vocab_size)
+        tokenizer_path = str(Path(scratch) / "tokenizer.json")
+        tok.tokenizer.save(tokenizer_path)
+        timings["tokenizer_load"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        tokenized: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        tokenize_cpu = 0.0
+        total_docs = sum(len(v[0]) for v in filtered.values())
+        with tqdm(total=total_docs, desc="tokenize", unit="doc", disable=not config.progress) as bar:
+            for name, (_, texts) in filtered.items():
+                lengths, values, secs = _tokenize(texts, tokenizer_path, pool, config.batch_docs, bar)
+                tokenized[name] = (lengths, values)
+                tokenize_cpu += secs
+        timings["tokenize"] = time.perf_counter() - t0
+        timings["tokenize_cpu"] = tokenize_cpu
+    if tokenized and max(int(v.max(initial=0)) for _, v in tokenized.values()) >= tok.vocab_size:
+        raise MixerError(f"tokenizer {config.tokenizer}: produced an id beyond its vocab size {tok.vocab_size}; the file is inconsistent")
+
+    t0 = time.perf_counter()
+    domains: dict[str, DomainInfo] = {}
+    with atomic_dir(out, overwrite=config.overwrite) as tmp:
+        tok.tokenizer.save(str(tmp / "tokenizer.json"))
+        for src, rep in zip(config.sources, reports):
+            ids = np.array(filtered[src.name][0], dtype=np.uint64)
+            lengths, values = tokenized[src.name]
+            held = splits[src.name]
+            info = {}
+            for split, mask in (("train", ~held), ("heldout", held)):
+                idx = np.flatnonzero(mask)
+                seg_values = values[np.repeat(mask, lengths)]  # the tokens of the split's documents, in order
+                info[split] = _write_split(tmp, src.name, split, ids[idx], lengths[idx], seg_values, dtype,
+                                           config.part_tokens)
+            rep.train_docs, rep.train_tokens = info["train"].documents, info["train"].tokens
+            rep.heldout_docs, rep.heldout_tokens = info["heldout"].documents, info["heldout"].tokens
+            report = {"seen": rep.seen, "kept": rep.kept, **{f"dropped_{k}": v for k, v in rep.dropped.items()}}
+            domains[src.name] = DomainInfo(kind=src.kind, splits=info, report=report)
+        manifest = CorpusManifest(
+            format_version=FORMAT_VERSION, eos_id=tok.eos_id, vocab_size=tok.vocab_size, token_dtype=dtype.name,
+            tokenizer=TokenizerInfo(path="tokenizer.json", sha256=file_sha256(tmp / "tokenizer.json"), kind=tok.kind),
+            seed=config.seed, rules={**config.rules.to_json(), "heldout_docs": config.heldout_docs,
+                                     "max_docs": config.max_docs},
+            domains=domains)
+        save_manifest(tmp, manifest)
+    timings["write"] = time.perf_counter() - t0
+    chars = sum(len(t) for _, texts in filtered.values() for t in texts)
+    return PrepareResult(manifest=manifest, reports=reports, timings=timings, chars=chars, source_bytes=source_bytes)
+
+
+def summary_table(result: PrepareResult):
+    """A rich table: per domain, documents seen, kept, dropped by each rule, tokens per split."""
+    from rich.table import Table
+
+    table = Table(title="mixer prepare")
+    for col in ("domain", "kind", "seen", "short", "dup", "non-en", "kept", "train docs", "train tok",
+                "held docs", "held tok"):
+        table.add_column(col, justify="left" if col in ("domain", "kind") else "right", no_wrap=True)
+    for r in result.reports:
+        table.add_row(r.name, r.kind, f"{r.seen}", f"{r.dropped['short']}", f"{r.dropped['duplicate']}",
+                      f"{r.dropped['non_english']}", f"{r.kept}", f"{r.train_docs}", format_count(r.train_tokens),
+                      f"{r.heldout_docs}", format_count(r.heldout_tokens))
+    return table

@@ -1,0 +1,152 @@
+"""Tokens for any range of a plan's sequences, straight from the memory-mapped corpus.
+
+    sources = open_sources(corpus_dir, plan)
+    tokens, domains = gather_sequences(plan, sources, first=0, count=8)   # [8, seq_len] each
+
+`build-shards` writes exactly these rows, shard after shard; a sampler that needs no files
+calls the same function for the rows it wants. The copy runs in the numba kernel
+`kernels.gather.gather_pieces` (GIL released) over the pieces in source-address order, split
+between `threads` threads.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mixer.core.errors import MixerError
+from mixer.shards.plan import MixturePlan
+
+_LARGE_WINDOW = 16  # windows of at least 1/16 of the plan's segments use its address order
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child (a DataLoader worker) inherits the pool object but not its threads, so
+    work submitted there would never run: start a fresh pool in the child on first use."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mixer-gather")
+        return _POOL
+
+
+@dataclass(frozen=True)
+class CorpusSources:
+    """The values buffer (zero-copy memory map) of every part a plan reads, by global part id."""
+
+    corpus_dir: Path
+    values: tuple[np.ndarray, ...]
+
+
+def open_sources(corpus_dir: str | Path, plan: MixturePlan) -> CorpusSources:
+    """Memory-map the parts a plan reads; the corpus must be the one the plan was built from."""
+    from mixer.formats.corpus import load_manifest, manifest_sha256, open_split
+
+    corpus_dir = Path(corpus_dir)
+    if manifest_sha256(corpus_dir) != plan.corpus_sha256:
+        raise MixerError(f"{corpus_dir}/corpus.json differs from the corpus this plan was built from "
+                         f"(sha256 {plan.corpus_sha256[:12]}…); rebuild the plan for this corpus")
+    manifest = load_manifest(corpus_dir)
+    values: list[np.ndarray] = []
+    for i, name in enumerate(plan.domains):
+        if not np.any(plan.part_domain == i):
+            continue
+        for part in open_split(corpus_dir, name, "train", manifest).parts:
+            rel = part.path.relative_to(corpus_dir).as_posix()
+            if len(values) >= len(plan.parts) or plan.parts[len(values)] != rel:
+                raise MixerError(f"{part.path}: not the part the plan expects; rebuild the plan for this corpus")
+            values.append(part.values)
+    if len(values) != len(plan.parts):
+        raise MixerError(f"{corpus_dir}: the plan reads {len(plan.parts)} Arrow parts but the corpus has "
+                         f"{len(values)}; rebuild the plan for this corpus")
+    return CorpusSources(corpus_dir=corpus_dir, values=tuple(values))
+
+
+def _segments_for(plan: MixturePlan, first: int, count: int) -> tuple[int, int, int, int]:
+    """Window [r0, r1) of stream positions and segments j0..j1 that touch it."""
+    r0, r1 = first * plan.seq_len, (first + count) * plan.seq_len
+    if plan.objective == "causal":
+        j0 = max(int(np.searchsorted(plan.seg_dst, r0, side="right")) - 1, 0)
+        j1 = int(np.searchsorted(plan.seg_dst, r1, side="left"))
+    else:
+        j0, j1 = first, first + count
+    return r0, r1, j0, j1
+
+
+def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, count: int, *,
+                     out: np.ndarray | None = None, domains_out: np.ndarray | None = None,
+                     threads: int = 2, domains: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows first..first+count of the plan's stream.
+
+    Returns (tokens, domains): `[count, seq_len]` arrays of the plan's dtype and uint8 (the
+    domain index, into `plan.domains`, of every position; EOS, [CLS]/[SEP]/[PAD] take their
+    row's or document's domain). `out` / `domains_out` may be given to reuse buffers; with
+    `domains=False` no domain array is written and the second value is None.
+    """
+    from kernels.gather import gather_pieces, sort_pieces
+    from kernels.pack import causal_frame, clip_pieces, mlm_frame
+
+    if not (0 <= first and count >= 0 and first + count <= plan.num_sequences):
+        raise MixerError(f"sequences {first}..{first + count} are outside the plan's 0..{plan.num_sequences}")
+    shape = (count, plan.seq_len)
+    out = np.empty(shape, dtype=plan.dtype) if out is None else out
+    if domains:
+        domains_out = np.empty(shape, dtype=np.uint8) if domains_out is None else domains_out
+        if domains_out.shape != shape or domains_out.dtype != np.uint8:
+            raise ValueError(f"domains_out must be {shape} of uint8")
+        dflat = domains_out.reshape(-1)
+    else:
+        domains_out, dflat = None, np.empty(0, np.uint8)  # the frame kernels skip an empty sidecar
+    if out.shape != shape or out.dtype != np.dtype(plan.dtype):
+        raise ValueError(f"out must be {shape} of {plan.dtype}")
+    flat = out.reshape(-1)
+    r0, r1, j0, j1 = _segments_for(plan, first, count)
+
+    if plan.objective == "causal":
+        causal_frame(plan.seg_dst, plan.seg_count, plan.seg_domain, j0, j1, r0, plan.eos_id, flat, dflat)
+    else:
+        cls, sep, pad = plan.special
+        mlm_frame(plan.seg_count, plan.seg_domain, first, plan.seq_len, cls, sep, pad, flat, dflat)
+
+    if (j1 - j0) * _LARGE_WINDOW >= plan.num_segments:
+        # A large window (a shard, the whole stream): scan the plan's address-ordered segments.
+        a_dst, a_cnt, a_src, a_part = plan.address_ordered
+        part, src, dst, cnt = clip_pieces(a_dst, a_cnt, a_src, a_part, 0, len(a_dst), r0, r1)
+    else:  # a few rows: sorting their own pieces is cheaper than scanning every segment
+        part, src, dst, cnt = sort_pieces(*clip_pieces(plan.seg_dst, plan.seg_count, plan.seg_src, plan.seg_part,
+                                                       j0, j1, r0, r1))
+    # Split the address-ordered pieces into `threads` runs of about equal tokens, then each run
+    # into stretches of one part (one kernel call per stretch).
+    cum = np.cumsum(cnt)
+    total = int(cum[-1]) if len(cum) else 0
+    cuts = [0] + [int(np.searchsorted(cum, total * t // threads, side="left")) for t in range(1, threads)] + [len(cnt)]
+    cuts = sorted(set(cuts))
+
+    def run(lo: int, hi: int) -> None:
+        while lo < hi:
+            p = part[lo]
+            end = lo + int(np.searchsorted(part[lo:hi], p, side="right"))
+            gather_pieces(sources.values[p], src, dst, cnt, lo, end, flat)
+            lo = end
+
+    if len(cuts) <= 2 or threads <= 1:
+        run(0, len(cnt))
+    else:
+        futures = [_pool().submit(run, a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+        for f in futures:
+            f.result()
+    return out, domains_out

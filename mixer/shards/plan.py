@@ -1,0 +1,286 @@
+"""The mixture plan: which document, which token range, where in the output stream.
+
+`build_plan(corpus_dir, weights, config)` turns a prepared corpus, a mixture and a token
+budget into a `MixturePlan` without touching a token: it reads only document lengths (the
+Arrow offsets). The plan is a few arrays of one entry per segment (a document, or the first
+tokens of the last one a domain takes), in stream order; `mixer.shards.gather.gather_sequences`
+turns any range of its sequences into tokens, so `build-shards` and an in-process sampler
+produce the same stream from the same plan.
+
+Steps (see docs/sampler.md): largest-remainder targets (`kernels.targets`); per domain a
+seeded counter-based permutation (`kernels.permute`) walked until the target is met exactly
+(`kernels.select`), with further epochs only under `allow_repeat`; the midpoint interleave
+(`kernels.interleave`); packing offsets (causal: back to back with one EOS each; masked LM:
+one document per row).
+
+Budget rule: the budget is a whole number of sequences. A causal budget that is not a
+multiple of `seq_len` is rounded *down* to one (`MixturePlan.budget_tokens`, the requested
+value kept in `tokens_requested`); masked LM uses `tokens // seq_len` sequences, and its
+per-domain targets count sequences.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import xxhash
+
+from mixer.core.errors import MixerError
+
+OBJECTIVES = ("causal", "mlm")
+MAX_DOMAINS = 255  # domain indices are stored as uint8 in the shards' domain sidecars
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """What to sample. The mixture itself is passed beside it."""
+
+    tokens: int  # requested budget in tokens (rounded down to whole sequences)
+    seq_len: int = 1024  # tokens per sequence (row of a shard)
+    seed: int = 0  # permutation seed, 0 <= seed < 2**64
+    objective: str = "causal"  # "causal": documents joined by EOS; "mlm": [CLS] doc [SEP] [PAD]..
+    allow_repeat: bool = False  # a domain smaller than its target takes further epochs instead of failing
+    cls_id: int | None = None  # masked-LM specials; None takes `mlm_special_ids(manifest)`
+    sep_id: int | None = None
+    pad_id: int | None = None
+
+
+@dataclass(frozen=True)
+class MixturePlan:
+    """The whole stream, decided. Arrays are read-only; segment arrays are in stream order.
+
+    Segment j copies content tokens ``doc[start : start + count]`` of document `doc` of domain
+    `domain[j]` (its train split, documents numbered across parts) to stream position `dst[j]`
+    (causal: followed by one EOS; mlm: the row `j`, after its [CLS]). `part[j]` / `src[j]` say
+    where those tokens lie: offset `src` of the values buffer of `parts[part]`.
+    """
+
+    corpus_sha256: str  # sha256 of corpus.json: sources must match it
+    domains: tuple[str, ...]  # domain index -> name (sorted; all corpus domains)
+    weights: tuple[float, ...]
+    objective: str
+    seq_len: int
+    seed: int
+    tokens_requested: int
+    budget_tokens: int  # num_sequences * seq_len
+    num_sequences: int
+    dtype: str  # token dtype of corpus and output
+    eos_id: int
+    special: tuple[int, int, int] | None  # (cls, sep, pad) for mlm, else None
+    allow_repeat: bool
+    targets: np.ndarray  # int64[K]: tokens (causal, EOS included) or sequences (mlm)
+    available_tokens: np.ndarray  # int64[K]: train tokens of each domain (no EOS)
+    available_documents: np.ndarray  # int64[K]
+    epochs: np.ndarray  # int64[K]: permutation passes started (1 unless repeated; 0 if unused)
+    parts: tuple[str, ...]  # global part id -> Arrow file, relative to the corpus folder
+    part_domain: np.ndarray  # int16[P]
+    seg_domain: np.ndarray  # int16[M]
+    seg_doc: np.ndarray  # int64[M]
+    seg_start: np.ndarray  # int64[M]
+    seg_count: np.ndarray  # int64[M]
+    seg_part: np.ndarray  # int32[M]
+    seg_src: np.ndarray  # int64[M]
+    seg_dst: np.ndarray  # int64[M]
+
+    @property
+    def num_segments(self) -> int:
+        return int(self.seg_domain.shape[0])
+
+    @cached_property
+    def address_ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(dst, count, src, part) of every segment in source-address order, sorted once per
+        plan: a gather over a large window then reads the corpus front to back without a sort
+        of its own (the sort is a third of a whole-stream gather's time)."""
+        from kernels.gather import address_order
+
+        order = address_order(self.seg_part, self.seg_src)
+        return self.seg_dst[order], self.seg_count[order], self.seg_src[order], self.seg_part[order]
+
+    def stream_lengths(self) -> np.ndarray:
+        """Stream positions each segment takes: content + EOS (causal) or one row (mlm)."""
+        if self.objective == "causal":
+            return self.seg_count + 1
+        return np.full(self.num_segments, self.seq_len, dtype=np.int64)
+
+    def realised(self) -> np.ndarray:
+        """int64[K] in target units: tokens with EOS (causal) or sequences (mlm)."""
+        units = self.seg_count + 1 if self.objective == "causal" else np.ones(self.num_segments, np.int64)
+        return np.bincount(self.seg_domain, weights=units, minlength=len(self.domains)).astype(np.int64)
+
+    def content_tokens(self) -> np.ndarray:
+        """int64[K]: corpus tokens each domain contributes (no EOS / specials / padding)."""
+        return np.bincount(self.seg_domain, weights=self.seg_count, minlength=len(self.domains)).astype(np.int64)
+
+    def documents_used(self) -> np.ndarray:
+        return np.bincount(self.seg_domain, minlength=len(self.domains)).astype(np.int64)
+
+
+def domain_hash(name: str) -> int:
+    """Stable 64-bit key of a domain name: its permutations do not depend on which other
+    domains exist or their order."""
+    return xxhash.xxh64_intdigest(name.encode("utf-8"))
+
+
+def _check_config(config: PlanConfig) -> None:
+    if config.objective not in OBJECTIVES:
+        raise MixerError(f"--objective {config.objective!r}: choose one of {', '.join(OBJECTIVES)}")
+    min_len = 3 if config.objective == "mlm" else 1
+    if not isinstance(config.seq_len, int) or config.seq_len < min_len:
+        raise MixerError(f"--seq-len {config.seq_len!r}: must be an integer >= {min_len} for {config.objective}")
+    if not isinstance(config.seed, int) or not 0 <= config.seed < 2**64:
+        raise MixerError(f"--seed {config.seed!r}: must be an integer in [0, 2**64)")
+    if not isinstance(config.tokens, int) or config.tokens <= 0:
+        raise MixerError(f"--tokens {config.tokens!r}: must be a positive number of tokens")
+    if config.tokens < config.seq_len:
+        raise MixerError(f"--tokens {config.tokens} is less than one sequence of --seq-len {config.seq_len}; "
+                         f"ask for at least {config.seq_len} tokens")
+
+
+def _too_small(name: str, weight: float, need: int, have_tokens: int, have_docs: int, budget: int,
+               config: PlanConfig) -> MixerError:
+    if config.objective == "causal":
+        what = (f"has {have_tokens} tokens in {have_docs} documents ({have_tokens + have_docs} with one EOS each) "
+                f"but weight {weight:g} of a {budget}-token budget needs {need}")
+    else:
+        what = f"has {have_docs} documents but weight {weight:g} needs {need} sequences (one document each)"
+    return MixerError(f"domain {name!r} {what}; lower its weight or the budget, or pass --allow-repeat "
+                      "to take further epochs")
+
+
+def _select(lengths: np.ndarray, name: str, target: int, config: PlanConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """Documents and content counts of one domain, epoch after epoch (each a fresh permutation)."""
+    from kernels.permute import permutation, stream_key
+    from kernels.select import select_causal, select_mlm
+
+    n = len(lengths)
+    docs, counts = [], []
+    need, epoch = target, 0
+    while need > 0:
+        key = np.uint64(stream_key(np.uint64(config.seed), np.uint64(domain_hash(name)), np.uint64(epoch)))
+        perm = permutation(n, key)
+        if config.objective == "causal":
+            d, c, taken = select_causal(lengths, perm, need)
+        else:
+            d, c = select_mlm(lengths, perm, need, config.seq_len - 2)
+            taken = len(d)
+        docs.append(d)
+        counts.append(c)
+        need -= int(taken)
+        epoch += 1
+    if not docs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
+    return np.concatenate(docs), np.concatenate(counts), epoch
+
+
+def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: PlanConfig,
+               weights_source: str = "weights") -> MixturePlan:
+    """Validate the corpus, mixture and budget, and decide the whole stream.
+
+    Raises `MixerError` (one line naming the culprit and the fix) for a mixture off the simplex,
+    an unknown or missing domain, a domain too small for its target (without `allow_repeat`),
+    a corrupt Arrow file or a manifest that does not match its files.
+    """
+    from kernels.interleave import interleave_midpoint_threaded
+    from kernels.targets import largest_remainder
+    from mixer.formats.corpus import load_manifest, manifest_sha256, mlm_special_ids, open_split
+    from mixer.formats.weights import validate_weights
+
+    _check_config(config)
+    corpus_dir = Path(corpus_dir)
+    manifest = load_manifest(corpus_dir)
+    sha = manifest_sha256(corpus_dir)
+    w = validate_weights(weights, manifest.domain_names, source=weights_source, require_all=True)
+    names = tuple(sorted(w))
+    if len(names) > MAX_DOMAINS:
+        raise MixerError(f"the corpus has {len(names)} domains; the shard format holds at most {MAX_DOMAINS}")
+    wvec = np.array([w[d] for d in names], dtype=np.float64)
+
+    dtype = np.dtype(manifest.token_dtype)
+    special = None
+    if config.objective == "mlm":
+        default = mlm_special_ids(manifest)
+        special = (default.cls if config.cls_id is None else config.cls_id,
+                   default.sep if config.sep_id is None else config.sep_id,
+                   default.pad if config.pad_id is None else config.pad_id)
+        top = np.iinfo(dtype).max
+        for label, v in zip(("cls", "sep", "pad"), special):
+            if not 0 <= v <= top:
+                raise MixerError(f"--{label}-id {v} does not fit the corpus token dtype {dtype}; use an id <= {top}")
+
+    num_seq = config.tokens // config.seq_len
+    budget = num_seq * config.seq_len
+    targets = largest_remainder(wvec, budget if config.objective == "causal" else num_seq)
+
+    # Check every domain's size before selecting anything, so the error comes first and fast.
+    splits, lengths = {}, {}
+    avail_tok = np.zeros(len(names), np.int64)
+    avail_doc = np.zeros(len(names), np.int64)
+    for i, name in enumerate(names):
+        if targets[i] == 0:
+            info = manifest.domains[name].splits["train"]
+            avail_tok[i], avail_doc[i] = info.tokens, info.documents
+            continue
+        splits[name] = open_split(corpus_dir, name, "train", manifest)
+        lengths[name] = np.ascontiguousarray(splits[name].lengths(), dtype=np.int64)
+        avail_tok[i] = int(lengths[name].sum())
+        avail_doc[i] = len(lengths[name])
+        units = avail_tok[i] + avail_doc[i] if config.objective == "causal" else avail_doc[i]
+        if avail_doc[i] == 0 or (targets[i] > units and not config.allow_repeat):
+            raise _too_small(name, w[name], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), budget, config)
+
+    docs, counts, epochs = [], [], np.zeros(len(names), np.int64)
+    parts, part_domain, seg_part, seg_src = [], [], [], []
+    for i, name in enumerate(names):
+        if targets[i] == 0:
+            docs.append(np.zeros(0, np.int64))
+            counts.append(np.zeros(0, np.int64))
+            seg_part.append(np.zeros(0, np.int32))
+            seg_src.append(np.zeros(0, np.int64))
+            continue
+        d, c, epochs[i] = _select(lengths[name], name, int(targets[i]), config)
+        docs.append(d)
+        counts.append(c)
+        # Where each document's tokens are: its part (global id) and offset in that part's values.
+        sp = splits[name]
+        first_doc = np.cumsum([0] + [len(p.doc_ids) for p in sp.parts])
+        local = np.searchsorted(first_doc, d, side="right") - 1
+        src = np.empty(len(d), np.int64)
+        for p, part in enumerate(sp.parts):
+            sel = local == p
+            src[sel] = part.offsets[d[sel] - first_doc[p]]
+        seg_part.append((local + len(parts)).astype(np.int32))
+        seg_src.append(src)
+        for part in sp.parts:
+            parts.append(part.path.relative_to(corpus_dir).as_posix())
+            part_domain.append(i)
+
+    seg_units = [c + 1 if config.objective == "causal" else np.ones(len(c), np.int64) for c in counts]
+    dom_start = np.cumsum([0] + [len(c) for c in counts]).astype(np.int64)
+    stream_dom, stream_pos = interleave_midpoint_threaded(np.concatenate(seg_units).astype(np.int64), dom_start, threads=2)
+    g = dom_start[stream_dom] + stream_pos  # index into the per-domain concatenation
+
+    all_counts = np.concatenate(counts)[g]
+    if config.objective == "causal":
+        dst = np.zeros(len(g), np.int64)
+        np.cumsum(all_counts[:-1] + 1, out=dst[1:])
+    else:
+        dst = np.arange(len(g), dtype=np.int64) * config.seq_len + 1
+    arrays = dict(
+        targets=targets, available_tokens=avail_tok, available_documents=avail_doc, epochs=epochs,
+        part_domain=np.array(part_domain, np.int16), seg_domain=stream_dom,
+        seg_doc=np.concatenate(docs)[g], seg_start=np.zeros(len(g), np.int64), seg_count=all_counts,
+        seg_part=np.concatenate(seg_part)[g], seg_src=np.concatenate(seg_src)[g], seg_dst=dst,
+    )
+    for a in arrays.values():
+        a.setflags(write=False)
+    plan = MixturePlan(
+        corpus_sha256=sha, domains=names, weights=tuple(float(x) for x in wvec), objective=config.objective,
+        seq_len=config.seq_len, seed=config.seed, tokens_requested=config.tokens, budget_tokens=budget,
+        num_sequences=num_seq, dtype=dtype.name, eos_id=manifest.eos_id, special=special,
+        allow_repeat=config.allow_repeat, parts=tuple(parts), **arrays)
+    if config.objective == "causal" and int(plan.stream_lengths().sum()) != budget:  # pragma: no cover
+        raise RuntimeError("plan does not fill the budget exactly: a bug in mixer's sampler")
+    return plan

@@ -1,0 +1,232 @@
+"""What `MixtureStream` (shards) and `MixtureSampler` (corpus) share: an IterableDataset over
+a *sequence source*, split over ranks and workers (`mixer.stream.partition`), read ahead on a
+background thread (`mixer.stream.readahead`), with a resumable position.
+
+A source is anything with `num_sequences`, `seq_len`, `pad_id` (None unless masked LM),
+`fingerprint` (names the stream: equal for shards and sampler of the same plan), `bounds`
+(int64[U + 1]: read unit u holds sequences bounds[u]..bounds[u+1], e.g. one shard) and
+``read(u, runs)``: for global (first, count) runs inside unit u, an iterable of
+``(tokens [count, seq_len], domains [count, seq_len] uint8)``.
+
+Position and resumption
+-----------------------
+The state is ``start`` (the rank-local sequence at which this pass's blocks were dealt to
+workers) and ``yielded`` (sequences this process has yielded since). It reads the same in
+the three places a position can be recorded:
+
+* the main process (``num_workers=0``, e.g. `trainers`): ``state_dict()`` after k batches is
+  ``start + yielded = k * batch_size`` sequences consumed by this rank;
+* a DataLoader worker under `torchdata.stateful_dataloader.StatefulDataLoader`: each worker's
+  copy of the dataset reports its own ``yielded`` with its ``worker`` / ``num_workers``, and
+  each copy is restored into the same worker, which skips what it had yielded;
+* a plain DataLoader with workers, whose dataset copies the main process cannot see: record
+  the number of sequences the rank consumed (``steps * batch_size``) and resume with
+  ``load_state_dict({"consumed": n})``; blocks are then dealt afresh from sequence n.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterator, Mapping, Protocol
+
+import numpy as np
+import torch
+import xxhash
+
+from mixer.core.errors import MixerError
+from mixer.stream.partition import check_split, rank_range, unit_tasks, worker_runs
+from mixer.stream.readahead import read_ahead
+
+STATE_VERSION = 1
+PIECE_TOKENS = 1 << 18  # tokens per hand-over from the read-ahead thread (int64: 2 MiB per array)
+
+
+class SequenceSource(Protocol):
+    num_sequences: int
+    seq_len: int
+    pad_id: int | None
+    fingerprint: str
+    bounds: np.ndarray
+    with_domains: bool  # False: read() returns None for domains
+
+    def read(self, unit: int, runs: np.ndarray): ...
+
+
+def stream_fingerprint(corpus_sha256: str, objective: str, seq_len: int, seed: int,
+                       weights: Mapping[str, float], num_sequences: int) -> str:
+    """Names a stream by what decides it, so a saved position is never applied to another."""
+    key = json.dumps([corpus_sha256, objective, int(seq_len), int(seed),
+                      sorted((k, float(v)) for k, v in weights.items()), int(num_sequences)])
+    return xxhash.xxh64_hexdigest(key.encode())
+
+
+def default_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Rank and world size: given, else from an initialised torch.distributed, else from the
+    RANK / WORLD_SIZE environment variables (torchrun sets them), else 0 of 1."""
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        r, w = dist.get_rank(), dist.get_world_size()
+    else:
+        try:
+            r, w = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        except ValueError:
+            raise MixerError(f"RANK={os.environ.get('RANK')!r} / WORLD_SIZE={os.environ.get('WORLD_SIZE')!r}: "
+                             "not integers; fix the environment or pass rank= and world_size=") from None
+    return (r if rank is None else rank), (w if world_size is None else world_size)
+
+
+def attention_mask(tokens: np.ndarray, pad_id: int) -> np.ndarray:
+    """1 up to and including each row's last non-[PAD] token ([SEP]), 0 on the padding after."""
+    nonpad = tokens != pad_id
+    last = tokens.shape[1] - 1 - np.argmax(nonpad[:, ::-1], axis=1)
+    return (np.arange(tokens.shape[1])[None, :] <= last[:, None]).astype(np.int64)
+
+
+class MixtureFeed(torch.utils.data.IterableDataset):
+    """Base class: yields {"input_ids", "domain_ids"[, "attention_mask"]} int64 [seq_len]
+    tensors for this rank's (and worker's) sequences, in stream order."""
+
+    def __init__(self, source: SequenceSource, *, rank: int | None = None, world_size: int | None = None,
+                 batch_size: int = 1, drop_remainder: bool = False, read_ahead: int = 2,
+                 batched: bool = False, domain_ids: bool = True) -> None:
+        rank, world_size = default_rank(rank, world_size)
+        check_split(rank, world_size, batch_size)
+        self.source = source
+        self.rank, self.world_size, self.batch_size = rank, world_size, batch_size
+        self.drop_remainder, self.read_ahead, self.batched = drop_remainder, read_ahead, batched
+        # domain_ids=False: a loop that needs no per-domain loss skips the sidecar and its conversion.
+        source.with_domains = bool(domain_ids)
+        self.first, self.stop = rank_range(source.num_sequences, rank, world_size, drop_remainder)
+        self.seq_len = source.seq_len
+        self.epoch = 0  # completed passes over this rank's sequences
+        self._start = 0  # rank-local sequence where this pass's blocks were dealt
+        self._yielded = 0  # sequences yielded by this process since `_start`
+        self._layout: tuple[int, int] | None = None  # (worker, num_workers) that `_yielded` counts
+
+    def __len__(self) -> int:
+        """Items per pass for this rank (all its workers together): sequences, or batches
+        when `batched`."""
+        n = self.stop - self.first
+        return -(-n // self.batch_size) if self.batched else n
+
+    @property
+    def budget_tokens(self) -> int:
+        return self.source.num_sequences * self.seq_len
+
+    # --- position ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        worker, workers = self._layout or (0, 1)
+        return {"version": STATE_VERSION, "fingerprint": self.source.fingerprint, "rank": self.rank,
+                "world_size": self.world_size, "batch_size": self.batch_size,
+                "drop_remainder": self.drop_remainder, "epoch": self.epoch, "start": self._start,
+                "yielded": self._yielded, "worker": worker, "num_workers": workers,
+                "consumed": self._start + self._yielded if workers == 1 else None}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume at the exact next sequence; accepts a `state_dict()` or ``{"consumed": n}``."""
+        if set(state) <= {"consumed", "epoch"}:
+            n = int(state["consumed"])
+            if not 0 <= n <= self.stop - self.first:
+                raise MixerError(f"consumed={n}: this rank has {self.stop - self.first} sequences per pass")
+            self._start, self._yielded, self._layout = n, 0, None
+            self.epoch = int(state.get("epoch", self.epoch))
+            return
+        if state.get("version") != STATE_VERSION:
+            raise MixerError(f"stream state version {state.get('version')!r} is not {STATE_VERSION}; "
+                             "it was saved by another version of mixer")
+        if state["fingerprint"] != self.source.fingerprint:
+            raise MixerError("stream state was saved from another stream (different corpus, weights, seed, "
+                             "seq_len or budget); resume with the stream it came from")
+        mine = {"rank": self.rank, "world_size": self.world_size, "drop_remainder": self.drop_remainder}
+        for key, value in mine.items():
+            if state[key] != value:
+                raise MixerError(f"stream state was saved with {key}={state[key]!r}, this stream has {value!r}; "
+                                 "resume with the same rank layout")
+        workers = int(state["num_workers"])
+        if workers > 1 and state["batch_size"] != self.batch_size:
+            raise MixerError(f"stream state was saved with batch_size={state['batch_size']}, this stream has "
+                             f"{self.batch_size}; resume with the same batch_size")
+        self.epoch, self._start, self._yielded = int(state["epoch"]), int(state["start"]), int(state["yielded"])
+        self._layout = (int(state["worker"]), workers) if workers > 1 else None
+
+    # --- iteration --------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        layout = (info.id, info.num_workers) if info is not None and info.num_workers > 1 else None
+        if self._layout is None:  # a rank-level position: deal blocks afresh from there
+            self._start, self._yielded = self._start + self._yielded, 0
+        elif self._layout != layout and self._yielded:
+            now = "the main process" if layout is None else f"worker {layout[0]} of {layout[1]}"
+            raise MixerError(f"stream state was saved by DataLoader worker {self._layout[0]} of "
+                             f"{self._layout[1]} and cannot resume in {now}; use the same num_workers "
+                             "(StatefulDataLoader) or load_state_dict({'consumed': n})")
+        self._layout = layout
+        worker, workers = layout or (0, 1)
+        runs = worker_runs(self.stop - self.first, self._start, self.batch_size, worker, workers,
+                           skip=self._yielded)
+        runs[:, 0] += self.first
+        pieces = read_ahead(self._convert, self._pieces(unit_tasks(runs, self.source.bounds)),
+                            depth=self.read_ahead * 2)
+        if self.batched:
+            try:
+                for batch in _blocks(pieces, runs[:, 1].tolist()):
+                    self._yielded += len(batch["input_ids"])
+                    yield batch
+            finally:
+                pieces.close()
+        else:
+            for piece in pieces:
+                rows = {k: v.unbind(0) for k, v in piece.items()}
+                for i in range(len(rows["input_ids"])):
+                    self._yielded += 1
+                    yield {k: v[i] for k, v in rows.items()}
+        self.epoch += 1
+        self._start, self._yielded, self._layout = 0, 0, None
+
+    def _pieces(self, tasks: list) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Raw (tokens, domains) row blocks of at most PIECE_TOKENS, units decoded ahead."""
+        rows = max(1, PIECE_TOKENS // self.seq_len)
+        units = read_ahead(lambda task: list(self.source.read(*task)), tasks, depth=max(1, self.read_ahead - 1))
+        try:
+            for pieces in units:
+                for tokens, domains in pieces:
+                    for a in range(0, len(tokens), rows):
+                        yield tokens[a:a + rows], None if domains is None else domains[a:a + rows]
+        finally:
+            units.close()
+
+    def _convert(self, piece: tuple[np.ndarray, np.ndarray]) -> dict[str, torch.Tensor]:
+        tokens, domains = piece
+        out = {"input_ids": torch.from_numpy(tokens.astype(np.int64))}
+        if domains is not None:
+            out["domain_ids"] = torch.from_numpy(domains.astype(np.int64))
+        if self.source.pad_id is not None:
+            out["attention_mask"] = torch.from_numpy(attention_mask(tokens, self.source.pad_id))
+        return out
+
+
+def _blocks(pieces: Iterator[dict[str, torch.Tensor]], sizes: list[int]) -> Iterator[dict[str, torch.Tensor]]:
+    """Re-cut a stream of row pieces into batches of the given sizes (views where a batch lies
+    inside one piece, a copy where it straddles two)."""
+    held: list[dict[str, torch.Tensor]] = []
+    have = 0
+    for size in sizes:
+        while have < size:
+            piece = next(pieces)
+            held.append(piece)
+            have += len(piece["input_ids"])
+        parts, need = [], size
+        while need:
+            piece = held[0]
+            n = len(piece["input_ids"])
+            if n <= need:
+                parts.append(held.pop(0))
+                need -= n
+            else:
+                parts.append({k: v[:need] for k, v in piece.items()})
+                held[0] = {k: v[need:] for k, v in piece.items()}
+                need = 0
+        have -= size
+        yield parts[0] if len(parts) == 1 else {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

@@ -1,0 +1,82 @@
+"""Who reads which sequence: the split of a stream over ranks and DataLoader workers.
+
+Pure arithmetic on sequence numbers, shared by `MixtureStream` (shards) and `MixtureSampler`
+(corpus), so both split the same stream the same way.
+
+Ranks: rank r of W takes the contiguous range ``[N*r//W, N*(r+1)//W)`` of the N sequences
+(sizes differ by at most one; `drop_remainder` trims N to a multiple of W so all ranks get
+the same count). Contiguous ranges keep each rank's reads to 1/W of the shards; every
+contiguous window of the plan's stream holds each domain within a document of its share, so
+each rank's batches are as well mixed as the whole stream.
+
+Workers: from the rank's resume point `start`, the rank's remaining sequences are cut into
+blocks of `batch_size` and block i goes to worker ``i % num_workers``. A DataLoader over an
+IterableDataset asks its workers for batches round-robin (worker 0, 1, .., 0, ..) and builds
+each batch from `batch_size` consecutive items of one worker, so batch i is block i: the
+order the training loop sees does not depend on the number of workers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mixer.core.errors import MixerError
+
+
+def check_split(rank: int, world_size: int, batch_size: int) -> None:
+    if not isinstance(world_size, int) or world_size < 1:
+        raise MixerError(f"world_size {world_size!r}: must be an integer >= 1")
+    if not isinstance(rank, int) or not 0 <= rank < world_size:
+        raise MixerError(f"rank {rank!r}: must be an integer in [0, world_size={world_size})")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise MixerError(f"batch_size {batch_size!r}: must be an integer >= 1 (the DataLoader's batch_size)")
+
+
+def rank_range(num_sequences: int, rank: int, world_size: int, drop_remainder: bool = False) -> tuple[int, int]:
+    """Global sequence numbers [lo, hi) of one rank."""
+    n = num_sequences // world_size * world_size if drop_remainder else num_sequences
+    return n * rank // world_size, n * (rank + 1) // world_size
+
+
+def worker_runs(length: int, start: int, batch_size: int, worker: int, num_workers: int,
+                skip: int = 0) -> np.ndarray:
+    """int64[k, 2] (first, count) runs of rank-local positions that one worker yields, in
+    order: the blocks ``start + i*batch_size ..`` with ``i % num_workers == worker``, less the
+    first `skip` positions (those already yielded)."""
+    if not 0 <= start <= length:
+        raise MixerError(f"resume position {start} is outside this rank's 0..{length} sequences")
+    first = np.arange(start + worker * batch_size, length, num_workers * batch_size, dtype=np.int64)
+    count = np.minimum(first + batch_size, length) - first
+    if skip:
+        if skip > int(count.sum()):
+            raise MixerError(f"resume state says worker {worker} yielded {skip} sequences, more than its "
+                             f"{int(count.sum())}; the state belongs to another stream or split")
+        done = np.cumsum(count)
+        k = int(np.searchsorted(done, skip, side="right"))  # runs fully skipped
+        first, count = first[k:].copy(), count[k:].copy()
+        if len(first):
+            cut = skip - (int(done[k - 1]) if k else 0)
+            first[0] += cut
+            count[0] -= cut
+    return np.stack([first, count], axis=1) if len(first) else np.zeros((0, 2), np.int64)
+
+
+def unit_tasks(runs: np.ndarray, bounds: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Group global (first, count) runs, in increasing order, by read unit (a shard): returns
+    [(unit, int64[m, 2] runs clipped to that unit)], the units in the order they are needed.
+    `bounds` is int64[U + 1], unit u holding sequences bounds[u]..bounds[u+1]."""
+    tasks: list[tuple[int, list]] = []
+    for first, count in runs.tolist():
+        end = first + count
+        while first < end:
+            u = int(np.searchsorted(bounds, first, side="right")) - 1
+            stop = min(end, int(bounds[u + 1]))
+            if tasks and tasks[-1][0] == u:
+                last = tasks[-1][1]
+                if last[-1][0] + last[-1][1] == first:  # merge touching runs
+                    last[-1][1] += stop - first
+                else:
+                    last.append([first, stop - first])
+            else:
+                tasks.append((u, [[first, stop - first]]))
+            first = stop
+    return [(u, np.array(r, dtype=np.int64)) for u, r in tasks]

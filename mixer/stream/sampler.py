@@ -1,0 +1,90 @@
+"""`MixtureSampler`: the mixture stream straight from the prepared corpus, without shards.
+
+    from mixer import MixtureSampler
+
+    sampler = MixtureSampler("corpus/", {"code": 0.3, "news": 0.7}, tokens=30_000_000,
+                             seq_len=1024, seed=0, batch_size=8)
+    for batch in torch.utils.data.DataLoader(sampler, batch_size=8):
+        ...
+
+It yields exactly the sequences `mixer build-shards` would write for the same corpus,
+weights, budget, seq_len and seed, in the same order (a test checks them one by one): it
+builds the same `MixturePlan` (`mixer.shards.plan.build_plan`, a few bytes per document, no token
+read) and gathers each range of sequences from the memory-mapped Arrow files
+(`mixer.shards.gather.gather_sequences`) on a background thread, ahead of the loop. Rank / worker
+split and resumption are `MixtureStream`'s (`mixer.stream.feed`); a position saved by one resumes the
+other.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from mixer.stream.feed import MixtureFeed, stream_fingerprint
+
+UNIT_TOKENS = 1 << 20  # tokens per read unit: the granularity of the read-ahead
+
+
+class PlanSource:
+    """Sequences of a `MixturePlan`, gathered from the corpus. The memory maps are opened
+    lazily in each process that reads (a DataLoader worker reopens them; nothing is pickled
+    but the plan)."""
+
+    def __init__(self, corpus_dir: str | Path, plan) -> None:
+        self.corpus_dir = Path(corpus_dir)
+        self.plan = plan
+        self.seq_len = plan.seq_len
+        self.num_sequences = plan.num_sequences
+        self.pad_id = plan.special[2] if plan.objective == "mlm" else None
+        self.fingerprint = stream_fingerprint(plan.corpus_sha256, plan.objective, plan.seq_len, plan.seed,
+                                              dict(zip(plan.domains, plan.weights)), plan.num_sequences)
+        unit = max(1, UNIT_TOKENS // plan.seq_len)
+        self.bounds = np.append(np.arange(0, plan.num_sequences, unit, dtype=np.int64), plan.num_sequences)
+        self._sources = None
+        self.with_domains = True  # gather the per-token domain ids
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_sources": None}
+
+    def read(self, unit: int, runs: np.ndarray):
+        from mixer.shards.gather import gather_sequences, open_sources
+
+        if self._sources is None:
+            self._sources = open_sources(self.corpus_dir, self.plan)
+        # In DataLoader workers the workers are the parallelism: one gather thread each.
+        threads = 2 if torch.utils.data.get_worker_info() is None else 1
+        return [gather_sequences(self.plan, self._sources, a, c, threads=threads, domains=self.with_domains)
+                for a, c in runs.tolist()]
+
+
+class MixtureSampler(MixtureFeed):
+    """The mixture as an IterableDataset of {"input_ids", "domain_ids"[, "attention_mask"]},
+    sampled on the fly from a corpus written by `mixer prepare`.
+
+    Arguments: as `mixer build-shards` (`weights` a {domain: weight} mapping, `tokens` the
+    budget, rounded down to whole sequences; `objective` "causal" or "mlm"; `allow_repeat`),
+    then as `MixtureStream` (`rank`, `world_size`, `batch_size`, `drop_remainder`, `read_ahead`,
+    `batched`, `domain_ids`).
+    """
+
+    def __init__(self, corpus_dir: str | Path, weights: Mapping[str, float], tokens: int | str, seq_len: int,
+                 seed: int = 0, *, objective: str = "causal", allow_repeat: bool = False,
+                 rank: int | None = None, world_size: int | None = None, batch_size: int = 1,
+                 drop_remainder: bool = False, read_ahead: int = 2, batched: bool = False,
+                 domain_ids: bool = True) -> None:
+        from mixer.shards.plan import PlanConfig, build_plan
+        from mixer.core.units import parse_count
+
+        config = PlanConfig(tokens=parse_count(tokens, "tokens"), seq_len=seq_len, seed=seed, objective=objective,
+                            allow_repeat=allow_repeat)
+        plan = build_plan(corpus_dir, weights, config)
+        super().__init__(PlanSource(corpus_dir, plan), rank=rank, world_size=world_size, batch_size=batch_size,
+                         drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,
+                         domain_ids=domain_ids)
+        self.plan = plan
+        self.corpus_dir = Path(corpus_dir)
+        self.domains = plan.domains
+        self.weights = dict(zip(plan.domains, plan.weights))

@@ -1,0 +1,101 @@
+"""`MixtureStream`: built shards as a PyTorch IterableDataset for any training loop.
+
+    from torch.utils.data import DataLoader
+    from mixer import MixtureStream
+
+    stream = MixtureStream("shards/", batch_size=8)            # rank / world size from torchrun
+    for batch in DataLoader(stream, batch_size=8, num_workers=2):
+        batch["input_ids"], batch["domain_ids"]                # int64 [8, seq_len] each
+        # masked-LM shards add batch["attention_mask"]
+
+Each rank reads a contiguous 1/world_size of the sequences; its DataLoader workers take
+`batch_size` blocks round-robin, so the batches are the same for any number of workers (pass
+the DataLoader's batch_size). `state_dict()` / `load_state_dict()` resume at the exact next
+sequence, also per worker under `torchdata`'s `StatefulDataLoader`. Shards are decompressed
+ahead of the loop on a background thread, and every shard's xxh64 is checked when it is
+opened: a corrupt or truncated shard raises `MixerError` naming the file. See docs/reader.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixer.core.errors import MixerError
+from mixer.stream.feed import MixtureFeed, stream_fingerprint
+
+
+class ShardSource:
+    """The sequences of a shards folder, read shard by shard (a shard is a read unit)."""
+
+    def __init__(self, shards_dir: str | Path) -> None:
+        from mixer.formats.shards import read_index
+
+        self.folder = Path(shards_dir)
+        self.with_domains = True  # read the per-token domain sidecar
+        self.index: dict[str, Any] = read_index(self.folder)
+        ix = self.index
+        try:
+            self.seq_len = int(ix["seq_len"])
+            self.num_sequences = int(ix["num_sequences"])
+            self.objective = str(ix["objective"])
+            self.domains = tuple(ix["domain_order"])
+            counts = [int(e["sequences"]) for e in ix["shards"]]
+            special = ix.get("special_tokens")
+            self.pad_id = int(special["pad"]) if self.objective == "mlm" else None
+            self.fingerprint = stream_fingerprint(ix["corpus_manifest_sha256"], self.objective, self.seq_len,
+                                                  ix["seed"], ix["weights"], self.num_sequences)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MixerError(f"{self.folder / 'index.json'}: malformed shard index ({exc!r}); "
+                             "rebuild with `mixer build-shards`") from None
+        if list(self.domains) != sorted(self.domains):
+            raise MixerError(f"{self.folder / 'index.json'}: domain_order is not sorted; rebuild the shards")
+        self.bounds = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.bounds[1:])
+        if int(self.bounds[-1]) != self.num_sequences:
+            raise MixerError(f"{self.folder / 'index.json'}: shards hold {int(self.bounds[-1])} sequences, "
+                             f"the index says {self.num_sequences}; rebuild the shards")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self.index["weights"])
+
+    def shard_path(self, unit: int) -> Path:
+        return self.folder / self.index["shards"][unit]["file"]
+
+    def read(self, unit: int, runs: np.ndarray):
+        """(tokens, domains) of each global (first, count) run inside shard `unit`; the shard's
+        and its domain sidecar's xxh64 are verified first."""
+        from mixer.formats.shards import read_shard, read_shard_domains
+
+        path = self.shard_path(unit)
+        tokens = read_shard(path, self.index)
+        domains = read_shard_domains(path, self.index) if self.with_domains else None
+        base = int(self.bounds[unit])
+        return [(tokens[a - base:a - base + c], None if domains is None else domains[a - base:a - base + c])
+                for a, c in runs.tolist()]
+
+
+class MixtureStream(MixtureFeed):
+    """Built shards as an IterableDataset of {"input_ids", "domain_ids"[, "attention_mask"]}.
+
+    Arguments: `shards_dir` (written by `mixer build-shards`); `rank` / `world_size` (default:
+    torch.distributed, else RANK / WORLD_SIZE, else 0 / 1); `batch_size` (the DataLoader's:
+    makes the order independent of num_workers); `drop_remainder` (trim to a multiple of
+    world_size so every rank gets the same count); `read_ahead` (shards decoded ahead);
+    `batched` (yield whole [batch_size, seq_len] batches instead of sequences, for
+    ``DataLoader(stream, batch_size=None)``: the same batches without per-sequence collation,
+    several times faster); `domain_ids` (False: no "domain_ids", the sidecar is not read).
+    """
+
+    def __init__(self, shards_dir: str | Path, rank: int | None = None, world_size: int | None = None, *,
+                 batch_size: int = 1, drop_remainder: bool = False, read_ahead: int = 2,
+                 batched: bool = False, domain_ids: bool = True) -> None:
+        super().__init__(ShardSource(shards_dir), rank=rank, world_size=world_size, batch_size=batch_size,
+                         drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,
+                         domain_ids=domain_ids)
+        self.shards_dir = Path(shards_dir)
+        self.index = self.source.index
+        self.domains = self.source.domains
+        self.weights = self.source.weights

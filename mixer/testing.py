@@ -1,0 +1,232 @@
+"""Fixtures with known answers, for tests and benchmarks only (never used by the product's commands).
+
+Three kinds, one module so that tests and benchmarks import them from one place:
+
+- synthetic token corpora in the real on-disk format (`write_synthetic_corpus`,
+  `lognormal_lengths`), whose answers are known (document lengths, counts) and whose sizes the
+  bundled corpus cannot reach (hundreds of millions of tokens);
+- a toy mixture stream and skewed corpora for the trainers (`ToyStream`, `write_skewed_corpus`):
+  not the mixer's sampler (that is `mixer.stream.sampler` / `mixer.stream.stream`, with exact
+  per-domain budgets and no repeats) but the same interface, so the trainers are tested without
+  it: an IterableDataset yielding {"input_ids", "domain_ids"[, "attention_mask"]} int64
+  [seq_len] tensors, with `state_dict()` / `load_state_dict()` at the exact next sequence;
+- synthetic run.json files (`ddo_sweep`, `mixing_law_runs`, `write_runs`): in `ddo_sweep` the
+  aggregate loss follows the additive model of §2.2 exactly,
+  `L / L_base = C + sum_j (n0_j + x_j)^(-b_j)` with x_j = tokens_j / (N/m) and C chosen so the
+  base run is 1; so with `keep_total=False` (Algorithm 1) each domain's points lie on
+  `(n0_j + x)^(-b_j) + c_j` and the DDO optimum is `solve_ddo(n0, b, m)`.
+
+It sits above the solver and the formats (it plans sweeps with `solver.ddo.plan`), beside the loop.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from mixer.core.atomic import atomic_dir, write_json_atomic
+from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, SplitInfo, TokenizerInfo, load_manifest,
+                                  mlm_special_ids, open_split, save_manifest, token_dtype_for, write_part)
+from solver.ddo import plan
+
+
+# --- synthetic corpora ------------------------------------------------------------------------------
+
+def lognormal_lengths(n_docs: int, mean_tokens: float, sigma: float, seed: int) -> np.ndarray:
+    """Document lengths with a realistic heavy right tail (web text is close to log-normal)."""
+    rng = np.random.default_rng(seed)
+    mu = np.log(mean_tokens) - sigma**2 / 2
+    return np.maximum(1, rng.lognormal(mu, sigma, n_docs)).astype(np.int64)
+
+
+def write_synthetic_corpus(out: str | Path, train_lengths: Mapping[str, Sequence[int] | np.ndarray],
+                           heldout_lengths: Mapping[str, Sequence[int] | np.ndarray] | None = None,
+                           vocab_size: int = 50257, eos_id: int | None = None, seed: int = 0,
+                           overwrite: bool = False,
+                           token_map: Callable[[int, np.ndarray, int], np.ndarray] | None = None) -> CorpusManifest:
+    """Write a corpus whose documents have the given token lengths and random token ids.
+
+    Token values encode nothing but are seeded; doc_ids are (domain index << 40) | k so tests
+    can read back which document a token range came from.
+    """
+    eos_id = vocab_size - 1 if eos_id is None else eos_id
+    dtype = token_dtype_for(vocab_size)
+    heldout_lengths = heldout_lengths or {d: [] for d in train_lengths}
+    rng = np.random.default_rng(seed)
+    domains: dict[str, DomainInfo] = {}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        for di, name in enumerate(sorted(train_lengths)):
+            splits = {}
+            for split, lengths in (("train", train_lengths[name]), ("heldout", heldout_lengths.get(name, []))):
+                lengths = np.asarray(lengths, dtype=np.int64)
+                offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+                np.cumsum(lengths, out=offsets[1:])
+                # eos_id never appears inside a document, as with a real tokenizer.
+                values = rng.integers(0, eos_id, int(offsets[-1]), dtype=np.int64)
+                if token_map is not None:  # reshape the uniform ids per domain (e.g. skewed frequencies)
+                    values = token_map(di, values, eos_id)
+                values = values.astype(dtype)
+                base = (di << 40) | (1 << 39 if split == "heldout" else 0)
+                doc_ids = (base + np.arange(len(lengths))).astype(np.uint64)
+                rel = f"{name}/{split}/part-00000.arrow"
+                (tmp / name / split).mkdir(parents=True)
+                write_part(tmp / rel, doc_ids, offsets, values)
+                splits[split] = SplitInfo(documents=len(lengths), tokens=int(offsets[-1]), files=[rel])
+            domains[name] = DomainInfo(kind="synthetic", splits=splits, report={})
+        manifest = CorpusManifest(
+            format_version=FORMAT_VERSION, eos_id=eos_id, vocab_size=vocab_size, token_dtype=dtype.name,
+            tokenizer=TokenizerInfo(path="", sha256="", kind="none"), seed=seed,
+            rules={"synthetic": True}, domains=domains)
+        save_manifest(tmp, manifest)
+    return manifest
+
+
+# --- the toy stream for the trainers -------------------------------------------------------------
+
+def write_skewed_corpus(out: str | Path, train_lengths: Mapping[str, Sequence[int]],
+                        heldout_lengths: Mapping[str, Sequence[int]] | None = None, vocab_size: int = 256,
+                        seed: int = 0) -> Path:
+    """A synthetic corpus whose token frequencies are skewed (domain i: id = V·u^(2+i), u uniform),
+    so a model that learns unigram statistics shows a clearly falling loss, differently per domain."""
+    write_synthetic_corpus(out, train_lengths, heldout_lengths, vocab_size=vocab_size, seed=seed,
+                           token_map=_skew)
+    return Path(out)
+
+
+def write_example_corpus(out: str | Path, domains: Sequence[str], vocab_size: int = 512, documents: int = 600,
+                         mean_tokens: float = 60.0) -> Path:
+    """The examples' corpus: skewed token frequencies (something to learn, differently per domain)
+    and log-normal document lengths, `documents` per domain."""
+    lengths = {d: lognormal_lengths(documents, mean_tokens, 1.0, i) for i, d in enumerate(domains)}
+    return write_skewed_corpus(out, lengths, vocab_size=vocab_size)
+
+
+def _skew(domain: int, ids: np.ndarray, eos: int) -> np.ndarray:
+    u = ids.astype(np.float64) / eos
+    return np.minimum(np.floor(eos * u ** (2 + domain)), eos - 1).astype(np.int64)
+
+
+class ToyStream(torch.utils.data.IterableDataset):
+    """Sequence k comes from a domain drawn with probability `weights` (seeded by (seed, k)).
+    Causal: the domain's train documents joined with EOS, read cyclically `seq_len` at a time.
+    MLM (`mlm=True`): one document per sequence, [CLS] doc [SEP] + padding."""
+
+    def __init__(self, corpus_dir: str | Path, weights: Mapping[str, float], seq_len: int, seed: int = 0,
+                 mlm: bool = False, limit: int | None = None) -> None:
+        manifest = load_manifest(corpus_dir)
+        self.domains = manifest.domain_names
+        self.p = np.array([weights.get(d, 0.0) for d in self.domains], dtype=np.float64)
+        self.p /= self.p.sum()
+        self.seq_len, self.seed, self.mlm, self.limit = seq_len, seed, mlm, limit
+        self.special = mlm_special_ids(manifest) if mlm else None
+        self.docs, self.flat = [], []
+        for d in self.domains:
+            split = open_split(corpus_dir, d, "train", manifest)
+            docs = [split.document(k).astype(np.int64) for k in range(split.num_documents)]
+            self.docs.append(docs)
+            self.flat.append(np.concatenate([np.append(doc, manifest.eos_id) for doc in docs]) if docs else None)
+        self.index = 0  # the next sequence
+        self.cursor = [0] * len(self.domains)  # per domain: token offset (causal) or document (MLM)
+
+    def state_dict(self) -> dict:
+        return {"index": self.index, "cursor": list(self.cursor)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.index, self.cursor = int(state["index"]), list(state["cursor"])
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        while self.limit is None or self.index < self.limit:
+            d = int(np.random.default_rng([self.seed, self.index]).choice(len(self.domains), p=self.p))
+            self.index += 1
+            yield self._mlm(d) if self.mlm else self._causal(d)
+
+    def _causal(self, d: int) -> dict[str, torch.Tensor]:
+        flat, L = self.flat[d], self.seq_len
+        take = np.take(flat, np.arange(self.cursor[d], self.cursor[d] + L), mode="wrap")
+        self.cursor[d] = (self.cursor[d] + L) % len(flat)
+        return {"input_ids": torch.from_numpy(take), "domain_ids": torch.full((L,), d, dtype=torch.int64)}
+
+    def _mlm(self, d: int) -> dict[str, torch.Tensor]:
+        sp, L = self.special, self.seq_len
+        doc = self.docs[d][self.cursor[d] % len(self.docs[d])][: L - 2]
+        self.cursor[d] += 1
+        ids = np.concatenate([[sp.cls], doc, [sp.sep], np.full(L - 2 - len(doc), sp.pad)]).astype(np.int64)
+        ids = torch.from_numpy(ids)
+        return {"input_ids": ids, "domain_ids": torch.full((L,), d, dtype=torch.int64),
+                "attention_mask": (ids != sp.pad).long()}
+
+
+# --- synthetic run.json files ------------------------------------------------------------------------
+
+CORPUS = "c0ffee" * 10 + "abcd"
+
+
+def run_json(weights: dict, budget: int, losses: dict, provenance: dict, seed: int = 0,
+             corpus: str = CORPUS, history: dict | None = None) -> dict:
+    tokens = {d: max(1, int(round(w * budget))) for d, w in weights.items()}
+    obj = {"format_version": 1, "corpus_sha256": corpus, "budget_tokens": int(budget), "weights": weights,
+           "tokens_per_domain": tokens, "final_loss": losses, "model": "synthetic", "preset": "test", "seed": seed,
+           "provenance": provenance, "wall_time_s": 0.0}
+    if history is not None:
+        obj["loss_history"] = history
+    return obj
+
+
+def ddo_sweep(domains: Sequence[str], n0, b, *, budget: int = 1_000_000, factors=(0.2, 3.0),
+              keep_total: bool = False, base_loss: float = 3.0, noise: float = 0.0, seeds=(0,),
+              rng_seed: int = 0) -> dict[str, dict]:
+    """`{name: run.json object}` for a DDO sweep; `noise` is the relative std of each loss."""
+    m = len(domains)
+    n0, b = np.asarray(n0, float), np.asarray(b, float)
+    rng = np.random.default_rng(rng_seed)
+    planned = plan(domains, budget, factors=factors, keep_total=keep_total)
+    unit = budget / m
+
+    def y_of(tokens):
+        x = np.array([tokens[d] for d in domains]) / unit
+        return float(np.sum((n0 + x) ** (-b)))
+
+    base_tokens = {d: max(1, int(round(w * budget))) for d, w in planned[0].weights.items()}
+    const = 1.0 - y_of(base_tokens)
+    out = {}
+    for pr in planned:
+        tokens = {d: max(1, int(round(w * pr.budget_tokens))) for d, w in pr.weights.items()}
+        y = const + y_of(tokens)
+        for s in seeds:
+            loss = base_loss * y * (1 + noise * rng.standard_normal()) if noise else base_loss * y
+            name = pr.name if len(seeds) == 1 else f"{pr.name}-s{s}"
+            out[name] = run_json(pr.weights, pr.budget_tokens, {d: loss for d in domains}, pr.provenance, seed=s)
+    return out
+
+
+def write_runs(folder: str | Path, runs: dict[str, dict]) -> list[Path]:
+    folder = Path(folder)
+    paths = []
+    for name, obj in runs.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        path = folder / name / "run.json"
+        write_json_atomic(path, obj)
+        paths.append(path)
+    return paths
+
+
+def mixing_law_runs(c, k, T, n_runs: int, *, budget: int = 1_000_000, noise: float = 0.0, seed: int = 0,
+                    domains: Sequence[str] | None = None) -> dict[str, dict]:
+    """Random-mixture runs whose per-domain losses follow L_i(r) = c_i + k_i exp(T_i . r)."""
+    c, k, T = np.asarray(c, float), np.asarray(k, float), np.asarray(T, float)
+    m = T.shape[1]
+    domains = list(domains or [f"d{i}" for i in range(m)])
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in range(n_runs):
+        r = rng.dirichlet(np.ones(m))
+        tokens = np.maximum(1, np.round(r * budget))
+        r = tokens / tokens.sum()
+        L = c + k * np.exp(T @ r)
+        L = L * (1 + noise * rng.standard_normal(L.shape)) if noise else L
+        w = {d: float(x) for d, x in zip(domains, r)}
+        out[f"mix{i:03d}"] = run_json(w, budget, {d: float(v) for d, v in zip(domains, L)},
+                                      {"role": "random", "domain": None, "factor": None, "total": None})
+    return out

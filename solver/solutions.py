@@ -1,0 +1,239 @@
+"""Measured runs -> weights.json, intervals and plots: the one path that `mixer solve` and
+`mixer loop` share, so the same runs give the same file whichever command solved them.
+
+Each `*_solution` function fits its method, writes `out` (weights normalised onto the simplex,
+provenance with the fit, the intervals and how they were obtained) and the PNG plots beside it
+(`<out stem>.<plot>.png`), and returns a `Solution` the caller prints or builds on. A fit that
+cannot be made is one `MixerError` naming `out` (or the run at fault) and the fix.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from mixer.core.errors import MixerError
+from mixer.formats.weights import MixtureWeights, save_weights
+from solver.runs import DDOData, Run, mixture_table
+
+
+@dataclass(frozen=True)
+class Solution:
+    weights: dict[str, float]  # on the simplex, as written
+    path: Path  # the weights.json written
+    method: str
+    budget_tokens: int | None
+    intervals: dict[str, tuple[float, float]]  # {} where the method or the data allow none
+    provenance: dict[str, Any]
+    title: str = ""
+    columns: dict[str, list[str]] = field(default_factory=dict)  # extra per-domain columns for a table
+    notes: tuple[str, ...] = ()  # warnings and caveats for people (also in the provenance)
+    plots: tuple[Path, ...] = ()
+    estimator: Any = None  # the fitted model, where there is one (DDO)
+
+
+@dataclass(frozen=True)
+class ScaleOptimum:
+    """One scale's DDO optimum, AutoScale's input."""
+    source: str  # where it came from (a weights.json, a loop folder), for messages and provenance
+    budget_tokens: int
+    tokens: dict[str, float]  # optimal tokens per domain at this budget
+    replicates: list = field(default_factory=list)  # DDO bootstrap replicate weights (for intervals)
+
+
+def plot_path(out: Path, name: str) -> Path:
+    return Path(out).with_name(f"{Path(out).stem}.{name}.png")
+
+
+def _write(out: Path, weights: Mapping[str, float], method: str, budget: int | None, provenance: dict,
+           intervals: Mapping[str, tuple[float, float]]) -> dict[str, float]:
+    total = math.fsum(float(w) for w in weights.values())
+    normalised = {d: float(w) / total for d, w in weights.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    provenance = {**provenance, "intervals": {d: list(v) for d, v in intervals.items()}}
+    save_weights(out, MixtureWeights(weights=normalised, method=method, budget_tokens=budget, provenance=provenance))
+    return normalised
+
+
+def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: float | None = None,
+                 cap: float | None = None, n_bootstrap: int = 200, noise: float | None = None,
+                 n_starts: int | None = None, seed: int = 0, provenance: Mapping[str, Any] | None = None,
+                 plots: bool = True, hint: str = "") -> Solution:
+    """DDO at one scale: fit every domain's power law, solve, bootstrap, write."""
+    from solver.ddo_model import DDO
+
+    out = Path(out)
+    try:
+        est = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise,
+                  n_starts=n_starts, seed=seed).fit(data)
+    except ValueError as exc:
+        raise MixerError(f"{out}: DDO fit failed ({exc}){'; ' + hint if hint else ''}") from None
+    prov = {**(provenance or {}), "factors": list(data.factors), "floor": floor, "cap": cap, **est.summary()}
+    intervals = dict(est.intervals_)
+    weights = _write(out, est.weights_, "ddo", data.budget_tokens, prov, intervals)
+    fits = est.fits_
+    columns = {"n0": [f"{fits[d].n0:.3g}" for d in data.domains], "b": [f"{fits[d].b:.3g}" for d in data.domains],
+               "c": [f"{fits[d].c:.3g}" for d in data.domains],
+               "fit rmse": [f"{fits[d].rmse:.2g}" + (" (interp.)" if fits[d].interpolates else "")
+                            for d in data.domains]}
+    notes = tuple(f"warning: {w}" for w in est.warnings_)
+    if est.bootstrap_.method == "none":
+        notes += (f"note: {est.bootstrap_.message}",)
+    drawn: tuple[Path, ...] = ()
+    if plots:
+        from solver.plots import plot_fits, plot_predicted_vs_measured
+
+        kw = {} if units == "authors" else {"xlabel": "tokens", "ylabel": "loss"}
+        drawn = (plot_fits(est.points_, fits, plot_path(out, "fits"), optimum=dict(zip(data.domains, est.result_.x)),
+                           **kw),
+                 plot_predicted_vs_measured(est.predicted_, est.measured_, plot_path(out, "pred_vs_meas")))
+    return Solution(weights=weights, path=out, method="ddo", budget_tokens=data.budget_tokens, intervals=intervals,
+                    provenance=prov, title=f"DDO at {data.budget_tokens:,} tokens ({form}, {units} units)",
+                    columns=columns, notes=notes, plots=drawn, estimator=est)
+
+
+def autoscale_curve(fit, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted weights over `grid`, leaving out budgets below the smallest one the fit reaches
+    (a domain shrinking with scale puts a floor under the budgets the model can express)."""
+    from solver.autoscale import predict
+
+    keep, rows = [], []
+    for n in grid:
+        try:
+            rows.append(predict(fit, float(n)).weights)
+            keep.append(n)
+        except ValueError:
+            continue
+    return np.array(keep), np.array(rows)
+
+
+def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *,
+                       provenance: Mapping[str, Any] | None = None, plots: bool = True) -> Solution:
+    """AutoScale: DDO optima at two or more scales -> the optimum at `target` (paper §3, Algorithm 2),
+    with intervals from the paired DDO bootstrap replicates of every scale."""
+    from solver.autoscale import fit_autoscale, predict
+    from solver.intervals import autoscale_replicates, quantile_intervals
+
+    out = Path(out)
+    optima = sorted(optima, key=lambda o: o.budget_tokens)
+    if len(optima) < 2:
+        raise MixerError("autoscale: give DDO optima at two or more scales")
+    domains = list(optima[0].tokens)
+    for o in optima[1:]:
+        if set(o.tokens) != set(domains):
+            odd = sorted(set(o.tokens) ^ set(domains))[0]
+            raise MixerError(f"{o.source}: domain {odd!r} is not in every input; solve all scales on the same domains")
+    budgets = [o.budget_tokens for o in optima]
+    if len(set(budgets)) != len(budgets):
+        raise MixerError(f"{optima[0].source}: two inputs share budget {budgets[0]}; AutoScale needs different scales")
+    if target <= budgets[-1]:
+        raise MixerError(f"--target {target}: must exceed the largest scale ({budgets[-1]}); AutoScale extrapolates up")
+    N = np.array([[o.tokens[d] for d in domains] for o in optima])
+    try:
+        fit = fit_autoscale(N)
+        res = predict(fit, float(target))
+    except ValueError as exc:
+        raise MixerError(f"{out}: AutoScale failed ({exc})") from None
+    intervals = quantile_intervals(domains, autoscale_replicates([o.replicates for o in optima], budgets, target))
+    prov = {**(provenance or {}), "budgets": budgets, "t_target": res.t, "t_inputs": fit.t.tolist(),
+            "log_n1": fit.alpha.tolist(), "log_r": fit.beta.tolist(), "rms_log_residual": fit.rms_residual,
+            "residuals": fit.residuals.tolist(), "tokens_per_domain": dict(zip(domains, map(float, res.x))),
+            "interval_method": ("paired DDO bootstrap replicates of every scale" if intervals
+                                else "none: the DDO inputs carry too few bootstrap replicates")}
+    weights = _write(out, dict(zip(domains, map(float, res.weights))), "autoscale", int(target), prov, intervals)
+    columns = {f"w @ {b:.3g}": [f"{N[i, j] / N[i].sum():.4f}" for j in range(len(domains))]
+               for i, b in enumerate(budgets)}
+    notes = ()
+    if len(budgets) > 2:
+        notes = (f"log-linear fit over {len(budgets)} scales: rms residual of log N* = {fit.rms_residual:.3g}",)
+    drawn: tuple[Path, ...] = ()
+    if plots:
+        from solver.plots import plot_weights_curve
+
+        grid, curve = autoscale_curve(fit, np.geomspace(budgets[0] / 2, target * 2, 80))
+        drawn = (plot_weights_curve(grid, curve, domains, plot_path(out, "weights_vs_scale"),
+                                    marks=[*budgets, target]),)
+    return Solution(weights=weights, path=out, method="autoscale", budget_tokens=int(target), intervals=intervals,
+                    provenance=prov, title=f"AutoScale to {target:,} tokens (t = {res.t:.3g})", columns=columns,
+                    notes=notes, plots=drawn, estimator=fit)
+
+
+def _one_budget(runs: Sequence[Run]) -> int | None:
+    budgets = {r.budget_tokens for r in runs}
+    return budgets.pop() if len(budgets) == 1 else None
+
+
+def regmix_solution(runs: Sequence[Run], out: Path, *, model: str = "quadratic", n_bootstrap: int = 100,
+                    seed: int = 0, plots: bool = True) -> Solution:
+    """RegMix: regression of the mean held-out loss on the mixture, minimised over the simplex."""
+    from solver.baselines import regmix_weights
+    from solver.intervals import quantile_intervals, regmix_replicates
+
+    out = Path(out)
+    domains, W, L = mixture_table(list(runs))
+    y = L.mean(axis=1)
+    try:
+        res = regmix_weights(W, y, model=model, seed=seed)
+    except ValueError as exc:
+        raise MixerError(f"{runs[0].path}: {exc}") from None
+    intervals = quantile_intervals(domains, regmix_replicates(W, y, model=model, n_boot=n_bootstrap, seed=seed))
+    prov = {"runs": [r.path for r in runs], "model": model, "r2": res.r2, "predicted_loss": res.fun,
+            "interval_method": f"bootstrap over runs ({n_bootstrap} resamples)"}
+    weights = _write(out, dict(zip(domains, res.x)), "regmix", _one_budget(runs), prov, intervals)
+    drawn: tuple[Path, ...] = ()
+    if plots:
+        from solver.plots import plot_predicted_vs_measured
+
+        drawn = (plot_predicted_vs_measured(y + res.residuals, y, plot_path(out, "pred_vs_meas")),)
+    return Solution(weights=weights, path=out, method="regmix", budget_tokens=_one_budget(runs), intervals=intervals,
+                    provenance=prov, title=f"RegMix ({res.message})", plots=drawn, estimator=res)
+
+
+def mixing_laws_solution(runs: Sequence[Run], out: Path, *, n_bootstrap: int = 50, seed: int = 0,
+                         plots: bool = True) -> Solution:
+    """Data Mixing Laws: per-domain L_i(r) = c_i + k_i exp(t_i . r) fitted, then minimised."""
+    from solver.baselines import mixing_laws_weights
+    from solver.intervals import mixing_laws_replicates, quantile_intervals
+
+    out = Path(out)
+    domains, W, L = mixture_table(list(runs))
+    try:
+        res = mixing_laws_weights(W, L)
+    except ValueError as exc:
+        raise MixerError(f"{runs[0].path}: {exc}") from None
+    intervals = quantile_intervals(domains, mixing_laws_replicates(W, L, n_boot=n_bootstrap, seed=seed))
+    prov: dict[str, Any] = {"runs": [r.path for r in runs], "c": res.c.tolist(), "k": res.k.tolist(),
+                            "t": res.t.tolist(), "predicted_loss": res.fun,
+                            "interval_method": f"bootstrap over runs ({n_bootstrap} resamples)"}
+    weights = _write(out, dict(zip(domains, res.x)), "mixing-laws", _one_budget(runs), prov, intervals)
+    drawn: tuple[Path, ...] = ()
+    if plots:
+        from solver.plots import plot_predicted_vs_measured
+
+        drawn = (plot_predicted_vs_measured((L + res.residuals).ravel(), L.ravel(), plot_path(out, "pred_vs_meas")),)
+    return Solution(weights=weights, path=out, method="mixing-laws", budget_tokens=_one_budget(runs),
+                    intervals=intervals, provenance=prov, title=f"Data Mixing Laws ({res.message})", plots=drawn,
+                    estimator=res)
+
+
+def doremi_solution(proxy: Run, reference: Run, out: Path, *, eta: float = 1.0, smoothing: float = 1e-3) -> Solution:
+    """DoReMi replayed over the proxy's logged per-domain losses against the reference's."""
+    from solver.baselines import doremi_weights
+    from solver.baselines.doremi import aligned_histories
+
+    out = Path(out)
+    domains, P, R = aligned_histories(proxy, reference)
+    try:
+        res = doremi_weights(P, R, eta=eta, smoothing=smoothing)
+    except ValueError as exc:
+        raise MixerError(f"{proxy.path}: {exc}") from None
+    prov = {"proxy": proxy.path, "reference": reference.path, "eta": eta, "smoothing": smoothing,
+            "steps": res.iterations, "final_weights": dict(zip(domains, map(float, res.trajectory[-1]))),
+            "interval_method": "none: one proxy run"}
+    weights = _write(out, dict(zip(domains, res.x)), "doremi", proxy.budget_tokens, prov, {})
+    return Solution(weights=weights, path=out, method="doremi", budget_tokens=proxy.budget_tokens, intervals={},
+                    provenance=prov, title=f"DoReMi over {res.iterations} steps (eta={eta}, smoothing={smoothing})",
+                    estimator=res)

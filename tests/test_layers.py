@@ -1,0 +1,97 @@
+"""The layers hold: the import-linter contracts in pyproject.toml pass, a deliberate back-import
+breaks them, there is no import cycle between folders, and folders and modules stay small."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import grimp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("mixer", "solver", "trainers", "kernels", "bench")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    exe = Path(sys.executable).with_name("lint-imports")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "importlinter.cli"]
+    return subprocess.run([*cmd, "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_contracts_pass():
+    res = lint_imports(ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Contracts: 2 kept, 0 broken." in res.stdout
+
+
+def copy_tree(dst: Path) -> Path:
+    for pkg in PACKAGES:
+        shutil.copytree(ROOT / pkg, dst / pkg, ignore=shutil.ignore_patterns("__pycache__", "results"))
+    shutil.copy(ROOT / "pyproject.toml", dst / "pyproject.toml")
+    return dst
+
+
+@pytest.mark.parametrize("module, wrong", [
+    ("mixer/formats/weights.py", "import mixer.loop.sweep"),   # a format reaching up to the loop
+    ("solver/runs.py", "import trainers.loop"),                 # two peers of one layer
+    ("kernels/pack.py", "import mixer.core.errors"),            # the bottom layer importing the data path
+])
+def test_a_back_import_breaks_a_contract(tmp_path, module, wrong):
+    root = copy_tree(tmp_path)
+    path = root / module
+    path.write_text(path.read_text() + f"\n{wrong}  # deliberately wrong\n")
+    res = lint_imports(root)
+    assert res.returncode != 0
+    assert "BROKEN" in res.stdout and wrong.split()[1] in res.stdout
+
+
+def folder_of(module: str) -> str:
+    """A module's folder; a package's __init__ is a node of its own."""
+    path = ROOT / Path(*module.split("."))
+    if path.is_dir():
+        return f"{module.replace('.', '/')}/__init__"
+    return module.rpartition(".")[0].replace(".", "/")
+
+
+def test_no_cycle_between_folders():
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
+    edges: dict[str, set[str]] = defaultdict(set)
+    for mod in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(mod):
+            a, b = folder_of(mod), folder_of(imported)
+            # A folder importing its own package (__init__) is fine.
+            if a != b and b != f"{a}/__init__":
+                edges[a].add(b)
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                raise AssertionError("folder import cycle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node)
+
+
+def test_folders_and_modules_stay_small():
+    for pkg in PACKAGES:
+        for folder in [ROOT / pkg, *(p for p in (ROOT / pkg).rglob("*") if p.is_dir())]:
+            modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+            assert len(modules) <= 12, f"{folder.relative_to(ROOT)} holds {len(modules)} modules"
+            for m in modules:
+                lines = len(m.read_text().splitlines())
+                assert lines <= 400, f"{m.relative_to(ROOT)} has {lines} lines"
