@@ -1,9 +1,15 @@
-"""The causal sampler written with vectorised NumPy only: the baseline for `bench.sampler`.
+"""The causal sampler written with NumPy only: the baseline for `bench.sampler`.
 
-Same algorithm and same output as `mixer.shards.plan.build_plan` + `mixer.shards.gather.gather_sequences`
+Same plan and same output as `mixer.shards.plan.build_plan` + `mixer.shards.gather.gather_sequences`
 (the benchmark checks the tokens are equal): largest-remainder targets, permutation by
-sorting splitmix64 hashes, cumulative-sum selection, midpoint interleave by `np.lexsort`,
-and a gather by fancy indexing with ragged `arange`s. No Python loop runs per document.
+sorting splitmix64 hashes, cumulative-sum selection, the stream order, and a gather.
+
+Two gathers, so the baseline is a competent one: `"slices"`, a Python loop of slice copies
+`out[d:d+c] = values[s:s+c]` (one memcpy per document; the fast way), and `"fancy"`, fancy
+indexing with ragged `arange`s (no Python loop, but it builds int64 index arrays as long as
+the stream, which costs 8x more here). The stream order is taken from mixer's own interleave
+kernel (`order=`) when given, so the baseline times plan arithmetic and copying rather than
+re-implementing a merge; without it the midpoint order is recomputed with `np.lexsort`.
 """
 from __future__ import annotations
 
@@ -47,8 +53,12 @@ def _ragged_arange(counts: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - starts
 
 
-def sample(corpus_dir: str | Path, weights: Mapping[str, float], tokens: int, seq_len: int, seed: int) -> np.ndarray:
-    """The causal stream as `[tokens // seq_len, seq_len]` (no repetition: every domain must be large enough)."""
+def sample(corpus_dir: str | Path, weights: Mapping[str, float], tokens: int, seq_len: int, seed: int,
+           gather: str = "slices", interleave=None) -> np.ndarray:
+    """The causal stream as `[tokens // seq_len, seq_len]` (no repetition: every domain must be large enough).
+
+    `interleave(seg_len, dom_start) -> (stream_dom, stream_pos)` orders the segments (mixer's
+    kernel, so both sides produce the same stream); None sorts them by midpoint with lexsort."""
     manifest = load_manifest(corpus_dir)
     names = sorted(weights)
     w = np.array([weights[d] for d in names], np.float64)
@@ -81,15 +91,20 @@ def sample(corpus_dir: str | Path, weights: Mapping[str, float], tokens: int, se
         per_dom.append((counts, local + len(values), src))
         values += [p.values for p in split.parts]
 
-    # Interleave: sort every segment by the fractional midpoint within its domain.
-    keys, doms = [], []
-    for i, (counts, _, _) in enumerate(per_dom):
-        ln = counts + 1
-        a = np.cumsum(ln) - ln
-        keys.append((2 * a + ln) / (2.0 * ln.sum()) if len(ln) else np.zeros(0))
-        doms.append(np.full(len(ln), i))
-    key, dom = np.concatenate(keys), np.concatenate(doms)
-    order = np.lexsort((dom, key))
+    if interleave is not None:
+        seg_len = np.concatenate([c + 1 for c, _, _ in per_dom]).astype(np.int64)
+        dom_start = np.cumsum([0] + [len(c) for c, _, _ in per_dom]).astype(np.int64)
+        sd, sp = interleave(seg_len, dom_start)
+        order = dom_start[sd] + sp
+    else:  # sort every segment by the fractional midpoint within its domain
+        keys, doms = [], []
+        for i, (counts, _, _) in enumerate(per_dom):
+            ln = counts + 1
+            a = np.cumsum(ln) - ln
+            keys.append((2 * a + ln) / (2.0 * ln.sum()) if len(ln) else np.zeros(0))
+            doms.append(np.full(len(ln), i))
+        key, dom = np.concatenate(keys), np.concatenate(doms)
+        order = np.lexsort((dom, key))
     counts = np.concatenate([c for c, _, _ in per_dom])[order]
     part = np.concatenate([p for _, p, _ in per_dom])[order]
     src = np.concatenate([s for _, _, s in per_dom])[order]
@@ -97,6 +112,11 @@ def sample(corpus_dir: str | Path, weights: Mapping[str, float], tokens: int, se
 
     out = np.empty(budget, dtype=manifest.token_dtype)
     out[dst + counts] = manifest.eos_id
+    if gather in ("slices", "slices-address"):  # one slice copy (a memcpy) per segment
+        o = np.lexsort((src, part)) if gather == "slices-address" else np.arange(len(dst))
+        for d, s_, c, p in zip(dst[o].tolist(), src[o].tolist(), counts[o].tolist(), part[o].tolist()):
+            out[d:d + c] = values[p][s_:s_ + c]
+        return out.reshape(-1, seq_len)
     for p, vals in enumerate(values):  # vectorised gather, one fancy-index per Arrow file
         sel = part == p
         c = counts[sel]

@@ -35,7 +35,9 @@ class BuildStats:
     tokens: int = 0
     compressed_bytes: int = 0
     gather_s: float = 0.0  # wall time in gather_sequences (main thread)
-    compress_s: float = 0.0  # summed over compression threads
+    compress_s: float = 0.0  # zstd, summed over compression threads
+    hash_s: float = 0.0  # xxh64 + sha256 of the compressed bytes, summed over threads
+    write_s: float = 0.0  # file writes, summed over threads
     wall_s: float = 0.0
     index: dict[str, Any] = field(default_factory=dict)
 
@@ -67,7 +69,9 @@ def write_shards(plan: MixturePlan, sources, out: str | Path, config: ShardConfi
             entry, secs, nbytes = fut.result()
             entry["first_sequence"] = first
             entries[k] = entry
-            stats.compress_s += secs
+            stats.compress_s += secs["compress_s"]
+            stats.hash_s += secs["hash_s"]
+            stats.write_s += secs["write_s"]
             stats.compressed_bytes += nbytes
             if on_shard is not None:
                 on_shard(first + entry["sequences"], plan.num_sequences)
