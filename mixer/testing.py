@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from mixer.core.atomic import atomic_dir, write_json_atomic
-from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, SplitInfo, TokenizerInfo, load_manifest,
-                                  mlm_special_ids, open_split, save_manifest, token_dtype_for, write_part)
+from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, SplitInfo, TokenizerInfo, file_sha256,
+                                  load_manifest, mlm_special_ids, open_split, save_manifest, token_dtype_for, write_part)
 from solver.ddo import plan
 
 
@@ -45,11 +45,13 @@ def write_synthetic_corpus(out: str | Path, train_lengths: Mapping[str, Sequence
                            heldout_lengths: Mapping[str, Sequence[int] | np.ndarray] | None = None,
                            vocab_size: int = 50257, eos_id: int | None = None, seed: int = 0,
                            overwrite: bool = False,
-                           token_map: Callable[[int, np.ndarray, int], np.ndarray] | None = None) -> CorpusManifest:
+                           token_map: Callable[[int, np.ndarray, int], np.ndarray] | None = None,
+                           tokenizer: str | Path | None = None) -> CorpusManifest:
     """Write a corpus whose documents have the given token lengths and random token ids.
 
     Token values encode nothing but are seeded; doc_ids are (domain index << 40) | k so tests
-    can read back which document a token range came from.
+    can read back which document a token range came from. `tokenizer` (a tokenizer.json path)
+    is stored and checksummed as the corpus's tokenizer, so samples can be decoded.
     """
     eos_id = vocab_size - 1 if eos_id is None else eos_id
     dtype = token_dtype_for(vocab_size)
@@ -75,11 +77,15 @@ def write_synthetic_corpus(out: str | Path, train_lengths: Mapping[str, Sequence
                 write_part(tmp / rel, doc_ids, offsets, values)
                 splits[split] = SplitInfo(documents=len(lengths), tokens=int(offsets[-1]), files=[rel])
             domains[name] = DomainInfo(kind="synthetic", splits=splits, report={})
+        tok_info = TokenizerInfo(path="", sha256="", kind="none")
+        if tokenizer is not None:
+            (tmp / "tokenizer.json").write_bytes(Path(tokenizer).read_bytes())
+            tok_info = TokenizerInfo(path="tokenizer.json", sha256=file_sha256(tmp / "tokenizer.json"), kind="user")
         manifest = CorpusManifest(
             format_version=FORMAT_VERSION, eos_id=eos_id, vocab_size=vocab_size, token_dtype=dtype.name,
-            tokenizer=TokenizerInfo(path="", sha256="", kind="none"), seed=seed,
+            tokenizer=tok_info, seed=seed,
             rules={"synthetic": True}, domains=domains)
-        save_manifest(tmp, manifest)
+        manifest = save_manifest(tmp, manifest)
     return manifest
 
 

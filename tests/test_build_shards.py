@@ -12,6 +12,7 @@ from mixer.core.errors import MixerError
 from mixer.shards.gather import gather_sequences, open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.formats.shards import read_index, read_shard, read_shard_domains, verify_shards
+from mixer.formats.schema import seal
 from mixer.testing import lognormal_lengths, write_synthetic_corpus
 
 WEIGHT_ARGS = ["--weight", "code=0.25", "--weight", "news=0.45", "--weight", "wiki=0.3"]
@@ -88,7 +89,7 @@ def test_corrupt_shard_is_named(corpus, tmp_path):
         read_shard(shard)
     index = json.loads((tmp_path / "s" / "index.json").read_text())
     index["format_version"] = 99
-    (tmp_path / "s" / "index.json").write_text(json.dumps(index))
+    (tmp_path / "s" / "index.json").write_text(json.dumps(seal(index)))  # as a newer writer would seal it
     with pytest.raises(MixerError, match="format_version 99"):
         read_shard(tmp_path / "s" / "shard-00000.zst")
 
@@ -124,7 +125,16 @@ def _break_manifest(corpus, tmp_path):
     shutil.copytree(corpus, bad)
     m = json.loads((bad / "corpus.json").read_text())
     m["domains"]["wiki"]["splits"]["train"]["tokens"] += 1
-    (bad / "corpus.json").write_text(json.dumps(m))
+    (bad / "corpus.json").write_text(json.dumps(seal(m)))  # sealed: a consistent file that lies about counts
+    return bad
+
+
+def _damage_manifest(corpus, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(corpus, bad)
+    m = json.loads((bad / "corpus.json").read_text())
+    m["domains"]["wiki"]["splits"]["train"]["tokens"] += 1
+    (bad / "corpus.json").write_text(json.dumps(m))  # not resealed: the damage is the manifest's own
     return bad
 
 
@@ -135,8 +145,9 @@ ERRORS = {
     "negative weight": (["--weight", "code=-0.1", "--weight", "news=0.8", "--weight", "wiki=0.3"], None, ">= 0"),
     "too small": (["--weight", "code=0.1", "--weight", "news=0.1", "--weight", "wiki=0.8"], "200k",
                   "domain 'wiki' has .* tokens .* needs 159949; .*--allow-repeat"),
-    "corrupt arrow": (WEIGHT_ARGS, _break_arrow, "part-00000.arrow: corrupt or truncated"),
+    "corrupt arrow": (WEIGHT_ARGS, _break_arrow, r"part-00000.arrow: \d+ bytes but corpus.json records \d+ \(truncated"),
     "manifest mismatch": (WEIGHT_ARGS, _break_manifest, "manifest mismatch"),
+    "damaged manifest": (WEIGHT_ARGS, _damage_manifest, "corpus.json: damaged corpus manifest"),
 }
 
 

@@ -227,7 +227,7 @@ def test_corrupt_arrow_part_is_named(tmp_path):
     prepare(tmp_path, [DomainSource("web", src)])
     part = tmp_path / "corpus" / "web" / "train" / "part-00000.arrow"
     part.write_bytes(part.read_bytes()[:200])
-    with pytest.raises(MixerError, match="part-00000.arrow: corrupt or truncated"):
+    with pytest.raises(MixerError, match=r"part-00000.arrow: 200 bytes .*\(truncated or replaced\); re-run `mixer prepare`"):
         open_split(tmp_path / "corpus", "web")
 
 

@@ -20,13 +20,13 @@ VOCAB = 500
 def built(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("inspect")
     corpus = root / "corpus"
-    write_synthetic_corpus(corpus, {"alpha": lognormal_lengths(80, 30, 0.8, 1), "beta": lognormal_lengths(80, 30, 0.8, 2)},
-                           vocab_size=VOCAB, seed=1)
     # a word-level tokenizer over the synthetic ids, so samples decode to "w17 w3 ..."
     tok = Tokenizer(models.WordLevel({f"w{i}": i for i in range(VOCAB)}, unk_token="w0"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.decoder = decoders.WordPiece()
-    tok.save(str(corpus / "tokenizer.json"))
+    tok.save(str(root / "tokenizer.json"))
+    write_synthetic_corpus(corpus, {"alpha": lognormal_lengths(80, 30, 0.8, 1), "beta": lognormal_lengths(80, 30, 0.8, 2)},
+                           vocab_size=VOCAB, seed=1, tokenizer=root / "tokenizer.json")
     plan = build_plan(corpus, {"alpha": 0.75, "beta": 0.25}, PlanConfig(tokens=2000, seq_len=40, seed=2))
     write_shards(plan, open_sources(corpus, plan), root / "shards", ShardConfig(shard_tokens=400, workers=1))
     return corpus, root / "shards"

@@ -16,12 +16,22 @@ the sampler inserts EOS between documents. Files open with `pyarrow.memory_map`,
 
 Example `corpus.json` (abridged)::
 
-    {"format_version": 1, "eos_id": 50256, "vocab_size": 50257, "token_dtype": "uint16",
+    {"format_version": 2, "eos_id": 50256, "vocab_size": 50257, "token_dtype": "uint16",
      "tokenizer": {"path": "tokenizer.json", "sha256": "…", "kind": "gpt2"},
      "seed": 0, "rules": {"min_chars": 1000, "cut_chars": 1000, …},
      "domains": {"news": {"kind": "news", "splits": {"train": {"documents": 5000,
                  "tokens": 1100000, "files": ["news/train/part-00000.arrow"]}, …},
-                 "report": {"seen": 5400, "kept": 5100, "dropped_short": 250, …}}}}
+                 "report": {"seen": 5400, "kept": 5100, "dropped_short": 250, …}}},
+     "files": {"news/train/part-00000.arrow": {"bytes": 2200440, "xxh3_64": "…", "sha256": "…"},
+               "tokenizer.json": {…}, …},
+     "checksum": "5d0c…"}
+
+Integrity (format 2): `files` holds the size, xxh3-64 and sha256 of every Arrow part and of
+the tokenizer (`mixer.formats.checksums`); every reader checks a file's xxh3-64 the first time
+it opens it, then validates its Arrow structure (types, offsets monotone and inside the values
+buffer) before any buffer reaches a kernel. `checksum` is the xxh3-64 of the manifest's own
+canonical JSON (`mixer.formats.schema.seal`), so a damaged `corpus.json` is named as such.
+A format-1 corpus (no checksums) is refused with a one-line request to re-run `mixer prepare`.
 """
 from __future__ import annotations
 
@@ -36,8 +46,10 @@ import pyarrow as pa
 from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
+from mixer.formats.checksums import FileChecksum, file_checksum, verify_file
+from mixer.formats.schema import SEAL_KEY, canonical, check, seal, seal_ok
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_NAME = "corpus.json"
 SPLITS = ("train", "heldout")
 
@@ -73,6 +85,7 @@ class CorpusManifest:
     seed: int
     rules: dict[str, Any]
     domains: dict[str, DomainInfo]
+    files: dict[str, FileChecksum] = field(default_factory=dict)  # filled in by `save_manifest`
 
     @property
     def domain_names(self) -> list[str]:
@@ -86,40 +99,78 @@ class CorpusManifest:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], source: str = MANIFEST_NAME) -> "CorpusManifest":
+        """Check the manifest's version, seal and shape; every problem names `source`."""
+        fix = "re-run `mixer prepare` to write it again"
         version = obj.get("format_version")
+        if version == 1:
+            raise MixerError(f"{source}: corpus format_version 1 (no per-file checksums) is no longer read; "
+                             "re-run `mixer prepare` with this version of mixer")
+        if not seal_ok(obj):
+            raise MixerError(f"{source}: damaged corpus manifest (its checksum does not match its content); {fix}")
         if version != FORMAT_VERSION:
-            raise MixerError(
-                f"{source}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
-                "re-run `mixer prepare` with this version of mixer"
-            )
-        try:
-            domains = {
-                name: DomainInfo(
-                    kind=d["kind"],
-                    splits={s: SplitInfo(**info) for s, info in d["splits"].items()},
-                    report=dict(d.get("report", {})),
-                )
-                for name, d in obj["domains"].items()
-            }
-            return cls(
-                format_version=version,
-                eos_id=int(obj["eos_id"]),
-                vocab_size=int(obj["vocab_size"]),
-                token_dtype=str(obj["token_dtype"]),
-                tokenizer=TokenizerInfo(**obj["tokenizer"]),
-                seed=int(obj["seed"]),
-                rules=dict(obj["rules"]),
-                domains=domains,
-            )
-        except (KeyError, TypeError) as exc:
-            raise MixerError(f"{source}: malformed corpus manifest ({exc!r}); re-run `mixer prepare`") from None
+            raise MixerError(f"{source}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
+                             "re-run `mixer prepare` with this version of mixer")
+        problem = check(obj, _MANIFEST_SPEC) or _consistency(obj)
+        if problem:
+            raise MixerError(f"{source}: malformed corpus manifest ({problem}); {fix}")
+        domains = {
+            name: DomainInfo(kind=d["kind"], splits={s: SplitInfo(**info) for s, info in d["splits"].items()},
+                             report=dict(d.get("report", {})))
+            for name, d in obj["domains"].items()
+        }
+        return cls(format_version=version, eos_id=obj["eos_id"], vocab_size=obj["vocab_size"],
+                   token_dtype=obj["token_dtype"], tokenizer=TokenizerInfo(**obj["tokenizer"]), seed=obj["seed"],
+                   rules=dict(obj["rules"]), domains=domains,
+                   files={k: FileChecksum(**v) for k, v in obj["files"].items()})
 
 
-def save_manifest(corpus_dir: str | Path, manifest: CorpusManifest) -> None:
-    """Write `corpus.json` (the one writer: `mixer prepare` and the test corpora both use it)."""
+_SPLIT_SPEC = {"documents": int, "tokens": int, "files": [str]}
+_CHECKSUM_SPEC = {"bytes": int, "xxh3_64": str, "sha256": str}
+_MANIFEST_SPEC = {
+    "format_version": int, "eos_id": int, "vocab_size": int, "token_dtype": str, "seed": int, "rules": dict,
+    "tokenizer": {"path": str, "sha256": str, "kind": str},
+    "domains": {str: {"kind": str, "splits": {"train": _SPLIT_SPEC, "heldout?": _SPLIT_SPEC}, "report?": {str: int}}},
+    "files": {str: _CHECKSUM_SPEC}, SEAL_KEY: str,
+}
+
+
+def _consistency(obj: dict[str, Any]) -> str | None:
+    """What the types cannot say: known dtype, ids in range, every data file checksummed,
+    paths inside the corpus."""
+    if obj["token_dtype"] not in ("uint16", "uint32"):
+        return f"token_dtype {obj['token_dtype']!r} is not uint16 or uint32"
+    if not 0 <= obj["eos_id"] < obj["vocab_size"]:
+        return f"eos_id {obj['eos_id']} is outside the vocab of {obj['vocab_size']}"
+    listed = [f for d in obj["domains"].values() for sp in d["splits"].values() for f in sp["files"]]
+    if obj["tokenizer"]["path"]:
+        listed.append(obj["tokenizer"]["path"])
+    for f in listed:
+        if f not in obj["files"]:
+            return f"{f} has no checksum in 'files'"
+        if Path(f).is_absolute() or ".." in Path(f).parts:
+            return f"{f} is not a path inside the corpus"
+    for name, d in obj["domains"].items():
+        for split, sp in d["splits"].items():
+            if sp["documents"] < 0 or sp["tokens"] < 0:
+                return f"domains.{name}.splits.{split}: negative counts"
+    return None
+
+
+def save_manifest(corpus_dir: str | Path, manifest: CorpusManifest) -> CorpusManifest:
+    """Write `corpus.json` (the one writer: `mixer prepare` and the test corpora both use it),
+    with the size, xxh3-64 and sha256 of every Arrow part and the tokenizer, and its own seal.
+    Returns the manifest with `files` filled in."""
+    from dataclasses import replace
+
     if manifest.format_version != FORMAT_VERSION:
         raise MixerError(f"{corpus_dir}: manifest format_version {manifest.format_version}, this writer is {FORMAT_VERSION}")
-    write_json_atomic(Path(corpus_dir) / MANIFEST_NAME, manifest.to_json())
+    corpus_dir = Path(corpus_dir)
+    listed = [f for d in manifest.domains.values() for sp in d.splits.values() for f in sp.files]
+    if manifest.tokenizer.path:
+        listed.append(manifest.tokenizer.path)
+    manifest = replace(manifest, files={f: file_checksum(corpus_dir / f) for f in sorted(listed)})
+    write_json_atomic(corpus_dir / MANIFEST_NAME, seal(manifest.to_json()))
+    return manifest
 
 
 def load_manifest(corpus_dir: str | Path) -> CorpusManifest:
@@ -130,8 +181,22 @@ def load_manifest(corpus_dir: str | Path) -> CorpusManifest:
 
 
 def manifest_sha256(corpus_dir: str | Path) -> str:
-    """Hash of the manifest bytes: ties shards and runs to the exact corpus they came from."""
-    return hashlib.sha256((Path(corpus_dir) / MANIFEST_NAME).read_bytes()).hexdigest()
+    """Hash of the manifest's canonical JSON: ties shards and runs to the exact corpus they came
+    from (whitespace does not count; any change of content does)."""
+    path = Path(corpus_dir) / MANIFEST_NAME
+    obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
+    return hashlib.sha256(canonical(obj)).hexdigest()
+
+
+def tokenizer_file(corpus_dir: str | Path, manifest: CorpusManifest) -> Path:
+    """The corpus's `tokenizer.json`, its checksum verified (None-like corpora raise)."""
+    corpus_dir = Path(corpus_dir)
+    if not manifest.tokenizer.path:
+        raise MixerError(f"{corpus_dir / MANIFEST_NAME}: this corpus records no tokenizer (synthetic?); "
+                         "nothing to decode with")
+    path = corpus_dir / manifest.tokenizer.path
+    verify_file(path, manifest.files[manifest.tokenizer.path], MANIFEST_NAME, "re-run `mixer prepare`")
+    return path
 
 
 def file_sha256(path: str | Path) -> str:
@@ -179,29 +244,43 @@ class ArrowPart:
         return np.diff(self.offsets)
 
 
-def open_part(path: str | Path, dtype: np.dtype | str | None = None) -> ArrowPart:
-    """Memory-map one part; a corrupt, truncated or mistyped file is named in the error."""
+def open_part(path: str | Path, dtype: np.dtype | str | None = None,
+              checksum: FileChecksum | None = None) -> ArrowPart:
+    """Memory-map one part. With `checksum` (from corpus.json) the file's bytes are verified
+    first; then its structure is validated (one batch, the format's types, no nulls, offsets
+    monotone and inside the values buffer), so no buffer handed to a kernel can point outside
+    the file. Any failure is a `MixerError` naming the file."""
     path = Path(path)
+    fix = "re-run `mixer prepare`"
+    if checksum is not None:
+        verify_file(path, checksum, MANIFEST_NAME, fix)
     try:
         reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
         if reader.num_record_batches != 1:
-            raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; re-run `mixer prepare`")
+            raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; {fix}")
         batch = reader.get_batch(0)
-        batch.validate(full=False)
+        if batch.schema.names != ["doc_id", "tokens"] or batch.schema.field("doc_id").type != pa.uint64() \
+                or not pa.types.is_large_list(batch.schema.field("tokens").type):
+            raise MixerError(f"{path}: columns {batch.schema.to_string(show_schema_metadata=False)!r} are not "
+                             f"(doc_id: uint64, tokens: large_list); {fix}")
+        batch.validate(full=True)  # offsets monotone and in range, buffer sizes: O(documents)
+        tokens = batch.column(1)
+        if batch.column(0).null_count or tokens.null_count or tokens.values.null_count:
+            raise MixerError(f"{path}: holds null values, which the corpus format never writes; {fix}")
+        offsets = tokens.offsets.to_numpy(zero_copy_only=True)
+        values = tokens.values.to_numpy(zero_copy_only=True)
+        doc_ids = batch.column(0).to_numpy(zero_copy_only=True)
     except FileNotFoundError:
-        raise MixerError(f"{path}: Arrow file missing from the corpus; re-run `mixer prepare`") from None
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-        raise MixerError(f"{path}: corrupt or truncated Arrow file ({exc}); re-run `mixer prepare`") from None
-    if batch.schema.names != ["doc_id", "tokens"] or not pa.types.is_large_list(batch.schema.field("tokens").type):
-        raise MixerError(f"{path}: columns {batch.schema} are not (doc_id: uint64, tokens: large_list); re-run `mixer prepare`")
-    tokens = batch.column(1)
-    offsets = tokens.offsets.to_numpy(zero_copy_only=True)
-    values = tokens.values.to_numpy(zero_copy_only=True)
+        raise MixerError(f"{path}: Arrow file missing from the corpus; {fix}") from None
+    except (pa.ArrowException, OSError, ValueError, IndexError) as exc:
+        raise MixerError(f"{path}: corrupt or truncated Arrow file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                         f"{fix}") from None
     if dtype is not None and values.dtype != np.dtype(dtype):
-        raise MixerError(f"{path}: tokens are {values.dtype} but the manifest says {np.dtype(dtype)}; re-run `mixer prepare`")
-    if len(offsets) and (offsets[0] < 0 or offsets[-1] > len(values)):
-        raise MixerError(f"{path}: token offsets point outside the values buffer (truncated file); re-run `mixer prepare`")
-    doc_ids = batch.column(0).to_numpy(zero_copy_only=True)
+        raise MixerError(f"{path}: tokens are {values.dtype} but the manifest says {np.dtype(dtype)}; {fix}")
+    # Belt and braces over Arrow's own validation: these are the invariants the kernels index by.
+    if len(offsets) != len(doc_ids) + 1 or (len(offsets) and (offsets[0] < 0 or offsets[-1] > len(values))) \
+            or np.any(offsets[1:] < offsets[:-1]):
+        raise MixerError(f"{path}: token offsets are not monotone inside the values buffer; {fix}")
     return ArrowPart(path=path, doc_ids=doc_ids, offsets=offsets, values=values)
 
 
@@ -243,7 +322,7 @@ def open_split(corpus_dir: str | Path, domain: str, split: str = "train",
     info = manifest.domains[domain].splits.get(split)
     if info is None:
         raise MixerError(f"domain {domain!r} has no {split!r} split in {corpus_dir / MANIFEST_NAME}")
-    parts = [open_part(corpus_dir / f, manifest.token_dtype) for f in info.files]
+    parts = [open_part(corpus_dir / f, manifest.token_dtype, manifest.files[f]) for f in info.files]
     split_obj = DomainSplit(domain=domain, split=split, parts=parts)
     n_docs = split_obj.num_documents
     n_tok = int(sum(int(p.offsets[-1] - p.offsets[0]) for p in parts))

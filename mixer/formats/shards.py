@@ -34,7 +34,7 @@ Example `index.json` (abridged: two domains, two shards)::
       "domain_order": ["code", "news"],
       "dtype": "uint16",
       "eos_id": 50256,
-      "format_version": 1,
+      "format_version": 2,
       "interleave": "midpoint",
       "num_sequences": 32,
       "objective": "causal",
@@ -51,12 +51,16 @@ Example `index.json` (abridged: two domains, two shards)::
       ],
       "special_tokens": null,
       "tokens_requested": 4100,
-      "weights": {"code": 0.3, "news": 0.7}
+      "weights": {"code": 0.3, "news": 0.7},
+      "checksum": "77e1…"
     }
 
 Causal targets count tokens with their EOS separators; for `"objective": "mlm"` they count
 sequences (one document each) and `special_tokens` is `{"cls": …, "sep": …, "pad": …}`.
 There are no timestamps or host names: the same inputs give a byte-identical folder.
+`checksum` is the xxh3-64 of the index's canonical JSON without it (`mixer.formats.schema.seal`);
+`read_index` checks it and the index's shape (`mixer.formats.shards_check`) first, so a damaged
+index is named as damaged.
 """
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: index.json sealed with its own checksum
 INDEX_NAME = "index.json"
 SIDECAR_LEVEL = 3  # zstd level of the domain sidecars (fixed: their bytes never depend on options)
 
@@ -134,8 +138,11 @@ def make_index(plan: "MixturePlan", shards: list[dict], sequences_per_shard: int
 
 
 def write_index(folder: str | Path, index: dict[str, Any]) -> None:
-    """Write `index.json`, last of a build: its presence is what marks the folder complete."""
-    write_json_atomic(Path(folder) / INDEX_NAME, index)
+    """Write `index.json`, last of a build: its presence is what marks the folder complete.
+    The index is sealed with its own xxh3-64 (`checksum`) so a damaged index names itself."""
+    from mixer.formats.schema import seal
+
+    write_json_atomic(Path(folder) / INDEX_NAME, seal(index))
 
 
 def read_index(folder: str | Path) -> dict[str, Any]:
@@ -143,10 +150,22 @@ def read_index(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / INDEX_NAME
     obj = read_json_object(path, "shard index (an unfinished build or not a shards folder)",
                            "rebuild with `mixer build-shards`")
+    from mixer.formats.schema import seal_ok
+    from mixer.formats.shards_check import index_problem
+
     version = obj.get("format_version")
+    if version != FORMAT_VERSION and isinstance(version, int) and version < FORMAT_VERSION:
+        raise MixerError(f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
+                         "rebuild with this version of `mixer build-shards`")
+    if not seal_ok(obj):
+        raise MixerError(f"{path}: damaged shard index (its checksum does not match its content); "
+                         "rebuild with `mixer build-shards`")
     if version != FORMAT_VERSION:
         raise MixerError(f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
                          "rebuild with this version of `mixer build-shards`")
+    problem = index_problem(obj)
+    if problem:
+        raise MixerError(f"{path}: malformed shard index ({problem}); rebuild with `mixer build-shards`")
     return obj
 
 

@@ -337,7 +337,7 @@ def prepare_corpus(config: PrepareConfig) -> PrepareResult:
             seed=config.seed, rules={**config.rules.to_json(), "heldout_docs": config.heldout_docs,
                                      "max_docs": config.max_docs},
             domains=domains)
-        save_manifest(tmp, manifest)
+        manifest = save_manifest(tmp, manifest)
     timings["write"] = time.perf_counter() - t0
     chars = sum(len(t) for _, texts in filtered.values() for t in texts)
     return PrepareResult(manifest=manifest, reports=reports, timings=timings, chars=chars, source_bytes=source_bytes)

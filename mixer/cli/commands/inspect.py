@@ -75,18 +75,19 @@ def show_samples(shards_dir: Path, index: dict, corpus_dir: Path, k: int, out) -
     from rich.text import Text
     from tokenizers import Tokenizer
 
-    from mixer.formats.corpus import load_manifest, manifest_sha256
+    from mixer.formats.corpus import load_manifest, manifest_sha256, tokenizer_file
     from mixer.core.errors import MixerError
     from mixer.formats.shards import read_shard, read_shard_domains
 
+    manifest = load_manifest(corpus_dir)  # a damaged corpus.json is named before it is compared
     if manifest_sha256(corpus_dir) != index["corpus_manifest_sha256"]:
         raise MixerError(f"{corpus_dir}: not the corpus these shards were built from (corpus.json sha256 differs); "
                          "pass the matching --corpus")
-    manifest = load_manifest(corpus_dir)
-    tok_path = corpus_dir / (manifest.tokenizer.path or "tokenizer.json")
-    if not tok_path.is_file():
-        raise MixerError(f"{tok_path}: no tokenizer to decode with; this corpus has none (synthetic?)")
-    tokenizer = Tokenizer.from_file(str(tok_path))
+    tok_path = tokenizer_file(corpus_dir, manifest)  # checksum verified before the tokenizer parses it
+    try:
+        tokenizer = Tokenizer.from_file(str(tok_path))
+    except Exception as exc:  # tokenizers raises a bare Exception for any unreadable file
+        raise MixerError(f"{tok_path}: not a readable tokenizer ({exc}); re-run `mixer prepare`") from None
     special = index.get("special_tokens") or {}
     names = {int(v): f"[{k.upper()}]" for k, v in special.items()}
     names[int(index["eos_id"])] = "<EOS>"

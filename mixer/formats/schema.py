@@ -1,0 +1,90 @@
+"""Shape checks for mixer's JSON files, and the self-checksum that seals them.
+
+A damaged `corpus.json` or `index.json` must be named as damaged, never surface as a
+`KeyError` deep in a reader or as a checksum failure blamed on an intact data file. Two tools:
+
+- `check(obj, spec)`: the object has the keys and types of `spec` (a small literal language:
+  a Python type, a tuple of allowed types, ``{"key": spec}`` for an object whose listed keys are
+  required (keys ending in ``?`` optional; others allowed), ``[spec]`` for a list of items,
+  ``{str: spec}`` for a mapping of names to items); returns the first problem as text.
+- `seal(obj)` / `seal_ok(obj)`: an xxh3-64 of the object's canonical JSON (sorted keys, no
+  whitespace) stored under `SEAL_KEY`, so any single changed byte that still parses (a digit, a
+  hex character of a checksum, a key name) is caught, while whitespace changes are harmless.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import xxhash
+
+SEAL_KEY = "checksum"  # the field that holds the object's own xxh3-64
+
+Spec = Any
+
+
+def canonical(obj: Any) -> bytes:
+    """The bytes a JSON object hashes to: sorted keys, no whitespace, exact float repr."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def seal(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with its self-checksum (computed without the checksum field) added."""
+    body = {k: v for k, v in obj.items() if k != SEAL_KEY}
+    return {**body, SEAL_KEY: xxhash.xxh3_64_hexdigest(canonical(body))}
+
+
+def seal_ok(obj: dict[str, Any]) -> bool:
+    """Whether the object's stored self-checksum matches its content."""
+    stored = obj.get(SEAL_KEY)
+    return isinstance(stored, str) and seal(obj)[SEAL_KEY] == stored
+
+
+def _type_name(spec: Spec) -> str:
+    if isinstance(spec, tuple):
+        return " or ".join(_type_name(s) for s in spec)
+    if spec is type(None):
+        return "null"
+    return getattr(spec, "__name__", str(spec))
+
+
+def check(value: Any, spec: Spec, where: str = "") -> str | None:
+    """The first place where `value` does not match `spec`, as ``"field: problem"``, or None."""
+    here = where or "(top level)"
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return f"{here}: expected an object"
+        if len(spec) == 1 and next(iter(spec)) is str:  # a mapping name -> item
+            item = spec[str]
+            for k, v in value.items():
+                problem = check(v, item, f"{where}.{k}" if where else k)
+                if problem:
+                    return problem
+            return None
+        for key, sub in spec.items():
+            optional = key.endswith("?")
+            name = key[:-1] if optional else key
+            if name not in value:
+                if optional:
+                    continue
+                return f"{where + '.' if where else ''}{name}: missing"
+            problem = check(value[name], sub, f"{where}.{name}" if where else name)
+            if problem:
+                return problem
+        return None
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"{here}: expected a list"
+        for i, v in enumerate(value):
+            problem = check(v, spec[0], f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    allowed = spec if isinstance(spec, tuple) else (spec,)
+    if isinstance(value, bool) and bool not in allowed:  # JSON true is not a count
+        return f"{here}: expected {_type_name(spec)}, found a boolean"
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return None
+    if not isinstance(value, allowed):
+        return f"{here}: expected {_type_name(spec)}, found {type(value).__name__}"
+    return None
