@@ -1,0 +1,76 @@
+"""The earliest-deadline interleave: its prefix bound is the documented formula, never above
+Tijdeman's bound or Megatron's greedy blend on the same shares, and it is the smallest."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from bench.megatron_blend import blend_port
+from kernels.deviation import max_prefix_deviation, max_prefix_deviation_items
+from kernels.edf import edf, smallest_feasible, tijdeman_bound
+from kernels.targets import largest_remainder
+
+
+def items(counts):
+    counts = np.asarray(counts, np.int64)
+    n = int(counts.sum())
+    dom_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    out_dom, out_pos = np.empty(n, np.int32), np.empty(n, np.int64)
+    m = smallest_feasible(np.ones(n, np.int64), dom_start, out_dom, out_pos)
+    return n, dom_start, out_dom, out_pos, m
+
+
+def megatron(w, n):
+    di, si = np.zeros(n, np.int16), np.zeros(n, np.int64)
+    blend_port(di, si, w, len(w), n)
+    return di
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(2, 40), n=st.integers(50, 1500), seed=st.integers(0, 2**32 - 1))
+def test_bound_is_the_formula_and_beats_megatron(k, n, seed):
+    counts = largest_remainder(np.random.default_rng(seed).dirichlet(np.ones(k)), n)
+    n, dom_start, d, p, m = items(counts)
+    w = counts / n
+    dev = max_prefix_deviation_items(d, w)
+    assert abs(dev - m / n) < 1e-9  # the documented formula: D = m* / N
+    assert dev <= tijdeman_bound(int(np.sum(counts > 0))) + 1e-9 or np.sum(counts > 0) < 2
+    assert dev <= max_prefix_deviation_items(megatron(w, n), w) + 1e-9
+    assert dev >= 1 - w.max() - 1e-9  # no order does better than its first item allows
+    # each domain's items appear once each, in order
+    for i in range(k):
+        assert np.array_equal(p[d == i], np.arange(counts[i]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(2, 12), n=st.integers(20, 600), seed=st.integers(0, 2**32 - 1))
+def test_smallest(k, n, seed):
+    counts = largest_remainder(np.random.default_rng(seed).dirichlet(np.ones(k)), n)
+    n, dom_start, d, p, m = items(counts)
+    tmp_d, tmp_p = np.empty_like(d), np.empty_like(p)
+    assert edf(np.ones(n, np.int64), dom_start, m, True, tmp_d, tmp_p) < 0
+    assert edf(np.ones(n, np.int64), dom_start, m - 1, True, tmp_d, tmp_p) >= 0  # one less fails
+
+
+def test_megatron_example_and_uniform():
+    # uniform weights: round robin, deviation (K-1)/K
+    n, dom_start, d, p, m = items([5, 5, 5])
+    assert d.tolist() == [0, 1, 2] * 5
+    assert abs(max_prefix_deviation_items(d, np.full(3, 1 / 3)) - 2 / 3) < 1e-12
+    # a skewed vector where Megatron's greedy strays further
+    counts = np.array([50, 30, 15, 5])
+    n, dom_start, d, p, m = items(counts)
+    w = counts / n
+    assert max_prefix_deviation_items(d, w) < max_prefix_deviation_items(megatron(w, n), w)
+
+
+def test_segments_of_unequal_length_complete():
+    rng = np.random.default_rng(3)
+    lens = [rng.integers(1, 50, c) for c in (40, 70, 10)]
+    seg_len = np.concatenate(lens).astype(np.int64)
+    dom_start = np.cumsum([0, 40, 70, 10]).astype(np.int64)
+    d, p = np.empty(120, np.int32), np.empty(120, np.int64)
+    smallest_feasible(seg_len, dom_start, d, p)
+    for i, c in enumerate((40, 70, 10)):
+        assert np.array_equal(p[d == i], np.arange(c))
+    # no bound is claimed for unequal segments (only unit items carry one); the stream is whole
+    share = np.array([x.sum() for x in lens]) / seg_len.sum()
+    assert max_prefix_deviation(d, seg_len[dom_start[d] + p].astype(np.float64), share) < 2 * seg_len.max()
