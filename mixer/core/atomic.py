@@ -1,7 +1,9 @@
 """Atomic outputs: every folder or file mixer writes appears complete or not at all.
 
 A job killed half-way leaves only a hidden `.NAME.tmp-*` sibling that nothing reads as a
-result; the final name appears by one `os.replace` at the very end.
+result; the final name appears by one `os.replace` at the very end. Writing a folder holds
+its exclusive lock (`mixer.core.lock.output_lock`): a second writer fails at once, naming the
+first, and the next writer to get the lock removes the temporary siblings of a killed one.
 """
 from __future__ import annotations
 
@@ -14,29 +16,31 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mixer.core.errors import MixerError
+from mixer.core.lock import output_lock
 
 
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside `final`; rename it to `final` only on success."""
+    """Yield a temporary folder beside `final`; rename it to `final` only on success. The
+    output's lock is held throughout (re-entrant: a caller may already hold it)."""
     final = Path(final)
-    if final.exists() and not overwrite:
-        raise MixerError(f"{final}: output already exists; choose another path or pass --overwrite")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        # Move the old output aside first so a crash between the two steps never loses both.
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
-    else:
-        os.replace(tmp, final)
+    with output_lock(final):
+        if final.exists() and not overwrite:  # checked under the lock: no two writers both pass it
+            raise MixerError(f"{final}: output already exists; choose another path or pass --overwrite")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if final.exists():
+            # Move the old output aside first so a crash between the two steps never loses both.
+            old = final.parent / f".{final.name}.old-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        else:
+            os.replace(tmp, final)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:

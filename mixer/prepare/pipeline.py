@@ -28,6 +28,7 @@ import xxhash
 from tqdm.auto import tqdm
 
 from mixer.core.atomic import atomic_dir
+from mixer.core.lock import output_lock
 from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, SplitInfo, TokenizerInfo, file_sha256,
                                   save_manifest, token_dtype_for, write_part)
 from mixer.core.errors import MixerError
@@ -260,17 +261,24 @@ def _write_split(root: Path, domain: str, split: str, doc_ids: np.ndarray, lengt
 
 
 def prepare_corpus(config: PrepareConfig) -> PrepareResult:
+    """Raw text -> corpus folder `config.out`, holding the output's lock from the first step
+    (a second `prepare` into the same folder fails at once, naming this one)."""
     validate_sources(config.sources)
     if config.heldout_docs < 0:
         raise MixerError(f"--heldout-docs {config.heldout_docs} is negative; use 0 or more")
-    timings: dict[str, float] = {}
     out = Path(config.out)
     if out.exists() and not config.overwrite:
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
+    with output_lock(out):
+        return _prepare_locked(config, out)
+
+
+def _prepare_locked(config: PrepareConfig, out: Path) -> PrepareResult:
+    timings: dict[str, float] = {}
     reports = [DomainReport(name=s.name, kind=s.kind) for s in config.sources]
 
     language_model = any(s.kind in config.rules.english_only_kinds for s in config.sources)
-    with _pool(config.workers, config.rules, language_model) as pool, tempfile.TemporaryDirectory(prefix="mixer-prepare-") as scratch:
+    with _pool(config.workers, config.rules, language_model) as pool, tempfile.TemporaryDirectory(prefix=f".{out.name}.tmp-scratch-", dir=out.parent) as scratch:
         t0 = time.perf_counter()
         filtered: dict[str, tuple[list[int], list[str]]] = {}
         source_bytes = 0

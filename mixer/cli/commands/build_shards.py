@@ -42,6 +42,7 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from mixer.core.errors import MixerError
+    from mixer.core.lock import output_lock
     from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
@@ -63,17 +64,18 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
 
     err = Console(stderr=True)
-    with err.status("planning the mixture"):
-        plan = build_plan(corpus_dir, weights, plan_config, weights_source=source)
-        sources = open_sources(corpus_dir, plan)
-    if plan.budget_tokens != plan_config.tokens:
-        err.print(f"note: --tokens {plan_config.tokens} rounded down to {plan.budget_tokens} "
-                  f"({plan.num_sequences} sequences of {seq_len})")
-    with Progress(TextColumn("[bold]build-shards"), BarColumn(), TextColumn("{task.completed}/{task.total} seq"),
-                  TimeRemainingColumn(), console=err, transient=False) as progress:
-        task = progress.add_task("shards", total=plan.num_sequences)
-        stats = write_shards(plan, sources, out, shard_config,
-                             on_shard=lambda done, total: progress.update(task, completed=done))
+    with output_lock(out):  # a second writer of --out fails now, not after its planning
+        with err.status("planning the mixture"):
+            plan = build_plan(corpus_dir, weights, plan_config, weights_source=source)
+            sources = open_sources(corpus_dir, plan)
+        if plan.budget_tokens != plan_config.tokens:
+            err.print(f"note: --tokens {plan_config.tokens} rounded down to {plan.budget_tokens} "
+                      f"({plan.num_sequences} sequences of {seq_len})")
+        with Progress(TextColumn("[bold]build-shards"), BarColumn(), TextColumn("{task.completed}/{task.total} seq"),
+                      TimeRemainingColumn(), console=err, transient=False) as progress:
+            task = progress.add_task("shards", total=plan.num_sequences)
+            stats = write_shards(plan, sources, out, shard_config,
+                                 on_shard=lambda done, total: progress.update(task, completed=done))
     Console().print(summary_table(stats.index))
     rate = stats.tokens / stats.wall_s if stats.wall_s else float("inf")
     Console().print(f"{stats.shards} shards, {stats.tokens:,} tokens in {stats.wall_s:.1f} s "
