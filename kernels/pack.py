@@ -56,7 +56,7 @@ def causal_frame(seg_dst, seg_count, seg_dom, j0, j1, r0, eos, out, dom_out):
         if with_dom:
             lo = max(a, r0)
             hi = min(e + 1, r1)
-            d = np.uint8(seg_dom[j])
+            d = seg_dom[j]  # stored as dom_out's dtype (uint8 or uint16: the caller picks it)
             for p in range(lo - r0, hi - r0):
                 dom_out[p] = d
 
@@ -75,6 +75,6 @@ def mlm_frame(seg_count, seg_dom, k0, seq_len, cls, sep, pad, out, dom_out):
         for p in range(base + 2 + c, base + seq_len):
             out[p] = pad
         if with_dom:
-            d = np.uint8(seg_dom[k0 + r])
+            d = seg_dom[k0 + r]
             for p in range(base, base + seq_len):
                 dom_out[p] = d

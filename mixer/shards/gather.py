@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.formats.shards import sidecar_dtype
 from mixer.shards.plan import MixturePlan
 
 _LARGE_WINDOW = 16  # windows of at least 1/16 of the plan's segments use its address order
@@ -92,8 +93,9 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
                      threads: int = 2, domains: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows first..first+count of the plan's stream.
 
-    Returns (tokens, domains): `[count, seq_len]` arrays of the plan's dtype and uint8 (the
-    domain index, into `plan.domains`, of every position; EOS, [CLS]/[SEP]/[PAD] take their
+    Returns (tokens, domains): `[count, seq_len]` arrays of the plan's dtype and the sidecar's
+    dtype (uint8 up to 255 domains, else uint16: `sidecar_dtype`; the domain index, into
+    `plan.domains`, of every position; EOS, [CLS]/[SEP]/[PAD] take their
     row's or document's domain). `out` / `domains_out` may be given to reuse buffers; with
     `domains=False` no domain array is written and the second value is None.
     """
@@ -104,13 +106,14 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
         raise MixerError(f"sequences {first}..{first + count} are outside the plan's 0..{plan.num_sequences}")
     shape = (count, plan.seq_len)
     out = np.empty(shape, dtype=plan.dtype) if out is None else out
+    side = sidecar_dtype(len(plan.domains))
     if domains:
-        domains_out = np.empty(shape, dtype=np.uint8) if domains_out is None else domains_out
-        if domains_out.shape != shape or domains_out.dtype != np.uint8:
-            raise ValueError(f"domains_out must be {shape} of uint8")
+        domains_out = np.empty(shape, dtype=side) if domains_out is None else domains_out
+        if domains_out.shape != shape or domains_out.dtype != side:
+            raise ValueError(f"domains_out must be {shape} of {side}")
         dflat = domains_out.reshape(-1)
     else:
-        domains_out, dflat = None, np.empty(0, np.uint8)  # the frame kernels skip an empty sidecar
+        domains_out, dflat = None, np.empty(0, side)  # the frame kernels skip an empty sidecar
     if out.shape != shape or out.dtype != np.dtype(plan.dtype):
         raise ValueError(f"out must be {shape} of {plan.dtype}")
     flat = out.reshape(-1)

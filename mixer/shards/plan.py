@@ -29,9 +29,9 @@ import numpy as np
 import xxhash
 
 from mixer.core.errors import MixerError
+from mixer.formats.shards import MAX_DOMAINS  # domain indices fit the widest sidecar dtype, uint16
 
 OBJECTIVES = ("causal", "mlm")
-MAX_DOMAINS = 255  # domain indices are stored as uint8 in the shards' domain sidecars
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,8 @@ class MixturePlan:
     available_documents: np.ndarray  # int64[K]
     epochs: np.ndarray  # int64[K]: permutation passes started (1 unless repeated; 0 if unused)
     parts: tuple[str, ...]  # global part id -> Arrow file, relative to the corpus folder
-    part_domain: np.ndarray  # int16[P]
-    seg_domain: np.ndarray  # int16[M]
+    part_domain: np.ndarray  # int32[P]
+    seg_domain: np.ndarray  # int32[M]
     seg_doc: np.ndarray  # int64[M]
     seg_start: np.ndarray  # int64[M]
     seg_count: np.ndarray  # int64[M]
@@ -259,7 +259,9 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
 
     seg_units = [c + 1 if config.objective == "causal" else np.ones(len(c), np.int64) for c in counts]
     dom_start = np.cumsum([0] + [len(c) for c in counts]).astype(np.int64)
-    stream_dom, stream_pos = interleave_midpoint_threaded(np.concatenate(seg_units).astype(np.int64), dom_start, threads=2)
+    n_seg = int(dom_start[-1])
+    stream_dom, stream_pos = interleave_midpoint_threaded(np.concatenate(seg_units).astype(np.int64), dom_start, threads=2,
+                                                          out_dom=np.empty(n_seg, np.int32))
     g = dom_start[stream_dom] + stream_pos  # index into the per-domain concatenation
 
     all_counts = np.concatenate(counts)[g]
@@ -270,7 +272,7 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
         dst = np.arange(len(g), dtype=np.int64) * config.seq_len + 1
     arrays = dict(
         targets=targets, available_tokens=avail_tok, available_documents=avail_doc, epochs=epochs,
-        part_domain=np.array(part_domain, np.int16), seg_domain=stream_dom,
+        part_domain=np.array(part_domain, np.int32), seg_domain=stream_dom,
         seg_doc=np.concatenate(docs)[g], seg_start=np.zeros(len(g), np.int64), seg_count=all_counts,
         seg_part=np.concatenate(seg_part)[g], seg_src=np.concatenate(seg_src)[g], seg_dst=dst,
     )
