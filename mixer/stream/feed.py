@@ -21,7 +21,9 @@ the three places a position can be recorded:
   each copy is restored into the same worker, which skips what it had yielded;
 * a plain DataLoader with workers, whose dataset copies the main process cannot see: record
   the number of sequences the rank consumed (``steps * batch_size``) and resume with
-  ``load_state_dict({"consumed": n})``; blocks are then dealt afresh from sequence n.
+  ``load_state_dict({"consumed": n})``; blocks are then dealt afresh from sequence n. The
+  main process's ``state_dict()`` raises `MixerError` here (a flag in shared memory tells it
+  workers did the reading) rather than report a position of 0.
 """
 from __future__ import annotations
 
@@ -104,6 +106,9 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         self._start = 0  # rank-local sequence where this pass's blocks were dealt
         self._yielded = 0  # sequences yielded by this process since `_start`
         self._layout: tuple[int, int] | None = None  # (worker, num_workers) that `_yielded` counts
+        # Set (through shared memory) when a DataLoader worker iterates a copy of this dataset:
+        # the main process's copy has then consumed nothing and its position would be a lie.
+        self._read_by_workers = torch.zeros(1, dtype=torch.uint8).share_memory_()
 
     def __len__(self) -> int:
         """Items per pass for this rank (all its workers together): sequences, or batches
@@ -117,6 +122,14 @@ class MixtureFeed(torch.utils.data.IterableDataset):
 
     # --- position ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The exact position of this copy. Called in the main process after plain DataLoader
+        workers read the stream, it raises: only the workers' copies know what they yielded."""
+        if self._layout is None and torch.utils.data.get_worker_info() is None and int(self._read_by_workers):
+            raise MixerError(
+                "stream.state_dict() in the main process after DataLoader workers read the stream: the workers' "
+                "positions are not visible here (this copy consumed nothing); iterate with torchdata's "
+                "StatefulDataLoader(stream, batch_size=..., num_workers=...) and save loader.state_dict(), or record "
+                "steps * batch_size and resume with stream.load_state_dict({'consumed': n})")
         worker, workers = self._layout or (0, 1)
         return {"version": STATE_VERSION, "fingerprint": self.source.fingerprint, "rank": self.rank,
                 "world_size": self.world_size, "batch_size": self.batch_size,
@@ -132,6 +145,7 @@ class MixtureFeed(torch.utils.data.IterableDataset):
                 raise MixerError(f"consumed={n}: this rank has {self.stop - self.first} sequences per pass")
             self._start, self._yielded, self._layout = n, 0, None
             self.epoch = int(state.get("epoch", self.epoch))
+            self._read_by_workers.zero_()  # the caller's own count is the position now
             return
         if state.get("version") != STATE_VERSION:
             raise MixerError(f"stream state version {state.get('version')!r} is not {STATE_VERSION}; "
@@ -155,6 +169,7 @@ class MixtureFeed(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         layout = (info.id, info.num_workers) if info is not None and info.num_workers > 1 else None
+        self._read_by_workers.fill_(0 if info is None else 1)  # who holds the position: main process or workers
         if self._layout is None:  # a rank-level position: deal blocks afresh from there
             self._start, self._yielded = self._start + self._yielded, 0
         elif self._layout != layout and self._yielded:
