@@ -94,6 +94,9 @@ def parse_weight_options(pairs: Iterable[str]) -> dict[str, float]:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise MixerError(f"--weight {pair!r}: expected DOMAIN=WEIGHT, e.g. news=0.25")
+        if name in out:
+            raise MixerError(f"--weight {pair!r}: domain {name!r} is given twice (also --weight {name}={out[name]:g}); "
+                             "give each domain one --weight")
         try:
             out[name] = float(value)
         except ValueError:

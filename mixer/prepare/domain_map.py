@@ -14,6 +14,7 @@ from typing import Iterable
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
 from mixer.prepare.pipeline import DomainSource
+from mixer.prepare.rules import PrepareRules
 
 
 def load_domain_map(path: str | Path, text_field: str = "text") -> list[DomainSource]:
@@ -26,8 +27,12 @@ def load_domain_map(path: str | Path, text_field: str = "text") -> list[DomainSo
     for name, spec in domains.items():
         if not isinstance(spec, dict) or "path" not in spec:
             raise MixerError(f"{path}: domain {name!r} has no 'path'; give each domain a path and a kind")
+        kind = str(spec.get("kind", "web"))
+        if kind not in PrepareRules().kinds():
+            raise MixerError(f"{path}: domain {name!r} has unknown kind {kind!r}; use one of "
+                             f"{', '.join(PrepareRules().kinds())}")
         sources.append(DomainSource(name=name, path=(path.parent / spec["path"]).resolve(),
-                                    kind=str(spec.get("kind", "web")), fmt=str(spec.get("format", "auto")),
+                                    kind=kind, fmt=str(spec.get("format", "auto")),
                                     text_field=str(spec.get("text_field", text_field))))
     return sources
 

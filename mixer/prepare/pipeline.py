@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from mixer.core.atomic import atomic_dir
 from mixer.core.lock import output_lock
+from mixer.core.paths import refuse_nested
 from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, SplitInfo, TokenizerInfo, file_sha256,
                                   save_manifest, token_dtype_for, write_part)
 from mixer.core.errors import MixerError
@@ -72,6 +73,7 @@ class DomainReport:
     kind: str
     seen: int = 0
     dropped: dict[str, int] = field(default_factory=lambda: {"short": 0, "duplicate": 0, "non_english": 0})
+    skipped_binary: int = 0  # source files that were not UTF-8 text (not counted in `seen`)
     kept: int = 0
     train_docs: int = 0
     heldout_docs: int = 0
@@ -166,7 +168,7 @@ def _batches(items: Sequence, size: int) -> Iterator[list]:
 # ---- driver ---------------------------------------------------------------------------------
 
 
-def validate_sources(sources: Sequence[DomainSource]) -> None:
+def validate_sources(sources: Sequence[DomainSource], rules: PrepareRules = PrepareRules()) -> None:
     if not sources:
         raise MixerError("no sources given; pass --source DOMAIN=PATH (or --domain-map FILE)")
     seen: set[str] = set()
@@ -178,6 +180,9 @@ def validate_sources(sources: Sequence[DomainSource]) -> None:
         seen.add(s.name)
         if not Path(s.path).exists():
             raise MixerError(f"{s.path}: source path of domain {s.name!r} does not exist; check --source {s.name}=PATH")
+        if s.kind not in rules.kinds():
+            raise MixerError(f"domain {s.name!r}: unknown kind {s.kind!r}; use one of {', '.join(rules.kinds())} "
+                             "(kinds choose rules: code/scientific cut a random block, encyclopedia keeps English only)")
 
 
 def _filter_domain(src: DomainSource, config: PrepareConfig, pool: Executor, report: DomainReport,
@@ -188,9 +193,12 @@ def _filter_domain(src: DomainSource, config: PrepareConfig, pool: Executor, rep
     ids: list[int] = []
     texts: list[str] = []
     nbytes = 0
-    for i, (_, text) in enumerate(iter_documents(src.path, src.text_field, src.fmt)):
-        if config.max_docs is not None and i >= config.max_docs:
+    for _, text in iter_documents(src.path, src.text_field, src.fmt):
+        if config.max_docs is not None and report.seen >= config.max_docs:
             break
+        if text is None:
+            report.skipped_binary += 1
+            continue
         report.seen += 1
         nbytes += len(text.encode("utf-8"))
         bar.update(1)
@@ -211,6 +219,9 @@ def _filter_domain(src: DomainSource, config: PrepareConfig, pool: Executor, rep
         ids = [d for d, ok in zip(ids, english) if ok]
         texts = [t for t, ok in zip(texts, english) if ok]
     report.kept = len(ids)
+    if report.seen == 0 and report.skipped_binary:
+        raise MixerError(f"domain {src.name!r} ({src.path}): no text at all: all {report.skipped_binary} files are binary "
+                         "or not UTF-8; point --source at a folder of UTF-8 text files")
     if not ids:
         d = report.dropped
         raise MixerError(
@@ -263,10 +274,14 @@ def _write_split(root: Path, domain: str, split: str, doc_ids: np.ndarray, lengt
 def prepare_corpus(config: PrepareConfig) -> PrepareResult:
     """Raw text -> corpus folder `config.out`, holding the output's lock from the first step
     (a second `prepare` into the same folder fails at once, naming this one)."""
-    validate_sources(config.sources)
+    validate_sources(config.sources, config.rules)
     if config.heldout_docs < 0:
         raise MixerError(f"--heldout-docs {config.heldout_docs} is negative; use 0 or more")
+    if config.workers < 1:
+        raise MixerError(f"--workers {config.workers}: need at least 1 process")
     out = Path(config.out)
+    for s in config.sources:
+        refuse_nested(out, s.path, f"the source of domain {s.name!r}")
     if out.exists() and not config.overwrite:
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
     with output_lock(out):
@@ -337,7 +352,8 @@ def _prepare_locked(config: PrepareConfig, out: Path) -> PrepareResult:
                                            config.part_tokens)
             rep.train_docs, rep.train_tokens = info["train"].documents, info["train"].tokens
             rep.heldout_docs, rep.heldout_tokens = info["heldout"].documents, info["heldout"].tokens
-            report = {"seen": rep.seen, "kept": rep.kept, **{f"dropped_{k}": v for k, v in rep.dropped.items()}}
+            report = {"seen": rep.seen, "kept": rep.kept, "skipped_binary": rep.skipped_binary,
+                      **{f"dropped_{k}": v for k, v in rep.dropped.items()}}
             domains[src.name] = DomainInfo(kind=src.kind, splits=info, report=report)
         manifest = CorpusManifest(
             format_version=FORMAT_VERSION, eos_id=tok.eos_id, vocab_size=tok.vocab_size, token_dtype=dtype.name,
@@ -356,11 +372,11 @@ def summary_table(result: PrepareResult):
     from rich.table import Table
 
     table = Table(title="mixer prepare")
-    for col in ("domain", "kind", "seen", "short", "dup", "non-en", "kept", "train docs", "train tok",
+    for col in ("domain", "kind", "binary", "seen", "short", "dup", "non-en", "kept", "train docs", "train tok",
                 "held docs", "held tok"):
         table.add_column(col, justify="left" if col in ("domain", "kind") else "right", no_wrap=True)
     for r in result.reports:
-        table.add_row(r.name, r.kind, f"{r.seen}", f"{r.dropped['short']}", f"{r.dropped['duplicate']}",
+        table.add_row(r.name, r.kind, f"{r.skipped_binary}", f"{r.seen}", f"{r.dropped['short']}", f"{r.dropped['duplicate']}",
                       f"{r.dropped['non_english']}", f"{r.kept}", f"{r.train_docs}", format_count(r.train_tokens),
                       f"{r.heldout_docs}", format_count(r.heldout_tokens))
     return table

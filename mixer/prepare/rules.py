@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import xxhash
 
 DROP_RULES = ("short", "duplicate", "non_english")
+# Kinds that take the plain rules (head cut, no language filter); they label a domain's text.
+PLAIN_KINDS = ("books", "forum", "news", "reviews", "web")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class PrepareRules:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def kinds(self) -> tuple[str, ...]:
+        """Every domain kind these rules know (a typo in a kind would silently pick the plain rules)."""
+        return tuple(sorted(set(PLAIN_KINDS) | set(self.random_block_kinds) | set(self.english_only_kinds)))
 
 
 def doc_hash(text: str) -> int:

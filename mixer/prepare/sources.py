@@ -2,7 +2,8 @@
 
 Supported inputs, chosen by what the path is:
 - a folder of text files (every regular file below it, sorted by relative path; one file is
-  one document);
+  one document; a file that is not UTF-8 text, e.g. an image or random bytes, is skipped: it
+  comes out as ``(key, None)`` so the caller can count it);
 - a `.jsonl` / `.jsonl.gz` file, or a folder of them (one JSON object per line, `text_field`);
 - a `.parquet` file or a folder of them (`text_field` column);
 - a Hugging Face `datasets` folder written by `save_to_disk` (has `dataset_info.json` or
@@ -17,7 +18,18 @@ from typing import Iterator
 
 from mixer.core.errors import MixerError
 
-Document = tuple[str, str]
+Document = tuple[str, str | None]  # (key, text); text None: a skipped binary / undecodable file
+
+
+def decode_text(data: bytes) -> str | None:
+    """UTF-8 text, or None for binary or undecodable bytes (a NUL byte, or invalid UTF-8):
+    decoding those with replacement characters would tokenize noise as if it were text."""
+    if b"\0" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _is_hf_folder(path: Path) -> bool:
@@ -58,7 +70,7 @@ def _files(path: Path) -> list[Path]:
 def read_text_files(path: Path) -> Iterator[Document]:
     for f in _files(path):
         try:
-            text = f.read_bytes().decode("utf-8", errors="replace")
+            text = decode_text(f.read_bytes())
         except OSError as exc:
             raise MixerError(f"{f}: unreadable ({exc.strerror}); fix its permissions or remove it") from None
         yield (f.relative_to(path).as_posix() if path.is_dir() else f.name), text

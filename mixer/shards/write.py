@@ -49,8 +49,11 @@ def write_shards(plan: MixturePlan, sources, out: str | Path, config: ShardConfi
     from mixer.core.atomic import atomic_dir
     from mixer.shards.gather import gather_sequences
 
+    from mixer.core.paths import refuse_nested
+
     if config.workers < 1:
         raise MixerError(f"--workers {config.workers}: need at least 1")
+    refuse_nested(out, sources.corpus_dir, "the corpus")
     if not 1 <= config.zstd_level <= 22:
         raise MixerError(f"--zstd-level {config.zstd_level}: choose 1..22")
     if config.shard_tokens <= 0:

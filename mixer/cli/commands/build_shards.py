@@ -43,6 +43,7 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
 
     from mixer.core.errors import MixerError
     from mixer.core.lock import output_lock
+    from mixer.core.paths import refuse_nested
     from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
@@ -59,7 +60,10 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
     plan_config = PlanConfig(tokens=parse_count(tokens, "--tokens"), seq_len=seq_len, seed=seed,
                              objective=objective, allow_repeat=allow_repeat)
     shard_config = ShardConfig(shard_tokens=parse_count(shard_tokens, "--shard-tokens"), zstd_level=zstd_level,
-                               workers=workers or _default_workers(), overwrite=overwrite)
+                               workers=_default_workers() if workers is None else workers, overwrite=overwrite)
+    if shard_config.workers < 1:
+        raise MixerError(f"--workers {shard_config.workers}: need at least 1 compression thread")
+    refuse_nested(out, corpus_dir, "the corpus")
     if Path(out).exists() and not overwrite:  # fail before any work
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
 
