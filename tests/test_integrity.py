@@ -192,3 +192,18 @@ def test_a_file_is_hashed_once_per_process(built, tmp_path, monkeypatch):
     flip(corpus / "alpha/train/part-00000.arrow", 500, 3)  # a changed file (new mtime) is checked again
     with pytest.raises(MixerError, match="checksum mismatch"):
         open_sources(corpus, plan)
+
+
+def test_a_damaged_shard_read_by_dataloader_workers_is_still_one_line(built, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from mixer.stream.stream import MixtureStream
+
+    shards = copy(built[1], tmp_path / "s")
+    flip(shards / "shard-00002.zst", 20, 1)
+    with pytest.raises(MixerError) as info:
+        for _ in DataLoader(MixtureStream(shards, 0, 1, batch_size=4), batch_size=4, num_workers=2):
+            pass
+    assert str(info.value).startswith(f"{shards / 'shard-00002.zst'}: checksum mismatch, the shard is corrupt; "
+                                      "rebuild with `mixer build-shards` (in DataLoader worker process ")
+    assert "Traceback" not in str(info.value)

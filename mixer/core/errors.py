@@ -13,6 +13,22 @@ class MixerError(Exception):
     exit_code = 2
 
     def __init__(self, message: str) -> None:
+        message = _from_worker(message)
         if "\n" in message:
             message = " ".join(message.split())
         super().__init__(message)
+
+
+def _from_worker(message: str) -> str:
+    """torch's DataLoader re-raises a worker's exception as ``type(exc)("Caught X in DataLoader
+    worker process N.\nOriginal Traceback ...\nmixer...MixerError: the line")``: keep the one
+    line a user needs, and say which worker raised it."""
+    head, sep, rest = message.partition("\nOriginal Traceback")
+    if not sep or not head.startswith("Caught MixerError"):
+        return message
+    marker = "MixerError: "
+    last = rest.rstrip().rsplit(marker, 1)
+    if len(last) != 2:
+        return message
+    where = head.removeprefix("Caught MixerError").strip().rstrip(".")
+    return f"{last[1].strip()} ({where})" if where else last[1].strip()
