@@ -183,3 +183,176 @@ def smallest_feasible(seg_len, dom_start, out_dom, out_pos):
         else:
             lo = mid
     return hi
+
+
+@njit
+def _ipush(h, n, key):
+    c = n
+    while c > 0:
+        par = (c - 1) >> 1
+        if h[par] <= key:
+            break
+        h[c] = h[par]
+        c = par
+    h[c] = key
+    return n + 1
+
+
+@njit
+def _ipop(h, n):
+    n -= 1
+    key = h[n]
+    c = 0
+    while True:
+        ch = 2 * c + 1
+        if ch >= n:
+            break
+        if ch + 1 < n and h[ch + 1] < h[ch]:
+            ch += 1
+        if key <= h[ch]:
+            break
+        h[c] = h[ch]
+        c = ch
+    h[c] = key
+    return n
+
+
+@njit
+def edf_items(counts, m, strict, out_dom, out_pos, limit=-1):
+    """`edf` for unit items (domain i has counts[i] of them; N = sum), in exact integer
+    arithmetic: item j (1-based) of domain i may be taken once p = ceil((jN - m) / T_i) - 1
+    items precede it and must be by p = floor(((j - 1)N + m) / T_i). Both bounds advance by
+    N / T_i per item, kept as quotient and remainder (no division per item). Released items
+    wait in a heap packing (deadline << 16 | domain) into one int64, so ties go to the lower
+    domain; items not yet released wait in a calendar of slots (one list per release
+    position, O(1) each; the rare release further than the calendar's span waits in a heap).
+    Same result as `edf` on unit segments up to ties (integer bounds tie more often; any EDF
+    is exact); returns -1, or the first stream index that misses (strict). `limit` >= 0 stops
+    after that many items: the items before any position do not depend on what comes after."""
+    k = counts.shape[0]
+    n = 0
+    for i in range(k):
+        n += counts[i]
+    span = 1 << 16  # calendar slots: releases up to span - 1 positions ahead
+    head = np.full(span, -1, np.int64)
+    link = np.empty(k, np.int64)
+    rq = np.empty(k, np.int64)  # release bound of the next item: quotient / remainder of (jN - m) by T
+    rr = np.empty(k, np.int64)
+    dq = np.empty(k, np.int64)  # deadline: quotient / remainder of ((j - 1)N + m) by T
+    dr = np.empty(k, np.int64)
+    step_q = np.empty(k, np.int64)
+    step_r = np.empty(k, np.int64)
+    taken = np.zeros(k, np.int64)
+    far = np.empty(k, np.int64)  # heap of (release << 16 | domain) beyond the calendar
+    ready = np.empty(k, np.int64)
+    nf = 0
+    nr = 0
+    for i in range(k):
+        t = counts[i]
+        if t == 0:
+            continue
+        step_q[i], step_r[i] = n // t, n % t
+        rq[i], rr[i] = (n - m) // t, (n - m) % t
+        dq[i], dr[i] = m // t, m % t
+        rel = rq[i] + (1 if rr[i] > 0 else 0) - 1
+        if rel <= 0:
+            nr = _ipush(ready, nr, (dq[i] << 16) | i)
+        elif rel < span:
+            link[i] = head[rel]
+            head[rel] = i
+        else:
+            nf = _ipush(far, nf, (rel << 16) | i)
+    mask = (1 << 16) - 1
+    for p in range(n if limit < 0 else min(limit, n)):
+        slot = p & (span - 1)
+        i = head[slot]
+        head[slot] = -1
+        while i >= 0:  # released now
+            nr = _ipush(ready, nr, (dq[i] << 16) | i)
+            i = link[i]
+        while nf > 0 and (far[0] >> 16) <= p:
+            i = far[0] & mask
+            nf = _ipop(far, nf)
+            nr = _ipush(ready, nr, (dq[i] << 16) | i)
+        if nr > 0:
+            top = ready[0]
+            if strict and (top >> 16) < p:
+                return p
+            i = top & mask
+            nr = _ipop(ready, nr)
+        else:
+            if strict:
+                return p
+            nxt = p + 1  # nothing released: take the earliest release (non-strict only)
+            while head[nxt & (span - 1)] < 0 and nxt < p + span and (nf == 0 or (far[0] >> 16) > nxt):
+                nxt += 1
+            if nf > 0 and (far[0] >> 16) <= nxt:
+                i = far[0] & mask
+                nf = _ipop(far, nf)
+            else:
+                i = head[nxt & (span - 1)]
+                head[nxt & (span - 1)] = link[i]
+        out_dom[p] = i
+        out_pos[p] = taken[i]
+        taken[i] += 1
+        if taken[i] < counts[i]:
+            rr[i] += step_r[i]
+            rq[i] += step_q[i]
+            if rr[i] >= counts[i]:
+                rr[i] -= counts[i]
+                rq[i] += 1
+            dr[i] += step_r[i]
+            dq[i] += step_q[i]
+            if dr[i] >= counts[i]:
+                dr[i] -= counts[i]
+                dq[i] += 1
+            rel = rq[i] + (1 if rr[i] > 0 else 0) - 1
+            if rel <= p + 1:
+                nr = _ipush(ready, nr, (dq[i] << 16) | i)
+            elif rel < p + 1 + span:
+                link[i] = head[rel & (span - 1)]
+                head[rel & (span - 1)] = i
+            else:
+                nf = _ipush(far, nf, (rel << 16) | i)
+    return -1
+
+
+@njit
+def smallest_feasible_items(counts, out_dom, out_pos):
+    """`smallest_feasible` for unit items, with `edf_items`; returns m* (the deviation is m*/N).
+
+    A tolerance that fails on a prefix fails on the whole stream, so the search runs on a
+    prefix first (a few thousand items), probes the whole stream once at the prefix's answer,
+    and when that fails at item f searches again on a prefix of at least 2f from there. Every
+    tolerance below the first-item bound N - max T_i fails; Tijdeman's bound always holds."""
+    k = counts.shape[0]
+    n = 0
+    t_max = 0
+    live = 0
+    for i in range(k):
+        n += counts[i]
+        t_max = max(t_max, counts[i])
+        live += counts[i] > 0
+    cap = np.int64(np.ceil(n * tijdeman_bound(live)))
+    lo = n - t_max - 1  # fails
+    tmp_dom = np.empty(n, out_dom.dtype)
+    tmp_pos = np.empty(n, out_pos.dtype)
+    prefix = min(n, 4096)
+    while True:
+        step = 1
+        hi = min(lo + step, cap)
+        while hi < cap and edf_items(counts, hi, True, tmp_dom, tmp_pos, prefix) >= 0:
+            lo = hi
+            step *= 4
+            hi = min(lo + step, cap)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if edf_items(counts, mid, True, tmp_dom, tmp_pos, prefix) < 0:
+                hi = mid
+            else:
+                lo = mid
+        f = edf_items(counts, hi, True, out_dom, out_pos)
+        if f < 0:
+            return hi
+        lo = hi  # fails on the whole stream (at item f): search a longer prefix above it
+        prefix = min(n, max(2 * f + 2, 4 * prefix))

@@ -5,16 +5,17 @@ from hypothesis import given, settings, strategies as st
 
 from bench.megatron_blend import blend_port
 from kernels.deviation import max_prefix_deviation, max_prefix_deviation_items
-from kernels.edf import edf, smallest_feasible, tijdeman_bound
+from kernels.edf import edf, edf_items, smallest_feasible, smallest_feasible_items, tijdeman_bound
 from kernels.targets import largest_remainder
 
 
 def items(counts):
+    """The plan's item interleave (`smallest_feasible_items`)."""
     counts = np.asarray(counts, np.int64)
     n = int(counts.sum())
     dom_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     out_dom, out_pos = np.empty(n, np.int32), np.empty(n, np.int64)
-    m = smallest_feasible(np.ones(n, np.int64), dom_start, out_dom, out_pos)
+    m = smallest_feasible_items(counts, out_dom, out_pos)
     return n, dom_start, out_dom, out_pos, m
 
 
@@ -46,8 +47,12 @@ def test_smallest(k, n, seed):
     counts = largest_remainder(np.random.default_rng(seed).dirichlet(np.ones(k)), n)
     n, dom_start, d, p, m = items(counts)
     tmp_d, tmp_p = np.empty_like(d), np.empty_like(p)
-    assert edf(np.ones(n, np.int64), dom_start, m, True, tmp_d, tmp_p) < 0
-    assert edf(np.ones(n, np.int64), dom_start, m - 1, True, tmp_d, tmp_p) >= 0  # one less fails
+    assert edf_items(counts, m, True, tmp_d, tmp_p) < 0
+    assert edf_items(counts, m - 1, True, tmp_d, tmp_p) >= 0  # one less fails
+    # the general kernel (float windows, any segment lengths) agrees on unit items: same m*,
+    # and its feasibility flips at the same tolerance
+    assert smallest_feasible(np.ones(n, np.int64), dom_start, tmp_d, tmp_p) == m
+    assert edf(np.ones(n, np.int64), dom_start, float(m - 1), True, tmp_d, tmp_p) >= 0
 
 
 def test_megatron_example_and_uniform():
@@ -74,3 +79,26 @@ def test_segments_of_unequal_length_complete():
     # no bound is claimed for unequal segments (only unit items carry one); the stream is whole
     share = np.array([x.sum() for x in lens]) / seg_len.sum()
     assert max_prefix_deviation(d, seg_len[dom_start[d] + p].astype(np.float64), share) < 2 * seg_len.max()
+
+
+def test_mlm_plan_uses_it(tmp_path):
+    """A masked-LM plan's rows are unit items: its order is the smallest-deviation one,
+    recorded in the plan and index.json, never above Megatron's blend on the same shares."""
+    from mixer.shards.plan import PlanConfig, build_plan
+    from mixer.testing import lognormal_lengths, write_synthetic_corpus
+
+    names = [f"d{i}" for i in range(9)]
+    write_synthetic_corpus(tmp_path / "c", {n: lognormal_lengths(400, 30, 0.5, i) for i, n in enumerate(names)},
+                           vocab_size=300)
+    w = np.random.default_rng(1).dirichlet(np.ones(9))
+    config = PlanConfig(tokens=64 * 1500, seq_len=64, seed=2, objective="mlm", allow_repeat=True)
+    plan = build_plan(tmp_path / "c", dict(zip(names, w / w.sum())), config)
+    again = build_plan(tmp_path / "c", dict(zip(names, w / w.sum())), config)
+    assert plan.interleave == "edf" and np.array_equal(plan.seg_domain, again.seg_domain)
+    counts = np.bincount(plan.seg_domain, minlength=9)
+    assert np.array_equal(counts, plan.targets)
+    share = counts / counts.sum()
+    n, _, d, _, m = items(counts)
+    assert np.array_equal(plan.seg_domain, d)
+    dev = max_prefix_deviation_items(plan.seg_domain, share)
+    assert abs(dev - m / n) < 1e-9 and dev <= max_prefix_deviation_items(megatron(share, n), share) + 1e-9

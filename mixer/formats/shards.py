@@ -143,7 +143,7 @@ def make_index(plan: "MixturePlan", shards: list[dict], sequences_per_shard: int
     return {
         "format_version": FORMAT_VERSION, "objective": plan.objective, "seq_len": plan.seq_len,
         "dtype": plan.dtype, "domain_dtype": sidecar_dtype(len(plan.domains)).name, "eos_id": plan.eos_id,
-        "special_tokens": special, "interleave": "midpoint",
+        "special_tokens": special, "interleave": plan.interleave,
         "weights": dict(zip(plan.domains, plan.weights)), "domain_order": list(plan.domains), "seed": plan.seed,
         "tokens_requested": plan.tokens_requested, "budget_tokens": plan.budget_tokens,
         "num_sequences": plan.num_sequences, "sequences_per_shard": sequences_per_shard,

@@ -9,8 +9,10 @@ produce the same stream from the same plan.
 
 Steps (see docs/sampler.md): largest-remainder targets (`kernels.targets`); per domain a
 seeded counter-based permutation (`kernels.permute`) walked until the target is met exactly
-(`kernels.select`), with further epochs only under `allow_repeat`; the midpoint interleave
-(`kernels.interleave`); packing offsets (causal: back to back with one EOS each; masked LM:
+(`kernels.select`), with further epochs only under `allow_repeat`; the interleave (causal
+documents: the token-level midpoint merge, `kernels.interleave`; masked-LM rows, which are
+equal units like Megatron's samples: the order with the smallest prefix deviation,
+`kernels.edf`); packing offsets (causal: back to back with one EOS each; masked LM:
 one document per row).
 
 Budget rule: the budget is a whole number of sequences. A causal budget that is not a
@@ -84,6 +86,7 @@ class MixturePlan:
     seg_part: np.ndarray  # int32[M]
     seg_src: np.ndarray  # int64[M]
     seg_dst: np.ndarray  # int64[M]
+    interleave: str = "midpoint"  # "midpoint" (causal documents) or "edf" (masked-LM rows)
 
     @property
     def num_segments(self) -> int:
@@ -183,6 +186,7 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
     an unknown or missing domain, a domain too small for its target (without `allow_repeat`),
     a corrupt Arrow file or a manifest that does not match its files.
     """
+    from kernels.edf import smallest_feasible_items
     from kernels.interleave import interleave_midpoint_threaded
     from kernels.targets import largest_remainder
     from mixer.formats.corpus import load_manifest, manifest_sha256, mlm_special_ids, open_split
@@ -260,8 +264,14 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
     seg_units = [c + 1 if config.objective == "causal" else np.ones(len(c), np.int64) for c in counts]
     dom_start = np.cumsum([0] + [len(c) for c in counts]).astype(np.int64)
     n_seg = int(dom_start[-1])
-    stream_dom, stream_pos = interleave_midpoint_threaded(np.concatenate(seg_units).astype(np.int64), dom_start, threads=2,
-                                                          out_dom=np.empty(n_seg, np.int32))
+    if config.objective == "mlm":  # one row per segment: unit items, the smallest prefix deviation
+        interleave = "edf"
+        stream_dom, stream_pos = np.empty(n_seg, np.int32), np.empty(n_seg, np.int64)
+        smallest_feasible_items(np.diff(dom_start), stream_dom, stream_pos)
+    else:  # documents of unequal length: each domain within half a document of its token share
+        interleave = "midpoint"
+        stream_dom, stream_pos = interleave_midpoint_threaded(np.concatenate(seg_units).astype(np.int64), dom_start,
+                                                              threads=2, out_dom=np.empty(n_seg, np.int32))
     g = dom_start[stream_dom] + stream_pos  # index into the per-domain concatenation
 
     all_counts = np.concatenate(counts)[g]
@@ -282,7 +292,7 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
         corpus_sha256=sha, domains=names, weights=tuple(float(x) for x in wvec), objective=config.objective,
         seq_len=config.seq_len, seed=config.seed, tokens_requested=config.tokens, budget_tokens=budget,
         num_sequences=num_seq, dtype=dtype.name, eos_id=manifest.eos_id, special=special,
-        allow_repeat=config.allow_repeat, parts=tuple(parts), **arrays)
+        allow_repeat=config.allow_repeat, parts=tuple(parts), interleave=interleave, **arrays)
     if config.objective == "causal" and int(plan.stream_lengths().sum()) != budget:  # pragma: no cover
         raise RuntimeError("plan does not fill the budget exactly: a bug in mixer's sampler")
     return plan
