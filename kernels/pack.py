@@ -57,7 +57,8 @@ def causal_frame(seg_dst, seg_count, seg_dom, j0, j1, r0, eos, out, dom_out):
             lo = max(a, r0)
             hi = min(e + 1, r1)
             d = seg_dom[j]  # stored as dom_out's dtype (uint8 or uint16: the caller picks it)
-            for p in range(lo - r0, hi - r0):
+            # unsigned indices: no wraparound check per store, so the fill vectorises (as in the gather)
+            for p in range(np.uint64(lo - r0), np.uint64(hi - r0)):
                 dom_out[p] = d
 
 

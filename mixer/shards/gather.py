@@ -120,7 +120,12 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     r0, r1, j0, j1 = _segments_for(plan, first, count)
 
     if plan.objective == "causal":
-        causal_frame(plan.seg_dst, plan.seg_count, plan.seg_domain, j0, j1, r0, plan.eos_id, flat, dflat)
+        # EOS and sidecar: segments write disjoint positions, so halves of them run side by side
+        cut = [j0, j1] if threads <= 1 or j1 - j0 < 1 << 14 else [j0, (j0 + j1) // 2, j1]
+        futures = [_pool().submit(causal_frame, plan.seg_dst, plan.seg_count, plan.seg_domain, a, b, r0,
+                                  plan.eos_id, flat, dflat) for a, b in zip(cut[:-1], cut[1:])]
+        for f in futures:
+            f.result()
     else:
         cls, sep, pad = plan.special
         mlm_frame(plan.seg_count, plan.seg_domain, first, plan.seq_len, cls, sep, pad, flat, dflat)

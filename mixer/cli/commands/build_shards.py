@@ -29,7 +29,7 @@ def _default_workers() -> int:
 @click.option("--objective", type=click.Choice(["causal", "mlm"]), default="causal", show_default=True,
               help="causal: documents joined by EOS; mlm: [CLS] doc [SEP] [PAD].., one document per row.")
 @click.option("--shard-tokens", default=str(1 << 25), show_default=True, help="Tokens per shard (e.g. 32M).")
-@click.option("--zstd-level", type=int, default=3, show_default=True)
+@click.option("--zstd-level", type=int, default=1, show_default=True)
 @click.option("--workers", type=int, default=None, help="Compression threads [default: CPU count, at most 8].")
 @click.option("--allow-repeat", is_flag=True, help="Let a domain smaller than its target repeat (fresh order each epoch).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
