@@ -119,3 +119,13 @@ def test_an_unknown_kind_in_a_domain_map_is_named(tmp_path):
                      "--heldout-docs", "0", "--out", str(tmp_path / "c"), "--quiet")
     assert code == 2 and line.startswith("error: domain 'news': unknown kind 'sceintific'; use one of ")
     assert leftovers(tmp_path, "c") == []
+
+
+def test_a_key_given_twice_in_weights_json_is_named(corpus, tmp_path):
+    wfile = tmp_path / "w.json"
+    wfile.write_text('{"weights": {"a": 0.5, "b": 0.5, "a": 0.3}}')  # json.loads alone would keep a=0.3
+    code, line = run("build-shards", "--corpus", str(corpus), "--weights", str(wfile), "--tokens", "2000",
+                     "--seq-len", "50", "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert line.startswith(f"error: {wfile}: key 'a' is given twice in one object of the ")
+    assert leftovers(tmp_path, "o") == []

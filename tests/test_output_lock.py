@@ -94,7 +94,7 @@ def test_a_second_writer_fails_at_once_naming_the_first(corpus, tmp_path):
 def test_a_killed_writers_temporary_folder_is_removed_by_the_next_run(corpus, tmp_path):
     out = tmp_path / "shards"
     proc = slow_writer(corpus, out)
-    wait_for(lambda: any(p.glob("shard-*.zst") for p in tmp_siblings(out)), proc, tmp_path / "writer.log")
+    wait_for(lambda: any(any(p.glob("shard-*.zst")) for p in tmp_siblings(out)), proc, tmp_path / "writer.log")
     os.kill(proc.pid, signal.SIGKILL)  # kill -9: no cleanup runs in the writer
     proc.wait()
     stale = tmp_siblings(out)
