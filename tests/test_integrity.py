@@ -207,3 +207,15 @@ def test_a_damaged_shard_read_by_dataloader_workers_is_still_one_line(built, tmp
     assert str(info.value).startswith(f"{shards / 'shard-00002.zst'}: checksum mismatch, the shard is corrupt; "
                                       "rebuild with `mixer build-shards` (in DataLoader worker process ")
     assert "Traceback" not in str(info.value)
+
+
+def test_the_trainers_held_out_reader_verifies_before_reading(built, tmp_path):
+    from trainers.heldout import build_eval_sets
+    from trainers.models import vocab_for
+
+    corpus = copy(built[0], tmp_path / "c")
+    vocab = vocab_for("gpt2", load_manifest(corpus))
+    assert len(build_eval_sets(corpus, "gpt2", vocab, seq_len=16, max_seqs=4)) == 2
+    flip(corpus / "alpha/heldout/part-00000.arrow", -120, 0x5B)
+    with pytest.raises(MixerError, match=r"alpha/heldout/part-00000.arrow: checksum mismatch"):
+        build_eval_sets(corpus, "gpt2", vocab, seq_len=16, max_seqs=4)
