@@ -183,12 +183,13 @@ def test_verify_checks_corpus_and_shards_and_names_the_first_bad_file(built, tmp
 
 def test_a_file_is_hashed_once_per_process(built, tmp_path, monkeypatch):
     corpus = copy(built[0], tmp_path / "c")
-    calls: list[Path] = []
-    real = checksums._xxh3_of_file
-    monkeypatch.setattr(checksums, "_xxh3_of_file", lambda p, n: calls.append(p) or real(p, n))
+    sizes: list[int] = []
+    real = checksums._xxh3
+    monkeypatch.setattr(checksums, "_xxh3", lambda data: sizes.append(len(data)) or real(data))
     plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=1600, seq_len=40, seed=2))
     open_sources(corpus, plan)  # opens the same parts again: no second hash
-    assert sorted(p.name for p in calls) == ["part-00000.arrow", "part-00000.arrow"]
+    train_parts = [corpus / f"{d}/train/part-00000.arrow" for d in ("alpha", "beta")]
+    assert sorted(sizes) == sorted(p.stat().st_size for p in train_parts)
     flip(corpus / "alpha/train/part-00000.arrow", 500, 3)  # a changed file (new mtime) is checked again
     with pytest.raises(MixerError, match="checksum mismatch"):
         open_sources(corpus, plan)

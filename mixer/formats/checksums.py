@@ -44,22 +44,30 @@ def file_checksum(path: str | Path) -> FileChecksum:
     return FileChecksum(bytes=n, xxh3_64=xx.hexdigest(), sha256=sha.hexdigest())
 
 
+def _xxh3(data) -> str:
+    """xxh3-64 of a buffer (the one place readers hash, so a test can count the calls)."""
+    return xxhash.xxh3_64_hexdigest(data)
+
+
 def _xxh3_of_file(path: Path, size: int) -> str:
     """xxh3-64 of a file through a read-only memory map (no copy; pages stay cached for the
     reader that maps the same file next)."""
     if size == 0:
-        return xxhash.xxh3_64_hexdigest(b"")
+        return _xxh3(b"")
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        return xxhash.xxh3_64_hexdigest(m)
+        return _xxh3(m)
 
 
 _VERIFIED: set[tuple] = set()
 _LOCK = threading.Lock()
 
 
-def verify_file(path: str | Path, expected: FileChecksum, record: str, fix: str, *, sha256: bool = False) -> None:
+def verify_file(path: str | Path, expected: FileChecksum, record: str, fix: str, *, sha256: bool = False,
+                data=None) -> None:
     """Raise `MixerError` naming `path` unless its size and xxh3-64 (and sha256 with
-    `sha256=True`) are those `record` (e.g. "corpus.json") holds; `fix` says what to do."""
+    `sha256=True`) are those `record` (e.g. "corpus.json") holds; `fix` says what to do.
+    `data`: the file's bytes already mapped by the caller (a buffer), hashed in place so its
+    pages are faulted in once, for the hash and the reader together."""
     path = Path(path)
     try:
         st = path.stat()
@@ -76,7 +84,8 @@ def verify_file(path: str | Path, expected: FileChecksum, record: str, fix: str,
         raise MixerError(f"{path}: {st.st_size} bytes but {record} records {expected.bytes} (truncated or "
                          f"replaced); {fix}")
     try:
-        got = _xxh3_of_file(path, st.st_size)
+        got = _xxh3_of_file(path, st.st_size) if data is None or len(data) != st.st_size \
+            else _xxh3(data)
         if got != expected.xxh3_64:
             raise MixerError(f"{path}: checksum mismatch (xxh3-64 {got}, {record} records {expected.xxh3_64}): "
                              f"the file is damaged; {fix}")

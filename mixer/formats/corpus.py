@@ -252,10 +252,11 @@ def open_part(path: str | Path, dtype: np.dtype | str | None = None,
     the file. Any failure is a `MixerError` naming the file."""
     path = Path(path)
     fix = "re-run `mixer prepare`"
-    if checksum is not None:
-        verify_file(path, checksum, MANIFEST_NAME, fix)
     try:
-        reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
+        data = pa.memory_map(str(path), "r").read_buffer()  # zero-copy: the map the kernels read
+        if checksum is not None:
+            verify_file(path, checksum, MANIFEST_NAME, fix, data=data)  # before a byte of it is parsed
+        reader = pa.ipc.open_file(data)
         if reader.num_record_batches != 1:
             raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; {fix}")
         batch = reader.get_batch(0)
