@@ -31,10 +31,12 @@ def plot_fits(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: Mapping
     for ax, d in zip(axes.flat, names):
         x, y = points[d]
         grid = np.geomspace(min(x.min(), (optimum or {}).get(d, x.min()) or x.min()) * 0.8, x.max() * 1.25, 200)
-        ax.plot(grid, fits[d].predict(grid), "-", lw=1.2)
-        ax.plot(x, y, "o", ms=4)
+        ax.plot(grid, fits[d].predict(grid), "-", lw=1.2, label="fitted power law")
+        ax.plot(x, y, "o", ms=4, label="measured runs")
         if optimum and optimum.get(d, 0) > 0:
-            ax.axvline(optimum[d], color="k", ls=":", lw=0.8)
+            ax.axvline(optimum[d], color="k", ls=":", lw=0.8, label="DDO optimum")
+        if d == names[0]:
+            ax.legend(fontsize=6, loc="upper right")
         ax.set_xscale("log")
         # x spans less than a decade: label a few plain numbers, not crowded minor powers of 10
         ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -75,18 +77,31 @@ def plot_weights_curve(budgets: Sequence[float], weights: np.ndarray, domains: S
     return Path(path)
 
 
-def plot_predicted_vs_measured(predicted, measured, path: str | Path, labels: Sequence[str] | None = None) -> Path:
+def plot_predicted_vs_measured(predicted, measured, path: str | Path, labels: Sequence[str] | None = None,
+                               held_out: tuple[np.ndarray, np.ndarray] | None = None,
+                               axis: str = "loss") -> Path:
+    """Predicted against measured for the runs the fit used and, marked apart, for held-out
+    runs it never saw (`held_out = (predicted, measured)`): only the latter test the model."""
     plt = _plt()
     p, y = np.asarray(predicted, float), np.asarray(measured, float)
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot(y, p, "o", ms=4)
-    lo, hi = float(min(p.min(), y.min())), float(max(p.max(), y.max()))
+    fig, ax = plt.subplots(figsize=(4.4, 4.2))
+    ax.plot(y, p, "o", ms=4, label="runs used by the fit")
+    allp, ally = [p], [y]
+    if held_out is not None and len(held_out[0]):
+        hp, hy = np.asarray(held_out[0], float), np.asarray(held_out[1], float)
+        ax.plot(hy, hp, "s", ms=6, mfc="none", mec="C3", mew=1.5, label="held-out runs (not fitted)")
+        allp.append(hp)
+        ally.append(hy)
+    p_all, y_all = np.concatenate(allp), np.concatenate(ally)
+    lo, hi = float(min(p_all.min(), y_all.min())), float(max(p_all.max(), y_all.max()))
     pad = 0.05 * (hi - lo or 1.0)
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k:", lw=0.8)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k:", lw=0.8, label="predicted = measured")
     for i, text in enumerate(labels or []):
         ax.annotate(text, (y[i], p[i]), fontsize=6)
-    ax.set_xlabel("measured loss")
-    ax.set_ylabel("predicted loss")
+    ax.set_xlabel(f"measured: {axis}", fontsize=8)
+    ax.set_ylabel(f"predicted: {axis}", fontsize=8)
+    ax.ticklabel_format(useOffset=False)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

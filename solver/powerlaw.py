@@ -102,7 +102,8 @@ def _starts(x: np.ndarray, y: np.ndarray, form: str, n_starts: int | None) -> li
     return [t for _, t in cands[:n_starts]]
 
 
-def fit_power_law(x, y, *, form: str = "shifted", n_starts: int | None = None, x0=None) -> PowerLawFit:
+def fit_power_law(x, y, *, form: str = "shifted", n_starts: int | None = None, x0=None,
+                  tol: float = 1e-14) -> PowerLawFit:
     """Fit `y ~ (n0 + x)^(-b) + c` (or `x^(-b) + c`). `x0`: a single warm start (bootstrap)."""
     if form not in FORMS:
         raise ValueError(f"form {form!r}: expected one of {sorted(FORMS)}")
@@ -122,13 +123,18 @@ def fit_power_law(x, y, *, form: str = "shifted", n_starts: int | None = None, x
     span = float(np.ptp(y)) + abs(float(y.max())) + 1.0
     lb = np.array(([0.0] if form == "shifted" else []) + [0.0, float(y.min()) - 10 * span])
     ub = np.array(([1e4 * float(x.max())] if form == "shifted" else []) + [B_MAX, float(y.max())])
-    starts = [np.clip(np.asarray(x0, float), lb, ub)] if x0 is not None else _starts(x, y, form, n_starts)
+    starts = _starts(x, y, form, n_starts)
+    if x0 is not None:   # a warm start first; with n_starts also the best grid points (other basins)
+        starts = [np.clip(np.asarray(x0, float), lb, ub)] + (starts if n_starts else [])
     def solve(theta0):
         return least_squares(lambda t: power_law(x, t, form) - y, np.clip(theta0, lb, ub),
                              jac=lambda t: _jacobian(t, x, form), bounds=(lb, ub), method="trf", x_scale="jac",
-                             ftol=1e-14, xtol=1e-14, gtol=1e-14, max_nfev=2000)
+                             ftol=tol, xtol=tol, gtol=tol, max_nfev=2000)
 
-    best, alternatives = _pick([solve(theta0) for theta0 in starts], y, solve)
+    if x0 is not None:   # a warm start (bootstrap replicate): keep the best, no ambiguity report
+        best, alternatives = min((solve(s) for s in starts), key=lambda r: r.cost), []
+    else:
+        best, alternatives = _pick([solve(theta0) for theta0 in starts], y, solve)
     theta = best.x
     resid = power_law(x, theta, form) - y
     reasons = []

@@ -1,7 +1,9 @@
 """Runs as the solver sees them: run.json files (read by `mixer.formats.run`, their one reader)
 turned into the points the solver fits.
 
-The aggregate loss of a run is the mean over domains of `final_loss`. On top of the format's own
+The aggregate of a run is the mean over domains of its held-out metric: perplexity
+(`exp(final_loss)`, the paper's choice: "perplexity is adopted as the loss metric") or the
+cross-entropy `final_loss` itself (`metric="loss"`). `METRICS` names them. On top of the format's own
 checks the solver needs a positive budget and positive tokens for every domain (a domain with
 no tokens has no point on its curve). Every problem is one `MixerError` line naming the file
 and the fix.
@@ -19,6 +21,7 @@ from mixer.core.errors import MixerError
 from mixer.formats.run import load_run
 
 ROLES = ("base", "perturbed")
+METRICS = ("perplexity", "loss")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,18 @@ class Run:
     @property
     def aggregate_loss(self) -> float:
         return math.fsum(self.final_loss.values()) / len(self.final_loss)
+
+    def aggregate(self, metric: str = "loss") -> float:
+        """Mean over domains of the held-out `metric` ("loss" or "perplexity")."""
+        return math.fsum(self.metric(metric).values()) / len(self.final_loss)
+
+    def metric(self, metric: str = "loss") -> dict[str, float]:
+        """Per-domain held-out `metric`: cross-entropy, or perplexity = exp(cross-entropy)."""
+        if metric == "loss":
+            return dict(self.final_loss)
+        if metric == "perplexity":
+            return {d: math.exp(min(v, 700.0)) for d, v in self.final_loss.items()}
+        raise ValueError(f"metric {metric!r}: expected one of {', '.join(METRICS)}")
 
 
 def read_run(path: str | Path) -> Run:
@@ -110,22 +125,27 @@ class DDOData:
     perturbed: dict[str, tuple[Run, ...]]
     budget_tokens: int
     factors: tuple[float, ...]
+    metric: str = "loss"  # what y is: "loss" (cross-entropy) or "perplexity", averaged over domains
 
     @property
     def base_loss(self) -> float:
-        return float(np.mean([r.aggregate_loss for r in self.base]))
+        return float(np.mean([r.aggregate(self.metric) for r in self.base]))
+
+    def runs(self) -> tuple[Run, ...]:
+        """Base run(s) first, then each domain's perturbed runs in domain order."""
+        return self.base + tuple(r for d in self.domains for r in self.perturbed[d])
 
     def points(self, units: str = "authors") -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per domain `(x, y)`: that domain's tokens and the aggregate loss, base run first.
 
-        authors: x = tokens / (N/m), y = loss / base loss;  raw: tokens and loss as they are.
+        authors: x = tokens / (N/m), y = metric / base metric;  raw: tokens and metric as they are.
         """
         unit_x, unit_y = self.units(units)
         out = {}
         for d in self.domains:
             runs = self.base + self.perturbed[d]
             out[d] = (np.array([r.tokens_per_domain[d] for r in runs], float) / unit_x,
-                      np.array([r.aggregate_loss for r in runs]) / unit_y)
+                      np.array([r.aggregate(self.metric) for r in runs]) / unit_y)
         return out
 
     def units(self, units: str) -> tuple[float, float]:
@@ -136,8 +156,11 @@ class DDOData:
         raise ValueError(f"units {units!r}: expected 'authors' or 'raw'")
 
 
-def group_ddo(runs: list[Run]) -> DDOData:
-    """Check that the runs form a DDO sweep (one budget, every domain perturbed by every factor)."""
+def group_ddo(runs: list[Run], metric: str = "loss") -> DDOData:
+    """Check that the runs form a DDO sweep (one budget, every domain perturbed by every factor).
+    Several runs of one (domain, factor), or several base runs, are seed repeats."""
+    if metric not in METRICS:
+        raise MixerError(f"--metric {metric!r}: choose one of {', '.join(METRICS)}")
     base = tuple(r for r in runs if r.role == "base")
     if not base:
         raise MixerError(f"{runs[0].path}: no run has provenance role 'base'; DDO needs the base run's run.json")
@@ -178,7 +201,7 @@ def group_ddo(runs: list[Run]) -> DDOData:
                 raise MixerError(f"{base[0].path}: domain {d!r} has no perturbed run with factor {f:g} (others do); "
                                  f"train it or drop the factor-{f:g} runs")
     return DDOData(domains=domains, base=base, perturbed={d: tuple(rs) for d, rs in perturbed.items()},
-                   budget_tokens=budget, factors=tuple(factors))
+                   budget_tokens=budget, factors=tuple(factors), metric=metric)
 
 
 def mixture_table(runs: list[Run]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:

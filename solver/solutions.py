@@ -18,6 +18,7 @@ import numpy as np
 from mixer.core.errors import MixerError
 from mixer.formats.weights import MixtureWeights, save_weights
 from solver.runs import DDOData, Run, mixture_table
+from solver.verdict import HeldOut, Verdict, autoscale_verdict, ddo_verdict
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Solution:
     notes: tuple[str, ...] = ()  # warnings and caveats for people (also in the provenance)
     plots: tuple[Path, ...] = ()
     estimator: Any = None  # the fitted model, where there is one (DDO)
+    verdict: Verdict | None = None  # None: the method is not judged (baselines)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class ScaleOptimum:
     budget_tokens: int
     tokens: dict[str, float]  # optimal tokens per domain at this budget
     replicates: list = field(default_factory=list)  # DDO bootstrap replicate weights (for intervals)
+    intervals: dict = field(default_factory=dict)  # {domain: (lo, hi)} of the DDO weights
+    verdict: Verdict | None = None  # the DDO verdict at this scale (None: not judged, e.g. an old file)
 
 
 def plot_path(out: Path, name: str) -> Path:
@@ -49,20 +53,25 @@ def plot_path(out: Path, name: str) -> Path:
 
 
 def _write(out: Path, weights: Mapping[str, float], method: str, budget: int | None, provenance: dict,
-           intervals: Mapping[str, tuple[float, float]]) -> dict[str, float]:
+           intervals: Mapping[str, tuple[float, float]], verdict: Verdict | None = None) -> dict[str, float]:
     total = math.fsum(float(w) for w in weights.values())
     normalised = {d: float(w) / total for d, w in weights.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    provenance = {**provenance, "intervals": {d: list(v) for d, v in intervals.items()}}
-    save_weights(out, MixtureWeights(weights=normalised, method=method, budget_tokens=budget, provenance=provenance))
+    iv = {d: [float(v[0]), float(v[1])] for d, v in intervals.items() if v[0] == v[0]}
+    save_weights(out, MixtureWeights(weights=normalised, method=method, budget_tokens=budget, provenance=provenance,
+                                     intervals=iv, verdict=None if verdict is None else verdict.label,
+                                     reasons=[] if verdict is None else list(verdict.reasons)))
     return normalised
 
 
 def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: float | None = None,
                  cap: float | None = None, n_bootstrap: int = 200, noise: float | None = None,
                  n_starts: int | None = None, seed: int = 0, provenance: Mapping[str, Any] | None = None,
-                 plots: bool = True, hint: str = "") -> Solution:
-    """DDO at one scale: fit every domain's power law, solve, bootstrap, write."""
+                 plots: bool = True, hint: str = "", held_out: Sequence[Run] = (),
+                 held_out_names: Sequence[str] = ()) -> Solution:
+    """DDO at one scale: fit every domain's power law, solve, bootstrap, judge, write.
+    `held_out`: runs of other mixtures the fit does not see; their measured loss is compared with
+    the prediction (`solver.verdict`)."""
     from solver.ddo_model import DDO
 
     out = Path(out)
@@ -71,9 +80,16 @@ def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: floa
                   n_starts=n_starts, seed=seed).fit(data)
     except ValueError as exc:
         raise MixerError(f"{out}: DDO fit failed ({exc}){'; ' + hint if hint else ''}") from None
-    prov = {**(provenance or {}), "factors": list(data.factors), "floor": floor, "cap": cap, **est.summary()}
+    check = None
+    if held_out:
+        names = tuple(held_out_names) or tuple(Path(r.path).parent.name for r in held_out)
+        check = HeldOut(names=names, measured=est.measure_runs(held_out), predicted=est.predict_runs(held_out),
+                        sigma=est.noise_.sigma)
+    verdict = ddo_verdict(est, check)
+    prov = {**(provenance or {}), "factors": list(data.factors), "floor": floor, "cap": cap, **est.summary(),
+            "held_out": None if check is None else check.to_json()}
     intervals = dict(est.intervals_)
-    weights = _write(out, est.weights_, "ddo", data.budget_tokens, prov, intervals)
+    weights = _write(out, est.weights_, "ddo", data.budget_tokens, prov, intervals, verdict)
     fits = est.fits_
     columns = {"n0": [f"{fits[d].n0:.3g}" for d in data.domains], "b": [f"{fits[d].b:.3g}" for d in data.domains],
                "c": [f"{fits[d].c:.3g}" for d in data.domains],
@@ -86,13 +102,17 @@ def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: floa
     if plots:
         from solver.plots import plot_fits, plot_predicted_vs_measured
 
-        kw = {} if units == "authors" else {"xlabel": "tokens", "ylabel": "loss"}
+        name = "perplexity" if data.metric == "perplexity" else "loss"
+        kw = ({"xlabel": "this domain's tokens / (budget / domains)", "ylabel": f"mean held-out {name} / base run's"}
+              if units == "authors" else {"xlabel": "this domain's tokens", "ylabel": f"mean held-out {name}"})
         drawn = (plot_fits(est.points_, fits, plot_path(out, "fits"), optimum=dict(zip(data.domains, est.result_.x)),
                            **kw),
-                 plot_predicted_vs_measured(est.predicted_, est.measured_, plot_path(out, "pred_vs_meas")))
+                 plot_predicted_vs_measured(est.predicted_, est.measured_, plot_path(out, "pred_vs_meas"),
+                                            held_out=None if check is None else (check.predicted, check.measured),
+                                            axis=kw["ylabel"]))
     return Solution(weights=weights, path=out, method="ddo", budget_tokens=data.budget_tokens, intervals=intervals,
                     provenance=prov, title=f"DDO at {data.budget_tokens:,} tokens ({form}, {units} units)",
-                    columns=columns, notes=notes, plots=drawn, estimator=est)
+                    columns=columns, notes=notes, plots=drawn, estimator=est, verdict=verdict)
 
 
 def autoscale_curve(fit, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,12 +158,20 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
     except ValueError as exc:
         raise MixerError(f"{out}: AutoScale failed ({exc})") from None
     intervals = quantile_intervals(domains, autoscale_replicates([o.replicates for o in optima], budgets, target))
+    try:
+        at_scales = np.array([predict(fit, float(b)).weights for b in budgets])
+    except ValueError:
+        at_scales = None
+    verdict = autoscale_verdict({f"{o.budget_tokens:,}": o.verdict for o in optima if o.verdict is not None},
+                                domains, intervals, at_scales, [o.intervals for o in optima],
+                                [f"{b:,}" for b in budgets])
     prov = {**(provenance or {}), "budgets": budgets, "t_target": res.t, "t_inputs": fit.t.tolist(),
             "log_n1": fit.alpha.tolist(), "log_r": fit.beta.tolist(), "rms_log_residual": fit.rms_residual,
             "residuals": fit.residuals.tolist(), "tokens_per_domain": dict(zip(domains, map(float, res.x))),
             "interval_method": ("paired DDO bootstrap replicates of every scale" if intervals
                                 else "none: the DDO inputs carry too few bootstrap replicates")}
-    weights = _write(out, dict(zip(domains, map(float, res.weights))), "autoscale", int(target), prov, intervals)
+    weights = _write(out, dict(zip(domains, map(float, res.weights))), "autoscale", int(target), prov, intervals,
+                     verdict)
     columns = {f"w @ {b:.3g}": [f"{N[i, j] / N[i].sum():.4f}" for j in range(len(domains))]
                for i, b in enumerate(budgets)}
     notes = ()
@@ -158,7 +186,7 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
                                     marks=[*budgets, target]),)
     return Solution(weights=weights, path=out, method="autoscale", budget_tokens=int(target), intervals=intervals,
                     provenance=prov, title=f"AutoScale to {target:,} tokens (t = {res.t:.3g})", columns=columns,
-                    notes=notes, plots=drawn, estimator=fit)
+                    notes=notes, plots=drawn, estimator=fit, verdict=verdict)
 
 
 def _one_budget(runs: Sequence[Run]) -> int | None:

@@ -28,7 +28,7 @@ def corpus(tmp_path_factory):
 
 def test_demo_loop_autoscale_and_shards(corpus, tmp_path):
     res = run_demo(DemoConfig(out=tmp_path / "demo", corpus=corpus, quick=True, scales=(4096, 8192), progress=False))
-    assert res.runs_trained == 10  # (base + 4 perturbed) at each of two scales
+    assert res.runs_trained == 36  # 2 seeds x (base + 4 domains x 2 factors) at each of two scales
     assert list(res.weights) == ["DDO @ 4.1k", "DDO @ 8.19k", "AutoScale @ 65.5k"]
     auto = json.loads(res.steps["weights"].read_text())
     assert auto["method"] == "autoscale" and auto["budget_tokens"] == 8 * 8192
@@ -36,6 +36,20 @@ def test_demo_loop_autoscale_and_shards(corpus, tmp_path):
     assert index["weights"] == pytest.approx(auto["weights"], abs=1e-12)
     assert index["budget_tokens"] <= 8 * 8192
     assert all(p.is_file() for p in res.plots) and any("weights_vs_scale" in p.name for p in res.plots)
+    # Every DDO weight has a finite interval around it (the noise is measured from the seeds).
+    for name in ("DDO @ 4.1k", "DDO @ 8.19k"):
+        for d, w in res.weights[name].items():
+            lo, hi = res.intervals[name][d]
+            assert np.isfinite(lo) and np.isfinite(hi) and lo - 1e-12 <= w <= hi + 1e-12
+    assert auto["verdict"] in ("supported", "unsupported") and res.verdict.label == auto["verdict"]
+    assert (auto["verdict"] == "supported") == (not auto["reasons"])
+    # The printed `mixer loop autoscale` command reproduces the weights from the same cache.
+    loop_cmd = next(c for c in res.commands if c.startswith("mixer loop autoscale"))
+    assert "--seeds 2" in loop_cmd and "--metric perplexity" in loop_cmd
+    again_cli = CliRunner().invoke(main, loop_cmd.split()[1:] + ["--quiet"])
+    assert again_cli.exit_code == 0, again_cli.output
+    assert "0 runs trained now" in again_cli.output and "verdict" in again_cli.output
+    assert json.loads(res.steps["weights"].read_text())["weights"] == auto["weights"]
     # Again: everything comes from the cache.
     again = run_demo(DemoConfig(out=tmp_path / "demo", corpus=corpus, quick=True, scales=(4096, 8192), progress=False))
     assert again.runs_trained == 0 and again.weights == res.weights

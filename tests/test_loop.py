@@ -35,7 +35,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def config(corpus: Path, out: Path, **kw) -> LoopConfig:
     train = TrainSpec(model="gpt2", preset="tiny", eval_seqs=8)
-    return LoopConfig(corpus=corpus, out=out, train=train, factors=(2.0, 0.5), n_bootstrap=0, n_starts=5, plots=False,
+    return LoopConfig(corpus=corpus, out=out, train=train, factors=(2.0, 0.5), n_bootstrap=0, plots=False,
                       progress=False, **kw)
 
 

@@ -123,7 +123,7 @@ def test_ddo_bootstrap_interval_from_seed_repeats_covers_truth(tmp_path):
     n0, b = np.array([1.0, 0.5, 2.0]), np.array([0.3, 0.6, 0.5])
     runs = ddo_sweep(domains, n0, b, factors=(0.2, 0.5, 3.0), noise=2e-4, seeds=(0, 1, 2), rng_seed=3)
     est = DDO(n_bootstrap=60, seed=1).fit(group_ddo(read_runs(write_runs(tmp_path, runs))))
-    assert est.bootstrap_.method == "runs"
+    assert est.bootstrap_.method == "seeds"   # parametric, with the noise measured between seeds
     truth = solve_ddo(n0, b, 3.0).weights
     for i, d in enumerate(domains):
         lo, hi = est.intervals_[d]

@@ -2,7 +2,10 @@
 writer, `save_weights`, and one reader, `load_weights`).
 
     {"format_version": 1, "weights": {"news": 0.25, "code": 0.75}, "method": "ddo",
-     "budget_tokens": 30000000, "provenance": {...}}
+     "budget_tokens": 30000000,
+     "intervals": {"news": [0.18, 0.31], "code": [0.69, 0.82]},      # 95 %, where the method gives one
+     "verdict": "supported", "reasons": [],                          # or "unsupported" and why
+     "provenance": {...}}
 
 Weights are numbers (not strings), non-negative, sum to 1 within 1e-9 and name only domains of
 the corpus. `provenance` holds what the method knows: the runs, the fits, `intervals`
@@ -31,6 +34,9 @@ class MixtureWeights:
     method: str = "manual"
     budget_tokens: int | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # {domain: [2.5 %, 97.5 %]}
+    verdict: str | None = None  # "supported" | "unsupported" | None (not judged)
+    reasons: list[str] = field(default_factory=list)  # why unsupported
 
     def to_json(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, **asdict(self)}
@@ -77,9 +83,17 @@ def load_weights(path: str | Path, domains: Iterable[str] | None = None) -> Mixt
         raise MixerError(f"{path}: missing the 'weights' object; expected {{\"weights\": {{\"domain\": w, ...}}}}")
     weights = validate_weights(obj["weights"], domains, source=str(path))
     budget = obj.get("budget_tokens")
+    verdict = obj.get("verdict")
+    if verdict not in (None, "supported", "unsupported"):
+        raise MixerError(f"{path}: verdict {verdict!r}; expected \"supported\" or \"unsupported\"")
+    intervals = obj.get("intervals") or {}
+    if not isinstance(intervals, dict) or any(not isinstance(v, list) or len(v) != 2 for v in intervals.values()):
+        raise MixerError(f"{path}: intervals must map each domain to [low, high]")
     return MixtureWeights(weights=weights, method=str(obj.get("method", "manual")),
                           budget_tokens=int(budget) if budget is not None else None,
-                          provenance=dict(obj.get("provenance") or {}))
+                          provenance=dict(obj.get("provenance") or {}),
+                          intervals={str(d): [float(v[0]), float(v[1])] for d, v in intervals.items()},
+                          verdict=verdict, reasons=[str(r) for r in obj.get("reasons") or []])
 
 
 def save_weights(path: str | Path, mixture: MixtureWeights) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mixer.core.errors import MixerError
-from mixer.loop.sweep import Backend, DDOLoopResult, LoopConfig, corpus_identity, make_backend, plan_sweep, run_all, solve_runs
+from mixer.loop.sweep import (Backend, DDOLoopResult, LoopConfig, corpus_identity, make_backend, plan_sweep,
+                              plan_validation, run_all, solve_runs)
 from mixer.loop.runner import RunSpec
 from mixer.core.units import format_count
 
@@ -34,6 +35,7 @@ class AutoScaleLoopResult:
     ran: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 %, from the DDO bootstrap
+    verdict: Any = None  # solver.verdict.Verdict of the extrapolation
 
 
 def target_specs(cfg: LoopConfig, target: int, mixtures: dict[str, dict[str, float]]) -> list[RunSpec]:
@@ -71,11 +73,14 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
     out = Path(cfg.out)
     backend = backend or make_backend(cfg)
     per_scale = {s: plan_sweep(cfg, s, tag=f"{format_count(s)}/") for s in scales}
-    paths, ran = run_all([x for v in per_scale.values() for x in v], cfg.cache_dir, backend, cfg.progress,
-                         desc=f"DDO @ {len(scales)} scales")
-    results = tuple(solve_runs(cfg, per_scale[s], paths, out / f"scale-{format_count(s)}") for s in scales)
+    checks = {s: plan_validation(cfg, s, tag=f"{format_count(s)}/") for s in scales}
+    paths, ran = run_all([x for s in scales for x in (*per_scale[s], *checks[s])], cfg.cache_dir, backend,
+                         cfg.progress, desc=f"DDO @ {len(scales)} scales")
+    results = tuple(solve_runs(cfg, per_scale[s], paths, out / f"scale-{format_count(s)}", held_out=checks[s])
+                    for s in scales)
     optima = [ScaleOptimum(source=str(r.weights_path), budget_tokens=s, tokens=r.tokens,
-                           replicates=r.estimator.bootstrap_.samples.tolist()) for s, r in zip(scales, results)]
+                           replicates=r.estimator.bootstrap_.samples.tolist(), intervals=r.intervals,
+                           verdict=r.verdict) for s, r in zip(scales, results)]
     prov = {"scales": {format_count(s): str(r.weights_path.relative_to(out)) for s, r in zip(scales, results)},
             "ddo_weights": {format_count(s): r.weights for s, r in zip(scales, results)}}
     sol = autoscale_solution(optima, int(target), out / "weights.json", provenance=prov, plots=cfg.plots)
@@ -92,4 +97,5 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
 
         write_json_atomic(out / "target.json", {"target_tokens": int(target), "mixtures": comparison})
     return AutoScaleLoopResult(weights=weights, weights_path=path, target=int(target), t=sol.provenance["t_target"],
-                               scales=results, comparison=comparison, plots=plots, ran=ran, intervals=sol.intervals)
+                               scales=results, comparison=comparison, plots=plots, ran=ran, intervals=sol.intervals,
+                               verdict=sol.verdict)

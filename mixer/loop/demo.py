@@ -5,9 +5,11 @@
 3. AutoScale from those two optima to a budget 8x the larger one;
 4. build shards of that mixture at the target (`mixer.shards.write`), ready for `mixer train --shards`.
 
-Sizes (2 CPU cores): the full demo takes DDO at 64k and 128k tokens (base + x3 and x1/3 per
-domain: 22 runs) to a 1M-token target in a few minutes; `quick=True` reads 300 documents per
-domain and takes DDO at 16k and 32k tokens (x3 only: 12 runs) in about a minute. The proxies
+Settings are the loop's shared defaults (`mixer.loop.defaults`: factors x3 and x1/3, the
+perplexity metric, the authors' floor, eval size) with two seeds per run, so the noise is
+measured and every weight has an interval and a verdict. Sizes (2 CPU cores): the full demo takes
+DDO at 64k and 128k tokens (2 seeds x (base + 2 factors x 5 domains): 44 runs) to a 1M-token
+target; `quick=True` reads 300 documents per domain and takes DDO at 16k and 32k tokens. The proxies
 are tiny GPT-2s: the corpus is tokenized with a small byte-level BPE trained on it
 (`tokenizer="train"`, 2,048 ids), since a 50k-id output layer would dominate a 64-wide model's
 time; pass `tokenizer="gpt2"` for OpenAI's. Everything is cached: running the demo again
@@ -18,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mixer.loop.defaults import DEFAULTS
 from mixer.prepare.default_corpus import assemble_default_corpus
 from mixer.prepare.pipeline import PrepareConfig, PrepareResult, prepare_corpus
 
@@ -40,6 +43,7 @@ class DemoConfig:
     # adds: the aggregate loss falls with it, as the power law assumes. Rescaling the others
     # (§2.2, False) gave mostly non-decreasing points and corner optima at the demo's sizes.
     keep_total: bool = False
+    seeds: int = 2  # repeats of every run: the noise is measured, so the weights get intervals and a verdict
 
 
 @dataclass
@@ -52,6 +56,10 @@ class DemoResult:
     plots: list[Path] = field(default_factory=list)
     steps: dict[str, Path] = field(default_factory=dict)
     runs_trained: int = 0
+    intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)  # column -> 95 % intervals
+    verdict: object = None  # solver.verdict.Verdict of the AutoScale weights
+    scale_verdicts: dict[str, object] = field(default_factory=dict)  # column -> DDO verdict
+    commands: list[str] = field(default_factory=list)  # the commands that reproduce the demo step by step
 
 
 def _prepare(config: DemoConfig, out: Path) -> tuple[Path, Path, PrepareResult]:
@@ -86,14 +94,15 @@ def run_demo(config: DemoConfig) -> DemoResult:
     target = config.target or 8 * max(scales)
     loop_cfg = LoopConfig(
         corpus=corpus, out=out / "loop",
-        train=TrainSpec(model="gpt2", preset="tiny", seed=config.seed, data_seed=config.seed, eval_seqs=32,
-                        allow_repeat=True),
-        factors=(3.0,) if config.quick else (3.0, 1 / 3), keep_total=config.keep_total,
-        n_bootstrap=0 if config.quick else 200,
+        train=TrainSpec(model="gpt2", preset="tiny", seed=config.seed, data_seed=config.seed,
+                        eval_seqs=DEFAULTS.eval_seqs, allow_repeat=True),
+        keep_total=config.keep_total, seeds=config.seeds, n_bootstrap=50 if config.quick else DEFAULTS.n_bootstrap,
         ray=config.ray, progress=config.progress)
     auto = loop_autoscale(loop_cfg, scales, target)
     weights = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in auto.scales}
+    intervals = {f"DDO @ {format_count(r.budget_tokens)}": r.intervals for r in auto.scales}
     weights[f"AutoScale @ {format_count(target)}"] = auto.weights
+    intervals[f"AutoScale @ {format_count(target)}"] = auto.intervals
 
     # --- shards of the predicted mixture at the target ----------------------------------------------
     from mixer.shards.gather import open_sources
@@ -110,5 +119,29 @@ def run_demo(config: DemoConfig) -> DemoResult:
     steps = {"corpus": corpus, "weights": auto.weights_path, "shards": shards}
     if raw is not None:
         steps = {"raw": raw, **steps}
+    commands = reproduce_commands(config, loop_cfg, raw, corpus, scales, target, shards, seq_len)
     return DemoResult(raw=raw, corpus=corpus, prepare=prep, weights=weights, shards=shards, plots=plots,
-                      steps=steps, runs_trained=auto.ran)
+                      steps=steps, runs_trained=auto.ran, intervals=intervals, verdict=auto.verdict,
+                      scale_verdicts={f"DDO @ {format_count(r.budget_tokens)}": r.verdict for r in auto.scales},
+                      commands=commands)
+
+
+def reproduce_commands(config: DemoConfig, loop_cfg, raw: Path | None, corpus: Path, scales, target: int,
+                       shards: Path, seq_len: int) -> list[str]:
+    """The `mixer` commands that redo the demo step by step (same settings, same cache)."""
+    cmds = []
+    if raw is not None:
+        cmds.append(f"mixer prepare --domain-map {raw / 'domains.json'} --out {corpus} --tokenizer {config.tokenizer}"
+                    + (f" --vocab-size {config.vocab_size}" if config.tokenizer == "train" else "")
+                    + (f" --heldout-docs 50 --max-docs 300" if config.quick else " --heldout-docs 100")
+                    + f" --seed {config.seed}")
+    factors = ",".join(repr(float(f)) for f in loop_cfg.factors)   # exact: the factors enter the cache key
+    cmds.append(f"mixer loop autoscale --corpus {corpus} --out {loop_cfg.out} "
+                f"--scales {','.join(str(int(s)) for s in scales)} --target {int(target)} "
+                f"--seeds {loop_cfg.seeds} --factors {factors} --metric {loop_cfg.metric} --bootstrap {loop_cfg.n_bootstrap}"
+                + (" --grow-total" if not loop_cfg.keep_total else "")
+                + f" --eval-seqs {loop_cfg.train.eval_seqs} --allow-repeat --seed {config.seed} "
+                f"--data-seed {config.seed}")
+    cmds.append(f"mixer build-shards --corpus {corpus} --weights {Path(loop_cfg.out) / 'weights.json'} "
+                f"--tokens {target} --seq-len {seq_len} --seed {config.seed} --allow-repeat --out {shards} --overwrite")
+    return cmds

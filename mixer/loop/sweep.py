@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from mixer.core.errors import MixerError
+from mixer.loop.defaults import DEFAULTS
 from mixer.loop.runner import RunSpec, TrainSpec, commit, execute, is_finished
 
 # backend(specs) yields (spec, files) as each run finishes, in any order.
@@ -36,14 +37,17 @@ class LoopConfig:
     corpus: Path  # prepared corpus (`mixer prepare`)
     out: Path  # weights.json, plots and the run cache go here
     train: TrainSpec = field(default_factory=TrainSpec)  # model, preset, seeds, trainer settings
-    factors: tuple[float, ...] = (3.0,)  # DDO perturbations of each domain's weight (authors: 3 and 1/5)
+    factors: tuple[float, ...] = DEFAULTS.factors  # DDO perturbations of each domain's weight (authors: 3 and 1/5)
     keep_total: bool = True  # True: others rescaled, budget fixed (§2.2); False: budget grows (Algorithm 1)
     base_weights: dict[str, float] | None = None  # None: uniform
     form: str | None = None  # "shifted" | "plain"; None: shifted with >= 2 factors, plain with one
-    units: str = "authors"  # fit x = tokens/(N/m), y = L/L_base (the authors'), or "raw"
-    floor_uniform: float | None = 0.2  # weight floor as a fraction of 1/m (the authors' 0.2; AutoScale needs > 0)
-    n_bootstrap: int = 200  # bootstrap replicates for intervals (when the fits allow any)
-    n_starts: int | None = None  # power-law fit starts kept from the solver's grid (None: all 30; fewer is faster)
+    units: str = DEFAULTS.units  # fit x = tokens/(N/m), y = L/L_base (the authors'), or "raw"
+    floor_uniform: float | None = DEFAULTS.floor_uniform  # weight floor as a fraction of 1/m (AutoScale needs > 0)
+    n_bootstrap: int = DEFAULTS.n_bootstrap  # bootstrap replicates for intervals (when the fits allow any)
+    metric: str = DEFAULTS.metric  # "perplexity" (the paper's) or "loss": what the power laws fit
+    seeds: int = DEFAULTS.seeds  # every run repeated with model and data seeds seed+k, data_seed+k (k < seeds)
+    validate: int = DEFAULTS.validate  # extra mixtures trained at each budget, held out of the fit, to check it
+    n_starts: int | None = None  # power-law fit starts (None: all 30; fewer is faster but can miss an alternative exact fit)
     cache: Path | None = None  # run cache; None: out/runs (share one between sweeps to reuse runs)
     ray: str | None = None  # None: sequential; "local": start a local cluster; "auto" or an address: join
     ray_cpus: int | None = None  # CPUs of a local cluster (None: all)
@@ -70,6 +74,7 @@ class DDOLoopResult:
     estimator: Any  # the fitted solver.ddo_model.DDO
     ran: int  # runs trained now (the rest came from the cache)
     plots: tuple[Path, ...] = ()
+    verdict: Any = None  # solver.verdict.Verdict
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 % bootstrap intervals
 
 
@@ -81,19 +86,52 @@ def corpus_identity(corpus: Path) -> tuple[list[str], str]:
     return load_manifest(corpus).domain_names, manifest_sha256(corpus)
 
 
+def _seeded(spec: RunSpec, k: int) -> RunSpec:
+    """Repeat k of a run: model and data seeds moved by k (repeat 0 is the run itself)."""
+    if k == 0:
+        return spec
+    train = replace(spec.train, seed=spec.train.seed + k, data_seed=spec.train.data_seed + k)
+    return replace(spec, name=f"{spec.name}~s{k}", train=train, provenance={**spec.provenance, "repeat": k})
+
+
 def plan_sweep(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[RunSpec]:
-    """The base run and one run per (domain, factor) at this budget (`solver.ddo.plan`)."""
+    """The base run and one run per (domain, factor) at this budget (`solver.ddo.plan`), each
+    repeated `cfg.seeds` times with other seeds."""
     from solver.ddo import plan
 
+    if cfg.seeds < 1:
+        raise MixerError(f"--seeds {cfg.seeds}: need at least 1 (2 or more measure the run-to-run noise)")
     domains, sha = corpus_identity(cfg.corpus)
     try:
         planned = plan(domains, budget_tokens, base_weights=cfg.base_weights, factors=cfg.factors,
                        keep_total=cfg.keep_total)
     except ValueError as exc:
         raise MixerError(f"loop ddo: {exc}") from None
-    return [RunSpec(corpus=str(cfg.corpus), corpus_sha256=sha, name=f"{tag}{p.name}", weights=p.weights,
-                    budget_tokens=p.budget_tokens, train=cfg.train, provenance=dict(p.provenance))
-            for p in planned]
+    specs = [RunSpec(corpus=str(cfg.corpus), corpus_sha256=sha, name=f"{tag}{p.name}", weights=p.weights,
+                     budget_tokens=p.budget_tokens, train=cfg.train, provenance=dict(p.provenance))
+             for p in planned]
+    return [_seeded(s, k) for s in specs for k in range(cfg.seeds)]
+
+
+def plan_validation(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[RunSpec]:
+    """`cfg.validate` held-out mixtures at this budget, drawn around the base weights
+    (Dirichlet with concentration 10 per domain, seeded by the data seed), never fitted."""
+    import numpy as np
+
+    if cfg.validate < 0:
+        raise MixerError(f"--validate {cfg.validate}: give 0 or more held-out mixtures")
+    domains, sha = corpus_identity(cfg.corpus)
+    base = np.array([(cfg.base_weights or {}).get(d, 1.0) for d in domains], float)
+    base /= base.sum()
+    rng = np.random.default_rng([cfg.train.data_seed, int(budget_tokens), 7])
+    out = []
+    for i in range(cfg.validate):
+        w = rng.dirichlet(10.0 * len(domains) * base)
+        out.append(RunSpec(corpus=str(cfg.corpus), corpus_sha256=sha, name=f"{tag}heldout-{i}",
+                           weights={d: float(x) for d, x in zip(domains, w)}, budget_tokens=int(budget_tokens),
+                           train=cfg.train, provenance={"role": "validation", "domain": None, "factor": None,
+                                                        "total": None}))
+    return out
 
 
 # --- running, with the cache ----------------------------------------------------------------------
@@ -137,23 +175,29 @@ def run_all(specs: Iterable[RunSpec], cache: Path, backend: Backend, progress: b
 
 # --- fitting and solving ---------------------------------------------------------------------------
 
-def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path], out: Path) -> DDOLoopResult:
+def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path], out: Path,
+               held_out: Sequence[RunSpec] = ()) -> DDOLoopResult:
     """Fit the DDO power laws on a finished sweep; write `out/weights.json` and its plots
-    (`solver.solutions.ddo_solution`, the same path as `mixer solve ddo`)."""
-    from solver.runs import group_ddo, read_runs
+    (`solver.solutions.ddo_solution`, the same path as `mixer solve ddo`); `held_out` runs are
+    predicted, not fitted, and enter the verdict."""
+    from solver.runs import group_ddo, read_run, read_runs
     from solver.solutions import ddo_solution
 
     run_paths = {s.name: paths[s.key()] for s in specs}
-    data = group_ddo(read_runs(list(run_paths.values())))
+    data = group_ddo(read_runs(list(run_paths.values())), metric=cfg.metric)
+    checks = [read_run(paths[s.key()]) for s in held_out]
     floor = cfg.floor_uniform / len(data.domains) if cfg.floor_uniform else None
     prov = {"runs": {name: _relative(p, out) for name, p in run_paths.items()},
-            "corpus_sha256": specs[0].corpus_sha256, "keep_total": cfg.keep_total, "train": asdict(cfg.train)}
+            "corpus_sha256": specs[0].corpus_sha256, "keep_total": cfg.keep_total, "train": asdict(cfg.train),
+            "seeds": cfg.seeds}
     sol = ddo_solution(data, Path(out) / "weights.json", form=cfg.fit_form(), units=cfg.units, floor=floor,
                        n_bootstrap=cfg.n_bootstrap, n_starts=cfg.n_starts, seed=cfg.train.seed, provenance=prov,
-                       plots=cfg.plots, hint="add a factor (--both-directions) or more budget")
+                       plots=cfg.plots, hint="add a factor (--both-directions) or more budget", held_out=checks,
+                       held_out_names=[s.name for s in held_out])
     return DDOLoopResult(weights=sol.weights, weights_path=sol.path, budget_tokens=data.budget_tokens,
                          tokens={d: w * data.budget_tokens for d, w in sol.weights.items()}, runs=run_paths,
-                         estimator=sol.estimator, ran=0, plots=sol.plots, intervals=sol.intervals)
+                         estimator=sol.estimator, ran=0, plots=sol.plots, intervals=sol.intervals,
+                         verdict=sol.verdict)
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -167,7 +211,8 @@ def _relative(path: Path, start: Path) -> str:
 def loop_ddo(cfg: LoopConfig, budget_tokens: int, backend: Backend | None = None) -> DDOLoopResult:
     """Plan, run (resuming from the cache), fit and solve one DDO sweep; weights.json in `cfg.out`."""
     specs = plan_sweep(cfg, budget_tokens)
+    checks = plan_validation(cfg, budget_tokens)
     backend = backend or make_backend(cfg)
-    paths, ran = run_all(specs, cfg.cache_dir, backend, cfg.progress, desc=f"DDO @ {budget_tokens:,}")
-    result = solve_runs(cfg, specs, paths, Path(cfg.out))
+    paths, ran = run_all([*specs, *checks], cfg.cache_dir, backend, cfg.progress, desc=f"DDO @ {budget_tokens:,}")
+    result = solve_runs(cfg, specs, paths, Path(cfg.out), held_out=checks)
     return replace(result, ran=ran)

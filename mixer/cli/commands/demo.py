@@ -20,7 +20,7 @@ def command(out, cache, quick, seed, workers, tokenizer, ray, quiet):
     """Bundled corpus → prepare → DDO at two small scales → AutoScale → shards at the target."""
     from rich.console import Console
 
-    from mixer.cli.commands.loop import weights_table
+    from mixer.cli.commands.loop import print_verdict, weights_table
     from mixer.loop.demo import DemoConfig, run_demo
     from mixer.prepare.pipeline import summary_table
 
@@ -29,11 +29,18 @@ def command(out, cache, quick, seed, workers, tokenizer, ray, quiet):
     console = Console(width=max(Console().width, 120))
     if result.prepare is not None:
         console.print(summary_table(result.prepare))
-    console.print(weights_table("mixture weights: DDO at two small scales, AutoScale at the target", result.weights))
+    console.print(weights_table("mixture weights [95 % interval]: DDO at two small scales, AutoScale at the target",
+                                result.weights, result.intervals))
     console.print(f"{result.runs_trained} proxy runs trained now (finished runs are cached)")
+    for name, v in result.scale_verdicts.items():
+        console.print(f"{name}: {v.label}", soft_wrap=True)
+    print_verdict(console, result.verdict)
     for name, path in result.steps.items():
-        console.print(f"{name}: {path}")
+        console.print(f"{name}: {path}", soft_wrap=True)
     for path in result.plots:
-        console.print(f"plot: {path}")
+        console.print(f"plot: {path}", soft_wrap=True)
+    console.print("reproduce, step by step:")
+    for cmd in result.commands:
+        console.print(f"  {cmd}", soft_wrap=True, markup=False, highlight=False)
     console.print(f"next: mixer train --model gpt2 --preset tiny --shards {result.shards} --corpus {result.corpus} "
-                  f"--out {Path(out) / 'target-run'}")
+                  f"--out {Path(out) / 'target-run'}", soft_wrap=True, markup=False, highlight=False)

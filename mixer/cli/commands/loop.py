@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from mixer.loop.defaults import DEFAULTS
+
 
 def _common(f):
     opts = [
@@ -24,15 +26,28 @@ def _common(f):
                      help="Factor on each domain's weight in its perturbed run."),
         click.option("--both-directions", is_flag=True,
                      help="Also run each domain at weight / --perturb (3 points per fit: the shifted power law)."),
-        click.option("--factors", default=None, help="Explicit factors, e.g. 3,0.2 (the authors'); overrides --perturb."),
+        click.option("--factors", default=",".join(f"{f:g}" for f in DEFAULTS.factors), show_default=True,
+                     help="Factors on each domain's weight in its perturbed runs, e.g. 3,0.2 (the authors'); "
+                          "'' to use --perturb [--both-directions]."),
+        click.option("--seeds", type=int, default=DEFAULTS.seeds, show_default=True,
+                     help="Repeat every run with K model and data seeds: measures the run-to-run noise, gives "
+                          "the fits points to check and the weights intervals (2 or more recommended)."),
+        click.option("--metric", type=click.Choice(["perplexity", "loss"]), default=DEFAULTS.metric,
+                     show_default=True, help="What the power laws fit: mean held-out perplexity (the paper's) "
+                                             "or mean cross-entropy."),
+        click.option("--bootstrap", "n_bootstrap", type=int, default=DEFAULTS.n_bootstrap, show_default=True,
+                     help="Bootstrap replicates for the weights' intervals."),
+        click.option("--validate", type=int, default=DEFAULTS.validate, show_default=True,
+                     help="Train N extra mixtures per budget, held out of the fit, and check its predictions."),
         click.option("--grow-total", is_flag=True,
                      help="Algorithm 1: keep the other domains' tokens (budget grows) instead of rescaling them."),
-        click.option("--floor-uniform", type=float, default=0.2, show_default=True,
+        click.option("--floor-uniform", type=float, default=DEFAULTS.floor_uniform, show_default=True,
                      help="Weight floor as a fraction of 1/m (the authors' 0.2; 0: none)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout, masks."),
         click.option("--data-seed", type=int, default=0, show_default=True, help="Sampler seed (same for every run)."),
         click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's)."),
-        click.option("--eval-seqs", type=int, default=64, show_default=True, help="Held-out sequences per domain."),
+        click.option("--eval-seqs", type=int, default=DEFAULTS.eval_seqs, show_default=True,
+                     help="Held-out sequences per domain."),
         click.option("--allow-repeat", is_flag=True, help="Let small domains repeat (fresh order each epoch)."),
         click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads per run."),
         click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -52,7 +67,7 @@ def _config(kw: dict):
     from mixer.loop.sweep import LoopConfig
     from mixer.loop.runner import TrainSpec
 
-    if kw["factors"]:
+    if kw["factors"] and kw["factors"].strip("'\""):
         try:
             factors = tuple(float(x) for x in kw["factors"].split(","))
         except ValueError:
@@ -64,11 +79,14 @@ def _config(kw: dict):
     train.train_config().resolve()  # a bad model/preset fails here, before any run
     return LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train, factors=factors,
                       keep_total=not kw["grow_total"], floor_uniform=kw["floor_uniform"] or None,
+                      metric=kw["metric"], seeds=kw["seeds"], validate=kw["validate"], n_bootstrap=kw["n_bootstrap"],
                       cache=kw["cache"], ray=kw["ray"], ray_cpus=kw["ray_cpus"], progress=not kw["quiet"])
 
 
-def weights_table(title: str, columns: dict[str, dict[str, float]]):
-    """A rich table: one row per domain, one column per mixture."""
+def weights_table(title: str, columns: dict[str, dict[str, float]],
+                  intervals: dict[str, dict[str, tuple[float, float]]] | None = None):
+    """A rich table: one row per domain, one column per mixture, each weight with its 95 % interval
+    where one is known (`intervals[column][domain]`)."""
     from rich.table import Table
 
     table = Table(title=title)
@@ -76,8 +94,21 @@ def weights_table(title: str, columns: dict[str, dict[str, float]]):
     for name in columns:
         table.add_column(name, justify="right")
     for d in next(iter(columns.values())):
-        table.add_row(d, *[f"{col[d]:.4f}" for col in columns.values()])
+        cells = []
+        for name, col in columns.items():
+            lo, hi = (intervals or {}).get(name, {}).get(d, (float("nan"), float("nan")))
+            cells.append(f"{col[d]:.3f}" + ("" if lo != lo else f" [{lo:.3f}, {hi:.3f}]"))
+        table.add_row(d, *cells)
     return table
+
+
+def print_verdict(console, verdict, fallback: str = "uniform (or your base mixture)") -> None:
+    """The verdict and its reasons, always printed (not only stored in weights.json)."""
+    if verdict is None:
+        return
+    style = "green" if verdict.supported else "bold red"
+    for i, line in enumerate(verdict.lines(fallback)):
+        console.print(line, style=style if i == 0 else None, soft_wrap=True, markup=False, highlight=False)
 
 
 @click.group("loop")
@@ -98,11 +129,13 @@ def ddo_cmd(tokens, **kw) -> None:
     cfg = _config(kw)
     res = loop_ddo(cfg, parse_count(tokens, "--tokens"))
     console = Console(width=120)
-    console.print(weights_table(f"DDO at {res.budget_tokens:,} tokens", {"weight": res.weights}))
+    console.print(weights_table(f"DDO at {res.budget_tokens:,} tokens ({cfg.metric}; weight [95 % interval])",
+                                {"weight": res.weights}, {"weight": res.intervals}))
     console.print(f"{len(res.runs)} runs, {res.ran} trained now, {len(res.runs) - res.ran} from the cache")
     for w in res.estimator.warnings_:
-        console.print(f"warning: {w}")
-    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots))
+        console.print(f"warning: {w}", soft_wrap=True, markup=False)
+    print_verdict(console, res.verdict)
+    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)
 
 
 @command.command("autoscale")
@@ -121,11 +154,17 @@ def autoscale_cmd(scales, target, train_target, **kw) -> None:
     budgets = [parse_count(s, "--scales") for s in scales.split(",")]
     res = loop_autoscale(cfg, budgets, parse_count(target, "--target"), train_target=train_target)
     cols = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in res.scales}
+    ivs = {f"DDO @ {format_count(r.budget_tokens)}": r.intervals for r in res.scales}
     cols[f"AutoScale @ {format_count(res.target)}"] = res.weights
-    console = Console(width=140)
-    console.print(weights_table(f"AutoScale (t = {res.t:.3g})", cols))
+    ivs[f"AutoScale @ {format_count(res.target)}"] = res.intervals
+    console = Console(width=160)
+    console.print(weights_table(f"AutoScale (t = {res.t:.3g}; {cfg.metric}; weight [95 % interval])", cols, ivs))
     console.print(f"{res.ran} runs trained now")
+    for r in res.scales:
+        if not r.verdict.supported:
+            console.print(f"DDO @ {format_count(r.budget_tokens)}: unsupported", style="red")
+    print_verdict(console, res.verdict)
     if res.comparison:
         for name, c in res.comparison.items():
             console.print(f"{name:>10}: mean held-out loss {c['mean_loss']:.4f}, mean perplexity {c['mean_perplexity']:.2f}")
-    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots))
+    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mixer.core.errors import MixerError
+from mixer.loop.defaults import DEFAULTS
 
 
 def _show(solution) -> None:
@@ -30,9 +31,13 @@ def _show(solution) -> None:
         table.add_row(d, f"{w:.4f}", interval, *[col[i] for col in solution.columns.values()])
     console = Console(width=140)
     console.print(table)
-    console.print(f"wrote {solution.path}")
+    console.print(f"wrote {solution.path}", soft_wrap=True)
     for note in solution.notes:
         click.echo(note, err=True)
+    if solution.verdict is not None:
+        from mixer.cli.commands.loop import print_verdict
+
+        print_verdict(console, solution.verdict)
 
 
 def _runs(paths):
@@ -53,22 +58,24 @@ def command() -> None:
               help="shifted: (n0 + x)^-b + c (paper eq. 2); plain: x^-b + c (Algorithm 1)")
 @click.option("--units", type=click.Choice(["authors", "raw"]), default="authors", show_default=True,
               help="authors: x = tokens/(N/m), y = loss/base loss; raw: tokens and loss")
-@click.option("--floor", type=float, default=None, help="minimum weight of every domain")
-@click.option("--floor-uniform", type=float, default=None, help="minimum weight as a fraction of 1/m (authors: 0.2)")
+@click.option("--floor", type=float, default=None, help="minimum weight of every domain (overrides --floor-uniform)")
+@click.option("--floor-uniform", type=float, default=DEFAULTS.floor_uniform, show_default=True,
+              help="minimum weight as a fraction of 1/m (the authors' 0.2; 0: none)")
+@click.option("--metric", type=click.Choice(["perplexity", "loss"]), default=DEFAULTS.metric, show_default=True,
+              help="what the power laws fit: mean held-out perplexity (the paper's) or cross-entropy")
 @click.option("--cap", type=float, default=None, help="maximum weight of every domain")
-@click.option("--bootstrap", "n_bootstrap", type=int, default=200, show_default=True, help="replicates for intervals")
+@click.option("--bootstrap", "n_bootstrap", type=int, default=DEFAULTS.n_bootstrap, show_default=True,
+              help="replicates for intervals")
 @click.option("--noise", type=float, default=None, help="std of loss/base loss, when runs are not repeated")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--plots/--no-plots", default=True, show_default=True)
-def ddo_cmd(runs, out, form, units, floor, floor_uniform, cap, n_bootstrap, noise, seed, plots) -> None:
+def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstrap, noise, seed, plots) -> None:
     """DDO: base + perturbed runs of one scale -> optimal weights at that scale."""
     from solver.runs import group_ddo
     from solver.solutions import ddo_solution
 
-    data = group_ddo(_runs(runs))
-    if floor is not None and floor_uniform is not None:
-        raise MixerError("--floor and --floor-uniform: give one of them")
-    if floor_uniform is not None:
+    data = group_ddo(_runs(runs), metric=metric)
+    if floor is None and floor_uniform:
         floor = floor_uniform / len(data.domains)
     prov = {"runs": [r.path for r in data.base] + [r.path for d in data.domains for r in data.perturbed[d]],
             "corpus_sha256": data.base[0].corpus_sha256}
@@ -79,6 +86,7 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, cap, n_bootstrap, nois
 def _read_optimum(path: Path):
     from mixer.formats.weights import load_weights
     from solver.solutions import ScaleOptimum
+    from solver.verdict import Verdict
 
     if path.is_dir():
         found = sorted(path.rglob("weights.json"))
@@ -91,7 +99,9 @@ def _read_optimum(path: Path):
     tokens = mw.provenance.get("tokens_per_domain") or {d: w * mw.budget_tokens for d, w in mw.weights.items()}
     return ScaleOptimum(source=str(path), budget_tokens=int(mw.budget_tokens),
                         tokens={d: float(tokens[d]) for d in mw.weights},
-                        replicates=mw.provenance.get("bootstrap_weights") or [])
+                        replicates=mw.provenance.get("bootstrap_weights") or [],
+                        intervals={d: tuple(v) for d, v in mw.intervals.items()},
+                        verdict=None if mw.verdict is None else Verdict(mw.verdict == "supported", tuple(mw.reasons)))
 
 
 @command.command("autoscale")
