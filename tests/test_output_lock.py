@@ -124,3 +124,14 @@ def test_lock_is_reentrant_in_one_thread_and_released_on_error(tmp_path):
     with pytest.raises(MixerError, match="output already exists"):
         with atomic_dir(out):
             pass
+
+
+def test_a_writer_killed_between_its_two_renames_loses_nothing(tmp_path):
+    out = tmp_path / "o"
+    # what atomic_dir leaves if killed after moving the old output aside, before renaming the new one in
+    (tmp_path / ".o.old-123").mkdir()
+    (tmp_path / ".o.old-123" / "f").write_text("previous")
+    (tmp_path / ".o.tmp-abc").mkdir()
+    with output_lock(out):
+        assert (out / "f").read_text() == "previous" and tmp_siblings(out) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]

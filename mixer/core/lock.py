@@ -8,7 +8,9 @@ dies, even by `kill -9`, so a dead writer never blocks the next run.
 
 Only a lock holder creates `.NAME.tmp-*` / `.NAME.old-*` siblings (`mixer.core.atomic`), so
 whoever acquires the lock knows any such sibling belongs to a writer that died: it removes
-them before writing (a killed build leaves up to a whole output's worth of bytes behind).
+them before writing (a killed build leaves up to a whole output's worth of bytes behind),
+except an `.old-*` whose writer died between moving it aside and renaming the new output in:
+that one is put back as NAME, so a crash never loses both outputs.
 
 Nested use for the same output in one thread is re-entrant (the CLI locks before planning;
 the library function it calls locks again). The lock file is removed on release.
@@ -112,6 +114,9 @@ def output_lock(final: str | os.PathLike) -> Iterator[None]:
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                  "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
         for stale in stale_siblings(final):
+            if stale.name.startswith(f".{final.name}.old-") and not final.exists():
+                os.replace(stale, final)  # a writer died between its two renames: the previous output returns
+                continue
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
         yield
     finally:
