@@ -151,3 +151,26 @@ def test_autoscale_loop_reuses_the_scale_it_shares(corpus, sequential, tmp_path)
     assert abs(sum(w["weights"].values()) - 1) < 1e-9 and min(w["weights"].values()) > 0
     with pytest.raises(MixerError, match="must exceed"):
         loop_autoscale(cfg, [BUDGET, 2 * BUDGET], target=BUDGET)
+
+
+def test_cli_seeds_give_intervals_held_out_checks_and_a_printed_verdict(corpus, tmp_path):
+    """`mixer loop ddo --seeds 2 --validate 1`: the noise is measured, every weight has a finite
+    interval around it, the held-out mixture is predicted, and the verdict is printed and stored."""
+    out = tmp_path / "seeds"
+    args = ["loop", "ddo", "--corpus", str(corpus), "--out", str(out), "--tokens", str(BUDGET), "--factors", "2,0.5",
+            "--eval-seqs", "8", "--seeds", "2", "--validate", "1", "--bootstrap", "40", "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "14 runs + 1 held out, 15 trained now" in result.output   # 2 seeds x (base + 3 x 2) + 1 held out
+    w = json.loads((out / "weights.json").read_text())
+    assert w["verdict"] in ("supported", "unsupported") and f"verdict: {w['verdict']}".lower() in result.output.lower()
+    assert set(w["intervals"]) == set(DOMAINS)
+    for d, (lo, hi) in w["intervals"].items():
+        assert np.isfinite(lo) and np.isfinite(hi) and lo - 1e-12 <= w["weights"][d] <= hi + 1e-12
+    prov = w["provenance"]
+    assert prov["metric"] == "perplexity" and prov["seeds"] == 2
+    assert prov["noise"]["source"] == "seeds" and prov["noise"]["sigma"] > 0 and prov["noise"]["dof"] == 7
+    assert prov["held_out"]["runs"] == ["heldout-0"] and len(prov["held_out"]["z"]) == 1
+    assert set(prov["effects"]) == set(DOMAINS)
+    if w["verdict"] == "unsupported":
+        assert w["reasons"] and "safer choice" in result.output

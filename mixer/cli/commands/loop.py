@@ -131,7 +131,9 @@ def ddo_cmd(tokens, **kw) -> None:
     console = Console(width=120)
     console.print(weights_table(f"DDO at {res.budget_tokens:,} tokens ({cfg.metric}; weight [95 % interval])",
                                 {"weight": res.weights}, {"weight": res.intervals}))
-    console.print(f"{len(res.runs)} runs, {res.ran} trained now, {len(res.runs) - res.ran} from the cache")
+    total = len(res.runs) + len(res.held_out)
+    held = f" + {len(res.held_out)} held out" if res.held_out else ""
+    console.print(f"{len(res.runs)} runs{held}, {res.ran} trained now, {total - res.ran} from the cache")
     for w in res.estimator.warnings_:
         console.print(f"warning: {w}", soft_wrap=True, markup=False)
     print_verdict(console, res.verdict)
