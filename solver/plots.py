@@ -58,18 +58,31 @@ def plot_fits(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: Mapping
 
 
 def plot_weights_curve(budgets: Sequence[float], weights: np.ndarray, domains: Sequence[str], path: str | Path,
-                       marks: Sequence[float] = ()) -> Path:
-    """Stacked area of weights against budget (paper Figure 6); vertical lines at `marks`."""
+                       marks: Sequence[float] = (), measured: tuple[Sequence[float], np.ndarray] | None = None,
+                       target: float | None = None) -> Path:
+    """Stacked area of weights against budget (paper Figure 6); vertical lines at `marks`.
+    `measured = (budgets, weights rows)`: the DDO optima the curve is fitted to, drawn as points
+    on the layer boundaries; budgets beyond the largest of them are shaded as extrapolated."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    ax.stackplot(np.asarray(budgets, float), np.asarray(weights, float).T, labels=list(domains), alpha=0.85)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    x = np.asarray(budgets, float)
+    ax.stackplot(x, np.asarray(weights, float).T, labels=list(domains), alpha=0.85)
     for b in marks:
         ax.axvline(b, color="k", ls=":", lw=0.8)
+    if measured is not None and len(measured[0]):
+        mb, mw = np.asarray(measured[0], float), np.asarray(measured[1], float)
+        cum = np.cumsum(mw, axis=1)
+        for j in range(cum.shape[1] - 1):
+            ax.plot(mb, cum[:, j], "o", color="k", ms=4, label="measured DDO optima" if j == 0 else None)
+        ax.axvspan(mb.max(), x.max(), color="0.5", alpha=0.25, hatch="//", fill=False, lw=0,
+                   label="extrapolated (AutoScale)")
+    if target is not None:
+        ax.axvline(target, color="C3", ls="--", lw=1.0, label=f"target {target:,.0f} tokens")
     ax.set_xscale("log")
-    ax.set_xlim(min(budgets), max(budgets))
+    ax.set_xlim(x.min(), x.max())
     ax.set_ylim(0, 1)
-    ax.set_xlabel("training tokens")
-    ax.set_ylabel("domain weight")
+    ax.set_xlabel("training budget (tokens, log scale)")
+    ax.set_ylabel("domain weight (stacked)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -182,8 +182,8 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
         from solver.plots import plot_weights_curve
 
         grid, curve = autoscale_curve(fit, np.geomspace(budgets[0] / 2, target * 2, 80))
-        drawn = (plot_weights_curve(grid, curve, domains, plot_path(out, "weights_vs_scale"),
-                                    marks=[*budgets, target]),)
+        drawn = (plot_weights_curve(grid, curve, domains, plot_path(out, "weights_vs_scale"), marks=budgets,
+                                    measured=(budgets, N / N.sum(axis=1, keepdims=True)), target=target),)
     return Solution(weights=weights, path=out, method="autoscale", budget_tokens=int(target), intervals=intervals,
                     provenance=prov, title=f"AutoScale to {target:,} tokens (t = {res.t:.3g})", columns=columns,
                     notes=notes, plots=drawn, estimator=fit, verdict=verdict)
