@@ -74,7 +74,7 @@ def plot_weights_curve(budgets: Sequence[float], weights: np.ndarray, domains: S
         cum = np.cumsum(mw, axis=1)
         for j in range(cum.shape[1] - 1):
             ax.plot(mb, cum[:, j], "o", color="k", ms=4, label="measured DDO optima" if j == 0 else None)
-        ax.axvspan(mb.max(), x.max(), color="0.5", alpha=0.25, hatch="//", fill=False, lw=0,
+        ax.axvspan(mb.max(), x.max(), color="0.15", alpha=0.5, hatch="//", fill=False, lw=0,
                    label="extrapolated (AutoScale)")
     if target is not None:
         ax.axvline(target, color="C3", ls="--", lw=1.0, label=f"target {target:,.0f} tokens")
