@@ -331,6 +331,7 @@ def main() -> None:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps({
             "machine": before, "loadavg_after": list(os.getloadavg()), "repeats": args.repeats,
+            "mosaic_venv_pins": STREAMING_PINS,
             "tokens": budget, "seq_len": L, "batch_size": B, "limit": limit, "ours": ours,
             "ours_realised": ours_realised, "mosaic": mosaic, "hf_interleave": hf, "ratios": ratios,
             "notes": notes}, indent=2) + "\n")
