@@ -51,12 +51,16 @@ def autoscale_replicates(replicates: Sequence[Sequence[Sequence[float]]], budget
     return out
 
 
-def regmix_replicates(W: np.ndarray, y: np.ndarray, *, model: str, n_boot: int, seed: int) -> list[np.ndarray]:
-    """RegMix optima refitted on `n_boot` resamples of the runs (rows of W, y)."""
+def regmix_replicates(W: np.ndarray, y: np.ndarray, *, model: str, n_boot: int, seed: int,
+                      prior: np.ndarray | None = None, top_k: int = 100) -> list[np.ndarray]:
+    """RegMix optima refitted on `n_boot` resamples of the runs (rows of W, y); candidates are
+    searched among 20,000 (10,000 for LightGBM, whose predictions cost more) drawn like the fit's."""
     out = []
+    n_search = 10_000 if model == "lightgbm" else 20_000
     for idx in bootstrap_rows(len(y), n_boot, seed + 1):
         try:
-            out.append(regmix_weights(W[idx], y[idx], model=model, n_search=20_000, seed=seed).x)
+            out.append(regmix_weights(W[idx], y[idx], model=model, n_search=n_search, seed=seed, prior=prior,
+                                      top_k=min(top_k, n_search)).x)
         except (ValueError, np.linalg.LinAlgError):
             continue
     return out

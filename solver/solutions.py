@@ -195,29 +195,49 @@ def _one_budget(runs: Sequence[Run]) -> int | None:
 
 
 def regmix_solution(runs: Sequence[Run], out: Path, *, model: str = "quadratic", n_bootstrap: int = 100,
-                    seed: int = 0, plots: bool = True) -> Solution:
-    """RegMix: regression of the mean held-out loss on the mixture, minimised over the simplex."""
-    from solver.baselines import regmix_weights
+                    seed: int = 0, plots: bool = True, prior: Mapping[str, float] | None = None,
+                    held_out: Sequence[Run] = (), top_k: int = 100, n_search: int = 100_000,
+                    provenance: Mapping[str, Any] | None = None) -> Solution:
+    """RegMix: regression of the mean held-out loss on the mixture (`model`: lightgbm, quadratic
+    or linear), the mean of the `top_k` best of `n_search` candidates drawn around `prior` (the
+    token distribution; None: a flat Dirichlet); `held_out` runs are predicted, not fitted, and
+    their Spearman rank correlation with the measured loss is reported."""
+    from solver.baselines.regmix import spearman, regmix_weights
     from solver.intervals import quantile_intervals, regmix_replicates
 
     out = Path(out)
     domains, W, L = mixture_table(list(runs))
     y = L.mean(axis=1)
+    p = None if prior is None else np.array([float(prior.get(d, 0.0)) for d in domains])
     try:
-        res = regmix_weights(W, y, model=model, seed=seed)
+        res = regmix_weights(W, y, model=model, seed=seed, prior=p, top_k=top_k, n_search=n_search)
     except ValueError as exc:
         raise MixerError(f"{runs[0].path}: {exc}") from None
-    intervals = quantile_intervals(domains, regmix_replicates(W, y, model=model, n_boot=n_bootstrap, seed=seed))
-    prov = {"runs": [r.path for r in runs], "model": model, "r2": res.r2, "predicted_loss": res.fun,
-            "interval_method": f"bootstrap over runs ({n_bootstrap} resamples)"}
+    intervals = quantile_intervals(domains, regmix_replicates(W, y, model=model, n_boot=n_bootstrap, seed=seed,
+                                                              prior=p, top_k=top_k))
+    prov: dict[str, Any] = {**(provenance or {}), "runs": [r.path for r in runs], "model": model, "r2": res.r2,
+                            "predicted_loss": res.fun, "top_k": top_k, "n_search": n_search,
+                            "prior": None if p is None else dict(zip(domains, p.tolist())),
+                            "interval_method": f"bootstrap over runs ({n_bootstrap} resamples)"}
+    notes: list[str] = []
+    if held_out:
+        _, Wh, Lh = mixture_table(list(held_out))
+        pred, meas = res.model.predict(Wh), Lh.mean(axis=1)
+        rho = spearman(pred, meas)
+        prov["held_out"] = {"runs": [r.path for r in held_out], "predicted": pred.tolist(), "measured": meas.tolist(),
+                            "spearman": rho}
+        notes.append(f"held-out rank correlation (Spearman) {rho:.3f} on {len(held_out)} mixtures" if rho is not None
+                     else f"held-out rank correlation undefined on {len(held_out)} mixtures (need 3+ distinct)")
+    prov["notes"] = notes
     weights = _write(out, dict(zip(domains, res.x)), "regmix", _one_budget(runs), prov, intervals)
     drawn: tuple[Path, ...] = ()
     if plots:
         from solver.plots import plot_predicted_vs_measured
 
-        drawn = (plot_predicted_vs_measured(y + res.residuals, y, plot_path(out, "pred_vs_meas")),)
+        ho = (np.array(prov["held_out"]["predicted"]), np.array(prov["held_out"]["measured"])) if held_out else None
+        drawn = (plot_predicted_vs_measured(y + res.residuals, y, plot_path(out, "pred_vs_meas"), held_out=ho),)
     return Solution(weights=weights, path=out, method="regmix", budget_tokens=_one_budget(runs), intervals=intervals,
-                    provenance=prov, title=f"RegMix ({res.message})", plots=drawn, estimator=res)
+                    provenance=prov, title=f"RegMix ({res.message})", plots=drawn, estimator=res, notes=tuple(notes))
 
 
 def mixing_laws_solution(runs: Sequence[Run], out: Path, *, n_bootstrap: int = 50, seed: int = 0,

@@ -170,3 +170,14 @@ def autoscale_cmd(scales, target, train_target, **kw) -> None:
         for name, c in res.comparison.items():
             console.print(f"{name:>10}: mean held-out loss {c['mean_loss']:.4f}, mean perplexity {c['mean_perplexity']:.2f}")
     console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)
+
+
+def _add_baselines() -> None:
+    """`loop regmix` / `loop doremi` (mixer/cli/commands/_loop_methods.py)."""
+    from mixer.cli.commands._loop_methods import COMMANDS
+
+    for cmd in COMMANDS:
+        command.add_command(cmd)
+
+
+_add_baselines()

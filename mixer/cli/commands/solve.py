@@ -125,7 +125,8 @@ def autoscale_cmd(inputs, target, out, plots) -> None:
 @command.command("regmix")
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", type=click.Choice(["quadratic", "linear"]), default="quadratic", show_default=True)
+@click.option("--model", type=click.Choice(["quadratic", "linear", "lightgbm"]), default="quadratic", show_default=True,
+              help="Ridge on a quadratic / linear model, or LightGBM (RegMix's; `mixer loop regmix` uses it).")
 @click.option("--bootstrap", "n_bootstrap", type=int, default=100, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--plots/--no-plots", default=True, show_default=True)

@@ -1,0 +1,91 @@
+"""`mixer loop regmix` and `mixer loop doremi`: the published baselines run by the same loop
+(cache, resume, Ray) as `mixer loop ddo`. Registered on the `loop` group by
+`mixer/cli/commands/loop.py`; kept apart so the DDO options (factors, seeds, floors) do not
+appear on commands that have no use for them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mixer.loop.defaults import DEFAULTS
+
+
+def _train_options(f):
+    """Corpus, output and trainer options shared by the baseline loops."""
+    opts = [
+        click.option("--corpus", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="Prepared corpus (`mixer prepare`)."),
+        click.option("--tokens", required=True, help="Budget of every proxy run, e.g. 2M."),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
+        click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True),
+        click.option("--preset", default="tiny", show_default=True, help="Trainer preset (trainers.presets)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout, masks."),
+        click.option("--data-seed", type=int, default=0, show_default=True, help="Sampler seed."),
+        click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's)."),
+        click.option("--eval-seqs", type=int, default=DEFAULTS.eval_seqs, show_default=True,
+                     help="Held-out sequences per domain."),
+        click.option("--allow-repeat", is_flag=True, help="Let small domains repeat (fresh order each epoch)."),
+        click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads per run."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _train_spec(kw: dict):
+    from mixer.loop.runner import TrainSpec
+
+    train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
+                      eval_seqs=kw["eval_seqs"], allow_repeat=kw["allow_repeat"], threads=kw["threads"])
+    train.train_config().resolve()  # a bad model/preset fails here, before any run
+    return train
+
+
+@click.command("regmix")
+@_train_options
+@click.option("--runs", type=int, default=32, show_default=True, help="Proxy mixtures fitted (the authors: 512).")
+@click.option("--held-out", type=int, default=8, show_default=True,
+              help="Further mixtures trained but not fitted: the held-out rank correlation.")
+@click.option("--regressor", type=click.Choice(["lightgbm", "quadratic", "linear"]), default="lightgbm",
+              show_default=True, help="LightGBM (the authors'), or ridge on a quadratic / linear model.")
+@click.option("--top-k", type=int, default=100, show_default=True, help="Best predicted candidates averaged.")
+@click.option("--search", "n_search", type=int, default=100_000, show_default=True, help="Candidates scored.")
+@click.option("--temperature", type=float, default=0.5, show_default=True,
+              help="Token distribution ^ T centres the candidate Dirichlet.")
+@click.option("--bootstrap", "n_bootstrap", type=int, default=50, show_default=True,
+              help="Bootstrap replicates for the weights' intervals (each refits the regressor).")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run cache (default OUT/runs); share it with other loops to reuse runs.")
+@click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS", help="Run each proxy as a Ray task.")
+@click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all).")
+@click.option("--plots/--no-plots", default=True, show_default=True)
+def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, n_bootstrap, cache, ray, ray_cpus,
+               plots, **kw) -> None:
+    """RegMix: random mixtures around the token distribution -> proxies -> regression -> top-k mean."""
+    from rich.console import Console
+
+    from mixer.cli.commands.loop import weights_table
+    from mixer.core.units import parse_count
+    from mixer.loop.regmix import RegMixConfig, loop_regmix
+    from mixer.loop.sweep import LoopConfig
+
+    loop = LoopConfig(corpus=kw["corpus"], out=kw["out"], train=_train_spec(kw), n_bootstrap=n_bootstrap, cache=cache,
+                      ray=ray, ray_cpus=ray_cpus, plots=plots, progress=not kw["quiet"])
+    cfg = RegMixConfig(loop=loop, runs=runs, held_out=held_out, regressor=regressor, top_k=top_k, n_search=n_search,
+                       temperature=temperature)
+    res = loop_regmix(cfg, parse_count(tokens, "--tokens"))
+    console = Console(width=120)
+    console.print(weights_table(f"RegMix ({regressor}) at {res.budget_tokens:,} tokens (weight [95 % interval])",
+                                {"prior": res.prior, "weight": res.weights}, {"weight": res.intervals}))
+    total = len(res.runs) + len(res.held_out)
+    console.print(f"{len(res.runs)} runs + {len(res.held_out)} held out, {res.ran} trained now, "
+                  f"{total - res.ran} from the cache")
+    for note in res.notes:
+        console.print(note, soft_wrap=True, markup=False)
+    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)
+
+
+COMMANDS = (regmix_cmd,)

@@ -1,0 +1,139 @@
+"""`mixer loop regmix`: RegMix as published, run by the same loop as DDO.
+
+    cfg = RegMixConfig(loop=LoopConfig(corpus="corpus/", out="loop/"), runs=64, held_out=16)
+    result = loop_regmix(cfg, budget_tokens=1_000_000)
+    result.weights, result.spearman        # the top-k mean, the held-out rank correlation
+
+The `runs + held_out` mixtures are drawn around the corpus's token distribution
+(`solver.baselines.regmix.sample_mixtures`, seeded by the data seed and the budget), trained as
+`RunSpec`s through the DDO sweep's machinery (`mixer.loop.sweep.run_all`: the run cache, resume
+after a kill, the sequential or Ray backend), and the fit is `solver.solutions.regmix_solution`,
+the path `mixer solve regmix` takes: LightGBM by default, the mean of the top-k predicted
+candidates, Spearman on the held-out mixtures, bootstrap intervals. Why a loop of its own: the
+DDO sweep plans perturbations of one base mixture, RegMix random mixtures of the whole simplex.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mixer.core.errors import MixerError
+from mixer.loop.runner import RunSpec
+from mixer.loop.sweep import Backend, LoopConfig, _relative, corpus_identity, make_backend, run_all
+
+
+@dataclass(frozen=True)
+class RegMixConfig:
+    loop: LoopConfig  # corpus, out, trainer settings, cache, Ray, bootstrap, plots, progress
+    runs: int = 32  # proxy mixtures fitted (the authors: 512)
+    held_out: int = 8  # further mixtures, trained but never fitted: the rank-correlation check
+    regressor: str = "lightgbm"  # "lightgbm" (the authors'), "quadratic" (ridge) or "linear"
+    top_k: int = 100  # candidates averaged for the answer
+    n_search: int = 100_000  # candidates scored by the regression
+    temperature: float = 0.5  # the token distribution ^ temperature centres the Dirichlet
+    min_strength: float = 0.1  # Dirichlet concentrations cycled between these two
+    max_strength: float = 5.0
+    min_weight: float = 1e-3  # every domain keeps this share (run.json needs tokens from each domain)
+
+
+@dataclass(frozen=True)
+class RegMixLoopResult:
+    weights: dict[str, float]
+    weights_path: Path
+    budget_tokens: int
+    runs: dict[str, Path]  # run name -> run.json (fitted)
+    held_out: dict[str, Path]  # held-out run name -> run.json
+    spearman: float | None  # rank correlation of predicted and measured loss on the held-out runs
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    plots: tuple[Path, ...] = ()
+    ran: int = 0  # runs trained now (the rest came from the cache)
+    prior: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+def _check(cfg: RegMixConfig) -> None:
+    from solver.baselines.regmix import REGRESSORS
+
+    if cfg.regressor not in REGRESSORS:
+        raise MixerError(f"--regressor {cfg.regressor!r}: choose one of {', '.join(REGRESSORS)}")
+    if cfg.runs < 4:
+        raise MixerError(f"--runs {cfg.runs}: RegMix needs at least 4 mixtures to fit (the authors train 512)")
+    if cfg.held_out < 0:
+        raise MixerError(f"--held-out {cfg.held_out}: give 0 or more held-out mixtures")
+    if not 1 <= cfg.top_k <= cfg.n_search:
+        raise MixerError(f"--top-k {cfg.top_k}: need 1 <= top-k <= {cfg.n_search} (the candidates searched)")
+    if not 0 < cfg.min_strength <= cfg.max_strength:
+        raise MixerError(f"Dirichlet strengths {cfg.min_strength}..{cfg.max_strength}: need 0 < min <= max")
+    if not 0 <= cfg.min_weight < 1.0 / 64:
+        raise MixerError(f"min_weight {cfg.min_weight}: give a share in [0, 1/64)")
+    if cfg.temperature < 0:
+        raise MixerError(f"--temperature {cfg.temperature}: give a value >= 0 (0: a flat prior, 1: the token shares)")
+
+
+def prior_of(cfg: RegMixConfig) -> dict[str, float]:
+    """The Dirichlet's centre: the corpus's training-token shares ^ temperature, normalised."""
+    from mixer.formats.corpus import load_manifest
+    from solver.baselines.regmix import token_prior
+
+    tokens = load_manifest(cfg.loop.corpus).tokens("train")
+    domains = list(tokens)
+    try:
+        p = token_prior([tokens[d] for d in domains], cfg.temperature)
+    except ValueError as exc:
+        raise MixerError(f"{cfg.loop.corpus}: {exc}") from None
+    return dict(zip(domains, map(float, p)))
+
+
+def plan_regmix(cfg: RegMixConfig, budget_tokens: int) -> tuple[list[RunSpec], list[RunSpec]]:
+    """(fitted runs, held-out runs): mixtures drawn around the token prior, one stream of draws
+    seeded by the data seed and the budget, so the held-out mixtures come from the same law."""
+    import numpy as np
+
+    from solver.baselines.regmix import PriorSpec, sample_mixtures
+
+    _check(cfg)
+    domains, sha = corpus_identity(cfg.loop.corpus)
+    prior = prior_of(cfg)
+    spec = PriorSpec(temperature=cfg.temperature, min_strength=cfg.min_strength, max_strength=cfg.max_strength)
+    W = sample_mixtures(np.array([prior[d] for d in domains]), cfg.runs + cfg.held_out,
+                        seed=[cfg.loop.train.data_seed, int(budget_tokens), 18], spec=spec)
+    W = (1.0 - len(domains) * cfg.min_weight) * W + cfg.min_weight  # a floor that keeps rows on the simplex
+
+    def run(i: int, role: str) -> RunSpec:
+        name = f"regmix-{i:03d}" if role == "regmix" else f"regmix-heldout-{i - cfg.runs:03d}"
+        return RunSpec(corpus=str(cfg.loop.corpus), corpus_sha256=sha, name=name,
+                       weights={d: float(x) for d, x in zip(domains, W[i])}, budget_tokens=int(budget_tokens),
+                       train=cfg.loop.train, provenance={"role": role, "domain": None, "factor": None, "total": None})
+
+    fitted = [run(i, "regmix") for i in range(cfg.runs)]
+    held = [run(i, "validation") for i in range(cfg.runs, cfg.runs + cfg.held_out)]
+    return fitted, held
+
+
+def loop_regmix(cfg: RegMixConfig, budget_tokens: int, backend: Backend | None = None) -> RegMixLoopResult:
+    """Plan, run (resuming from the cache), fit and search; weights.json in `cfg.loop.out`."""
+    from dataclasses import asdict
+
+    from solver.runs import read_runs
+    from solver.solutions import regmix_solution
+
+    fitted, held = plan_regmix(cfg, budget_tokens)
+    lc = cfg.loop
+    paths, ran = run_all([*fitted, *held], lc.cache_dir, backend or make_backend(lc), lc.progress,
+                         desc=f"RegMix @ {budget_tokens:,}")
+    out = Path(lc.out)
+    prior = prior_of(cfg)
+    prov: dict[str, Any] = {"loop": "regmix", "corpus_sha256": fitted[0].corpus_sha256, "train": asdict(lc.train),
+                            "temperature": cfg.temperature, "strengths": [cfg.min_strength, cfg.max_strength],
+                            "run_names": {s.name: _relative(paths[s.key()], out) for s in [*fitted, *held]}}
+    sol = regmix_solution(read_runs([paths[s.key()] for s in fitted]), out / "weights.json", model=cfg.regressor,
+                          n_bootstrap=lc.n_bootstrap, seed=lc.train.seed, plots=lc.plots, prior=prior,
+                          held_out=read_runs([paths[s.key()] for s in held]) if held else (), top_k=cfg.top_k,
+                          n_search=cfg.n_search, provenance=prov)
+    rho = sol.provenance.get("held_out", {}).get("spearman")
+    return RegMixLoopResult(weights=sol.weights, weights_path=sol.path, budget_tokens=int(budget_tokens),
+                            runs={s.name: paths[s.key()] for s in fitted},
+                            held_out={s.name: paths[s.key()] for s in held}, spearman=rho,
+                            intervals=sol.intervals, plots=sol.plots, ran=ran, prior=prior, notes=sol.notes)
+
