@@ -1,6 +1,9 @@
 """The earliest-deadline interleave: its prefix bound is the documented formula, never above
 Tijdeman's bound or Megatron's greedy blend on the same shares, and it is the smallest."""
+import json
+
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from bench.megatron_blend import blend_port
@@ -102,3 +105,37 @@ def test_mlm_plan_uses_it(tmp_path):
     assert np.array_equal(plan.seg_domain, d)
     dev = max_prefix_deviation_items(plan.seg_domain, share)
     assert abs(dev - m / n) < 1e-9 and dev <= max_prefix_deviation_items(megatron(share, n), share) + 1e-9
+
+
+def test_causal_plan_with_edf_option(tmp_path):
+    """`interleave="edf"` on a causal plan orders documents by the smallest deviation in
+    documents (never above Megatron's on the document shares); counts stay exact; the CLI
+    flag reaches index.json; "auto" keeps the token-level midpoint merge for causal plans."""
+    from click.testing import CliRunner
+
+    from mixer.cli.main import main
+    from mixer.core.errors import MixerError
+    from mixer.shards.plan import PlanConfig, build_plan
+    from mixer.testing import lognormal_lengths, write_synthetic_corpus
+
+    names = [f"d{i}" for i in range(6)]
+    write_synthetic_corpus(tmp_path / "c", {n: lognormal_lengths(300, 40, 1.0, i) for i, n in enumerate(names)},
+                           vocab_size=300)
+    w = dict(zip(names, [0.3, 0.25, 0.2, 0.12, 0.08, 0.05]))
+    auto = build_plan(tmp_path / "c", w, PlanConfig(tokens=64 * 300, seq_len=64, seed=1))
+    plan = build_plan(tmp_path / "c", w, PlanConfig(tokens=64 * 300, seq_len=64, seed=1, interleave="edf"))
+    assert auto.interleave == "midpoint" and plan.interleave == "edf"
+    assert np.array_equal(plan.realised(), plan.targets) and np.array_equal(auto.realised(), plan.targets)
+    counts = np.bincount(plan.seg_domain, minlength=6)
+    share = counts / counts.sum()
+    n, _, d, _, m = items(counts)
+    dev = max_prefix_deviation_items(plan.seg_domain, share)
+    assert abs(dev - m / n) < 1e-9 and dev <= max_prefix_deviation_items(megatron(share, n), share) + 1e-9
+    assert dev < max_prefix_deviation_items(auto.seg_domain, share)  # midpoint balances tokens instead
+    with pytest.raises(MixerError, match="--interleave"):
+        build_plan(tmp_path / "c", w, PlanConfig(tokens=64 * 300, seq_len=64, interleave="random"))
+    args = ["build-shards", "--corpus", str(tmp_path / "c"), "--tokens", "19200", "--seq-len", "64",
+            "--interleave", "edf", "--out", str(tmp_path / "s")] + [f"--weight={k}={v}" for k, v in w.items()]
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "s" / "index.json").read_text())["interleave"] == "edf"

@@ -34,6 +34,7 @@ from mixer.core.errors import MixerError
 from mixer.formats.shards import MAX_DOMAINS  # domain indices fit the widest sidecar dtype, uint16
 
 OBJECTIVES = ("causal", "mlm")
+INTERLEAVES = ("auto", "midpoint", "edf")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class PlanConfig:
     seed: int = 0  # permutation seed, 0 <= seed < 2**64
     objective: str = "causal"  # "causal": documents joined by EOS; "mlm": [CLS] doc [SEP] [PAD]..
     allow_repeat: bool = False  # a domain smaller than its target takes further epochs instead of failing
+    # "auto": causal -> "midpoint" (each domain within half a document of its token share),
+    # mlm -> "edf"; "edf" on causal documents: the smallest deviation in documents, not tokens
+    interleave: str = "auto"
     cls_id: int | None = None  # masked-LM specials; None takes `mlm_special_ids(manifest)`
     sep_id: int | None = None
     pad_id: int | None = None
@@ -130,6 +134,8 @@ def domain_hash(name: str) -> int:
 def _check_config(config: PlanConfig) -> None:
     if config.objective not in OBJECTIVES:
         raise MixerError(f"--objective {config.objective!r}: choose one of {', '.join(OBJECTIVES)}")
+    if config.interleave not in INTERLEAVES:
+        raise MixerError(f"--interleave {config.interleave!r}: choose one of {', '.join(INTERLEAVES)}")
     min_len = 3 if config.objective == "mlm" else 1
     if not isinstance(config.seq_len, int) or config.seq_len < min_len:
         raise MixerError(f"--seq-len {config.seq_len!r}: must be an integer >= {min_len} for {config.objective}")
@@ -264,12 +270,12 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
     seg_units = [c + 1 if config.objective == "causal" else np.ones(len(c), np.int64) for c in counts]
     dom_start = np.cumsum([0] + [len(c) for c in counts]).astype(np.int64)
     n_seg = int(dom_start[-1])
-    if config.objective == "mlm":  # one row per segment: unit items, the smallest prefix deviation
-        interleave = "edf"
+    interleave = config.interleave if config.interleave != "auto" else (
+        "edf" if config.objective == "mlm" else "midpoint")
+    if interleave == "edf":  # segments as unit items (mlm: rows): the smallest prefix deviation in them
         stream_dom, stream_pos = np.empty(n_seg, np.int32), np.empty(n_seg, np.int64)
         smallest_feasible_items(np.diff(dom_start), stream_dom, stream_pos)
     else:  # documents of unequal length: each domain within half a document of its token share
-        interleave = "midpoint"
         stream_dom, stream_pos = interleave_midpoint_threaded(np.concatenate(seg_units).astype(np.int64), dom_start,
                                                               threads=2, out_dom=np.empty(n_seg, np.int32))
     g = dom_start[stream_dom] + stream_pos  # index into the per-domain concatenation
