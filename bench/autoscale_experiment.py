@@ -3,6 +3,14 @@ at a budget 8x larger than the proxies?
 
     python -m bench.autoscale_experiment            # ~15 min on 2 busy CPU cores
     python -m bench.autoscale_experiment --small    # a few minutes, for a smoke run
+    python -m bench.autoscale_experiment --gpu      # sized for ~8 min on one H100/H200
+
+GPU mode (`--gpu`): proxies that learn (GPT-2 tiny at 128 tokens per sequence, thousands of
+steps), DDO at three scales (0.5M, 1M, 2M tokens) with 3 seeds each, AutoScale to 16M, and the
+four mixtures trained at the target with 3 seeds each: mean held-out perplexity with a 95 %
+t-interval over the seeds. The corpus is the bundled sources prepared without the
+1000-character cut (`--corpus-cut none`), which holds several times more tokens; the results
+record how many tokens each domain has, and whether the target repeats any of them.
 
 For GPT-2 tiny (causal) and, smaller, BERT tiny (masked LM), on the bundled corpus prepared
 with a 2,048-id BPE trained on it (cached under work/bench-cache/):
@@ -31,21 +39,36 @@ RESULTS = Path(__file__).parent / "results"
 CACHE = Path("work/bench-cache")
 
 
-def prepared_corpus(cache: Path) -> Path:
-    """The bundled corpus, prepared once with a 2,048-id BPE (tiny models train ~20x faster than at 50k ids)."""
+def prepared_corpus(cache: Path, cut: bool = True) -> Path:
+    """The bundled corpus, prepared once with a 2,048-id BPE (tiny models train ~20x faster than at
+    50k ids). `cut=False`: the paper's rules but no 1000-character cut (documents kept whole), the
+    larger real-text option for GPU-sized targets."""
     from mixer.formats.corpus import load_manifest
     from mixer.prepare.default_corpus import assemble_default_corpus
     from mixer.prepare.domain_map import load_domain_map
     from mixer.prepare.pipeline import PrepareConfig, prepare_corpus
+    from mixer.prepare.rules import PrepareRules
 
-    raw, corpus = cache / "raw", cache / "corpus-bpe2k"
+    raw, corpus = cache / "raw", cache / ("corpus-bpe2k" if cut else "corpus-bpe2k-uncut")
     if not (raw / "domains.json").is_file():
         assemble_default_corpus(raw, overwrite=True, progress=False)
     if not (corpus / "corpus.json").is_file():
+        rules = PrepareRules() if cut else PrepareRules(cut_chars=10**12)
         prepare_corpus(PrepareConfig(sources=tuple(load_domain_map(raw / "domains.json")), out=corpus,
-                                     tokenizer="train", vocab_size=2048, workers=2, progress=False))
+                                     tokenizer="train", vocab_size=2048, workers=2, progress=False, rules=rules))
     load_manifest(corpus)
     return corpus
+
+
+def mean_interval(values: list[float]) -> dict:
+    """Mean and 95 % t-interval over seeds (no interval from one seed)."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    if v.size < 2:
+        return {"mean": float(v.mean()), "interval": None, "n": int(v.size)}
+    half = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return {"mean": float(v.mean()), "interval": [float(v.mean() - half), float(v.mean() + half)], "n": int(v.size)}
 
 
 def steps_to_reach(steps: list[int], losses: list[float], level: float) -> float | None:
@@ -66,18 +89,19 @@ def mean_eval_curve(run_json: Path, domains: list[str]) -> tuple[list[int], list
     return ev["step"], [float(np.mean([ev["loss"][d][i] for d in domains])) for i in range(len(ev["step"]))]
 
 
-def experiment(model: str, scale: int, corpus: Path, out: Path, ray: str | None, keep_total: bool = True) -> dict:
+def experiment(model: str, scales: list[int], target: int, corpus: Path, out: Path, ray: str | None,
+               keep_total: bool = True, seeds: int = 1, device: str = "auto", seq_len: int | None = None) -> dict:
     from mixer.formats.corpus import load_manifest
-    from mixer.loop.sweep import LoopConfig, run_all
     from mixer.loop.autoscale import loop_autoscale, target_comparison, target_specs
     from mixer.loop.runner import TrainSpec
+    from mixer.loop.sweep import LoopConfig, run_all
     from solver.baselines import natural_weights
 
     t0 = time.perf_counter()
-    scales, target = [scale, 2 * scale], 16 * scale
-    train = TrainSpec(model=model, preset="tiny", eval_seqs=32, allow_repeat=True)
-    cfg = LoopConfig(corpus=corpus, out=out, train=train, factors=(3.0, 1 / 3), keep_total=keep_total, n_bootstrap=0, ray=ray,
-                     ray_cpus=2, cache=CACHE / "runs", progress=False)
+    train = TrainSpec(model=model, preset="tiny", eval_seqs=32, allow_repeat=True, device=device, seq_len=seq_len)
+    cfg = LoopConfig(corpus=corpus, out=out, train=train, factors=(3.0, 1 / 3), keep_total=keep_total,
+                     n_bootstrap=100 if seeds > 1 else 0, seeds=seeds, ray=ray, ray_cpus=2, cache=CACHE / "runs",
+                     progress=False)
     auto = loop_autoscale(cfg, scales, target)
     t_ddo = time.perf_counter() - t0
     domains = list(auto.weights)
@@ -87,10 +111,14 @@ def experiment(model: str, scale: int, corpus: Path, out: Path, ray: str | None,
                 "ddo_small": auto.scales[-1].weights, "autoscale": auto.weights}
     p = train.train_config().resolve()
     steps_total = target // (p.seq_len * p.batch_size * p.grad_accum)
-    tcfg = replace(cfg, train=replace(train, eval_every=max(1, steps_total // 10), eval_seqs=48))
-    specs = target_specs(tcfg, target, mixtures)
-    paths, _ = run_all(specs, cfg.cache_dir, _backend(cfg), progress=True, desc=f"{model} target runs")
-    comp = target_comparison(specs, paths)
+    per_seed = []
+    for k in range(seeds):
+        tk = replace(train, eval_every=max(1, steps_total // 10), eval_seqs=48, seed=train.seed + k,
+                     data_seed=train.data_seed + k)
+        specs = target_specs(replace(cfg, train=tk), target, mixtures)
+        paths, _ = run_all(specs, cfg.cache_dir, _backend(cfg), progress=True, desc=f"{model} target runs, seed {k}")
+        per_seed.append(target_comparison(specs, paths))
+    comp = per_seed[0]
     curves = {name: mean_eval_curve(Path(c["run"]), domains) for name, c in comp.items()}
     u_steps, u_loss = curves["uniform"]
     level = u_loss[-1]
@@ -99,13 +127,24 @@ def experiment(model: str, scale: int, corpus: Path, out: Path, ray: str | None,
         comp[name]["steps_to_uniform_final"] = reach
         comp[name]["speedup_pct"] = None if reach is None else 100.0 * (u_steps[-1] - reach) / u_steps[-1]
         comp[name]["eval_curve"] = {"step": steps, "mean_loss": losses}
+        comp[name]["over_seeds"] = {
+            "mean_loss": mean_interval([s[name]["mean_loss"] for s in per_seed]),
+            "mean_perplexity": mean_interval([s[name]["mean_perplexity"] for s in per_seed])}
         del comp[name]["run"]
-    _plot_curves(curves, RESULTS / f"autoscale_{model}_loss_curves.png", f"{model} tiny at {target:,} tokens")
+    _plot_curves(curves, RESULTS / f"autoscale_{model}_loss_curves.png", f"{model} tiny at {target:,} tokens (seed 0)")
     src = auto.plots[0] if auto.plots else None
     if src is not None:
         (RESULTS / f"autoscale_{model}_weights_vs_scale.png").write_bytes(src.read_bytes())
-    return {"model": model, "preset": "tiny", "perturbation_total": "fixed" if keep_total else "grown", "scales": scales, "target": target, "t_target": auto.t,
-            "ddo_weights": {str(r.budget_tokens): r.weights for r in auto.scales}, "autoscale_weights": auto.weights,
+    tokens = manifest.tokens("train")
+    return {"model": model, "preset": "tiny", "seq_len": p.seq_len, "device": device, "seeds": seeds,
+            "perturbation_total": "fixed" if keep_total else "grown", "scales": scales, "target": target,
+            "t_target": auto.t, "corpus_train_tokens": tokens,
+            "target_repeats": {d: round(w * target / max(tokens[d], 1), 3) for d, w in auto.weights.items()},
+            "ddo_weights": {str(r.budget_tokens): r.weights for r in auto.scales},
+            "ddo_intervals": {str(r.budget_tokens): r.intervals for r in auto.scales},
+            "ddo_verdicts": {str(r.budget_tokens): r.verdict.to_json() for r in auto.scales},
+            "autoscale_weights": auto.weights, "autoscale_intervals": auto.intervals,
+            "autoscale_verdict": auto.verdict.to_json(),
             "ddo_fit_warnings": {str(r.budget_tokens): r.estimator.warnings_ for r in auto.scales},
             "mixtures": comp, "wall_s": {"ddo_sweeps": t_ddo, "total": time.perf_counter() - t0}}
 
@@ -140,36 +179,55 @@ def _plot_curves(curves: dict, path: Path, title: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="smoke run: a quarter of the budgets")
-    ap.add_argument("--gpt2-scale", type=int, default=25_000, help="smallest DDO budget of GPT-2 (target = 16x)")
+    ap.add_argument("--gpu", action="store_true",
+                    help="GPU mode: 3 scales (0.5M, 1M, 2M), 3 seeds, target 16M, uncut corpus, 128-token sequences")
+    ap.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
+    ap.add_argument("--gpt2-scale", type=int, default=None, help="smallest DDO budget of GPT-2 (target = 16x)")
     ap.add_argument("--bert-scale", type=int, default=12_000, help="smallest DDO budget of BERT (target = 16x)")
-    ap.add_argument("--ray", default="local", help="'local' (2-CPU cluster), an address, or 'none'")
-    ap.add_argument("--models", default="gpt2,bert", help="which experiments to (re)run; others keep their saved results")
+    ap.add_argument("--n-scales", type=int, default=None, help="DDO scales S, 2S, 4S, ... (CPU default 2, GPU 3)")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds per proxy and target run (CPU default 1, GPU 3)")
+    ap.add_argument("--corpus-cut", choices=["1000", "none"], default=None,
+                    help="the 1000-character cut of the paper's rules, or none (whole documents: more tokens)")
+    ap.add_argument("--ray", default=None, help="'local' (2-CPU cluster), an address, or 'none' (GPU default)")
+    ap.add_argument("--models", default=None, help="which experiments to (re)run (CPU default gpt2,bert; GPU gpt2)")
     ap.add_argument("--grow-total", action="store_true",
                     help="perturbed runs keep the other domains' tokens (Algorithm 1) instead of rescaling them (§2.2)")
     args = ap.parse_args()
-    ray = None if args.ray == "none" else args.ray
+    gpu = args.gpu
+    ray_arg = args.ray or ("none" if gpu else "local")
+    ray = None if ray_arg == "none" else ray_arg
     div = 4 if args.small else 1
+    n_scales = args.n_scales or (3 if gpu else 2)
+    seeds = args.seeds or (3 if gpu else 1)
+    cut = (args.corpus_cut or ("none" if gpu else "1000")) == "1000"
+    device = "cuda" if gpu and args.device == "auto" else args.device
     RESULTS.mkdir(parents=True, exist_ok=True)
     CACHE.mkdir(parents=True, exist_ok=True)
-    corpus = prepared_corpus(CACHE)
-    saved = RESULTS / "autoscale.json"
+    corpus = prepared_corpus(CACHE, cut=cut)
+    saved = RESULTS / ("autoscale_gpu.json" if gpu else "autoscale.json")
     results = json.loads(saved.read_text()) if saved.is_file() else {"experiments": {}}
-    results["corpus"] = "bundled default corpus, BPE 2,048 ids (work/bench-cache/corpus-bpe2k)"
+    results["corpus"] = f"bundled default corpus, BPE 2,048 ids, {'1000-character cut' if cut else 'no cut'} ({corpus})"
     results.pop("cpu", None)
-    wanted = set(args.models.split(","))
-    for model, scale in (("gpt2", args.gpt2_scale // div), ("bert", args.bert_scale // div)):
+    wanted = set((args.models or ("gpt2" if gpu else "gpt2,bert")).split(","))
+    gpt2_scale = args.gpt2_scale or (500_000 if gpu else 25_000)
+    for model, scale in (("gpt2", gpt2_scale // div), ("bert", args.bert_scale // div)):
         if model not in wanted:
             continue
-        res = experiment(model, scale, corpus, CACHE / f"loop-{model}-{scale}", ray, keep_total=not args.grow_total)
+        scales = [scale * 2 ** i for i in range(n_scales)]
+        res = experiment(model, scales, 16 * scale, corpus, CACHE / f"loop-{model}-{scale}", ray,
+                         keep_total=not args.grow_total, seeds=seeds, device=device, seq_len=128 if gpu else None)
         res["cpu"] = f"{__import__('os').cpu_count()} cores"
         results["experiments"][model] = res
-        (RESULTS / "autoscale.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        print(f"\n{model}: DDO at {res['scales']}, target {res['target']:,} (t = {res['t_target']:.3g})")
+        saved.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        print(f"\n{model}: DDO at {res['scales']} x {seeds} seeds, target {res['target']:,} (t = {res['t_target']:.3g}); "
+              f"AutoScale verdict: {res['autoscale_verdict']['verdict']}")
         for name, c in res["mixtures"].items():
             sp = "never" if c["speedup_pct"] is None else f"{c['speedup_pct']:+.1f}%"
-            print(f"  {name:>10}: mean loss {c['mean_loss']:.4f}  mean ppl {c['mean_perplexity']:8.2f}  "
+            ppl = c["over_seeds"]["mean_perplexity"]
+            iv = "" if ppl["interval"] is None else f" [{ppl['interval'][0]:.2f}, {ppl['interval'][1]:.2f}]"
+            print(f"  {name:>10}: mean loss {c['mean_loss']:.4f}  mean ppl {ppl['mean']:8.2f}{iv}  "
                   f"speed-up to uniform's final loss {sp}")
-    print(f"wrote {RESULTS / 'autoscale.json'}")
+    print(f"wrote {saved}")
 
 
 if __name__ == "__main__":
