@@ -90,3 +90,19 @@ def test_real_sampler_and_shards(tmp_path, model):
     a, b = load_run(tmp_path / "a" / "run.json"), load_run(tmp_path / "b" / "run.json")
     assert a.tokens_per_domain == b.tokens_per_domain and a.weights == b.weights
     assert a.final_loss == pytest.approx(b.final_loss, rel=1e-6)
+
+
+def test_train_takes_the_budget_from_weights_json_and_threads(corpus):
+    """weights.json written by the solver records budget_tokens: --tokens may be left out."""
+    (corpus / "wb.json").write_text(json.dumps({"weights": {"code": 0.5, "news": 0.5}, "budget_tokens": 5120}))
+    out = corpus / "run-budget"
+    args = ["train", "--corpus", str(corpus / "c"), "--weights", str(corpus / "wb.json"), "--out", str(out),
+            "--eval-seqs", "4", "--threads", "1", "--no-progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert load_run(out / "run.json").budget_tokens == 5120
+    bad = CliRunner().invoke(main, ["train", "--corpus", str(corpus / "c"), "--weights", str(corpus / "w.json"),
+                                    "--out", str(corpus / "x"), "--no-progress"])
+    assert bad.exit_code == 2 and "records no budget_tokens" in bad.output
+    zero = CliRunner().invoke(main, args[:-3] + ["--threads", "0", "--no-progress"])
+    assert zero.exit_code == 2 and "--threads 0" in zero.output

@@ -38,7 +38,9 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it.")
 @click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json of the mixture.")
 @click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W", help="Mixture weight (repeatable).")
-@click.option("--tokens", help="Token budget of the sampled mixture, e.g. 30M.")
+@click.option("--tokens", help="Token budget of the sampled mixture, e.g. 30M (default: the weights file's budget_tokens).")
+@click.option("--threads", type=int, default=None,
+              help="Torch CPU threads (default: torch's; fix it for bitwise-reproducible CPU runs).")
 @click.option("--allow-repeat", is_flag=True, help="Sampling: a domain smaller than its share repeats.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--steps", type=int, help="Optimiser steps (default: as many as the budget fills).")
@@ -59,7 +61,7 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--provenance", "prov_pairs", multiple=True, metavar="KEY=VALUE",
               help="Recorded in run.json provenance (e.g. role=base, domain=code, factor=3).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, allow_repeat, out_dir, steps, batch_size,
+def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, threads, allow_repeat, out_dir, steps, batch_size,
             grad_accum, lr, seq_len, eval_every, eval_seqs, extra_eval, checkpoint_every, seed, data_seed, device,
             compile_, resume, prov_pairs, progress):
     """Train GPT-2 or BERT from random init on a mixture; report held-out loss per domain."""
@@ -74,6 +76,12 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, a
                       checkpoint_every=checkpoint_every, seed=seed, device=device, compile=compile_,
                       progress=progress)
     p = cfg.resolve()  # validates the preset and overrides before any data is touched
+    if threads is not None:
+        if threads < 1:
+            raise MixerError(f"--threads {threads}: need at least 1")
+        import torch
+
+        torch.set_num_threads(threads)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if shards:
         if weights_file or weight_pairs or tokens:
@@ -85,10 +93,16 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, a
     elif corpus:
         if bool(weights_file) == bool(weight_pairs):
             raise MixerError("--corpus sampling needs the mixture: give either --weights FILE or --weight DOMAIN=W")
-        if not tokens:
-            raise MixerError("--corpus sampling needs --tokens (the mixture's budget, e.g. 30M)")
-        weights = load_weights(weights_file).weights if weights_file else parse_weight_options(weight_pairs)
-        source = source_from_corpus(corpus, weights, parse_count(tokens), p.seq_len,
+        mixture = load_weights(weights_file) if weights_file else None
+        weights = mixture.weights if mixture else parse_weight_options(weight_pairs)
+        if tokens:
+            budget = parse_count(tokens, "--tokens")
+        elif mixture is not None and mixture.budget_tokens:
+            budget = int(mixture.budget_tokens)  # the budget the weights were solved for
+        else:
+            raise MixerError("--corpus sampling needs --tokens (the mixture's budget, e.g. 30M); "
+                             f"{weights_file or '--weight'} records no budget_tokens")
+        source = source_from_corpus(corpus, weights, budget, p.seq_len,
                                     seed if data_seed is None else data_seed, model, p.batch_size, rank, world,
                                     allow_repeat)
     else:
