@@ -94,7 +94,9 @@ def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: floa
     columns = {"n0": [f"{fits[d].n0:.3g}" for d in data.domains], "b": [f"{fits[d].b:.3g}" for d in data.domains],
                "c": [f"{fits[d].c:.3g}" for d in data.domains],
                "fit rmse": [f"{fits[d].rmse:.2g}" + (" (interp.)" if fits[d].interpolates else "")
-                            for d in data.domains]}
+                            for d in data.domains],
+               "effect / noise": [("n/a" if est.effects_[d].z is None else f"{est.effects_[d].z:+.1f}")
+                                  for d in data.domains]}
     notes = tuple(f"warning: {w}" for w in est.warnings_)
     if est.bootstrap_.method == "none":
         notes += (f"note: {est.bootstrap_.message}",)
