@@ -18,7 +18,7 @@ def _plt():
 
 def plot_fits(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: Mapping, path: str | Path,
               optimum: Mapping[str, float] | None = None, xlabel: str = "tokens / (N/m)",
-              ylabel: str = "loss / base loss") -> Path:
+              ylabel: str = "loss / base loss", title: str | None = None) -> Path:
     """One panel per domain: the measured points and the fitted power law (optimum marked)."""
     plt = _plt()
     import matplotlib.ticker  # noqa: F401  (loaded by pyplot; named here for the tick setup)
@@ -51,6 +51,8 @@ def plot_fits(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: Mapping
         ax.set_ylabel(ylabel, fontsize=8)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

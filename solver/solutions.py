@@ -108,7 +108,7 @@ def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: floa
         kw = ({"xlabel": "this domain's tokens / (budget / domains)", "ylabel": f"mean held-out {name} / base run's"}
               if units == "authors" else {"xlabel": "this domain's tokens", "ylabel": f"mean held-out {name}"})
         drawn = (plot_fits(est.points_, fits, plot_path(out, "fits"), optimum=dict(zip(data.domains, est.result_.x)),
-                           **kw),
+                           title=f"DDO power-law fits at a budget of {data.budget_tokens:,} tokens ({name})", **kw),
                  plot_predicted_vs_measured(est.predicted_, est.measured_, plot_path(out, "pred_vs_meas"),
                                             held_out=None if check is None else (check.predicted, check.measured),
                                             axis=kw["ylabel"]))
