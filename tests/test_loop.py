@@ -171,6 +171,7 @@ def test_cli_seeds_give_intervals_held_out_checks_and_a_printed_verdict(corpus, 
     assert prov["metric"] == "perplexity" and prov["seeds"] == 2
     assert prov["noise"]["source"] == "seeds" and prov["noise"]["sigma"] > 0 and prov["noise"]["dof"] == 7
     assert prov["held_out"]["runs"] == ["heldout-0"] and len(prov["held_out"]["z"]) == 1
+    assert "held-out heldout-0: predicted" in result.output
     assert set(prov["effects"]) == set(DOMAINS)
     if w["verdict"] == "unsupported":
         assert w["reasons"] and "safer choice" in result.output

@@ -82,7 +82,8 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
                            replicates=r.estimator.bootstrap_.samples.tolist(), intervals=r.intervals,
                            verdict=r.verdict) for s, r in zip(scales, results)]
     prov = {"scales": {format_count(s): str(r.weights_path.relative_to(out)) for s, r in zip(scales, results)},
-            "ddo_weights": {format_count(s): r.weights for s, r in zip(scales, results)}}
+            "ddo_weights": {format_count(s): r.weights for s, r in zip(scales, results)},
+            "metric": cfg.metric, "seeds": cfg.seeds}
     sol = autoscale_solution(optima, int(target), out / "weights.json", provenance=prov, plots=cfg.plots)
     weights, path, plots = sol.weights, sol.path, sol.plots
     domains = list(weights)

@@ -102,6 +102,13 @@ def weights_table(title: str, columns: dict[str, dict[str, float]],
     return table
 
 
+def load_held_out(weights_path) -> dict | None:
+    """The held-out check recorded in a DDO weights.json (None: no held-out runs)."""
+    from mixer.formats.weights import load_weights
+
+    return load_weights(weights_path).provenance.get("held_out")
+
+
 def print_verdict(console, verdict, fallback: str = "uniform (or your base mixture)") -> None:
     """The verdict and its reasons, always printed (not only stored in weights.json)."""
     if verdict is None:
@@ -136,6 +143,11 @@ def ddo_cmd(tokens, **kw) -> None:
     console.print(f"{len(res.runs)} runs{held}, {res.ran} trained now, {total - res.ran} from the cache")
     for w in res.estimator.warnings_:
         console.print(f"warning: {w}", soft_wrap=True, markup=False)
+    held = load_held_out(res.weights_path) or {}
+    for name, pred, meas, z in zip(held.get("runs", []), held.get("predicted", []), held.get("measured", []),
+                                   held.get("z") or [None] * len(held.get("runs", []))):
+        zs = "" if z is None else f" ({z:+.1f} noise units)"
+        console.print(f"held-out {name}: predicted {pred:.4f}, measured {meas:.4f}{zs}", soft_wrap=True)
     print_verdict(console, res.verdict)
     console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)
 
