@@ -255,7 +255,8 @@ def mixing_laws_solution(runs: Sequence[Run], out: Path, *, n_bootstrap: int = 5
     except ValueError as exc:
         raise MixerError(f"{runs[0].path}: {exc}") from None
     intervals = quantile_intervals(domains, mixing_laws_replicates(W, L, n_boot=n_bootstrap, seed=seed))
-    prov: dict[str, Any] = {"runs": [r.path for r in runs], "c": res.c.tolist(), "k": res.k.tolist(),
+    prov: dict[str, Any] = {"runs": [r.path for r in runs], "fit_loss": "huber", "huber_delta": 1e-3,
+                            "c": res.c.tolist(), "k": res.k.tolist(),
                             "t": res.t.tolist(), "predicted_loss": res.fun,
                             "interval_method": f"bootstrap over runs ({n_bootstrap} resamples)"}
     weights = _write(out, dict(zip(domains, res.x)), "mixing-laws", _one_budget(runs), prov, intervals)

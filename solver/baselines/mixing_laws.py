@@ -6,6 +6,12 @@ fitted on runs at several mixtures r, then sum_i v_i L_i(r) minimised over the s
 for k_i > 0; spectral projected gradient). Since sum_j r_j = 1, a common shift of t_i1..t_im is
 the same as rescaling k_i; the fit fixes it by sum_j t_ij = 0. Starts: for a grid of c, the
 model is linear in (log k, t) after taking log(L - c).
+
+As published, the laws are fitted under a Huber loss (`loss="huber"`, threshold `delta`, default
+1e-3 in loss units), so one bad proxy run pulls the law less than under least squares;
+`loss="linear"` is plain least squares. The nested laws over training steps and model size,
+which turn small, short runs into the losses the mixture law is fitted on, are in
+`solver.baselines.nested_laws`.
 """
 from __future__ import annotations
 
@@ -35,8 +41,13 @@ def _model(theta: np.ndarray, R: np.ndarray) -> np.ndarray:
     return theta[0] + np.exp(theta[1] + R @ t)
 
 
-def fit_mixing_law(R: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """One domain's law; returns theta = (c, log k, t_1..t_{m-1}) and the cost."""
+def fit_mixing_law(R: np.ndarray, y: np.ndarray, *, loss: str = "huber",
+                   delta: float = 1e-3) -> tuple[np.ndarray, float]:
+    """One domain's law; returns theta = (c, log k, t_1..t_{m-1}) and the cost under `loss`."""
+    if loss not in ("huber", "linear"):
+        raise ValueError(f"loss {loss!r}: expected 'huber' (the authors') or 'linear' (least squares)")
+    if not delta > 0:
+        raise ValueError(f"Huber delta {delta}: give a positive threshold in loss units")
     A = np.hstack([np.ones((R.shape[0], 1)), R[:, :-1] - R[:, -1:]])  # t_m = -sum: r.t = sum_j<m t_j (r_j - r_m)
     best = None
     span = float(np.ptp(y)) + 1e-12
@@ -47,11 +58,16 @@ def fit_mixing_law(R: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
                           xtol=1e-14, ftol=1e-14, gtol=1e-14, max_nfev=5000)
         if best is None or r.cost < best.cost:
             best = r
+    if loss == "huber":  # from the least-squares optimum (the starts' grid is its job), the Huber one
+        best = least_squares(lambda th: _model(th, R) - y, best.x, method="trf", loss="huber", f_scale=delta,
+                             xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=5000)
     return best.x, float(best.cost)
 
 
-def mixing_laws_weights(R, losses, *, eval_weights=None, tol: float = 1e-12) -> MixingLawsResult:
-    """R: (runs, m) mixtures; losses: (runs, n_eval) held-out loss per evaluated domain."""
+def mixing_laws_weights(R, losses, *, eval_weights=None, tol: float = 1e-12, loss: str = "huber",
+                        delta: float = 1e-3) -> MixingLawsResult:
+    """R: (runs, m) mixtures; losses: (runs, n_eval) held-out loss per evaluated domain; each
+    domain's law fitted under `loss` ("huber" with threshold `delta`, or "linear")."""
     R = np.asarray(R, float)
     L = np.asarray(losses, float)
     if L.ndim == 1:
@@ -64,7 +80,7 @@ def mixing_laws_weights(R, losses, *, eval_weights=None, tol: float = 1e-12) -> 
     if n < m + 2:
         raise ValueError(f"each law has {m + 1} parameters; {n} runs are too few, give at least {m + 2}")
     v = np.full(L.shape[1], 1.0 / L.shape[1]) if eval_weights is None else np.asarray(eval_weights, float)
-    thetas = [fit_mixing_law(R, L[:, i])[0] for i in range(L.shape[1])]
+    thetas = [fit_mixing_law(R, L[:, i], loss=loss, delta=delta)[0] for i in range(L.shape[1])]
     c = np.array([th[0] for th in thetas])
     k = np.exp([th[1] for th in thetas])
     T = np.array([np.append(th[2:], -np.sum(th[2:])) for th in thetas])
@@ -79,5 +95,5 @@ def mixing_laws_weights(R, losses, *, eval_weights=None, tol: float = 1e-12) -> 
     lo, hi = feasible_bounds(m, 1.0)
     res = spg_minimize(fun, grad, np.full(m, 1.0 / m), 1.0, lo, hi, tol=tol, max_iter=20000)
     return MixingLawsResult(x=res.x, fun=res.fun, c=c, k=k, t=T, residuals=resid, success=res.success,
-                            message=f"fit rmse {np.sqrt(np.mean(resid ** 2)):.3g}; {res.message}",
+                            message=f"{loss} fit rmse {np.sqrt(np.mean(resid ** 2)):.3g}; {res.message}",
                             iterations=res.iterations)

@@ -1,0 +1,68 @@
+"""Data Mixing Laws as published: the Huber fit (robust to one bad run where least squares is
+not) and the nested laws over steps and model size, on synthetic losses with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from solver.baselines.mixing_laws import mixing_laws_weights
+from solver.baselines.nested_laws import fit_power_law, predict_target_losses
+from solver.numerics.simplex import feasible_bounds, spg_minimize
+
+C, K = 2.0, 1.0
+T = np.array([-2.0, 1.5, 0.5])  # sums to 0
+
+
+def law(R: np.ndarray) -> np.ndarray:
+    return C + K * np.exp(R @ T)
+
+
+def true_optimum() -> np.ndarray:
+    lo, hi = feasible_bounds(3, 1.0)
+    return spg_minimize(lambda r: float(C + K * np.exp(T @ r)), lambda r: T * K * np.exp(T @ r),
+                        np.full(3, 1 / 3), 1.0, lo, hi, tol=1e-14).x
+
+
+def test_power_law_recovered_exactly():
+    S = np.array([100, 200, 400, 800, 1600, 3200.0])
+    fit = fit_power_law(S, 2.5 + 40.0 * S ** -0.6)
+    assert fit.e == pytest.approx(2.5, abs=1e-6) and fit.a == pytest.approx(40.0, rel=1e-4)
+    assert fit.alpha == pytest.approx(0.6, abs=1e-6)
+    with pytest.raises(ValueError, match="3 or more"):
+        fit_power_law(S[:2], S[:2])
+
+
+def test_huber_fit_shrugs_off_one_bad_run_that_least_squares_follows():
+    R = np.random.default_rng(1).dirichlet(np.ones(3), 24)
+    L = law(R)
+    L[5] += 0.8  # one diverged proxy
+    huber = mixing_laws_weights(R, L)
+    ls = mixing_laws_weights(R, L, loss="linear")
+    assert np.abs(huber.t[0] - T).max() < 1e-3 and huber.c[0] == pytest.approx(C, abs=1e-3)
+    assert np.abs(ls.t[0] - T).max() > 0.05  # least squares is pulled off the truth
+    assert np.abs(huber.x - true_optimum()).max() < 1e-3
+    assert huber.message.startswith("huber")
+    with pytest.raises(ValueError, match="loss 'l1'"):
+        mixing_laws_weights(R, law(R), loss="l1")
+
+
+def test_nested_laws_predict_the_target_and_its_optimum():
+    """L(N, S, r) = E(r) + A N^-a + B S^-b with E chosen so that L(N*, S*, r) is the mixture law:
+    steps, then sizes, then the mixture law must give the target's optimum."""
+    rng = np.random.default_rng(2)
+    R = rng.dirichlet(np.ones(3), 12)
+    n_star, s_star = 1e9, 1e5
+    A, a, B, b = 400.0, 0.35, 30.0, 0.5
+    E = law(R) - A * n_star ** -a - B * s_star ** -b
+    sizes = [1e6, 4e6, 1.6e7, 6.4e7]
+    steps = np.array([200, 400, 800, 1600, 3200.0])
+    curves = [[(steps, E[i] + A * n ** -a + B * steps ** -b) for i in range(len(R))] for n in sizes]
+    pred = predict_target_losses(curves, sizes, s_star, n_star)
+    assert np.abs(pred - law(R)).max() < 1e-4
+    res = mixing_laws_weights(R, pred[:, None])
+    assert np.abs(res.x - true_optimum()).max() < 1e-3
+    # One size: the step law alone.
+    one = predict_target_losses(curves[:1], sizes[:1], s_star)
+    assert np.abs(one - (E + A * sizes[0] ** -a + B * s_star ** -b)).max() < 1e-4
+    with pytest.raises(ValueError, match="3 or more model sizes"):
+        predict_target_losses(curves[:2], sizes[:2], s_star, n_star)
