@@ -25,18 +25,34 @@ from kernels._jit import njit
 
 
 @njit
+def _before(ka, da, kb, db):
+    """Heap order: by key, ties by domain index (so the order is deterministic)."""
+    return ka < kb or (ka == kb and da < db)
+
+
+@njit
+def _move(hk, hd, dst, src):
+    hk[dst] = hk[src]
+    hd[dst] = hd[src]
+
+
+@njit
+def _set(hk, hd, i, key, dom):
+    hk[i] = key
+    hd[i] = dom
+
+
+@njit
 def _push(hk, hd, n, key, dom):
     """Push (key, dom) on the binary min-heap hk/hd of size n; returns the new size."""
     c = n
     while c > 0:
         par = (c - 1) >> 1
-        if hk[par] < key or (hk[par] == key and hd[par] < dom):
+        if _before(hk[par], hd[par], key, dom):
             break
-        hk[c] = hk[par]
-        hd[c] = hd[par]
+        _move(hk, hd, c, par)
         c = par
-    hk[c] = key
-    hd[c] = dom
+    _set(hk, hd, c, key, dom)
     return n + 1
 
 
@@ -50,15 +66,13 @@ def _pop(hk, hd, n):
         ch = 2 * c + 1
         if ch >= n:
             break
-        if ch + 1 < n and (hk[ch + 1] < hk[ch] or (hk[ch + 1] == hk[ch] and hd[ch + 1] < hd[ch])):
+        if ch + 1 < n and _before(hk[ch + 1], hd[ch + 1], hk[ch], hd[ch]):
             ch += 1
-        if key < hk[ch] or (key == hk[ch] and dom < hd[ch]):
+        if _before(key, dom, hk[ch], hd[ch]):
             break
-        hk[c] = hk[ch]
-        hd[c] = hd[ch]
+        _move(hk, hd, c, ch)
         c = ch
-    hk[c] = key
-    hd[c] = dom
+    _set(hk, hd, c, key, dom)
     return n
 
 
