@@ -121,3 +121,23 @@ def plot_predicted_vs_measured(predicted, measured, path: str | Path, labels: Se
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_weight_trajectory(trajectory: np.ndarray, domains: Sequence[str], path: str | Path,
+                           average: np.ndarray | None = None, title: str = "DoReMi weights over steps") -> Path:
+    """One line per domain: the weight after every step, the average (the answer) dashed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    steps = np.arange(1, len(trajectory) + 1)
+    for j, d in enumerate(domains):
+        line, = ax.plot(steps, trajectory[:, j], label=d)
+        if average is not None:
+            ax.axhline(average[j], color=line.get_color(), linestyle="--", linewidth=0.8)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("domain weight")
+    ax.set_title(title + (" (dashed: average)" if average is not None else ""))
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

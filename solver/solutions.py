@@ -288,3 +288,28 @@ def doremi_solution(proxy: Run, reference: Run, out: Path, *, eta: float = 1.0, 
     return Solution(weights=weights, path=out, method="doremi", budget_tokens=proxy.budget_tokens, intervals={},
                     provenance=prov, title=f"DoReMi over {res.iterations} steps (eta={eta}, smoothing={smoothing})",
                     estimator=res)
+
+
+def doremi_online_solution(domains: Sequence[str], trajectory: np.ndarray, out: Path, *, eta: float, smoothing: float,
+                           budget_tokens: int | None, provenance: Mapping[str, Any] | None = None,
+                           plots: bool = True) -> Solution:
+    """DoReMi run online (`mixer loop doremi`): the average of the per-step weights, with the
+    trajectory and the final step's weights in the provenance and a plot of the trajectory."""
+    out = Path(out)
+    traj = np.asarray(trajectory, float)
+    if traj.ndim != 2 or traj.shape[0] == 0 or traj.shape[1] != len(domains):
+        raise MixerError(f"{out}: the DoReMi trajectory has shape {traj.shape}, expected (steps >= 1, {len(domains)}); "
+                         "re-run the proxy")
+    avg = traj.mean(axis=0)
+    prov = {**(provenance or {}), "eta": eta, "smoothing": smoothing, "steps": int(traj.shape[0]),
+            "final_weights": dict(zip(domains, map(float, traj[-1]))), "trajectory": traj.tolist(),
+            "interval_method": "none: one proxy run"}
+    weights = _write(out, dict(zip(domains, avg)), "doremi", budget_tokens, prov, {})
+    drawn: tuple[Path, ...] = ()
+    if plots:
+        from solver.plots import plot_weight_trajectory
+
+        drawn = (plot_weight_trajectory(traj, list(domains), plot_path(out, "trajectory"), average=avg / avg.sum()),)
+    return Solution(weights=weights, path=out, method="doremi", budget_tokens=budget_tokens, intervals={},
+                    provenance=prov, title=f"DoReMi online over {traj.shape[0]} steps (eta={eta}, smoothing={smoothing})",
+                    plots=drawn)

@@ -30,6 +30,7 @@ from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.core.errors import MixerError
 from trainers.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from trainers.heldout import build_eval_sets, evaluate
+from trainers.hooks import StepHook, StepLosses
 from trainers.models import build_model, count_params, vocab_for
 from trainers.objectives import causal_token_losses, mask_tokens, mlm_token_losses, per_domain_sums
 from trainers.presets import ModelPreset, get_preset
@@ -90,6 +91,7 @@ class DataSource:
     state: Stateful | None = None  # stream position; default: `batches` itself if it has state_dict()
     seq_len: int | None = None  # the stream's sequence length, when known: must equal the run's
     provenance: dict[str, Any] = field(default_factory=dict)  # merged into run.json's provenance
+    set_weights: Callable[[dict[str, float]], None] | None = None  # change the mixture between steps (step hooks)
 
     def stream_state(self) -> Stateful | None:
         if self.state is not None:
@@ -142,9 +144,10 @@ def _warmup(preset: ModelPreset, steps: int) -> int:
 
 
 def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iterable[DomainLossHook] = (),
-          resume: bool = False) -> RunRecord:
+          resume: bool = False, step_hooks: Iterable[StepHook] = ()) -> RunRecord:
     """Train from random init on `source`, evaluate every domain's held-out split, write
-    `out_dir/run.json` (+ checkpoint.pt, loss_curves.png) and return the record."""
+    `out_dir/run.json` (+ checkpoint.pt, loss_curves.png) and return the record. `step_hooks`
+    (`trainers.hooks`) see each step's per-token losses and may return new sampling weights."""
     # --- config, devices, ranks ---------------------------------------------------------------
     preset = cfg.resolve()
     device, rank, local_rank, world = _setup_device(cfg)
@@ -230,7 +233,9 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     token_losses = causal_token_losses if cfg.model == "gpt2" else mlm_token_losses
-    hooks = list(hooks)
+    hooks, step_hooks = list(hooks), list(step_hooks)
+    if step_hooks and world > 1:
+        raise MixerError("step hooks run on one process; train without torchrun (world size 1)")
 
     def run_eval() -> dict[str, float]:
         losses = evaluate(raw, eval_sets, cfg.model, device, cfg.eval_batch_size, autocast, rank, world)
@@ -252,6 +257,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     while step < steps:
         t_step = time.perf_counter()
         step_sums = torch.zeros(2, len(domains), dtype=torch.float64, device=device)
+        seen: list[tuple] = []  # (loss, domain, counted, inputs) per micro-step, for the step hooks
         for micro in range(accum):
             t0 = time.perf_counter()
             try:
@@ -282,6 +288,8 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
                     loss, dom, counted = token_losses(model, inputs)  # [B*L] each
                 ((loss * counted).sum() / counted.sum().clamp(min=1) / accum).backward()
             step_sums += per_domain_sums(loss, dom, counted, len(domains))
+            if step_hooks:
+                seen.append((loss.detach(), dom, counted, inputs))
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
         lr = schedule.get_last_lr()[0]
@@ -297,6 +305,8 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
             losses = {d: s / c for d, s, c in zip(domains, sums, counts) if c > 0}
             for hook in hooks:
                 hook(step, losses, {d: int(c) for d, c in zip(domains, counts)})
+        if step_hooks:
+            _run_step_hooks(step_hooks, step, tuple(domains), seen, source)
         if step % cfg.log_every == 0 or step == steps:
             if world > 1:
                 torch.distributed.all_reduce(interval)
@@ -351,6 +361,22 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     if world > 1:
         torch.distributed.barrier()
     return record
+
+
+def _run_step_hooks(step_hooks: list[StepHook], step: int, domains: tuple[str, ...], seen: list[tuple],
+                    source: DataSource) -> None:
+    """Call every step hook with the step's per-token losses; pass returned weights to the source."""
+    info = StepLosses(step=step, domains=domains, token_loss=torch.cat([s[0] for s in seen]),
+                      token_domain=torch.cat([s[1] for s in seen]), counted=torch.cat([s[2] for s in seen]),
+                      batches=tuple(s[3] for s in seen))
+    for hook in step_hooks:
+        new = hook(info)
+        if new is None:
+            continue
+        if source.set_weights is None:
+            raise MixerError(f"a step hook returned new weights at step {step} but the data source cannot change "
+                             "them; use a source with set_weights (trainers.weighted.WeightedDomainSampler)")
+        source.set_weights(dict(new))
 
 
 def _ppl(loss: float) -> float:

@@ -4,7 +4,9 @@ per-domain losses.
     alpha' = alpha * exp(eta * max(L_proxy - L_ref, 0));  alpha = (1 - c) alpha'/sum(alpha') + c/m
 
 The answer is the average of alpha over the steps. `doremi_weights` replays logged losses (pure
-arrays); `DoReMiWeights` is the same update, one step at a time, for a trainer's loop.
+arrays); `DoReMiWeights` is the same update, one step at a time, for a trainer's loop; with
+`per_token_excess` and `update_excess` it is the official implementation's step (excess clipped
+per token, then averaged per domain), which `mixer loop doremi` runs inside the proxy's training.
 """
 from __future__ import annotations
 
@@ -93,6 +95,14 @@ class DoReMiWeights:
             raise ValueError(f"{what}: expected {len(self.domains)} finite losses, got {v!r}")
         return v
 
+    def update_excess(self, excess) -> np.ndarray:
+        """One step from per-domain excess losses already clipped (`per_token_excess`): the form
+        of the official implementation, which clips each token's excess before the domain mean."""
+        self.weights_ = _step(self.weights_, self._vec(excess, "excess"), self.eta, self.smoothing)
+        self.sum_ += self.weights_
+        self.n_steps_ += 1
+        return self.weights_
+
     def update(self, proxy_losses, reference_losses) -> np.ndarray:
         excess = self._vec(proxy_losses, "proxy_losses") - self._vec(reference_losses, "reference_losses")
         self.weights_ = _step(self.weights_, excess, self.eta, self.smoothing)
@@ -112,6 +122,19 @@ class DoReMiWeights:
         self.weights_ = np.asarray(state["weights"], float)
         self.sum_ = np.asarray(state["sum"], float)
         self.n_steps_ = int(state["n_steps"])
+
+
+def per_token_excess(proxy_loss, reference_loss, domain, counted, n_domains: int) -> np.ndarray:
+    """Per-domain mean of max(proxy − reference, 0) over each domain's scored tokens (the clip is
+    per token, as in the official implementation); 0 for a domain with no token in the step."""
+    p, r = np.asarray(proxy_loss, float), np.asarray(reference_loss, float)
+    d, c = np.asarray(domain, np.int64), np.asarray(counted, float)
+    if not (p.shape == r.shape == d.shape == c.shape and p.ndim == 1):
+        raise ValueError(f"per-token arrays must be 1-D of one length, got {p.shape}, {r.shape}, {d.shape}, {c.shape}")
+    clipped = np.maximum(p - r, 0.0) * c
+    sums = np.bincount(d, weights=clipped, minlength=n_domains)
+    cnt = np.bincount(d, weights=c, minlength=n_domains)
+    return np.divide(sums, cnt, out=np.zeros(n_domains), where=cnt > 0)
 
 
 def aligned_histories(proxy, reference) -> tuple[list[str], np.ndarray, np.ndarray]:

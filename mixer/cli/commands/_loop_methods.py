@@ -88,4 +88,31 @@ def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, 
     console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)
 
 
-COMMANDS = (regmix_cmd,)
+@click.command("doremi")
+@_train_options
+@click.option("--eta", type=float, default=1.0, show_default=True, help="Group DRO step size (official default).")
+@click.option("--smoothing", type=float, default=1e-3, show_default=True,
+              help="Mix the weights with uniform by this share after every step (official default).")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run cache (default OUT/runs).")
+@click.option("--plots/--no-plots", default=True, show_default=True)
+def doremi_cmd(tokens, eta, smoothing, cache, plots, **kw) -> None:
+    """DoReMi online: a reference at uniform, then a proxy with the Group DRO update every step."""
+    from rich.console import Console
+
+    from mixer.cli.commands.loop import weights_table
+    from mixer.core.units import parse_count
+    from mixer.loop.doremi import DoReMiConfig, loop_doremi
+
+    cfg = DoReMiConfig(corpus=kw["corpus"], out=kw["out"], train=_train_spec(kw), eta=eta, smoothing=smoothing,
+                       cache=cache, plots=plots, progress=not kw["quiet"])
+    res = loop_doremi(cfg, parse_count(tokens, "--tokens"))
+    final = dict(zip(res.domains, map(float, res.trajectory[-1])))
+    console = Console(width=120)
+    console.print(weights_table(f"DoReMi online at {res.budget_tokens:,} tokens ({len(res.trajectory)} steps)",
+                                {"average (answer)": res.weights, "last step": final}))
+    console.print(f"{res.ran} runs trained now, {2 - res.ran} from the cache")
+    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)
+
+
+COMMANDS = (regmix_cmd, doremi_cmd)
