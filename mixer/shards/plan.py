@@ -46,6 +46,9 @@ class PlanConfig:
     seed: int = 0  # permutation seed, 0 <= seed < 2**64
     objective: str = "causal"  # "causal": documents joined by EOS; "mlm": [CLS] doc [SEP] [PAD]..
     allow_repeat: bool = False  # a domain smaller than its target takes further epochs instead of failing
+    # With allow_repeat: the most passes over any domain's data (OLMo's max repetition factor);
+    # a domain that would need more is refused by name. None: no cap.
+    max_repeat: float | None = None
     # "auto": causal -> "midpoint" (each domain within half a document of its token share),
     # mlm -> "edf"; "edf" on causal documents: the smallest deviation in documents, not tokens
     interleave: str = "auto"
@@ -134,6 +137,8 @@ def domain_hash(name: str) -> int:
 def _check_config(config: PlanConfig) -> None:
     if config.objective not in OBJECTIVES:
         raise MixerError(f"--objective {config.objective!r}: choose one of {', '.join(OBJECTIVES)}")
+    if config.max_repeat is not None and not config.max_repeat >= 1:
+        raise MixerError(f"--max-repeat {config.max_repeat!r}: must be at least 1 (one pass over each domain)")
     if config.interleave not in INTERLEAVES:
         raise MixerError(f"--interleave {config.interleave!r}: choose one of {', '.join(INTERLEAVES)}")
     min_len = 3 if config.objective == "mlm" else 1
@@ -240,6 +245,10 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
         units = avail_tok[i] + avail_doc[i] if config.objective == "causal" else avail_doc[i]
         if avail_doc[i] == 0 or (targets[i] > units and not config.allow_repeat):
             raise _too_small(name, w[name], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), budget, config)
+        if config.allow_repeat and config.max_repeat is not None and units and targets[i] > config.max_repeat * units:
+            raise MixerError(f"domain {name!r}: weight {w[name]:g} of a {budget}-token budget needs "
+                             f"{targets[i] / units:.2f} passes over its data, above --max-repeat "
+                             f"{config.max_repeat:g}; lower its weight or the budget, or raise the cap")
 
     docs, counts, epochs = [], [], np.zeros(len(names), np.int64)
     parts, part_domain, seg_part, seg_src = [], [], [], []

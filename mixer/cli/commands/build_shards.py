@@ -32,12 +32,14 @@ def _default_workers() -> int:
 @click.option("--zstd-level", type=int, default=1, show_default=True)
 @click.option("--workers", type=int, default=None, help="Compression threads [default: CPU count, at most 8].")
 @click.option("--allow-repeat", is_flag=True, help="Let a domain smaller than its target repeat (fresh order each epoch).")
+@click.option("--max-repeat", type=float, default=None,
+              help="With repetition, at most this many passes over any domain's data (implies --allow-repeat).")
 @click.option("--interleave", type=click.Choice(["auto", "midpoint", "edf"]), default="auto", show_default=True,
               help="Order of documents: midpoint (token shares, causal default) or edf (smallest deviation in "
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, objective, shard_tokens,
-            zstd_level, workers, allow_repeat, overwrite, interleave) -> None:
+            zstd_level, workers, allow_repeat, max_repeat, overwrite, interleave) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
 
@@ -61,7 +63,8 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
     else:
         weights, source = parse_weight_options(weight_pairs), "--weight"
     plan_config = PlanConfig(tokens=parse_count(tokens, "--tokens"), seq_len=seq_len, seed=seed,
-                             objective=objective, allow_repeat=allow_repeat, interleave=interleave)
+                             objective=objective, allow_repeat=allow_repeat or max_repeat is not None,
+                             max_repeat=max_repeat, interleave=interleave)
     shard_config = ShardConfig(shard_tokens=parse_count(shard_tokens, "--shard-tokens"), zstd_level=zstd_level,
                                workers=_default_workers() if workers is None else workers, overwrite=overwrite)
     if shard_config.workers < 1:

@@ -1,0 +1,31 @@
+"""A cap on repetition (OLMo's max repetition factor): within the cap a small domain repeats,
+beyond it build-shards refuses by name; the epochs show in the summary."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from mixer.cli import main
+from mixer.formats.shards import read_index
+from mixer.testing import write_synthetic_corpus
+
+
+def build(tmp_path, *extra):
+    corpus = tmp_path / "corpus"
+    if not corpus.exists():
+        write_synthetic_corpus(corpus, {"big": [200] * 100, "small": [200] * 5}, vocab_size=256)
+    return CliRunner(env={"COLUMNS": "200"}).invoke(main, ["build-shards", "--corpus", str(corpus), "--weight", "big=0.5",
+                                     "--weight", "small=0.5", "--tokens", "4000", "--seq-len", "50",
+                                     "--out", str(tmp_path / f"shards{len(extra)}"), *extra])
+
+
+def test_cap_allows_up_to_and_refuses_beyond(tmp_path):
+    ok = build(tmp_path, "--max-repeat", "2.5")           # small: 2000 tokens from 1005 -> ~2 passes
+    assert ok.exit_code == 0, ok.output
+    index = read_index(tmp_path / "shards2")
+    assert index["domains"]["small"]["epochs"] == 2 and index["domains"]["small"]["realised_tokens"] == 2000
+    assert "2 epochs" in ok.output
+    bad = build(tmp_path, "--max-repeat", "1.5", "--overwrite")
+    assert bad.exit_code == 2 and "domain 'small'" in bad.output and "--max-repeat 1.5" in bad.output
+    assert "passes over its data" in bad.output and "\n" not in bad.output.strip()
+    nonsense = build(tmp_path, "--max-repeat", "0.5", "--overwrite")
+    assert nonsense.exit_code == 2 and "--max-repeat 0.5" in nonsense.output
