@@ -40,6 +40,19 @@ def test_per_token_clip_and_one_step_match_a_hand_computation():
     np.testing.assert_allclose(list(w.average_.values()), (want + second) / 2, rtol=1e-12)
 
 
+def test_weighted_mean_loss_by_hand():
+    import torch
+
+    from trainers.hooks import weighted_mean_loss
+
+    loss = torch.tensor([1.0, 3.0, 2.0, 8.0])
+    dom = torch.tensor([0, 0, 1, 1])
+    counted = torch.tensor([1.0, 1.0, 1.0, 0.0])  # the last token is not scored
+    assert float(weighted_mean_loss(loss, dom, counted, None)) == pytest.approx(2.0)
+    # weights 0.75 / 0.25: (0.75*1 + 0.75*3 + 0.25*2) / (0.75 + 0.75 + 0.25)
+    assert float(weighted_mean_loss(loss, dom, counted, torch.tensor([0.75, 0.25]))) == pytest.approx(3.5 / 1.75)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
@@ -98,6 +111,11 @@ def test_loop_doremi_end_to_end_cached_and_resumable(corpus, tmp_path, monkeypat
     monkeypatch.setattr(doremi_loop, "_train_proxy", real)
     again = loop_doremi(cfg2, 8192)
     assert again.ran == 1 and again.weights == res.weights  # same inputs and seeds, same weights
+    # The resampling variant shares the reference (same key) and trains only its own proxy.
+    other = loop_doremi(DoReMiConfig(corpus=corpus, out=tmp_path / "loop3", train=TrainSpec(eval_seqs=8),
+                                     mode="resample", cache=tmp_path / "loop" / "runs", progress=False), 8192)
+    assert other.ran == 1 and other.trajectory.shape == (16, 3)
+    assert json.loads(other.weights_path.read_text())["provenance"]["mode"] == "resample"
 
 
 def test_cli_loop_doremi_bad_input_is_one_line(corpus, tmp_path):

@@ -30,7 +30,7 @@ from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.core.errors import MixerError
 from trainers.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from trainers.heldout import build_eval_sets, evaluate
-from trainers.hooks import StepHook, StepLosses
+from trainers.hooks import StepHook, run_step_hooks, weighted_mean_loss
 from trainers.models import build_model, count_params, vocab_for
 from trainers.objectives import causal_token_losses, mask_tokens, mlm_token_losses, per_domain_sums
 from trainers.presets import ModelPreset, get_preset
@@ -234,6 +234,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     token_losses = causal_token_losses if cfg.model == "gpt2" else mlm_token_losses
     hooks, step_hooks = list(hooks), list(step_hooks)
+    loss_weights: list[torch.Tensor | None] = [None]  # per-domain loss weights a step hook may set
     if step_hooks and world > 1:
         raise MixerError("step hooks run on one process; train without torchrun (world size 1)")
 
@@ -286,7 +287,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
             with sync:
                 with autocast:
                     loss, dom, counted = token_losses(model, inputs)  # [B*L] each
-                ((loss * counted).sum() / counted.sum().clamp(min=1) / accum).backward()
+                (weighted_mean_loss(loss, dom, counted, loss_weights[0]) / accum).backward()
             step_sums += per_domain_sums(loss, dom, counted, len(domains))
             if step_hooks:
                 seen.append((loss.detach(), dom, counted, inputs))
@@ -306,7 +307,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
             for hook in hooks:
                 hook(step, losses, {d: int(c) for d, c in zip(domains, counts)})
         if step_hooks:
-            _run_step_hooks(step_hooks, step, tuple(domains), seen, source)
+            run_step_hooks(step_hooks, step, tuple(domains), seen, source, loss_weights, device)
         if step % cfg.log_every == 0 or step == steps:
             if world > 1:
                 torch.distributed.all_reduce(interval)
@@ -361,22 +362,6 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     if world > 1:
         torch.distributed.barrier()
     return record
-
-
-def _run_step_hooks(step_hooks: list[StepHook], step: int, domains: tuple[str, ...], seen: list[tuple],
-                    source: DataSource) -> None:
-    """Call every step hook with the step's per-token losses; pass returned weights to the source."""
-    info = StepLosses(step=step, domains=domains, token_loss=torch.cat([s[0] for s in seen]),
-                      token_domain=torch.cat([s[1] for s in seen]), counted=torch.cat([s[2] for s in seen]),
-                      batches=tuple(s[3] for s in seen))
-    for hook in step_hooks:
-        new = hook(info)
-        if new is None:
-            continue
-        if source.set_weights is None:
-            raise MixerError(f"a step hook returned new weights at step {step} but the data source cannot change "
-                             "them; use a source with set_weights (trainers.weighted.WeightedDomainSampler)")
-        source.set_weights(dict(new))
 
 
 def _ppl(loss: float) -> float:

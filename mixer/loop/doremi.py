@@ -8,19 +8,22 @@
 1. **Reference**: a proxy trained at the base weights (uniform by default) through the loop's
    runner (the `MixtureSampler` stream, fixed seeds); its run folder keeps the model
    (`checkpoint.pt`) beside run.json, cached by the run's key like every sweep run.
-2. **Proxy**: the same model size trained from scratch on `trainers.weighted.WeightedDomainSampler`
-   with a step hook (`trainers.hooks`): after every step the reference scores the same tokens,
+2. **Proxy**: the same model size trained from scratch with a step hook (`trainers.hooks`):
+   after every step the reference scores the same tokens,
    the excess loss is clipped at 0 per token and averaged per domain
    (`solver.baselines.doremi.per_token_excess`), and `DoReMiWeights.update_excess` takes one
-   exponentiated-gradient step with step size `eta` and smoothing `c`; the new weights drive
-   the sampler's next batch. The trajectory and its average are committed with the proxy run.
+   exponentiated-gradient step with step size `eta` and smoothing `c`; the new weights weight
+   the next step's loss (or drive the sampler, `mode="resample"`). The trajectory and its
+   average are committed with the proxy run.
 3. `weights.json` (method `doremi`): the average, with the trajectory, the final weights and a
    plot of the trajectory (`solver.solutions.doremi_online_solution`).
 
+`mode="reweight"` (default) is the official code's form: the proxy reads the reference's stream
+(base weights) and its training loss weights each token by α of its domain (a `StepUpdate`
+of loss weights); `mode="resample"` draws the proxy's batches by the current α instead
+(`trainers.weighted.WeightedDomainSampler`, loss unweighted). GPT-2 (causal) proxies only.
 Resume: each of the two runs is committed whole (run.json last); a killed loop re-trains only the
-run that had not finished. Differs from the official code: the proxy's batches are resampled by
-the current weights instead of reweighting the loss of uniformly sampled batches (both are in the
-DoReMi paper; resampling is what a mixture sampler can do); GPT-2 (causal) proxies only.
+run that had not finished.
 """
 from __future__ import annotations
 
@@ -48,6 +51,8 @@ class DoReMiConfig:
     base_weights: dict[str, float] | None = None  # the reference's mixture and the proxy's start; None: uniform
     eta: float = 1.0  # Group DRO step size (the official default)
     smoothing: float = 1e-3  # c: weights mixed with uniform by c after every step (the official default)
+    mode: str = "reweight"  # "reweight": batches at the base weights, loss weighted by α (the official code);
+    #                         "resample": batches drawn by the current α (trainers.weighted), loss unweighted
     cache: Path | None = None
     plots: bool = True
     progress: bool = True
@@ -84,6 +89,8 @@ def plan_doremi(cfg: DoReMiConfig, budget_tokens: int) -> tuple[RunSpec, RunSpec
         raise MixerError(f"--model {cfg.train.model}: loop doremi trains causal (gpt2) proxies only")
     if not (np.isfinite(cfg.eta) and cfg.eta > 0):
         raise MixerError(f"--eta {cfg.eta}: the Group DRO step size must be positive (the official default is 1)")
+    if cfg.mode not in ("reweight", "resample"):
+        raise MixerError(f"--mode {cfg.mode!r}: choose reweight (the official code) or resample")
     if not 0 <= cfg.smoothing <= 1:
         raise MixerError(f"--smoothing {cfg.smoothing}: give a value in [0, 1] (the official default is 1e-3)")
     domains, sha = corpus_identity(cfg.corpus)
@@ -95,19 +102,20 @@ def plan_doremi(cfg: DoReMiConfig, budget_tokens: int) -> tuple[RunSpec, RunSpec
                     budget_tokens=int(budget_tokens), train=cfg.train,
                     provenance={"role": "doremi-proxy", "domain": None, "factor": None, "total": None,
                                 "eta": float(cfg.eta), "smoothing": float(cfg.smoothing), "reference": ref.key(),
-                                "sampler": "weighted-domain"})
+                                "mode": cfg.mode})
     return ref, proxy
 
 
 class DoReMiHook:
     """The Group DRO step inside the proxy's training (a `trainers.hooks.StepHook`)."""
 
-    def __init__(self, reference, weights):
+    def __init__(self, reference, weights, mode: str = "reweight"):
         self.reference = reference.eval()
         self.weights = weights  # solver.baselines.doremi.DoReMiWeights
+        self.mode = mode
         self.trajectory: list[list[float]] = []
 
-    def __call__(self, s) -> dict[str, float]:
+    def __call__(self, s):
         import torch
 
         from solver.baselines.doremi import per_token_excess
@@ -121,7 +129,12 @@ class DoReMiHook:
                                   s.token_domain.cpu().numpy(), s.counted.cpu().numpy(), len(s.domains))
         w = self.weights.update_excess(excess)
         self.trajectory.append([float(x) for x in w])
-        return dict(zip(s.domains, map(float, w)))
+        new = dict(zip(s.domains, map(float, w)))
+        if self.mode == "resample":
+            return new
+        from trainers.hooks import StepUpdate
+
+        return StepUpdate(loss_weights=new)
 
 
 def _train_reference(spec: RunSpec) -> dict[str, bytes]:
@@ -162,17 +175,26 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
     torch.set_num_threads(spec.train.threads)
     tc = spec.train.train_config(progress=cfg.progress)
     preset = tc.resolve()
-    sampler = WeightedDomainSampler(spec.corpus, spec.weights, preset.seq_len, preset.batch_size, spec.train.data_seed)
-    hook = DoReMiHook(reference, DoReMiWeights(domains=sampler.domains, eta=cfg.eta, smoothing=cfg.smoothing,
-                                               init=spec.weights))
-    source = sampler.source(spec.budget_tokens, {**spec.provenance, "run_name": spec.name, "run_key": spec.key()})
+    prov = {**spec.provenance, "run_name": spec.name, "run_key": spec.key()}
+    if cfg.mode == "resample":
+        source = WeightedDomainSampler(spec.corpus, spec.weights, preset.seq_len, preset.batch_size,
+                                       spec.train.data_seed).source(spec.budget_tokens, prov)
+    else:  # the reference's stream: the base mixture, exact per-domain counts
+        from mixer.loop.runner import _data_source
+
+        source = _data_source(spec)
+    from mixer.formats.corpus import load_manifest
+
+    domains = tuple(load_manifest(spec.corpus).domain_names)  # the order token_domain indexes
+    hook = DoReMiHook(reference, DoReMiWeights(domains=domains, eta=cfg.eta, smoothing=cfg.smoothing,
+                                               init=spec.weights), cfg.mode)
     tmp = Path(tempfile.mkdtemp(prefix="mixer-doremi-proxy-"))
     try:
         train(tc, source, tmp / "run", step_hooks=[hook])
         files = {n: (tmp / "run" / n).read_bytes() for n in ("run.json", "loss_curves.png") if (tmp / "run" / n).exists()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    doc = {"domains": list(sampler.domains), "trajectory": hook.trajectory, "average": hook.weights.average_,
+    doc = {"domains": list(domains), "mode": cfg.mode, "trajectory": hook.trajectory, "average": hook.weights.average_,
            "eta": cfg.eta, "smoothing": cfg.smoothing}
     files[TRAJECTORY] = (json.dumps(doc, sort_keys=True) + "\n").encode()
     return files
@@ -196,7 +218,7 @@ def loop_doremi(cfg: DoReMiConfig, budget_tokens: int) -> DoReMiLoopResult:
     traj = np.array(doc["trajectory"], float)
     prov = {"loop": "doremi", "reference": str(ref_dir / "run.json"), "proxy": str(proxy_dir / "run.json"),
             "base_weights": ref.weights, "budget_tokens": int(budget_tokens), "train": proxy.to_json()["train"],
-            "sampler": "weighted-domain (proxy batches resampled by the current weights)"}
+            "mode": cfg.mode}
     sol = doremi_online_solution(domains, traj, Path(cfg.out) / "weights.json", eta=cfg.eta, smoothing=cfg.smoothing,
                                  budget_tokens=int(budget_tokens), provenance=prov, plots=cfg.plots)
     return DoReMiLoopResult(weights=sol.weights, weights_path=sol.path, budget_tokens=int(budget_tokens),

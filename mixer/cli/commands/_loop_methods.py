@@ -93,10 +93,13 @@ def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, 
 @click.option("--eta", type=float, default=1.0, show_default=True, help="Group DRO step size (official default).")
 @click.option("--smoothing", type=float, default=1e-3, show_default=True,
               help="Mix the weights with uniform by this share after every step (official default).")
+@click.option("--mode", type=click.Choice(["reweight", "resample"]), default="reweight", show_default=True,
+              help="reweight: proxy batches at the base weights, loss weighted by the DRO weights (the official "
+                   "code); resample: batches drawn by the current weights.")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run cache (default OUT/runs).")
 @click.option("--plots/--no-plots", default=True, show_default=True)
-def doremi_cmd(tokens, eta, smoothing, cache, plots, **kw) -> None:
+def doremi_cmd(tokens, eta, smoothing, mode, cache, plots, **kw) -> None:
     """DoReMi online: a reference at uniform, then a proxy with the Group DRO update every step."""
     from rich.console import Console
 
@@ -105,7 +108,7 @@ def doremi_cmd(tokens, eta, smoothing, cache, plots, **kw) -> None:
     from mixer.loop.doremi import DoReMiConfig, loop_doremi
 
     cfg = DoReMiConfig(corpus=kw["corpus"], out=kw["out"], train=_train_spec(kw), eta=eta, smoothing=smoothing,
-                       cache=cache, plots=plots, progress=not kw["quiet"])
+                       mode=mode, cache=cache, plots=plots, progress=not kw["quiet"])
     res = loop_doremi(cfg, parse_count(tokens, "--tokens"))
     final = dict(zip(res.domains, map(float, res.trajectory[-1])))
     console = Console(width=120)
