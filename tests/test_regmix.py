@@ -124,3 +124,14 @@ def test_cli_loop_regmix_bad_input_is_one_line(corpus, tmp_path):
     assert r.exit_code == 2 and "--runs 2" in r.output and len(r.output.strip().splitlines()) == 1
     with pytest.raises(MixerError, match="--top-k"):
         plan_regmix(RegMixConfig(loop=LoopConfig(corpus=corpus, out=tmp_path), top_k=0), 8192)
+
+
+@pytest.mark.slow
+def test_loop_regmix_on_a_local_ray_cluster_matches_sequential(corpus, tmp_path):
+    from dataclasses import replace
+
+    seq = loop_regmix(config(corpus, tmp_path / "seq"), 8192)
+    cfg = config(corpus, tmp_path / "ray")
+    ray = loop_regmix(replace(cfg, loop=replace(cfg.loop, ray="local", ray_cpus=2)), 8192)
+    assert ray.ran == 11
+    assert ray.weights_path.read_bytes() != b"" and ray.weights == seq.weights
