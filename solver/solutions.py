@@ -313,3 +313,32 @@ def doremi_online_solution(domains: Sequence[str], trajectory: np.ndarray, out: 
     return Solution(weights=weights, path=out, method="doremi", budget_tokens=budget_tokens, intervals={},
                     provenance=prov, title=f"DoReMi online over {traj.shape[0]} steps (eta={eta}, smoothing={smoothing})",
                     plots=drawn)
+
+
+def nested_mixing_laws_solution(paths: Sequence[str | Path], out: Path, *, target_steps: float,
+                                target_size: float | None = None, plots: bool = True) -> Solution:
+    """Data Mixing Laws with the nested laws: each run's loss curve read at `target_steps` (step
+    law), across model sizes at `target_size` (size law), then the mixture law on those."""
+    from solver.baselines import mixing_laws_weights
+    from solver.nested_runs import nested_table
+
+    out = Path(out)
+    domains, R, L, sizes = nested_table(paths, target_steps, target_size)
+    try:
+        res = mixing_laws_weights(R, L)
+    except ValueError as exc:
+        raise MixerError(f"{out}: {exc}") from None
+    prov: dict[str, Any] = {"runs": [str(p) for p in paths], "fit_loss": "huber", "huber_delta": 1e-3,
+                            "target_steps": target_steps, "target_size": target_size, "sizes": sizes,
+                            "predicted_losses": L.tolist(), "mixtures": R.tolist(), "c": res.c.tolist(),
+                            "k": res.k.tolist(), "t": res.t.tolist(), "predicted_loss": res.fun,
+                            "interval_method": "none"}
+    weights = _write(out, dict(zip(domains, res.x)), "mixing-laws", None, prov, {})
+    drawn: tuple[Path, ...] = ()
+    if plots:
+        from solver.plots import plot_predicted_vs_measured
+
+        drawn = (plot_predicted_vs_measured((L + res.residuals).ravel(), L.ravel(), plot_path(out, "pred_vs_meas")),)
+    return Solution(weights=weights, path=out, method="mixing-laws", budget_tokens=None, intervals={},
+                    provenance=prov, title=f"Data Mixing Laws, nested ({len(sizes)} sizes -> {target_size}, "
+                    f"steps -> {target_steps:g}; {res.message})", plots=drawn, estimator=res)

@@ -66,3 +66,31 @@ def test_nested_laws_predict_the_target_and_its_optimum():
     assert np.abs(one - (E + A * sizes[0] ** -a + B * s_star ** -b)).max() < 1e-4
     with pytest.raises(ValueError, match="3 or more model sizes"):
         predict_target_losses(curves[:2], sizes[:2], s_star, n_star)
+
+
+def test_nested_laws_from_run_json_files(tmp_path):
+    """run.json files at 3 sizes x 8 mixtures with exact step and size laws: the solution writes
+    the target's optimum; a mixture missing a size is refused by name."""
+    from mixer.core.errors import MixerError
+    from mixer.testing import run_json, write_runs
+    from solver.solutions import nested_mixing_laws_solution
+
+    rng = np.random.default_rng(5)
+    R = rng.dirichlet(np.ones(3), 8)
+    n_star, s_star, A, a, B, b = 1e9, 1e5, 400.0, 0.35, 30.0, 0.5
+    steps = [200, 400, 800, 1600]
+    runs = {}
+    for i, r in enumerate(R):
+        E = law(r[None])[0] - A * n_star ** -a - B * s_star ** -b
+        for n in (1e6, 4e6, 1.6e7):
+            curve = [float(E + A * n ** -a + B * s ** -b) for s in steps]
+            w = dict(zip("xyz", map(float, r)))
+            obj = run_json(w, 1000, {d: curve[-1] for d in "xyz"}, {"params_non_embedding": n})
+            obj["curve"] = {"eval": {"step": steps, "loss": {d: curve for d in "xyz"}}}
+            runs[f"m{i}-n{int(n)}"] = obj
+    paths = write_runs(tmp_path / "runs", runs)
+    sol = nested_mixing_laws_solution(paths, tmp_path / "w.json", target_steps=s_star, target_size=n_star, plots=False)
+    assert np.abs(np.array(list(sol.weights.values())) - true_optimum()).max() < 1e-3
+    assert np.abs(np.array(sol.provenance["predicted_losses"])[:, 0] - law(np.array(sol.provenance["mixtures"]))).max() < 1e-4
+    with pytest.raises(MixerError, match="every size"):
+        nested_mixing_laws_solution(paths[:-1], tmp_path / "w2.json", target_steps=s_star, target_size=n_star)
