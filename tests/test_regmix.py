@@ -135,3 +135,23 @@ def test_loop_regmix_on_a_local_ray_cluster_matches_sequential(corpus, tmp_path)
     ray = loop_regmix(replace(cfg, loop=replace(cfg.loop, ray="local", ray_cpus=2)), 8192)
     assert ray.ran == 11
     assert ray.weights_path.read_bytes() != b"" and ray.weights == seq.weights
+
+
+def test_cli_solve_regmix_with_lightgbm(tmp_path):
+    """`mixer solve regmix --model lightgbm` on random-mixture runs of a known mixing law: its answer
+    is close to the law's own optimum (the quadratic, the default, is kept)."""
+    from mixer.formats.weights import load_weights
+    from mixer.testing import mixing_law_runs, write_runs
+
+    c, k = np.array([2.0, 1.5, 3.0]), np.array([1.0, 0.8, 1.2])
+    T = np.array([[-3, 1, 2], [1, -2.5, 1.5], [0.5, 1, -1.5]], float)
+    T -= T.mean(axis=1, keepdims=True)
+    write_runs(tmp_path / "mix", mixing_law_runs(c, k, T, 120, domains=("a", "b", "c")))
+    out = tmp_path / "w.json"
+    r = CliRunner().invoke(main, ["solve", "regmix", str(tmp_path / "mix"), "--out", str(out), "--model", "lightgbm",
+                                  "--bootstrap", "0", "--no-plots"])
+    assert r.exit_code == 0, r.output
+    w = load_weights(out)
+    assert w.provenance["model"] == "lightgbm"
+    # The optimum of mean_i L_i(r) is (0.468, 0.314, 0.217) (tests/test_solver_cli.py).
+    np.testing.assert_allclose([w.weights[d] for d in "abc"], [0.468, 0.314, 0.217], atol=0.08)
