@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mixer.loop.defaults import DEFAULTS
+from mixer.cli.commands._options import trainer_options
 
 
 def _train_options(f):
@@ -21,13 +21,7 @@ def _train_options(f):
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
         click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True),
         click.option("--preset", default="tiny", show_default=True, help="Trainer preset (trainers.presets)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout, masks."),
-        click.option("--data-seed", type=int, default=0, show_default=True, help="Sampler seed."),
-        click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's)."),
-        click.option("--eval-seqs", type=int, default=DEFAULTS.eval_seqs, show_default=True,
-                     help="Held-out sequences per domain."),
-        click.option("--allow-repeat", is_flag=True, help="Let small domains repeat (fresh order each epoch)."),
-        click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads per run."),
+        *trainer_options(),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
     for opt in reversed(opts):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._options import trainer_options
 from mixer.loop.defaults import DEFAULTS
 
 
@@ -26,7 +27,7 @@ def _common(f):
                      help="Factor on each domain's weight in its perturbed run."),
         click.option("--both-directions", is_flag=True,
                      help="Also run each domain at weight / --perturb (3 points per fit: the shifted power law)."),
-        click.option("--factors", default=",".join(f"{f:g}" for f in DEFAULTS.factors), show_default=True,
+        click.option("--factors", default=",".join(repr(float(f)) for f in DEFAULTS.factors), show_default=True,
                      help="Factors on each domain's weight in its perturbed runs, e.g. 3,0.2 (the authors'); "
                           "'' to use --perturb [--both-directions]."),
         click.option("--seeds", type=int, default=DEFAULTS.seeds, show_default=True,
@@ -43,13 +44,7 @@ def _common(f):
                      help="Algorithm 1: keep the other domains' tokens (budget grows) instead of rescaling them."),
         click.option("--floor-uniform", type=float, default=DEFAULTS.floor_uniform, show_default=True,
                      help="Weight floor as a fraction of 1/m (the authors' 0.2; 0: none)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout, masks."),
-        click.option("--data-seed", type=int, default=0, show_default=True, help="Sampler seed (same for every run)."),
-        click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's)."),
-        click.option("--eval-seqs", type=int, default=DEFAULTS.eval_seqs, show_default=True,
-                     help="Held-out sequences per domain."),
-        click.option("--allow-repeat", is_flag=True, help="Let small domains repeat (fresh order each epoch)."),
-        click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads per run."),
+        *trainer_options(),
         click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Run cache (default OUT/runs); share it between sweeps to reuse runs."),
         click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS",
