@@ -3,6 +3,12 @@
     python -m bench.methods                 # synthetic skewed corpus, CPU: a few minutes
     python -m bench.methods --quick         # smaller, for a smoke run
     python -m bench.methods --corpus DIR    # a prepared corpus (`mixer prepare`, e.g. the bundled one)
+    python -m bench.methods --gpu           # sized for one ~8-minute call on an H100/H200
+
+GPU size (`--gpu`): the bundled corpus without the 1000-character cut (14.0M training tokens,
+`bench.autoscale_experiment.prepared_corpus`), GPT-2 tiny at 128 tokens per sequence on CUDA,
+proxies of 250k tokens (56 proxy runs, about 17M tokens), every answer trained at 4M tokens with
+3 seeds (84M tokens). Not yet run: this task had no GPU (the figure is owed).
 
 Methods, all through the loop's machinery with the same GPT-2 tiny proxies, seeds and run cache:
 uniform and natural (token shares; no proxies), DDO at N (`loop_ddo`, factors x3 and x1/3,
@@ -70,9 +76,17 @@ def run(args: argparse.Namespace) -> dict:
     from solver.solutions import mixing_laws_solution
 
     out = Path(args.out)
-    corpus = Path(args.corpus) if args.corpus else make_corpus(out / "corpus", 0.5 if args.quick else 1.0)
+    if args.corpus:
+        corpus = Path(args.corpus)
+    elif getattr(args, "gpu", False):
+        from bench.autoscale_experiment import CACHE, prepared_corpus
+
+        corpus = prepared_corpus(CACHE, cut=False)
+    else:
+        corpus = make_corpus(out / "corpus", 0.5 if args.quick else 1.0)
     N, T = args.proxy_tokens, args.target
-    train = TrainSpec(model="gpt2", preset="tiny", eval_seqs=args.eval_seqs, allow_repeat=True)
+    train = TrainSpec(model="gpt2", preset="tiny", eval_seqs=args.eval_seqs, allow_repeat=True,
+                      device=getattr(args, "device", "auto"), seq_len=getattr(args, "seq_len", None))
     cfg = LoopConfig(corpus=corpus, out=out / "ddo", train=train, factors=(3.0, 1 / 3), keep_total=False,
                      n_bootstrap=0, plots=False, progress=not args.quiet, cache=out / "runs", ray=args.ray,
                      ray_cpus=args.ray_cpus)
@@ -161,19 +175,28 @@ def main(argv=None) -> None:
     p.add_argument("--ray", default=None, help="local|auto|ADDRESS: proxies as Ray tasks.")
     p.add_argument("--ray-cpus", type=int, default=None)
     p.add_argument("--quick", action="store_true", help="Half the corpus, 8k-token proxies, 32k target, 2 seeds.")
+    p.add_argument("--gpu", action="store_true",
+                   help="GPU size: uncut bundled corpus, 250k-token proxies, 4M target, 3 seeds, 128-token sequences")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default: the preset's)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--no-save", action="store_true", help="Do not write bench/results/methods.json.")
     args = p.parse_args(argv)
     if args.quick:
         args.proxy_tokens, args.target, args.seeds, args.regmix_runs = 8192, 32_768, 2, 12
+    if args.gpu:
+        args.proxy_tokens, args.target, args.seeds, args.regmix_runs = 250_000, 4_000_000, 3, 32
+        args.eval_seqs, args.seq_len = 64, args.seq_len or 128
+        args.device = "cuda" if args.device == "auto" else args.device
     t0 = time.perf_counter()
     res = run(args)
     res["wall_s"] = time.perf_counter() - t0
     show(res)
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "methods.json").write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {RESULTS / 'methods.json'} ({res['wall_s']:.0f} s)")
+        name = "methods_gpu.json" if args.gpu else "methods.json"
+        (RESULTS / name).write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {RESULTS / name} ({res['wall_s']:.0f} s)")
 
 
 if __name__ == "__main__":
