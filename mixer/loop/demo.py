@@ -76,7 +76,9 @@ def _prepare(config: DemoConfig, out: Path) -> tuple[Path, Path, PrepareResult]:
     return raw, corpus, prep
 
 
-def run_demo(config: DemoConfig) -> DemoResult:
+def run_demo(config: DemoConfig, on_prepared=None) -> DemoResult:
+    """The whole demo; `on_prepared(PrepareResult)` is called as soon as the corpus is prepared
+    (the CLI prints the prepare table there, before the proxies' progress bars)."""
     from mixer.loop.sweep import LoopConfig
     from mixer.loop.autoscale import loop_autoscale
     from mixer.loop.runner import TrainSpec
@@ -88,6 +90,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
         raw, corpus, prep = None, Path(config.corpus), None
     else:
         raw, corpus, prep = _prepare(config, out)
+        if on_prepared is not None:
+            on_prepared(prep)
 
     # --- DDO at two small scales, AutoScale to the target ------------------------------------------
     scales = config.scales or ((16_000, 32_000) if config.quick else (64_000, 128_000))

@@ -28,7 +28,9 @@ def _default_workers() -> int:
 @click.option("--out", required=True, type=click.Path(), help="Output folder (must not exist unless --overwrite).")
 @click.option("--objective", type=click.Choice(["causal", "mlm"]), default="causal", show_default=True,
               help="causal: documents joined by EOS; mlm: [CLS] doc [SEP] [PAD].., one document per row.")
-@click.option("--shard-tokens", default=str(1 << 25), show_default=True, help="Tokens per shard (e.g. 32M).")
+@click.option("--shard-tokens", default="32Mi", show_default=True,
+              help="Tokens per shard (32Mi = 33,554,432; also 30M, 1e6).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--zstd-level", type=int, default=1, show_default=True)
 @click.option("--workers", type=int, default=None, help="Compression threads [default: CPU count, at most 8].")
 @click.option("--allow-repeat", is_flag=True, help="Let a domain smaller than its target repeat (fresh order each epoch).")
@@ -38,7 +40,7 @@ def _default_workers() -> int:
               help="Order of documents: midpoint (token shares, causal default) or edf (smallest deviation in "
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
-def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, objective, shard_tokens,
+def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, objective, shard_tokens, quiet,
             zstd_level, workers, allow_repeat, max_repeat, overwrite, interleave) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
@@ -82,7 +84,7 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
             err.print(f"note: --tokens {plan_config.tokens} rounded down to {plan.budget_tokens} "
                       f"({plan.num_sequences} sequences of {seq_len})")
         with Progress(TextColumn("[bold]build-shards"), BarColumn(), TextColumn("{task.completed}/{task.total} seq"),
-                      TimeRemainingColumn(), console=err, transient=False) as progress:
+                      TimeRemainingColumn(), console=err, transient=False, disable=quiet) as progress:
             task = progress.add_task("shards", total=plan.num_sequences)
             stats = write_shards(plan, sources, out, shard_config,
                                  on_shard=lambda done, total: progress.update(task, completed=done))

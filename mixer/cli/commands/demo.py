@@ -24,11 +24,10 @@ def command(out, cache, quick, seed, workers, tokenizer, ray, quiet):
     from mixer.loop.demo import DemoConfig, run_demo
     from mixer.prepare.pipeline import summary_table
 
-    result = run_demo(DemoConfig(out=out, cache=cache, quick=quick, seed=seed, workers=workers, tokenizer=tokenizer,
-                                 ray=ray, progress=not quiet))
     console = Console(width=max(Console().width, 120))
-    if result.prepare is not None:
-        console.print(summary_table(result.prepare))
+    result = run_demo(DemoConfig(out=out, cache=cache, quick=quick, seed=seed, workers=workers, tokenizer=tokenizer,
+                                 ray=ray, progress=not quiet),
+                      on_prepared=lambda prep: console.print(summary_table(prep)))  # before the proxies' bars
     console.print(weights_table("mixture weights [95 % interval]: DDO at two small scales, AutoScale at the target",
                                 result.weights, result.intervals))
     console.print(f"{result.runs_trained} proxy runs trained now (finished runs are cached)")
