@@ -101,6 +101,15 @@ def write_skewed_corpus(out: str | Path, train_lengths: Mapping[str, Sequence[in
     return Path(out)
 
 
+def write_ab_corpus(out: str | Path, documents: int, mean_tokens: float, vocab_size: int, seed: int) -> Path:
+    """Two domains, "a" and "b", of `documents` log-normal documents each: the small corpus the
+    command-line error and lock tests write into and around."""
+    write_synthetic_corpus(out, {"a": lognormal_lengths(documents, mean_tokens, 0.5, 1),
+                                 "b": lognormal_lengths(documents, mean_tokens, 0.5, 2)},
+                           vocab_size=vocab_size, seed=seed)
+    return Path(out)
+
+
 def write_example_corpus(out: str | Path, domains: Sequence[str], vocab_size: int = 512, documents: int = 600,
                          mean_tokens: float = 60.0) -> Path:
     """The examples' corpus: skewed token frequencies (something to learn, differently per domain)

@@ -71,7 +71,7 @@ def residual_noise(points, fits, form: str) -> Noise:
 
 def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, noise: Noise,
                       seed: int, level: float = 0.95, n_base: int = 0, normalised: bool = False,
-                      center: np.ndarray | None = None, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Bootstrap:
+                      center: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Bootstrap:
     """Parametric bootstrap of the optimum. The first `n_base` points of every domain are the same
     base runs, so a replicate draws their noise once and shares it between all domains' fits (as
     the real data does); with units="authors" y was also divided by those runs' mean, which the
@@ -107,10 +107,6 @@ def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, n
     if samples.shape[0] < max(10, n_boot // 2):
         return Bootstrap(samples, np.full(m, np.nan), np.full(m, np.nan), method,
                          f"only {samples.shape[0]} of {n_boot} bootstrap fits succeeded; no interval")
-    if center is None:
-        low, high = np.quantile(samples, [q, 1 - q], axis=0)
-        return Bootstrap(samples, low, high, method,
-                         f"{level:.0%} percentile interval, {samples.shape[0]} replicates ({method})")
     # Estimate +- t * bootstrap standard deviation, clipped to the weight bounds. On synthetic
     # sweeps with known answers this covers the truth more often than the percentile interval
     # (whose 2.5 % tails are noisy with ~100 replicates and ignore the noise estimate's own

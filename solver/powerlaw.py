@@ -123,9 +123,10 @@ def fit_power_law(x, y, *, form: str = "shifted", n_starts: int | None = None, x
     span = float(np.ptp(y)) + abs(float(y.max())) + 1.0
     lb = np.array(([0.0] if form == "shifted" else []) + [0.0, float(y.min()) - 10 * span])
     ub = np.array(([1e4 * float(x.max())] if form == "shifted" else []) + [B_MAX, float(y.max())])
-    starts = _starts(x, y, form, n_starts)
-    if x0 is not None:   # a warm start first; with n_starts also the best grid points (other basins)
-        starts = [np.clip(np.asarray(x0, float), lb, ub)] + (starts if n_starts else [])
+    if x0 is None:
+        starts = _starts(x, y, form, n_starts)
+    else:   # a warm start first; with n_starts also the best grid points (other basins)
+        starts = [np.clip(np.asarray(x0, float), lb, ub)] + (_starts(x, y, form, n_starts) if n_starts else [])
     def solve(theta0):
         return least_squares(lambda t: power_law(x, t, form) - y, np.clip(theta0, lb, ub),
                              jac=lambda t: _jacobian(t, x, form), bounds=(lb, ub), method="trf", x_scale="jac",

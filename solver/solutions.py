@@ -46,6 +46,7 @@ class ScaleOptimum:
     replicates: list = field(default_factory=list)  # DDO bootstrap replicate weights (for intervals)
     intervals: dict = field(default_factory=dict)  # {domain: (lo, hi)} of the DDO weights
     verdict: Verdict | None = None  # the DDO verdict at this scale (None: not judged, e.g. an old file)
+    metric: str | None = None  # what the DDO fit (None: not recorded)
 
 
 def plot_path(out: Path, name: str) -> Path:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from mixer.cli import main
 from mixer.formats.corpus import load_manifest
-from mixer.testing import lognormal_lengths, write_synthetic_corpus
+from mixer.testing import write_ab_corpus
 
 PROSE = ("The river rose through the night and by morning the lower streets of the town were under "
          "water, so the council opened the school as a shelter and asked for volunteers. ")
@@ -36,10 +36,7 @@ def leftovers(parent: Path, name: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("bad") / "corpus"
-    write_synthetic_corpus(path, {"a": lognormal_lengths(200, 40, 0.5, 1), "b": lognormal_lengths(200, 40, 0.5, 2)},
-                           vocab_size=900, seed=2)
-    return path
+    return write_ab_corpus(tmp_path_factory.mktemp("bad") / "corpus", 200, 40, vocab_size=900, seed=2)
 
 
 def test_a_folder_of_random_bytes_is_no_text_at_all(tmp_path):

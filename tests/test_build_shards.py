@@ -120,22 +120,21 @@ def _break_arrow(corpus, tmp_path):
     return bad
 
 
-def _break_manifest(corpus, tmp_path):
+def _edit_manifest(corpus, tmp_path, reseal: bool):
     bad = tmp_path / "bad"
     shutil.copytree(corpus, bad)
     m = json.loads((bad / "corpus.json").read_text())
     m["domains"]["wiki"]["splits"]["train"]["tokens"] += 1
-    (bad / "corpus.json").write_text(json.dumps(seal(m)))  # sealed: a consistent file that lies about counts
+    (bad / "corpus.json").write_text(json.dumps(seal(m) if reseal else m))
     return bad
+
+
+def _break_manifest(corpus, tmp_path):
+    return _edit_manifest(corpus, tmp_path, reseal=True)  # sealed: a consistent file that lies about counts
 
 
 def _damage_manifest(corpus, tmp_path):
-    bad = tmp_path / "bad"
-    shutil.copytree(corpus, bad)
-    m = json.loads((bad / "corpus.json").read_text())
-    m["domains"]["wiki"]["splits"]["train"]["tokens"] += 1
-    (bad / "corpus.json").write_text(json.dumps(m))  # not resealed: the damage is the manifest's own
-    return bad
+    return _edit_manifest(corpus, tmp_path, reseal=False)  # not resealed: the damage is the manifest's own
 
 
 ERRORS = {

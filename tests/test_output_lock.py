@@ -18,7 +18,7 @@ from mixer.cli import main
 from mixer.core.atomic import atomic_dir
 from mixer.core.errors import MixerError
 from mixer.core.lock import lock_path, output_lock
-from mixer.testing import lognormal_lengths, write_synthetic_corpus
+from mixer.testing import write_ab_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ["--weight", "a=0.5", "--weight", "b=0.5"]
@@ -26,10 +26,7 @@ WEIGHTS = ["--weight", "a=0.5", "--weight", "b=0.5"]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("lock") / "corpus"
-    write_synthetic_corpus(path, {"a": lognormal_lengths(400, 50, 0.5, 1), "b": lognormal_lengths(400, 50, 0.5, 2)},
-                           vocab_size=1000, seed=4)
-    return path
+    return write_ab_corpus(tmp_path_factory.mktemp("lock") / "corpus", 400, 50, vocab_size=1000, seed=4)
 
 
 def slow_writer(corpus: Path, out: Path) -> subprocess.Popen:

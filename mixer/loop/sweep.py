@@ -76,6 +76,7 @@ class DDOLoopResult:
     plots: tuple[Path, ...] = ()
     verdict: Any = None  # solver.verdict.Verdict
     held_out: dict[str, Path] = field(default_factory=dict)  # held-out run name -> run.json (not fitted)
+    held_out_check: dict | None = None  # predicted vs measured on them (solver.verdict.HeldOut.to_json)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 % bootstrap intervals
 
 
@@ -198,7 +199,8 @@ def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path]
     return DDOLoopResult(weights=sol.weights, weights_path=sol.path, budget_tokens=data.budget_tokens,
                          tokens={d: w * data.budget_tokens for d, w in sol.weights.items()}, runs=run_paths,
                          estimator=sol.estimator, ran=0, plots=sol.plots, intervals=sol.intervals,
-                         verdict=sol.verdict, held_out={s.name: paths[s.key()] for s in held_out})
+                         verdict=sol.verdict, held_out={s.name: paths[s.key()] for s in held_out},
+                         held_out_check=sol.provenance.get("held_out"))
 
 
 def _relative(path: Path, start: Path) -> str:

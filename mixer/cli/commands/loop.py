@@ -62,7 +62,7 @@ def _config(kw: dict):
     from mixer.loop.sweep import LoopConfig
     from mixer.loop.runner import TrainSpec
 
-    if kw["factors"] and kw["factors"].strip("'\""):
+    if kw["factors"]:
         try:
             factors = tuple(float(x) for x in kw["factors"].split(","))
         except ValueError:
@@ -95,13 +95,6 @@ def weights_table(title: str, columns: dict[str, dict[str, float]],
             cells.append(f"{col[d]:.3f}" + ("" if lo != lo else f" [{lo:.3f}, {hi:.3f}]"))
         table.add_row(d, *cells)
     return table
-
-
-def load_held_out(weights_path) -> dict | None:
-    """The held-out check recorded in a DDO weights.json (None: no held-out runs)."""
-    from mixer.formats.weights import load_weights
-
-    return load_weights(weights_path).provenance.get("held_out")
 
 
 def print_verdict(console, verdict, fallback: str = "uniform (or your base mixture)") -> None:
@@ -138,7 +131,7 @@ def ddo_cmd(tokens, **kw) -> None:
     console.print(f"{len(res.runs)} runs{held}, {res.ran} trained now, {total - res.ran} from the cache")
     for w in res.estimator.warnings_:
         console.print(f"warning: {w}", soft_wrap=True, markup=False)
-    held = load_held_out(res.weights_path) or {}
+    held = res.held_out_check or {}
     for name, pred, meas, z in zip(held.get("runs", []), held.get("predicted", []), held.get("measured", []),
                                    held.get("z") or [None] * len(held.get("runs", []))):
         zs = "" if z is None else f" ({z:+.1f} noise units)"

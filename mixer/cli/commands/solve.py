@@ -83,13 +83,6 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
                        seed=seed, provenance=prov, plots=plots))
 
 
-def load_weights_metric(path: str) -> str | None:
-    """The metric a DDO weights.json was solved with (None: not recorded)."""
-    from mixer.formats.weights import load_weights
-
-    return load_weights(path).provenance.get("metric")
-
-
 def _read_optimum(path: Path):
     from mixer.formats.weights import load_weights
     from solver.solutions import ScaleOptimum
@@ -108,7 +101,8 @@ def _read_optimum(path: Path):
                         tokens={d: float(tokens[d]) for d in mw.weights},
                         replicates=mw.provenance.get("bootstrap_weights") or [],
                         intervals={d: tuple(v) for d, v in mw.intervals.items()},
-                        verdict=None if mw.verdict is None else Verdict(mw.verdict == "supported", tuple(mw.reasons)))
+                        verdict=None if mw.verdict is None else Verdict(mw.verdict == "supported", tuple(mw.reasons)),
+                        metric=mw.provenance.get("metric"))
 
 
 @command.command("autoscale")
@@ -125,7 +119,7 @@ def autoscale_cmd(inputs, target, out, plots) -> None:
     if len(inputs) < 2:
         raise MixerError("autoscale: give DDO weights.json files (or folders) at two or more scales")
     optima = [_read_optimum(Path(p)) for p in inputs]
-    metrics = {load_weights_metric(o.source) for o in optima}
+    metrics = {o.metric for o in optima}
     prov = {"inputs": [o.source for o in sorted(optima, key=lambda o: o.budget_tokens)],
             "metric": metrics.pop() if len(metrics) == 1 else "mixed"}
     _show(autoscale_solution(optima, n_target, out, provenance=prov, plots=plots))
