@@ -112,10 +112,20 @@ def sample(corpus_dir: str | Path, weights: Mapping[str, float], tokens: int, se
 
     out = np.empty(budget, dtype=manifest.token_dtype)
     out[dst + counts] = manifest.eos_id
-    if gather in ("slices", "slices-address"):  # one slice copy (a memcpy) per segment
+    if gather in ("slices", "slices-address", "slices-2t"):  # one slice copy (a memcpy) per segment
         o = np.lexsort((src, part)) if gather == "slices-address" else np.arange(len(dst))
-        for d, s_, c, p in zip(dst[o].tolist(), src[o].tolist(), counts[o].tolist(), part[o].tolist()):
-            out[d:d + c] = values[p][s_:s_ + c]
+
+        def copy(sel: np.ndarray) -> None:
+            for d, s_, c, p in zip(dst[sel].tolist(), src[sel].tolist(), counts[sel].tolist(), part[sel].tolist()):
+                out[d:d + c] = values[p][s_:s_ + c]
+
+        if gather == "slices-2t":  # the same loop on two threads, each over half of the segments
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(copy, np.array_split(o, 2)))
+        else:
+            copy(o)
         return out.reshape(-1, seq_len)
     for p, vals in enumerate(values):  # vectorised gather, one fancy-index per Arrow file
         sel = part == p

@@ -93,6 +93,9 @@ def bench_gather(corpus: Path, budget: int, seq_len: int, repeats: int) -> dict:
         res[f"{k}_GBps"] = nbytes / res[k]["median_s"] / 1e9
     res["real_path_vs_memcpy_2t"] = res["real_path_2t_GBps"] / res["memcpy_2t_GBps"]
     res["kernel_only_vs_memcpy_2t"] = res["kernel_only_2t_GBps"] / res["memcpy_2t_GBps"]
+    # The baseline at its best: under load a 2-thread copy can measure slower than a 1-thread one.
+    res["memcpy_best_GBps"] = max(res["memcpy_1t_GBps"], res["memcpy_2t_GBps"])
+    res["real_path_vs_memcpy_best"] = res["real_path_2t_GBps"] / res["memcpy_best_GBps"]
     return res
 
 
@@ -108,11 +111,11 @@ def bench_vs_numpy(corpus: Path, budget: int, seq_len: int, repeats: int) -> dic
     res = {}
     res["ours"], a = timed(ours, repeats)
     same = {}
-    for how in ("slices", "slices-address"):
+    for how in ("slices", "slices-address", "slices-2t"):
         res[f"numpy_{how}"], b = timed(lambda: sample(corpus, WEIGHTS, budget, seq_len, 0, gather=how), repeats)
         same[how] = bool(np.array_equal(a, b))
         del b
-    best = min(("slices", "slices-address"), key=lambda h: res[f"numpy_{h}"]["median_s"])
+    best = min(("slices", "slices-address", "slices-2t"), key=lambda h: res[f"numpy_{h}"]["median_s"])
     res["baseline"] = f"numpy_{best}"
     res["identical_output"] = same
     res["speedup"] = res[f"numpy_{best}"]["median_s"] / res["ours"]["median_s"]
@@ -138,7 +141,7 @@ def main() -> None:
     args = ap.parse_args()
     budget = parse_count(args.tokens)
     corpus = Path(args.corpus_dir)
-    result = {"machine": machine({"gather": 2, "memcpy": 2, "numpy": 1, "zstd_workers": "1 and 2"})}
+    result = {"machine": machine({"gather": 2, "memcpy": "1 and 2", "numpy": "1 and 2", "zstd_workers": "1 and 2"})}
 
     t0 = time.perf_counter()
     make_corpus(corpus, budget)
@@ -155,11 +158,13 @@ def main() -> None:
           f"{g['real_path_2t_GBps']:.2f} GB/s vs memcpy on 2 threads {g['memcpy_2t_GBps']:.2f} GB/s -> "
           f"{g['real_path_vs_memcpy_2t']:.2f}x ({goal(g['real_path_vs_memcpy_2t'], 0.5)})")
     print(f"  (kernel alone, pre-sorted, pre-touched output, no sidecar: {g['kernel_only_2t_GBps']:.2f} GB/s = "
-          f"{g['kernel_only_vs_memcpy_2t']:.2f}x; memcpy on 1 thread {g['memcpy_1t_GBps']:.2f} GB/s)")
+          f"{g['kernel_only_vs_memcpy_2t']:.2f}x; memcpy on 1 thread {g['memcpy_1t_GBps']:.2f} GB/s; "
+          f"real path vs the faster memcpy {g['real_path_vs_memcpy_best']:.2f}x)")
 
     n = result["numpy"] = bench_vs_numpy(corpus, budget, args.seq_len, args.repeats)
     print(f"plan+gather: ours {n['ours']['median_s']:.2f} s, NumPy slice loop {n['numpy_slices']['median_s']:.2f} s "
-          f"(address order {n['numpy_slices-address']['median_s']:.2f} s) -> {n['speedup']:.1f}x against the faster "
+          f"(address order {n['numpy_slices-address']['median_s']:.2f} s, 2 threads "
+          f"{n['numpy_slices-2t']['median_s']:.2f} s) -> {n['speedup']:.1f}x against the fastest "
           f"({goal(n['speedup'], 10)}); identical tokens: {n['identical_output']}")
 
     result["interleave"] = interleave.run(args.vectors, parse_count(args.items, "--items"),

@@ -27,7 +27,7 @@ from solver.runs import DDOData, Run
 @dataclass(frozen=True)
 class Bootstrap:
     samples: np.ndarray           # (n_ok, m) weights of the bootstrap replicates
-    low: np.ndarray               # per-domain lower percentile
+    low: np.ndarray               # per-domain lower bound of the interval
     high: np.ndarray
     method: str                   # the noise source: "seeds", "given", "residuals" or "none"
     message: str
