@@ -144,8 +144,13 @@ def run_trial(fixture: dict[str, Any], trial: dict[str, Any], work: Path, baseli
 
 
 def baselines(fixture: dict[str, Any], work: Path) -> dict[str, str]:
+    """Every reader's output on pristine copies laid out as a trial's (`corpus/`, `shards/` and
+    the outputs side by side), so paths recorded relative to each other are the same."""
     readers = Readers(fixture["weights"])
-    corpus, shards = Path(fixture["corpus"]), Path(fixture["shards"])
+    corpus, shards = work / "corpus", work / "shards"
+    for src, dst in ((fixture["corpus"], corpus), (fixture["shards"], shards)):
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
     out = {}
     for kind, names in READERS.items():
         for name in names:

@@ -50,8 +50,38 @@ def test_inspect_samples_decode_with_the_corpus_tokenizer(built):
     assert r.exit_code == 0, r.output
     assert "sequence 0 of 50" in r.output and "sequence 25 of 50" in r.output
     assert "[alpha]" in r.output and "<EOS>" in r.output and " w" in r.output
-    r = invoke(str(shards), "--sample", "1")
-    assert r.exit_code == 2 and "pass --corpus" in r.output
+    without = invoke(str(shards), "--sample", "2", "--no-verify")  # the corpus index.json records
+    assert without.exit_code == 0, without.output
+    assert without.output == r.output
+
+
+def test_shards_record_their_corpus_and_a_moved_corpus_names_both_paths(built, tmp_path):
+    import json
+    import shutil
+
+    from mixer.formats.shards import corpus_of, read_index
+
+    corpus, shards = built
+    index = read_index(shards)
+    assert index["corpus_path"] == "../corpus"  # relative: the two folders move together
+    assert corpus_of(shards, index) == corpus
+    tree = tmp_path / "moved-tree"  # both folders moved together: still found
+    shutil.copytree(corpus, tree / "corpus")
+    shutil.copytree(shards, tree / "shards")
+    assert invoke(str(tree / "shards"), "--sample", "1", "--no-verify").exit_code == 0
+    shutil.move(tree / "corpus", tmp_path / "elsewhere")  # the corpus alone moved
+    r = invoke(str(tree / "shards"), "--sample", "1", "--no-verify")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert str(tree / "shards") in r.output and str(tree / "corpus") in r.output and "pass --corpus" in r.output
+    assert invoke(str(tree / "shards"), "--sample", "1", "--no-verify", "--corpus",
+                  str(tmp_path / "elsewhere")).exit_code == 0
+    # another corpus at the recorded place: its sha256 differs
+    shutil.copytree(tmp_path / "elsewhere", tree / "corpus")
+    manifest = json.loads((tree / "corpus" / "corpus.json").read_text())
+    manifest["seed"] = manifest.get("seed", 0) + 1
+    (tree / "corpus" / "corpus.json").write_text(json.dumps(manifest))
+    r = invoke(str(tree / "shards"), "--sample", "1", "--no-verify")
+    assert r.exit_code == 2 and "another corpus" in r.output and str(tree / "corpus") in r.output, r.output
 
 
 def test_inspect_names_a_corrupt_shard(built, tmp_path):

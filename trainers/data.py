@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from mixer.formats.corpus import load_manifest, manifest_sha256
+from mixer.formats.corpus import load_manifest
 from mixer.core.errors import MixerError
 from mixer.formats.weights import validate_weights
 from trainers.loop import DataSource
@@ -40,18 +40,14 @@ def _loader(dataset: Any, batch_size: int) -> torch.utils.data.DataLoader:
 
 def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str | Path | None = None,
                        rank: int = 0, world_size: int = 1, model: str | None = None) -> DataSource:
-    """Stream built shards; `corpus_dir` (the corpus they were built from) supplies the held-out splits."""
+    """Stream built shards; the corpus they were built from (`corpus_dir`, by default the one
+    index.json records) supplies the held-out splits."""
     shards_dir = Path(shards_dir)
-    from mixer.formats.shards import INDEX_NAME, read_index
+    from mixer.formats.shards import INDEX_NAME, corpus_of, read_index
 
     index_path = shards_dir / INDEX_NAME
     index = read_index(shards_dir)
-    if not corpus_dir:
-        raise MixerError(f"{index_path}: names no corpus; pass --corpus DIR (the corpus the shards were built from) "
-                         "for the held-out evaluation")
-    if index["corpus_manifest_sha256"] != manifest_sha256(corpus_dir):
-        raise MixerError(f"{shards_dir} was built from another corpus than {corpus_dir} (corpus.json sha256 differs); "
-                         "pass the matching --corpus or rebuild the shards")
+    corpus_dir = corpus_of(shards_dir, index, corpus_dir)  # default: the corpus index.json records
     objective = index.get("objective")
     if model is not None and objective is not None and objective != OBJECTIVE[model]:
         raise MixerError(f"{shards_dir} holds {objective} sequences but --model {model} trains on "

@@ -22,11 +22,17 @@ disk the uint16 sidecar is no larger (0.32 % of the token bytes vs 0.53 % for ui
 domains; 1.1 % at 1,000), but a reader decompresses and converts twice the bytes, so uint16 is
 used only when needed. Checksums (xxh64 and sha256) are of the compressed bytes.
 
+`corpus_path` is the corpus the shards were built from, relative to the shards folder (so the
+bytes depend only on where the two folders are relative to each other); readers that need the
+corpus (held-out sets, the tokenizer) default to it and check `corpus_manifest_sha256` against
+it (`corpus_of`). Indexes written before it existed lack it; then `--corpus` is required.
+
 Example `index.json` (abridged: two domains, two shards)::
 
     {
       "budget_tokens": 4096,
       "corpus_manifest_sha256": "9f2c…",
+      "corpus_path": "../corpus",
       "domains": {
         "code": {"documents_available": 900, "documents_used": 61, "epochs": 1, "index": 0,
                  "realised_tokens": 1229, "target_tokens": 1229, "tokens_available": 81000,
@@ -70,6 +76,7 @@ index is named as damaged.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -126,7 +133,42 @@ def write_shard_files(folder: Path, k: int, tokens: np.ndarray, domains: np.ndar
     return entry, secs, len(data) + len(side)
 
 
-def make_index(plan: "MixturePlan", shards: list[dict], sequences_per_shard: int) -> dict[str, Any]:
+def corpus_reference(shards_dir: str | Path, corpus_dir: str | Path) -> str:
+    """The corpus's path as `index.json` records it: relative to the shards folder (POSIX), so a
+    tree that holds both can be moved or copied whole and the shards still find their corpus,
+    and two builds at the same relative place give the same bytes."""
+    rel = os.path.relpath(Path(corpus_dir).resolve(), Path(shards_dir).resolve())
+    return Path(rel).as_posix()
+
+
+def corpus_of(shards_dir: str | Path, index: dict[str, Any], corpus_dir: str | Path | None = None) -> Path:
+    """The corpus the shards were built from: `corpus_dir` when given, else the path the index
+    records (`corpus_path`, relative to the shards). Either way its `corpus.json` must be the one
+    the shards were built from (`corpus_manifest_sha256`); a moved or rebuilt corpus is one line
+    naming both folders and the fix."""
+    from mixer.formats.corpus import manifest_sha256
+
+    shards_dir = Path(shards_dir)
+    if corpus_dir is None:
+        recorded = index.get("corpus_path")
+        if not recorded:
+            raise MixerError(f"{shards_dir / INDEX_NAME} does not record its corpus (built before shards recorded "
+                             "it); pass --corpus DIR, the corpus the shards were built from")
+        corpus = Path(os.path.normpath(shards_dir / recorded))
+        if not (corpus / "corpus.json").is_file():
+            raise MixerError(f"{shards_dir}: the corpus it was built from is not at {corpus} (recorded as "
+                             f"{recorded!r} relative to the shards); it was moved: pass --corpus DIR")
+        how = f"recorded in {shards_dir / INDEX_NAME}"
+    else:
+        corpus, how = Path(corpus_dir), "given"
+    if manifest_sha256(corpus) != index["corpus_manifest_sha256"]:
+        raise MixerError(f"{shards_dir} was built from another corpus than {corpus} ({how}; corpus.json sha256 "
+                         "differs); pass the matching --corpus DIR or rebuild the shards")
+    return corpus
+
+
+def make_index(plan: "MixturePlan", shards: list[dict], sequences_per_shard: int,
+               corpus_path: str | None = None) -> dict[str, Any]:
     realised, used = plan.realised(), plan.documents_used()
     unit = 1 if plan.objective == "causal" else plan.seq_len
     domains = {
@@ -149,6 +191,7 @@ def make_index(plan: "MixturePlan", shards: list[dict], sequences_per_shard: int
         "tokens_requested": plan.tokens_requested, "budget_tokens": plan.budget_tokens,
         "num_sequences": plan.num_sequences, "sequences_per_shard": sequences_per_shard,
         "corpus_manifest_sha256": plan.corpus_sha256, "domains": domains, "shards": shards,
+        **({} if corpus_path is None else {"corpus_path": corpus_path}),
     }
 
 

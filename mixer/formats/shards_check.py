@@ -36,6 +36,8 @@ def index_problem(ix: dict[str, Any]) -> str | None:
     problem = check(ix, INDEX_SPEC)
     if problem:
         return problem
+    if not isinstance(ix.get("corpus_path", ""), str):
+        return "corpus_path is not a string"
     if ix["objective"] not in ("causal", "mlm"):
         return f"objective {ix['objective']!r} is not causal or mlm"
     if ix["dtype"] not in ("uint16", "uint32"):

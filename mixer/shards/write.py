@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mixer.core.errors import MixerError
-from mixer.formats.shards import make_index, sidecar_dtype, write_index, write_shard_files
+from mixer.formats.shards import corpus_reference, make_index, sidecar_dtype, write_index, write_shard_files
 from mixer.shards.plan import MixturePlan
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def write_shards(plan: MixturePlan, sources, out: str | Path, config: ShardConfi
                 finish_one()
         while pending:
             finish_one()
-        stats.index = make_index(plan, entries, per_shard)
+        stats.index = make_index(plan, entries, per_shard, corpus_reference(out, sources.corpus_dir))
         write_index(tmp, stats.index)
     stats.shards, stats.tokens = n_shards, plan.budget_tokens
     stats.wall_s = time.perf_counter() - t_start

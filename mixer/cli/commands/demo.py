@@ -41,5 +41,5 @@ def command(out, cache, quick, seed, workers, tokenizer, ray, quiet):
     console.print("reproduce, step by step:")
     for cmd in result.commands:
         console.print(f"  {cmd}", soft_wrap=True, markup=False, highlight=False)
-    console.print(f"next: mixer train --model gpt2 --preset tiny --shards {result.shards} --corpus {result.corpus} "
+    console.print(f"next: mixer train --model gpt2 --preset tiny --shards {result.shards} "
                   f"--out {Path(out) / 'target-run'}", soft_wrap=True, markup=False, highlight=False)

@@ -2,7 +2,7 @@
 optionally a few sequences decoded so a person can read what the model will see.
 
     mixer inspect shards/                           # index table + verify xxh64 and sha256
-    mixer inspect shards/ --sample 3 --corpus corpus/  # + 3 sequences as text, by domain
+    mixer inspect shards/ --sample 3                # + 3 sequences as text, by domain
 """
 from __future__ import annotations
 
@@ -26,10 +26,13 @@ def command(shards_dir: Path, sample: int, corpus_dir: Path | None, no_verify: b
 
     from mixer.cli.commands.build_shards import summary_table
     from mixer.core.errors import MixerError
-    from mixer.formats.shards import read_index
+    from mixer.formats.shards import corpus_of, read_index
 
     out = Console()
     index = read_index(shards_dir)
+    if sample < 0:
+        raise MixerError(f"--sample {sample}: must be >= 0")
+    corpus = corpus_of(shards_dir, index, corpus_dir) if sample else None  # a wrong corpus fails first
     out.print(summary_table(index))
     sizes = sum((shards_dir / e["file"]).stat().st_size for e in index["shards"] if (shards_dir / e["file"]).exists())
     out.print(f"{len(index['shards'])} shards of up to {index['sequences_per_shard']} sequences; "
@@ -37,14 +40,8 @@ def command(shards_dir: Path, sample: int, corpus_dir: Path | None, no_verify: b
               f"{index['dtype']} tokens; {sizes / 1e6:.1f} MB compressed; seed {index['seed']}")
     if not no_verify:
         verify(shards_dir, index, out)
-    if sample < 0:
-        raise MixerError(f"--sample {sample}: must be >= 0")
-    if sample:
-        corpus_dir = corpus_dir or index.get("corpus_dir") or index.get("corpus")
-        if not corpus_dir:
-            raise MixerError(f"{shards_dir / 'index.json'} does not record its corpus; pass --corpus DIR "
-                             "(the corpus the shards were built from) to decode --sample")
-        show_samples(shards_dir, index, Path(corpus_dir), sample, out)
+    if corpus is not None:
+        show_samples(shards_dir, index, corpus, sample, out)
 
 
 def verify(shards_dir: Path, index: dict, out) -> None:
@@ -75,14 +72,11 @@ def show_samples(shards_dir: Path, index: dict, corpus_dir: Path, k: int, out) -
     from rich.text import Text
     from tokenizers import Tokenizer
 
-    from mixer.formats.corpus import load_manifest, manifest_sha256, tokenizer_file
+    from mixer.formats.corpus import load_manifest, tokenizer_file
     from mixer.core.errors import MixerError
     from mixer.formats.shards import read_shard, read_shard_domains
 
-    manifest = load_manifest(corpus_dir)  # a damaged corpus.json is named before it is compared
-    if manifest_sha256(corpus_dir) != index["corpus_manifest_sha256"]:
-        raise MixerError(f"{corpus_dir}: not the corpus these shards were built from (corpus.json sha256 differs); "
-                         "pass the matching --corpus")
+    manifest = load_manifest(corpus_dir)  # `corpus_of` matched its sha256 to the index's
     tok_path = tokenizer_file(corpus_dir, manifest)  # checksum verified before the tokenizer parses it
     try:
         tokenizer = Tokenizer.from_file(str(tok_path))

@@ -1,7 +1,7 @@
 """`mixer train`: train GPT-2 or BERT from scratch on a mixture; write run.json + loss curves.
 
     mixer train --model gpt2 --preset tiny --corpus corpus/ --weights w.json --tokens 2M --out runs/a
-    mixer train --model gpt2 --preset large --shards shards/ --corpus corpus/ --out runs/b
+    mixer train --model gpt2 --preset large --shards shards/ --out runs/b   # corpus: the one index.json records
     torchrun --nproc-per-node 8 -m mixer.cli train ...   # DDP: one process per GPU
 """
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--preset", default="tiny", show_default=True, help="gpt2: tiny|small|medium|large; bert: tiny|bert-base.")
 @click.option("--shards", type=click.Path(file_okay=False), help="Train on shards from `mixer build-shards`.")
 @click.option("--corpus", type=click.Path(file_okay=False),
-              help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it.")
+              help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
+                   "[with --shards, default: the corpus index.json records].")
 @click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json of the mixture.")
 @click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W", help="Mixture weight (repeatable).")
 @click.option("--tokens", help="Token budget of the sampled mixture, e.g. 30M (default: the weights file's budget_tokens).")
