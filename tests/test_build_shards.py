@@ -48,6 +48,22 @@ def test_byte_identical_across_runs_and_workers(corpus, tmp_path):
     assert "realised" in r1.output and "wiki" in r1.output
 
 
+def test_a_subset_of_domains_gives_the_rest_weight_zero_with_a_note(corpus, tmp_path):
+    """As Megatron's blend and HF interleaving: a map naming some domains samples only those."""
+    r = build(corpus, tmp_path / "sub", weights=["--weight", "code=1"], tokens="20k")
+    assert r.exit_code == 0, r.output
+    assert "note: --weight gives no weight for domains 'news', 'wiki': weight 0 (not sampled)" in r.output
+    index = read_index(tmp_path / "sub")
+    assert index["weights"] == {"code": 1.0, "news": 0.0, "wiki": 0.0}
+    assert index["domains"]["code"]["realised_tokens"] == index["budget_tokens"]
+    sides = np.concatenate([read_shard_domains(tmp_path / "sub" / e["file"]) for e in index["shards"]])
+    assert set(np.unique(sides)) == {index["domains"]["code"]["index"]}
+    full = build(corpus, tmp_path / "full", weights=["--weight", "code=1", "--weight", "news=0", "--weight", "wiki=0"],
+                 tokens="20k")
+    assert full.exit_code == 0 and "no weight" not in full.output
+    assert folder_bytes(tmp_path / "sub") == folder_bytes(tmp_path / "full")  # the same mixture, the same bytes
+
+
 def test_shards_hold_the_plan_stream_and_verify(corpus, tmp_path):
     assert build(corpus, tmp_path / "s").exit_code == 0
     index = read_index(tmp_path / "s")
@@ -140,7 +156,6 @@ def _damage_manifest(corpus, tmp_path):
 ERRORS = {
     "off the simplex": (["--weight", "code=0.5", "--weight", "news=0.45", "--weight", "wiki=0.3"], None, "sum to"),
     "unknown domain": (WEIGHT_ARGS + ["--weight", "poetry=0"], None, "unknown domain 'poetry'"),
-    "missing domain": (["--weight", "code=0.5", "--weight", "news=0.5"], None, "no weight for domain 'wiki'"),
     "negative weight": (["--weight", "code=-0.1", "--weight", "news=0.8", "--weight", "wiki=0.3"], None, ">= 0"),
     "too small": (["--weight", "code=0.1", "--weight", "news=0.1", "--weight", "wiki=0.8"], "200k",
                   "domain 'wiki' has .* tokens .* needs 159949; .*--allow-repeat"),

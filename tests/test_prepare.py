@@ -99,6 +99,26 @@ def test_heldout_split_is_fixed_size_disjoint_and_seeded(tmp_path):
     assert not np.array_equal(heldout_mask(ids, 5, 1), heldout_mask(ids, 5, 2))
 
 
+def test_heldout_size_is_a_fraction_with_a_floor_and_a_cap(tmp_path):
+    """5 % of each domain, at least 50 but never over a quarter, at most 10,000: the rule the
+    report states, not a fixed 100 that is a third of one domain and most of another."""
+    from mixer.prepare.pipeline import heldout_count
+
+    rule = PrepareConfig(sources=(), out=tmp_path)
+    assert [heldout_count(n, rule) for n in (300, 119, 5_383, 1_000_000, 3)] == [50, 29, 269, 10_000, 0]
+    assert heldout_count(300, PrepareConfig(sources=(), out=tmp_path, heldout_docs=7)) == 7
+    assert heldout_count(1000, PrepareConfig(sources=(), out=tmp_path, heldout_fraction=0.2, heldout_max=150)) == 150
+    big = write_docs(tmp_path / "big", [english(1200 + i, i) for i in range(240)])
+    small = write_docs(tmp_path / "small", [english(1300 + i, 1000 + i) for i in range(40)])
+    res = prepare(tmp_path, [DomainSource("big", big), DomainSource("small", small)], heldout_docs=None)
+    held = {r.name: (r.train_docs, r.heldout_docs) for r in res.reports}
+    assert held == {"big": (190, 50), "small": (30, 10)}
+    assert res.heldout_rule == "held out: 0.05 of each domain's kept documents, at least 50 (never over a quarter), " \
+                              "at most 10,000"
+    rules = load_manifest(tmp_path / "corpus").rules
+    assert (rules["heldout_fraction"], rules["heldout_min"], rules["heldout_max"]) == (0.05, 50, 10_000)
+
+
 def test_same_inputs_and_seed_give_byte_identical_corpus(tmp_path):
     src = write_docs(tmp_path / "raw", [english(1100 + 37 * i, i) for i in range(40)])
     code = write_docs(tmp_path / "code", ["x = 1\n" * (200 + i) for i in range(20)])

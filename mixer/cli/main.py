@@ -32,11 +32,26 @@ class _CommandFolder(click.Group):
         return module.command
 
     def invoke(self, ctx: click.Context):  # noqa: D102
-        try:
-            return super().invoke(ctx)
-        except MixerError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(MixerError.exit_code)
+        import warnings
+
+        from mixer.formats.weights import WeightNote
+
+        with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+            show = warnings.showwarning
+            warnings.simplefilter("always", WeightNote)
+
+            def note(message, category, *args, **kwargs):  # a library note is one plain line on stderr
+                if issubclass(category, WeightNote):
+                    click.echo(f"note: {message}", err=True)
+                else:
+                    show(message, category, *args, **kwargs)
+
+            warnings.showwarning = note
+            try:
+                return super().invoke(ctx)
+            except MixerError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(MixerError.exit_code)
 
 
 @click.group(cls=_CommandFolder, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,7 +8,9 @@ writer, `save_weights`, and one reader, `load_weights`).
      "provenance": {...}}
 
 Weights are numbers (not strings), non-negative, sum to 1 within 1e-9 and name only domains of
-the corpus. `provenance` holds what the method knows: the runs, the fits, `intervals`
+the corpus. A map may name a subset of the corpus's domains, as Megatron's blend and Hugging
+Face's `interleave_datasets` take one: the domains it leaves out get weight 0, with a
+`WeightNote` warning that names them (the CLI prints it as a `note:` line). `provenance` holds what the method knows: the runs, the fits, `intervals`
 ({domain: [2.5 %, 97.5 %]}) and `interval_method`. The writer always records `format_version`;
 the reader also takes a hand-written file without one (a mixture typed by a person is version
 1) and refuses any other version.
@@ -16,6 +18,7 @@ the reader also takes a hand-written file without one (a mixture typed by a pers
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -26,6 +29,11 @@ from mixer.core.jsonio import read_json_object
 
 SIMPLEX_TOL = 1e-9
 FORMAT_VERSION = 1
+
+
+class WeightNote(UserWarning):
+    """Something about a mixture the user should see but that is not an error (domains left out
+    of a weight map, which get weight 0)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,9 @@ class MixtureWeights:
 
 def validate_weights(weights: Mapping[str, float], domains: Iterable[str] | None = None,
                      source: str = "weights", require_all: bool = False) -> dict[str, float]:
-    """Check a mixture; return it as plain floats. Errors say which domain or sum is wrong."""
+    """Check a mixture; return it as plain floats. Errors say which domain or sum is wrong.
+    With `domains`, those the map leaves out get weight 0 (a `WeightNote` names them), unless
+    `require_all`."""
     out: dict[str, float] = {}
     for name, w in weights.items():
         if isinstance(w, (str, bytes, bool)):   # "0.6" in a JSON file is a typo'd number, not a weight
@@ -66,6 +76,11 @@ def validate_weights(weights: Mapping[str, float], domains: Iterable[str] | None
         missing = sorted(known - set(out))
         if require_all and missing:
             raise MixerError(f"{source}: no weight for domain {missing[0]!r}; give every corpus domain a weight (0 is allowed)")
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+            warnings.warn(f"{source} gives no weight for domain{'s' if len(missing) > 1 else ''} {shown}: "
+                          "weight 0 (not sampled)", WeightNote, stacklevel=2)
+            out.update({m: 0.0 for m in missing})
     total = math.fsum(out.values())
     if abs(total - 1.0) > SIMPLEX_TOL:
         raise MixerError(f"{source}: weights sum to {total!r}, not 1 (within {SIMPLEX_TOL}); normalise them")

@@ -71,7 +71,7 @@ def _prepare(config: DemoConfig, out: Path) -> tuple[Path, Path, PrepareResult]:
     prep = prepare_corpus(PrepareConfig(
         sources=tuple(load_domain_map(raw / "domains.json")), out=corpus, seed=config.seed,
         tokenizer=config.tokenizer, vocab_size=config.vocab_size,
-        workers=config.workers, heldout_docs=50 if config.quick else 100,
+        workers=config.workers,
         max_docs=300 if config.quick else None, overwrite=True, progress=config.progress))
     return raw, corpus, prep
 
@@ -137,7 +137,7 @@ def reproduce_commands(config: DemoConfig, loop_cfg, raw: Path | None, corpus: P
     if raw is not None:
         cmds.append(f"mixer prepare --domain-map {raw / 'domains.json'} --out {corpus} --tokenizer {config.tokenizer}"
                     + (f" --vocab-size {config.vocab_size}" if config.tokenizer == "train" else "")
-                    + (f" --heldout-docs 50 --max-docs 300" if config.quick else " --heldout-docs 100")
+                    + (" --max-docs 300" if config.quick else "")
                     + f" --seed {config.seed}")
     factors = ",".join(repr(float(f)) for f in loop_cfg.factors)   # exact: the factors enter the cache key
     cmds.append(f"mixer loop autoscale --corpus {corpus} --out {loop_cfg.out} "

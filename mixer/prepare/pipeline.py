@@ -56,7 +56,10 @@ class PrepareConfig:
     out: Path
     tokenizer: str = "gpt2"  # 'gpt2', 'train' or a tokenizer.json path
     vocab_size: int = 8192  # only for tokenizer='train'
-    heldout_docs: int = 100  # per domain; the paper used 10k on RedPajama
+    heldout_docs: int | None = None  # a fixed count per domain; None: the fraction rule below
+    heldout_fraction: float = 0.05  # share of each domain's kept documents held out ...
+    heldout_max: int = 10_000  # ... at most this many (the paper held out 10k per RedPajama domain) ...
+    heldout_min: int = 50  # ... at least this many (a usable evaluation), but never over a quarter
     seed: int = 0
     workers: int = 1  # tokenizer / language-id processes
     rules: PrepareRules = field(default_factory=PrepareRules)
@@ -88,6 +91,7 @@ class PrepareResult:
     timings: dict[str, float]  # seconds per stage
     chars: int  # characters tokenized
     source_bytes: int  # UTF-8 bytes of all source documents read
+    heldout_rule: str = ""  # the held-out rule in words, for the report
 
 
 # ---- worker side: one tokenizer / language identifier per process --------------------------
@@ -271,12 +275,36 @@ def _write_split(root: Path, domain: str, split: str, doc_ids: np.ndarray, lengt
     return SplitInfo(documents=len(lengths), tokens=int(offsets[-1]), files=files)
 
 
+def heldout_count(kept: int, config: PrepareConfig) -> int:
+    """How many of a domain's `kept` documents are held out: `heldout_docs` when fixed, else
+    `heldout_fraction` of them, raised to `heldout_min` (but never above a quarter of the
+    domain, so a small domain keeps most of its text for training) and capped at `heldout_max`.
+    E.g. 5 %: 300 documents -> 50, 119 -> 29, 5,383 -> 269, 1,000,000 -> 10,000."""
+    if config.heldout_docs is not None:
+        return config.heldout_docs
+    k = round(config.heldout_fraction * kept)
+    k = max(k, min(config.heldout_min, kept // 4))
+    return min(k, config.heldout_max)
+
+
+def heldout_rule(config: PrepareConfig) -> str:
+    """The held-out rule in words, for the prepare report."""
+    if config.heldout_docs is not None:
+        return f"held out: {config.heldout_docs} documents per domain (--heldout-docs)"
+    return (f"held out: {config.heldout_fraction:.4g} of each domain's kept documents, at least "
+            f"{config.heldout_min} (never over a quarter), at most {config.heldout_max:,}")
+
+
 def prepare_corpus(config: PrepareConfig) -> PrepareResult:
     """Raw text -> corpus folder `config.out`, holding the output's lock from the first step
     (a second `prepare` into the same folder fails at once, naming this one)."""
     validate_sources(config.sources, config.rules)
-    if config.heldout_docs < 0:
+    if config.heldout_docs is not None and config.heldout_docs < 0:
         raise MixerError(f"--heldout-docs {config.heldout_docs} is negative; use 0 or more")
+    if not 0.0 <= config.heldout_fraction < 1.0:
+        raise MixerError(f"--heldout-fraction {config.heldout_fraction}: choose a fraction in [0, 1)")
+    if config.heldout_max < 0 or config.heldout_min < 0:
+        raise MixerError(f"--heldout-max {config.heldout_max} / --heldout-min {config.heldout_min}: use 0 or more")
     if config.workers < 1:
         raise MixerError(f"--workers {config.workers}: need at least 1 process")
     out = Path(config.out)
@@ -307,11 +335,12 @@ def _prepare_locked(config: PrepareConfig, out: Path) -> PrepareResult:
         splits: dict[str, np.ndarray] = {}
         for src, rep in zip(config.sources, reports):
             ids, _ = filtered[src.name]
-            if len(ids) <= config.heldout_docs:
-                raise MixerError(
-                    f"domain {src.name!r}: only {len(ids)} documents survive the rules, not more than "
-                    f"--heldout-docs {config.heldout_docs}; lower --heldout-docs or add documents")
-            splits[src.name] = heldout_mask(ids, config.heldout_docs, config.seed)
+            k = heldout_count(len(ids), config)
+            if len(ids) <= k or not ids:
+                held = f"--heldout-docs {k}" if config.heldout_docs is not None else f"the {k} held out"
+                raise MixerError(f"domain {src.name!r}: only {len(ids)} documents survive the rules, not more than "
+                                 f"{held}; lower --heldout-docs or add documents")
+            splits[src.name] = heldout_mask(ids, k, config.seed)
 
         t0 = time.perf_counter()
         train_texts = (t for name, (_, texts) in filtered.items() for t, h in zip(texts, splits[name]) if not h)
@@ -358,20 +387,27 @@ def _prepare_locked(config: PrepareConfig, out: Path) -> PrepareResult:
         manifest = CorpusManifest(
             format_version=FORMAT_VERSION, eos_id=tok.eos_id, vocab_size=tok.vocab_size, token_dtype=dtype.name,
             tokenizer=TokenizerInfo(path="tokenizer.json", sha256=file_sha256(tmp / "tokenizer.json"), kind=tok.kind),
-            seed=config.seed, rules={**config.rules.to_json(), "heldout_docs": config.heldout_docs,
-                                     "max_docs": config.max_docs},
+            seed=config.seed, rules={**config.rules.to_json(), **_heldout_json(config), "max_docs": config.max_docs},
             domains=domains)
         manifest = save_manifest(tmp, manifest)
     timings["write"] = time.perf_counter() - t0
     chars = sum(len(t) for _, texts in filtered.values() for t in texts)
-    return PrepareResult(manifest=manifest, reports=reports, timings=timings, chars=chars, source_bytes=source_bytes)
+    return PrepareResult(manifest=manifest, reports=reports, timings=timings, chars=chars, source_bytes=source_bytes,
+                         heldout_rule=heldout_rule(config))
+
+
+def _heldout_json(config: PrepareConfig) -> dict:
+    if config.heldout_docs is not None:
+        return {"heldout_docs": config.heldout_docs}
+    return {"heldout_fraction": config.heldout_fraction, "heldout_min": config.heldout_min,
+            "heldout_max": config.heldout_max}
 
 
 def summary_table(result: PrepareResult):
     """A rich table: per domain, documents seen, kept, dropped by each rule, tokens per split."""
     from rich.table import Table
 
-    table = Table(title="mixer prepare")
+    table = Table(title="mixer prepare", caption=result.heldout_rule or None)
     for col in ("domain", "kind", "binary", "seen", "short", "dup", "non-en", "kept", "train docs", "train tok",
                 "held docs", "held tok"):
         table.add_column(col, justify="left" if col in ("domain", "kind") else "right", no_wrap=True)

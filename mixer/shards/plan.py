@@ -207,7 +207,7 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
     corpus_dir = Path(corpus_dir)
     manifest = load_manifest(corpus_dir)
     sha = manifest_sha256(corpus_dir)
-    w = validate_weights(weights, manifest.domain_names, source=weights_source, require_all=True)
+    w = validate_weights(weights, manifest.domain_names, source=weights_source)  # left out: 0
     names = tuple(sorted(w))
     if len(names) > MAX_DOMAINS:
         raise MixerError(f"the corpus has {len(names)} domains; the shard format holds at most {MAX_DOMAINS}")

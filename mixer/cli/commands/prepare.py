@@ -16,7 +16,13 @@ import click
 @click.option("--tokenizer", default="gpt2", show_default=True, help="'gpt2' (bundled), 'train', or a tokenizer.json path.")
 @click.option("--vocab-size", default=8192, show_default=True, help="Vocab size for --tokenizer train.")
 @click.option("--text-field", default="text", show_default=True, help="Field holding the text in JSONL/Parquet/datasets.")
-@click.option("--heldout-docs", default=100, show_default=True, help="Held-out documents per domain.")
+@click.option("--heldout-fraction", default=0.05, show_default=True,
+              help="Share of each domain's kept documents held out for evaluation.")
+@click.option("--heldout-max", default=10_000, show_default=True, help="At most this many held-out documents per domain.")
+@click.option("--heldout-min", default=50, show_default=True,
+              help="At least this many held-out documents per domain (never over a quarter of it).")
+@click.option("--heldout-docs", type=int, default=None, help="A fixed number of held-out documents per domain "
+              "(instead of the fraction rule).")
 @click.option("--min-chars", default=1000, show_default=True, help="Keep documents with more characters than this.")
 @click.option("--cut-chars", default=1000, show_default=True, help="Cut kept documents to this many characters.")
 @click.option("--max-docs", type=int, default=None, help="Read at most this many documents per domain (quick runs).")
@@ -24,7 +30,8 @@ import click
 @click.option("--workers", default=1, show_default=True, help="Processes for tokenization and language id.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, heldout_docs, min_chars,
+def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, heldout_fraction, heldout_max, heldout_min,
+            heldout_docs, min_chars,
             cut_chars, max_docs, seed, workers, overwrite, quiet):
     """Apply the paper's preparation rules and tokenize each domain into Arrow files."""
     from rich.console import Console
@@ -38,7 +45,8 @@ def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, 
         raise MixerError("give either --domain-map or --source, not both")
     srcs = load_domain_map(domain_map, text_field) if domain_map else sources_from_options(sources, kinds, text_field)
     config = PrepareConfig(sources=tuple(srcs), out=out, tokenizer=tokenizer, vocab_size=vocab_size,
-                           heldout_docs=heldout_docs, seed=seed, workers=workers, max_docs=max_docs,
+                           heldout_docs=heldout_docs, heldout_fraction=heldout_fraction, heldout_max=heldout_max,
+                           heldout_min=heldout_min, seed=seed, workers=workers, max_docs=max_docs,
                            rules=PrepareRules(min_chars=min_chars, cut_chars=cut_chars),
                            overwrite=overwrite, progress=not quiet)
     result = prepare_corpus(config)
