@@ -1,10 +1,11 @@
 """mixer: data preparation, the mixture sampler, shards and streams (see docs/architecture.md)."""
 from mixer.core.errors import MixerError
 
-__all__ = ["MixerError", "MixtureStream", "MixtureSampler"]
+__all__ = ["MixerError", "MixtureStream", "MixtureSampler", "MixtureCollator"]
 __version__ = "0.1.0"
 
-_LAZY = {"MixtureStream": "mixer.stream.stream", "MixtureSampler": "mixer.stream.sampler"}
+_LAZY = {"MixtureStream": "mixer.stream.stream", "MixtureSampler": "mixer.stream.sampler",
+         "MixtureCollator": "mixer.stream.collate"}
 
 
 def __getattr__(name: str):

@@ -52,7 +52,7 @@ def test_a_subset_of_domains_gives_the_rest_weight_zero_with_a_note(corpus, tmp_
     """As Megatron's blend and HF interleaving: a map naming some domains samples only those."""
     r = build(corpus, tmp_path / "sub", weights=["--weight", "code=1"], tokens="20k")
     assert r.exit_code == 0, r.output
-    assert "note: --weight gives no weight for domains 'news', 'wiki': weight 0 (not sampled)" in r.output
+    assert "note: --weight: no weight for domains 'news', 'wiki': weight 0 (not sampled)" in r.output
     index = read_index(tmp_path / "sub")
     assert index["weights"] == {"code": 1.0, "news": 0.0, "wiki": 0.0}
     assert index["domains"]["code"]["realised_tokens"] == index["budget_tokens"]

@@ -78,7 +78,7 @@ def validate_weights(weights: Mapping[str, float], domains: Iterable[str] | None
             raise MixerError(f"{source}: no weight for domain {missing[0]!r}; give every corpus domain a weight (0 is allowed)")
         if missing:
             shown = ", ".join(repr(m) for m in missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-            warnings.warn(f"{source} gives no weight for domain{'s' if len(missing) > 1 else ''} {shown}: "
+            warnings.warn(f"{source}: no weight for domain{'s' if len(missing) > 1 else ''} {shown}: "
                           "weight 0 (not sampled)", WeightNote, stacklevel=2)
             out.update({m: 0.0 for m in missing})
     total = math.fsum(out.values())
