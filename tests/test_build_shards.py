@@ -158,7 +158,7 @@ ERRORS = {
     "unknown domain": (WEIGHT_ARGS + ["--weight", "poetry=0"], None, "unknown domain 'poetry'"),
     "negative weight": (["--weight", "code=-0.1", "--weight", "news=0.8", "--weight", "wiki=0.3"], None, ">= 0"),
     "too small": (["--weight", "code=0.1", "--weight", "news=0.1", "--weight", "wiki=0.8"], "200k",
-                  "domain 'wiki' has .* tokens .* needs 159949; .*--allow-repeat"),
+                  "domain 'wiki' has .* tokens .* needs 159949; .*--max-epochs"),
     "corrupt arrow": (WEIGHT_ARGS, _break_arrow, r"part-00000.arrow: \d+ bytes but corpus.json records \d+ \(truncated"),
     "manifest mismatch": (WEIGHT_ARGS, _break_manifest, "manifest mismatch"),
     "damaged manifest": (WEIGHT_ARGS, _damage_manifest, "corpus.json: damaged corpus manifest"),

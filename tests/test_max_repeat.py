@@ -19,13 +19,25 @@ def build(tmp_path, *extra):
 
 
 def test_cap_allows_up_to_and_refuses_beyond(tmp_path):
-    ok = build(tmp_path, "--max-repeat", "2.5")           # small: 2000 tokens from 1005 -> ~2 passes
+    ok = build(tmp_path, "--max-epochs", "2.5")           # small: 2000 tokens from 1005 -> ~2 passes
     assert ok.exit_code == 0, ok.output
     index = read_index(tmp_path / "shards2")
     assert index["domains"]["small"]["epochs"] == 2 and index["domains"]["small"]["realised_tokens"] == 2000
-    assert "2 epochs" in ok.output
-    bad = build(tmp_path, "--max-repeat", "1.5", "--overwrite")
-    assert bad.exit_code == 2 and "domain 'small'" in bad.output and "--max-repeat 1.5" in bad.output
+    row = next(line for line in ok.output.splitlines() if "small" in line)
+    assert "epochs" in ok.output and row.rstrip("│ ").endswith("2"), ok.output  # the epochs column
+    bad = build(tmp_path, "--max-epochs", "1.5", "--overwrite")
+    assert bad.exit_code == 2 and "domain 'small'" in bad.output and "--max-epochs 1.5" in bad.output
     assert "passes over its data" in bad.output and "\n" not in bad.output.strip()
-    nonsense = build(tmp_path, "--max-repeat", "0.5", "--overwrite")
-    assert nonsense.exit_code == 2 and "--max-repeat 0.5" in nonsense.output
+    nonsense = build(tmp_path, "--max-epochs", "0.5", "--overwrite")
+    assert nonsense.exit_code == 2 and "--max-epochs 0.5" in nonsense.output
+
+
+def test_default_is_one_pass_and_inf_or_the_old_flag_lift_the_cap(tmp_path):
+    once = build(tmp_path)  # --max-epochs 1: sampling without replacement
+    assert once.exit_code == 2 and "domain 'small'" in once.output and "--max-epochs" in once.output
+    free = build(tmp_path, "--max-epochs", "inf")
+    alias = build(tmp_path, "--allow-repeat", "--threads", "1", "--overwrite")
+    assert free.exit_code == 0 and alias.exit_code == 0, free.output + alias.output
+    a = {p.name: p.read_bytes() for p in (tmp_path / "shards2").iterdir()}
+    b = {p.name: p.read_bytes() for p in (tmp_path / "shards4").iterdir()}
+    assert a == b

@@ -70,7 +70,7 @@ def test_budget_rounds_down_to_whole_sequences(corpus):
 
 
 def test_repeat_takes_fresh_epochs(corpus):
-    with pytest.raises(MixerError, match="'code' has .* needs .*--allow-repeat"):
+    with pytest.raises(MixerError, match="'code' has .* needs .*--max-epochs"):
         build_plan(corpus, {"code": 1.0, "news": 0.0, "wiki": 0.0}, PlanConfig(tokens=60_000, seq_len=100))
     plan = build_plan(corpus, {"code": 1.0, "news": 0.0, "wiki": 0.0},
                       PlanConfig(tokens=60_000, seq_len=100, allow_repeat=True))

@@ -40,7 +40,7 @@ def test_train_command_writes_run_and_plot(corpus, model):
     out = corpus / f"run-{model}"
     args = ["train", "--model", model, "--preset", "tiny", "--corpus", str(corpus / "c"),
             "--weights", str(corpus / "w.json"), "--tokens", "10k", "--out", str(out), "--eval-every", "5",
-            "--eval-seqs", "4", "--provenance", "role=perturbed", "--provenance", "factor=3", "--no-progress"]
+            "--eval-seqs", "4", "--provenance", "role=perturbed", "--provenance", "factor=3", "--quiet"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "held-out loss" in result.output
@@ -76,7 +76,7 @@ def test_real_sampler_and_shards(tmp_path, model):
     write_skewed_corpus(tmp_path / "c", {"code": rng.integers(40, 200, 80), "news": rng.integers(40, 200, 80)},
                         {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)
     objective = "causal" if model == "gpt2" else "mlm"
-    common = ["--model", model, "--preset", "tiny", "--eval-seqs", "4", "--no-progress", "--steps", "6"]
+    common = ["--model", model, "--preset", "tiny", "--eval-seqs", "4", "--quiet", "--steps", "6"]
     built = CliRunner().invoke(main, ["build-shards", "--corpus", str(tmp_path / "c"), "--weight", "code=0.4",
                                       "--weight", "news=0.6", "--tokens", "8k", "--seq-len", "64",
                                       "--objective", objective, "--out", str(tmp_path / "shards")])
@@ -98,12 +98,12 @@ def test_train_takes_the_budget_from_weights_json_and_threads(corpus):
     (corpus / "wb.json").write_text(json.dumps({"weights": {"code": 0.5, "news": 0.5}, "budget_tokens": 5120}))
     out = corpus / "run-budget"
     args = ["train", "--corpus", str(corpus / "c"), "--weights", str(corpus / "wb.json"), "--out", str(out),
-            "--eval-seqs", "4", "--threads", "1", "--no-progress"]
+            "--eval-seqs", "4", "--threads", "1", "--quiet"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert load_run(out / "run.json").budget_tokens == 5120
     bad = CliRunner().invoke(main, ["train", "--corpus", str(corpus / "c"), "--weights", str(corpus / "w.json"),
-                                    "--out", str(corpus / "x"), "--no-progress"])
+                                    "--out", str(corpus / "x"), "--quiet"])
     assert bad.exit_code == 2 and "records no budget_tokens" in bad.output
-    zero = CliRunner().invoke(main, args[:-3] + ["--threads", "0", "--no-progress"])
+    zero = CliRunner().invoke(main, args[:-3] + ["--threads", "0", "--quiet"])
     assert zero.exit_code == 2 and "--threads 0" in zero.output

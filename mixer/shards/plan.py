@@ -138,7 +138,7 @@ def _check_config(config: PlanConfig) -> None:
     if config.objective not in OBJECTIVES:
         raise MixerError(f"--objective {config.objective!r}: choose one of {', '.join(OBJECTIVES)}")
     if config.max_repeat is not None and not config.max_repeat >= 1:
-        raise MixerError(f"--max-repeat {config.max_repeat!r}: must be at least 1 (one pass over each domain)")
+        raise MixerError(f"--max-epochs {config.max_repeat!r}: must be at least 1 (one pass over each domain)")
     if config.interleave not in INTERLEAVES:
         raise MixerError(f"--interleave {config.interleave!r}: choose one of {', '.join(INTERLEAVES)}")
     min_len = 3 if config.objective == "mlm" else 1
@@ -160,8 +160,8 @@ def _too_small(name: str, weight: float, need: int, have_tokens: int, have_docs:
                 f"but weight {weight:g} of a {budget}-token budget needs {need}")
     else:
         what = f"has {have_docs} documents but weight {weight:g} needs {need} sequences (one document each)"
-    return MixerError(f"domain {name!r} {what}; lower its weight or the budget, or pass --allow-repeat "
-                      "to take further epochs")
+    return MixerError(f"domain {name!r} {what}; lower its weight or the budget, or allow further epochs "
+                      "(--max-epochs F; allow_repeat=True in Python)")
 
 
 def _select(lengths: np.ndarray, name: str, target: int, config: PlanConfig) -> tuple[np.ndarray, np.ndarray, int]:
@@ -247,7 +247,7 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
             raise _too_small(name, w[name], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), budget, config)
         if config.allow_repeat and config.max_repeat is not None and units and targets[i] > config.max_repeat * units:
             raise MixerError(f"domain {name!r}: weight {w[name]:g} of a {budget}-token budget needs "
-                             f"{targets[i] / units:.2f} passes over its data, above --max-repeat "
+                             f"{targets[i] / units:.2f} passes over its data, above --max-epochs "
                              f"{config.max_repeat:g}; lower its weight or the budget, or raise the cap")
 
     docs, counts, epochs = [], [], np.zeros(len(names), np.int64)

@@ -12,6 +12,8 @@ import os
 
 import click
 
+from mixer.cli.commands._options import max_epochs_option, quiet_option
+
 
 def _default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
@@ -30,24 +32,24 @@ def _default_workers() -> int:
               help="causal: documents joined by EOS; mlm: [CLS] doc [SEP] [PAD].., one document per row.")
 @click.option("--shard-tokens", default="32Mi", show_default=True,
               help="Tokens per shard (32Mi = 33,554,432; also 30M, 1e6).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option()
 @click.option("--zstd-level", type=int, default=1, show_default=True)
-@click.option("--workers", type=int, default=None, help="Compression threads [default: CPU count, at most 8].")
-@click.option("--allow-repeat", is_flag=True, help="Let a domain smaller than its target repeat (fresh order each epoch).")
-@click.option("--max-repeat", type=float, default=None,
-              help="With repetition, at most this many passes over any domain's data (implies --allow-repeat).")
+@click.option("--threads", type=int, default=None, help="Compression threads [default: CPU count, at most 8].")
+@click.option("--workers", "workers_alias", type=int, default=None, hidden=True, help="Old name of --threads.")
+@max_epochs_option()
 @click.option("--interleave", type=click.Choice(["auto", "midpoint", "edf"]), default="auto", show_default=True,
               help="Order of documents: midpoint (token shares, causal default) or edf (smallest deviation in "
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, objective, shard_tokens, quiet,
-            zstd_level, workers, allow_repeat, max_repeat, overwrite, interleave) -> None:
+            zstd_level, threads, workers_alias, max_epochs, allow_repeat, overwrite, interleave) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from mixer.cli.commands._options import repetition
     from mixer.core.errors import MixerError
     from mixer.core.lock import output_lock
     from mixer.core.paths import refuse_nested
@@ -64,13 +66,14 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
         weights, source = load_weights(weights_file).weights, str(weights_file)
     else:
         weights, source = parse_weight_options(weight_pairs), "--weight"
+    repeat, cap = repetition(max_epochs, allow_repeat)
     plan_config = PlanConfig(tokens=parse_count(tokens, "--tokens"), seq_len=seq_len, seed=seed,
-                             objective=objective, allow_repeat=allow_repeat or max_repeat is not None,
-                             max_repeat=max_repeat, interleave=interleave)
+                             objective=objective, allow_repeat=repeat, max_repeat=cap, interleave=interleave)
+    threads = threads if threads is not None else workers_alias
     shard_config = ShardConfig(shard_tokens=parse_count(shard_tokens, "--shard-tokens"), zstd_level=zstd_level,
-                               workers=_default_workers() if workers is None else workers, overwrite=overwrite)
+                               workers=_default_workers() if threads is None else threads, overwrite=overwrite)
     if shard_config.workers < 1:
-        raise MixerError(f"--workers {shard_config.workers}: need at least 1 compression thread")
+        raise MixerError(f"--threads {shard_config.workers}: need at least 1 compression thread")
     refuse_nested(out, corpus_dir, "the corpus")
     if Path(out).exists() and not overwrite:  # fail before any work
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
@@ -100,15 +103,15 @@ def summary_table(index: dict):
 
     table = Table(title=f"{index['objective']} mixture: {index['num_sequences']} x {index['seq_len']} tokens, "
                         f"seed {index['seed']}")
-    for col in ("domain", "weight", "target tokens", "realised tokens", "documents used / available", "consumed"):
+    for col in ("domain", "weight", "target tokens", "realised tokens", "documents used / available", "consumed",
+                "epochs"):
         table.add_column(col, justify="left" if col == "domain" else "right")
     for name in index["domain_order"]:
         d = index["domains"][name]
         avail = d["tokens_available"] + (d["documents_available"] if index["objective"] == "causal" else 0)
         used = d["realised_tokens"] if index["objective"] == "causal" else d.get("content_tokens", 0)
         share = f"{used / avail:.1%}" if avail else "-"
-        if d["epochs"] > 1:
-            share += f" ({d['epochs']} epochs)"
         table.add_row(name, f"{d['weight']:.4g}", f"{d['target_tokens']:,}", f"{d['realised_tokens']:,}",
-                      f"{d['documents_used']:,} / {d['documents_available']:,}", share)
+                      f"{d['documents_used']:,} / {d['documents_available']:,}", share,
+                      f"[bold yellow]{d['epochs']}[/]" if d["epochs"] > 1 else f"{d['epochs']}")
     return table

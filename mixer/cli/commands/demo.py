@@ -11,7 +11,7 @@ import click
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help="Download cache for the corpus packages.")
 @click.option("--quick", is_flag=True, help="Reduced size (CI): fewer documents, smaller budgets.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--workers", default=2, show_default=True)
+@click.option("--workers", default=2, show_default=True, help="Processes for preparing the corpus (and threads writing shards).")
 @click.option("--tokenizer", default="train", show_default=True,
               help="train: a 2,048-id BPE fitted on the corpus (fast tiny proxies); gpt2: OpenAI's 50,257 ids.")
 @click.option("--ray", default=None, metavar="local|auto|ADDRESS", help="Run the proxy runs as Ray tasks.")

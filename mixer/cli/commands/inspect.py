@@ -1,8 +1,9 @@
-"""`mixer inspect SHARDS_DIR`: what a shards folder holds, every checksum verified, and
+"""`mixer inspect --shards DIR`: what a shards folder holds, every checksum verified, and
 optionally a few sequences decoded so a person can read what the model will see.
 
-    mixer inspect shards/                           # index table + verify xxh64 and sha256
-    mixer inspect shards/ --sample 3                # + 3 sequences as text, by domain
+    mixer inspect --shards shards/                  # index table + verify xxh64 and sha256
+    mixer inspect --shards shards/ --sample 3       # + 3 sequences as text, by domain
+    mixer inspect shards/                           # the folder may also be given bare
 """
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ import click
 
 
 @click.command("inspect")
-@click.argument("shards_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("shards_arg", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--shards", "shards_opt", type=click.Path(file_okay=False, path_type=Path),
+              help="Shards folder from `mixer build-shards` (as in `mixer train --shards`).")
 @click.option("--sample", "sample", type=int, default=0, show_default=True, metavar="K",
               help="Decode K sequences (evenly spaced over the stream) with the corpus's tokenizer.")
 @click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The corpus the shards were built from (its tokenizer.json decodes --sample) "
                    "[default: the corpus path the index records].")
 @click.option("--no-verify", is_flag=True, help="Skip reading every shard to verify its checksums.")
-def command(shards_dir: Path, sample: int, corpus_dir: Path | None, no_verify: bool) -> None:
+def command(shards_arg: Path | None, shards_opt: Path | None, sample: int, corpus_dir: Path | None,
+            no_verify: bool) -> None:
     """Print a shards folder's index (weights, realised tokens per domain, shards, seq_len) and
     verify every shard's checksums."""
     from rich.console import Console
@@ -28,6 +32,9 @@ def command(shards_dir: Path, sample: int, corpus_dir: Path | None, no_verify: b
     from mixer.core.errors import MixerError
     from mixer.formats.shards import corpus_of, read_index
 
+    if (shards_arg is None) == (shards_opt is None):
+        raise MixerError("give the shards folder once: --shards DIR (or as the only argument)")
+    shards_dir = shards_arg or shards_opt
     out = Console()
     index = read_index(shards_dir)
     if sample < 0:

@@ -13,6 +13,8 @@ from dataclasses import replace
 
 import click
 
+from mixer.cli.commands._options import max_epochs_option, quiet_option
+
 
 def _provenance(pairs: tuple[str, ...]) -> dict:
     from mixer.core.errors import MixerError
@@ -42,7 +44,7 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--tokens", help="Token budget of the sampled mixture, e.g. 30M (default: the weights file's budget_tokens).")
 @click.option("--threads", type=int, default=None,
               help="Torch CPU threads (default: torch's; fix it for bitwise-reproducible CPU runs).")
-@click.option("--allow-repeat", is_flag=True, help="Sampling: a domain smaller than its share repeats.")
+@max_epochs_option()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--steps", type=int, help="Optimiser steps (default: as many as the budget fills).")
 @click.option("--batch-size", type=int, help="Sequences per micro-step per device (default: the preset's).")
@@ -61,11 +63,13 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt with the same settings.")
 @click.option("--provenance", "prov_pairs", multiple=True, metavar="KEY=VALUE",
               help="Recorded in run.json provenance (e.g. role=base, domain=code, factor=3).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, threads, allow_repeat, out_dir, steps, batch_size,
-            grad_accum, lr, seq_len, eval_every, eval_seqs, extra_eval, checkpoint_every, seed, data_seed, device,
-            compile_, resume, prov_pairs, progress):
+@quiet_option()
+@click.option("--no-progress", "no_progress", is_flag=True, hidden=True, help="Old name of --quiet.")
+def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, threads, max_epochs, allow_repeat, out_dir,
+            steps, batch_size, grad_accum, lr, seq_len, eval_every, eval_seqs, extra_eval, checkpoint_every, seed,
+            data_seed, device, compile_, resume, prov_pairs, quiet, no_progress):
     """Train GPT-2 or BERT from random init on a mixture; report held-out loss per domain."""
+    from mixer.cli.commands._options import repetition
     from mixer.core.errors import MixerError
     from mixer.core.units import parse_count
     from mixer.formats.weights import load_weights, parse_weight_options
@@ -75,7 +79,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, t
     cfg = TrainConfig(model=model, preset=preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                       seq_len=seq_len, eval_every=eval_every, eval_seqs=eval_seqs, extra_eval=tuple(extra_eval),
                       checkpoint_every=checkpoint_every, seed=seed, device=device, compile=compile_,
-                      progress=progress)
+                      progress=not (quiet or no_progress))
     p = cfg.resolve()  # validates the preset and overrides before any data is touched
     if threads is not None:
         if threads < 1:
@@ -105,7 +109,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, t
                              f"{weights_file or '--weight'} records no budget_tokens")
         source = source_from_corpus(corpus, weights, budget, p.seq_len,
                                     seed if data_seed is None else data_seed, model, p.batch_size, rank, world,
-                                    allow_repeat)
+                                    *repetition(max_epochs, allow_repeat))
     else:
         raise MixerError("no data: give --shards DIR (built shards) or --corpus DIR with --weights and --tokens")
     source.provenance.update(_provenance(prov_pairs))
