@@ -47,6 +47,9 @@ def rows(batches) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, SEQ_LEN), np.int64)
 
 
+STATEFUL_WARNING = "ignore:'set_vital' is deprecated:UserWarning"
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     return make_corpus(tmp_path_factory.mktemp("stream") / "corpus")
@@ -109,6 +112,29 @@ def test_batched_mode_gives_the_same_batches(shards, workers):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.filterwarnings(STATEFUL_WARNING)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_takes_the_batch_size_from_the_stream(shards, workers):
+    """`stream.loader()` gives what `DataLoader(stream, batch_size=B)` gives, plain or batched,
+    and `stateful=True` resumes exactly."""
+    want = list(DataLoader(MixtureStream(shards, rank=1, world_size=2, batch_size=B), batch_size=B,
+                           num_workers=workers))
+    for kw in ({}, {"batched": True}):
+        got = list(MixtureStream(shards, rank=1, world_size=2, batch_size=B, **kw).loader(num_workers=workers))
+        assert len(got) == len(want)
+        assert all(a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a) for a, b in zip(got, want))
+    loader = MixtureStream(shards, rank=1, world_size=2, batch_size=B).loader(workers, stateful=True)
+    it = iter(loader)
+    head = [next(it) for _ in range(3)]
+    state = loader.state_dict()
+    del it
+    again = MixtureStream(shards, rank=1, world_size=2, batch_size=B).loader(workers, stateful=True)
+    again.load_state_dict(state)
+    rest = list(again)
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(head + rest, want))
+    assert len(head + rest) == len(want)
+
+
 def test_batched_blocks_straddling_shards_resume(shards, reference):
     # batch_size 7 does not divide the 40-sequence shards: some batches join two shards
     whole = rows(DataLoader(MixtureStream(shards, batch_size=7, batched=True), batch_size=None))
@@ -166,7 +192,6 @@ def test_resume_plain_dataloader_workers_from_consumed_count(shards, reference):
 
 
 # torchdata 0.11 calls torch.set_vital, which torch 2.13 deprecates
-STATEFUL_WARNING = "ignore:'set_vital' is deprecated:UserWarning"
 
 
 @pytest.mark.filterwarnings(STATEFUL_WARNING)

@@ -120,6 +120,19 @@ class MixtureFeed(torch.utils.data.IterableDataset):
     def budget_tokens(self) -> int:
         return self.source.num_sequences * self.seq_len
 
+    def loader(self, num_workers: int = 0, *, stateful: bool = False, **kwargs: Any):
+        """A DataLoader over this stream with its own `batch_size` (the size its blocks are dealt
+        to workers in), so the number is written once: `DataLoader(stream, batch_size=B)` with a
+        B other than the stream's would split the stream's blocks across batches. `batched`
+        streams yield whole batches (`batch_size=None`). `stateful=True` returns torchdata's
+        `StatefulDataLoader`, whose `state_dict` resumes exactly with workers; other keyword
+        arguments go to the loader (e.g. `pin_memory=True`, `collate_fn=MixtureCollator()`)."""
+        if stateful:
+            from torchdata.stateful_dataloader import StatefulDataLoader as Loader
+        else:
+            Loader = torch.utils.data.DataLoader
+        return Loader(self, batch_size=None if self.batched else self.batch_size, num_workers=num_workers, **kwargs)
+
     # --- position ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The exact position of this copy. Called in the main process after plain DataLoader
