@@ -58,3 +58,34 @@ def test_demo_loop_autoscale_and_shards(corpus, tmp_path):
 def test_demo_help_lists_the_loop():
     result = CliRunner().invoke(main, ["demo", "--help"])
     assert result.exit_code == 0 and "AutoScale" in result.output and "--quick" in result.output
+
+
+def test_demo_console_prints_prepare_first_and_commands_unwrapped(monkeypatch, tmp_path):
+    """Long commands stay on one line however narrow the terminal (copy-paste from logs), and
+    the prepare table comes before anything the proxies print."""
+    import mixer.loop.demo as demo
+    from mixer.prepare.pipeline import DomainReport, PrepareResult
+    from solver.verdict import Verdict
+
+    long_path = tmp_path / ("deep-" * 12) / "corpus"
+    cmds = [f"mixer prepare --domain-map {long_path}/raw/domains.json --out {long_path} --tokenizer train --seed 0",
+            f"mixer loop autoscale --corpus {long_path} --out {tmp_path}/loop --scales 100000,200000 --target 800000"]
+
+    def fake_run_demo(config, on_prepared=None):
+        prep = PrepareResult(manifest=None, reports=[DomainReport(name="news", kind="news", kept=9)], timings={},
+                             chars=0, source_bytes=0, heldout_rule="held out: 5 %")
+        on_prepared(prep)
+        print("PROXY-PROGRESS")  # stands for the proxies' progress bars
+        return demo.DemoResult(raw=None, corpus=long_path, prepare=prep, weights={"DDO @ 1k": {"news": 1.0}},
+                               shards=tmp_path / "shards", intervals={"DDO @ 1k": {"news": (1.0, 1.0)}},
+                               verdict=Verdict(False, ("effects within noise",)), commands=cmds)
+
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    r = CliRunner(env={"COLUMNS": "60"}).invoke(main, ["demo", "--out", str(tmp_path / "d"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    for cmd in cmds:
+        assert f"  {cmd}" in lines, cmd  # whole, on one line
+    nxt = next(line for line in lines if line.startswith("next: mixer train"))
+    assert f"--shards {tmp_path / 'shards'}" in nxt and "--corpus" not in nxt  # the shards know their corpus
+    assert r.output.index("mixer prepare") < r.output.index("PROXY-PROGRESS") < r.output.index("verdict")
