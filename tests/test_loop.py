@@ -60,7 +60,8 @@ def test_sweep_writes_weights_on_the_simplex(sequential):
     for name, path in res.runs.items():
         run = json.loads(path.read_text())
         assert run["provenance"]["run_name"] == name and run["budget_tokens"] == BUDGET
-        assert json.loads((path.parent / "spec.json").read_text())["key"].startswith(path.parent.name)
+        spec = json.loads((path.parent / "spec.json").read_text())
+        assert path.parent.name.endswith("-" + spec["key"][:8]) and path.parent.parent.name == "8192"
 
 
 def test_key_changes_with_every_input(corpus, tmp_path):
@@ -106,7 +107,8 @@ def test_interrupted_sweep_resumes_without_rerunning(corpus, sequential, tmp_pat
     res = loop_ddo(config(corpus, out), BUDGET)
     assert calls == [specs[3].name, specs[4].name] and res.ran == 2  # only what was missing
     for key, mtime in kept.items():
-        assert (out / "runs" / key[:24] / "run.json").stat().st_mtime_ns == mtime
+        spec = next(s for s in specs if s.key() == key)
+        assert (run_folder(out / "runs", spec) / "run.json").stat().st_mtime_ns == mtime
     # Same inputs, same training: the resumed sweep ends at the sequential sweep's weights, exactly.
     assert json.loads(res.weights_path.read_text())["weights"] == sequential.weights
 
