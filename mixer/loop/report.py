@@ -64,9 +64,9 @@ def _verdict(name: str, verdict) -> str:
     if verdict is None:
         return f"<p>{_e(name)}: not judged.</p>"
     cls = "ok" if verdict.supported else "bad"
-    lines = verdict.lines("uniform (or your base mixture)")
+    head = verdict.lines("uniform (or your base mixture)")[0].removeprefix("verdict: ").removeprefix("UNSUPPORTED: ")
     items = "".join(f"<li>{_e(r)}</li>" for r in verdict.reasons)
-    return (f'<p><span class="{cls}">{_e(name)}: {_e(verdict.label)}</span>. {_e(lines[0].split(": ", 1)[-1])}</p>'
+    return (f'<p><span class="{cls}">{_e(name)}: {_e(verdict.label)}</span>. {_e(head)}</p>'
             + (f"<ul>{items}</ul>" if items else ""))
 
 
