@@ -345,3 +345,16 @@ def test_loss_curves_mark_a_single_held_out_point(sequential, monkeypatch):
                                                                     record.final_loss.items()}}})
     plot_curves(two, Path(sequential.runs["base"]).parent / "again.png")
     assert len(figs[-1].axes) == 2
+
+
+def test_autoscale_show_and_config(corpus, sequential, tmp_path):
+    """`mixer loop autoscale --show` lists every scale's runs in its own folder; the scales and the
+    target can come from a config file."""
+    cfg = tmp_path / "as.toml"
+    cfg.write_text(f'corpus = "{corpus}"\nout = "as"\nscales = "{BUDGET},12288"\ntarget = "64k"\nfactors = "2,0.5"\n'
+                   f'eval-seqs = 8\ncache = "{sequential.weights_path.parent / "runs"}"\n')
+    r = CliRunner().invoke(main, ["loop", "autoscale", "--config", str(cfg), "--show"])
+    assert r.exit_code == 0, r.output
+    assert "7 finished, 7 missing, 0 partial of 14 planned runs; nothing trained" in r.output
+    assert " 8192/base-all-x1-s0-" in r.output and " 12288/perturb-c-x0.5-s0-" in r.output
+    assert not (tmp_path / "as").exists()

@@ -75,12 +75,12 @@ def _show(kw: dict, specs_of) -> None:
 
     cfg = _config(kw)
     rows = show_plan(specs_of(cfg), cfg.cache_dir)
-    table = Table(title=f"planned runs in {cfg.cache_dir}")
+    table = Table(title=f"planned runs (folders under {cfg.cache_dir})")
     for col in ("run", "state", "folder"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     for r in rows:
         style = {"finished": "green", "partial": "yellow"}.get(r.state)
-        table.add_row(r.name, r.state, str(r.folder), style=style)
+        table.add_row(r.name, r.state, str(r.folder.relative_to(cfg.cache_dir)), style=style)
     console = Console(width=160)
     console.print(table)
     counts = {s: sum(r.state == s for r in rows) for s in ("finished", "missing", "partial")}
