@@ -4,6 +4,7 @@ need the network the first time; `mixer demo --quick` in CI covers them.)"""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -57,7 +58,7 @@ def test_demo_loop_autoscale_and_shards(corpus, tmp_path):
     assert "http://" not in html and "https://" not in html
     for cmd in res.commands:
         assert cmd.split(" --")[0] in html
-    if chromium_path() is not None:
+    if chromium_path() is not None or os.environ.get("MIXER_REQUIRE_BROWSER") == "1":
         page = load_in_browser(report)
         assert page["errors"] == [] and page["fetched"] == []
         # weights vs scale + per scale: fits, predicted vs measured, the base run's loss curves (first seed)

@@ -277,18 +277,14 @@ def test_old_cache_layout_is_adopted_not_retrained(corpus, sequential, tmp_path)
     assert not any(re.fullmatch("[0-9a-f]{24}", p.name) for p in cache.iterdir())  # every old folder moved
 
 
-def test_report_is_one_self_contained_page(cli_seeds):
+def test_report_is_one_self_contained_page(cli_seeds, browser):
     """OUT/report.html opens in a real headless browser with no console error, every image drawn
     (all embedded: nothing is fetched), and holds the weights, verdict, held-out check and the
     commands that reproduce the run."""
-    from mixer.testing import chromium_path, load_in_browser
-
     out, _ = cli_seeds
     html = (out / "report.html").read_text()
     assert "http://" not in html and "https://" not in html and "<link" not in html
-    if chromium_path() is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    page = load_in_browser(out / "report.html")
+    page = browser(out / "report.html")
     assert page["errors"] == [] and page["fetched"] == []
     assert len(page["images"]) == 3  # fits, predicted vs measured, base run's loss curves
     for img in page["images"]:
@@ -303,19 +299,15 @@ def test_report_is_one_self_contained_page(cli_seeds):
     assert "mixer loop ddo --corpus" in text and "--seeds 2" in text
 
 
-def test_browser_check_can_fail(tmp_path):
+def test_browser_check_can_fail(tmp_path, browser):
     """The probe sees broken images, a failed load, a fetch and a console error (so a pass above
     means something)."""
-    from mixer.testing import chromium_path, load_in_browser
-
-    if chromium_path() is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
     page = tmp_path / "bad.html"
     page.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
                     '<img alt="broken" src="data:image/png;base64,AAAA"><img alt="near" src="missing.png">'
                     '<img alt="far" src="http://example.invalid/x.png"><script>console.error("boom")</script>'
                     '</body></html>')
-    seen = load_in_browser(page)
+    seen = browser(page)
     assert [i["naturalWidth"] for i in seen["images"]] == [0, 0, 0]
     assert any("boom" in e for e in seen["errors"]) and any("missing.png" in e for e in seen["errors"])
     assert seen["fetched"] == ["http://example.invalid/x.png"]
