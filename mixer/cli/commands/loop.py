@@ -14,8 +14,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._config import command_line, config_options, write_config
-from mixer.cli.commands._options import trainer_options
+from mixer.cli.commands._options import command_line, config_options, trainer_options, write_config
 from mixer.loop.defaults import DEFAULTS
 
 
