@@ -245,3 +245,69 @@ def mixing_law_runs(c, k, T, n_runs: int, *, budget: int = 1_000_000, noise: flo
         out[f"mix{i:03d}"] = run_json(w, budget, {d: float(v) for d, v in zip(domains, L)},
                                       {"role": "random", "domain": None, "factor": None, "total": None})
     return out
+
+
+# --- a real headless browser for the HTML reports -------------------------------------------------
+
+_PROBE = """<script>
+window.__probe = {errors: []};
+(function () {
+  const keep = (kind) => (...args) => window.__probe.errors.push(kind + ": " + args.map(String).join(" "));
+  console.error = keep("console.error");
+  console.warn = keep("console.warn");
+  window.addEventListener("error", (e) => window.__probe.errors.push(
+    "error event: " + (e.message || (e.target && (e.target.src || e.target.href)) || "resource")), true);
+  window.addEventListener("load", () => setTimeout(() => {
+    const imgs = Array.from(document.images);
+    const out = document.createElement("pre");
+    out.id = "__probe_result";
+    out.textContent = JSON.stringify({
+      errors: window.__probe.errors,
+      images: imgs.map((i) => ({alt: i.alt, complete: i.complete, naturalWidth: i.naturalWidth,
+                                naturalHeight: i.naturalHeight})),
+      fetched: performance.getEntriesByType("resource").map((r) => r.name),
+      title: document.title,
+      text: document.body.innerText,
+    });
+    document.body.appendChild(out);
+  }, 0));
+})();
+</script>"""
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium (`apt-get install chromium`), or None where it is not installed."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def load_in_browser(page: str | Path, timeout: float = 120.0) -> dict:
+    """Open an HTML file in headless chromium with a probe injected first in <head> and return
+    what the probe saw once the page had loaded: {"errors": console errors and warnings and
+    failed loads, "images": [{alt, complete, naturalWidth, naturalHeight}], "fetched": every
+    resource the page requested (data: URLs are not requests), "title", "text"}."""
+    import json
+    import re
+    import subprocess
+    import tempfile
+
+    exe = chromium_path()
+    if exe is None:
+        raise FileNotFoundError("chromium is not installed (apt-get install -y chromium)")
+    text = Path(page).read_text(encoding="utf-8")
+    head = re.search(r"<head[^>]*>", text)
+    if head is None:
+        raise ValueError(f"{page}: no <head>")
+    with tempfile.TemporaryDirectory(prefix="mixer-browser-") as tmp:
+        probed = Path(tmp) / "page.html"
+        probed.write_text(text[:head.end()] + _PROBE + text[head.end():], encoding="utf-8")
+        proc = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                               f"--user-data-dir={tmp}/profile", "--virtual-time-budget=10000", "--dump-dom",
+                               probed.as_uri()], capture_output=True, text=True, timeout=timeout)
+    found = re.search(r'<pre id="__probe_result">(.*?)</pre>', proc.stdout, re.S)
+    if found is None:
+        raise RuntimeError(f"chromium exited {proc.returncode} without the probe's result: {proc.stderr[-2000:]}")
+    import html as _html
+
+    return json.loads(_html.unescape(found.group(1)))

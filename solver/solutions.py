@@ -105,14 +105,16 @@ def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: floa
     if plots:
         from solver.plots import plot_fits, plot_predicted_vs_measured
 
-        name = "perplexity" if data.metric == "perplexity" else "loss"
-        kw = ({"xlabel": "this domain's tokens / (budget / domains)", "ylabel": f"mean held-out {name} / base run's"}
-              if units == "authors" else {"xlabel": "this domain's tokens", "ylabel": f"mean held-out {name}"})
+        name = "perplexity" if data.metric == "perplexity" else "loss (nats/token)"
+        m = len(data.domains)
+        kw = ({"ylabel": f"held-out {name} relative to the base mixture", "tokens_per_unit": data.budget_tokens / m}
+              if units == "authors" else {"ylabel": f"mean held-out {name}", "tokens_per_unit": 1.0})
+        scale = f"{data.budget_tokens:,} tokens per proxy run"
         drawn = (plot_fits(est.points_, fits, plot_path(out, "fits"), optimum=dict(zip(data.domains, est.result_.x)),
-                           title=f"DDO power-law fits at a budget of {data.budget_tokens:,} tokens ({name})", **kw),
+                           title=f"DDO power-law fits, {scale} ({m} domains)", weights=weights, **kw),
                  plot_predicted_vs_measured(est.predicted_, est.measured_, plot_path(out, "pred_vs_meas"),
                                             held_out=None if check is None else (check.predicted, check.measured),
-                                            axis=kw["ylabel"]))
+                                            axis=kw["ylabel"], title=f"DDO fit at {scale}"))
     return Solution(weights=weights, path=out, method="ddo", budget_tokens=data.budget_tokens, intervals=intervals,
                     provenance=prov, title=f"DDO at {data.budget_tokens:,} tokens ({form}, {units} units)",
                     columns=columns, notes=notes, plots=drawn, estimator=est, verdict=verdict)
@@ -186,7 +188,8 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
 
         grid, curve = autoscale_curve(fit, np.geomspace(budgets[0] / 2, target * 2, 80))
         drawn = (plot_weights_curve(grid, curve, domains, plot_path(out, "weights_vs_scale"), marks=budgets,
-                                    measured=(budgets, N / N.sum(axis=1, keepdims=True)), target=target),)
+                                    measured=(budgets, N / N.sum(axis=1, keepdims=True)), target=target,
+                                    title=f"AutoScale: predicted weights up to the target of {target:,} tokens"),)
     return Solution(weights=weights, path=out, method="autoscale", budget_tokens=int(target), intervals=intervals,
                     provenance=prov, title=f"AutoScale to {target:,} tokens (t = {res.t:.3g})", columns=columns,
                     notes=notes, plots=drawn, estimator=fit, verdict=verdict)

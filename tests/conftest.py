@@ -13,3 +13,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def browser():
+    """`mixer.testing.load_in_browser` with Debian's chromium. Skipped where chromium is not
+    installed, except under MIXER_REQUIRE_BROWSER=1 (set by .ci/run), where that is a failure."""
+    import os
+
+    from mixer.testing import chromium_path, load_in_browser
+
+    if chromium_path() is None:
+        if os.environ.get("MIXER_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is not installed and MIXER_REQUIRE_BROWSER=1 (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return load_in_browser

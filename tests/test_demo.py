@@ -4,6 +4,7 @@ need the network the first time; `mixer demo --quick` in CI covers them.)"""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from mixer.cli import main
 from mixer.loop.demo import DemoConfig, run_demo
 from mixer.formats.shards import read_index
-from mixer.testing import write_skewed_corpus
+from mixer.testing import chromium_path, load_in_browser, write_skewed_corpus
 
 DOMAINS = ("a", "b", "c", "d")  # x3 needs 3/m < 1
 
@@ -50,6 +51,21 @@ def test_demo_loop_autoscale_and_shards(corpus, tmp_path):
     assert again_cli.exit_code == 0, again_cli.output
     assert "0 runs trained now" in again_cli.output and "verdict" in again_cli.output
     assert json.loads(res.steps["weights"].read_text())["weights"] == auto["weights"]
+    # The report: one self-contained page that a real browser draws without errors.
+    report = res.steps["report"]
+    assert report == tmp_path / "demo" / "report.html"
+    html = report.read_text()
+    assert "http://" not in html and "https://" not in html
+    for cmd in res.commands:
+        assert cmd.split(" --")[0] in html
+    if chromium_path() is not None or os.environ.get("MIXER_REQUIRE_BROWSER") == "1":
+        page = load_in_browser(report)
+        assert page["errors"] == [] and page["fetched"] == []
+        # weights vs scale + per scale: fits, predicted vs measured, the base run's loss curves (first seed)
+        assert len(page["images"]) == 1 + 2 * 3
+        assert all(i["complete"] and i["naturalWidth"] > 0 for i in page["images"])
+        assert any("extrapolated" in i["alt"] for i in page["images"])
+        assert f"AutoScale @ 65.5k" in page["text"] and auto["verdict"] in page["text"]
     # Again: everything comes from the cache.
     again = run_demo(DemoConfig(out=tmp_path / "demo", corpus=corpus, quick=True, scales=(4096, 8192), progress=False))
     assert again.runs_trained == 0 and again.weights == res.weights

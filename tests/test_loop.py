@@ -4,6 +4,8 @@ gives the same weights.json as the sequential sweep, byte for byte."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -60,7 +62,8 @@ def test_sweep_writes_weights_on_the_simplex(sequential):
     for name, path in res.runs.items():
         run = json.loads(path.read_text())
         assert run["provenance"]["run_name"] == name and run["budget_tokens"] == BUDGET
-        assert json.loads((path.parent / "spec.json").read_text())["key"].startswith(path.parent.name)
+        spec = json.loads((path.parent / "spec.json").read_text())
+        assert path.parent.name.endswith("-" + spec["key"][:8]) and path.parent.parent.name == "8192"
 
 
 def test_key_changes_with_every_input(corpus, tmp_path):
@@ -106,7 +109,8 @@ def test_interrupted_sweep_resumes_without_rerunning(corpus, sequential, tmp_pat
     res = loop_ddo(config(corpus, out), BUDGET)
     assert calls == [specs[3].name, specs[4].name] and res.ran == 2  # only what was missing
     for key, mtime in kept.items():
-        assert (out / "runs" / key[:24] / "run.json").stat().st_mtime_ns == mtime
+        spec = next(s for s in specs if s.key() == key)
+        assert (run_folder(out / "runs", spec) / "run.json").stat().st_mtime_ns == mtime
     # Same inputs, same training: the resumed sweep ends at the sequential sweep's weights, exactly.
     assert json.loads(res.weights_path.read_text())["weights"] == sequential.weights
 
@@ -153,17 +157,28 @@ def test_autoscale_loop_reuses_the_scale_it_shares(corpus, sequential, tmp_path)
         loop_autoscale(cfg, [BUDGET, 2 * BUDGET], target=BUDGET)
 
 
-def test_cli_seeds_give_intervals_held_out_checks_and_a_printed_verdict(corpus, tmp_path):
+SEEDS_ARGS = ["--factors", "2,0.5", "--eval-seqs", "8", "--seeds", "2", "--validate", "1", "--bootstrap", "40",
+              "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def cli_seeds(corpus, tmp_path_factory):
+    """One `mixer loop ddo --seeds 2 --validate 1` run from the command line, shared by the tests
+    of its output, its config file and its report (15 runs: the slowest fixture of the module)."""
+    out = tmp_path_factory.mktemp("cli") / "seeds"
+    result = CliRunner().invoke(main, ["loop", "ddo", "--corpus", str(corpus), "--out", str(out), "--tokens",
+                                       str(BUDGET), *SEEDS_ARGS])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_cli_seeds_give_intervals_held_out_checks_and_a_printed_verdict(cli_seeds):
     """`mixer loop ddo --seeds 2 --validate 1`: the noise is measured, every weight has a finite
     interval around it, the held-out mixture is predicted, and the verdict is printed and stored."""
-    out = tmp_path / "seeds"
-    args = ["loop", "ddo", "--corpus", str(corpus), "--out", str(out), "--tokens", str(BUDGET), "--factors", "2,0.5",
-            "--eval-seqs", "8", "--seeds", "2", "--validate", "1", "--bootstrap", "40", "--quiet"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    assert "14 runs + 1 held out, 15 trained now" in result.output   # 2 seeds x (base + 3 x 2) + 1 held out
+    out, output = cli_seeds
+    assert "14 runs + 1 held out, 15 trained now" in output   # 2 seeds x (base + 3 x 2) + 1 held out
     w = json.loads((out / "weights.json").read_text())
-    assert w["verdict"] in ("supported", "unsupported") and f"verdict: {w['verdict']}".lower() in result.output.lower()
+    assert w["verdict"] in ("supported", "unsupported") and f"verdict: {w['verdict']}".lower() in output.lower()
     assert set(w["intervals"]) == set(DOMAINS)
     for d, (lo, hi) in w["intervals"].items():
         assert np.isfinite(lo) and np.isfinite(hi) and lo - 1e-12 <= w["weights"][d] <= hi + 1e-12
@@ -171,7 +186,167 @@ def test_cli_seeds_give_intervals_held_out_checks_and_a_printed_verdict(corpus, 
     assert prov["metric"] == "perplexity" and prov["seeds"] == 2
     assert prov["noise"]["source"] == "seeds" and prov["noise"]["sigma"] > 0 and prov["noise"]["dof"] == 7
     assert prov["held_out"]["runs"] == ["heldout-0"] and len(prov["held_out"]["z"]) == 1
-    assert "held-out heldout-0: predicted" in result.output
+    assert "held-out heldout-0: predicted" in output
     assert set(prov["effects"]) == set(DOMAINS)
     if w["verdict"] == "unsupported":
-        assert w["reasons"] and "safer choice" in result.output
+        assert w["reasons"] and "safer choice" in output
+
+
+def test_run_folders_are_readable(cli_seeds):
+    """runs/<scale>/<role>-<domain>-x<factor>-s<seed>-<hash8>: one scale is one folder, and each
+    run's folder says what it is; the hash is its key's start."""
+    out, _ = cli_seeds
+    assert [p.name for p in (out / "runs").iterdir()] == [str(BUDGET)]
+    names = sorted(p.name for p in (out / "runs" / str(BUDGET)).iterdir())
+    pattern = [re.sub(r"-[0-9a-f]{8}$", "", n) for n in names]
+    assert pattern == sorted(["base-all-x1-s0", "base-all-x1-s1", "validate-all-x1-s0",
+                              *(f"perturb-{d}-x{f}-s{k}" for d in DOMAINS for f in ("2", "0.5") for k in (0, 1))])
+    for n in names:
+        spec = json.loads((out / "runs" / str(BUDGET) / n / "spec.json").read_text())
+        assert n.endswith(spec["key"][:8]) and spec["train"]["seed"] == int(n.split("-s")[-1].split("-")[0])
+
+
+def test_config_replays_the_run_exactly(cli_seeds, tmp_path):
+    """OUT/loop.toml holds every option; `--config OUT/loop.toml` trains nothing and writes the
+    same weights.json, byte for byte; options on the command line override the file."""
+    out, _ = cli_seeds
+    text = (out / "loop.toml").read_text()
+    for key in ("corpus", "tokens", "seeds = 2", "validate = 1", "bootstrap = 40", "floor-uniform = 0.2",
+                'metric = "perplexity"', "eval-seqs = 8", 'factors = "2,0.5"', "grow-total = false"):
+        assert key in text, key
+    before = (out / "weights.json").read_bytes()
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    cwd = os.getcwd()
+    os.chdir(elsewhere)  # relative paths in the file are relative to the file, not to the working directory
+    try:
+        again = CliRunner().invoke(main, ["loop", "ddo", "--config", str(out / "loop.toml")])
+    finally:
+        os.chdir(cwd)
+    assert again.exit_code == 0, again.output
+    assert "0 trained now, 15 from the cache" in again.output
+    assert (out / "weights.json").read_bytes() == before
+    assert (out / "loop.toml").read_text() == text
+    # The line wins over the file: a third seed plans 7 more runs (shown, not trained).
+    show = CliRunner().invoke(main, ["loop", "ddo", "--config", str(out / "loop.toml"), "--seeds", "3", "--show"])
+    assert show.exit_code == 0, show.output
+    assert "15 finished, 7 missing, 0 partial of 22 planned runs; nothing trained" in show.output
+    assert (out / "weights.json").read_bytes() == before
+
+
+def test_config_errors_are_one_line(cli_seeds, tmp_path):
+    out, _ = cli_seeds
+    bad = tmp_path / "bad.toml"
+    bad.write_text((out / "loop.toml").read_text() + "seedz = 3\n")
+    r = CliRunner().invoke(main, ["loop", "ddo", "--config", str(bad)])
+    assert r.exit_code == 2 and r.output.strip() == f"error: {bad}: unknown key 'seedz'; `mixer loop ddo --help` " \
+        "lists the options (write them without the leading --)"
+    bad.write_text('seeds = "two"\n')
+    r = CliRunner().invoke(main, ["loop", "ddo", "--config", str(bad)])
+    assert r.exit_code == 2 and f"{bad}: key 'seeds'" in r.output and len(r.output.strip().splitlines()) == 1
+    bad.write_text("scales = \"8k,16k\"\n")   # an autoscale option is not a ddo one
+    r = CliRunner().invoke(main, ["loop", "ddo", "--config", str(bad)])
+    assert r.exit_code == 2 and "unknown key 'scales'" in r.output
+
+
+def test_show_lists_states_without_training(corpus, sequential, tmp_path):
+    cache = sequential.weights_path.parent / "runs"
+    specs = plan_sweep(config(corpus, tmp_path), BUDGET)
+    # A commit killed half-way leaves a temporary sibling: that run reads "partial".
+    half = run_folder(tmp_path / "cache", specs[1])
+    shutil.copytree(cache, tmp_path / "cache")
+    shutil.rmtree(half)
+    half.parent.joinpath(f".{half.name}.tmp-123").mkdir()
+    r = CliRunner().invoke(main, ["loop", "ddo", "--corpus", str(corpus), "--out", str(tmp_path / "o"), "--tokens",
+                                  str(BUDGET), "--factors", "2,0.5", "--eval-seqs", "8", "--cache",
+                                  str(tmp_path / "cache"), "--seeds", "2", "--show"])
+    assert r.exit_code == 0, r.output
+    assert "6 finished, 7 missing, 1 partial of 14 planned runs; nothing trained" in r.output
+    assert half.name in r.output and not (tmp_path / "o").exists()
+
+
+def test_old_cache_layout_is_adopted_not_retrained(corpus, sequential, tmp_path):
+    """A cache written before the readable folders (runs/<24 hex of the key>/) is moved, not re-run."""
+    cache = tmp_path / "runs"
+    shutil.copytree(sequential.weights_path.parent / "runs", cache)
+    for spec in plan_sweep(config(corpus, tmp_path), BUDGET):
+        os.replace(run_folder(cache, spec), cache / spec.key()[:24])
+    res = loop_ddo(replace(config(corpus, tmp_path / "o"), cache=cache, report=False), BUDGET)
+    assert res.ran == 0 and res.weights == sequential.weights
+    assert all(p.parent.parent.name == str(BUDGET) for p in res.runs.values())
+    assert not any(re.fullmatch("[0-9a-f]{24}", p.name) for p in cache.iterdir())  # every old folder moved
+
+
+def test_report_is_one_self_contained_page(cli_seeds, browser):
+    """OUT/report.html opens in a real headless browser with no console error, every image drawn
+    (all embedded: nothing is fetched), and holds the weights, verdict, held-out check and the
+    commands that reproduce the run."""
+    out, _ = cli_seeds
+    html = (out / "report.html").read_text()
+    assert "http://" not in html and "https://" not in html and "<link" not in html
+    page = browser(out / "report.html")
+    assert page["errors"] == [] and page["fetched"] == []
+    assert len(page["images"]) == 3  # fits, predicted vs measured, base run's loss curves
+    for img in page["images"]:
+        assert img["complete"] and img["naturalWidth"] > 0 and img["naturalHeight"] > 0, img
+    w = json.loads((out / "weights.json").read_text())
+    text = page["text"]
+    for d, v in w["weights"].items():
+        lo, hi = w["intervals"][d]
+        assert f"{v:.3f} [{lo:.3f}, {hi:.3f}]" in text
+    assert f"{w['verdict']}" in text and all(r.split(" (")[0] in text for r in w["reasons"])
+    assert "heldout-0" in text and f"mixer loop ddo --config {out / 'loop.toml'}" in text
+    assert "mixer loop ddo --corpus" in text and "--seeds 2" in text
+
+
+def test_browser_check_can_fail(tmp_path, browser):
+    """The probe sees broken images, a failed load, a fetch and a console error (so a pass above
+    means something)."""
+    page = tmp_path / "bad.html"
+    page.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
+                    '<img alt="broken" src="data:image/png;base64,AAAA"><img alt="near" src="missing.png">'
+                    '<img alt="far" src="http://example.invalid/x.png"><script>console.error("boom")</script>'
+                    '</body></html>')
+    seen = browser(page)
+    assert [i["naturalWidth"] for i in seen["images"]] == [0, 0, 0]
+    assert any("boom" in e for e in seen["errors"]) and any("missing.png" in e for e in seen["errors"])
+    assert seen["fetched"] == ["http://example.invalid/x.png"]
+
+
+def test_loss_curves_mark_a_single_held_out_point(sequential, monkeypatch):
+    """Evaluated at the end only: one panel, the training curve from step 0 and the held-out loss
+    as marked points on it, not a second axis zoomed onto one step; two or more evaluations: two panels."""
+    import matplotlib.pyplot as plt
+
+    from mixer.formats.run import load_run
+    from trainers.plot import plot_curves
+
+    figs = []
+    real = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (figs.append(fig), real(fig)))
+    record = load_run(sequential.runs["base"])
+    assert len(record.curve["eval"]["step"]) == 1
+    plot_curves(record, Path(sequential.runs["base"]).parent / "again.png")
+    (ax,) = figs[-1].axes
+    assert ax.get_xlim()[0] == 0 and ax.get_xlim()[1] >= record.steps
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sum("held-out" in t for t in labels) == len(DOMAINS) and sum("training" in t for t in labels) == len(DOMAINS)
+    assert ax.get_xlabel() == "training step" and "nats/token" in ax.get_ylabel()
+    two = replace(record, curve={**record.curve, "eval": {"step": [5, record.steps],
+                                                           "loss": {d: [v + 0.1, v] for d, v in
+                                                                    record.final_loss.items()}}})
+    plot_curves(two, Path(sequential.runs["base"]).parent / "again.png")
+    assert len(figs[-1].axes) == 2
+
+
+def test_autoscale_show_and_config(corpus, sequential, tmp_path):
+    """`mixer loop autoscale --show` lists every scale's runs in its own folder; the scales and the
+    target can come from a config file."""
+    cfg = tmp_path / "as.toml"
+    cfg.write_text(f'corpus = "{corpus}"\nout = "as"\nscales = "{BUDGET},12288"\ntarget = "64k"\nfactors = "2,0.5"\n'
+                   f'eval-seqs = 8\ncache = "{sequential.weights_path.parent / "runs"}"\n')
+    r = CliRunner().invoke(main, ["loop", "autoscale", "--config", str(cfg), "--show"])
+    assert r.exit_code == 0, r.output
+    assert "7 finished, 7 missing, 0 partial of 14 planned runs; nothing trained" in r.output
+    assert " 8192/base-all-x1-s0-" in r.output and " 12288/perturb-c-x0.5-s0-" in r.output
+    assert not (tmp_path / "as").exists()

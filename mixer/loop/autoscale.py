@@ -36,6 +36,7 @@ class AutoScaleLoopResult:
     extra: dict[str, Any] = field(default_factory=dict)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 %, from the DDO bootstrap
     verdict: Any = None  # solver.verdict.Verdict of the extrapolation
+    report: Path | None = None  # out/report.html, where written
 
 
 def target_specs(cfg: LoopConfig, target: int, mixtures: dict[str, dict[str, float]]) -> list[RunSpec]:
@@ -61,19 +62,31 @@ def target_comparison(specs: Sequence[RunSpec], paths: dict[str, Path]) -> dict[
     return out
 
 
-def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_target: bool = False,
-                   backend: Backend | None = None) -> AutoScaleLoopResult:
-    from solver.solutions import ScaleOptimum, autoscale_solution
-
+def _plan(cfg: LoopConfig, scales: Sequence[int], target: int):
     scales = sorted(int(s) for s in scales)
     if len(scales) < 2 or len(set(scales)) != len(scales):
         raise MixerError(f"--scales {','.join(map(str, scales))}: give two or more different budgets")
     if target <= scales[-1]:
         raise MixerError(f"--target {target}: must exceed the largest scale ({scales[-1]}); AutoScale extrapolates up")
-    out = Path(cfg.out)
-    backend = backend or make_backend(cfg)
     per_scale = {s: plan_sweep(cfg, s, tag=f"{format_count(s)}/") for s in scales}
     checks = {s: plan_validation(cfg, s, tag=f"{format_count(s)}/") for s in scales}
+    return scales, per_scale, checks
+
+
+def plan_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int) -> list[RunSpec]:
+    """Every run of every scale's sweep (fitted and held out); the target runs of `train_target`
+    depend on the fit and are planned only after it."""
+    scales, per_scale, checks = _plan(cfg, scales, target)
+    return [x for s in scales for x in (*per_scale[s], *checks[s])]
+
+
+def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_target: bool = False,
+                   backend: Backend | None = None) -> AutoScaleLoopResult:
+    from solver.solutions import ScaleOptimum, autoscale_solution
+
+    scales, per_scale, checks = _plan(cfg, scales, target)
+    out = Path(cfg.out)
+    backend = backend or make_backend(cfg)
     paths, ran = run_all([x for s in scales for x in (*per_scale[s], *checks[s])], cfg.cache_dir, backend,
                          cfg.progress, desc=f"DDO @ {len(scales)} scales")
     results = tuple(solve_runs(cfg, per_scale[s], paths, out / f"scale-{format_count(s)}", held_out=checks[s])
@@ -97,6 +110,13 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
         from mixer.core.atomic import write_json_atomic
 
         write_json_atomic(out / "target.json", {"target_tokens": int(target), "mixtures": comparison})
-    return AutoScaleLoopResult(weights=weights, weights_path=path, target=int(target), t=sol.provenance["t_target"],
-                               scales=results, comparison=comparison, plots=plots, ran=ran, intervals=sol.intervals,
-                               verdict=sol.verdict)
+    result = AutoScaleLoopResult(weights=weights, weights_path=path, target=int(target),
+                                 t=sol.provenance["t_target"], scales=results, comparison=comparison, plots=plots,
+                                 ran=ran, intervals=sol.intervals, verdict=sol.verdict)
+    if cfg.report:
+        from dataclasses import replace
+
+        from mixer.loop.report import autoscale_report
+
+        result = replace(result, report=autoscale_report(result, out / "report.html", cfg))
+    return result

@@ -101,7 +101,7 @@ def run_demo(config: DemoConfig, on_prepared=None) -> DemoResult:
         train=TrainSpec(model="gpt2", preset="tiny", seed=config.seed, data_seed=config.seed,
                         eval_seqs=DEFAULTS.eval_seqs, allow_repeat=True),
         keep_total=config.keep_total, seeds=config.seeds, n_bootstrap=50 if config.quick else DEFAULTS.n_bootstrap,
-        ray=config.ray, progress=config.progress)
+        ray=config.ray, progress=config.progress, report=False)  # the demo writes its own, with its commands
     auto = loop_autoscale(loop_cfg, scales, target)
     weights = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in auto.scales}
     intervals = {f"DDO @ {format_count(r.budget_tokens)}": r.intervals for r in auto.scales}
@@ -124,6 +124,10 @@ def run_demo(config: DemoConfig, on_prepared=None) -> DemoResult:
     if raw is not None:
         steps = {"raw": raw, **steps}
     commands = reproduce_commands(config, loop_cfg, raw, corpus, scales, target, shards, seq_len)
+    from mixer.loop.report import autoscale_report
+
+    steps["report"] = autoscale_report(auto, out / "report.html", loop_cfg, commands=commands,
+                                       title=f"mixer demo: the mixture for {target:,} tokens")
     return DemoResult(raw=raw, corpus=corpus, prepare=prep, weights=weights, shards=shards, plots=plots,
                       steps=steps, runs_trained=auto.ran, intervals=intervals, verdict=auto.verdict,
                       scale_verdicts={f"DDO @ {format_count(r.budget_tokens)}": r.verdict for r in auto.scales},

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -73,6 +74,38 @@ class RunSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "key": self.key()}
+
+    def folder(self) -> str:
+        """`<scale>/<role>-<domain>-x<factor>-s<seed>-<hash8>`: the run's cache folder, readable by
+        people (so one scale's runs are one `ls` away) and still unique through the key's first
+        8 hex digits; parts that do not apply read `all` (a mixture of every domain) and `x1`."""
+        prov = self.provenance
+        role = _ROLES.get(str(prov.get("role")), _token(str(prov.get("role") or "run")))
+        domain = prov.get("domain") if prov.get("domain") is not None else prov.get("mixture") or "all"
+        factor = prov.get("factor")
+        x = "x1" if factor is None else f"x{float(factor):.3g}"
+        return f"{exact_count(self.budget_tokens)}/{role}-{_token(str(domain))}-{x}-s{self.train.seed}-{self.key()[:8]}"
+
+
+# provenance role -> the folder's first word
+_ROLES = {"base": "base", "perturbed": "perturb", "validation": "validate", "target": "target", "regmix": "regmix",
+          "doremi-reference": "doremi_ref", "doremi-proxy": "doremi_proxy"}
+
+
+def _token(text: str) -> str:
+    """A name safe as one part of a folder name: letters, digits, `.`, `_`, `+`, `=`; `-` (the
+    parts' separator) and anything else become `_`."""
+    return re.sub(r"[^A-Za-z0-9._+=]", "_", text) or "_"
+
+
+def exact_count(n: int) -> str:
+    """A token count as a short exact name: 2M, 64k, 8192 (never rounded, so two budgets never
+    share a folder; `mixer.core.units.parse_count` reads it back)."""
+    n = int(n)
+    for suffix, scale in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n % scale == 0:
+            return f"{n // scale}{suffix}"
+    return str(n)
 
 
 def _data_source(spec: RunSpec):

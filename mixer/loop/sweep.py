@@ -7,8 +7,8 @@
 
 Layout of `out`::
 
-    runs/<key>/run.json       # one folder per finished run; <key> = sha256 of its inputs (RunSpec.key)
-    runs/<key>/spec.json      #   the inputs themselves, for people
+    runs/<scale>/<role>-<domain>-x<factor>-s<seed>-<hash8>/run.json   # one folder per finished run
+    runs/<scale>/<...>/spec.json   # its inputs; <hash8> = the start of their sha256 (RunSpec.key)
     weights.json              # the DDO optimum (or scale-<N>/weights.json for `loop autoscale`)
 
 The cache: a run folder appears only complete (it is written under a temporary name and renamed,
@@ -20,6 +20,7 @@ Runs execute one by one in this process, or as Ray tasks (`ray="local"|"auto"|AD
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -53,6 +54,8 @@ class LoopConfig:
     ray_cpus: int | None = None  # CPUs of a local cluster (None: all)
     plots: bool = True
     progress: bool = True
+    report: bool = True  # write out/report.html (weights, verdict, plots, loss curves, how to reproduce)
+    reproduce: tuple[str, ...] = ()  # the commands report.html gives to reproduce this run (the CLI's own)
 
     @property
     def cache_dir(self) -> Path:
@@ -78,6 +81,7 @@ class DDOLoopResult:
     held_out: dict[str, Path] = field(default_factory=dict)  # held-out run name -> run.json (not fitted)
     held_out_check: dict | None = None  # predicted vs measured on them (solver.verdict.HeldOut.to_json)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 % bootstrap intervals
+    report: Path | None = None  # out/report.html, where written
 
 
 # --- planning -----------------------------------------------------------------------------------
@@ -152,7 +156,45 @@ def make_backend(cfg: LoopConfig) -> Backend:
 
 
 def run_folder(cache: Path, spec: RunSpec) -> Path:
-    return Path(cache) / spec.key()[:24]
+    """`cache/<scale>/<role>-<domain>-x<factor>-s<seed>-<hash8>` (`RunSpec.folder`)."""
+    return Path(cache) / spec.folder()
+
+
+def _adopt_legacy(cache: Path, spec: RunSpec) -> bool:
+    """A run finished under the former layout (`cache/<first 24 hex of the key>/`) is moved to
+    its readable folder by one rename, so an old cache is reused, not re-trained."""
+    old, new = Path(cache) / spec.key()[:24], run_folder(cache, spec)
+    if not is_finished(old) or new.exists():
+        return False
+    new.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(old, new)
+    return True
+
+
+def run_state(cache: Path, spec: RunSpec) -> str:
+    """"finished" (run.json there), "partial" (a folder or a temporary sibling left by a killed
+    commit, no run.json: the next sweep cleans it up and trains the run) or "missing"."""
+    from mixer.core.lock import stale_siblings
+
+    folder = run_folder(cache, spec)
+    if is_finished(folder) or is_finished(Path(cache) / spec.key()[:24]):
+        return "finished"
+    return "partial" if folder.exists() or stale_siblings(folder) else "missing"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    name: str
+    folder: Path
+    state: str  # see `run_state`
+    budget_tokens: int
+
+
+def show_plan(specs: Iterable[RunSpec], cache: Path) -> list[PlannedRun]:
+    """The planned runs (deduplicated by key, in plan order) and their state, training nothing."""
+    unique = {s.key(): s for s in specs}
+    return [PlannedRun(s.name, run_folder(cache, s), run_state(cache, s), int(s.budget_tokens))
+            for s in unique.values()]
 
 
 def run_all(specs: Iterable[RunSpec], cache: Path, backend: Backend, progress: bool = True,
@@ -161,7 +203,8 @@ def run_all(specs: Iterable[RunSpec], cache: Path, backend: Backend, progress: b
     from tqdm.auto import tqdm
 
     unique = {s.key(): s for s in specs}
-    done = {k: run_folder(cache, s) / "run.json" for k, s in unique.items() if is_finished(run_folder(cache, s))}
+    done = {k: run_folder(cache, s) / "run.json" for k, s in unique.items()
+            if is_finished(run_folder(cache, s)) or _adopt_legacy(cache, s)}
     todo = [s for k, s in unique.items() if k not in done]
     with tqdm(total=len(unique), initial=len(done), desc=desc, unit="run", disable=not progress,
               dynamic_ncols=True) as bar:
@@ -217,5 +260,9 @@ def loop_ddo(cfg: LoopConfig, budget_tokens: int, backend: Backend | None = None
     checks = plan_validation(cfg, budget_tokens)
     backend = backend or make_backend(cfg)
     paths, ran = run_all([*specs, *checks], cfg.cache_dir, backend, cfg.progress, desc=f"DDO @ {budget_tokens:,}")
-    result = solve_runs(cfg, specs, paths, Path(cfg.out), held_out=checks)
-    return replace(result, ran=ran)
+    result = replace(solve_runs(cfg, specs, paths, Path(cfg.out), held_out=checks), ran=ran)
+    if cfg.report:
+        from mixer.loop.report import ddo_report
+
+        result = replace(result, report=ddo_report(result, Path(cfg.out) / "report.html", cfg))
+    return result

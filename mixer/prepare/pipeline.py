@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-import xxhash
 from tqdm.auto import tqdm
 
 from mixer.core.atomic import atomic_dir
@@ -33,6 +32,7 @@ from mixer.core.paths import refuse_nested
 from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, SplitInfo, TokenizerInfo, file_sha256,
                                   save_manifest, token_dtype_for, write_part)
 from mixer.core.errors import MixerError
+from mixer.prepare.heldout import heldout_count, heldout_json, heldout_mask, heldout_rule  # noqa: F401 (re-exported)
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
 from mixer.prepare.sources import iter_documents
 from mixer.prepare.tokenizer import resolve_tokenizer
@@ -236,14 +236,6 @@ def _filter_domain(src: DomainSource, config: PrepareConfig, pool: Executor, rep
     return ids, cut, nbytes
 
 
-def heldout_mask(doc_ids: Sequence[int], k: int, seed: int) -> np.ndarray:
-    """The k documents with the smallest seeded hash of their ids: stable under reordering."""
-    keys = np.array([xxhash.xxh64_intdigest(d.to_bytes(8, "little"), seed=seed) for d in doc_ids], dtype=np.uint64)
-    mask = np.zeros(len(doc_ids), dtype=bool)
-    mask[np.argsort(keys, kind="stable")[:k]] = True
-    return mask
-
-
 def _tokenize(texts: list[str], tokenizer_path: str, pool: Executor, batch_docs: int,
               bar: tqdm) -> tuple[np.ndarray, np.ndarray, float]:
     lengths, values, secs = [], [], 0.0
@@ -273,26 +265,6 @@ def _write_split(root: Path, domain: str, split: str, doc_ids: np.ndarray, lengt
         files.append(rel)
         start, part = stop, part + 1
     return SplitInfo(documents=len(lengths), tokens=int(offsets[-1]), files=files)
-
-
-def heldout_count(kept: int, config: PrepareConfig) -> int:
-    """How many of a domain's `kept` documents are held out: `heldout_docs` when fixed, else
-    `heldout_fraction` of them, raised to `heldout_min` (but never above a quarter of the
-    domain, so a small domain keeps most of its text for training) and capped at `heldout_max`.
-    E.g. 5 %: 300 documents -> 50, 119 -> 29, 5,383 -> 269, 1,000,000 -> 10,000."""
-    if config.heldout_docs is not None:
-        return config.heldout_docs
-    k = round(config.heldout_fraction * kept)
-    k = max(k, min(config.heldout_min, kept // 4))
-    return min(k, config.heldout_max)
-
-
-def heldout_rule(config: PrepareConfig) -> str:
-    """The held-out rule in words, for the prepare report."""
-    if config.heldout_docs is not None:
-        return f"held out: {config.heldout_docs} documents per domain (--heldout-docs)"
-    return (f"held out: {config.heldout_fraction:.4g} of each domain's kept documents, at least "
-            f"{config.heldout_min} (never over a quarter), at most {config.heldout_max:,}")
 
 
 def prepare_corpus(config: PrepareConfig) -> PrepareResult:
@@ -387,20 +359,13 @@ def _prepare_locked(config: PrepareConfig, out: Path) -> PrepareResult:
         manifest = CorpusManifest(
             format_version=FORMAT_VERSION, eos_id=tok.eos_id, vocab_size=tok.vocab_size, token_dtype=dtype.name,
             tokenizer=TokenizerInfo(path="tokenizer.json", sha256=file_sha256(tmp / "tokenizer.json"), kind=tok.kind),
-            seed=config.seed, rules={**config.rules.to_json(), **_heldout_json(config), "max_docs": config.max_docs},
+            seed=config.seed, rules={**config.rules.to_json(), **heldout_json(config), "max_docs": config.max_docs},
             domains=domains)
         manifest = save_manifest(tmp, manifest)
     timings["write"] = time.perf_counter() - t0
     chars = sum(len(t) for _, texts in filtered.values() for t in texts)
     return PrepareResult(manifest=manifest, reports=reports, timings=timings, chars=chars, source_bytes=source_bytes,
                          heldout_rule=heldout_rule(config))
-
-
-def _heldout_json(config: PrepareConfig) -> dict:
-    if config.heldout_docs is not None:
-        return {"heldout_docs": config.heldout_docs}
-    return {"heldout_fraction": config.heldout_fraction, "heldout_min": config.heldout_min,
-            "heldout_max": config.heldout_max}
 
 
 def summary_table(result: PrepareResult):

@@ -1,11 +1,33 @@
 """Options shared across commands, defined once so their names and meanings cannot drift apart:
 `--quiet` (no progress bars), `--workers` (processes), `--threads` (threads per process),
-`--max-epochs` (the repetition cap), and the trainer options every `mixer loop` sub-command
-takes."""
+`--max-epochs` (the repetition cap); the trainer options every `mixer loop` sub-command takes;
+and, for `mixer loop ddo|autoscale`, `--config loop.toml` and `--show`.
+
+`--config loop.toml` for `mixer loop ddo|autoscale`: every option from a TOML file, the command
+line over it, and the resolved options written back so that a sweep can be written down,
+shared and replayed.
+
+    mixer loop ddo --config loop.toml --seeds 3      # the file's options, --seeds from the line
+    mixer loop ddo --config OUT/loop.toml            # replays OUT's sweep: same runs, same weights.json
+
+Keys are the long option names without `--` (`eval-seqs`, `data-seed`; `_` is read as `-`);
+flags are booleans; relative paths are relative to the file's folder, so a config written into
+OUT replays from any working directory. The file only supplies defaults (click's `default_map`),
+so the command line always wins and a required option may come from either. A key that is not
+an option of the command, or a value of the wrong type, is one line naming the key and the
+file (exit 2).
+"""
 from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
 
 import click
 
+from mixer.core.errors import MixerError
 from mixer.loop.defaults import DEFAULTS
 
 
@@ -49,3 +71,116 @@ def trainer_options() -> list:
         click.option("--allow-repeat", is_flag=True, help="Let small domains repeat (fresh order each epoch)."),
         click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads per run."),
     ]
+
+
+# --- --config loop.toml ------------------------------------------------------------------------------
+
+SKIP = ("config", "show", "help")  # options that are never written to a config file
+
+
+def _key(param: click.Parameter) -> str:
+    longs = [o for o in param.opts if o.startswith("--")]
+    return (longs[0] if longs else param.opts[0]).lstrip("-")
+
+
+def _options(command: click.Command) -> dict[str, click.Option]:
+    return {_key(p): p for p in command.params if isinstance(p, click.Option) and p.name not in SKIP}
+
+
+def read_config(ctx: click.Context, path: Path) -> dict[str, Any]:
+    """The file as click's `default_map` ({parameter name: value}), checked against the command."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MixerError(f"{path}: cannot read the config ({exc.strerror}); give an existing TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MixerError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    options = _options(ctx.command)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        param = options.get(key.replace("_", "-"))
+        if param is None:
+            raise MixerError(f"{path}: unknown key {key!r}; `mixer loop {ctx.command.name} --help` lists the options "
+                             f"(write them without the leading --)")
+        if isinstance(value, (dict, list)):
+            raise MixerError(f"{path}: key {key!r} holds a {type(value).__name__}; give a single value")
+        if isinstance(param.type, click.Path) and isinstance(value, str):
+            value = os.path.normpath(os.path.join(Path(path).parent, os.path.expanduser(value)))
+        try:
+            param.type_cast_value(ctx, value)
+        except click.BadParameter as exc:
+            raise MixerError(f"{path}: key {key!r}: {exc.message}") from None
+        out[param.name] = value
+    return out
+
+
+def config_callback(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """Eager `--config`: the file becomes the defaults of every other option."""
+    if value is not None:
+        ctx.default_map = {**(ctx.default_map or {}), **read_config(ctx, value)}
+    return value
+
+
+def config_options(f):
+    """`--config FILE` and `--show` (list the planned runs and their state; train nothing)."""
+    f = click.option("--show", is_flag=True,
+                     help="List the planned runs, their state (finished / missing / partial) and folders; "
+                          "train nothing.")(f)
+    return click.option("--config", type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
+                        expose_value=True, callback=config_callback,
+                        help="TOML file of options (long names without --); options on the line override it. "
+                             "Every run writes its resolved options to OUT/loop.toml.")(f)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if value != value else ("inf" if value > 0 else "-inf"))
+    return json.dumps(str(value))  # a TOML basic string
+
+
+def config_text(command: click.Command, kw: dict[str, Any], out: Path) -> str:
+    """Every option of `command` with its resolved value (`kw`), paths relative to `out` (the
+    file's folder); options left unset (None: the preset's or no value) as comments."""
+    lines = [f"# mixer loop {command.name} --config {Path(out) / 'loop.toml'}",
+             "# Every option of this run, defaults included; paths are relative to this file's folder.", ""]
+    for key, param in _options(command).items():
+        value = kw.get(param.name)
+        if value is None:
+            lines.append(f"# {key} = (not set)")
+            continue
+        if isinstance(param.type, click.Path):
+            value = os.path.relpath(Path(value).resolve(), Path(out).resolve())
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(command: click.Command, kw: dict[str, Any], out: Path) -> Path:
+    """OUT/loop.toml, written atomically (temporary name, then one rename)."""
+    path = Path(out) / "loop.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(config_text(command, kw, out), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def command_line(command: click.Command, kw: dict[str, Any]) -> str:
+    """The same run as one command line: every option that differs from its default."""
+    import shlex
+
+    parts = ["mixer", "loop", command.name]
+    for key, param in _options(command).items():
+        value = kw.get(param.name)
+        if value is None or (value == param.default and not param.required):
+            continue
+        if param.is_flag:
+            parts.append(f"--{key}" if value else "")
+        else:
+            parts += [f"--{key}", shlex.quote(str(value))]
+    return " ".join(p for p in parts if p)

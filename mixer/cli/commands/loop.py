@@ -3,8 +3,10 @@
     mixer loop ddo --corpus corpus/ --model gpt2 --preset tiny --tokens 2M --out loop/ [--ray local]
     mixer loop autoscale --corpus corpus/ --scales 2M,4M --target 64M --out loop/ [--train-target]
 
-Finished runs are cached under OUT/runs/<hash of their inputs>; run the same command again
-after an interruption and it trains only what is missing. See docs/loop.md.
+Finished runs are cached under OUT/runs/<scale>/<role>-<domain>-x<factor>-s<seed>-<hash8>/; run
+the same command again after an interruption and it trains only what is missing (`--show` lists
+the planned runs and their state). `--config loop.toml` reads the options from a file; every run
+writes its resolved options to OUT/loop.toml and a self-contained OUT/report.html. See docs/loop.md.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import trainer_options
+from mixer.cli.commands._options import command_line, config_options, trainer_options, write_config
 from mixer.loop.defaults import DEFAULTS
 
 
@@ -54,7 +56,40 @@ def _common(f):
     ]
     for opt in reversed(opts):
         f = opt(f)
-    return f
+    return config_options(f)
+
+
+def _reproduce(out: Path) -> tuple[str, ...]:
+    """The commands that replay this run: its written config, and the same as one command line."""
+    ctx = click.get_current_context()
+    return (f"mixer loop {ctx.command.name} --config {Path(out) / 'loop.toml'}", command_line(ctx.command, ctx.params))
+
+
+def _show(kw: dict, specs_of) -> None:
+    """--show: the planned runs with their state and folder; nothing is trained."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mixer.loop.sweep import show_plan
+
+    cfg = _config(kw)
+    rows = show_plan(specs_of(cfg), cfg.cache_dir)
+    table = Table(title=f"planned runs (folders under {cfg.cache_dir})")
+    for col in ("run", "state", "folder"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        style = {"finished": "green", "partial": "yellow"}.get(r.state)
+        table.add_row(r.name, r.state, str(r.folder.relative_to(cfg.cache_dir)), style=style)
+    console = Console(width=160)
+    console.print(table)
+    counts = {s: sum(r.state == s for r in rows) for s in ("finished", "missing", "partial")}
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(rows)} planned runs; nothing trained")
+
+
+def _finish(out: Path) -> None:
+    """After a successful run: OUT/loop.toml, the resolved options that replay it."""
+    ctx = click.get_current_context()
+    write_config(ctx.command, ctx.params, out)
 
 
 def _config(kw: dict):
@@ -75,7 +110,8 @@ def _config(kw: dict):
     return LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train, factors=factors,
                       keep_total=not kw["grow_total"], floor_uniform=kw["floor_uniform"] or None,
                       metric=kw["metric"], seeds=kw["seeds"], validate=kw["validate"], n_bootstrap=kw["n_bootstrap"],
-                      cache=kw["cache"], ray=kw["ray"], ray_cpus=kw["ray_cpus"], progress=not kw["quiet"])
+                      cache=kw["cache"], ray=kw["ray"], ray_cpus=kw["ray_cpus"], progress=not kw["quiet"],
+                      reproduce=_reproduce(kw["out"]))
 
 
 def weights_table(title: str, columns: dict[str, dict[str, float]],
@@ -118,11 +154,15 @@ def ddo_cmd(tokens, **kw) -> None:
     """One DDO sweep: base + perturbed runs at --tokens -> OUT/weights.json."""
     from rich.console import Console
 
-    from mixer.loop.sweep import loop_ddo
+    from mixer.loop.sweep import loop_ddo, plan_sweep, plan_validation
     from mixer.core.units import parse_count
 
+    budget = parse_count(tokens, "--tokens")
+    if kw.pop("show"):
+        return _show(kw, lambda cfg: [*plan_sweep(cfg, budget), *plan_validation(cfg, budget)])
     cfg = _config(kw)
-    res = loop_ddo(cfg, parse_count(tokens, "--tokens"))
+    res = loop_ddo(cfg, budget)
+    _finish(cfg.out)
     console = Console(width=120)
     console.print(weights_table(f"DDO at {res.budget_tokens:,} tokens ({cfg.metric}; weight [95 % interval])",
                                 {"weight": res.weights}, {"weight": res.intervals}))
@@ -137,7 +177,15 @@ def ddo_cmd(tokens, **kw) -> None:
         zs = "" if z is None else f" ({z:+.1f} noise units)"
         console.print(f"held-out {name}: predicted {pred:.4f}, measured {meas:.4f}{zs}", soft_wrap=True)
     print_verdict(console, res.verdict)
-    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)
+    _wrote(console, res)
+
+
+def _wrote(console, res) -> None:
+    lines = [f"wrote {res.weights_path}", *(f"plot: {p}" for p in res.plots)]
+    if res.report is not None:
+        lines.append(f"report: {res.report}")
+    lines.append(f"config: {res.weights_path.parent / 'loop.toml'}")
+    console.print("\n".join(lines), soft_wrap=True)
 
 
 @command.command("autoscale")
@@ -149,12 +197,16 @@ def autoscale_cmd(scales, target, train_target, **kw) -> None:
     """DDO at each --scales budget, AutoScale to --target -> OUT/weights.json."""
     from rich.console import Console
 
-    from mixer.loop.autoscale import loop_autoscale
+    from mixer.loop.autoscale import loop_autoscale, plan_autoscale
     from mixer.core.units import format_count, parse_count
 
-    cfg = _config(kw)
     budgets = [parse_count(s, "--scales") for s in scales.split(",")]
-    res = loop_autoscale(cfg, budgets, parse_count(target, "--target"), train_target=train_target)
+    n_target = parse_count(target, "--target")
+    if kw.pop("show"):
+        return _show(kw, lambda cfg: plan_autoscale(cfg, budgets, n_target))
+    cfg = _config(kw)
+    res = loop_autoscale(cfg, budgets, n_target, train_target=train_target)
+    _finish(cfg.out)
     cols = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in res.scales}
     ivs = {f"DDO @ {format_count(r.budget_tokens)}": r.intervals for r in res.scales}
     cols[f"AutoScale @ {format_count(res.target)}"] = res.weights
@@ -169,7 +221,7 @@ def autoscale_cmd(scales, target, train_target, **kw) -> None:
     if res.comparison:
         for name, c in res.comparison.items():
             console.print(f"{name:>10}: mean held-out loss {c['mean_loss']:.4f}, mean perplexity {c['mean_perplexity']:.2f}")
-    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)
+    _wrote(console, res)
 
 
 def _add_baselines() -> None:
