@@ -161,9 +161,12 @@ def fit_power_law(x, y, *, form: str = "shifted", n_starts: int | None = None, x
     if interpolates:
         msg = f"exact interpolation ({p} points, {p} parameters): no residual check; {msg}"
     if alternatives:
-        alt = ", ".join("(" + ", ".join(f"{n}={v:.3g}" for n, v in zip(names, a)) + ")" for a in alternatives)
+        shown = sorted(alternatives, key=lambda a: a[-1])[:: max(1, len(alternatives) // 3)][:3]  # spread over c
+        alt = ", ".join("(" + ", ".join(f"{n}={v:.3g}" for n, v in zip(names, a)) + ")" for a in shown)
+        extra = len(alternatives) - len(shown)
+        more = f" and {extra} more (all in `alternatives`)" if extra else ""
         msg = (f"ambiguous: {len(alternatives) + 1} equally good fits; kept the one with the largest c, "
-               f"others {alt}; {msg}")
+               f"others {alt}{more}; {msg}")
     return PowerLawFit(form=form, x=theta, names=names, fun=float(best.cost), success=bool(best.success) and not reasons,
                        message=msg, iterations=int(best.nfev), residuals=resid, interpolates=interpolates,
                        ill_posed=bool(reasons), cov=cov, ambiguous=bool(alternatives),
