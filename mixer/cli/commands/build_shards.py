@@ -12,6 +12,8 @@ import os
 
 import click
 
+from mixer.cli.commands._cluster import cluster_config, cluster_options
+
 
 def _default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
@@ -40,8 +42,9 @@ def _default_workers() -> int:
               help="Order of documents: midpoint (token shares, causal default) or edf (smallest deviation in "
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+@cluster_options()
 def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, objective, shard_tokens, quiet,
-            zstd_level, workers, allow_repeat, max_repeat, overwrite, interleave) -> None:
+            zstd_level, workers, allow_repeat, max_repeat, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
 
@@ -72,6 +75,14 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
     if shard_config.workers < 1:
         raise MixerError(f"--workers {shard_config.workers}: need at least 1 compression thread")
     refuse_nested(out, corpus_dir, "the corpus")
+    cluster = cluster_config(**cluster)
+    writer = write_shards
+    if cluster is not None:  # one Ray task per shard (mixer.shards.distributed): the same bytes, resumable
+        from functools import partial
+
+        from mixer.shards.distributed import write_shards_on_cluster
+
+        writer = partial(write_shards_on_cluster, cluster=cluster)
     if Path(out).exists() and not overwrite:  # fail before any work
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
 
@@ -86,7 +97,7 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
         with Progress(TextColumn("[bold]build-shards"), BarColumn(), TextColumn("{task.completed}/{task.total} seq"),
                       TimeRemainingColumn(), console=err, transient=False, disable=quiet) as progress:
             task = progress.add_task("shards", total=plan.num_sequences)
-            stats = write_shards(plan, sources, out, shard_config,
+            stats = writer(plan, sources, out, shard_config,
                                  on_shard=lambda done, total: progress.update(task, completed=done))
     Console().print(summary_table(stats.index))
     rate = stats.tokens / stats.wall_s if stats.wall_s else float("inf")

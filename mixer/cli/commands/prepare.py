@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._cluster import cluster_config, cluster_options
+
 
 @click.command("prepare")
 @click.option("--source", "sources", multiple=True, metavar="DOMAIN=PATH",
@@ -24,8 +26,9 @@ import click
 @click.option("--workers", default=1, show_default=True, help="Processes for tokenization and language id.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@cluster_options(task_mb=True)
 def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, heldout_docs, min_chars,
-            cut_chars, max_docs, seed, workers, overwrite, quiet):
+            cut_chars, max_docs, seed, workers, overwrite, quiet, **cluster):
     """Apply the paper's preparation rules and tokenize each domain into Arrow files."""
     from rich.console import Console
 
@@ -41,7 +44,7 @@ def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, 
                            heldout_docs=heldout_docs, seed=seed, workers=workers, max_docs=max_docs,
                            rules=PrepareRules(min_chars=min_chars, cut_chars=cut_chars),
                            overwrite=overwrite, progress=not quiet)
-    result = prepare_corpus(config)
+    result = prepare_corpus(config, cluster_config(**cluster))
     console = Console(width=max(Console().width, 120))
     console.print(summary_table(result))
     t = result.timings
