@@ -80,6 +80,17 @@ def test_prepare_on_ray_is_byte_identical_and_leaves_no_cache(cluster, raw, tmp_
     assert folder_bytes(tmp_path / "one13") == folder_bytes(tmp_path / "ray13")
 
 
+def test_prepare_on_ray_trains_the_same_tokenizer(cluster, raw, tmp_path):
+    """--tokenizer train: a first pass of tasks returns the cut texts, the driver trains on the
+    training split in the single-machine order, a second pass tokenizes."""
+    _, sources = raw
+    prepare_corpus(base_config(sources, tmp_path / "one", tokenizer="train", vocab_size=400))
+    res = prepare_corpus(base_config(sources, tmp_path / "ray", tokenizer="train", vocab_size=400),
+                         ClusterConfig(task_bytes=SMALL_TASKS))
+    assert len(res.ran) == 2 * res.tasks and res.manifest.tokenizer.kind == "trained-bpe"
+    assert folder_bytes(tmp_path / "one") == folder_bytes(tmp_path / "ray")
+
+
 def test_prepare_killed_half_way_reruns_only_unfinished_tasks(cluster, raw, tmp_path, monkeypatch):
     _, sources = raw
     prepare_corpus(base_config(sources, tmp_path / "one"))

@@ -56,7 +56,8 @@ from mixer.prepare.write import write_domain
 
 TASK_VERSION = 1  # bump when a change makes cached task results of an older mixer wrong
 BINARY, SHORT, LONG = 0, 1, 2  # per-document status
-NOT_ENGLISH, TOKENIZED, NOT_EVALUATED = 0, 1, 2  # per-document outcome of the task's own checks
+# per-document outcome of the task's own checks; TOKENIZED: passed them (tokenized, or its cut text kept)
+NOT_ENGLISH, TOKENIZED, NOT_EVALUATED = 0, 1, 2
 ARRAYS = {"status": np.uint8, "nbytes": np.int64, "ids": np.uint64, "outcome": np.uint8, "lengths": np.int64,
           "chars": np.int64}
 
@@ -126,16 +127,17 @@ def _tokenizer(tokenizer_json: str):
     return _WORKER["tokenizer"]
 
 
-def prepare_task(task: PrepareTask, tokenizer_json: str, dtype_name: str, key: str,
+def prepare_task(task: PrepareTask, tokenizer_json: str | None, dtype_name: str, key: str,
                  cache_dir: str | None) -> bytes:
-    """Read, check, cut and tokenize one task's documents (see the module docstring)."""
+    """Read, check, cut and tokenize one task's documents (see the module docstring); with no
+    tokenizer (`--tokenizer train`, first pass) keep the cut texts instead of tokens."""
     try:
         return _prepare_task(task, tokenizer_json, np.dtype(dtype_name), key, cache_dir)
     except MixerError as exc:  # name files as the user gave them, as the single-machine run does
         raise MixerError(str(exc).replace(task.path, task.root)) from None
 
 
-def _prepare_task(task: PrepareTask, tokenizer_json: str, dtype: np.dtype, key: str, cache_dir: str | None) -> bytes:
+def _prepare_task(task: PrepareTask, tokenizer_json: str | None, dtype: np.dtype, key: str, cache_dir: str | None) -> bytes:
     t0 = time.perf_counter()
     rules = task.rules
     files = None if task.files is None else [Path(f) for f in task.files]
@@ -162,20 +164,28 @@ def _prepare_task(task: PrepareTask, tokenizer_json: str, dtype: np.dtype, key: 
         arrays["outcome"][[i for (i, _), good in zip(todo, ok) if not good]] = NOT_ENGLISH
         todo = [d for d, good in zip(todo, ok) if good]
     t1 = time.perf_counter()
-    tok = _tokenizer(tokenizer_json)
-    values = []
-    for b in range(0, len(todo), task.batch_docs):
-        batch = todo[b : b + task.batch_docs]
-        cut = [cut_document(t, int(arrays["ids"][i]), task.kind, rules, task.seed) for i, t in batch]
-        encodings = tok.encode_batch(cut, add_special_tokens=False)
-        for (i, _), c, e in zip(batch, cut, encodings):
-            arrays["lengths"][i], arrays["chars"][i] = len(e.ids), len(c)
-            values.append(np.array(e.ids, dtype=np.int64))
-    tokens = np.concatenate(values) if values else np.zeros(0, np.int64)
+    cuts = [cut_document(t, int(arrays["ids"][i]), task.kind, rules, task.seed) for i, t in todo]
+    for (i, _), c in zip(todo, cuts):
+        arrays["chars"][i] = len(c)
+    blobs = {}
+    if tokenizer_json is None:  # --tokenizer train, first pass: the cut texts, for the driver to train on
+        encoded = [c.encode("utf-8") for c in cuts]
+        blobs["text"] = b"".join(encoded)
+        blobs["text_bytes"] = np.array([len(e) for e in encoded], dtype=np.int64).tobytes()
+        tokens = np.zeros(0, np.int64)
+    else:
+        tok = _tokenizer(tokenizer_json)
+        values = []
+        for b in range(0, len(todo), task.batch_docs):
+            encodings = tok.encode_batch(cuts[b : b + task.batch_docs], add_special_tokens=False)
+            for (i, _), e in zip(todo[b : b + task.batch_docs], encodings):
+                arrays["lengths"][i] = len(e.ids)
+                values.append(np.array(e.ids, dtype=np.int64))
+        tokens = np.concatenate(values) if values else np.zeros(0, np.int64)
     if len(tokens) and int(tokens.max()) > np.iinfo(dtype).max:
         raise MixerError(f"tokenizer: produced id {int(tokens.max())}, beyond the corpus token dtype {dtype}; "
                          "the tokenizer file is inconsistent")
-    blobs = {name: a.tobytes() for name, a in arrays.items()}
+    blobs.update({name: a.tobytes() for name, a in arrays.items()})
     blobs["tokens"] = tokens.astype(dtype).tobytes()
     meta = {"documents": n, "source_bytes": int(arrays["nbytes"].sum()), "rules_s": t1 - t0,
             "tokenize_s": time.perf_counter() - t1}
@@ -239,38 +249,22 @@ def _decide(results: list[dict[str, np.ndarray]], rep: DomainReport, config: Pre
     rep.kept = len(kept)
     mask = np.zeros(len(cat["status"]), dtype=bool)
     mask[kept] = True
-    return {"mask": mask, "ids": cat["ids"][kept], "lengths": cat["lengths"], "chars": int(cat["chars"][kept].sum()),
+    return {"mask": mask, "tokenized": cat["outcome"] == TOKENIZED, "ids": cat["ids"][kept], "lengths": cat["lengths"], "chars": int(cat["chars"][kept].sum()),
             "source_bytes": int(cat["nbytes"].sum()), "total_tokens": int(ends[-1]) if len(ends) else 0}
 
 
-def prepare_on_cluster(config: PrepareConfig, out: Path, cluster: ClusterConfig | None) -> ClusterPrepareResult:
-    """`prepare_corpus` as tasks (`cluster=None`: the same tasks in this process); the caller
-    holds the output's lock."""
-    if config.tokenizer == "train":
-        raise MixerError("--tokenizer train with --ray: train the tokenizer first (a single-machine `mixer prepare "
-                         "--tokenizer train` on a sample writes tokenizer.json) and pass --tokenizer PATH/tokenizer.json")
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    tok = resolve_tokenizer(config.tokenizer, None, config.vocab_size)
-    dtype = token_dtype_for(tok.vocab_size)
-    tok_json = tok.tokenizer.to_str()
-    tok_sha = hashlib.sha256(tok_json.encode("utf-8")).hexdigest()
-    by_domain = [plan_tasks(src, config, cluster.task_bytes if cluster else ClusterConfig().task_bytes)
-                 for src in config.sources]
-    tasks = [t for ts in by_domain for t in ts]
-    keys = [task_key({"v": TASK_VERSION, "task": asdict(t), "files": t.file_stats(), "tokenizer": tok_sha,
-                      "dtype": dtype.name}) for t in tasks]
-    cache = TaskCache.open(out)
-    todo = [i for i, k in enumerate(keys) if cache.get(k) is None]
-    reused = tuple(sorted(set(keys) - {keys[i] for i in todo}))
-    timings["tokenizer_load"] = time.perf_counter() - t_start
-
-    t0 = time.perf_counter()
+def _run(tasks: list[PrepareTask], keys: list[str], tok_json: str | None, dtype: np.dtype, cache: TaskCache,
+         cluster: ClusterConfig | None, progress: bool, desc: str) -> tuple[list[str], list[str], float]:
+    """Run the tasks that have no cached result; (keys run now, keys found finished, tokenizer
+    seconds summed over tasks)."""
+    finished = [cache.get(k) is not None for k in keys]
+    todo = [i for i, done in enumerate(finished) if not done]
+    reused = [k for k, done in zip(keys, finished) if done]
     shared = cluster is not None and cluster.shared_fs
-    ran, mb, tokenize_cpu = [], 0.0, 0.0
+    ran, mb, tokenize_cpu, t0 = [], 0.0, 0.0, time.perf_counter()
     with connected(cluster) as ray, tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="task",
-                                         desc="prepare tasks", disable=not config.progress) as bar:
-        tok_arg = ray.put(tok_json) if ray is not None else tok_json
+                                         desc=desc, disable=not progress) as bar:
+        tok_arg = ray.put(tok_json) if ray is not None and tok_json is not None else tok_json
         args = [(tasks[i], tok_arg, dtype.name, keys[i], str(cache.folder.resolve()) if shared else None)
                 for i in todo]
         for j, result in run_tasks(prepare_task, args, cluster):
@@ -284,17 +278,81 @@ def prepare_on_cluster(config: PrepareConfig, out: Path, cluster: ClusterConfig 
             bar.update(1)
             bar.set_postfix_str(f"{mb / max(time.perf_counter() - t0, 1e-9):.1f} MB/s")
             stop_for_tests(len(ran))
+    return ran, reused, tokenize_cpu
+
+
+def _decide_all(config: PrepareConfig, keys: list[list[str]], cache: TaskCache,
+                dtype: np.dtype) -> tuple[list[DomainReport], list[dict], list[np.ndarray]]:
+    """Per domain: the rules' verdicts and the held-out split, raising in the single-machine order."""
+    reports = [DomainReport(name=s.name, kind=s.kind) for s in config.sources]
+    decided = []
+    for src, rep, ks in zip(config.sources, reports, keys):
+        decided.append(_decide([_load(cache, k, dtype) for k in ks], rep, config))
+        check_kept(src, rep, config.rules)
+    held = [heldout_split(src, dec["ids"].tolist(), config) for src, dec in zip(config.sources, decided)]
+    return reports, decided, held
+
+
+def _train_texts(config: PrepareConfig, keys: list[list[str]], cache: TaskCache, decided: list[dict],
+                 held: list[np.ndarray]):
+    """The training split's cut texts in the single-machine order (domain, then source order)."""
+    for ks, dec, h in zip(keys, decided, held):
+        blobs = [unpack(cache.get(k))[0] for k in ks]
+        text = b"".join(b["text"] for b in blobs)
+        sizes = np.concatenate([np.frombuffer(b["text_bytes"], np.int64) for b in blobs])
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
+        # texts are stored for the documents a task kept (outcome TOKENIZED), in document order
+        stored = np.flatnonzero(dec["tokenized"])
+        where = np.searchsorted(stored, np.flatnonzero(dec["mask"]))
+        for k, train in zip(where, ~h):
+            if train:
+                yield text[starts[k] : ends[k]].decode("utf-8")
+
+
+def prepare_on_cluster(config: PrepareConfig, out: Path, cluster: ClusterConfig | None) -> ClusterPrepareResult:
+    """`prepare_corpus` as tasks (`cluster=None`: the same tasks in this process); the caller
+    holds the output's lock. `--tokenizer train` runs the tasks twice: first for the cut texts,
+    on which the driver trains the BPE exactly as one machine does, then for their tokens."""
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    by_domain = [plan_tasks(src, config, cluster.task_bytes if cluster else ClusterConfig().task_bytes)
+                 for src in config.sources]
+    tasks = [t for ts in by_domain for t in ts]
+    at = np.cumsum([0] + [len(ts) for ts in by_domain])
+    stats = [t.file_stats() for t in tasks]
+
+    def keys_for(tok_sha: str, dtype: np.dtype) -> list[str]:
+        return [task_key({"v": TASK_VERSION, "task": asdict(t), "files": st, "tokenizer": tok_sha,
+                          "dtype": dtype.name}) for t, st in zip(tasks, stats)]
+
+    def per_domain(keys: list[str]) -> list[list[str]]:
+        return [keys[at[d] : at[d + 1]] for d in range(len(by_domain))]
+
+    cache = TaskCache.open(out)
+    ran, reused = [], []
+    if config.tokenizer == "train":
+        text_keys = keys_for("cut-texts", np.dtype(np.uint32))
+        ran, reused, _ = _run(tasks, text_keys, None, np.dtype(np.uint32), cache, cluster, config.progress,
+                              "read + rules")
+        _, decided, held = _decide_all(config, per_domain(text_keys), cache, np.dtype(np.uint32))
+        tok = resolve_tokenizer("train", _train_texts(config, per_domain(text_keys), cache, decided, held),
+                                config.vocab_size)
+    else:
+        tok = resolve_tokenizer(config.tokenizer, None, config.vocab_size)
+    dtype = token_dtype_for(tok.vocab_size)
+    tok_json = tok.tokenizer.to_str()
+    keys = keys_for(hashlib.sha256(tok_json.encode("utf-8")).hexdigest(), dtype)
+    timings["tokenizer_load"] = time.perf_counter() - t_start
+
+    t0 = time.perf_counter()
+    now, found, tokenize_cpu = _run(tasks, keys, tok_json, dtype, cache, cluster, config.progress, "prepare tasks")
+    ran, reused = ran + now, reused + found
     timings["tasks"] = time.perf_counter() - t0
     timings["tokenize"] = timings["tokenize_cpu"] = tokenize_cpu  # summed over workers
 
     t0 = time.perf_counter()
-    reports = [DomainReport(name=s.name, kind=s.kind) for s in config.sources]
-    at = np.cumsum([0] + [len(ts) for ts in by_domain])
-    decided = []
-    for d, (src, rep) in enumerate(zip(config.sources, reports)):  # errors in the single-machine order
-        decided.append(_decide([_load(cache, k, dtype) for k in keys[at[d] : at[d + 1]]], rep, config))
-        check_kept(src, rep, config.rules)
-    held = [heldout_split(src, dec["ids"].tolist(), config) for src, dec in zip(config.sources, decided)]
+    reports, decided, held = _decide_all(config, per_domain(keys), cache, dtype)
     domains = {}
     with atomic_dir(out, overwrite=config.overwrite) as tmp:
         tok.tokenizer.save(str(tmp / "tokenizer.json"))
@@ -314,4 +372,4 @@ def prepare_on_cluster(config: PrepareConfig, out: Path, cluster: ClusterConfig 
     return ClusterPrepareResult(manifest=manifest, reports=reports, timings=timings,
                                 chars=sum(dec["chars"] for dec in decided),
                                 source_bytes=sum(dec["source_bytes"] for dec in decided),
-                                tasks=len(tasks), ran=tuple(ran), reused=reused)
+                                tasks=len(tasks), ran=tuple(ran), reused=tuple(reused))
