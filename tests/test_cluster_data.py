@@ -157,6 +157,10 @@ def test_build_shards_on_ray_is_byte_identical(cluster, corpus, tmp_path):
         assert folder_bytes(tmp_path / "one") == folder_bytes(tmp_path / name)
         assert leftovers(tmp_path, name) == []
     assert len(folder_bytes(tmp_path / "one")) == 2 * 15 + 1  # 234 rows of 128 in shards of 16 rows + index
+    # masked LM: the plan travels whole (its kernels index segments by row)
+    assert build(corpus, tmp_path / "mlm1", "--objective", "mlm").exit_code == 0
+    assert build(corpus, tmp_path / "mlm", "--objective", "mlm", "--ray", "local").exit_code == 0
+    assert folder_bytes(tmp_path / "mlm1") == folder_bytes(tmp_path / "mlm")
 
 
 def test_build_shards_killed_half_way_reruns_only_unfinished_shards(cluster, corpus, tmp_path, monkeypatch):

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from mixer.core.atomic import atomic_dir
 from mixer.core.cluster import ClusterConfig, connected, run_tasks, stop_for_tests
 from mixer.core.errors import MixerError
-from mixer.core.task_cache import TaskCache, pack, task_key, unpack
+from mixer.core.task_cache import TaskCache, pack, task_key, unpack, write_entry
 from mixer.formats.corpus import token_dtype_for
 from mixer.prepare.pipeline import (DomainReport, DomainSource, PrepareConfig, PrepareResult, check_kept,
                                     heldout_split, save_corpus_manifest)
@@ -144,29 +144,31 @@ def _prepare_task(task: PrepareTask, tokenizer_json: str | None, dtype: np.dtype
     n = 0
     cols = {name: [] for name in ARRAYS}
     seen: set[int] = set()
-    todo: list[tuple[int, str]] = []  # (document index, full text) of documents that can survive
+    # (document index, cut text, the head the language identifier reads) of documents that can
+    # survive: the full text is dropped at once, so a task holds ~3000 characters per document
+    todo: list[tuple[int, str, str | None]] = []
+    english_only = task.kind in rules.english_only_kinds
     for _, text in iter_documents(task.path, task.text_field, task.fmt, files=files):
         raw = b"" if text is None else text.encode("utf-8")
         status = BINARY if text is None else SHORT if len(text) <= rules.min_chars else LONG
         h = xxhash.xxh64_intdigest(raw) if status == LONG else 0  # = rules.doc_hash(text)
-        outcome = NOT_EVALUATED
+        outcome, chars = NOT_EVALUATED, 0
         if status == LONG and not (rules.dedup and h in seen):
             seen.add(h)
-            todo.append((n, text))
-            outcome = TOKENIZED
-        for name, v in zip(ARRAYS, (status, len(raw), h, outcome, 0, 0)):
+            cut = cut_document(text, h, task.kind, rules, task.seed)
+            todo.append((n, cut, text[: rules.language_chars] if english_only else None))
+            outcome, chars = TOKENIZED, len(cut)
+        for name, v in zip(ARRAYS, (status, len(raw), h, outcome, 0, chars)):
             cols[name].append(v)
         n += 1
     arrays = {name: np.array(cols[name], dtype=dt) for name, dt in ARRAYS.items()}
-    if task.kind in rules.english_only_kinds and todo:
+    if english_only and todo:
         english = _WORKER.setdefault(("english", rules.language_chars), EnglishFilter(rules))
-        ok = [english.is_english(t) for _, t in todo]
-        arrays["outcome"][[i for (i, _), good in zip(todo, ok) if not good]] = NOT_ENGLISH
+        ok = [english.is_english(head) for _, _, head in todo]
+        arrays["outcome"][[i for (i, _, _), good in zip(todo, ok) if not good]] = NOT_ENGLISH
         todo = [d for d, good in zip(todo, ok) if good]
     t1 = time.perf_counter()
-    cuts = [cut_document(t, int(arrays["ids"][i]), task.kind, rules, task.seed) for i, t in todo]
-    for (i, _), c in zip(todo, cuts):
-        arrays["chars"][i] = len(c)
+    cuts = [c for _, c, _ in todo]
     blobs = {}
     if tokenizer_json is None:  # --tokenizer train, first pass: the cut texts, for the driver to train on
         encoded = [c.encode("utf-8") for c in cuts]
@@ -178,7 +180,7 @@ def _prepare_task(task: PrepareTask, tokenizer_json: str | None, dtype: np.dtype
         values = []
         for b in range(0, len(todo), task.batch_docs):
             encodings = tok.encode_batch(cuts[b : b + task.batch_docs], add_special_tokens=False)
-            for (i, _), e in zip(todo[b : b + task.batch_docs], encodings):
+            for (i, _, _), e in zip(todo[b : b + task.batch_docs], encodings):
                 arrays["lengths"][i] = len(e.ids)
                 values.append(np.array(e.ids, dtype=np.int64))
         tokens = np.concatenate(values) if values else np.zeros(0, np.int64)
@@ -192,8 +194,6 @@ def _prepare_task(task: PrepareTask, tokenizer_json: str | None, dtype: np.dtype
     data = pack(blobs, meta)
     if cache_dir is None:
         return data
-    from mixer.core.task_cache import write_entry
-
     write_entry(cache_dir, key, data)
     return pack({}, meta)
 

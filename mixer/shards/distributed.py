@@ -2,7 +2,8 @@
 
     stats = write_shards_on_cluster(plan, sources, out, ShardConfig(), ClusterConfig("local"))
 
-The driver builds the plan (a few bytes per document) and puts it in the object store once;
+The driver builds the plan (48 bytes per document taken) and sends each task the slice of it
+that its shard reads (`window_plan`; a masked-LM plan goes whole, once, via the object store);
 each task gathers its shard's rows from the memory-mapped corpus (`gather_sequences`, one
 thread), compresses and checksums them (`encode_shard`) and hands them back. Every shard is an
 independent zstd frame and its place in the stream is fixed by the plan, so the folder is
@@ -13,8 +14,9 @@ or replicated corpus folder). With `shared_fs=False` (default) a task returns it
 shard (about `shard_tokens` x token bytes / compression ratio) and the driver writes it; with
 `shared_fs=True` the output's parent folder is visible on every node and the task writes the
 files there itself, returning only their checksums. Memory per task: the shard's tokens and
-sidecar uncompressed (`shard_tokens` x (token bytes + 1 or 2)), its compressed copy, and the
-plan (shared, read-only, in the object store); 32Mi-token shards of uint16 take about 0.2 GB.
+sidecar uncompressed (`shard_tokens` x (token bytes + 1 or 2)), its compressed copy, and its
+slice of the plan (48 bytes per document in the shard); 32Mi-token shards of uint16 take about
+0.25 GB.
 
 Resuming: each finished shard is kept in `.OUT.work/` (`mixer.core.task_cache`) under a key
 hashing the plan, the shard's rows and the zstd level; running the same command again reuses
@@ -62,6 +64,23 @@ def plan_fingerprint(plan: MixturePlan) -> str:
     for a in (plan.seg_domain, plan.seg_count, plan.seg_part, plan.seg_src, plan.seg_dst):
         h.update(np.ascontiguousarray(a).view(np.uint8))
     return h.hexdigest()
+
+
+def window_plan(plan: MixturePlan, first: int, count: int) -> MixturePlan:
+    """The plan cut to the segments that touch rows first..first+count (causal; stream positions
+    stay absolute), so a task receives a few bytes per document of its own shard instead of the
+    whole plan. Good only for gathering those rows. A masked-LM plan indexes its segments by row
+    inside the kernels, so it is sent whole (once, through the object store)."""
+    if plan.objective != "causal":
+        return plan
+    from dataclasses import replace
+
+    from mixer.shards.gather import _segments_for
+
+    _, _, j0, j1 = _segments_for(plan, first, count)
+    cut = {name: getattr(plan, name)[j0:j1] for name in
+           ("seg_domain", "seg_doc", "seg_start", "seg_count", "seg_part", "seg_src", "seg_dst")}
+    return replace(plan, **cut)
 
 
 def _cached_files(folder: Path, key: str) -> tuple[Path, Path]:
@@ -159,8 +178,8 @@ def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config:
         shared = cluster is not None and cluster.shared_fs
         corpus_dir = str(Path(sources.corpus_dir).resolve())
         with connected(cluster) as ray:
-            plan_arg = ray.put(plan) if ray is not None else plan
-            args = [(plan_arg, corpus_dir, k, first, count, config.zstd_level, keys[k],
+            whole = ray.put(plan) if ray is not None and plan.objective != "causal" else plan
+            args = [(window_plan(plan, first, count) if plan.objective == "causal" else whole, corpus_dir, k, first, count, config.zstd_level, keys[k],
                      str(cache.folder.resolve()) if shared else None) for k, first, count in todo]
             for i, result in run_tasks(shard_task, args, cluster):
                 k = todo[i][0]
