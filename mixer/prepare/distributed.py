@@ -137,7 +137,8 @@ def prepare_task(task: PrepareTask, tokenizer_json: str | None, dtype_name: str,
         raise MixerError(str(exc).replace(task.path, task.root)) from None
 
 
-def _prepare_task(task: PrepareTask, tokenizer_json: str | None, dtype: np.dtype, key: str, cache_dir: str | None) -> bytes:
+def _prepare_task(task: PrepareTask, tokenizer_json: str | None, dtype: np.dtype, key: str,
+                  cache_dir: str | None) -> bytes:
     t0 = time.perf_counter()
     rules = task.rules
     files = None if task.files is None else [Path(f) for f in task.files]
@@ -249,7 +250,8 @@ def _decide(results: list[dict[str, np.ndarray]], rep: DomainReport, config: Pre
     rep.kept = len(kept)
     mask = np.zeros(len(cat["status"]), dtype=bool)
     mask[kept] = True
-    return {"mask": mask, "tokenized": cat["outcome"] == TOKENIZED, "ids": cat["ids"][kept], "lengths": cat["lengths"], "chars": int(cat["chars"][kept].sum()),
+    return {"mask": mask, "tokenized": cat["outcome"] == TOKENIZED, "ids": cat["ids"][kept],
+            "lengths": cat["lengths"], "chars": int(cat["chars"][kept].sum()),
             "source_bytes": int(cat["nbytes"].sum()), "total_tokens": int(ends[-1]) if len(ends) else 0}
 
 
@@ -262,8 +264,8 @@ def _run(tasks: list[PrepareTask], keys: list[str], tok_json: str | None, dtype:
     reused = [k for k, done in zip(keys, finished) if done]
     shared = cluster is not None and cluster.shared_fs
     ran, mb, tokenize_cpu, t0 = [], 0.0, 0.0, time.perf_counter()
-    with connected(cluster) as ray, tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="task",
-                                         desc=desc, disable=not progress) as bar:
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="task", desc=desc, disable=not progress)
+    with connected(cluster if todo else None) as ray, bar:  # nothing to run: no cluster to start
         tok_arg = ray.put(tok_json) if ray is not None and tok_json is not None else tok_json
         args = [(tasks[i], tok_arg, dtype.name, keys[i], str(cache.folder.resolve()) if shared else None)
                 for i in todo]

@@ -177,10 +177,11 @@ def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config:
             on_shard(done_seq, plan.num_sequences)
         shared = cluster is not None and cluster.shared_fs
         corpus_dir = str(Path(sources.corpus_dir).resolve())
-        with connected(cluster) as ray:
+        with connected(cluster if todo else None) as ray:  # nothing left to run: no cluster to start
             whole = ray.put(plan) if ray is not None and plan.objective != "causal" else plan
-            args = [(window_plan(plan, first, count) if plan.objective == "causal" else whole, corpus_dir, k, first, count, config.zstd_level, keys[k],
-                     str(cache.folder.resolve()) if shared else None) for k, first, count in todo]
+            cache_dir = str(cache.folder.resolve()) if shared else None
+            args = [(window_plan(plan, first, count) if plan.objective == "causal" else whole, corpus_dir, k, first,
+                     count, config.zstd_level, keys[k], cache_dir) for k, first, count in todo]
             for i, result in run_tasks(shard_task, args, cluster):
                 k = todo[i][0]
                 blobs, meta = unpack(result)

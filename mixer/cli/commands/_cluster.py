@@ -37,7 +37,8 @@ def cluster_config(ray: str | None, ray_cpus: int | None, shared_fs: bool, task_
 
     if ray is None:
         if ray_cpus is not None or shared_fs:
-            raise MixerError("--ray-cpus and --shared-fs only apply with --ray local|auto|ADDRESS; add --ray or drop them")
+            raise MixerError("--ray-cpus and --shared-fs only apply with --ray local|auto|ADDRESS; "
+                             "add --ray or drop them")
         return None
     if ray_cpus is not None and ray_cpus < 1:
         raise MixerError(f"--ray-cpus {ray_cpus}: need at least 1")
