@@ -351,7 +351,7 @@ def prepare_on_cluster(config: PrepareConfig, out: Path, cluster: ClusterConfig 
     now, found, tokenize_cpu = _run(tasks, keys, tok_json, dtype, cache, cluster, config.progress, "prepare tasks")
     ran, reused = ran + now, reused + found
     timings["tasks"] = time.perf_counter() - t0
-    timings["tokenize"] = timings["tokenize_cpu"] = tokenize_cpu  # summed over workers
+    timings["tokenize_cpu"] = tokenize_cpu  # summed over tasks (they overlap: not a wall-time stage)
 
     t0 = time.perf_counter()
     reports, decided, held = _decide_all(config, per_domain(keys), cache, dtype)

@@ -50,4 +50,5 @@ def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, 
     t = result.timings
     console.print(f"wrote {out} ({result.manifest.tokenizer.kind} tokenizer, vocab {result.manifest.vocab_size:,}, "
                   f"{result.manifest.token_dtype}); {sum(t.values()) - t['tokenize_cpu']:.1f} s total, "
-                  f"tokenize {t['tokenize']:.1f} s")
+                  + (f"tokenize {t['tokenize']:.1f} s" if "tasks" not in t else  # --ray: tokenizing overlaps the tasks
+                     f"tasks {t['tasks']:.1f} s, tokenize {t['tokenize_cpu']:.1f} s of worker time"))
