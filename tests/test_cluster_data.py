@@ -133,6 +133,10 @@ def test_bad_input_on_a_worker_is_the_same_one_line_error(cluster, raw, tmp_path
         assert not (tmp_path / "c").exists() and not [n for n in leftovers(tmp_path, "c") if ".tmp-" in n]
         runs.append(r.stderr.strip())
     assert runs[0] == runs[1] and len(runs[0].splitlines()) == 1 and "b.jsonl:2: invalid JSON" in runs[0]
+    r = CliRunner().invoke(main, ["prepare", "--source", f"web={d / 'web'}", "--out", str(tmp_path / "d"),
+                                  "--tokenizer", str(tmp_path / "missing.json"), "--ray", "local"])
+    assert r.exit_code == 2 and "tokenizer file not found" in r.stderr
+    assert leftovers(tmp_path, "d") == []  # failed before any task finished: no cache folder either
     r = CliRunner().invoke(main, ["prepare", "--source", f"web={d / 'web'}", "--out", str(tmp_path / "c"),
                                   "--shared-fs"])
     assert r.exit_code == 2 and "only apply with --ray" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -124,3 +124,8 @@ class TaskCache:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def remove_if_empty(self) -> None:
+        """After a failure: keep finished tasks for the next run, but no empty folder."""
+        if not self.keys():
+            self.remove()

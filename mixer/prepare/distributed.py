@@ -317,12 +317,21 @@ def prepare_on_cluster(config: PrepareConfig, out: Path, cluster: ClusterConfig 
     holds the output's lock. `--tokenizer train` runs the tasks twice: first for the cut texts,
     on which the driver trains the BPE exactly as one machine does, then for their tokens."""
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
+    cache = TaskCache.open(out)
+    try:
+        return _prepare_cached(config, out, cluster, cache, t_start)
+    finally:
+        cache.remove_if_empty()  # a failure before any task finished leaves no folder behind
+
+
+def _prepare_cached(config: PrepareConfig, out: Path, cluster: ClusterConfig | None, cache: TaskCache,
+                    t_start: float) -> ClusterPrepareResult:
     by_domain = [plan_tasks(src, config, cluster.task_bytes if cluster else ClusterConfig().task_bytes)
                  for src in config.sources]
     tasks = [t for ts in by_domain for t in ts]
     at = np.cumsum([0] + [len(ts) for ts in by_domain])
     stats = [t.file_stats() for t in tasks]
+    timings: dict[str, float] = {}
 
     def keys_for(tok_sha: str, dtype: np.dtype) -> list[str]:
         return [task_key({"v": TASK_VERSION, "task": asdict(t), "files": st, "tokenizer": tok_sha,
@@ -331,7 +340,6 @@ def prepare_on_cluster(config: PrepareConfig, out: Path, cluster: ClusterConfig 
     def per_domain(keys: list[str]) -> list[list[str]]:
         return [keys[at[d] : at[d + 1]] for d in range(len(by_domain))]
 
-    cache = TaskCache.open(out)
     ran, reused = [], []
     if config.tokenizer == "train":
         text_keys = keys_for("cut-texts", np.dtype(np.uint32))

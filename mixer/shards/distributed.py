@@ -136,13 +136,33 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def _assemble(plan: MixturePlan, out: Path, config: ShardConfig, cache: TaskCache, keys: list[str],
+              metas: list[dict], per_shard: int, stats: ClusterBuildStats) -> None:
+    """The output folder, atomically: every shard hard-linked from the cache, index.json last."""
+    from mixer.core.atomic import atomic_dir
+
+    entries = []
+    with atomic_dir(out, overwrite=config.overwrite) as tmp:
+        t0 = time.perf_counter()
+        for k, (key, meta) in enumerate(zip(keys, metas)):
+            entry: dict[str, Any] = dict(meta["entry"])
+            entry["first_sequence"] = k * per_shard
+            data_path, side_path = _cached_files(cache.folder, key)
+            _link(data_path, tmp / shard_name(k))
+            _link(side_path, tmp / sidecar_name(k))
+            stats.compressed_bytes += meta["bytes"]
+            entries.append(entry)
+        stats.index = make_index(plan, entries, per_shard)
+        write_index(tmp, stats.index)
+        stats.write_s = time.perf_counter() - t0
+
+
 def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config: ShardConfig = ShardConfig(),
                             on_shard: Callable[[int, int], None] | None = None, *,
                             cluster: ClusterConfig | None = ClusterConfig()) -> ClusterBuildStats:
     """Write the plan's stream as shards under `out`, one task per shard (`cluster=None`: the same
     tasks in this process). Same folder, byte for byte, as `write_shards`. `on_shard(done, total)`
     reports sequences done, whether a shard ran now or came from the cache."""
-    from mixer.core.atomic import atomic_dir
     from mixer.core.lock import output_lock
     from mixer.core.paths import refuse_nested
 
@@ -160,57 +180,47 @@ def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config:
         if out.exists() and not config.overwrite:
             raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
         cache = TaskCache.open(out)
-        fp = plan_fingerprint(plan)
-        keys, metas, todo = [], [None] * n_shards, []
-        done_seq = 0
-        for k in range(n_shards):
-            first, count = k * per_shard, min(per_shard, plan.num_sequences - k * per_shard)
-            keys.append(task_key({"v": TASK_VERSION, "plan": fp, "k": k, "first": first, "count": count,
-                                  "level": config.zstd_level}))
-            metas[k] = _reusable(cache, keys[k])
-            if metas[k] is None:
-                todo.append((k, first, count))
-            else:
-                stats.reused.append(k)
-                done_seq += count
-        if on_shard is not None and stats.reused:
-            on_shard(done_seq, plan.num_sequences)
-        shared = cluster is not None and cluster.shared_fs
-        corpus_dir = str(Path(sources.corpus_dir).resolve())
-        with connected(cluster if todo else None) as ray:  # nothing left to run: no cluster to start
-            whole = ray.put(plan) if ray is not None and plan.objective != "causal" else plan
-            cache_dir = str(cache.folder.resolve()) if shared else None
-            args = [(window_plan(plan, first, count) if plan.objective == "causal" else whole, corpus_dir, k, first,
-                     count, config.zstd_level, keys[k], cache_dir) for k, first, count in todo]
-            for i, result in run_tasks(shard_task, args, cluster):
-                k = todo[i][0]
-                blobs, meta = unpack(result)
-                if not shared:
-                    _commit_files(cache.folder, keys[k], blobs["data"], blobs["side"], meta)
-                metas[k] = meta
-                stats.ran.append(k)
-                stats.gather_s += meta["gather_s"]
-                stats.compress_s += meta["compress_s"]
-                stats.hash_s += meta["hash_s"]
-                done_seq += meta["entry"]["sequences"]
-                if on_shard is not None:
-                    on_shard(done_seq, plan.num_sequences)
-                stop_for_tests(len(stats.ran))
-        entries = []
-        with atomic_dir(out, overwrite=config.overwrite) as tmp:
-            t0 = time.perf_counter()
+        try:
+            fp = plan_fingerprint(plan)
+            keys, metas, todo = [], [None] * n_shards, []
+            done_seq = 0
             for k in range(n_shards):
-                entry: dict[str, Any] = dict(metas[k]["entry"])
-                entry["first_sequence"] = k * per_shard
-                data_path, side_path = _cached_files(cache.folder, keys[k])
-                _link(data_path, tmp / shard_name(k))
-                _link(side_path, tmp / sidecar_name(k))
-                stats.compressed_bytes += metas[k]["bytes"]
-                entries.append(entry)
-            stats.index = make_index(plan, entries, per_shard)
-            write_index(tmp, stats.index)
-            stats.write_s = time.perf_counter() - t0
-        cache.remove()
+                first, count = k * per_shard, min(per_shard, plan.num_sequences - k * per_shard)
+                keys.append(task_key({"v": TASK_VERSION, "plan": fp, "k": k, "first": first, "count": count,
+                                      "level": config.zstd_level}))
+                metas[k] = _reusable(cache, keys[k])
+                if metas[k] is None:
+                    todo.append((k, first, count))
+                else:
+                    stats.reused.append(k)
+                    done_seq += count
+            if on_shard is not None and stats.reused:
+                on_shard(done_seq, plan.num_sequences)
+            shared = cluster is not None and cluster.shared_fs
+            corpus_dir = str(Path(sources.corpus_dir).resolve())
+            with connected(cluster if todo else None) as ray:  # nothing left to run: no cluster to start
+                whole = ray.put(plan) if ray is not None and plan.objective != "causal" else plan
+                cache_dir = str(cache.folder.resolve()) if shared else None
+                args = [(window_plan(plan, first, count) if plan.objective == "causal" else whole, corpus_dir, k, first,
+                         count, config.zstd_level, keys[k], cache_dir) for k, first, count in todo]
+                for i, result in run_tasks(shard_task, args, cluster):
+                    k = todo[i][0]
+                    blobs, meta = unpack(result)
+                    if not shared:
+                        _commit_files(cache.folder, keys[k], blobs["data"], blobs["side"], meta)
+                    metas[k] = meta
+                    stats.ran.append(k)
+                    stats.gather_s += meta["gather_s"]
+                    stats.compress_s += meta["compress_s"]
+                    stats.hash_s += meta["hash_s"]
+                    done_seq += meta["entry"]["sequences"]
+                    if on_shard is not None:
+                        on_shard(done_seq, plan.num_sequences)
+                    stop_for_tests(len(stats.ran))
+            _assemble(plan, out, config, cache, keys, metas, per_shard, stats)
+            cache.remove()
+        finally:
+            cache.remove_if_empty()  # a failure before any shard finished leaves no folder behind
     stats.shards, stats.tokens = n_shards, plan.budget_tokens
     stats.wall_s = time.perf_counter() - t_start
     return stats
