@@ -3,7 +3,8 @@
 Prints documents/s and MB/s (UTF-8 bytes of source text read per second of wall time, all work
 from reading the sources to the renamed corpus folder inside the timing) and the stages' times;
 writes bench/results/prepare.json with the machine record (load, threads, versions). Every
-configuration runs `--repeats` times; figures quote the median (best and all runs kept beside).
+configuration runs `--repeats` times, the 1- and 2-process runs alternating; figures quote the
+median (best and all runs kept beside).
 
 The Ray runs use the same 2 cores as the 2-process run: a local cluster of 2 CPUs, one task per
 CPU, tasks of `--task-mb` source megabytes. The cluster is started once, outside the timed runs
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -59,10 +61,17 @@ def main() -> None:
         def config(name: str, workers: int = 1) -> PrepareConfig:
             return PrepareConfig(sources=sources, out=tmp / name, workers=workers, overwrite=True, progress=False)
 
+        # 1 and 2 processes alternate, run after run, so a change in the machine's load affects both alike
+        times, results = {1: [], 2: []}, {}
+        for _ in range(args.repeats):
+            for workers in (1, 2):
+                t, results[workers] = timed(lambda: prepare_corpus(config(f"p{workers}", workers)), 1)
+                times[workers] += t["runs_s"]
         runs, outputs = [], {}
         for workers in (1, 2):
-            timing, result = timed(lambda: prepare_corpus(config(f"p{workers}", workers)), args.repeats)
-            runs.append(summarise(f"{workers} process{'es' if workers > 1 else ''}", timing, result))
+            timing = {"median_s": statistics.median(times[workers]), "best_s": min(times[workers]),
+                      "runs_s": times[workers]}
+            runs.append(summarise(f"{workers} process{'es' if workers > 1 else ''}", timing, results[workers]))
             outputs[runs[-1]["config"]] = tmp / f"p{workers}"
 
         import ray
