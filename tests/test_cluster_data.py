@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from mixer.cli import main
 from mixer.core.cluster import STOP_ENV, ClusterConfig
+from mixer.core.errors import MixerError
 from mixer.prepare.pipeline import DomainSource, PrepareConfig, prepare_corpus
 from mixer.testing import lognormal_lengths, write_synthetic_corpus
 from test_prepare import FRENCH, english, write_docs
@@ -140,6 +141,32 @@ def test_bad_input_on_a_worker_is_the_same_one_line_error(cluster, raw, tmp_path
     r = CliRunner().invoke(main, ["prepare", "--source", f"web={d / 'web'}", "--out", str(tmp_path / "c"),
                                   "--shared-fs"])
     assert r.exit_code == 2 and "only apply with --ray" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_max_docs_decides_whether_a_bad_file_is_reached_as_one_machine_does(cluster, tmp_path):
+    """One machine stops reading once --max-docs documents were seen, but it asks the reader for
+    one document more first: with 5 good documents before a bad line, --max-docs 4 never reaches
+    it and --max-docs 5 does. The tasks read every file; the driver must decide the same."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_text("".join(json.dumps({"text": english(1500, i)}) + "\n" for i in range(5)))
+    (src / "b.jsonl").write_text("{not json\n")
+    sources = (DomainSource("web", src),)
+    cl = ClusterConfig(task_bytes=100)  # one task per file
+    for max_docs in (4, 5):
+        single = base_config(sources, tmp_path / f"one{max_docs}", max_docs=max_docs)
+        on_ray = base_config(sources, tmp_path / f"ray{max_docs}", max_docs=max_docs)
+        if max_docs == 4:
+            prepare_corpus(single)
+            assert prepare_corpus(on_ray, cl).tasks == 2
+            assert folder_bytes(tmp_path / "one4") == folder_bytes(tmp_path / "ray4")
+        else:
+            with pytest.raises(MixerError) as one_err:
+                prepare_corpus(single)
+            with pytest.raises(MixerError) as ray_err:
+                prepare_corpus(on_ray, cl)
+            assert str(one_err.value) == str(ray_err.value) and "b.jsonl:1: invalid JSON" in str(ray_err.value)
+            assert not (tmp_path / "ray5").exists()
 
 
 @pytest.fixture(scope="module")
