@@ -12,7 +12,8 @@ def cluster_options(task_mb: bool = False) -> Callable:
     opts = [
         click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS",
                      help="Run the work as Ray tasks: 'local' starts a cluster here, 'auto' joins the running one "
-                          "(same output bytes; an interrupted run resumes). docs/scaling.md."),
+                          "(same output bytes; an interrupted run resumes; --workers is then unused: each task "
+                          "takes one Ray CPU). docs/scaling.md."),
         click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all)."),
         click.option("--shared-fs", is_flag=True,
                      help="With --ray: the output's folder is visible at the same path on every node, so tasks write "
