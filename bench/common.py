@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 PACKAGES = ("numpy", "numba", "zstandard", "xxhash", "pyarrow", "torch", "datasets", "megatron-core",
-            "mosaicml-streaming")
+            "mosaicml-streaming", "tokenizers", "langid", "ray")
 THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 

@@ -111,11 +111,11 @@ def _digest(data: bytes) -> tuple[str, str]:
     return xxhash.xxh64_hexdigest(data), hashlib.sha256(data).hexdigest()
 
 
-def write_shard_files(folder: Path, k: int, tokens: np.ndarray, domains: np.ndarray,
-                      level: int) -> tuple[dict, dict[str, float], int]:
-    """Compress, checksum and write shard `k` and its sidecar; (index entry, seconds spent in
-    each stage: compress_s / hash_s / write_s, compressed bytes). The stages are timed apart
-    because they cost very differently and only compression depends on the level."""
+def encode_shard(k: int, tokens: np.ndarray, domains: np.ndarray,
+                 level: int) -> tuple[dict, bytes, bytes, dict[str, float]]:
+    """Compress and checksum shard `k` and its sidecar without writing them: (index entry,
+    shard bytes, sidecar bytes, seconds in compress_s / hash_s). A Ray task that shares no
+    folder with the driver returns these bytes; `write_shard_files` writes them here."""
     t0 = time.perf_counter()
     data = zstandard.ZstdCompressor(level=level).compress(memoryview(tokens).cast("B"))
     side = zstandard.ZstdCompressor(level=SIDECAR_LEVEL).compress(memoryview(domains).cast("B"))
@@ -124,12 +124,25 @@ def write_shard_files(folder: Path, k: int, tokens: np.ndarray, domains: np.ndar
     sxx, ssha = _digest(side)
     t2 = time.perf_counter()
     name = shard_name(k)
-    side_name = name.replace(".zst", ".domains.zst")
-    (folder / name).write_bytes(data)
-    (folder / side_name).write_bytes(side)
     entry = {"file": name, "sequences": int(tokens.shape[0]), "xxh64": xx, "sha256": sha,
-             "domains": {"file": side_name, "xxh64": sxx, "sha256": ssha}}
-    secs = {"compress_s": t1 - t0, "hash_s": t2 - t1, "write_s": time.perf_counter() - t2}
+             "domains": {"file": sidecar_name(k), "xxh64": sxx, "sha256": ssha}}
+    return entry, data, side, {"compress_s": t1 - t0, "hash_s": t2 - t1}
+
+
+def sidecar_name(k: int) -> str:
+    return shard_name(k).replace(".zst", ".domains.zst")
+
+
+def write_shard_files(folder: Path, k: int, tokens: np.ndarray, domains: np.ndarray,
+                      level: int) -> tuple[dict, dict[str, float], int]:
+    """Compress, checksum and write shard `k` and its sidecar; (index entry, seconds spent in
+    each stage: compress_s / hash_s / write_s, compressed bytes). The stages are timed apart
+    because they cost very differently and only compression depends on the level."""
+    entry, data, side, secs = encode_shard(k, tokens, domains, level)
+    t2 = time.perf_counter()
+    (folder / entry["file"]).write_bytes(data)
+    (folder / entry["domains"]["file"]).write_bytes(side)
+    secs["write_s"] = time.perf_counter() - t2
     return entry, secs, len(data) + len(side)
 
 

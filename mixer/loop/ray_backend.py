@@ -10,22 +10,15 @@ them to the cache, so workers need the corpus at the same path but no shared out
 Each task fixes its torch thread count (`TrainSpec.threads`) and asks Ray for that many CPUs,
 so a 2-CPU local cluster runs two single-thread runs at once and gets the same losses, bit for
 bit, as a sequential sweep. Ray is an optional dependency (`pip install "ray[default]"`).
+Connecting (local / auto / an address) is `mixer.core.cluster.connect`, which `prepare --ray` and
+`build-shards --ray` share.
 """
 from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-from mixer.core.errors import MixerError
+from mixer.core.cluster import connect, ray_module, reraise_task_error
 from mixer.loop.runner import RunSpec
-
-
-def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise MixerError("--ray needs Ray: pip install 'ray[default]' (or drop --ray to run the sweep here, "
-                         "one run after another)") from None
-    return ray
 
 
 def _remote_execute(spec: RunSpec) -> tuple[RunSpec, dict[str, bytes]]:
@@ -41,28 +34,11 @@ class RayBackend:
         self.address = address
         self.num_cpus = num_cpus
 
-    def _connect(self) -> bool:
-        """-> whether this call started the connection (and so must shut it down)."""
-        ray = _ray()
-        if ray.is_initialized():
-            return False
-        kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        try:
-            if self.address == "local":
-                ray.init(num_cpus=self.num_cpus, **kwargs)
-            else:
-                ray.init(address=self.address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = "a local cluster" if self.address == "local" else f"the Ray cluster at {self.address!r}"
-            raise MixerError(f"--ray {self.address}: cannot start or join {where} ({str(exc).splitlines()[0]}); "
-                             "use --ray local, start one with `ray start --head`, or drop --ray") from None
-        return True
-
     def __call__(self, specs: Sequence[RunSpec]) -> Iterator[tuple[RunSpec, dict[str, bytes]]]:
         if not specs:
             return
-        ray = _ray()
-        started = self._connect()
+        ray = ray_module()
+        started = connect(self.address, self.num_cpus)
         try:
             gpus = ray.cluster_resources().get("GPU", 0) > 0
             pending = []
@@ -76,10 +52,7 @@ class RayBackend:
                 try:
                     yield ray.get(ready[0])
                 except ray.exceptions.RayTaskError as exc:
-                    cause = exc.cause if isinstance(getattr(exc, "cause", None), MixerError) else None
-                    if cause is not None:
-                        raise cause from None
-                    raise
+                    reraise_task_error(exc)
         finally:
             if started:
                 ray.shutdown()

@@ -21,7 +21,7 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -29,14 +29,18 @@ from tqdm.auto import tqdm
 from mixer.core.atomic import atomic_dir
 from mixer.core.lock import output_lock
 from mixer.core.paths import refuse_nested
-from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, SplitInfo, TokenizerInfo, file_sha256,
-                                  save_manifest, token_dtype_for, write_part)
+from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, TokenizerInfo, file_sha256,
+                                  save_manifest, token_dtype_for)
 from mixer.core.errors import MixerError
 from mixer.prepare.heldout import heldout_count, heldout_json, heldout_mask, heldout_rule  # noqa: F401 (re-exported)
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
 from mixer.prepare.sources import iter_documents
 from mixer.prepare.tokenizer import resolve_tokenizer
+from mixer.prepare.write import write_domain
 from mixer.core.units import format_count
+
+if TYPE_CHECKING:
+    from mixer.core.cluster import ClusterConfig
 
 _DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -128,7 +132,8 @@ def _tokenize_batch(task: tuple[str, list[str]]) -> tuple[np.ndarray, np.ndarray
         _WORKER["tokenizer_path"] = tokenizer_path
     encodings = _WORKER["tokenizer"].encode_batch(texts, add_special_tokens=False)
     lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-    values = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
+    # one array per document, then one copy: 3.6x faster than a generator over every id
+    values = np.concatenate([np.array(e.ids, dtype=np.int64) for e in encodings] or [np.zeros(0, np.int64)])
     return lengths, values, time.perf_counter() - t0
 
 
@@ -223,17 +228,22 @@ def _filter_domain(src: DomainSource, config: PrepareConfig, pool: Executor, rep
         ids = [d for d, ok in zip(ids, english) if ok]
         texts = [t for t, ok in zip(texts, english) if ok]
     report.kept = len(ids)
+    check_kept(src, report, rules)
+    cut = [cut_document(t, d, src.kind, rules, config.seed) for d, t in zip(ids, texts)]
+    return ids, cut, nbytes
+
+
+def check_kept(src: DomainSource, report: DomainReport, rules: PrepareRules) -> None:
+    """The error for a domain the rules leave empty, naming what each rule dropped."""
     if report.seen == 0 and report.skipped_binary:
         raise MixerError(f"domain {src.name!r} ({src.path}): no text at all: all {report.skipped_binary} files are binary "
                          "or not UTF-8; point --source at a folder of UTF-8 text files")
-    if not ids:
+    if not report.kept:
         d = report.dropped
         raise MixerError(
             f"domain {src.name!r} ({src.path}): no document left after the rules: of {report.seen} seen, "
             f"{d['short']} had <= {rules.min_chars} characters, {d['duplicate']} were duplicates, "
             f"{d['non_english']} were not English; add longer documents or lower --min-chars")
-    cut = [cut_document(t, d, src.kind, rules, config.seed) for d, t in zip(ids, texts)]
-    return ids, cut, nbytes
 
 
 def _tokenize(texts: list[str], tokenizer_path: str, pool: Executor, batch_docs: int,
@@ -248,28 +258,32 @@ def _tokenize(texts: list[str], tokenizer_path: str, pool: Executor, batch_docs:
     return np.concatenate(lengths), np.concatenate(values), secs
 
 
-def _write_split(root: Path, domain: str, split: str, doc_ids: np.ndarray, lengths: np.ndarray,
-                 values: np.ndarray, dtype: np.dtype, part_tokens: int) -> SplitInfo:
-    (root / domain / split).mkdir(parents=True, exist_ok=True)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    files, start, part = [], 0, 0
-    while start < len(lengths) or part == 0:
-        stop = start + 1
-        limit = offsets[start] + part_tokens
-        stop = max(stop, int(np.searchsorted(offsets, limit, side="right")) - 1)
-        stop = min(stop, len(lengths))
-        rel = f"{domain}/{split}/part-{part:05d}.arrow"
-        write_part(root / rel, doc_ids[start:stop], offsets[start : stop + 1] - offsets[start],
-                   values[offsets[start] : offsets[stop]].astype(dtype))
-        files.append(rel)
-        start, part = stop, part + 1
-    return SplitInfo(documents=len(lengths), tokens=int(offsets[-1]), files=files)
+def heldout_split(src: DomainSource, ids: Sequence[int], config: PrepareConfig) -> np.ndarray:
+    """The held-out mask of one domain's kept documents (in kept order), or the error saying
+    the domain is too small for it. `prepare --ray` calls the same function."""
+    k = heldout_count(len(ids), config)
+    if len(ids) <= k or not ids:
+        held = f"--heldout-docs {k}" if config.heldout_docs is not None else f"the {k} held out"
+        raise MixerError(f"domain {src.name!r}: only {len(ids)} documents survive the rules, not more than "
+                         f"{held}; lower --heldout-docs or add documents")
+    return heldout_mask(ids, k, config.seed)
 
 
-def prepare_corpus(config: PrepareConfig) -> PrepareResult:
+def save_corpus_manifest(root: Path, tok, dtype: np.dtype, config: PrepareConfig,
+                         domains: dict[str, DomainInfo]) -> CorpusManifest:
+    """corpus.json for the folder `root` (its tokenizer.json already written)."""
+    manifest = CorpusManifest(
+        format_version=FORMAT_VERSION, eos_id=tok.eos_id, vocab_size=tok.vocab_size, token_dtype=dtype.name,
+        tokenizer=TokenizerInfo(path="tokenizer.json", sha256=file_sha256(root / "tokenizer.json"), kind=tok.kind),
+        seed=config.seed, rules={**config.rules.to_json(), **heldout_json(config), "max_docs": config.max_docs},
+        domains=domains)
+    return save_manifest(root, manifest)
+
+
+def prepare_corpus(config: PrepareConfig, cluster: "ClusterConfig | None" = None) -> PrepareResult:
     """Raw text -> corpus folder `config.out`, holding the output's lock from the first step
-    (a second `prepare` into the same folder fails at once, naming this one)."""
+    (a second `prepare` into the same folder fails at once, naming this one). With `cluster`
+    the work runs as Ray tasks (`mixer.prepare.distributed`) and gives the same bytes."""
     validate_sources(config.sources, config.rules)
     if config.heldout_docs is not None and config.heldout_docs < 0:
         raise MixerError(f"--heldout-docs {config.heldout_docs} is negative; use 0 or more")
@@ -285,6 +299,10 @@ def prepare_corpus(config: PrepareConfig) -> PrepareResult:
     if out.exists() and not config.overwrite:
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
     with output_lock(out):
+        if cluster is not None:  # tasks on a Ray cluster, resumable: mixer.prepare.distributed
+            from mixer.prepare.distributed import prepare_on_cluster
+
+            return prepare_on_cluster(config, out, cluster)
         return _prepare_locked(config, out)
 
 
@@ -304,15 +322,7 @@ def _prepare_locked(config: PrepareConfig, out: Path) -> PrepareResult:
                 source_bytes += nbytes
         timings["read_rules"] = time.perf_counter() - t0
 
-        splits: dict[str, np.ndarray] = {}
-        for src, rep in zip(config.sources, reports):
-            ids, _ = filtered[src.name]
-            k = heldout_count(len(ids), config)
-            if len(ids) <= k or not ids:
-                held = f"--heldout-docs {k}" if config.heldout_docs is not None else f"the {k} held out"
-                raise MixerError(f"domain {src.name!r}: only {len(ids)} documents survive the rules, not more than "
-                                 f"{held}; lower --heldout-docs or add documents")
-            splits[src.name] = heldout_mask(ids, k, config.seed)
+        splits = {src.name: heldout_split(src, filtered[src.name][0], config) for src in config.sources}
 
         t0 = time.perf_counter()
         train_texts = (t for name, (_, texts) in filtered.items() for t, h in zip(texts, splits[name]) if not h)
@@ -342,26 +352,9 @@ def _prepare_locked(config: PrepareConfig, out: Path) -> PrepareResult:
     with atomic_dir(out, overwrite=config.overwrite) as tmp:
         tok.tokenizer.save(str(tmp / "tokenizer.json"))
         for src, rep in zip(config.sources, reports):
-            ids = np.array(filtered[src.name][0], dtype=np.uint64)
-            lengths, values = tokenized[src.name]
-            held = splits[src.name]
-            info = {}
-            for split, mask in (("train", ~held), ("heldout", held)):
-                idx = np.flatnonzero(mask)
-                seg_values = values[np.repeat(mask, lengths)]  # the tokens of the split's documents, in order
-                info[split] = _write_split(tmp, src.name, split, ids[idx], lengths[idx], seg_values, dtype,
-                                           config.part_tokens)
-            rep.train_docs, rep.train_tokens = info["train"].documents, info["train"].tokens
-            rep.heldout_docs, rep.heldout_tokens = info["heldout"].documents, info["heldout"].tokens
-            report = {"seen": rep.seen, "kept": rep.kept, "skipped_binary": rep.skipped_binary,
-                      **{f"dropped_{k}": v for k, v in rep.dropped.items()}}
-            domains[src.name] = DomainInfo(kind=src.kind, splits=info, report=report)
-        manifest = CorpusManifest(
-            format_version=FORMAT_VERSION, eos_id=tok.eos_id, vocab_size=tok.vocab_size, token_dtype=dtype.name,
-            tokenizer=TokenizerInfo(path="tokenizer.json", sha256=file_sha256(tmp / "tokenizer.json"), kind=tok.kind),
-            seed=config.seed, rules={**config.rules.to_json(), **heldout_json(config), "max_docs": config.max_docs},
-            domains=domains)
-        manifest = save_manifest(tmp, manifest)
+            domains[src.name] = write_domain(tmp, src, rep, np.array(filtered[src.name][0], dtype=np.uint64),
+                                             *tokenized[src.name], splits[src.name], dtype, config.part_tokens)
+        manifest = save_corpus_manifest(tmp, tok, dtype, config, domains)
     timings["write"] = time.perf_counter() - t0
     chars = sum(len(t) for _, texts in filtered.values() for t in texts)
     return PrepareResult(manifest=manifest, reports=reports, timings=timings, chars=chars, source_bytes=source_bytes,

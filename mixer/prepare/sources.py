@@ -57,7 +57,8 @@ def detect_format(path: Path) -> str:
     return "text"
 
 
-def _files(path: Path) -> list[Path]:
+def source_files(path: Path) -> list[Path]:
+    """The files of a source, in the stable order every reader uses (the unit `prepare --ray` splits)."""
     if path.is_file():
         return [path]
     files = sorted((p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")),
@@ -67,8 +68,8 @@ def _files(path: Path) -> list[Path]:
     return files
 
 
-def read_text_files(path: Path) -> Iterator[Document]:
-    for f in _files(path):
+def read_text_files(path: Path, files: list[Path] | None = None) -> Iterator[Document]:
+    for f in source_files(path) if files is None else files:
         try:
             text = decode_text(f.read_bytes())
         except OSError as exc:
@@ -76,8 +77,8 @@ def read_text_files(path: Path) -> Iterator[Document]:
         yield (f.relative_to(path).as_posix() if path.is_dir() else f.name), text
 
 
-def read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
-    for f in _files(path):
+def read_jsonl(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
+    for f in source_files(path) if files is None else files:
         opener = gzip.open if f.name.endswith(".gz") else open
         try:
             with opener(f, "rt", encoding="utf-8", errors="replace") as lines:
@@ -96,11 +97,11 @@ def read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
             raise MixerError(f"{f}: unreadable ({exc}); check the file") from None
 
 
-def read_parquet(path: Path, text_field: str) -> Iterator[Document]:
+def read_parquet(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for f in _files(path):
+    for f in source_files(path) if files is None else files:
         try:
             pf = pq.ParquetFile(f)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -133,16 +134,18 @@ def read_hf_dataset(path: Path, text_field: str) -> Iterator[Document]:
             yield f"{row * 4096 + i}", t or ""
 
 
-def iter_documents(path: str | Path, text_field: str = "text", fmt: str = "auto") -> Iterator[Document]:
-    """Documents of one source, in a stable order, whatever the format."""
+def iter_documents(path: str | Path, text_field: str = "text", fmt: str = "auto",
+                   files: list[Path] | None = None) -> Iterator[Document]:
+    """Documents of one source, in a stable order, whatever the format; with `files` (a run of
+    `source_files(path)`), only those files' documents (not for `hf`, which is read whole)."""
     path = Path(path)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "text":
-        return read_text_files(path)
+        return read_text_files(path, files)
     if fmt == "jsonl":
-        return read_jsonl(path, text_field)
+        return read_jsonl(path, text_field, files)
     if fmt == "parquet":
-        return read_parquet(path, text_field)
+        return read_parquet(path, text_field, files)
     if fmt == "hf":
         return read_hf_dataset(path, text_field)
     raise MixerError(f"{path}: unknown source format {fmt!r}; use text, jsonl, parquet or hf")

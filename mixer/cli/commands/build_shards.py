@@ -13,6 +13,7 @@ import os
 import click
 
 from mixer.cli.commands._options import max_epochs_option, quiet_option
+from mixer.cli.commands._cluster import cluster_config, cluster_options
 
 
 def _default_workers() -> int:
@@ -41,8 +42,9 @@ def _default_workers() -> int:
               help="Order of documents: midpoint (token shares, causal default) or edf (smallest deviation in "
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+@cluster_options()
 def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, objective, shard_tokens, quiet,
-            zstd_level, threads, workers_alias, max_epochs, allow_repeat, overwrite, interleave) -> None:
+            zstd_level, threads, workers_alias, max_epochs, allow_repeat, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
 
@@ -75,6 +77,14 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
     if shard_config.workers < 1:
         raise MixerError(f"--threads {shard_config.workers}: need at least 1 compression thread")
     refuse_nested(out, corpus_dir, "the corpus")
+    cluster = cluster_config(**cluster)
+    writer = write_shards
+    if cluster is not None:  # one Ray task per shard (mixer.shards.distributed): the same bytes, resumable
+        from functools import partial
+
+        from mixer.shards.distributed import write_shards_on_cluster
+
+        writer = partial(write_shards_on_cluster, cluster=cluster)
     if Path(out).exists() and not overwrite:  # fail before any work
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
 
@@ -89,8 +99,8 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
         with Progress(TextColumn("[bold]build-shards"), BarColumn(), TextColumn("{task.completed}/{task.total} seq"),
                       TimeRemainingColumn(), console=err, transient=False, disable=quiet) as progress:
             task = progress.add_task("shards", total=plan.num_sequences)
-            stats = write_shards(plan, sources, out, shard_config,
-                                 on_shard=lambda done, total: progress.update(task, completed=done))
+            stats = writer(plan, sources, out, shard_config,
+                            on_shard=lambda done, total: progress.update(task, completed=done))
     Console().print(summary_table(stats.index))
     rate = stats.tokens / stats.wall_s if stats.wall_s else float("inf")
     Console().print(f"{stats.shards} shards, {stats.tokens:,} tokens in {stats.wall_s:.1f} s "

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._cluster import cluster_config, cluster_options
+
 
 @click.command("prepare")
 @click.option("--source", "sources", multiple=True, metavar="DOMAIN=PATH",
@@ -30,9 +32,9 @@ import click
 @click.option("--workers", default=1, show_default=True, help="Processes for tokenization and language id.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@cluster_options(task_mb=True)
 def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, heldout_fraction, heldout_max, heldout_min,
-            heldout_docs, min_chars,
-            cut_chars, max_docs, seed, workers, overwrite, quiet):
+            heldout_docs, min_chars, cut_chars, max_docs, seed, workers, overwrite, quiet, **cluster):
     """Apply the paper's preparation rules and tokenize each domain into Arrow files."""
     from rich.console import Console
 
@@ -49,10 +51,11 @@ def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, 
                            heldout_min=heldout_min, seed=seed, workers=workers, max_docs=max_docs,
                            rules=PrepareRules(min_chars=min_chars, cut_chars=cut_chars),
                            overwrite=overwrite, progress=not quiet)
-    result = prepare_corpus(config)
+    result = prepare_corpus(config, cluster_config(**cluster))
     console = Console(width=max(Console().width, 120))
     console.print(summary_table(result))
     t = result.timings
     console.print(f"wrote {out} ({result.manifest.tokenizer.kind} tokenizer, vocab {result.manifest.vocab_size:,}, "
                   f"{result.manifest.token_dtype}); {sum(t.values()) - t['tokenize_cpu']:.1f} s total, "
-                  f"tokenize {t['tokenize']:.1f} s")
+                  + (f"tokenize {t['tokenize']:.1f} s" if "tasks" not in t else  # --ray: tokenizing overlaps the tasks
+                     f"tasks {t['tasks']:.1f} s, tokenize {t['tokenize_cpu']:.1f} s of worker time"))

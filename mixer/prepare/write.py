@@ -1,0 +1,50 @@
+"""The corpus's Arrow parts, one domain at a time (the last stage of `mixer prepare`).
+
+`mixer prepare` on one machine and `mixer prepare --ray` both end here, with a domain's kept
+documents in source order, their tokens and the held-out mask, so both write the same bytes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mixer.formats.corpus import DomainInfo, SplitInfo, write_part
+
+if TYPE_CHECKING:
+    from mixer.prepare.pipeline import DomainReport, DomainSource
+
+
+def write_split(root: Path, domain: str, split: str, doc_ids: np.ndarray, lengths: np.ndarray,
+                values: np.ndarray, dtype: np.dtype, part_tokens: int) -> SplitInfo:
+    (root / domain / split).mkdir(parents=True, exist_ok=True)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    files, start, part = [], 0, 0
+    while start < len(lengths) or part == 0:
+        stop = start + 1
+        limit = offsets[start] + part_tokens
+        stop = max(stop, int(np.searchsorted(offsets, limit, side="right")) - 1)
+        stop = min(stop, len(lengths))
+        rel = f"{domain}/{split}/part-{part:05d}.arrow"
+        write_part(root / rel, doc_ids[start:stop], offsets[start : stop + 1] - offsets[start],
+                   values[offsets[start] : offsets[stop]].astype(dtype))
+        files.append(rel)
+        start, part = stop, part + 1
+    return SplitInfo(documents=len(lengths), tokens=int(offsets[-1]), files=files)
+
+
+def write_domain(root: Path, src: DomainSource, rep: DomainReport, ids: np.ndarray, lengths: np.ndarray,
+                 values: np.ndarray, held: np.ndarray, dtype: np.dtype, part_tokens: int) -> DomainInfo:
+    """Write one domain's train and held-out parts (documents in kept order); fill `rep`'s counts."""
+    info = {}
+    for split, mask in (("train", ~held), ("heldout", held)):
+        idx = np.flatnonzero(mask)
+        seg_values = values[np.repeat(mask, lengths)]  # the tokens of the split's documents, in order
+        info[split] = write_split(root, src.name, split, ids[idx], lengths[idx], seg_values, dtype, part_tokens)
+    rep.train_docs, rep.train_tokens = info["train"].documents, info["train"].tokens
+    rep.heldout_docs, rep.heldout_tokens = info["heldout"].documents, info["heldout"].tokens
+    report = {"seen": rep.seen, "kept": rep.kept, "skipped_binary": rep.skipped_binary,
+              **{f"dropped_{k}": v for k, v in rep.dropped.items()}}
+    return DomainInfo(kind=src.kind, splits=info, report=report)
