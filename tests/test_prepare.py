@@ -257,3 +257,12 @@ def test_rules_are_options():
 
     assert cut_document("abcdefghijkl", 1, "web", rules, 0) == "abcde"
     assert len(cut_document("abcdefghijkl", 1, "science", rules, 0)) == 5
+
+
+def test_report_table_is_never_truncated(tmp_path):
+    """A log file or a narrow terminal must not squeeze the report's numbers to `20…`."""
+    src = write_docs(tmp_path / "raw", [english(1200 + i, i) for i in range(12)])
+    r = CliRunner(env={"COLUMNS": "50"}).invoke(main, ["prepare", "--source", f"a-rather-long-domain-name={src}",
+                                                       "--heldout-docs", "2", "--out", str(tmp_path / "c"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.output and "a-rather-long-domain-name" in r.output and "held docs" in r.output

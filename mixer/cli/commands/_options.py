@@ -184,3 +184,13 @@ def command_line(command: click.Command, kw: dict[str, Any]) -> str:
         else:
             parts += [f"--{key}", shlex.quote(str(value))]
     return " ".join(p for p in parts if p)
+
+
+def print_whole(console, table) -> None:
+    """Print a rich table at its natural width even when the terminal (or a log file's 80
+    columns) is narrower: a squeezed table truncates numbers to `20…`, which no one can read."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    need = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+    (console if need <= console.width else Console(width=need, file=console.file)).print(table)

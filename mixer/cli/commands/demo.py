@@ -20,6 +20,8 @@ def command(out, cache, quick, seed, workers, tokenizer, ray, quiet):
     """Bundled corpus → prepare → DDO at two small scales → AutoScale → shards at the target."""
     from rich.console import Console
 
+    from mixer.cli.commands._options import print_whole
+
     from mixer.cli.commands.loop import print_verdict, weights_table
     from mixer.loop.demo import DemoConfig, run_demo
     from mixer.prepare.pipeline import summary_table
@@ -27,7 +29,7 @@ def command(out, cache, quick, seed, workers, tokenizer, ray, quiet):
     console = Console(width=max(Console().width, 120))
     result = run_demo(DemoConfig(out=out, cache=cache, quick=quick, seed=seed, workers=workers, tokenizer=tokenizer,
                                  ray=ray, progress=not quiet),
-                      on_prepared=lambda prep: console.print(summary_table(prep)))  # before the proxies' bars
+                      on_prepared=lambda prep: print_whole(console, summary_table(prep)))  # before the proxies' bars
     console.print(weights_table("mixture weights [95 % interval]: DDO at two small scales, AutoScale at the target",
                                 result.weights, result.intervals))
     console.print(f"{result.runs_trained} proxy runs trained now (finished runs are cached)")

@@ -38,6 +38,8 @@ def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, 
     """Apply the paper's preparation rules and tokenize each domain into Arrow files."""
     from rich.console import Console
 
+    from mixer.cli.commands._options import print_whole
+
     from mixer.prepare.domain_map import load_domain_map, sources_from_options
     from mixer.core.errors import MixerError
     from mixer.prepare.pipeline import PrepareConfig, prepare_corpus, summary_table
@@ -53,7 +55,7 @@ def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, 
                            overwrite=overwrite, progress=not quiet)
     result = prepare_corpus(config, cluster_config(**cluster))
     console = Console(width=max(Console().width, 120))
-    console.print(summary_table(result))
+    print_whole(console, summary_table(result))
     t = result.timings
     console.print(f"wrote {out} ({result.manifest.tokenizer.kind} tokenizer, vocab {result.manifest.vocab_size:,}, "
                   f"{result.manifest.token_dtype}); {sum(t.values()) - t['tokenize_cpu']:.1f} s total, "
