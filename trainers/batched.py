@@ -23,7 +23,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -98,9 +98,11 @@ def evaluate_stacked(model: StackedGPT2, sets: Sequence[EvalSet], device: torch.
     return out
 
 
-def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str | None = None) -> list[RunRecord]:
+def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str | None = None,
+                  on_step: Callable[[int], None] | None = None) -> list[RunRecord]:
     """Train every proxy from its seed's initialisation on its own source; write each one's
-    run.json and loss_curves.png into its out_dir; return the records in the proxies' order."""
+    run.json and loss_curves.png into its out_dir; return the records in the proxies' order.
+    `on_step(step)` is called after every optimiser step (benchmarks time the steady state)."""
     preset = cfg.resolve()
     if preset.model != "gpt2":
         raise MixerError(f"--model {preset.model}: batched proxies train GPT-2 only; train BERT proxies one by one")
@@ -224,6 +226,8 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
             interval.zero_()
         train_time += time.perf_counter() - t_step
         bar.update(1)
+        if on_step is not None:
+            on_step(step)
         if cfg.eval_every and step % cfg.eval_every == 0 and step < steps:
             run_eval()
     bar.close()

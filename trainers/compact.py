@@ -151,19 +151,24 @@ class _FusedLMLoss(torch.autograd.Function):
         wt = w.to(h.dtype) if torch.is_autocast_enabled(h.device.type) else w
         for a in range(0, N, chunk):
             hc, lab, wc = h[:, a:a + chunk], labels[:, a:a + chunk], weight[:, a:a + chunk]
-            logits = torch.bmm(hc, wt.transpose(1, 2)).float()  # [K, c, V]
-            lse = torch.logsumexp(logits, -1)
+            logits = torch.bmm(hc, wt.transpose(1, 2)).float()  # [K, c, V]; every pass below is in place
             safe = lab.clamp(min=0)
             scored = lab >= 0
             picked = logits.gather(-1, safe[..., None]).squeeze(-1)
-            losses[:, a:a + chunk] = torch.where(scored, lse - picked, 0.0)
+            top = logits.amax(-1, keepdim=True)
+            e = logits.sub_(top).exp_()  # the logits' buffer now holds exp(logit - max)
+            total = e.sum(-1)
+            losses[:, a:a + chunk] = torch.where(scored, top.squeeze(-1) + total.log() - picked, 0.0)
             if gh is not None or gw is not None:
-                g = torch.softmax(logits, -1)  # d loss / d logits = softmax - onehot, times the token's weight
-                g.scatter_add_(-1, safe[..., None], -scored[..., None].float())
-                g = (g * wc[..., None].float()).to(hc.dtype)
+                # d loss / d logits = (softmax - onehot) · the token's weight, in the same buffer
+                g = e.mul_((wc.float() / total)[..., None])
+                g.scatter_add_(-1, safe[..., None], -(wc.float() * scored)[..., None])
+                g = g.to(hc.dtype)
                 if gh is not None:
                     gh[:, a:a + chunk] = torch.bmm(g, wt)
-                if gw is not None:
+                if gw is not None and gw.dtype == g.dtype:
+                    gw.baddbmm_(g.transpose(1, 2), hc)  # accumulated in place, no [K, V, D] temporary
+                elif gw is not None:
                     gw += torch.bmm(g.transpose(1, 2), hc).float()
         ctx.save_for_backward(gh, gw)
         return (losses * weight.float()).sum(), losses
