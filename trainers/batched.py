@@ -156,8 +156,10 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     warmup = _warmup(preset, steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
-    use_compile = cfg.compile if cfg.compile is not None else cuda
-    if use_compile:  # the transformer; the chunked loss stays eager (its loop is over a data-sized range)
+    # Compiled on a GPU when dropout is off: with dropout, K per-proxy generators enter the graph
+    # (graph breaks), so the default keeps that case eager. The chunked loss stays eager always.
+    use_compile = cfg.compile if cfg.compile is not None else (cuda and preset.dropout == 0)
+    if use_compile:
         model.hidden = torch.compile(model.hidden)
 
     curves = [{"train": {"step": [], "loss": {d: [] for d in domains}, "mean": [], "lr": []},
@@ -174,6 +176,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
                 curves[k]["eval"]["loss"][name].append(v)
 
     its = [iter(p.source.batches) for p in proxies]
+
     bar = _progress(steps, 0, enabled=cfg.progress)
     if progress_desc:
         bar.set_description(progress_desc)
@@ -190,8 +193,11 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
             data_wait += time.perf_counter() - t0
             for b in batches:
                 _check_batch(b, vocab.size, nd, preset.max_positions, False, step)
-            ids = torch.stack([b["input_ids"].long() for b in batches])  # [K, B, L]
-            doms = torch.stack([b["domain_ids"].long() for b in batches])
+            # [K, B, L]; on a GPU stacked into pinned memory, so the copies below do not block the host.
+            # Fresh buffers each time: the caching host allocator reuses one only after its copy is done.
+            pinned = [torch.empty(K, B, L, dtype=torch.long, pin_memory=True) for _ in range(2)] if cuda else None
+            ids = torch.stack([b["input_ids"].long() for b in batches], out=pinned[0] if pinned else None)
+            doms = torch.stack([b["domain_ids"].long() for b in batches], out=pinned[1] if pinned else None)
             for k in range(K):
                 tokens_per_domain[k] += np.bincount(doms[k].reshape(-1).numpy(), minlength=nd)
             ids, doms = ids.to(device, non_blocking=True), doms.to(device, non_blocking=True)
