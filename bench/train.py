@@ -2,6 +2,7 @@
 
     python -m bench.train                 # CPU: short sequences, a few steps (~5-8 min on 2 cores)
     python -m bench.train --device cuda   # GPU: full presets, bf16, torch.compile
+    python -m bench.train --sweep 5       # 5 tiny proxies of a DDO sweep: one by one vs batched
 
 Data: the project's own path, as `mixer train --shards` reads it: the corpus is sampled into zstd
 shards (`mixer.shards.plan.build_plan` + `write_shards`, what `mixer build-shards` runs) and
@@ -26,8 +27,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +140,47 @@ def run_case(corpus: Path, work: Path, device: str, model: str, preset: str, seq
             "final_train_loss": rec.curve["train"]["mean"][-1]}
 
 
+def sweep(args) -> None:
+    """A DDO sweep's proxies, one by one (`mixer.loop.runner.execute`: trainers.loop.train, the
+    Hugging Face model) against all at once (`mixer.loop.batched_backend.execute_batch`:
+    trainers.batched, one stacked model): the same specs (`plan_sweep` of a GPT-2-vocab corpus),
+    from start to finished run.json and plot, in this process, with the same torch thread count."""
+    from mixer.loop.batched_backend import execute_batch
+    from mixer.loop.runner import TrainSpec, execute
+    from mixer.loop.sweep import LoopConfig, plan_sweep
+    from mixer.testing import write_skewed_corpus
+
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    domains = [f"d{i}" for i in range(max(3, (args.sweep - 1) // 2))]  # 1 + 2m runs
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = write_skewed_corpus(Path(tmp) / "corpus", {d: rng.integers(100, 500, 400) for d in domains},
+                                     {d: rng.integers(100, 500, 8) for d in domains}, vocab_size=50257)
+        train = TrainSpec(model="gpt2", preset="tiny", eval_seqs=8, threads=args.threads, device=args.device)
+        cfg = LoopConfig(corpus=corpus, out=Path(tmp) / "o", train=train, factors=(2.0, 0.5), progress=False)
+        specs = plan_sweep(cfg, args.budget)[: args.sweep]
+        stacked = [replace(s, train=replace(s.train, trainer="stacked")) for s in specs]
+        times: dict[str, list[float]] = {"one_by_one": [], "batched": []}
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            for s in specs:
+                execute(s)
+            times["one_by_one"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            execute_batch(stacked)
+            times["batched"].append(time.perf_counter() - t)
+            print({k: round(v[-1], 2) for k, v in times.items()})
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {"device": args.device, "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda")
+           else platform.processor() or platform.machine(), "threads": args.threads, "torch": torch.__version__,
+           "proxies": len(specs), "budget_tokens": args.budget, "preset": "gpt2 tiny", "vocab_size": 50257,
+           "repeats": args.repeats, "seconds": times, "median_s": med, "speedup": med["one_by_one"] / med["batched"],
+           "load_average_1min": os.getloadavg()[0]}
+    write_json_atomic(args.out, out)
+    print(f"{len(specs)} proxies: one by one {med['one_by_one']:.1f} s, batched {med['batched']:.1f} s "
+          f"-> {out['speedup']:.2f}x; wrote {args.out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -144,7 +188,16 @@ def main() -> None:
     ap.add_argument("--source", choices=["shards", "corpus"], default="shards",
                     help="shards: MixtureStream over built shards; corpus: MixtureSampler")
     ap.add_argument("--only", default=None, help="run only the cases of this preset (e.g. small)")
+    ap.add_argument("--sweep", type=int, default=0, metavar="K",
+                    help="instead: K GPT-2 tiny proxies of a DDO sweep, one by one vs batched (results/proxies.json)")
+    ap.add_argument("--budget", type=int, default=8 * 64 * 40, help="--sweep: tokens per proxy")
+    ap.add_argument("--repeats", type=int, default=3, help="--sweep: repeats of both sides (median)")
+    ap.add_argument("--threads", type=int, default=1, help="--sweep: torch threads (as the loop's runs)")
     args = ap.parse_args()
+    if args.sweep:
+        if args.out == ap.get_default("out"):
+            args.out = str(Path(__file__).parent / "results" / "proxies.json")
+        return sweep(args)
     from mixer.testing import write_skewed_corpus
 
     kind = "cuda" if args.device.startswith("cuda") else "cpu"

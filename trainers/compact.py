@@ -29,7 +29,9 @@ import torch
 import torch.nn.functional as F
 
 LN_EPS = 1e-5  # GPT2Config.layer_norm_epsilon
-CHUNK_ELEMENTS = 1 << 25  # logits elements per proxy in one chunk of the fused loss (128 MiB in fp32)
+# Logits elements per proxy in one chunk of the fused loss: 128 MiB in fp32 on a GPU; 8 MiB on a
+# CPU, where larger blocks go to fresh mmaps and their page faults cost more than the smaller matmuls.
+CHUNK_ELEMENTS = {"cuda": 1 << 25, "cpu": 1 << 21}
 
 
 def _hf_names(n_layer: int) -> list[str]:
@@ -183,7 +185,8 @@ class _FusedLMLoss(torch.autograd.Function):
 def fused_lm_loss(h: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
                   chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(Σ weight·CE(h @ wᵀ, labels), per-token CE detached) without the full logits.
-    The chunk size depends on the vocab only, never on K, so K proxies sum in the same order as one."""
-    chunk = chunk or max(64, CHUNK_ELEMENTS // w.shape[1])
+    The chunk size depends on the device and vocab only, never on K, so K proxies sum in the same
+    order as one."""
+    chunk = chunk or max(16, CHUNK_ELEMENTS.get(h.device.type, 1 << 25) // w.shape[1])
     total, tokens = _FusedLMLoss.apply(h, w, labels, weight, chunk)
     return total, tokens.detach()
