@@ -108,3 +108,23 @@ def test_batched_refuses_what_it_cannot_do(corpus, tmp_path):
     uneven = [proxies[0], _proxies(corpus, tmp_path / "b", MIXES[:1], [0], budget=8 * 64 * 30)[0]]
     with pytest.raises(MixerError, match="one token budget"):
         train_batched(TrainConfig(model="gpt2", preset="tiny", progress=False), uneven)
+
+
+def test_bf16_autocast_path_matches_fp32(corpus):
+    """The GPU's dtype path (bf16 autocast: matmuls in bf16, softmax and grads accumulated in
+    fp32), exercised on the CPU: loss and gradients within bf16 rounding of fp32."""
+    stack = StackedGPT2.from_hf(_hf_models(corpus, [0, 1]), dropout=0.0)
+    ids = torch.randint(0, 256, (2, 4, 64), generator=torch.Generator().manual_seed(2))
+    labels = torch.nn.functional.pad(ids[..., 1:], (0, 1), value=-100)
+    weight = (labels >= 0).float() / (labels >= 0).sum((1, 2), keepdim=True)
+    out = {}
+    for name, ctx in (("fp32", torch.autocast("cpu", enabled=False)),
+                      ("bf16", torch.autocast("cpu", dtype=torch.bfloat16))):
+        stack.zero_grad()
+        with ctx:
+            total, _ = stack.loss(ids, labels, weight)
+        total.backward()
+        out[name] = (total.item(), stack.wte__weight.grad.clone(), stack.h__0__attn__c_attn__weight.grad.clone())
+    assert abs(out["bf16"][0] - out["fp32"][0]) < 0.02 * out["fp32"][0]
+    for a, b in zip(out["bf16"][1:], out["fp32"][1:]):
+        assert torch.allclose(a, b, atol=0.05 * b.abs().max().item())

@@ -147,28 +147,33 @@ class _FusedLMLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, w, labels, weight, chunk):  # h [K, N, D], w [K, V, D], labels/weight [K, N]
         K, N, _ = h.shape
+        kind = h.device.type
+        # Under autocast the matmuls run in its dtype (bf16), explicitly: in-place ops are not autocast.
+        dt = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else h.dtype
         losses = torch.zeros(K, N, dtype=torch.float32, device=h.device)
         gh = torch.empty_like(h) if h.requires_grad else None
         gw = torch.zeros(w.shape, dtype=torch.float32, device=w.device) if w.requires_grad else None
-        wt = w.to(h.dtype) if torch.is_autocast_enabled(h.device.type) else w
-        for a in range(0, N, chunk):
-            hc, lab, wc = h[:, a:a + chunk], labels[:, a:a + chunk], weight[:, a:a + chunk]
-            logits = torch.bmm(hc, wt.transpose(1, 2)).float()  # [K, c, V]; every pass below is in place
-            safe = lab.clamp(min=0)
-            scored = lab >= 0
-            picked = logits.gather(-1, safe[..., None]).squeeze(-1)
-            top = logits.amax(-1, keepdim=True)
-            e = logits.sub_(top).exp_()  # the logits' buffer now holds exp(logit - max)
-            total = e.sum(-1)
-            losses[:, a:a + chunk] = torch.where(scored, top.squeeze(-1) + total.log() - picked, 0.0)
-            if gh is not None or gw is not None:
+        with torch.autocast(kind, enabled=False):
+            wt = w.to(dt)
+            for a in range(0, N, chunk):
+                hc, lab, wc = h[:, a:a + chunk].to(dt), labels[:, a:a + chunk], weight[:, a:a + chunk].float()
+                logits = torch.bmm(hc, wt.transpose(1, 2)).float()  # [K, c, V]; every pass below is in place
+                safe = lab.clamp(min=0)
+                scored = lab >= 0
+                picked = logits.gather(-1, safe[..., None]).squeeze(-1)
+                top = logits.amax(-1, keepdim=True)
+                e = logits.sub_(top).exp_()  # the logits' buffer now holds exp(logit - max)
+                total = e.sum(-1)
+                losses[:, a:a + chunk] = torch.where(scored, top.squeeze(-1) + total.log() - picked, 0.0)
+                if gh is None and gw is None:
+                    continue
                 # d loss / d logits = (softmax - onehot) · the token's weight, in the same buffer
-                g = e.mul_((wc.float() / total)[..., None])
-                g.scatter_add_(-1, safe[..., None], -(wc.float() * scored)[..., None])
-                g = g.to(hc.dtype)
+                g = e.mul_((wc / total)[..., None])
+                g.scatter_add_(-1, safe[..., None], -(wc * scored)[..., None])
+                g = g.to(dt)
                 if gh is not None:
                     gh[:, a:a + chunk] = torch.bmm(g, wt)
-                if gw is not None and gw.dtype == g.dtype:
+                if gw is not None and gw.dtype == dt:
                     gw.baddbmm_(g.transpose(1, 2), hc)  # accumulated in place, no [K, V, D] temporary
                 elif gw is not None:
                     gw += torch.bmm(g.transpose(1, 2), hc).float()
