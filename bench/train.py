@@ -151,6 +151,7 @@ def sweep(args) -> None:
     from mixer.testing import write_skewed_corpus
 
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     rng = np.random.default_rng(0)
     domains = [f"d{i}" for i in range(max(3, (args.sweep - 1) // 2))]  # 1 + 2m runs
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,7 +176,7 @@ def sweep(args) -> None:
            else platform.processor() or platform.machine(), "threads": args.threads, "torch": torch.__version__,
            "proxies": len(specs), "budget_tokens": args.budget, "preset": "gpt2 tiny", "vocab_size": 50257,
            "repeats": args.repeats, "seconds": times, "median_s": med, "speedup": med["one_by_one"] / med["batched"],
-           "load_average_1min": os.getloadavg()[0]}
+           "load_average_1min_before": load_before, "load_average_1min": os.getloadavg()[0]}
     write_json_atomic(args.out, out)
     print(f"{len(specs)} proxies: one by one {med['one_by_one']:.1f} s, batched {med['batched']:.1f} s "
           f"-> {out['speedup']:.2f}x; wrote {args.out}")
