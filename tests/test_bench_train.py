@@ -44,3 +44,17 @@ def test_run_case_reports_real_stream_and_data_wait(corpus, tmp_path, trainer):
     assert r["data_path"] == "MixtureStream" and r["trainer"] == trainer
     assert 0 <= r["data_wait_share"] < 1 and r["tokens_per_s_steady"] > 0
     assert r["flops_per_token"] > 6 * r["params_non_embedding"]
+
+
+def test_sweep_times_both_sides_and_writes_json(tmp_path):
+    import argparse
+    import json
+
+    from bench.train import sweep
+
+    out = tmp_path / "proxies.json"
+    sweep(argparse.Namespace(sweep=3, budget=8 * 64 * 2, repeats=1, threads=1, device="cpu", out=str(out)))
+    res = json.loads(out.read_text())
+    assert res["proxies"] == 3 and res["threads"] == 1
+    assert res["median_s"]["one_by_one"] > 0 and res["median_s"]["batched"] > 0
+    assert res["speedup"] == res["median_s"]["one_by_one"] / res["median_s"]["batched"]
