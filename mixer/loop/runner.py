@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixer.core.errors import MixerError
+
 CACHE_VERSION = 1  # bump when a change to the loop makes old cached runs wrong
 KEEP_FILES = ("run.json", "loss_curves.png")  # what a finished run folder holds
 
@@ -101,6 +103,8 @@ def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:
     torch.set_num_threads(spec.train.threads)  # reductions split by thread count: fix it for bitwise equality
     tmp = Path(tempfile.mkdtemp(prefix=f"mixer-run-{spec.name.replace('/', '_')}-"))
     try:
+        if spec.train.trainer not in ("hf", "stacked"):
+            raise MixerError(f"run {spec.name}: trainer {spec.train.trainer!r}; use 'hf' or 'stacked'")
         if spec.train.trainer == "stacked":  # the batched trainer with this one proxy: what a batch gives it
             from mixer.loop.batched_backend import execute_batch
 
