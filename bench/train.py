@@ -1,7 +1,18 @@
-"""Trainer throughput: tokens/s, model FLOPs utilisation and data-loader wait.
+"""Trainer throughput: tokens/s, model FLOPs utilisation and data-loader wait, on the real data path.
 
-    python -m bench.train                 # CPU: short sequences, a few steps (~3-6 min on 2 cores)
+    python -m bench.train                 # CPU: short sequences, a few steps (~5-8 min on 2 cores)
     python -m bench.train --device cuda   # GPU: full presets, bf16, torch.compile
+    python -m bench.train --sweep 5       # 5 tiny proxies of a DDO sweep: one by one vs batched
+
+Data: the project's own path, as `mixer train --shards` reads it: the corpus is sampled into zstd
+shards (`mixer.shards.plan.build_plan` + `write_shards`, what `mixer build-shards` runs) and
+streamed by `MixtureStream` through `trainers.data.source_from_shards` (DataLoader, pinned
+memory on a GPU, shards decompressed ahead on a thread); `--source corpus` reads the corpus
+through `MixtureSampler` instead (`source_from_corpus`, what the loop's proxies read).
+Trainers: "hf" is `trainers.loop.train` (the Hugging Face classes), "stacked" is
+`trainers.batched.train_batched` with one proxy (the compact GPT-2 of `trainers.compact`:
+SDPA, fused chunked LM loss). Stacked cases on a GPU run with dropout 0 (flash attention; the
+usual setting of MFU figures); the hf cases keep the preset's dropout; each case records its own.
 
 MFU = (6·N + 12·n_layer·d_model·seq_len) · tokens/s / peak, with N the parameters less the
 position embeddings (nanoGPT's estimate; the tied LM head is counted, it is a real matmul).
@@ -16,8 +27,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +41,18 @@ from mixer.core.atomic import write_json_atomic
 # Dense bf16 tensor-core peaks (datasheet, no sparsity), FLOP/s.
 GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "A10": 125e12, "L4": 121e12, "A6000": 155e12}
 
-# (model, preset, seq_len, batch_size, steps) per device type. CPU: short sequences and few steps
-# so GPT-2 small and BERT-base finish in about a minute each on 2 cores.
+# (model, preset, seq_len, batch_size, steps, trainer, dropout) per device type. CPU: short sequences
+# and few steps so GPT-2 small and BERT-base finish in about a minute each on 2 cores. None: the preset's.
 CASES = {
-    "cpu": [("gpt2", "tiny", 64, 16, 30), ("gpt2", "small", 128, 2, 5), ("bert", "bert-base", 128, 2, 5)],
-    "cuda": [("gpt2", "tiny", 128, 64, 200), ("gpt2", "small", 1024, 16, 60), ("gpt2", "large", 1024, 4, 30),
-             ("bert", "bert-base", 300, 32, 60)],
+    "cpu": [("gpt2", "tiny", 64, 16, 30, "hf", None), ("gpt2", "tiny", 64, 16, 30, "stacked", None),
+            ("gpt2", "small", 128, 2, 5, "hf", None), ("gpt2", "small", 128, 2, 5, "stacked", 0.0),
+            ("bert", "bert-base", 128, 2, 5, "hf", None)],
+    # One H100/H200 in about 5 minutes (bench/gpu.sh), compilation included.
+    "cuda": [("gpt2", "tiny", 128, 64, 200, "hf", None), ("gpt2", "small", 1024, 16, 60, "hf", None),
+             ("gpt2", "small", 1024, 32, 40, "stacked", 0.0), ("gpt2", "large", 1024, 16, 15, "stacked", 0.0),
+             ("bert", "bert-base", 300, 32, 60, "hf", None)],
 }
+WEIGHTS = {"code": 0.4, "news": 0.6}
 
 
 def cpu_peak_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -65,25 +83,56 @@ def gpu_peak_flops(device: torch.device) -> tuple[float, str]:
     return 10 * 2 * n**3 / (time.perf_counter() - t), f"measured bf16 matmul on {name}"
 
 
-def run_case(corpus: Path, device: str, model: str, preset: str, seq_len: int, batch: int, steps: int) -> dict:
-    from trainers import DataSource, TrainConfig, train
-    from mixer.testing import ToyStream
+def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, tokens: int, source: str):
+    """The DataSource a case trains on: shards built from `corpus` and read by MixtureStream, or
+    the corpus read by MixtureSampler; `tokens` of the WEIGHTS mixture, epochs repeated as needed."""
+    from trainers.data import OBJECTIVE, source_from_corpus, source_from_shards
 
-    stamps: list[float] = []
-    weights = {"code": 0.4, "news": 0.6}
-    stream = ToyStream(corpus, weights, seq_len, seed=0, mlm=model == "bert")
-    loader = torch.utils.data.DataLoader(stream, batch_size=batch, pin_memory=device.startswith("cuda"))
+    if source == "corpus":
+        return source_from_corpus(corpus, WEIGHTS, tokens, seq_len, seed=0, model=model, batch_size=batch,
+                                  allow_repeat=True)
+    from mixer.shards.gather import open_sources
+    from mixer.shards.plan import PlanConfig, build_plan
+    from mixer.shards.write import ShardConfig, write_shards
+
+    out = work / f"shards-{model}-{seq_len}-{tokens}"
+    if not out.exists():
+        plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=tokens, seq_len=seq_len, seed=0,
+                                                      objective=OBJECTIVE[model], allow_repeat=True))
+        write_shards(plan, open_sources(corpus, plan), out, ShardConfig(shard_tokens=1 << 20))
+    return source_from_shards(out, batch, corpus_dir=corpus, model=model)
+
+
+def run_case(corpus: Path, work: Path, device: str, model: str, preset: str, seq_len: int, batch: int, steps: int,
+             trainer: str = "hf", dropout: float | None = None, source: str = "shards") -> dict:
+    from trainers import TrainConfig, train
+    from trainers.batched import Proxy, train_batched
+
+    stamps: dict[int, float] = {}  # step -> time it finished (device synced)
+    data = data_source(corpus, work, model, seq_len, batch, batch * seq_len * (steps + 2), source)
     cfg = TrainConfig(model=model, preset=preset, steps=steps, seq_len=seq_len, batch_size=batch, grad_accum=1,
-                      eval_seqs=2, eval_batch_size=2, log_every=max(1, steps // 4), device=device, progress=False)
+                      eval_seqs=2, eval_batch_size=2, log_every=max(1, steps // 4), device=device, progress=False,
+                      dropout=dropout)
     with tempfile.TemporaryDirectory() as out:
-        rec = train(cfg, DataSource(loader, corpus, weights, state=stream), out,
-                    hooks=[lambda step, loss, tokens: stamps.append(time.perf_counter())])
+        if trainer == "stacked":
+            def on_step(step: int) -> None:  # device synced after the first and the last step only
+                if step in (1, steps):
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    stamps[step] = time.perf_counter()
+
+            rec = train_batched(cfg, [Proxy(data, Path(out) / "run", seed=0)], on_step=on_step)[0]
+        else:
+            # The per-domain hook reads the step's losses, so the device is synced at every stamp.
+            rec = train(cfg, data, out, hooks=[lambda step, loss, tokens: stamps.__setitem__(step, time.perf_counter())])
     p = cfg.resolve()
     n = rec.provenance["params_total"] - p.max_positions * p.d_model  # less the position embeddings
     flops_per_token = 6 * n + 12 * p.n_layer * p.d_model * seq_len
     tokens_per_step = batch * seq_len
-    steady = (len(stamps) - 1) * tokens_per_step / (stamps[-1] - stamps[0]) if len(stamps) > 2 else rec.tokens_per_s
-    return {"model": model, "preset": preset, "seq_len": seq_len, "batch_size": batch, "steps": steps,
+    # Steady state: from the end of step 1 (allocation, compilation) to the end of the last step.
+    steady = ((steps - 1) * tokens_per_step / (stamps[steps] - stamps[1])) if steps > 2 else rec.tokens_per_s
+    return {"model": model, "preset": preset, "trainer": trainer, "dropout": p.dropout, "seq_len": seq_len,
+            "batch_size": batch, "steps": steps, "data_path": type(data.state).__name__,
             "params": rec.provenance["params_total"], "params_non_embedding": rec.provenance["params_non_embedding"],
             "flops_per_token": flops_per_token, "tokens_per_s_all_steps": rec.tokens_per_s,
             "load_average_1min": os.getloadavg()[0],
@@ -91,11 +140,65 @@ def run_case(corpus: Path, device: str, model: str, preset: str, seq_len: int, b
             "final_train_loss": rec.curve["train"]["mean"][-1]}
 
 
+def sweep(args) -> None:
+    """A DDO sweep's proxies, one by one (`mixer.loop.runner.execute`: trainers.loop.train, the
+    Hugging Face model) against all at once (`mixer.loop.batched_backend.execute_batch`:
+    trainers.batched, one stacked model): the same specs (`plan_sweep` of a GPT-2-vocab corpus),
+    from start to finished run.json and plot, in this process, with the same torch thread count."""
+    from mixer.loop.batched_backend import execute_batch
+    from mixer.loop.runner import TrainSpec, execute
+    from mixer.loop.sweep import LoopConfig, plan_sweep
+    from mixer.testing import write_skewed_corpus
+
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
+    rng = np.random.default_rng(0)
+    domains = [f"d{i}" for i in range(max(3, (args.sweep - 1) // 2))]  # 1 + 2m runs
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = write_skewed_corpus(Path(tmp) / "corpus", {d: rng.integers(100, 500, 400) for d in domains},
+                                     {d: rng.integers(100, 500, 8) for d in domains}, vocab_size=50257)
+        train = TrainSpec(model="gpt2", preset="tiny", eval_seqs=8, threads=args.threads, device=args.device)
+        cfg = LoopConfig(corpus=corpus, out=Path(tmp) / "o", train=train, factors=(2.0, 0.5), progress=False)
+        specs = plan_sweep(cfg, args.budget)[: args.sweep]
+        stacked = [replace(s, train=replace(s.train, trainer="stacked")) for s in specs]
+        times: dict[str, list[float]] = {"one_by_one": [], "batched": []}
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            for s in specs:
+                execute(s)
+            times["one_by_one"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            execute_batch(stacked)
+            times["batched"].append(time.perf_counter() - t)
+            print({k: round(v[-1], 2) for k, v in times.items()})
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {"device": args.device, "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda")
+           else platform.processor() or platform.machine(), "threads": args.threads, "torch": torch.__version__,
+           "proxies": len(specs), "budget_tokens": args.budget, "preset": "gpt2 tiny", "vocab_size": 50257,
+           "repeats": args.repeats, "seconds": times, "median_s": med, "speedup": med["one_by_one"] / med["batched"],
+           "load_average_1min_before": load_before, "load_average_1min": os.getloadavg()[0]}
+    write_json_atomic(args.out, out)
+    print(f"{len(specs)} proxies: one by one {med['one_by_one']:.1f} s, batched {med['batched']:.1f} s "
+          f"-> {out['speedup']:.2f}x; wrote {args.out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "train.json"))
+    ap.add_argument("--source", choices=["shards", "corpus"], default="shards",
+                    help="shards: MixtureStream over built shards; corpus: MixtureSampler")
+    ap.add_argument("--only", default=None, help="run only the cases of this preset (e.g. small)")
+    ap.add_argument("--sweep", type=int, default=0, metavar="K",
+                    help="instead: K GPT-2 tiny proxies of a DDO sweep, one by one vs batched (results/proxies.json)")
+    ap.add_argument("--budget", type=int, default=8 * 64 * 40, help="--sweep: tokens per proxy")
+    ap.add_argument("--repeats", type=int, default=3, help="--sweep: repeats of both sides (median)")
+    ap.add_argument("--threads", type=int, default=1, help="--sweep: torch threads (as the loop's runs)")
     args = ap.parse_args()
+    if args.sweep:
+        if args.out == ap.get_default("out"):
+            args.out = str(Path(__file__).parent / "results" / "proxies.json")
+        return sweep(args)
     from mixer.testing import write_skewed_corpus
 
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
@@ -108,12 +211,16 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
-        # GPT-2's vocab size so the LM head costs what it costs in real runs; 2 x 400 docs of ~300 tokens.
-        write_skewed_corpus(corpus, {d: rng.integers(100, 500, 400) for d in ("code", "news")},
-                            {d: rng.integers(100, 500, 8) for d in ("code", "news")}, vocab_size=50257)
+        # GPT-2's vocab size so the LM head costs what it costs in real runs; 2 x 400 docs of ~300 tokens
+        # (2 x 4000 on a GPU); longer runs repeat epochs.
+        docs = 4000 if kind == "cuda" else 400
+        write_skewed_corpus(corpus, {d: rng.integers(100, 500, docs) for d in WEIGHTS},
+                            {d: rng.integers(100, 500, 8) for d in WEIGHTS}, vocab_size=50257)
         for case in CASES[kind]:
+            if args.only and case[1] != args.only:
+                continue
             t = time.perf_counter()
-            r = run_case(corpus, args.device, *case)
+            r = run_case(corpus, Path(tmp), args.device, *case, source=args.source)
             r["mfu"] = r["flops_per_token"] * r["tokens_per_s_steady"] / peak
             if kind == "cpu":
                 # A shared CPU's speed drifts with the load: the matmul peak measured right after the
@@ -122,13 +229,13 @@ def main() -> None:
                 r["mfu_vs_peak_after"] = r["flops_per_token"] * r["tokens_per_s_steady"] / r["peak_flops_after"]
             r["wall_s"] = time.perf_counter() - t
             results.append(r)
-            print(f"{r['model']:>5} {r['preset']:<9} L={r['seq_len']:<5} B={r['batch_size']:<3} "
+            print(f"{r['model']:>5} {r['preset']:<9} {r['trainer']:<7} L={r['seq_len']:<5} B={r['batch_size']:<3} "
                   f"{r['tokens_per_s_steady']:>10,.0f} tok/s  MFU {r['mfu']:6.1%}  "
                   f"data wait {r['data_wait_share']:6.2%} of step time  ({r['wall_s']:.0f} s)"
                   + (f"  [MFU vs peak re-measured after: {r['mfu_vs_peak_after']:.1%}]" if kind == "cpu" else ""))
     out = {"device": args.device, "device_name": torch.cuda.get_device_name() if kind == "cuda" else platform.processor()
            or platform.machine(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-           "peak_flops": peak, "peak_how": peak_how, "cases": results,
+           "peak_flops": peak, "peak_how": peak_how, "cases": results, "source": args.source,
            "note": "CPU figures use short sequences and few steps; the GPU run (bf16, torch.compile) is separate"}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, out)

@@ -57,6 +57,7 @@ class TrainConfig:
     seq_len: int | None = None  # must equal the stream's; None: the preset's
     warmup_steps: int | None = None  # None: the preset's ratio or steps, at most half the run
     weight_decay: float | None = None  # None: the preset's (1e-2, paper D.1-D.2)
+    dropout: float | None = None  # None: the preset's (0.1, the HF default); 0 for throughput measurements
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW, the HF Trainer defaults the paper ran with
     grad_clip: float = 1.0  # max global grad norm (HF Trainer default); 0 disables
     eval_every: int = 0  # held-out eval every N steps (0: only at the end)
@@ -73,7 +74,8 @@ class TrainConfig:
     def resolve(self) -> ModelPreset:
         """The preset with this run's overrides applied (and re-validated)."""
         base = get_preset(self.model, self.preset)
-        over = {k: getattr(self, k) for k in ("batch_size", "grad_accum", "lr", "seq_len", "warmup_steps", "weight_decay")
+        over = {k: getattr(self, k) for k in ("batch_size", "grad_accum", "lr", "seq_len", "warmup_steps", "weight_decay",
+                                                "dropout")
                 if getattr(self, k) is not None}
         return replace(base, **over)
 

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixer.core.errors import MixerError
+
 CACHE_VERSION = 1  # bump when a change to the loop makes old cached runs wrong
 KEEP_FILES = ("run.json", "loss_curves.png")  # what a finished run folder holds
 
@@ -44,6 +46,7 @@ class TrainSpec:
     allow_repeat: bool = False  # a domain smaller than its target takes further epochs instead of failing
     threads: int = 1  # torch CPU threads per run; results are bitwise reproducible only at a fixed count
     device: str = "auto"  # "auto": the run's GPU if it has one, else CPU
+    trainer: str = "hf"  # "hf": trainers.loop.train; "stacked": trainers.batched (what --batch-proxies trains)
 
     def train_config(self, progress: bool = False):
         from trainers.loop import TrainConfig
@@ -67,6 +70,8 @@ class RunSpec:
     def key(self) -> str:
         """sha256 of the inputs that decide the result (not the corpus path, name, threads or device)."""
         train = {k: v for k, v in asdict(self.train).items() if k not in ("threads", "device")}
+        if train["trainer"] == "hf":  # the default leaves the keys of existing caches as they were
+            del train["trainer"]
         obj = {"cache_version": CACHE_VERSION, "corpus_sha256": self.corpus_sha256,
                "weights": {d: float(w) for d, w in sorted(self.weights.items())},
                "budget_tokens": int(self.budget_tokens), "train": train, "provenance": self.provenance}
@@ -131,6 +136,12 @@ def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:
     torch.set_num_threads(spec.train.threads)  # reductions split by thread count: fix it for bitwise equality
     tmp = Path(tempfile.mkdtemp(prefix=f"mixer-run-{spec.name.replace('/', '_')}-"))
     try:
+        if spec.train.trainer not in ("hf", "stacked"):
+            raise MixerError(f"run {spec.name}: trainer {spec.train.trainer!r}; use 'hf' or 'stacked'")
+        if spec.train.trainer == "stacked":  # the batched trainer with this one proxy: what a batch gives it
+            from mixer.loop.batched_backend import execute_batch
+
+            return execute_batch([spec], progress)[0]
         train(spec.train.train_config(progress=progress), _data_source(spec), tmp / "run")
         return {name: (tmp / "run" / name).read_bytes() for name in KEEP_FILES if (tmp / "run" / name).exists()}
     finally:

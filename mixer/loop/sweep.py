@@ -52,10 +52,15 @@ class LoopConfig:
     cache: Path | None = None  # run cache; None: out/runs (share one between sweeps to reuse runs)
     ray: str | None = None  # None: sequential; "local": start a local cluster; "auto" or an address: join
     ray_cpus: int | None = None  # CPUs of a local cluster (None: all)
+    batch_proxies: int = 0  # > 0: train up to this many runs at once in one model (mixer.loop.batched_backend)
     plots: bool = True
     progress: bool = True
     report: bool = True  # write out/report.html (weights, verdict, plots, loss curves, how to reproduce)
     reproduce: tuple[str, ...] = ()  # the commands report.html gives to reproduce this run (the CLI's own)
+
+    def __post_init__(self) -> None:
+        if self.batch_proxies and self.train.trainer != "stacked":  # batched runs are the stacked trainer's
+            object.__setattr__(self, "train", replace(self.train, trainer="stacked"))
 
     @property
     def cache_dir(self) -> Path:
@@ -148,6 +153,12 @@ def sequential_backend(specs: Sequence[RunSpec]) -> Iterator[tuple[RunSpec, dict
 
 
 def make_backend(cfg: LoopConfig) -> Backend:
+    if cfg.batch_proxies:
+        if cfg.ray is not None:
+            raise MixerError("--batch-proxies trains the runs in this process; drop --ray (or --batch-proxies)")
+        from mixer.loop.batched_backend import BatchedBackend
+
+        return BatchedBackend(cfg.batch_proxies)
     if cfg.ray is None:
         return sequential_backend
     from mixer.loop.ray_backend import RayBackend

@@ -52,6 +52,9 @@ def _common(f):
         click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS",
                      help="Run each proxy run as a Ray task: start a local cluster, or join one."),
         click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all)."),
+        click.option("--batch-proxies", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
+                     help="Train up to K GPT-2 runs of equal budget at once in one stacked model (fills a GPU; "
+                          "0: one by one). Runs are cached apart from unbatched ones."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
     for opt in reversed(opts):
@@ -111,7 +114,7 @@ def _config(kw: dict):
                       keep_total=not kw["grow_total"], floor_uniform=kw["floor_uniform"] or None,
                       metric=kw["metric"], seeds=kw["seeds"], validate=kw["validate"], n_bootstrap=kw["n_bootstrap"],
                       cache=kw["cache"], ray=kw["ray"], ray_cpus=kw["ray_cpus"], progress=not kw["quiet"],
-                      reproduce=_reproduce(kw["out"]))
+                      reproduce=_reproduce(kw["out"]), batch_proxies=kw["batch_proxies"])
 
 
 def weights_table(title: str, columns: dict[str, dict[str, float]],

@@ -1,0 +1,277 @@
+"""Train K GPT-2 proxies of one shape together: one model build, one compile, one evaluation
+setup, one kernel per op for all K (`trainers.compact.StackedGPT2`).
+
+    proxies = [Proxy(source_from_corpus(...weights_k...), out_dir=f"runs/{k}", seed=k) for k in range(K)]
+    records = train_batched(TrainConfig(model="gpt2", preset="tiny"), proxies)
+
+Why: the cost of DDO and AutoScale is proxy training, and a small proxy alone leaves a GPU
+almost idle. Each proxy keeps its own data source (its mixture, its data seed), model seed,
+dropout generator, optimiser state, gradient clipping and curve; nothing of one reaches
+another, so on a CPU K proxies trained together give, bit for bit, the losses each gives alone
+(`train_batched` with that one proxy; a test asserts equality). The initial weights are those
+`trainers.models.build_model` draws for the seed (the Hugging Face initialisation), and the
+run.json / loss_curves.png written per proxy are the same files `trainers.loop.train` writes.
+
+What it does not do: BERT, torchrun, step hooks (DoReMi) and mid-run checkpoints (a proxy is
+short; the loop's cache resumes a sweep run by run). All proxies share the preset, steps and
+schedule, so they need the same token budget.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from mixer import __version__ as mixer_version
+from mixer.core.errors import MixerError
+from mixer.formats.corpus import load_manifest, manifest_sha256
+from mixer.formats.run import FORMAT_VERSION, RUN_NAME, RunRecord, save_run
+from trainers.compact import StackedGPT2
+from trainers.heldout import EvalSet, build_eval_sets
+from trainers.loop import (DataSource, TrainConfig, _check_batch, _device_name, _ppl, _progress, _rate,
+                           _warmup)
+from trainers.models import build_model, count_params, vocab_for
+from trainers.objectives import shift_labels
+
+TRAINER = "stacked"  # recorded in run.json provenance: which trainer wrote the run
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """One proxy of a batch: its data, where its run folder goes, its model seed."""
+
+    source: DataSource
+    out_dir: str | Path
+    seed: int = 0
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise MixerError("train_batched runs in one process; start it without torchrun")
+    name = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MixerError(f"--device {cfg.device}: CUDA is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def _clip(params: list[torch.Tensor], max_norm: float) -> None:
+    """Per-proxy global gradient-norm clipping, as torch's clip_grad_norm_ on each proxy alone.
+    The norms are taken over each proxy's slice (a view shaped like one proxy's gradient), so
+    the reduction runs in the order it runs for a lone proxy (a norm over dims 1.. does not)."""
+    K = params[0].shape[0]
+    norms = torch._foreach_norm([p.grad[k] for k in range(K) for p in params])  # one fused kernel on CUDA
+    total = torch.linalg.vector_norm(torch.stack(norms).view(K, len(params)), dim=1)  # [K]
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for p in params:
+        p.grad.mul_(coef.view(-1, *([1] * (p.ndim - 1))).to(p.grad.dtype))
+
+
+@torch.no_grad()
+def evaluate_stacked(model: StackedGPT2, sets: Sequence[EvalSet], device: torch.device, batch_size: int,
+                     autocast) -> list[dict[str, float]]:
+    """Every proxy's mean held-out token loss on every set: each batch goes through all K at once."""
+    was = model.training
+    model.eval()
+    K = model.K
+    sums = torch.zeros(K, len(sets), 2, dtype=torch.float64, device=device)
+    for i, es in enumerate(sets):
+        for a in range(0, len(es.input_ids), batch_size):
+            ids = es.input_ids[a:a + batch_size].to(device)
+            labels = shift_labels(es.labels[a:a + batch_size].to(device))
+            stacked = ids.expand(K, *ids.shape)
+            with autocast:
+                _, tok = model.loss(stacked, labels.expand(K, *labels.shape), torch.zeros(stacked.shape, device=device))
+            sums[:, i, 0] += tok.double().sum(1)
+            sums[:, i, 1] += (labels != -100).sum()
+    model.train(was)
+    out = []
+    for k in range(K):
+        out.append({es.name: (t / c if c else float("nan")) for es, (t, c) in zip(sets, sums[k].tolist())})
+    return out
+
+
+def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str | None = None,
+                  on_step: Callable[[int], None] | None = None) -> list[RunRecord]:
+    """Train every proxy from its seed's initialisation on its own source; write each one's
+    run.json and loss_curves.png into its out_dir; return the records in the proxies' order.
+    `on_step(step)` is called after every optimiser step (benchmarks time the steady state)."""
+    preset = cfg.resolve()
+    if preset.model != "gpt2":
+        raise MixerError(f"--model {preset.model}: batched proxies train GPT-2 only; train BERT proxies one by one")
+    if not proxies:
+        raise MixerError("train_batched: no proxies given")
+    if cfg.extra_eval:
+        raise MixerError("batched proxies evaluate their own corpus only; drop extra_eval or train one by one")
+    device = _device(cfg)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    K = len(proxies)
+    corpus_dir = proxies[0].source.corpus_dir
+    sha = manifest_sha256(corpus_dir)
+    for p in proxies[1:]:
+        if manifest_sha256(p.source.corpus_dir) != sha:
+            raise MixerError(f"{p.source.corpus_dir}: batched proxies must read one corpus ({corpus_dir})")
+    manifest = load_manifest(corpus_dir)
+    domains = manifest.domain_names
+    nd = len(domains)
+    vocab = vocab_for("gpt2", manifest)
+    B, L, accum = preset.batch_size, preset.seq_len, preset.grad_accum
+    tokens_per_step = B * L * accum
+    budgets = {p.source.budget_tokens for p in proxies}
+    if cfg.steps is None and len(budgets) > 1:
+        raise MixerError(f"batched proxies need one token budget (got {sorted(b or 0 for b in budgets)}); "
+                         "batch runs of equal budget together")
+    steps = cfg.steps or ((next(iter(budgets)) or 0) // tokens_per_step)
+    if steps <= 0:
+        raise MixerError(f"no steps to train: give --steps, or a budget of at least {tokens_per_step} tokens")
+    for p in proxies:
+        if p.source.seq_len is not None and p.source.seq_len != L:
+            raise MixerError(f"the stream's sequences are {p.source.seq_len} tokens but the run uses seq_len {L}; "
+                             f"pass --seq-len {p.source.seq_len}")
+        if (Path(p.out_dir) / RUN_NAME).exists():
+            raise MixerError(f"{p.out_dir}: holds a finished run already; choose another folder")
+    eval_sets = build_eval_sets(corpus_dir, "gpt2", vocab, L, cfg.eval_seqs)
+
+    # --- K models built once as one, one optimizer over the stacked parameters --------------------
+    seeds = [int(p.seed) for p in proxies]
+    hf = [build_model(preset, vocab, s) for s in seeds]
+    n_params = (count_params(hf[0]), count_params(hf[0], False))
+    model = StackedGPT2.from_hf(hf, dropout=preset.dropout).to(device)
+    del hf
+    model.seed([s + 1 for s in seeds])  # as train(): dropout from seed + 1
+    params = list(model.parameters())
+    optimizer = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 3], "weight_decay": preset.weight_decay},
+                                   {"params": [p for p in params if p.dim() < 3], "weight_decay": 0.0}],
+                                  lr=preset.lr, betas=cfg.betas, eps=1e-8, fused=cuda)
+    warmup = _warmup(preset, steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
+    # Compiled on a GPU when dropout is off: with dropout, K per-proxy generators enter the graph
+    # (graph breaks), so the default keeps that case eager. The chunked loss stays eager always.
+    use_compile = cfg.compile if cfg.compile is not None else (cuda and preset.dropout == 0)
+    if use_compile:
+        model.hidden = torch.compile(model.hidden)
+
+    curves = [{"train": {"step": [], "loss": {d: [] for d in domains}, "mean": [], "lr": []},
+               "eval": {"step": [], "loss": {es.name: [] for es in eval_sets}}} for _ in range(K)]
+    tokens_per_domain = np.zeros((K, nd), dtype=np.int64)
+    interval = torch.zeros(K, 2, nd, dtype=torch.float64, device=device)
+    offsets = (torch.arange(K, device=device) * nd)[:, None]
+    step, train_time, data_wait = 0, 0.0, 0.0
+
+    def run_eval() -> None:
+        for k, losses in enumerate(evaluate_stacked(model, eval_sets, device, cfg.eval_batch_size, autocast)):
+            curves[k]["eval"]["step"].append(step)
+            for name, v in losses.items():
+                curves[k]["eval"]["loss"][name].append(v)
+
+    its = [iter(p.source.batches) for p in proxies]
+
+    bar = _progress(steps, 0, enabled=cfg.progress)
+    if progress_desc:
+        bar.set_description(progress_desc)
+    model.train()
+    while step < steps:
+        t_step = time.perf_counter()
+        for micro in range(accum):
+            t0 = time.perf_counter()
+            try:
+                batches = [next(it) for it in its]
+            except StopIteration:
+                raise MixerError(f"a proxy's data source ran out at step {step} of {steps}; its budget covers "
+                                 "fewer steps: lower --steps or give a larger budget") from None
+            data_wait += time.perf_counter() - t0
+            for b in batches:
+                _check_batch(b, vocab.size, nd, preset.max_positions, False, step)
+            # [K, B, L]; on a GPU stacked into pinned memory, so the copies below do not block the host.
+            # Fresh buffers each time: the caching host allocator reuses one only after its copy is done.
+            pinned = [torch.empty(K, B, L, dtype=torch.long, pin_memory=True) for _ in range(2)] if cuda else None
+            ids = torch.stack([b["input_ids"].long() for b in batches], out=pinned[0] if pinned else None)
+            doms = torch.stack([b["domain_ids"].long() for b in batches], out=pinned[1] if pinned else None)
+            for k in range(K):
+                tokens_per_domain[k] += np.bincount(doms[k].reshape(-1).numpy(), minlength=nd)
+            ids, doms = ids.to(device, non_blocking=True), doms.to(device, non_blocking=True)
+            labels = shift_labels(ids.view(K * B, L)).view(K, B, L)
+            counted = (labels != -100).float()
+            weight = counted / (counted.sum((1, 2), keepdim=True).clamp(min=1) * accum)
+            with autocast:
+                total, tok = model.loss(ids, labels, weight)
+            total.backward()
+            dom = torch.where(counted.bool(), torch.nn.functional.pad(doms[:, :, 1:], (0, 1)), 0).view(K, -1)
+            flat = torch.zeros(2, K * nd, dtype=torch.float64, device=device)
+            flat[0].index_add_(0, (dom + offsets).view(-1), tok.view(-1).double())
+            flat[1].index_add_(0, (dom + offsets).view(-1), counted.view(-1).double())
+            interval += flat.view(2, K, nd).transpose(0, 1)
+        if cfg.grad_clip > 0:
+            _clip(params, cfg.grad_clip)
+        lr = schedule.get_last_lr()[0]
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        if step % cfg.log_every == 0 or step == steps:
+            rows = interval.tolist()  # one device sync per log interval
+            for k in range(K):
+                sums, counts = rows[k]
+                c = curves[k]["train"]
+                c["step"].append(step)
+                c["lr"].append(lr)
+                c["mean"].append(sum(sums) / max(1.0, sum(counts)))
+                for d, s, n in zip(domains, sums, counts):
+                    c["loss"][d].append(s / n if n else None)
+            interval.zero_()
+        train_time += time.perf_counter() - t_step
+        bar.update(1)
+        if on_step is not None:
+            on_step(step)
+        if cfg.eval_every and step % cfg.eval_every == 0 and step < steps:
+            run_eval()
+    bar.close()
+    run_eval()
+    return [_record(cfg, preset, p, k, K, curves[k], tokens_per_domain[k], steps, warmup, train_time, data_wait,
+                    device, sha, domains, n_params, B * L * accum * steps) for k, p in enumerate(proxies)]
+
+
+def _record(cfg, preset, proxy: Proxy, k: int, K: int, curve: dict, tokens_per_domain: np.ndarray, steps: int,
+            warmup: int, train_time: float, data_wait: float, device, sha: str, domains, n_params,
+            tokens_seen: int) -> RunRecord:
+    """Proxy k's run.json (and plot), the fields `trainers.loop.train` writes; train time is the
+    batch's, shared by its K proxies."""
+    import transformers
+
+    source = proxy.source
+    config: dict[str, Any] = json.loads(json.dumps({**asdict(cfg), **asdict(preset), "preset": preset.name,
+                                                    "steps": steps, "world_size": 1, "seed": proxy.seed,
+                                                    "vocab_size": int(load_manifest(source.corpus_dir).vocab_size)}))
+    final = {name: v[-1] for name, v in curve["eval"]["loss"].items()}
+    record = RunRecord(
+        format_version=FORMAT_VERSION, corpus_sha256=sha, budget_tokens=int(source.budget_tokens or tokens_seen),
+        weights={d: float(w) for d, w in source.weights.items()},
+        tokens_per_domain={d: int(n) for d, n in zip(domains, tokens_per_domain)},
+        final_loss={d: final[d] for d in domains}, model="gpt2", preset=preset.name, seed=proxy.seed,
+        provenance={"mixer_version": mixer_version, "torch": torch.__version__,
+                    "transformers": transformers.__version__, "device": _device_name(device), "world_size": 1,
+                    "params_non_embedding": n_params[0], "params_total": n_params[1], "warmup_steps": warmup,
+                    "data_wait_share": data_wait / train_time if train_time else 0.0,
+                    "trainer": TRAINER, "proxies_together": K, **source.provenance},
+        final_perplexity={d: _ppl(final[d]) for d in domains},
+        extra_loss={}, tokens_seen=tokens_seen, steps=steps, wall_time_s=train_time,
+        tokens_per_s=_rate(tokens_seen, train_time), curve=curve, loss_history=curve["train"]["loss"],
+        config=config)
+    out = Path(proxy.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_run(out / RUN_NAME, record)
+    from trainers.plot import plot_curves
+
+    plot_curves(record, out / "loss_curves.png")
+    return record
