@@ -83,11 +83,11 @@ def test_build_shards_out_inside_the_corpus(corpus):
 
 
 @pytest.mark.parametrize("command", ["build-shards", "prepare"])
-def test_workers_zero(corpus, tmp_path, command):
+def test_zero_threads_or_workers(corpus, tmp_path, command):
     if command == "build-shards":
         args = ["build-shards", "--corpus", str(corpus), "--weight", "a=0.5", "--weight", "b=0.5", "--tokens", "2000",
-                "--seq-len", "50", "--workers", "0", "--out", str(tmp_path / "o")]
-        want = "error: --workers 0: need at least 1 compression thread"
+                "--seq-len", "50", "--threads", "0", "--out", str(tmp_path / "o")]
+        want = "error: --threads 0: need at least 1 compression thread"
     else:
         args = ["prepare", "--source", f"news={text_folder(tmp_path / 'raw')}", "--heldout-docs", "0", "--workers", "0",
                 "--out", str(tmp_path / "o"), "--quiet"]
