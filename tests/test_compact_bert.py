@@ -49,8 +49,8 @@ def _masked_batch(vocab, K, seed=0):
     ids = torch.full((K, 4, 64), sp.pad)
     for k in range(K):
         for b, n in enumerate((62, 40, 17, 5)):
-            ids[k, b, :n + 2] = torch.cat([torch.tensor([sp.cls]), torch.randint(0, vocab.corpus_size, (n,), generator=g),
-                                           torch.tensor([sp.sep])])
+            doc = torch.randint(0, vocab.corpus_size, (n,), generator=g)
+            ids[k, b, :n + 2] = torch.cat([torch.tensor([sp.cls]), doc, torch.tensor([sp.sep])])
     attn = (ids != sp.pad).long()
     masked, labels = zip(*(mask_tokens(ids[k], attn[k], sp, vocab.corpus_size, g) for k in range(K)))
     return torch.stack(masked), attn, torch.stack(labels)

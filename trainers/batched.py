@@ -281,7 +281,8 @@ def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], voc
         tokens_per_domain[k] += np.bincount(doms[k][real].numpy(), minlength=tokens_per_domain.shape[1])
         tokens_seen[k] += int(real.sum())
         mask_seed = np.random.SeedSequence([int(p.seed), step, micro, 0]).generate_state(1)[0]
-        m, lab = mask_tokens(ids[k], attn[k], vocab.special, vocab.corpus_size, torch.Generator().manual_seed(int(mask_seed)))
+        gen = torch.Generator().manual_seed(int(mask_seed))
+        m, lab = mask_tokens(ids[k], attn[k], vocab.special, vocab.corpus_size, gen)
         masked.append(m)
         labels.append(lab)
     idx, targets = mlm_targets(torch.stack(labels), chunk)
@@ -305,9 +306,10 @@ def _record(cfg, preset, proxy: Proxy, k: int, K: int, curve: dict, tokens_per_d
     import transformers
 
     source = proxy.source
+    vocab_size = vocab_for(preset.model, load_manifest(source.corpus_dir)).size  # the model's rows, as train() records
     config: dict[str, Any] = json.loads(json.dumps({**asdict(cfg), **asdict(preset), "preset": preset.name,
                                                     "steps": steps, "world_size": 1, "seed": proxy.seed,
-                                                    "vocab_size": vocab_for(preset.model, load_manifest(source.corpus_dir)).size}))
+                                                    "vocab_size": vocab_size}))
     final = {name: v[-1] for name, v in curve["eval"]["loss"].items()}
     record = RunRecord(
         format_version=FORMAT_VERSION, corpus_sha256=sha, budget_tokens=int(source.budget_tokens or tokens_seen),

@@ -12,5 +12,5 @@ from trainers.compact.bert import StackedBert, mlm_chunk, mlm_targets
 from trainers.compact.gpt2 import LN_EPS, StackedGPT2
 from trainers.compact.loss import CHUNK_ELEMENTS, fused_lm_loss, loss_chunk
 
-__all__ = ["CHUNK_ELEMENTS", "LN_EPS", "Stacked", "StackedBert", "StackedGPT2", "fused_lm_loss", "loss_chunk", "mlm_chunk",
-           "mlm_targets"]
+__all__ = ["CHUNK_ELEMENTS", "LN_EPS", "Stacked", "StackedBert", "StackedGPT2", "fused_lm_loss", "loss_chunk",
+           "mlm_chunk", "mlm_targets"]

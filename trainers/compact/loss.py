@@ -24,7 +24,7 @@ class _FusedLMLoss(torch.autograd.Function):
     """LM head + cross-entropy + their gradients, chunk by chunk over tokens."""
 
     @staticmethod
-    def forward(ctx, h, w, b, labels, weight, chunk):  # h [K, N, D], w [K, V, D], b [K, V] or None, labels/weight [K, N]
+    def forward(ctx, h, w, b, labels, weight, chunk):  # h [K, N, D], w [K, V, D], b [K, V] | None, labels [K, N]
         K, N, _ = h.shape
         kind = h.device.type
         # Under autocast the matmuls run in its dtype (bf16), explicitly: in-place ops are not autocast.
