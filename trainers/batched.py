@@ -13,7 +13,8 @@ another, so on a CPU K proxies trained together give, bit for bit, the losses ea
 run.json / loss_curves.png written per proxy are the same files `trainers.loop.train` writes.
 BERT proxies are masked as `trainers.loop.train` masks them (15 %, 80/10/10, seeded by (seed,
 step, micro-step, rank 0)), so with dropout 0 a proxy follows the HF trainer's run to fp32
-rounding (a test bounds the gap); with dropout the two draw different masks (per-proxy generators).
+rounding (a test bounds the gap); with dropout the two draw different dropout masks (per-proxy
+generators here, the global RNG there).
 
 What it does not do: torchrun, step hooks (DoReMi) and mid-run checkpoints (a proxy is
 short; the loop's cache resumes a sweep run by run). All proxies share the preset, steps and
