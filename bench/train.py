@@ -10,12 +10,16 @@ streamed by `MixtureStream` through `trainers.data.source_from_shards` (DataLoad
 memory on a GPU, shards decompressed ahead on a thread); `--source corpus` reads the corpus
 through `MixtureSampler` instead (`source_from_corpus`, what the loop's proxies read).
 Trainers: "hf" is `trainers.loop.train` (the Hugging Face classes), "stacked" is
-`trainers.batched.train_batched` with one proxy (the compact GPT-2 of `trainers.compact`:
-SDPA, fused chunked LM loss). Stacked cases on a GPU run with dropout 0 (flash attention; the
+`trainers.batched.train_batched` with one proxy (the compact GPT-2 / BERT of `trainers.compact`:
+SDPA, fused QKV for BERT, fused chunked LM loss; BERT's head only on the masked positions). Stacked cases on a GPU run with dropout 0 (flash attention; the
 usual setting of MFU figures); the hf cases keep the preset's dropout; each case records its own.
 
 MFU = (6·N + 12·n_layer·d_model·seq_len) · tokens/s / peak, with N the parameters less the
 position embeddings (nanoGPT's estimate; the tied LM head is counted, it is a real matmul).
+BERT scores only its masked positions, so its `mfu` counts the prediction head (transform D² and
+tied decoder V·D) at the expected masked share of tokens only (15 % of the real ones), for both
+trainers: the HF class computes the head everywhere, but that work is wasted, not useful FLOPs;
+`mfu_head_all_positions` is the plain 6·N formula (how the 18.1 % of the HF class was counted).
 Peak: on a CPU, the best fp32 rate of a large matmul measured in this same run (so CPU MFU
 reads "share of what this CPU's BLAS reaches", not of a datasheet figure); on a GPU, the
 datasheet dense bf16 peak of the device. Data wait: seconds blocked in `next(batches)` over
@@ -46,11 +50,11 @@ GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "A10": 125e12, 
 CASES = {
     "cpu": [("gpt2", "tiny", 64, 16, 30, "hf", None), ("gpt2", "tiny", 64, 16, 30, "stacked", None),
             ("gpt2", "small", 128, 2, 5, "hf", None), ("gpt2", "small", 128, 2, 5, "stacked", 0.0),
-            ("bert", "bert-base", 128, 2, 5, "hf", None)],
+            ("bert", "bert-base", 128, 2, 5, "hf", None), ("bert", "bert-base", 128, 2, 5, "stacked", 0.0)],
     # One H100/H200 in about 5 minutes (bench/gpu.sh), compilation included.
     "cuda": [("gpt2", "tiny", 128, 64, 200, "hf", None), ("gpt2", "small", 1024, 16, 60, "hf", None),
              ("gpt2", "small", 1024, 32, 40, "stacked", 0.0), ("gpt2", "large", 1024, 16, 15, "stacked", 0.0),
-             ("bert", "bert-base", 300, 32, 60, "hf", None)],
+             ("bert", "bert-base", 300, 32, 60, "hf", None), ("bert", "bert-base", 300, 64, 40, "stacked", 0.0)],
 }
 WEIGHTS = {"code": 0.4, "news": 0.6}
 
@@ -127,14 +131,22 @@ def run_case(corpus: Path, work: Path, device: str, model: str, preset: str, seq
             rec = train(cfg, data, out, hooks=[lambda step, loss, tokens: stamps.__setitem__(step, time.perf_counter())])
     p = cfg.resolve()
     n = rec.provenance["params_total"] - p.max_positions * p.d_model  # less the position embeddings
-    flops_per_token = 6 * n + 12 * p.n_layer * p.d_model * seq_len
+    flops_per_token = flops_all = 6 * n + 12 * p.n_layer * p.d_model * seq_len
     tokens_per_step = batch * seq_len
+    masked_share = None
+    if model == "bert":  # the head's FLOPs count for the masked positions only (see the module docstring)
+        from trainers.objectives import MASK_PROB
+
+        head = rec.config["vocab_size"] * p.d_model + p.d_model**2
+        masked_share = MASK_PROB * rec.tokens_seen / (rec.steps * tokens_per_step)  # of all B·L positions
+        flops_per_token = flops_all - 6 * head * (1 - masked_share)
     # Steady state: from the end of step 1 (allocation, compilation) to the end of the last step.
     steady = ((steps - 1) * tokens_per_step / (stamps[steps] - stamps[1])) if steps > 2 else rec.tokens_per_s
     return {"model": model, "preset": preset, "trainer": trainer, "dropout": p.dropout, "seq_len": seq_len,
             "batch_size": batch, "steps": steps, "data_path": type(data.state).__name__,
             "params": rec.provenance["params_total"], "params_non_embedding": rec.provenance["params_non_embedding"],
-            "flops_per_token": flops_per_token, "tokens_per_s_all_steps": rec.tokens_per_s,
+            "flops_per_token": flops_per_token, "flops_per_token_head_all_positions": flops_all,
+            "masked_share": masked_share, "tokens_per_s_all_steps": rec.tokens_per_s,
             "load_average_1min": os.getloadavg()[0],
             "tokens_per_s_steady": steady, "data_wait_share": rec.provenance["data_wait_share"],
             "final_train_loss": rec.curve["train"]["mean"][-1]}
@@ -222,6 +234,7 @@ def main() -> None:
             t = time.perf_counter()
             r = run_case(corpus, Path(tmp), args.device, *case, source=args.source)
             r["mfu"] = r["flops_per_token"] * r["tokens_per_s_steady"] / peak
+            r["mfu_head_all_positions"] = r["flops_per_token_head_all_positions"] * r["tokens_per_s_steady"] / peak
             if kind == "cpu":
                 # A shared CPU's speed drifts with the load: the matmul peak measured right after the
                 # case gives the ratio against what the machine delivered at that time.
@@ -232,6 +245,7 @@ def main() -> None:
             print(f"{r['model']:>5} {r['preset']:<9} {r['trainer']:<7} L={r['seq_len']:<5} B={r['batch_size']:<3} "
                   f"{r['tokens_per_s_steady']:>10,.0f} tok/s  MFU {r['mfu']:6.1%}  "
                   f"data wait {r['data_wait_share']:6.2%} of step time  ({r['wall_s']:.0f} s)"
+                  + (f"  [head at all positions: MFU {r['mfu_head_all_positions']:.1%}]" if r["model"] == "bert" else "")
                   + (f"  [MFU vs peak re-measured after: {r['mfu_vs_peak_after']:.1%}]" if kind == "cpu" else ""))
     out = {"device": args.device, "device_name": torch.cuda.get_device_name() if kind == "cuda" else platform.processor()
            or platform.machine(), "threads": torch.get_num_threads(), "torch": torch.__version__,

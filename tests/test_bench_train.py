@@ -46,6 +46,14 @@ def test_run_case_reports_real_stream_and_data_wait(corpus, tmp_path, trainer):
     assert r["flops_per_token"] > 6 * r["params_non_embedding"]
 
 
+@pytest.mark.parametrize("trainer", ["hf", "stacked"])
+def test_bert_case_counts_the_head_at_the_masked_share(corpus, tmp_path, trainer):
+    r = run_case(corpus, tmp_path, "cpu", "bert", "tiny", 32, 4, 4, trainer=trainer, dropout=0.0)
+    assert r["data_path"] == "MixtureStream" and r["trainer"] == trainer and r["tokens_per_s_steady"] > 0
+    assert 0.05 < r["masked_share"] <= 0.15  # 15 % of the real (unpadded) positions
+    assert r["flops_per_token"] < r["flops_per_token_head_all_positions"]
+
+
 def test_sweep_times_both_sides_and_writes_json(tmp_path):
     import argparse
     import json

@@ -69,3 +69,24 @@ def test_cli_batch_proxies(corpus, tmp_path):
     assert res.exit_code == 0, res.output
     specs = [json.loads(p.read_text()) for p in (tmp_path / "o" / "runs").glob("*/*/spec.json")]
     assert len(specs) == 4 and all(s["train"]["trainer"] == "stacked" for s in specs)
+
+
+def test_cli_batch_proxies_bert_equals_one_by_one(corpus, tmp_path):
+    """`--model bert`: the 4 runs of a DDO sweep (1 + 3 domains x factor 2) trained 2 at a time
+    give the run.json losses, bit for bit, of the same runs trained one by one."""
+    args = ["loop", "ddo", "--corpus", str(corpus), "--tokens", str(BUDGET), "--factors", "2", "--quiet",
+            "--eval-seqs", "8", "--bootstrap", "0", "--model", "bert", "--preset", "tiny"]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o"), "--batch-proxies", "2"])
+    assert res.exit_code == 0, res.output
+    runs = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "o" / "runs").glob("*/*/run.json")}
+    assert len(runs) == 4
+    assert all(r["model"] == "bert" and r["provenance"]["proxies_together"] == 2 for r in runs.values())
+    alone = loop_ddo(LoopConfig(corpus=corpus, out=tmp_path / "s", factors=(2.0,), n_bootstrap=0, plots=False,
+                                progress=False, batch_proxies=2,
+                                train=TrainSpec(model="bert", preset="tiny", eval_seqs=8)),
+                     BUDGET, backend=sequential_backend)
+    one = {p.parent.name: json.loads(p.read_text()) for p in alone.runs.values()}
+    assert one.keys() == runs.keys()
+    for name, r in runs.items():
+        assert r["curve"] == one[name]["curve"] and r["final_loss"] == one[name]["final_loss"], name
+        assert one[name]["provenance"]["proxies_together"] == 1

@@ -1,18 +1,22 @@
-"""Train K GPT-2 proxies of one shape together: one model build, one compile, one evaluation
-setup, one kernel per op for all K (`trainers.compact.StackedGPT2`).
+"""Train K GPT-2 or BERT proxies of one shape together: one model build, one compile, one
+evaluation setup, one kernel per op for all K (`trainers.compact.StackedGPT2` / `StackedBert`).
 
     proxies = [Proxy(source_from_corpus(...weights_k...), out_dir=f"runs/{k}", seed=k) for k in range(K)]
     records = train_batched(TrainConfig(model="gpt2", preset="tiny"), proxies)
 
 Why: the cost of DDO and AutoScale is proxy training, and a small proxy alone leaves a GPU
 almost idle. Each proxy keeps its own data source (its mixture, its data seed), model seed,
-dropout generator, optimiser state, gradient clipping and curve; nothing of one reaches
+dropout generator, MLM masks, optimiser state, gradient clipping and curve; nothing of one reaches
 another, so on a CPU K proxies trained together give, bit for bit, the losses each gives alone
 (`train_batched` with that one proxy; a test asserts equality). The initial weights are those
 `trainers.models.build_model` draws for the seed (the Hugging Face initialisation), and the
 run.json / loss_curves.png written per proxy are the same files `trainers.loop.train` writes.
+BERT proxies are masked as `trainers.loop.train` masks them (15 %, 80/10/10, seeded by (seed,
+step, micro-step, rank 0)), so with dropout 0 a proxy follows the HF trainer's run to fp32
+rounding (a test bounds the gap); with dropout the two draw different dropout masks (per-proxy
+generators here, the global RNG there).
 
-What it does not do: BERT, torchrun, step hooks (DoReMi) and mid-run checkpoints (a proxy is
+What it does not do: torchrun, step hooks (DoReMi) and mid-run checkpoints (a proxy is
 short; the loop's cache resumes a sweep run by run). All proxies share the preset, steps and
 schedule, so they need the same token budget.
 """
@@ -32,12 +36,12 @@ from mixer import __version__ as mixer_version
 from mixer.core.errors import MixerError
 from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import FORMAT_VERSION, RUN_NAME, RunRecord, save_run
-from trainers.compact import StackedGPT2
+from trainers.compact import StackedBert, StackedGPT2, mlm_chunk, mlm_targets
 from trainers.heldout import EvalSet, build_eval_sets
 from trainers.loop import (DataSource, TrainConfig, _check_batch, _device_name, _ppl, _progress, _rate,
                            _warmup)
 from trainers.models import build_model, count_params, vocab_for
-from trainers.objectives import shift_labels
+from trainers.objectives import mask_tokens, shift_labels
 
 TRAINER = "stacked"  # recorded in run.json provenance: which trainer wrote the run
 
@@ -75,22 +79,30 @@ def _clip(params: list[torch.Tensor], max_norm: float) -> None:
 
 
 @torch.no_grad()
-def evaluate_stacked(model: StackedGPT2, sets: Sequence[EvalSet], device: torch.device, batch_size: int,
-                     autocast) -> list[dict[str, float]]:
-    """Every proxy's mean held-out token loss on every set: each batch goes through all K at once."""
+def evaluate_stacked(model: StackedGPT2 | StackedBert, sets: Sequence[EvalSet], device: torch.device,
+                     batch_size: int, autocast, chunk: int = 0) -> list[dict[str, float]]:
+    """Every proxy's mean held-out token loss on every set: each batch goes through all K at once.
+    BERT (`chunk` > 0: its head rows per chunk): the sets' fixed masks, scored on the masked rows."""
     was = model.training
     model.eval()
     K = model.K
     sums = torch.zeros(K, len(sets), 2, dtype=torch.float64, device=device)
     for i, es in enumerate(sets):
         for a in range(0, len(es.input_ids), batch_size):
-            ids = es.input_ids[a:a + batch_size].to(device)
-            labels = shift_labels(es.labels[a:a + batch_size].to(device))
-            stacked = ids.expand(K, *ids.shape)
-            with autocast:
-                _, tok = model.loss(stacked, labels.expand(K, *labels.shape), torch.zeros(stacked.shape, device=device))
+            ids = es.input_ids[a:a + batch_size]
+            stacked = ids.expand(K, *ids.shape).to(device)
+            if isinstance(model, StackedBert):
+                idx, labels = (t.to(device) for t in mlm_targets(es.labels[a:a + batch_size].expand(K, *ids.shape),
+                                                                 chunk))
+                attn = es.attention_mask[a:a + batch_size].expand(K, *ids.shape).to(device)
+                with autocast:
+                    _, tok = model.loss(stacked, attn, idx, labels, torch.zeros(labels.shape, device=device), chunk)
+            else:
+                labels = shift_labels(es.labels[a:a + batch_size]).expand(K, *ids.shape).to(device)
+                with autocast:
+                    _, tok = model.loss(stacked, labels, torch.zeros(stacked.shape, device=device))
             sums[:, i, 0] += tok.double().sum(1)
-            sums[:, i, 1] += (labels != -100).sum()
+            sums[:, i, 1] += (labels != -100).reshape(K, -1).sum(1)
     model.train(was)
     out = []
     for k in range(K):
@@ -104,8 +116,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     run.json and loss_curves.png into its out_dir; return the records in the proxies' order.
     `on_step(step)` is called after every optimiser step (benchmarks time the steady state)."""
     preset = cfg.resolve()
-    if preset.model != "gpt2":
-        raise MixerError(f"--model {preset.model}: batched proxies train GPT-2 only; train BERT proxies one by one")
+    bert = preset.model == "bert"
     if not proxies:
         raise MixerError("train_batched: no proxies given")
     if cfg.extra_eval:
@@ -124,7 +135,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     manifest = load_manifest(corpus_dir)
     domains = manifest.domain_names
     nd = len(domains)
-    vocab = vocab_for("gpt2", manifest)
+    vocab = vocab_for(preset.model, manifest)
     B, L, accum = preset.batch_size, preset.seq_len, preset.grad_accum
     tokens_per_step = B * L * accum
     budgets = {p.source.budget_tokens for p in proxies}
@@ -140,13 +151,14 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
                              f"pass --seq-len {p.source.seq_len}")
         if (Path(p.out_dir) / RUN_NAME).exists():
             raise MixerError(f"{p.out_dir}: holds a finished run already; choose another folder")
-    eval_sets = build_eval_sets(corpus_dir, "gpt2", vocab, L, cfg.eval_seqs)
+    eval_sets = build_eval_sets(corpus_dir, preset.model, vocab, L, cfg.eval_seqs)
 
     # --- K models built once as one, one optimizer over the stacked parameters --------------------
     seeds = [int(p.seed) for p in proxies]
     hf = [build_model(preset, vocab, s) for s in seeds]
     n_params = (count_params(hf[0]), count_params(hf[0], False))
-    model = StackedGPT2.from_hf(hf, dropout=preset.dropout).to(device)
+    model = (StackedBert if bert else StackedGPT2).from_hf(hf, dropout=preset.dropout).to(device)
+    chunk = mlm_chunk(vocab.size, device) if bert else 0
     del hf
     model.seed([s + 1 for s in seeds])  # as train(): dropout from seed + 1
     params = list(model.parameters())
@@ -165,12 +177,13 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     curves = [{"train": {"step": [], "loss": {d: [] for d in domains}, "mean": [], "lr": []},
                "eval": {"step": [], "loss": {es.name: [] for es in eval_sets}}} for _ in range(K)]
     tokens_per_domain = np.zeros((K, nd), dtype=np.int64)
+    tokens_seen = np.zeros(K, dtype=np.int64)  # real (unpadded) tokens per proxy
     interval = torch.zeros(K, 2, nd, dtype=torch.float64, device=device)
     offsets = (torch.arange(K, device=device) * nd)[:, None]
     step, train_time, data_wait = 0, 0.0, 0.0
 
     def run_eval() -> None:
-        for k, losses in enumerate(evaluate_stacked(model, eval_sets, device, cfg.eval_batch_size, autocast)):
+        for k, losses in enumerate(evaluate_stacked(model, eval_sets, device, cfg.eval_batch_size, autocast, chunk)):
             curves[k]["eval"]["step"].append(step)
             for name, v in losses.items():
                 curves[k]["eval"]["loss"][name].append(v)
@@ -192,7 +205,13 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
                                  "fewer steps: lower --steps or give a larger budget") from None
             data_wait += time.perf_counter() - t0
             for b in batches:
-                _check_batch(b, vocab.size, nd, preset.max_positions, False, step)
+                _check_batch(b, vocab.size, nd, preset.max_positions, bert, step)
+            if bert:
+                doms, counted, (total, tok) = _bert_micro(model, batches, proxies, vocab, step, micro, accum,
+                                                          chunk, device, autocast, tokens_per_domain, tokens_seen)
+                total.backward()
+                _add_domain_sums(interval, doms, counted, tok, offsets, nd)
+                continue
             # [K, B, L]; on a GPU stacked into pinned memory, so the copies below do not block the host.
             # Fresh buffers each time: the caching host allocator reuses one only after its copy is done.
             pinned = [torch.empty(K, B, L, dtype=torch.long, pin_memory=True) for _ in range(2)] if cuda else None
@@ -200,6 +219,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
             doms = torch.stack([b["domain_ids"].long() for b in batches], out=pinned[1] if pinned else None)
             for k in range(K):
                 tokens_per_domain[k] += np.bincount(doms[k].reshape(-1).numpy(), minlength=nd)
+            tokens_seen += B * L
             ids, doms = ids.to(device, non_blocking=True), doms.to(device, non_blocking=True)
             labels = shift_labels(ids.view(K * B, L)).view(K, B, L)
             counted = (labels != -100).float()
@@ -207,11 +227,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
             with autocast:
                 total, tok = model.loss(ids, labels, weight)
             total.backward()
-            dom = torch.where(counted.bool(), torch.nn.functional.pad(doms[:, :, 1:], (0, 1)), 0).view(K, -1)
-            flat = torch.zeros(2, K * nd, dtype=torch.float64, device=device)
-            flat[0].index_add_(0, (dom + offsets).view(-1), tok.view(-1).double())
-            flat[1].index_add_(0, (dom + offsets).view(-1), counted.view(-1).double())
-            interval += flat.view(2, K, nd).transpose(0, 1)
+            _add_domain_sums(interval, torch.nn.functional.pad(doms[:, :, 1:], (0, 1)), counted, tok, offsets, nd)
         if cfg.grad_clip > 0:
             _clip(params, cfg.grad_clip)
         lr = schedule.get_last_lr()[0]
@@ -239,7 +255,48 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     bar.close()
     run_eval()
     return [_record(cfg, preset, p, k, K, curves[k], tokens_per_domain[k], steps, warmup, train_time, data_wait,
-                    device, sha, domains, n_params, B * L * accum * steps) for k, p in enumerate(proxies)]
+                    device, sha, domains, n_params, int(tokens_seen[k])) for k, p in enumerate(proxies)]
+
+
+def _add_domain_sums(interval: torch.Tensor, doms: torch.Tensor, counted: torch.Tensor, tok: torch.Tensor,
+                     offsets: torch.Tensor, nd: int) -> None:
+    """interval [K, 2, nd] += each proxy's summed loss and scored count per domain (no host sync).
+    doms, counted, tok: [K, ...] of one shape, the domain of each scored token."""
+    K = tok.shape[0]
+    dom = torch.where(counted.bool(), doms, 0).reshape(K, -1)
+    flat = torch.zeros(2, K * nd, dtype=torch.float64, device=tok.device)
+    flat[0].index_add_(0, (dom + offsets).view(-1), tok.reshape(-1).double())
+    flat[1].index_add_(0, (dom + offsets).view(-1), counted.reshape(-1).double())
+    interval += flat.view(2, K, nd).transpose(0, 1)
+
+
+def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], vocab, step: int, micro: int, accum: int,
+                chunk: int, device: torch.device, autocast, tokens_per_domain: np.ndarray, tokens_seen: np.ndarray):
+    """One BERT micro-step of K proxies: each proxy's masks as `trainers.loop.train` draws them
+    alone (seeded by its seed, step, micro-step, rank 0), on the CPU; only the masked positions
+    go to the head. -> (domain, counted, (loss with gradients, per-target losses)) per target row."""
+    ids, attn, doms = ([b[key].long() for b in batches] for key in ("input_ids", "attention_mask", "domain_ids"))
+    masked, labels = [], []
+    for k, p in enumerate(proxies):
+        real = attn[k].bool()
+        tokens_per_domain[k] += np.bincount(doms[k][real].numpy(), minlength=tokens_per_domain.shape[1])
+        tokens_seen[k] += int(real.sum())
+        mask_seed = np.random.SeedSequence([int(p.seed), step, micro, 0]).generate_state(1)[0]
+        gen = torch.Generator().manual_seed(int(mask_seed))
+        m, lab = mask_tokens(ids[k], attn[k], vocab.special, vocab.corpus_size, gen)
+        masked.append(m)
+        labels.append(lab)
+    idx, targets = mlm_targets(torch.stack(labels), chunk)
+    sel_doms = torch.stack(doms).reshape(len(proxies), -1).gather(1, idx)
+    counted = (targets >= 0).float()
+    weight = counted / (counted.sum(1, keepdim=True).clamp(min=1) * accum)
+    cuda = device.type == "cuda"
+    ids, attn, idx, targets, doms, counted, weight = (
+        (t.pin_memory() if cuda else t).to(device, non_blocking=True)
+        for t in (torch.stack(masked), torch.stack(attn), idx, targets, sel_doms, counted, weight))
+    with autocast:
+        out = model.loss(ids, attn, idx, targets, weight, chunk)
+    return doms, counted, out
 
 
 def _record(cfg, preset, proxy: Proxy, k: int, K: int, curve: dict, tokens_per_domain: np.ndarray, steps: int,
@@ -250,15 +307,16 @@ def _record(cfg, preset, proxy: Proxy, k: int, K: int, curve: dict, tokens_per_d
     import transformers
 
     source = proxy.source
+    vocab_size = vocab_for(preset.model, load_manifest(source.corpus_dir)).size  # the model's rows, as train() records
     config: dict[str, Any] = json.loads(json.dumps({**asdict(cfg), **asdict(preset), "preset": preset.name,
                                                     "steps": steps, "world_size": 1, "seed": proxy.seed,
-                                                    "vocab_size": int(load_manifest(source.corpus_dir).vocab_size)}))
+                                                    "vocab_size": vocab_size}))
     final = {name: v[-1] for name, v in curve["eval"]["loss"].items()}
     record = RunRecord(
         format_version=FORMAT_VERSION, corpus_sha256=sha, budget_tokens=int(source.budget_tokens or tokens_seen),
         weights={d: float(w) for d, w in source.weights.items()},
         tokens_per_domain={d: int(n) for d, n in zip(domains, tokens_per_domain)},
-        final_loss={d: final[d] for d in domains}, model="gpt2", preset=preset.name, seed=proxy.seed,
+        final_loss={d: final[d] for d in domains}, model=preset.model, preset=preset.name, seed=proxy.seed,
         provenance={"mixer_version": mixer_version, "torch": torch.__version__,
                     "transformers": transformers.__version__, "device": _device_name(device), "world_size": 1,
                     "params_non_embedding": n_params[0], "params_total": n_params[1], "warmup_steps": warmup,

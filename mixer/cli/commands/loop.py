@@ -53,8 +53,8 @@ def _common(f):
                      help="Run each proxy run as a Ray task: start a local cluster, or join one."),
         click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all)."),
         click.option("--batch-proxies", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
-                     help="Train up to K GPT-2 runs of equal budget at once in one stacked model (fills a GPU; "
-                          "0: one by one). Runs are cached apart from unbatched ones."),
+                     help="Train up to K runs (GPT-2 or BERT) of equal budget at once in one stacked model "
+                          "(fills a GPU; 0: one by one). Runs are cached apart from unbatched ones."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
     for opt in reversed(opts):

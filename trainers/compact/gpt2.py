@@ -11,14 +11,10 @@ sequences, so K proxies cost about the launches of one. The architecture is GPT-
 (pre-LN blocks, tanh GELU, learned positions, tied LM head; `hf_state_dict` loads into
 `GPT2LMHeadModel`, a test compares their logits).
 
-Dropout draws each proxy's masks from that proxy's own generator, so proxy k follows the same
-random stream whatever else trains next to it: K proxies together give, bit for bit on a CPU,
-the losses each gives alone (K = 1). Attention-probability dropout therefore takes the explicit
-softmax path; with the attention dropout at 0 (or in evaluation) SDPA's fused kernels run.
-
-The loss never holds the logits of a whole batch: `fused_lm_loss` computes the LM head, the
-cross-entropy and their gradients chunk by chunk in the forward pass (the per-token weights are
-known before it runs), so memory is O(chunk · vocab), not O(B·L·vocab) in fp32.
+Dropout masks come per proxy (`trainers.compact.base`), so attention-probability dropout takes
+the explicit softmax path; with the attention dropout at 0 (or in evaluation) SDPA's fused
+kernels run. The loss is `fused_lm_loss` (`trainers.compact.loss`): the logits of a whole batch
+are never held.
 """
 from __future__ import annotations
 
@@ -28,10 +24,10 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from trainers.compact.base import Stacked
+from trainers.compact.loss import fused_lm_loss
+
 LN_EPS = 1e-5  # GPT2Config.layer_norm_epsilon
-# Logits elements per proxy in one chunk of the fused loss: 128 MiB in fp32 on a GPU; 8 MiB on a
-# CPU, where larger blocks go to fresh mmaps and their page faults cost more than the smaller matmuls.
-CHUNK_ELEMENTS = {"cuda": 1 << 25, "cpu": 1 << 21}
 
 
 def _hf_names(n_layer: int) -> list[str]:
@@ -42,7 +38,7 @@ def _hf_names(n_layer: int) -> list[str]:
     return names + ["ln_f.weight", "ln_f.bias"]
 
 
-class StackedGPT2(torch.nn.Module):
+class StackedGPT2(Stacked):
     """K GPT-2 models; parameter `name` is [K, *HF shape] (HF's `transformer.` prefix dropped, '.' -> '__')."""
 
     def __init__(self, params: dict[str, torch.Tensor], n_head: int, dropout: float = 0.0,
@@ -54,7 +50,6 @@ class StackedGPT2(torch.nn.Module):
         for name in _hf_names(self.n_layer):
             self.register_parameter(name.replace(".", "__"), torch.nn.Parameter(params[name].clone()))
         self.K, self.vocab_size, self.d_model = self.wte__weight.shape
-        self.generators: list[torch.Generator] | None = None  # one per proxy: dropout masks
 
     @classmethod
     def from_hf(cls, models: Sequence[torch.nn.Module], dropout: float | None = None) -> "StackedGPT2":
@@ -72,35 +67,13 @@ class StackedGPT2(torch.nn.Module):
         out["lm_head.weight"] = out["transformer.wte.weight"]
         return out
 
-    def seed(self, seeds: Sequence[int]) -> None:
-        """One dropout generator per proxy, on the parameters' device."""
-        dev = self.wte__weight.device
-        self.generators = [torch.Generator(device=dev).manual_seed(int(s)) for s in seeds]
-
     # --- building blocks: every op covers the K proxies at once ------------------------------------
-    def _p(self, name: str) -> torch.Tensor:
-        return getattr(self, name.replace(".", "__"))
-
     def _linear(self, x: torch.Tensor, prefix: str) -> torch.Tensor:
         """HF Conv1D (x @ W + b) for every proxy: x [K, N, in] -> [K, N, out]."""
         return torch.baddbmm(self._p(prefix + ".bias")[:, None, :], x, self._p(prefix + ".weight"))
 
     def _ln(self, x: torch.Tensor, prefix: str) -> torch.Tensor:
-        y = F.layer_norm(x, x.shape[-1:], eps=LN_EPS)
-        return torch.addcmul(self._p(prefix + ".bias")[:, None, :], y, self._p(prefix + ".weight")[:, None, :])
-
-    def _keep(self, shape: tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:
-        """[K, *shape] keep masks scaled by 1/(1-p), proxy k's from its own generator."""
-        if self.generators is None or len(self.generators) != self.K:
-            raise RuntimeError("StackedGPT2: call seed([...]) with one seed per proxy before training with dropout")
-        keep = torch.stack([torch.rand(shape, generator=g, device=device) >= p for g in self.generators])
-        return keep.to(torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type)
-                       else torch.float32) / (1 - p)
-
-    def _drop(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        if not self.training or p == 0.0:
-            return x
-        return x * self._keep(tuple(x.shape[1:]), p, x.device).to(x.dtype)
+        return super()._ln(x, prefix, LN_EPS)
 
     def _attention(self, x: torch.Tensor, i: int, B: int, L: int) -> torch.Tensor:
         K, D, H = self.K, self.d_model, self.n_head
@@ -139,59 +112,3 @@ class StackedGPT2(torch.nn.Module):
         labels [K, B, L] (-100: not scored); token_weight [K, B, L], 0 where not scored."""
         K = ids.shape[0]
         return fused_lm_loss(self.hidden(ids), self.wte__weight, labels.reshape(K, -1), token_weight.reshape(K, -1))
-
-
-class _FusedLMLoss(torch.autograd.Function):
-    """LM head + cross-entropy + their gradients, chunk by chunk over tokens."""
-
-    @staticmethod
-    def forward(ctx, h, w, labels, weight, chunk):  # h [K, N, D], w [K, V, D], labels/weight [K, N]
-        K, N, _ = h.shape
-        kind = h.device.type
-        # Under autocast the matmuls run in its dtype (bf16), explicitly: in-place ops are not autocast.
-        dt = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else h.dtype
-        losses = torch.zeros(K, N, dtype=torch.float32, device=h.device)
-        gh = torch.empty_like(h) if h.requires_grad else None
-        gw = torch.zeros(w.shape, dtype=torch.float32, device=w.device) if w.requires_grad else None
-        with torch.autocast(kind, enabled=False):
-            wt = w.to(dt)
-            for a in range(0, N, chunk):
-                hc, lab, wc = h[:, a:a + chunk].to(dt), labels[:, a:a + chunk], weight[:, a:a + chunk].float()
-                logits = torch.bmm(hc, wt.transpose(1, 2)).float()  # [K, c, V]; every pass below is in place
-                safe = lab.clamp(min=0)
-                scored = lab >= 0
-                picked = logits.gather(-1, safe[..., None]).squeeze(-1)
-                top = logits.amax(-1, keepdim=True)
-                e = logits.sub_(top).exp_()  # the logits' buffer now holds exp(logit - max)
-                total = e.sum(-1)
-                losses[:, a:a + chunk] = torch.where(scored, top.squeeze(-1) + total.log() - picked, 0.0)
-                if gh is None and gw is None:
-                    continue
-                # d loss / d logits = (softmax - onehot) · the token's weight, in the same buffer
-                g = e.mul_((wc / total)[..., None])
-                g.scatter_add_(-1, safe[..., None], -(wc * scored)[..., None])
-                g = g.to(dt)
-                if gh is not None:
-                    gh[:, a:a + chunk] = torch.bmm(g, wt)
-                if gw is not None and gw.dtype == dt:
-                    gw.baddbmm_(g.transpose(1, 2), hc)  # accumulated in place, no [K, V, D] temporary
-                elif gw is not None:
-                    gw += torch.bmm(g.transpose(1, 2), hc).float()
-        ctx.save_for_backward(gh, gw)
-        return (losses * weight.float()).sum(), losses
-
-    @staticmethod
-    def backward(ctx, grad_loss, _grad_tokens):
-        gh, gw = ctx.saved_tensors
-        return (gh * grad_loss.to(gh.dtype) if gh is not None else None,
-                gw * grad_loss if gw is not None else None, None, None, None)
-
-
-def fused_lm_loss(h: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
-                  chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Σ weight·CE(h @ wᵀ, labels), per-token CE detached) without the full logits.
-    The chunk size depends on the device and vocab only, never on K, so K proxies sum in the same
-    order as one."""
-    chunk = chunk or max(16, CHUNK_ELEMENTS.get(h.device.type, 1 << 25) // w.shape[1])
-    total, tokens = _FusedLMLoss.apply(h, w, labels, weight, chunk)
-    return total, tokens.detach()
