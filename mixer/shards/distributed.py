@@ -41,7 +41,7 @@ from mixer.core.errors import MixerError
 from mixer.core.task_cache import TaskCache, pack, task_key, unpack, write_entry
 from mixer.formats.shards import corpus_reference, encode_shard, make_index, shard_name, sidecar_name, write_index
 from mixer.shards.plan import MixturePlan
-from mixer.shards.write import BuildStats, ShardConfig
+from mixer.shards.write import BuildStats, ShardConfig, shard_layout
 
 TASK_VERSION = 1  # bump when a change makes cached shards of an older mixer wrong
 
@@ -164,16 +164,8 @@ def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config:
     tasks in this process). Same folder, byte for byte, as `write_shards`. `on_shard(done, total)`
     reports sequences done, whether a shard ran now or came from the cache."""
     from mixer.core.lock import output_lock
-    from mixer.core.paths import refuse_nested
-
     out = Path(out)
-    refuse_nested(out, sources.corpus_dir, "the corpus")
-    if not 1 <= config.zstd_level <= 22:
-        raise MixerError(f"--zstd-level {config.zstd_level}: choose 1..22")
-    if config.shard_tokens <= 0:
-        raise MixerError(f"--shard-tokens {config.shard_tokens}: must be positive")
-    per_shard = max(1, config.shard_tokens // plan.seq_len)
-    n_shards = -(-plan.num_sequences // per_shard)
+    per_shard, n_shards = shard_layout(plan, out, sources.corpus_dir, config)
     stats = ClusterBuildStats()
     t_start = time.perf_counter()
     with output_lock(out):

@@ -45,6 +45,20 @@ class BuildStats:
     index: dict[str, Any] = field(default_factory=dict)
 
 
+def shard_layout(plan: MixturePlan, out: str | Path, corpus_dir: str | Path, config: ShardConfig) -> tuple[int, int]:
+    """Check the output place and the shard settings; (sequences per shard, number of shards).
+    One machine and the Ray path (`mixer.shards.distributed`) lay shards out the same way."""
+    from mixer.core.paths import refuse_nested
+
+    refuse_nested(out, corpus_dir, "the corpus")
+    if not 1 <= config.zstd_level <= 22:
+        raise MixerError(f"--zstd-level {config.zstd_level}: choose 1..22")
+    if config.shard_tokens <= 0:
+        raise MixerError(f"--shard-tokens {config.shard_tokens}: must be positive")
+    per_shard = max(1, config.shard_tokens // plan.seq_len)
+    return per_shard, -(-plan.num_sequences // per_shard)
+
+
 def write_shards(plan: MixturePlan, sources, out: str | Path, config: ShardConfig = ShardConfig(),
                  on_shard: Callable[[int, int], None] | None = None) -> BuildStats:
     """Write the plan's whole stream as shards under `out`, atomically (temp folder + rename,
@@ -52,17 +66,9 @@ def write_shards(plan: MixturePlan, sources, out: str | Path, config: ShardConfi
     from mixer.core.atomic import atomic_dir
     from mixer.shards.gather import gather_sequences
 
-    from mixer.core.paths import refuse_nested
-
     if config.workers < 1:
-        raise MixerError(f"--workers {config.workers}: need at least 1")
-    refuse_nested(out, sources.corpus_dir, "the corpus")
-    if not 1 <= config.zstd_level <= 22:
-        raise MixerError(f"--zstd-level {config.zstd_level}: choose 1..22")
-    if config.shard_tokens <= 0:
-        raise MixerError(f"--shard-tokens {config.shard_tokens}: must be positive")
-    per_shard = max(1, config.shard_tokens // plan.seq_len)
-    n_shards = -(-plan.num_sequences // per_shard)
+        raise MixerError(f"--threads {config.workers}: need at least 1")
+    per_shard, n_shards = shard_layout(plan, out, sources.corpus_dir, config)
     stats = BuildStats()
     t_start = time.perf_counter()
     entries: list[dict | None] = [None] * n_shards
