@@ -44,6 +44,7 @@ class TrainSpec:
     eval_every: int = 0  # 0: evaluate at the end only (the loss curve of the experiment sets it)
     log_every: int = 10
     allow_repeat: bool = False  # a domain smaller than its target takes further epochs instead of failing
+    max_epochs: float | None = None  # with allow_repeat: the most passes over any domain (None: no cap)
     threads: int = 1  # torch CPU threads per run; results are bitwise reproducible only at a fixed count
     device: str = "auto"  # "auto": the run's GPU if it has one, else CPU
     trainer: str = "hf"  # "hf": trainers.loop.train; "stacked": trainers.batched (what --batch-proxies trains)
@@ -72,6 +73,8 @@ class RunSpec:
         train = {k: v for k, v in asdict(self.train).items() if k not in ("threads", "device")}
         if train["trainer"] == "hf":  # the default leaves the keys of existing caches as they were
             del train["trainer"]
+        if train["max_epochs"] is None:  # likewise: no cap is what caches before the cap existed hold
+            del train["max_epochs"]
         obj = {"cache_version": CACHE_VERSION, "corpus_sha256": self.corpus_sha256,
                "weights": {d: float(w) for d, w in sorted(self.weights.items())},
                "budget_tokens": int(self.budget_tokens), "train": train, "provenance": self.provenance}
@@ -122,7 +125,7 @@ def _data_source(spec: RunSpec):
     cfg = spec.train.train_config().resolve()
     source = source_from_corpus(spec.corpus, spec.weights, int(spec.budget_tokens), cfg.seq_len,
                                 spec.train.data_seed, spec.train.model, cfg.batch_size,
-                                allow_repeat=spec.train.allow_repeat)
+                                allow_repeat=spec.train.allow_repeat, max_repeat=spec.train.max_epochs)
     return replace(source, provenance={**source.provenance, **spec.provenance, "run_name": spec.name,
                                        "run_key": spec.key()})
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import trainer_options
+from mixer.cli.commands._options import trainer_options, trainer_repetition
 
 
 def _train_options(f):
@@ -33,7 +33,7 @@ def _train_spec(kw: dict):
     from mixer.loop.runner import TrainSpec
 
     train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
-                      eval_seqs=kw["eval_seqs"], allow_repeat=kw["allow_repeat"], threads=kw["threads"])
+                      eval_seqs=kw["eval_seqs"], **trainer_repetition(kw), threads=kw["threads"])
     train.train_config().resolve()  # a bad model/preset fails here, before any run
     return train
 

@@ -60,6 +60,13 @@ def repetition(max_epochs: float, allow_repeat: bool) -> tuple[bool, float | Non
     return max_epochs > 1, (None if math.isinf(max_epochs) else max_epochs) if max_epochs > 1 else None
 
 
+def trainer_repetition(kw: dict[str, Any]) -> dict[str, Any]:
+    """TrainSpec's `allow_repeat` and `max_epochs` from the loop's `--max-epochs` / `--allow-repeat`
+    (no cap is `max_epochs=None`, so the run keys of caches built with `--allow-repeat` hold)."""
+    allow, cap = repetition(kw["max_epochs"], kw["allow_repeat"])
+    return {"allow_repeat": allow, "max_epochs": cap}
+
+
 def trainer_options() -> list:
     return [
         click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout, masks."),
@@ -68,7 +75,7 @@ def trainer_options() -> list:
         click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's)."),
         click.option("--eval-seqs", type=int, default=DEFAULTS.eval_seqs, show_default=True,
                      help="Held-out sequences per domain."),
-        click.option("--allow-repeat", is_flag=True, help="Let small domains repeat (fresh order each epoch)."),
+        max_epochs_option(),
         click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads per run."),
     ]
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import command_line, config_options, trainer_options, write_config
+from mixer.cli.commands._options import (command_line, config_options, trainer_options, trainer_repetition,
+                                        write_config)
 from mixer.loop.defaults import DEFAULTS
 
 
@@ -108,7 +109,7 @@ def _config(kw: dict):
     else:
         factors = (kw["perturb"], 1 / kw["perturb"]) if kw["both_directions"] else (kw["perturb"],)
     train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
-                      eval_seqs=kw["eval_seqs"], allow_repeat=kw["allow_repeat"], threads=kw["threads"])
+                      eval_seqs=kw["eval_seqs"], **trainer_repetition(kw), threads=kw["threads"])
     train.train_config().resolve()  # a bad model/preset fails here, before any run
     return LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train, factors=factors,
                       keep_total=not kw["grow_total"], floor_uniform=kw["floor_uniform"] or None,
