@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The GPU figures of issue 16 in one command (< 9 minutes on one H100/H200), one JSON:
+# The GPU figures of issue 16 in one command (under 8 minutes on one H100/H200), one JSON:
 #   bash bench/gpu.sh [OUT_DIR]        # default bench/results -> OUT_DIR/gpu.json
 # 1. python -m bench.train --device cuda: tokens/s, MFU (dense bf16 peak) and data wait of GPT-2
 #    tiny/small/large and BERT-base (L=300), HF and stacked trainers (the stacked BERT: fused QKV,
 #    SDPA with the padding mask, head on the masked positions only), on shards read by MixtureStream.
+#    Each case is saved as it finishes, so a case cut by the time limit loses only itself.
 # 2. python -m bench.train --device cuda --sweep 11: 11 GPT-2 tiny proxies of a DDO sweep (1 + 2·5),
 #    one after another (trainers.loop.train) vs together (trainers.batched), 320k tokens each.
 set -euo pipefail
@@ -13,8 +14,8 @@ mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 status=0
-timeout 350 python -m bench.train --device cuda --out "$out/gpu-train.json" || status=$?
-timeout 170 python -m bench.train --device cuda --sweep 11 --budget 327680 --repeats 1 \
+timeout 300 python -m bench.train --device cuda --out "$out/gpu-train.json" || status=$?
+timeout 160 python -m bench.train --device cuda --sweep 11 --budget 327680 --repeats 1 \
   --out "$out/gpu-proxies.json" || status=$?
 python - "$out" <<'PY'
 import json, os, sys, time

@@ -247,13 +247,21 @@ def main() -> None:
                   f"data wait {r['data_wait_share']:6.2%} of step time  ({r['wall_s']:.0f} s)"
                   + (f"  [head at all positions: MFU {r['mfu_head_all_positions']:.1%}]" if r["model"] == "bert" else "")
                   + (f"  [MFU vs peak re-measured after: {r['mfu_vs_peak_after']:.1%}]" if kind == "cpu" else ""))
+            save(args, kind, peak, peak_how, results, finished=False)
+    save(args, kind, peak, peak_how, results, finished=True)
+
+
+def save(args, kind: str, peak: float, peak_how: str, results: list, finished: bool) -> None:
+    """Write the results so far (after every case, so a run stopped by its time limit keeps the
+    cases it finished; `finished` says whether every case ran)."""
     out = {"device": args.device, "device_name": torch.cuda.get_device_name() if kind == "cuda" else platform.processor()
            or platform.machine(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-           "peak_flops": peak, "peak_how": peak_how, "cases": results, "source": args.source,
+           "peak_flops": peak, "peak_how": peak_how, "cases": results, "source": args.source, "finished": finished,
            "note": "CPU figures use short sequences and few steps; the GPU run (bf16, torch.compile) is separate"}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, out)
-    print(f"wrote {args.out}")
+    if finished:
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
