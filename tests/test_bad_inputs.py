@@ -3,7 +3,6 @@ and the fix, and nothing half-written left behind."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest

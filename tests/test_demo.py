@@ -65,7 +65,7 @@ def test_demo_loop_autoscale_and_shards(corpus, tmp_path):
         assert len(page["images"]) == 1 + 2 * 3
         assert all(i["complete"] and i["naturalWidth"] > 0 for i in page["images"])
         assert any("extrapolated" in i["alt"] for i in page["images"])
-        assert f"AutoScale @ 65.5k" in page["text"] and auto["verdict"] in page["text"]
+        assert "AutoScale @ 65.5k" in page["text"] and auto["verdict"] in page["text"]
     # Again: everything comes from the cache.
     again = run_demo(DemoConfig(out=tmp_path / "demo", corpus=corpus, quick=True, scales=(4096, 8192), progress=False))
     assert again.runs_trained == 0 and again.weights == res.weights

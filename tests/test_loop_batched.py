@@ -4,7 +4,6 @@ same sweep trained one by one; they are cached apart from the default trainer's 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

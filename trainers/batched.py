@@ -23,25 +23,23 @@ schedule, so they need the same token budget.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from mixer import __version__ as mixer_version
 from mixer.core.errors import MixerError
 from mixer.formats.corpus import load_manifest, manifest_sha256
-from mixer.formats.run import FORMAT_VERSION, RUN_NAME, RunRecord, save_run
+from mixer.formats.run import RUN_NAME, RunRecord
 from trainers.compact import StackedBert, StackedGPT2, mlm_chunk, mlm_targets
 from trainers.heldout import EvalSet, build_eval_sets
-from trainers.loop import (DataSource, TrainConfig, _check_batch, _device_name, _ppl, _progress, _rate,
-                           _warmup)
+from trainers.loop import (DataSource, TrainConfig, _check_batch, _progress, _warmup, linear_schedule, make_record,
+                           resolve_device, run_config, write_run)
 from trainers.models import build_model, count_params, vocab_for
-from trainers.objectives import mask_tokens, shift_labels
+from trainers.objectives import mask_generator, mask_tokens, shift_labels
 
 TRAINER = "stacked"  # recorded in run.json provenance: which trainer wrote the run
 
@@ -60,10 +58,7 @@ def _device(cfg: TrainConfig) -> torch.device:
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise MixerError("train_batched runs in one process; start it without torchrun")
-    name = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MixerError(f"--device {cfg.device}: CUDA is not available here; use --device cpu")
-    return torch.device(name)
+    return torch.device(resolve_device(cfg))
 
 
 def _clip(params: list[torch.Tensor], max_norm: float) -> None:
@@ -166,8 +161,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
                                    {"params": [p for p in params if p.dim() < 3], "weight_decay": 0.0}],
                                   lr=preset.lr, betas=cfg.betas, eps=1e-8, fused=cuda)
     warmup = _warmup(preset, steps)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
+    schedule = linear_schedule(optimizer, warmup, steps)
     # Compiled on a GPU when dropout is off: with dropout, K per-proxy generators enter the graph
     # (graph breaks), so the default keeps that case eager. The chunked loss stays eager always.
     use_compile = cfg.compile if cfg.compile is not None else (cuda and preset.dropout == 0)
@@ -254,8 +248,8 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
             run_eval()
     bar.close()
     run_eval()
-    return [_record(cfg, preset, p, k, K, curves[k], tokens_per_domain[k], steps, warmup, train_time, data_wait,
-                    device, sha, domains, n_params, int(tokens_seen[k])) for k, p in enumerate(proxies)]
+    return [_record(cfg, preset, p, K, curves[k], tokens_per_domain[k], steps, warmup, train_time, data_wait,
+                    device, sha, domains, n_params, int(tokens_seen[k]), vocab.size) for k, p in enumerate(proxies)]
 
 
 def _add_domain_sums(interval: torch.Tensor, doms: torch.Tensor, counted: torch.Tensor, tok: torch.Tensor,
@@ -281,9 +275,7 @@ def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], voc
         real = attn[k].bool()
         tokens_per_domain[k] += np.bincount(doms[k][real].numpy(), minlength=tokens_per_domain.shape[1])
         tokens_seen[k] += int(real.sum())
-        mask_seed = np.random.SeedSequence([int(p.seed), step, micro, 0]).generate_state(1)[0]
-        gen = torch.Generator().manual_seed(int(mask_seed))
-        m, lab = mask_tokens(ids[k], attn[k], vocab.special, vocab.corpus_size, gen)
+        m, lab = mask_tokens(ids[k], attn[k], vocab.special, vocab.corpus_size, mask_generator(int(p.seed), step, micro))
         masked.append(m)
         labels.append(lab)
     idx, targets = mlm_targets(torch.stack(labels), chunk)
@@ -299,37 +291,14 @@ def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], voc
     return doms, counted, out
 
 
-def _record(cfg, preset, proxy: Proxy, k: int, K: int, curve: dict, tokens_per_domain: np.ndarray, steps: int,
-            warmup: int, train_time: float, data_wait: float, device, sha: str, domains, n_params,
-            tokens_seen: int) -> RunRecord:
-    """Proxy k's run.json (and plot), the fields `trainers.loop.train` writes; train time is the
+def _record(cfg, preset, proxy: Proxy, K: int, curve: dict, tokens_per_domain: np.ndarray, steps: int, warmup: int,
+            train_time: float, data_wait: float, device, sha: str, domains, n_params, tokens_seen: int,
+            vocab_size: int) -> RunRecord:
+    """Proxy k's run.json (and plot), the files `trainers.loop.train` writes; train time is the
     batch's, shared by its K proxies."""
-    import transformers
-
-    source = proxy.source
-    vocab_size = vocab_for(preset.model, load_manifest(source.corpus_dir)).size  # the model's rows, as train() records
-    config: dict[str, Any] = json.loads(json.dumps({**asdict(cfg), **asdict(preset), "preset": preset.name,
-                                                    "steps": steps, "world_size": 1, "seed": proxy.seed,
-                                                    "vocab_size": vocab_size}))
-    final = {name: v[-1] for name, v in curve["eval"]["loss"].items()}
-    record = RunRecord(
-        format_version=FORMAT_VERSION, corpus_sha256=sha, budget_tokens=int(source.budget_tokens or tokens_seen),
-        weights={d: float(w) for d, w in source.weights.items()},
-        tokens_per_domain={d: int(n) for d, n in zip(domains, tokens_per_domain)},
-        final_loss={d: final[d] for d in domains}, model=preset.model, preset=preset.name, seed=proxy.seed,
-        provenance={"mixer_version": mixer_version, "torch": torch.__version__,
-                    "transformers": transformers.__version__, "device": _device_name(device), "world_size": 1,
-                    "params_non_embedding": n_params[0], "params_total": n_params[1], "warmup_steps": warmup,
-                    "data_wait_share": data_wait / train_time if train_time else 0.0,
-                    "trainer": TRAINER, "proxies_together": K, **source.provenance},
-        final_perplexity={d: _ppl(final[d]) for d in domains},
-        extra_loss={}, tokens_seen=tokens_seen, steps=steps, wall_time_s=train_time,
-        tokens_per_s=_rate(tokens_seen, train_time), curve=curve, loss_history=curve["train"]["loss"],
-        config=config)
-    out = Path(proxy.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_run(out / RUN_NAME, record)
-    from trainers.plot import plot_curves
-
-    plot_curves(record, out / "loss_curves.png")
+    config = run_config(cfg, preset, steps, 1, vocab_size, seed=proxy.seed)
+    record = make_record(preset, proxy.source, curve, domains, tokens_per_domain, tokens_seen, steps, warmup,
+                         train_time, data_wait, device, 1, n_params, sha, proxy.seed, config,
+                         provenance={"trainer": TRAINER, "proxies_together": K})
+    write_run(proxy.out_dir, record)
     return record

@@ -32,7 +32,7 @@ from trainers.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, sav
 from trainers.heldout import build_eval_sets, evaluate
 from trainers.hooks import StepHook, run_step_hooks, weighted_mean_loss
 from trainers.models import build_model, count_params, vocab_for
-from trainers.objectives import causal_token_losses, mask_tokens, mlm_token_losses, per_domain_sums
+from trainers.objectives import causal_token_losses, mask_generator, mask_tokens, mlm_token_losses, per_domain_sums
 from trainers.presets import ModelPreset, get_preset
 from mixer.formats.run import FORMAT_VERSION, RUN_NAME, RunRecord, save_run
 
@@ -101,13 +101,19 @@ class DataSource:
         return self.batches if hasattr(self.batches, "state_dict") else None
 
 
+def resolve_device(cfg: TrainConfig) -> str:
+    """`cfg.device` with "auto" resolved; a CUDA device where there is none is an error."""
+    name = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MixerError(f"--device {cfg.device}: CUDA is not available here; use --device cpu")
+    return name
+
+
 def _setup_device(cfg: TrainConfig) -> tuple[torch.device, int, int, int]:
     """-> (device, rank, local_rank, world_size); joins the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    name = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MixerError(f"--device {cfg.device}: CUDA is not available here; use --device cpu")
+    name = resolve_device(cfg)
     if world > 1:
         if name.startswith("cuda"):
             name = f"cuda:{local}"
@@ -143,6 +149,19 @@ def _check_batch(batch: Mapping[str, torch.Tensor], vocab_size: int, n_domains: 
 def _warmup(preset: ModelPreset, steps: int) -> int:
     w = preset.warmup_steps if preset.warmup_steps is not None else round(preset.warmup_ratio * steps)
     return min(w, steps // 2)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up to the peak, then linear decay to 0 at `steps` (HF `get_linear_schedule_with_warmup`)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
+
+
+def run_config(cfg: TrainConfig, preset: ModelPreset, steps: int, world: int, vocab_size: int,
+               **extra: Any) -> dict[str, Any]:
+    """The `config` run.json records (and a checkpoint must match): JSON-plain."""
+    return json.loads(json.dumps({**asdict(cfg), **asdict(preset), "preset": preset.name, "steps": steps,
+                                  "world_size": world, **extra, "vocab_size": vocab_size}))
 
 
 def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iterable[DomainLossHook] = (),
@@ -182,8 +201,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
         path, _, dom = spec.rpartition(":") if ":" in spec and not Path(spec).is_dir() else (spec, "", "")
         eval_sets += build_eval_sets(path, cfg.model, vocab, L, cfg.eval_seqs, [dom] if dom else None, prefix="ood/")
     stream = source.stream_state()
-    config = json.loads(json.dumps({**asdict(cfg), **asdict(preset), "preset": preset.name, "steps": steps,
-                                    "world_size": world, "vocab_size": vocab.size}))  # as run.json will hold it
+    config = run_config(cfg, preset, steps, world, vocab.size)  # as run.json will hold it
 
     # --- model, optimizer, schedule -------------------------------------------------------------
     raw = build_model(preset, vocab, cfg.seed).to(device)
@@ -193,9 +211,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=preset.lr, betas=cfg.betas, eps=1e-8, fused=cuda)
     warmup = _warmup(preset, steps)
-    # Linear warm-up to the peak, then linear decay to 0 at `steps` (HF `get_linear_schedule_with_warmup`).
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
+    schedule = linear_schedule(optimizer, warmup, steps)
 
     # --- state that a checkpoint carries --------------------------------------------------------
     step, tokens_seen, train_time, data_wait, resumed_rng = 0, 0, 0.0, 0.0, None
@@ -280,8 +296,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
                 inputs["attention_mask"] = attn
             if cfg.model == "bert":
                 # Fresh masks every step, from (seed, step, micro, rank) alone: a resumed run redraws the same ones.
-                mask_seed = np.random.SeedSequence([cfg.seed, step, micro, rank]).generate_state(1)[0]
-                gen = torch.Generator().manual_seed(int(mask_seed))
+                gen = mask_generator(cfg.seed, step, micro, rank)
                 inputs["input_ids"], inputs["labels"] = mask_tokens(ids, attn, vocab.special, vocab.corpus_size, gen)
             inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
             # DDP: all-reduce the gradients only on the last micro-step.
@@ -333,37 +348,54 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     # --- final eval, checkpoint, run.json ----------------------------------------------------------
     if not curve["eval"]["step"] or curve["eval"]["step"][-1] != step:
         run_eval()
-    final = {name: curve["eval"]["loss"][name][-1] for name in curve["eval"]["loss"]}
     checkpoint()
     if world > 1:
         counts = torch.tensor([*tokens_per_domain.tolist(), tokens_seen], dtype=torch.float64, device=device)
         torch.distributed.all_reduce(counts)
         tokens_per_domain, tokens_seen = counts[:-1].cpu().numpy().astype(np.int64), int(counts[-1])
-    import transformers
-
-    record = RunRecord(
-        format_version=FORMAT_VERSION, corpus_sha256=manifest_sha256(source.corpus_dir),
-        budget_tokens=int(source.budget_tokens or tokens_seen),
-        weights={d: float(w) for d, w in source.weights.items()},
-        tokens_per_domain={d: int(n) for d, n in zip(domains, tokens_per_domain)},
-        final_loss={d: final[d] for d in domains}, model=cfg.model, preset=preset.name, seed=cfg.seed,
-        provenance={"mixer_version": mixer_version, "torch": torch.__version__,
-                    "transformers": transformers.__version__, "device": _device_name(device), "world_size": world,
-                    "params_non_embedding": count_params(raw), "params_total": count_params(raw, False),
-                    "warmup_steps": warmup, "data_wait_share": data_wait / train_time if train_time else 0.0,
-                    **source.provenance},  # the caller's keys (e.g. the solver's role/domain/factor) on top
-        final_perplexity={d: _ppl(final[d]) for d in domains},
-        extra_loss={n: v for n, v in final.items() if n.startswith("ood/")},
-        tokens_seen=tokens_seen, steps=step, wall_time_s=train_time, tokens_per_s=_rate(tokens_seen, train_time),
-        curve=curve, loss_history=curve["train"]["loss"], config=config)
+    record = make_record(preset, source, curve, domains, tokens_per_domain, tokens_seen, step, warmup, train_time,
+                         data_wait, device, world, (count_params(raw), count_params(raw, False)),
+                         manifest_sha256(source.corpus_dir), cfg.seed, config)
     if master:
-        save_run(out_dir / RUN_NAME, record)
-        from trainers.plot import plot_curves
-
-        plot_curves(record, out_dir / "loss_curves.png")
+        write_run(out_dir, record)
     if world > 1:
         torch.distributed.barrier()
     return record
+
+
+def make_record(preset: ModelPreset, source: DataSource, curve: dict[str, Any], domains: list[str],
+                tokens_per_domain: np.ndarray, tokens_seen: int, steps: int, warmup: int, train_time: float,
+                data_wait: float, device: torch.device, world: int, n_params: tuple[int, int], corpus_sha256: str,
+                seed: int, config: dict[str, Any], provenance: Mapping[str, Any] | None = None) -> RunRecord:
+    """The run.json record of a finished run, from its curve (the last eval is the final loss).
+    `provenance`: the trainer's own keys; the source's (the caller's role/domain/factor) go on top."""
+    import transformers
+
+    final = {name: v[-1] for name, v in curve["eval"]["loss"].items()}
+    return RunRecord(
+        format_version=FORMAT_VERSION, corpus_sha256=corpus_sha256, budget_tokens=int(source.budget_tokens or tokens_seen),
+        weights={d: float(w) for d, w in source.weights.items()},
+        tokens_per_domain={d: int(n) for d, n in zip(domains, tokens_per_domain)},
+        final_loss={d: final[d] for d in domains}, model=preset.model, preset=preset.name, seed=seed,
+        provenance={"mixer_version": mixer_version, "torch": torch.__version__,
+                    "transformers": transformers.__version__, "device": _device_name(device), "world_size": world,
+                    "params_non_embedding": n_params[0], "params_total": n_params[1], "warmup_steps": warmup,
+                    "data_wait_share": data_wait / train_time if train_time else 0.0, **(provenance or {}),
+                    **source.provenance},
+        final_perplexity={d: _ppl(final[d]) for d in domains},
+        extra_loss={n: v for n, v in final.items() if n.startswith("ood/")},
+        tokens_seen=tokens_seen, steps=steps, wall_time_s=train_time, tokens_per_s=_rate(tokens_seen, train_time),
+        curve=curve, loss_history=curve["train"]["loss"], config=config)
+
+
+def write_run(out_dir: str | Path, record: RunRecord) -> None:
+    """run.json and loss_curves.png into `out_dir`."""
+    from trainers.plot import plot_curves
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_run(out_dir / RUN_NAME, record)
+    plot_curves(record, out_dir / "loss_curves.png")
 
 
 def _ppl(loss: float) -> float:

@@ -15,6 +15,14 @@ from mixer.formats.corpus import MLMSpecialIds
 MASK_PROB = 0.15  # BERT: 15% of tokens are predicted; of those 80% [MASK], 10% random, 10% kept
 
 
+def mask_generator(seed: int, step: int, micro: int, rank: int = 0) -> torch.Generator:
+    """The generator of one micro-step's BERT masks: from (seed, step, micro-step, rank) alone,
+    so a resumed run redraws the same masks and a batched proxy draws the ones it draws alone."""
+    import numpy as np
+
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, micro, rank]).generate_state(1)[0]))
+
+
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: MLMSpecialIds,
                 corpus_vocab: int, generator: torch.Generator, prob: float = MASK_PROB
                 ) -> tuple[torch.Tensor, torch.Tensor]:

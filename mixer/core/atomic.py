@@ -43,9 +43,23 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
             os.replace(tmp, final)
 
 
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, fsync: bool = False, make_parent: bool = False) -> Path:
+    """Write a file via a temp sibling (`.NAME.tmp-PID`) + rename: readers see the old file or the
+    whole new one, never a part. `fsync`: flush to disk before the rename (a cache entry whose
+    presence means "finished" must survive a crash). `make_parent`: create the folder first."""
+    path = Path(path)
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON with sorted keys (byte-stable for equal content) via a temp file + rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))

@@ -29,6 +29,8 @@ from typing import Any, Mapping
 
 import xxhash
 
+from mixer.core.atomic import write_bytes_atomic
+
 CACHE_SUFFIX = ".task"
 
 
@@ -71,15 +73,7 @@ def unpack(data: bytes) -> tuple[dict[str, bytes], dict[str, Any]]:
 
 def write_entry(folder: str | os.PathLike, key: str, data: bytes) -> Path:
     """Write one finished entry atomically (also callable on a worker that sees `folder`)."""
-    folder = Path(folder)
-    final = folder / f"{key}{CACHE_SUFFIX}"
-    tmp = folder / f".{key}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    return final
+    return write_bytes_atomic(Path(folder) / f"{key}{CACHE_SUFFIX}", data, fsync=True)
 
 
 class TaskCache:

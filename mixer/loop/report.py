@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from mixer.core.atomic import write_bytes_atomic
 from mixer.core.units import format_count
 
 _CSS = """
@@ -121,12 +122,7 @@ def _page(title: str, body: Sequence[str]) -> str:
 
 
 def _write(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(path, text.encode("utf-8"), make_parent=True)
 
 
 def _settings(cfg) -> str:

@@ -35,7 +35,7 @@ from mixer.core.errors import MixerError
 from mixer.prepare.heldout import heldout_count, heldout_json, heldout_mask, heldout_rule  # noqa: F401 (re-exported)
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
 from mixer.prepare.sources import iter_documents
-from mixer.prepare.tokenizer import resolve_tokenizer
+from mixer.prepare.tokenizer import encode_texts, resolve_tokenizer
 from mixer.prepare.write import write_domain
 from mixer.core.units import format_count
 
@@ -130,10 +130,7 @@ def _tokenize_batch(task: tuple[str, list[str]]) -> tuple[np.ndarray, np.ndarray
 
         _WORKER["tokenizer"] = Tokenizer.from_file(tokenizer_path)
         _WORKER["tokenizer_path"] = tokenizer_path
-    encodings = _WORKER["tokenizer"].encode_batch(texts, add_special_tokens=False)
-    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-    # one array per document, then one copy: 3.6x faster than a generator over every id
-    values = np.concatenate([np.array(e.ids, dtype=np.int64) for e in encodings] or [np.zeros(0, np.int64)])
+    lengths, values = encode_texts(_WORKER["tokenizer"], texts)
     return lengths, values, time.perf_counter() - t0
 
 

@@ -26,6 +26,7 @@ from mixer.core.errors import MixerError
 from mixer.core.task_cache import pack, write_entry
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document
 from mixer.prepare.sources import detect_format, iter_documents, source_files
+from mixer.prepare.tokenizer import encode_texts
 
 from typing import TYPE_CHECKING
 
@@ -169,13 +170,10 @@ def _prepare_task(task: PrepareTask, tokenizer_json: str | None, dtype: np.dtype
         tokens = np.zeros(0, np.int64)
     else:
         tok = _tokenizer(tokenizer_json)
-        values = []
-        for b in range(0, len(todo), task.batch_docs):
-            encodings = tok.encode_batch(cuts[b : b + task.batch_docs], add_special_tokens=False)
-            for (i, _, _), e in zip(todo[b : b + task.batch_docs], encodings):
-                arrays["lengths"][i] = len(e.ids)
-                values.append(np.array(e.ids, dtype=np.int64))
-        tokens = np.concatenate(values) if values else np.zeros(0, np.int64)
+        parts = [encode_texts(tok, cuts[b : b + task.batch_docs]) for b in range(0, len(cuts), task.batch_docs)]
+        if parts:
+            arrays["lengths"][[i for i, _, _ in todo]] = np.concatenate([n for n, _ in parts])
+        tokens = np.concatenate([v for _, v in parts] or [np.zeros(0, np.int64)])
     if len(tokens) and int(tokens.max()) > np.iinfo(dtype).max:
         raise MixerError(f"tokenizer: produced id {int(tokens.max())}, beyond the corpus token dtype {dtype}; "
                          "the tokenizer file is inconsistent")

@@ -36,6 +36,7 @@ from typing import Any, Callable
 import numpy as np
 import xxhash
 
+from mixer.core.atomic import write_bytes_atomic
 from mixer.core.cluster import ClusterConfig, connected, run_tasks, stop_for_tests
 from mixer.core.errors import MixerError
 from mixer.core.task_cache import TaskCache, pack, task_key, unpack, write_entry
@@ -107,9 +108,7 @@ def shard_task(plan: MixturePlan, corpus_dir: str, k: int, first: int, count: in
 def _commit_files(folder: Path, key: str, data: bytes, side: bytes, meta: dict) -> None:
     """Shard, sidecar, then the entry that says both are complete (written last)."""
     for path, blob in zip(_cached_files(folder, key), (data, side)):
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, blob)
     write_entry(folder, key, pack({}, meta))
 
 

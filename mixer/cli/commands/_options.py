@@ -169,12 +169,10 @@ def config_text(command: click.Command, kw: dict[str, Any], out: Path) -> str:
 
 def write_config(command: click.Command, kw: dict[str, Any], out: Path) -> Path:
     """OUT/loop.toml, written atomically (temporary name, then one rename)."""
-    path = Path(out) / "loop.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(config_text(command, kw, out), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    from mixer.core.atomic import write_bytes_atomic
+
+    return write_bytes_atomic(Path(out) / "loop.toml", config_text(command, kw, out).encode("utf-8"),
+                              make_parent=True)
 
 
 def command_line(command: click.Command, kw: dict[str, Any]) -> str:
