@@ -100,7 +100,7 @@ def stop_for_tests(committed: int) -> None:
 
 
 def run_tasks(fn: Callable[..., Any], args: Sequence[tuple], cluster: ClusterConfig | None, *,
-              num_cpus: float = 1) -> Iterator[tuple[int, Any]]:
+              num_cpus: float = 1, num_gpus: float = 0) -> Iterator[tuple[int, Any]]:
     """Run `fn(*args[i])` for every i; yield `(i, result)` as tasks finish (in index order when
     `cluster` is None). At most `max_in_flight` tasks are outstanding, so results that are not
     yet collected never fill the object store. Stopping the iteration cancels what is left."""
@@ -111,7 +111,7 @@ def run_tasks(fn: Callable[..., Any], args: Sequence[tuple], cluster: ClusterCon
     ray = ray_module()
     if not args:
         return
-    remote = ray.remote(max_retries=1, num_cpus=num_cpus)(fn)
+    remote = ray.remote(max_retries=1, num_cpus=num_cpus, **({"num_gpus": num_gpus} if num_gpus else {}))(fn)
     limit = cluster.max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     pending: dict[Any, int] = {}
     nxt = 0

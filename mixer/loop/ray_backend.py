@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-from mixer.core.cluster import connect, ray_module, reraise_task_error
+from mixer.core.cluster import ClusterConfig, connected, run_tasks
 from mixer.loop.runner import RunSpec
 
 
@@ -37,22 +37,11 @@ class RayBackend:
     def __call__(self, specs: Sequence[RunSpec]) -> Iterator[tuple[RunSpec, dict[str, bytes]]]:
         if not specs:
             return
-        ray = ray_module()
-        started = connect(self.address, self.num_cpus)
-        try:
+        cluster = ClusterConfig(self.address, self.num_cpus)
+        with connected(cluster) as ray:
+            # One GPU per run where there are GPUs (the trainer picks cuda); else its CPU threads.
             gpus = ray.cluster_resources().get("GPU", 0) > 0
-            pending = []
-            for spec in specs:
-                # One GPU per run where there are GPUs (the trainer picks cuda); else its CPU threads.
-                opts = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": spec.train.threads}
-                task = ray.remote(max_retries=1, **opts)(_remote_execute)
-                pending.append(task.remote(spec))
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                try:
-                    yield ray.get(ready[0])
-                except ray.exceptions.RayTaskError as exc:
-                    reraise_task_error(exc)
-        finally:
-            if started:
-                ray.shutdown()
+            threads = max(spec.train.threads for spec in specs)  # one sweep: the same for every run
+            resources = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": threads}
+            for _, result in run_tasks(_remote_execute, [(spec,) for spec in specs], cluster, **resources):
+                yield result
