@@ -36,10 +36,10 @@ from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RUN_NAME, RunRecord
 from trainers.compact import StackedBert, StackedGPT2, mlm_chunk, mlm_targets
 from trainers.heldout import EvalSet, build_eval_sets
-from trainers.loop import (DataSource, TrainConfig, _check_batch, _progress, _warmup, linear_schedule, make_record,
-                           resolve_device, run_config, write_run)
+from trainers.loop import DataSource, TrainConfig, _check_batch, _progress, _warmup, linear_schedule, resolve_device
 from trainers.models import build_model, count_params, vocab_for
 from trainers.objectives import mask_generator, mask_tokens, shift_labels
+from trainers.record import make_record, run_config, write_run
 
 TRAINER = "stacked"  # recorded in run.json provenance: which trainer wrote the run
 
