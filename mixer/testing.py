@@ -101,6 +101,17 @@ def write_skewed_corpus(out: str | Path, train_lengths: Mapping[str, Sequence[in
     return Path(out)
 
 
+def random_skewed_corpus(out: str | Path, domains, train_docs: int, heldout_docs: int, lengths: tuple[int, int] = (40, 200),
+                         rng_seed: int = 0, vocab_size: int = 256) -> Path:
+    """`write_skewed_corpus` with document lengths uniform in [lo, hi): every train split drawn
+    first, then every held-out split, from `np.random.default_rng(rng_seed)` (the small corpus of
+    most trainer and loop tests)."""
+    rng = np.random.default_rng(rng_seed)
+    train = {d: rng.integers(*lengths, train_docs) for d in domains}
+    held = {d: rng.integers(*lengths, heldout_docs) for d in domains}
+    return write_skewed_corpus(out, train, held, vocab_size=vocab_size)
+
+
 def write_ab_corpus(out: str | Path, documents: int, mean_tokens: float, vocab_size: int, seed: int) -> Path:
     """Two domains, "a" and "b", of `documents` log-normal documents each: the small corpus the
     command-line error and lock tests write into and around."""

@@ -3,25 +3,20 @@ MixtureStream (or the corpus read by MixtureSampler), not a toy stream; both tra
 throughput, MFU inputs and the data-wait share."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from bench.train import WEIGHTS, data_source, run_case
 from mixer.stream.sampler import MixtureSampler
 from mixer.stream.stream import MixtureStream
-from mixer.testing import write_skewed_corpus
+from mixer.testing import random_skewed_corpus
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    out = tmp_path_factory.mktemp("bench") / "corpus"
-    write_skewed_corpus(out, {d: rng.integers(40, 200, 60) for d in WEIGHTS},
-                        {d: rng.integers(40, 200, 6) for d in WEIGHTS}, vocab_size=256)
-    return out
+    return random_skewed_corpus(tmp_path_factory.mktemp("bench") / "corpus", WEIGHTS, 60, 6)
 
 
 def test_data_path_is_the_mixture_stream(corpus, tmp_path):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mixer.formats.corpus import load_manifest
-from mixer.testing import write_skewed_corpus
+from mixer.testing import random_skewed_corpus
 from trainers import TrainConfig, train
 from trainers.batched import Proxy, train_batched
 from trainers.compact import StackedBert, fused_lm_loss, mlm_targets
@@ -29,12 +29,8 @@ BUDGET = 8 * 64 * 12  # 12 steps of the tiny preset (8 x 64)
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    out = tmp_path_factory.mktemp("bert") / "c"
     # Documents from 10 to 120 tokens in 64-token sequences: many are padded, some truncated.
-    write_skewed_corpus(out, {d: rng.integers(10, 120, 200) for d in DOMAINS},
-                        {d: rng.integers(10, 120, 12) for d in DOMAINS}, vocab_size=256)
-    return out
+    return random_skewed_corpus(tmp_path_factory.mktemp("bert") / "c", DOMAINS, 200, 12, lengths=(10, 120))
 
 
 def _models(corpus, seeds):

@@ -13,18 +13,14 @@ from click.testing import CliRunner
 from mixer.cli import main
 from mixer.loop.demo import DemoConfig, run_demo
 from mixer.formats.shards import read_index
-from mixer.testing import chromium_path, load_in_browser, write_skewed_corpus
+from mixer.testing import chromium_path, load_in_browser, random_skewed_corpus
 
 DOMAINS = ("a", "b", "c", "d")  # x3 needs 3/m < 1
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    rng = np.random.default_rng(1)
-    out = tmp_path_factory.mktemp("demo") / "corpus"
-    write_skewed_corpus(out, {d: rng.integers(40, 200, 120) for d in DOMAINS},
-                        {d: rng.integers(40, 200, 10) for d in DOMAINS}, vocab_size=256)
-    return out
+    return random_skewed_corpus(tmp_path_factory.mktemp("demo") / "corpus", DOMAINS, 120, 10, rng_seed=1)
 
 
 def test_demo_loop_autoscale_and_shards(corpus, tmp_path):

@@ -15,7 +15,7 @@ from mixer.cli import main
 from mixer.core.errors import MixerError
 from mixer.loop.doremi import DoReMiConfig, loop_doremi
 from mixer.loop.runner import TrainSpec
-from mixer.testing import write_skewed_corpus
+from mixer.testing import random_skewed_corpus
 from solver.baselines.doremi import DoReMiWeights, per_token_excess
 from trainers.loop import DataSource, TrainConfig, train
 from trainers.weighted import WeightedDomainSampler
@@ -55,11 +55,7 @@ def test_weighted_mean_loss_by_hand():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    out = tmp_path_factory.mktemp("doremi") / "corpus"
-    write_skewed_corpus(out, {d: rng.integers(40, 200, 120) for d in "abc"},
-                        {d: rng.integers(40, 200, 12) for d in "abc"}, vocab_size=256)
-    return out
+    return random_skewed_corpus(tmp_path_factory.mktemp("doremi") / "corpus", "abc", 120, 12)
 
 
 def test_step_hook_sees_per_token_losses_and_its_weights_drive_the_sampler(corpus, tmp_path):

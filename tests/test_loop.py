@@ -20,7 +20,7 @@ from mixer.core.errors import MixerError
 from mixer.loop.sweep import LoopConfig, loop_ddo, plan_sweep, run_folder
 from mixer.loop.autoscale import loop_autoscale
 from mixer.loop.runner import RunSpec, TrainSpec
-from mixer.testing import write_skewed_corpus
+from mixer.testing import random_skewed_corpus
 
 BUDGET = 8192
 DOMAINS = ("a", "b", "c")
@@ -28,11 +28,7 @@ DOMAINS = ("a", "b", "c")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    out = tmp_path_factory.mktemp("loop") / "corpus"
-    write_skewed_corpus(out, {d: rng.integers(40, 200, 150) for d in DOMAINS},
-                        {d: rng.integers(40, 200, 12) for d in DOMAINS}, vocab_size=256)
-    return out
+    return random_skewed_corpus(tmp_path_factory.mktemp("loop") / "corpus", DOMAINS, 150, 12)
 
 
 def config(corpus: Path, out: Path, **kw) -> LoopConfig:

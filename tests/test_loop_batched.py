@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -14,7 +13,7 @@ from mixer.cli import main
 from mixer.core.errors import MixerError
 from mixer.loop.runner import RunSpec, TrainSpec
 from mixer.loop.sweep import LoopConfig, loop_ddo, make_backend, plan_sweep, sequential_backend
-from mixer.testing import write_skewed_corpus
+from mixer.testing import random_skewed_corpus
 
 BUDGET = 8192
 DOMAINS = ("a", "b", "c")
@@ -22,11 +21,7 @@ DOMAINS = ("a", "b", "c")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    out = tmp_path_factory.mktemp("loopb") / "corpus"
-    write_skewed_corpus(out, {d: rng.integers(40, 200, 150) for d in DOMAINS},
-                        {d: rng.integers(40, 200, 12) for d in DOMAINS}, vocab_size=256)
-    return out
+    return random_skewed_corpus(tmp_path_factory.mktemp("loopb") / "corpus", DOMAINS, 150, 12)
 
 
 def config(corpus: Path, out: Path, **kw) -> LoopConfig:

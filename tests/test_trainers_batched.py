@@ -4,13 +4,12 @@ proxies trained together give bit for bit the losses each gives alone, on the re
 sampler (MixtureSampler)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mixer.core.errors import MixerError
-from mixer.testing import write_skewed_corpus
+from mixer.testing import random_skewed_corpus
 from trainers import TrainConfig
 from trainers.batched import Proxy, train_batched
 from trainers.compact import StackedGPT2, fused_lm_loss
@@ -25,11 +24,7 @@ DOMAINS = ("code", "news", "web")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    out = tmp_path_factory.mktemp("corpus") / "c"
-    write_skewed_corpus(out, {d: rng.integers(40, 200, 120) for d in DOMAINS},
-                        {d: rng.integers(40, 200, 12) for d in DOMAINS}, vocab_size=256)
-    return out
+    return random_skewed_corpus(tmp_path_factory.mktemp("corpus") / "c", DOMAINS, 120, 12)
 
 
 def _hf_models(corpus, seeds):

@@ -10,7 +10,7 @@ import torch
 
 from trainers import DataSource, RunRecord, TrainConfig, load_run, train
 from trainers.heldout import evaluate_checkpoint
-from mixer.testing import ToyStream, write_skewed_corpus
+from mixer.testing import ToyStream, random_skewed_corpus
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -21,11 +21,7 @@ WEIGHTS = {"code": 0.3, "news": 0.7}
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    out = tmp_path_factory.mktemp("corpus") / "c"
-    write_skewed_corpus(out, {d: rng.integers(40, 200, 150) for d in WEIGHTS},
-                        {d: rng.integers(40, 200, 20) for d in WEIGHTS}, vocab_size=256)
-    return out
+    return random_skewed_corpus(tmp_path_factory.mktemp("corpus") / "c", WEIGHTS, 150, 20)
 
 
 def source(corpus, model: str, seq_len: int = 64, batch: int = 8, seed: int = 0) -> DataSource:
