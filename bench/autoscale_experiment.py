@@ -97,7 +97,7 @@ def experiment(model: str, scales: list[int], target: int, corpus: Path, out: Pa
     from mixer.loop.autoscale import loop_autoscale, target_comparison, target_specs
     from mixer.loop.runner import TrainSpec
     from mixer.loop.sweep import LoopConfig, run_all
-    from solver.baselines import natural_weights
+    from mixer.solver.baselines import natural_weights
 
     t0 = time.perf_counter()
     train = TrainSpec(model=model, preset="tiny", eval_seqs=32, allow_repeat=True, device=device, seq_len=seq_len)

@@ -2,7 +2,7 @@
 
     python -m bench.interleave [--vectors 100] [--items 100k] [--speed-items 10M]
 
-Ours is `kernels.edf` (the order with the smallest prefix deviation; `build_plan` uses it for
+Ours is `mixer.kernels.edf` (the order with the smallest prefix deviation; `build_plan` uses it for
 masked-LM rows, which are unit items like Megatron's samples); the midpoint merge the plan uses
 for causal documents (a token-level bound) is printed beside it on the same items.
 
@@ -33,15 +33,15 @@ RESULTS = Path(__file__).parent / "results" / "interleave.json"
 
 def ours(seg_len: np.ndarray, dom_start: np.ndarray, threads: int, out_dom=None, out_pos=None):
     """The plan's interleave for causal documents (the token-level midpoint merge), on items."""
-    from kernels.interleave import interleave_midpoint_threaded
+    from mixer.kernels.interleave import interleave_midpoint_threaded
 
     return interleave_midpoint_threaded(seg_len, dom_start, threads=threads, out_dom=out_dom, out_pos=out_pos)
 
 
 def ours_edf(seg_len: np.ndarray, dom_start: np.ndarray, threads: int = 1, out_dom=None, out_pos=None):
-    """`kernels.edf.smallest_feasible_items`, as `build_plan` calls it for masked-LM rows: the
+    """`mixer.kernels.edf.smallest_feasible_items`, as `build_plan` calls it for masked-LM rows: the
     order with the smallest maximum prefix deviation (one thread). Unit items only."""
-    from kernels.edf import smallest_feasible_items
+    from mixer.kernels.edf import smallest_feasible_items
 
     m = int(dom_start[-1])
     out_dom = np.empty(m, np.int32) if out_dom is None else out_dom
@@ -52,7 +52,7 @@ def ours_edf(seg_len: np.ndarray, dom_start: np.ndarray, threads: int = 1, out_d
 
 def rounded_weights(rng: np.random.Generator, k: int, items: int) -> tuple[np.ndarray, np.ndarray]:
     """(counts, weights): a flat-Dirichlet vector rounded to whole items, and counts / items."""
-    from kernels.targets import largest_remainder
+    from mixer.kernels.targets import largest_remainder
 
     counts = largest_remainder(rng.dirichlet(np.ones(k)), items)
     return counts, counts / items
@@ -60,7 +60,7 @@ def rounded_weights(rng: np.random.Generator, k: int, items: int) -> tuple[np.nd
 
 def prefix_error(k: int, vectors: int, items: int, blend_fn, seed: int = 0) -> dict:
     from bench.megatron_blend import blend
-    from kernels.deviation import max_prefix_deviation_items
+    from mixer.kernels.deviation import max_prefix_deviation_items
 
     rng = np.random.default_rng(seed + k)
     mine, edf, theirs = [], [], []

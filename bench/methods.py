@@ -37,7 +37,7 @@ DOMAINS = {"books": 300, "code": 900, "news": 600, "web": 450}  # documents per 
 
 
 def make_corpus(out: Path, scale: float) -> Path:
-    from mixer.testing import lognormal_lengths, write_skewed_corpus
+    from mixer.formats.synthetic import lognormal_lengths, write_skewed_corpus
 
     if (out / "corpus.json").is_file():
         return out
@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> dict:
     from mixer.loop.regmix import RegMixConfig, loop_regmix
     from mixer.loop.runner import RunSpec, TrainSpec
     from mixer.loop.sweep import LoopConfig, corpus_identity, loop_ddo, make_backend, run_all
-    from solver.runs import read_runs
-    from solver.solutions import mixing_laws_solution
+    from mixer.solver.runs import read_runs
+    from mixer.solver.solutions import mixing_laws_solution
 
     out = Path(args.out)
     if args.corpus:

@@ -51,7 +51,7 @@ def make_data(work: Path, budget: int, seq_len: int) -> tuple[Path, Path, Path]:
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.formats.shards import read_shard
     from mixer.shards.write import ShardConfig, write_shards
-    from mixer.testing import lognormal_lengths, write_synthetic_corpus
+    from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
     corpus, shards, raw = work / "corpus", work / "shards", work / "stream.u16"
     mean = 500

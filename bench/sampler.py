@@ -40,7 +40,7 @@ VOCAB = 50257
 
 
 def make_corpus(path: Path, budget: int) -> None:
-    from mixer.testing import lognormal_lengths, write_synthetic_corpus
+    from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
     stamp = path / "bench-params.json"
     params = {"budget": budget, "weights": WEIGHTS, "mean_len": MEAN_LEN, "sigma": SIGMA, "tokens": "zipf-1.1",

@@ -1,4 +1,4 @@
-"""DDO solve time: exact KKT (solver.ddo.solve_ddo) vs projected gradient (solve_ddo_pgd) and
+"""DDO solve time: exact KKT (mixer.solver.ddo.solve_ddo) vs projected gradient (solve_ddo_pgd) and
 scipy SLSQP (m <= 1000), on min sum_j (a_j + x_j)^(-b_j), sum x = m, x >= 0.
 
     python -m bench.solver            # prints a table, writes bench/results/solver.json
@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from mixer.core.atomic import write_json_atomic
-from solver.ddo import objective, solve_ddo, solve_ddo_pgd
+from mixer.solver.ddo import objective, solve_ddo, solve_ddo_pgd
 
 SIZES = (7, 100, 1_000, 10_000, 1_000_000)
 SLSQP_MAX_M = 1_000
@@ -69,7 +69,7 @@ def main() -> None:
               "kkt_100x_faster_than_slsqp_at_1k": by_m[1_000]["slsqp_over_kkt"] >= 100,
               "pgd_same_objective_1e-9": all(r["pgd_rel_obj_gap"] <= 1e-9 for r in rows)}
     print("checks:", checks)
-    out = Path(__file__).parent / "results" / "solver.json"
+    out = Path(__file__).parent / "results" / "mixer.solver.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, {"benchmark": "ddo_solve", "machine": platform.platform(), "python": platform.python_version(),
                             "numpy": np.__version__, "rows": rows, "checks": checks})

@@ -6,11 +6,11 @@
 
 Data: the project's own path, as `mixer train --shards` reads it: the corpus is sampled into zstd
 shards (`mixer.shards.plan.build_plan` + `write_shards`, what `mixer build-shards` runs) and
-streamed by `MixtureStream` through `trainers.data.source_from_shards` (DataLoader, pinned
+streamed by `MixtureStream` through `mixer.trainers.data.source_from_shards` (DataLoader, pinned
 memory on a GPU, shards decompressed ahead on a thread); `--source corpus` reads the corpus
 through `MixtureSampler` instead (`source_from_corpus`, what the loop's proxies read).
-Trainers: "hf" is `trainers.loop.train` (the Hugging Face classes), "stacked" is
-`trainers.batched.train_batched` with one proxy (the compact GPT-2 / BERT of `trainers.compact`:
+Trainers: "hf" is `mixer.trainers.loop.train` (the Hugging Face classes), "stacked" is
+`mixer.trainers.batched.train_batched` with one proxy (the compact GPT-2 / BERT of `mixer.trainers.compact`:
 SDPA, fused QKV for BERT, fused chunked LM loss; BERT's head only on the masked positions). Stacked cases on a GPU run with dropout 0 (flash attention; the
 usual setting of MFU figures); the hf cases keep the preset's dropout; each case records its own.
 
@@ -90,7 +90,7 @@ def gpu_peak_flops(device: torch.device) -> tuple[float, str]:
 def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, tokens: int, source: str):
     """The DataSource a case trains on: shards built from `corpus` and read by MixtureStream, or
     the corpus read by MixtureSampler; `tokens` of the WEIGHTS mixture, epochs repeated as needed."""
-    from trainers.data import OBJECTIVE, source_from_corpus, source_from_shards
+    from mixer.trainers.data import OBJECTIVE, source_from_corpus, source_from_shards
 
     if source == "corpus":
         return source_from_corpus(corpus, WEIGHTS, tokens, seq_len, seed=0, model=model, batch_size=batch,
@@ -109,8 +109,8 @@ def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, 
 
 def run_case(corpus: Path, work: Path, device: str, model: str, preset: str, seq_len: int, batch: int, steps: int,
              trainer: str = "hf", dropout: float | None = None, source: str = "shards") -> dict:
-    from trainers import TrainConfig, train
-    from trainers.batched import Proxy, train_batched
+    from mixer.trainers import TrainConfig, train
+    from mixer.trainers.batched import Proxy, train_batched
 
     stamps: dict[int, float] = {}  # step -> time it finished (device synced)
     data = data_source(corpus, work, model, seq_len, batch, batch * seq_len * (steps + 2), source)
@@ -135,7 +135,7 @@ def run_case(corpus: Path, work: Path, device: str, model: str, preset: str, seq
     tokens_per_step = batch * seq_len
     masked_share = None
     if model == "bert":  # the head's FLOPs count for the masked positions only (see the module docstring)
-        from trainers.objectives import MASK_PROB
+        from mixer.trainers.objectives import MASK_PROB
 
         head = rec.config["vocab_size"] * p.d_model + p.d_model**2
         masked_share = MASK_PROB * rec.tokens_seen / (rec.steps * tokens_per_step)  # of all B·L positions
@@ -153,14 +153,14 @@ def run_case(corpus: Path, work: Path, device: str, model: str, preset: str, seq
 
 
 def sweep(args) -> None:
-    """A DDO sweep's proxies, one by one (`mixer.loop.runner.execute`: trainers.loop.train, the
+    """A DDO sweep's proxies, one by one (`mixer.loop.runner.execute`: mixer.trainers.loop.train, the
     Hugging Face model) against all at once (`mixer.loop.batched_backend.execute_batch`:
-    trainers.batched, one stacked model): the same specs (`plan_sweep` of a GPT-2-vocab corpus),
+    mixer.trainers.batched, one stacked model): the same specs (`plan_sweep` of a GPT-2-vocab corpus),
     from start to finished run.json and plot, in this process, with the same torch thread count."""
     from mixer.loop.batched_backend import execute_batch
     from mixer.loop.runner import TrainSpec, execute
     from mixer.loop.sweep import LoopConfig, plan_sweep
-    from mixer.testing import write_skewed_corpus
+    from mixer.formats.synthetic import write_skewed_corpus
 
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
@@ -218,7 +218,7 @@ def main() -> None:
         if args.out == ap.get_default("out"):
             args.out = str(Path(__file__).parent / "results" / "proxies.json")
         return sweep(args)
-    from mixer.testing import write_skewed_corpus
+    from mixer.formats.synthetic import write_skewed_corpus
 
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
     if kind == "cpu":

@@ -21,7 +21,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
 from mixer import MixtureCollator, MixtureSampler
-from mixer.testing import write_example_corpus
+from mixer.formats.synthetic import write_example_corpus
 
 weights = {"code": 0.2, "news": 0.5, "web": 0.3}
 vocab, seq_len, batch_size, steps = 512, 64, 8, 20

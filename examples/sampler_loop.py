@@ -18,7 +18,7 @@ import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from mixer import MixtureSampler
-from mixer.testing import write_example_corpus
+from mixer.formats.synthetic import write_example_corpus
 
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")  # torchdata 0.11 on torch 2.13
 

@@ -20,7 +20,7 @@ from mixer import MixtureStream
 from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
-from mixer.testing import write_example_corpus
+from mixer.formats.synthetic import write_example_corpus
 
 # -- defaults ---------------------------------------------------------------------------------
 batch_size = 8  # sequences per step; pass the same number to MixtureStream

@@ -1,17 +1,29 @@
-"""mixer: data preparation, the mixture sampler, shards and streams (see docs/architecture.md)."""
+"""mixer: data preparation, the mixture sampler, shards and streams (see docs/architecture.md).
+
+The package holds every part, in layers that import only downwards (pyproject.toml's contract):
+kernels, core <- formats <- prepare, shards <- stream <- trainers, solver <- loop <- cli.
+"""
+from __future__ import annotations
+
 from mixer.core.errors import MixerError
 
 __all__ = ["MixerError", "MixtureStream", "MixtureSampler", "MixtureCollator"]
 __version__ = "0.1.0"
 
-_LAZY = {"MixtureStream": "mixer.stream.stream", "MixtureSampler": "mixer.stream.sampler",
-         "MixtureCollator": "mixer.stream.collate"}
-
 
 def __getattr__(name: str):
-    # Imported on first use: `import mixer` stays light (no torch) for the CLI and the solver.
-    if name in _LAZY:
-        import importlib
+    # Imported on first use, so `import mixer` stays light (no torch) for the CLI and the solver.
+    # Plain imports, so the import graph (and its layer contract) sees them.
+    if name == "MixtureStream":
+        from mixer.stream.stream import MixtureStream
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return MixtureStream
+    if name == "MixtureSampler":
+        from mixer.stream.sampler import MixtureSampler
+
+        return MixtureSampler
+    if name == "MixtureCollator":
+        from mixer.stream.collate import MixtureCollator
+
+        return MixtureCollator
     raise AttributeError(f"module 'mixer' has no attribute {name!r}")

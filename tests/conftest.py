@@ -17,11 +17,11 @@ def one_torch_thread():
 
 @pytest.fixture
 def browser():
-    """`mixer.testing.load_in_browser` with Debian's chromium. Skipped where chromium is not
+    """`support.load_in_browser` with Debian's chromium. Skipped where chromium is not
     installed, except under MIXER_REQUIRE_BROWSER=1 (set by .ci/run), where that is a failure."""
     import os
 
-    from mixer.testing import chromium_path, load_in_browser
+    from support import chromium_path, load_in_browser
 
     if chromium_path() is None:
         if os.environ.get("MIXER_REQUIRE_BROWSER") == "1":

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mixer.cli import main
 from mixer.formats.corpus import load_manifest
-from mixer.testing import write_ab_corpus
+from mixer.formats.synthetic import write_ab_corpus
 
 PROSE = ("The river rose through the night and by morning the lower streets of the town were under "
          "water, so the council opened the school as a shelter and asked for volunteers. ")

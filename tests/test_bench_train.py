@@ -9,7 +9,7 @@ import torch
 from bench.train import WEIGHTS, data_source, run_case
 from mixer.stream.sampler import MixtureSampler
 from mixer.stream.stream import MixtureStream
-from mixer.testing import random_skewed_corpus
+from mixer.formats.synthetic import random_skewed_corpus
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,7 +13,7 @@ from mixer.shards.gather import gather_sequences, open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.formats.shards import read_index, read_shard, read_shard_domains, verify_shards
 from mixer.formats.schema import seal
-from mixer.testing import lognormal_lengths, write_synthetic_corpus
+from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
 WEIGHT_ARGS = ["--weight", "code=0.25", "--weight", "news=0.45", "--weight", "wiki=0.3"]
 

@@ -18,7 +18,7 @@ from mixer.cli import main
 from mixer.core.cluster import STOP_ENV, ClusterConfig
 from mixer.core.errors import MixerError
 from mixer.prepare.pipeline import DomainSource, PrepareConfig, prepare_corpus
-from mixer.testing import lognormal_lengths, write_synthetic_corpus
+from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 from test_prepare import FRENCH, english, write_docs
 
 ray = pytest.importorskip("ray")

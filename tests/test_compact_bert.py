@@ -1,7 +1,7 @@
-"""The stacked BERT (trainers.compact.bert) is BertForMaskedLM: its weights load into the HF class
+"""The stacked BERT (mixer.trainers.compact.bert) is BertForMaskedLM: its weights load into the HF class
 and out again, and both give the same logits and the same masked-LM loss; K BERT proxies trained
-together (trainers.batched) give, bit for bit on a CPU, the losses each gives alone; with dropout
-0 a stacked proxy follows the HF trainer (trainers.loop.train) to fp32 rounding."""
+together (mixer.trainers.batched) give, bit for bit on a CPU, the losses each gives alone; with dropout
+0 a stacked proxy follows the HF trainer (mixer.trainers.loop.train) to fp32 rounding."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from mixer.formats.corpus import load_manifest
-from mixer.testing import random_skewed_corpus
-from trainers import TrainConfig, train
-from trainers.batched import Proxy, train_batched
-from trainers.compact import StackedBert, fused_lm_loss, mlm_targets
-from trainers.data import source_from_corpus
-from trainers.models import build_model, vocab_for
-from trainers.objectives import mask_tokens
-from trainers.presets import get_preset
+from mixer.formats.synthetic import random_skewed_corpus
+from mixer.trainers import TrainConfig, train
+from mixer.trainers.batched import Proxy, train_batched
+from mixer.trainers.compact import StackedBert, fused_lm_loss, mlm_targets
+from mixer.trainers.data import source_from_corpus
+from mixer.trainers.models import build_model, vocab_for
+from mixer.trainers.objectives import mask_tokens
+from mixer.trainers.presets import get_preset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from mixer.cli import main
 from mixer.loop.demo import DemoConfig, run_demo
 from mixer.formats.shards import read_index
-from mixer.testing import chromium_path, load_in_browser, random_skewed_corpus
+from mixer.formats.synthetic import random_skewed_corpus
+from support import chromium_path, load_in_browser
 
 DOMAINS = ("a", "b", "c", "d")  # x3 needs 3/m < 1
 
@@ -77,7 +78,7 @@ def test_demo_console_prints_prepare_first_and_commands_unwrapped(monkeypatch, t
     the prepare table comes before anything the proxies print."""
     import mixer.loop.demo as demo
     from mixer.prepare.pipeline import DomainReport, PrepareResult
-    from solver.verdict import Verdict
+    from mixer.solver.verdict import Verdict
 
     long_path = tmp_path / ("deep-" * 12) / "corpus"
     cmds = [f"mixer prepare --domain-map {long_path}/raw/domains.json --out {long_path} --tokenizer train --seed 0",

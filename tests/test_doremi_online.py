@@ -15,10 +15,10 @@ from mixer.cli import main
 from mixer.core.errors import MixerError
 from mixer.loop.doremi import DoReMiConfig, loop_doremi
 from mixer.loop.runner import TrainSpec
-from mixer.testing import random_skewed_corpus
-from solver.baselines.doremi import DoReMiWeights, per_token_excess
-from trainers.loop import DataSource, TrainConfig, train
-from trainers.weighted import WeightedDomainSampler
+from mixer.formats.synthetic import random_skewed_corpus
+from mixer.solver.baselines.doremi import DoReMiWeights, per_token_excess
+from mixer.trainers.loop import DataSource, TrainConfig, train
+from mixer.trainers.weighted import WeightedDomainSampler
 
 
 def test_per_token_clip_and_one_step_match_a_hand_computation():
@@ -43,7 +43,7 @@ def test_per_token_clip_and_one_step_match_a_hand_computation():
 def test_weighted_mean_loss_by_hand():
     import torch
 
-    from trainers.hooks import weighted_mean_loss
+    from mixer.trainers.hooks import weighted_mean_loss
 
     loss = torch.tensor([1.0, 3.0, 2.0, 8.0])
     dom = torch.tensor([0, 0, 1, 1])

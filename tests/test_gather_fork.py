@@ -7,7 +7,7 @@ import torch
 
 from mixer.shards.gather import gather_sequences, open_sources
 from mixer.shards.plan import PlanConfig, build_plan
-from mixer.testing import write_synthetic_corpus
+from mixer.formats.synthetic import write_synthetic_corpus
 
 
 class _Rows(torch.utils.data.IterableDataset):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mixer import MixtureCollator, MixtureSampler
-from mixer.testing import write_example_corpus
+from mixer.formats.synthetic import write_example_corpus
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hf_trainer.py"
 

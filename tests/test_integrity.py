@@ -19,7 +19,7 @@ from mixer.formats.schema import seal
 from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
-from mixer.testing import lognormal_lengths, write_synthetic_corpus
+from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
 VOCAB = 300
 WEIGHTS = {"alpha": 0.6, "beta": 0.4}
@@ -211,8 +211,8 @@ def test_a_damaged_shard_read_by_dataloader_workers_is_still_one_line(built, tmp
 
 
 def test_the_trainers_held_out_reader_verifies_before_reading(built, tmp_path):
-    from trainers.heldout import build_eval_sets
-    from trainers.models import vocab_for
+    from mixer.trainers.heldout import build_eval_sets
+    from mixer.trainers.models import vocab_for
 
     corpus = copy(built[0], tmp_path / "c")
     vocab = vocab_for("gpt2", load_manifest(corpus))

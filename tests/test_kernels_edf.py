@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from bench.megatron_blend import blend_port
-from kernels.deviation import max_prefix_deviation, max_prefix_deviation_items
-from kernels.edf import edf, edf_items, smallest_feasible, smallest_feasible_items, tijdeman_bound
-from kernels.targets import largest_remainder
+from mixer.kernels.deviation import max_prefix_deviation, max_prefix_deviation_items
+from mixer.kernels.edf import edf, edf_items, smallest_feasible, smallest_feasible_items, tijdeman_bound
+from mixer.kernels.targets import largest_remainder
 
 
 def items(counts):
@@ -88,7 +88,7 @@ def test_mlm_plan_uses_it(tmp_path):
     """A masked-LM plan's rows are unit items: its order is the smallest-deviation one,
     recorded in the plan and index.json, never above Megatron's blend on the same shares."""
     from mixer.shards.plan import PlanConfig, build_plan
-    from mixer.testing import lognormal_lengths, write_synthetic_corpus
+    from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
     names = [f"d{i}" for i in range(9)]
     write_synthetic_corpus(tmp_path / "c", {n: lognormal_lengths(400, 30, 0.5, i) for i, n in enumerate(names)},
@@ -116,7 +116,7 @@ def test_causal_plan_with_edf_option(tmp_path):
     from mixer.cli.main import main
     from mixer.core.errors import MixerError
     from mixer.shards.plan import PlanConfig, build_plan
-    from mixer.testing import lognormal_lengths, write_synthetic_corpus
+    from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
     names = [f"d{i}" for i in range(6)]
     write_synthetic_corpus(tmp_path / "c", {n: lognormal_lengths(300, 40, 1.0, i) for i, n in enumerate(names)},
@@ -147,7 +147,7 @@ def test_sampler_matches_shards_with_edf(tmp_path):
     from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
-    from mixer.testing import lognormal_lengths, write_synthetic_corpus
+    from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
     names = ["a", "b", "c"]
     write_synthetic_corpus(tmp_path / "c", {n: lognormal_lengths(200, 30, 1.0, i) for i, n in enumerate(names)},

@@ -2,8 +2,8 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from kernels.gather import gather_pieces, sort_pieces
-from kernels.pack import causal_frame, clip_pieces, mlm_frame
+from mixer.kernels.gather import gather_pieces, sort_pieces
+from mixer.kernels.pack import causal_frame, clip_pieces, mlm_frame
 
 
 def _stream(parts, seg_part, seg_src, seg_count, eos):

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 import pytest
 
-from kernels.interleave import (interleave_midpoint, interleave_midpoint_threaded, lane_bounds, merge_lanes,
+from mixer.kernels.interleave import (interleave_midpoint, interleave_midpoint_threaded, lane_bounds, merge_lanes,
                                 midpoint_keys, prefix_deviation)
 
 

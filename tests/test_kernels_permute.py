@@ -2,7 +2,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from kernels.permute import document_hashes, permutation, splitmix64, stream_key
+from mixer.kernels.permute import document_hashes, permutation, splitmix64, stream_key
 
 MASK = (1 << 64) - 1
 

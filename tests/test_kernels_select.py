@@ -2,7 +2,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from kernels.select import select_causal, select_mlm
+from mixer.kernels.select import select_causal, select_mlm
 
 
 def ref_select_causal(lengths, perm, target):

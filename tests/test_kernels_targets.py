@@ -3,8 +3,8 @@ import numpy as np
 import numba
 from hypothesis import given, settings, strategies as st
 
-from kernels.radix import argsort_u64
-from kernels.targets import largest_remainder
+from mixer.kernels.radix import argsort_u64
+from mixer.kernels.targets import largest_remainder
 
 
 def ref_largest_remainder(w, n):

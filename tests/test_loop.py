@@ -20,7 +20,7 @@ from mixer.core.errors import MixerError
 from mixer.loop.sweep import LoopConfig, loop_ddo, plan_sweep, run_folder
 from mixer.loop.autoscale import loop_autoscale
 from mixer.loop.runner import RunSpec, TrainSpec
-from mixer.testing import random_skewed_corpus
+from mixer.formats.synthetic import random_skewed_corpus
 
 BUDGET = 8192
 DOMAINS = ("a", "b", "c")
@@ -315,7 +315,7 @@ def test_loss_curves_mark_a_single_held_out_point(sequential, monkeypatch):
     import matplotlib.pyplot as plt
 
     from mixer.formats.run import load_run
-    from trainers.plot import plot_curves
+    from mixer.trainers.plot import plot_curves
 
     figs = []
     real = plt.close

@@ -13,7 +13,7 @@ from mixer.cli import main
 from mixer.core.errors import MixerError
 from mixer.loop.runner import RunSpec, TrainSpec
 from mixer.loop.sweep import LoopConfig, loop_ddo, make_backend, plan_sweep, sequential_backend
-from mixer.testing import random_skewed_corpus
+from mixer.formats.synthetic import random_skewed_corpus
 
 BUDGET = 8192
 DOMAINS = ("a", "b", "c")

@@ -13,10 +13,10 @@ from mixer.prepare.rules import PrepareRules
 from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
-from mixer.testing import ddo_sweep, write_runs
-from solver.ddo import solve_ddo
-from solver.ddo_model import DDO
-from solver.runs import group_ddo, read_runs
+from support import ddo_sweep, write_runs
+from mixer.solver.ddo import solve_ddo
+from mixer.solver.ddo_model import DDO
+from mixer.solver.runs import group_ddo, read_runs
 
 K = 1000
 WORDS = ("time year people way day man thing woman life child world school state family student group country "

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from mixer.cli import main
 from mixer.formats.shards import read_index
-from mixer.testing import write_synthetic_corpus
+from mixer.formats.synthetic import write_synthetic_corpus
 
 
 def build(tmp_path, *extra):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solver.baselines.mixing_laws import mixing_laws_weights
-from solver.baselines.nested_laws import fit_power_law, predict_target_losses
-from solver.numerics.simplex import feasible_bounds, spg_minimize
+from mixer.solver.baselines.mixing_laws import mixing_laws_weights
+from mixer.solver.baselines.nested_laws import fit_power_law, predict_target_losses
+from mixer.solver.numerics.simplex import feasible_bounds, spg_minimize
 
 C, K = 2.0, 1.0
 T = np.array([-2.0, 1.5, 0.5])  # sums to 0
@@ -72,8 +72,8 @@ def test_nested_laws_from_run_json_files(tmp_path):
     """run.json files at 3 sizes x 8 mixtures with exact step and size laws: the solution writes
     the target's optimum; a mixture missing a size is refused by name."""
     from mixer.core.errors import MixerError
-    from mixer.testing import run_json, write_runs
-    from solver.solutions import nested_mixing_laws_solution
+    from support import run_json, write_runs
+    from mixer.solver.solutions import nested_mixing_laws_solution
 
     rng = np.random.default_rng(5)
     R = rng.dirichlet(np.ones(3), 8)

@@ -18,7 +18,7 @@ from mixer.cli import main
 from mixer.core.atomic import atomic_dir
 from mixer.core.errors import MixerError
 from mixer.core.lock import lock_path, output_lock
-from mixer.testing import write_ab_corpus
+from mixer.formats.synthetic import write_ab_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ["--weight", "a=0.5", "--weight", "b=0.5"]

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from kernels.targets import largest_remainder
+from mixer.kernels.targets import largest_remainder
 from mixer.formats.corpus import open_split
 from mixer.core.errors import MixerError
 from mixer.shards.gather import gather_sequences, open_sources
 from mixer.shards.plan import PlanConfig, build_plan
-from mixer.testing import lognormal_lengths, write_synthetic_corpus
+from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
 WEIGHTS = {"code": 0.2, "news": 0.5, "wiki": 0.3}
 

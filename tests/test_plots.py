@@ -7,9 +7,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from solver.runs import group_ddo, read_runs
-from solver.solutions import ScaleOptimum, autoscale_solution, ddo_solution
-from mixer.testing import ddo_sweep, write_runs
+from mixer.solver.runs import group_ddo, read_runs
+from mixer.solver.solutions import ScaleOptimum, autoscale_solution, ddo_solution
+from support import ddo_sweep, write_runs
 
 DOMAINS = ("code", "news", "web")
 N0, B = np.array([0.5, 1.0, 2.0]), np.array([0.8, 0.5, 0.3])

@@ -16,8 +16,8 @@ from mixer.core.errors import MixerError
 from mixer.loop.regmix import RegMixConfig, loop_regmix, plan_regmix
 from mixer.loop.runner import TrainSpec
 from mixer.loop.sweep import LoopConfig, run_folder
-from mixer.testing import write_skewed_corpus
-from solver.baselines.regmix import regmix_weights, sample_mixtures, spearman, token_prior
+from mixer.formats.synthetic import write_skewed_corpus
+from mixer.solver.baselines.regmix import regmix_weights, sample_mixtures, spearman, token_prior
 
 OPT = np.array([0.45, 0.3, 0.15, 0.1])
 PRIOR = token_prior(np.array([10.0, 40.0, 30.0, 20.0]))
@@ -141,7 +141,7 @@ def test_cli_solve_regmix_with_lightgbm(tmp_path):
     """`mixer solve regmix --model lightgbm` on random-mixture runs of a known mixing law: its answer
     is close to the law's own optimum (the quadratic, the default, is kept)."""
     from mixer.formats.weights import load_weights
-    from mixer.testing import mixing_law_runs, write_runs
+    from support import mixing_law_runs, write_runs
 
     c, k = np.array([2.0, 1.5, 3.0]), np.array([1.0, 0.8, 1.2])
     T = np.array([[-3, 1, 2], [1, -2.5, 1.5], [0.5, 1, -1.5]], float)

@@ -12,7 +12,7 @@ from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
 from mixer.stream.sampler import MixtureSampler
 from mixer.stream.stream import MixtureStream
-from mixer.testing import lognormal_lengths, write_synthetic_corpus
+from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
 B, SEQ = 4, 32
 WEIGHTS = {"a": 0.3, "b": 0.7}

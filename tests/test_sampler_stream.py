@@ -15,7 +15,7 @@ from mixer.core.errors import MixerError
 from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
-from mixer.testing import lognormal_lengths, write_synthetic_corpus
+from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
 B = 4
 SEQ_LEN = 48

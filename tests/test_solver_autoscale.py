@@ -3,8 +3,8 @@ optimum is N_i* = (beta_i gamma_i / lambda)^(1/(1+gamma_i)); two small scales pr
 import numpy as np
 import pytest
 
-from solver.numerics.root import bracketed_newton
-from solver.autoscale import AutoScale, fit_autoscale, predict, weights_curve
+from mixer.solver.numerics.root import bracketed_newton
+from mixer.solver.autoscale import AutoScale, fit_autoscale, predict, weights_curve
 
 RNG = np.random.default_rng(7)
 BETA, GAMMA = RNG.uniform(0.5, 5, 6), RNG.uniform(0.1, 0.9, 6)

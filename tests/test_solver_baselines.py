@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from solver.baselines import BASELINES, DoReMiWeights, doremi_weights, mixing_laws_weights, regmix_weights
-from solver.numerics.simplex import feasible_bounds, spg_minimize
+from mixer.solver.baselines import BASELINES, DoReMiWeights, doremi_weights, mixing_laws_weights, regmix_weights
+from mixer.solver.numerics.simplex import feasible_bounds, spg_minimize
 
 
 def test_registry_and_simple_baselines():

@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 from mixer.cli import main
 from mixer.formats.weights import load_weights
-from solver.ddo import solve_ddo
-from mixer.testing import ddo_sweep, mixing_law_runs, run_json, write_runs
+from mixer.solver.ddo import solve_ddo
+from support import ddo_sweep, mixing_law_runs, run_json, write_runs
 
 N0, B = np.array([1.0, 0.5, 2.0]), np.array([0.3, 0.6, 0.5])
 DOMAINS = ["web", "code", "wiki"]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from solver.ddo import objective, plan, solve_ddo, solve_ddo_pgd
-from solver.ddo_model import DDO
-from solver.runs import group_ddo, read_runs
-from mixer.testing import ddo_sweep, write_runs
+from mixer.solver.ddo import objective, plan, solve_ddo, solve_ddo_pgd
+from mixer.solver.ddo_model import DDO
+from mixer.solver.runs import group_ddo, read_runs
+from support import ddo_sweep, write_runs
 
 
 def brute_force_m3(a, b, total, lo=0.0, hi=None):

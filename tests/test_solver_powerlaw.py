@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from solver.powerlaw import fit_power_law
+from mixer.solver.powerlaw import fit_power_law
 
 TRUE = [(1.5, 0.4, 0.6), (0.3, 1.2, 0.2), (4.0, 0.8, 0.9)]
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mixer.core.errors import MixerError
-from solver.runs import group_ddo, read_run, read_runs
-from mixer.testing import ddo_sweep, write_runs
+from mixer.solver.runs import group_ddo, read_run, read_runs
+from support import ddo_sweep, write_runs
 
 
 def sweep(tmp_path, factors=(0.2, 3.0), **kw):
@@ -103,8 +103,8 @@ def test_history_read_unknown_fields_and_bad_weights_refused(tmp_path):
 def test_grown_runs_group_when_trainer_realises_fewer_tokens(tmp_path):
     """A trainer stops at whole batches, so realised tokens fall short of the plan by up to a
     batch; at small budgets that is over 1 %. Grouping must go by the planned mixture."""
-    from solver.runs import group_ddo, read_runs
-    from mixer.testing import ddo_sweep, write_runs
+    from mixer.solver.runs import group_ddo, read_runs
+    from support import ddo_sweep, write_runs
 
     runs = ddo_sweep(["a", "b", "c"], [0.5, 0.5, 0.5], [0.3, 0.4, 0.5], budget=16_000, factors=(3.0,))
     for obj in runs.values():

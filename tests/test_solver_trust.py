@@ -10,12 +10,12 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from mixer.testing import ddo_sweep
-from solver.ddo import solve_ddo
-from solver.ddo_model import DDO
-from solver.powerlaw import fit_power_law, power_law
-from solver.runs import Run, group_ddo
-from solver.verdict import HeldOut, ddo_verdict
+from support import ddo_sweep
+from mixer.solver.ddo import solve_ddo
+from mixer.solver.ddo_model import DDO
+from mixer.solver.powerlaw import fit_power_law, power_law
+from mixer.solver.runs import Run, group_ddo
+from mixer.solver.verdict import HeldOut, ddo_verdict
 
 DOMAINS = ["a", "b", "c"]
 N0, B = np.array([1.0, 0.5, 2.0]), np.array([0.3, 0.6, 0.5])

@@ -16,7 +16,7 @@ from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.formats.shards import read_shard, read_shard_domains
 from mixer.shards.write import ShardConfig, write_shards
-from mixer.testing import lognormal_lengths, write_synthetic_corpus
+from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
 B = 4  # the DataLoader batch size of every test
 WEIGHTS = {"code": 0.2, "news": 0.5, "web": 0.3}

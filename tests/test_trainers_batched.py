@@ -1,4 +1,4 @@
-"""Batched proxies (trainers.batched / trainers.compact): the stacked GPT-2 is GPT-2 (its weights
+"""Batched proxies (mixer.trainers.batched / mixer.trainers.compact): the stacked GPT-2 is GPT-2 (its weights
 load into GPT2LMHeadModel and give the same logits), the fused loss equals the plain one, and K
 proxies trained together give bit for bit the losses each gives alone, on the real mixture
 sampler (MixtureSampler)."""
@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from mixer.core.errors import MixerError
-from mixer.testing import random_skewed_corpus
-from trainers import TrainConfig
-from trainers.batched import Proxy, train_batched
-from trainers.compact import StackedGPT2, fused_lm_loss
-from trainers.data import source_from_corpus
-from trainers.models import build_model, vocab_for
-from trainers.presets import get_preset
+from mixer.formats.synthetic import random_skewed_corpus
+from mixer.trainers import TrainConfig
+from mixer.trainers.batched import Proxy, train_batched
+from mixer.trainers.compact import StackedGPT2, fused_lm_loss
+from mixer.trainers.data import source_from_corpus
+from mixer.trainers.models import build_model, vocab_for
+from mixer.trainers.presets import get_preset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,5 +1,5 @@
 """`mixer train` end to end, with a stand-in for `mixer.stream.sampler` (written in parallel): the
-CLI builds the source through trainers/data.py exactly as it will with the real sampler."""
+CLI builds the source through mixer/trainers/data.py exactly as it will with the real sampler."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from mixer.cli import main
-from trainers import load_run
-from mixer.testing import ToyStream, write_skewed_corpus
+from mixer.trainers import load_run
+from mixer.formats.synthetic import write_skewed_corpus
+from support import ToyStream
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

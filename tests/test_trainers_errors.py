@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from mixer.core.errors import MixerError
-from trainers import DataSource, RunRecord, TrainConfig, get_preset, train
-from trainers.data import source_from_corpus, source_from_shards
-from trainers.presets import PRESETS
-from mixer.testing import ToyStream, write_skewed_corpus
+from mixer.trainers import DataSource, RunRecord, TrainConfig, get_preset, train
+from mixer.trainers.data import source_from_corpus, source_from_shards
+from mixer.trainers.presets import PRESETS
+from mixer.formats.synthetic import write_skewed_corpus
+from support import ToyStream
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainers import DataSource, RunRecord, TrainConfig, load_run, train
-from trainers.heldout import evaluate_checkpoint
-from mixer.testing import ToyStream, random_skewed_corpus
+from mixer.trainers import DataSource, RunRecord, TrainConfig, load_run, train
+from mixer.trainers.heldout import evaluate_checkpoint
+from mixer.formats.synthetic import random_skewed_corpus
+from support import ToyStream
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -22,7 +22,7 @@ unknown field, or a bad value is one `MixerError` line naming the file and the f
 fields are refused rather than ignored: a misspelt field would otherwise be read as absent and
 change what the solver fits without a word; a newer writer bumps `FORMAT_VERSION` instead.
 
-Provenance written by the loop (read by `solver.runs` to group a DDO sweep): `role` ("base" |
+Provenance written by the loop (read by `mixer.solver.runs` to group a DDO sweep): `role` ("base" |
 "perturbed" | "target" | "random"), `domain` and `factor` of a perturbed run, `total` ("fixed" |
 "grown").
 """

@@ -35,7 +35,7 @@ class AutoScaleLoopResult:
     ran: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 %, from the DDO bootstrap
-    verdict: Any = None  # solver.verdict.Verdict of the extrapolation
+    verdict: Any = None  # mixer.solver.verdict.Verdict of the extrapolation
     report: Path | None = None  # out/report.html, where written
 
 
@@ -82,7 +82,7 @@ def plan_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int) -> list[
 
 def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_target: bool = False,
                    backend: Backend | None = None) -> AutoScaleLoopResult:
-    from solver.solutions import ScaleOptimum, autoscale_solution
+    from mixer.solver.solutions import ScaleOptimum, autoscale_solution
 
     scales, per_scale, checks = _plan(cfg, scales, target)
     out = Path(cfg.out)

@@ -4,7 +4,7 @@
     for spec, files in backend(specs): ...     # as the sequential backend, K runs per training
 
 Runs whose trainer settings and budget agree (they differ in mixture and seeds, as the 1+2m runs
-of a DDO sweep do) go into groups of at most K, each trained by `trainers.batched.train_batched`:
+of a DDO sweep do) go into groups of at most K, each trained by `mixer.trainers.batched.train_batched`:
 one model build, compile and evaluation setup per group and one kernel per op for all K, which
 is what fills a GPU that one small proxy leaves idle. Each run's files are exactly those it gives
 trained alone (`mixer.loop.runner.execute` of a spec with `trainer="stacked"`), so a sweep's
@@ -31,7 +31,7 @@ def execute_batch(specs: Sequence[RunSpec], progress: bool = False) -> list[dict
     """Train the specs together (one group: same corpus, budget and trainer settings); their files."""
     import torch
 
-    from trainers.batched import Proxy, train_batched
+    from mixer.trainers.batched import Proxy, train_batched
 
     if len({_group_key(s) for s in specs}) != 1:
         raise MixerError("execute_batch: the runs of one batch need the same corpus, budget and trainer settings")

@@ -57,7 +57,7 @@ class DemoResult:
     steps: dict[str, Path] = field(default_factory=dict)
     runs_trained: int = 0
     intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)  # column -> 95 % intervals
-    verdict: object = None  # solver.verdict.Verdict of the AutoScale weights
+    verdict: object = None  # mixer.solver.verdict.Verdict of the AutoScale weights
     scale_verdicts: dict[str, object] = field(default_factory=dict)  # column -> DDO verdict
     commands: list[str] = field(default_factory=list)  # the commands that reproduce the demo step by step
 

@@ -8,20 +8,20 @@
 1. **Reference**: a proxy trained at the base weights (uniform by default) through the loop's
    runner (the `MixtureSampler` stream, fixed seeds); its run folder keeps the model
    (`checkpoint.pt`) beside run.json, cached by the run's key like every sweep run.
-2. **Proxy**: the same model size trained from scratch with a step hook (`trainers.hooks`):
+2. **Proxy**: the same model size trained from scratch with a step hook (`mixer.trainers.hooks`):
    after every step the reference scores the same tokens,
    the excess loss is clipped at 0 per token and averaged per domain
-   (`solver.baselines.doremi.per_token_excess`), and `DoReMiWeights.update_excess` takes one
+   (`mixer.solver.baselines.doremi.per_token_excess`), and `DoReMiWeights.update_excess` takes one
    exponentiated-gradient step with step size `eta` and smoothing `c`; the new weights weight
    the next step's loss (or drive the sampler, `mode="resample"`). The trajectory and its
    average are committed with the proxy run.
 3. `weights.json` (method `doremi`): the average, with the trajectory, the final weights and a
-   plot of the trajectory (`solver.solutions.doremi_online_solution`).
+   plot of the trajectory (`mixer.solver.solutions.doremi_online_solution`).
 
 `mode="reweight"` (default) is the official code's form: the proxy reads the reference's stream
 (base weights) and its training loss weights each token by α of its domain (a `StepUpdate`
 of loss weights); `mode="resample"` draws the proxy's batches by the current α instead
-(`trainers.weighted.WeightedDomainSampler`, loss unweighted). GPT-2 (causal) proxies only.
+(`mixer.trainers.weighted.WeightedDomainSampler`, loss unweighted). GPT-2 (causal) proxies only.
 Resume: each of the two runs is committed whole (run.json last); a killed loop re-trains only the
 run that had not finished.
 """
@@ -52,7 +52,7 @@ class DoReMiConfig:
     eta: float = 1.0  # Group DRO step size (the official default)
     smoothing: float = 1e-3  # c: weights mixed with uniform by c after every step (the official default)
     mode: str = "reweight"  # "reweight": batches at the base weights, loss weighted by α (the official code);
-    #                         "resample": batches drawn by the current α (trainers.weighted), loss unweighted
+    #                         "resample": batches drawn by the current α (mixer.trainers.weighted), loss unweighted
     cache: Path | None = None
     plots: bool = True
     progress: bool = True
@@ -107,19 +107,19 @@ def plan_doremi(cfg: DoReMiConfig, budget_tokens: int) -> tuple[RunSpec, RunSpec
 
 
 class DoReMiHook:
-    """The Group DRO step inside the proxy's training (a `trainers.hooks.StepHook`)."""
+    """The Group DRO step inside the proxy's training (a `mixer.trainers.hooks.StepHook`)."""
 
     def __init__(self, reference, weights, mode: str = "reweight"):
         self.reference = reference.eval()
-        self.weights = weights  # solver.baselines.doremi.DoReMiWeights
+        self.weights = weights  # mixer.solver.baselines.doremi.DoReMiWeights
         self.mode = mode
         self.trajectory: list[list[float]] = []
 
     def __call__(self, s):
         import torch
 
-        from solver.baselines.doremi import per_token_excess
-        from trainers.objectives import causal_token_losses
+        from mixer.solver.baselines.doremi import per_token_excess
+        from mixer.trainers.objectives import causal_token_losses
 
         device = s.token_loss.device
         self.reference.to(device)
@@ -132,7 +132,7 @@ class DoReMiHook:
         new = dict(zip(s.domains, map(float, w)))
         if self.mode == "resample":
             return new
-        from trainers.hooks import StepUpdate
+        from mixer.trainers.hooks import StepUpdate
 
         return StepUpdate(loss_weights=new)
 
@@ -142,7 +142,7 @@ def _train_reference(spec: RunSpec) -> dict[str, bytes]:
     import torch
 
     from mixer.loop.runner import KEEP_FILES, _data_source
-    from trainers.loop import train
+    from mixer.trainers.loop import train
 
     torch.set_num_threads(spec.train.threads)
     tmp = Path(tempfile.mkdtemp(prefix="mixer-doremi-ref-"))
@@ -157,7 +157,7 @@ def _load_reference(folder: Path, spec: RunSpec):
     import torch
 
     from mixer.formats.corpus import load_manifest
-    from trainers.models import build_model, vocab_for
+    from mixer.trainers.models import build_model, vocab_for
 
     cfg = spec.train.train_config()
     model = build_model(cfg.resolve(), vocab_for(cfg.model, load_manifest(spec.corpus)), spec.train.seed)
@@ -168,9 +168,9 @@ def _load_reference(folder: Path, spec: RunSpec):
 def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes]:
     import torch
 
-    from solver.baselines.doremi import DoReMiWeights
-    from trainers.loop import train
-    from trainers.weighted import WeightedDomainSampler
+    from mixer.solver.baselines.doremi import DoReMiWeights
+    from mixer.trainers.loop import train
+    from mixer.trainers.weighted import WeightedDomainSampler
 
     torch.set_num_threads(spec.train.threads)
     tc = spec.train.train_config(progress=cfg.progress)
@@ -202,7 +202,7 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
 
 def loop_doremi(cfg: DoReMiConfig, budget_tokens: int) -> DoReMiLoopResult:
     """Reference, then proxy with online Group DRO (each cached); weights.json in `cfg.out`."""
-    from solver.solutions import doremi_online_solution
+    from mixer.solver.solutions import doremi_online_solution
 
     ref, proxy = plan_doremi(cfg, budget_tokens)
     ref_dir, proxy_dir = run_folder(cfg.cache_dir, ref), run_folder(cfg.cache_dir, proxy)

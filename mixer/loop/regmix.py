@@ -5,9 +5,9 @@
     result.weights, result.spearman        # the top-k mean, the held-out rank correlation
 
 The `runs + held_out` mixtures are drawn around the corpus's token distribution
-(`solver.baselines.regmix.sample_mixtures`, seeded by the data seed and the budget), trained as
+(`mixer.solver.baselines.regmix.sample_mixtures`, seeded by the data seed and the budget), trained as
 `RunSpec`s through the DDO sweep's machinery (`mixer.loop.sweep.run_all`: the run cache, resume
-after a kill, the sequential or Ray backend), and the fit is `solver.solutions.regmix_solution`,
+after a kill, the sequential or Ray backend), and the fit is `mixer.solver.solutions.regmix_solution`,
 the path `mixer solve regmix` takes: LightGBM by default, the mean of the top-k predicted
 candidates, Spearman on the held-out mixtures, bootstrap intervals. Why a loop of its own: the
 DDO sweep plans perturbations of one base mixture, RegMix random mixtures of the whole simplex.
@@ -53,7 +53,7 @@ class RegMixLoopResult:
 
 
 def _check(cfg: RegMixConfig) -> None:
-    from solver.baselines.regmix import REGRESSORS
+    from mixer.solver.baselines.regmix import REGRESSORS
 
     if cfg.regressor not in REGRESSORS:
         raise MixerError(f"--regressor {cfg.regressor!r}: choose one of {', '.join(REGRESSORS)}")
@@ -74,7 +74,7 @@ def _check(cfg: RegMixConfig) -> None:
 def prior_of(cfg: RegMixConfig) -> dict[str, float]:
     """The Dirichlet's centre: the corpus's training-token shares ^ temperature, normalised."""
     from mixer.formats.corpus import load_manifest
-    from solver.baselines.regmix import token_prior
+    from mixer.solver.baselines.regmix import token_prior
 
     tokens = load_manifest(cfg.loop.corpus).tokens("train")
     domains = list(tokens)
@@ -90,7 +90,7 @@ def plan_regmix(cfg: RegMixConfig, budget_tokens: int) -> tuple[list[RunSpec], l
     seeded by the data seed and the budget, so the held-out mixtures come from the same law."""
     import numpy as np
 
-    from solver.baselines.regmix import PriorSpec, sample_mixtures
+    from mixer.solver.baselines.regmix import PriorSpec, sample_mixtures
 
     _check(cfg)
     domains, sha = corpus_identity(cfg.loop.corpus)
@@ -115,8 +115,8 @@ def loop_regmix(cfg: RegMixConfig, budget_tokens: int, backend: Backend | None =
     """Plan, run (resuming from the cache), fit and search; weights.json in `cfg.loop.out`."""
     from dataclasses import asdict
 
-    from solver.runs import read_runs
-    from solver.solutions import regmix_solution
+    from mixer.solver.runs import read_runs
+    from mixer.solver.solutions import regmix_solution
 
     fitted, held = plan_regmix(cfg, budget_tokens)
     lc = cfg.loop

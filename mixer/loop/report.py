@@ -134,7 +134,7 @@ def _settings(cfg) -> str:
 
 def _scale_sections(r, out: Path) -> list[str]:
     """One DDO scale: verdict, held-out check, fits, predicted vs measured, loss curves."""
-    from solver.solutions import plot_path
+    from mixer.solver.solutions import plot_path
 
     name = f"DDO at {r.budget_tokens:,} tokens"
     return [f"<h2>{_e(name)}</h2>", _verdict(name, r.verdict), _held_out(name, r.held_out_check),
@@ -159,7 +159,7 @@ def autoscale_report(result, path: Path, cfg, commands: Iterable[str] | None = N
                      title: str | None = None) -> Path:
     """The page of an AutoScale loop (`mixer.loop.autoscale.AutoScaleLoopResult`): the target's
     weights and verdict first, then every scale's DDO sweep."""
-    from solver.solutions import plot_path
+    from mixer.solver.solutions import plot_path
 
     out = Path(path).parent
     cols = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in result.scales}

@@ -31,10 +31,10 @@ KEEP_FILES = ("run.json", "loss_curves.png")  # what a finished run folder holds
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """The trainer settings of every run of a sweep (a subset of `trainers.TrainConfig`)."""
+    """The trainer settings of every run of a sweep (a subset of `mixer.trainers.TrainConfig`)."""
 
     model: str = "gpt2"  # "gpt2" (causal LM) or "bert" (masked LM)
-    preset: str = "tiny"  # trainers.presets name
+    preset: str = "tiny"  # mixer.trainers.presets name
     seed: int = 0  # model init, dropout, MLM masks
     data_seed: int = 0  # the sampler's permutation seed; the same for every run of a sweep (common random numbers)
     lr: float | None = None  # None: the preset's
@@ -47,10 +47,10 @@ class TrainSpec:
     max_epochs: float | None = None  # with allow_repeat: the most passes over any domain (None: no cap)
     threads: int = 1  # torch CPU threads per run; results are bitwise reproducible only at a fixed count
     device: str = "auto"  # "auto": the run's GPU if it has one, else CPU
-    trainer: str = "hf"  # "hf": trainers.loop.train; "stacked": trainers.batched (what --batch-proxies trains)
+    trainer: str = "hf"  # "hf": mixer.trainers.loop.train; "stacked": mixer.trainers.batched (what --batch-proxies trains)
 
     def train_config(self, progress: bool = False):
-        from trainers.loop import TrainConfig
+        from mixer.trainers.loop import TrainConfig
 
         return TrainConfig(model=self.model, preset=self.preset, seed=self.seed, lr=self.lr,
                            batch_size=self.batch_size, seq_len=self.seq_len, eval_seqs=self.eval_seqs,
@@ -120,7 +120,7 @@ def _data_source(spec: RunSpec):
     """The mixture sampled straight from the corpus, tagged with the run's provenance."""
     from dataclasses import replace
 
-    from trainers.data import source_from_corpus
+    from mixer.trainers.data import source_from_corpus
 
     cfg = spec.train.train_config().resolve()
     source = source_from_corpus(spec.corpus, spec.weights, int(spec.budget_tokens), cfg.seq_len,
@@ -134,7 +134,7 @@ def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:
     """Train one run in a temporary folder; return its finished files (run.json, loss_curves.png)."""
     import torch
 
-    from trainers.loop import train
+    from mixer.trainers.loop import train
 
     torch.set_num_threads(spec.train.threads)  # reductions split by thread count: fix it for bitwise equality
     tmp = Path(tempfile.mkdtemp(prefix=f"mixer-run-{spec.name.replace('/', '_')}-"))

@@ -79,12 +79,12 @@ class DDOLoopResult:
     budget_tokens: int
     tokens: dict[str, float]  # optimal tokens per domain at this budget (AutoScale's input)
     runs: dict[str, Path]  # run name -> run.json
-    estimator: Any  # the fitted solver.ddo_model.DDO
+    estimator: Any  # the fitted mixer.solver.ddo_model.DDO
     ran: int  # runs trained now (the rest came from the cache)
     plots: tuple[Path, ...] = ()
-    verdict: Any = None  # solver.verdict.Verdict
+    verdict: Any = None  # mixer.solver.verdict.Verdict
     held_out: dict[str, Path] = field(default_factory=dict)  # held-out run name -> run.json (not fitted)
-    held_out_check: dict | None = None  # predicted vs measured on them (solver.verdict.HeldOut.to_json)
+    held_out_check: dict | None = None  # predicted vs measured on them (mixer.solver.verdict.HeldOut.to_json)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 % bootstrap intervals
     report: Path | None = None  # out/report.html, where written
 
@@ -106,9 +106,9 @@ def _seeded(spec: RunSpec, k: int) -> RunSpec:
 
 
 def plan_sweep(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[RunSpec]:
-    """The base run and one run per (domain, factor) at this budget (`solver.ddo.plan`), each
+    """The base run and one run per (domain, factor) at this budget (`mixer.solver.ddo.plan`), each
     repeated `cfg.seeds` times with other seeds."""
-    from solver.ddo import plan
+    from mixer.solver.ddo import plan
 
     if cfg.seeds < 1:
         raise MixerError(f"--seeds {cfg.seeds}: need at least 1 (2 or more measure the run-to-run noise)")
@@ -234,10 +234,10 @@ def run_all(specs: Iterable[RunSpec], cache: Path, backend: Backend, progress: b
 def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path], out: Path,
                held_out: Sequence[RunSpec] = ()) -> DDOLoopResult:
     """Fit the DDO power laws on a finished sweep; write `out/weights.json` and its plots
-    (`solver.solutions.ddo_solution`, the same path as `mixer solve ddo`); `held_out` runs are
+    (`mixer.solver.solutions.ddo_solution`, the same path as `mixer solve ddo`); `held_out` runs are
     predicted, not fitted, and enter the verdict."""
-    from solver.runs import group_ddo, read_run, read_runs
-    from solver.solutions import ddo_solution
+    from mixer.solver.runs import group_ddo, read_run, read_runs
+    from mixer.solver.solutions import ddo_solution
 
     run_paths = {s.name: paths[s.key()] for s in specs}
     data = group_ddo(read_runs(list(run_paths.values())), metric=cfg.metric)

@@ -5,7 +5,7 @@
 
 `build-shards` writes exactly these rows, shard after shard; a sampler that needs no files
 calls the same function for the rows it wants. The copy runs in the numba kernel
-`kernels.gather.gather_pieces` (GIL released) over the pieces in source-address order, split
+`mixer.kernels.gather.gather_pieces` (GIL released) over the pieces in source-address order, split
 between `threads` threads.
 """
 from __future__ import annotations
@@ -99,8 +99,8 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     row's or document's domain). `out` / `domains_out` may be given to reuse buffers; with
     `domains=False` no domain array is written and the second value is None.
     """
-    from kernels.gather import gather_pieces, sort_pieces
-    from kernels.pack import causal_frame, clip_pieces, mlm_frame
+    from mixer.kernels.gather import gather_pieces, sort_pieces
+    from mixer.kernels.pack import causal_frame, clip_pieces, mlm_frame
 
     if not (0 <= first and count >= 0 and first + count <= plan.num_sequences):
         raise MixerError(f"sequences {first}..{first + count} are outside the plan's 0..{plan.num_sequences}")

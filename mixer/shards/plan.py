@@ -7,12 +7,12 @@ tokens of the last one a domain takes), in stream order; `mixer.shards.gather.ga
 turns any range of its sequences into tokens, so `build-shards` and an in-process sampler
 produce the same stream from the same plan.
 
-Steps (see docs/sampler.md): largest-remainder targets (`kernels.targets`); per domain a
-seeded counter-based permutation (`kernels.permute`) walked until the target is met exactly
-(`kernels.select`), with further epochs only under `allow_repeat`; the interleave (causal
-documents: the token-level midpoint merge, `kernels.interleave`; masked-LM rows, which are
+Steps (see docs/sampler.md): largest-remainder targets (`mixer.kernels.targets`); per domain a
+seeded counter-based permutation (`mixer.kernels.permute`) walked until the target is met exactly
+(`mixer.kernels.select`), with further epochs only under `allow_repeat`; the interleave (causal
+documents: the token-level midpoint merge, `mixer.kernels.interleave`; masked-LM rows, which are
 equal units like Megatron's samples: the order with the smallest prefix deviation,
-`kernels.edf`); packing offsets (causal: back to back with one EOS each; masked LM:
+`mixer.kernels.edf`); packing offsets (causal: back to back with one EOS each; masked LM:
 one document per row).
 
 Budget rule: the budget is a whole number of sequences. A causal budget that is not a
@@ -104,7 +104,7 @@ class MixturePlan:
         """(dst, count, src, part) of every segment in source-address order, sorted once per
         plan: a gather over a large window then reads the corpus front to back without a sort
         of its own (the sort is a third of a whole-stream gather's time)."""
-        from kernels.gather import address_order
+        from mixer.kernels.gather import address_order
 
         order = address_order(self.seg_part, self.seg_src)
         return self.seg_dst[order], self.seg_count[order], self.seg_src[order], self.seg_part[order]
@@ -166,8 +166,8 @@ def _too_small(name: str, weight: float, need: int, have_tokens: int, have_docs:
 
 def _select(lengths: np.ndarray, name: str, target: int, config: PlanConfig) -> tuple[np.ndarray, np.ndarray, int]:
     """Documents and content counts of one domain, epoch after epoch (each a fresh permutation)."""
-    from kernels.permute import permutation, stream_key
-    from kernels.select import select_causal, select_mlm
+    from mixer.kernels.permute import permutation, stream_key
+    from mixer.kernels.select import select_causal, select_mlm
 
     n = len(lengths)
     docs, counts = [], []
@@ -197,9 +197,9 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
     an unknown or missing domain, a domain too small for its target (without `allow_repeat`),
     a corrupt Arrow file or a manifest that does not match its files.
     """
-    from kernels.edf import smallest_feasible_items
-    from kernels.interleave import interleave_midpoint_threaded
-    from kernels.targets import largest_remainder
+    from mixer.kernels.edf import smallest_feasible_items
+    from mixer.kernels.interleave import interleave_midpoint_threaded
+    from mixer.kernels.targets import largest_remainder
     from mixer.formats.corpus import load_manifest, manifest_sha256, mlm_special_ids, open_split
     from mixer.formats.weights import validate_weights
 

@@ -20,7 +20,7 @@ def _train_options(f):
         click.option("--tokens", required=True, help="Budget of every proxy run, e.g. 2M."),
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
         click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True),
-        click.option("--preset", default="tiny", show_default=True, help="Trainer preset (trainers.presets)."),
+        click.option("--preset", default="tiny", show_default=True, help="Trainer preset (mixer.trainers.presets)."),
         *trainer_options(),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]

@@ -24,7 +24,7 @@ def _common(f):
         click.option("--corpus", required=True, type=click.Path(file_okay=False, path_type=Path),
                      help="Prepared corpus (`mixer prepare`)."),
         click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True),
-        click.option("--preset", default="tiny", show_default=True, help="Trainer preset (trainers.presets)."),
+        click.option("--preset", default="tiny", show_default=True, help="Trainer preset (mixer.trainers.presets)."),
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
         click.option("--perturb", type=float, default=3.0, show_default=True,
                      help="Factor on each domain's weight in its perturbed run."),

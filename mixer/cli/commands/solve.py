@@ -1,6 +1,6 @@
 """`mixer solve ddo|autoscale|regmix|mixing-laws|doremi`: run.json files in, weights.json out.
 
-Each sub-command parses its options and calls one `solver.solutions` function (the same one
+Each sub-command parses its options and calls one `mixer.solver.solutions` function (the same one
 `mixer loop` calls), then prints the weights with their intervals as a table. Library code is
 imported inside the commands to keep `mixer -h` fast.
 """
@@ -41,7 +41,7 @@ def _show(solution) -> None:
 
 
 def _runs(paths):
-    from solver.runs import read_runs
+    from mixer.solver.runs import read_runs
 
     return read_runs(paths)
 
@@ -71,8 +71,8 @@ def command() -> None:
 @click.option("--plots/--no-plots", default=True, show_default=True)
 def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstrap, noise, seed, plots) -> None:
     """DDO: base + perturbed runs of one scale -> optimal weights at that scale."""
-    from solver.runs import group_ddo
-    from solver.solutions import ddo_solution
+    from mixer.solver.runs import group_ddo
+    from mixer.solver.solutions import ddo_solution
 
     data = group_ddo(_runs(runs), metric=metric)
     if floor is None and floor_uniform:
@@ -85,8 +85,8 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
 
 def _read_optimum(path: Path):
     from mixer.formats.weights import load_weights
-    from solver.solutions import ScaleOptimum
-    from solver.verdict import Verdict
+    from mixer.solver.solutions import ScaleOptimum
+    from mixer.solver.verdict import Verdict
 
     if path.is_dir():
         found = sorted(path.rglob("weights.json"))
@@ -113,7 +113,7 @@ def _read_optimum(path: Path):
 def autoscale_cmd(inputs, target, out, plots) -> None:
     """AutoScale: DDO weights.json at >= 2 scales -> weights at --target."""
     from mixer.core.units import parse_count
-    from solver.solutions import autoscale_solution
+    from mixer.solver.solutions import autoscale_solution
 
     n_target = parse_count(target, "--target")
     if len(inputs) < 2:
@@ -135,7 +135,7 @@ def autoscale_cmd(inputs, target, out, plots) -> None:
 @click.option("--plots/--no-plots", default=True, show_default=True)
 def regmix_cmd(runs, out, model, n_bootstrap, seed, plots) -> None:
     """RegMix: many random-mixture runs -> regression -> best mixture."""
-    from solver.solutions import regmix_solution
+    from mixer.solver.solutions import regmix_solution
 
     _show(regmix_solution(_runs(runs), out, model=model, n_bootstrap=n_bootstrap, seed=seed, plots=plots))
 
@@ -148,7 +148,7 @@ def regmix_cmd(runs, out, model, n_bootstrap, seed, plots) -> None:
 @click.option("--plots/--no-plots", default=True, show_default=True)
 def mixing_laws_cmd(runs, out, n_bootstrap, seed, plots) -> None:
     """Data Mixing Laws: per-domain L_i(r) = c_i + k_i exp(t_i . r) fitted, then minimised."""
-    from solver.solutions import mixing_laws_solution
+    from mixer.solver.solutions import mixing_laws_solution
 
     _show(mixing_laws_solution(_runs(runs), out, n_bootstrap=n_bootstrap, seed=seed, plots=plots))
 
@@ -161,7 +161,7 @@ def mixing_laws_cmd(runs, out, n_bootstrap, seed, plots) -> None:
 @click.option("--smoothing", type=float, default=1e-3, show_default=True)
 def doremi_cmd(proxy_path, ref_path, out, eta, smoothing) -> None:
     """DoReMi: replay Group DRO over the proxy's logged per-domain losses."""
-    from solver.runs import read_run
-    from solver.solutions import doremi_solution
+    from mixer.solver.runs import read_run
+    from mixer.solver.solutions import doremi_solution
 
     _show(doremi_solution(read_run(proxy_path), read_run(ref_path), out, eta=eta, smoothing=smoothing))

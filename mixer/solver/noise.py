@@ -1,0 +1,115 @@
+"""Run-to-run noise, measured from seed repeats, and each domain's effect measured against it.
+
+Proxy losses move between runs that differ only in their seeds (model initialisation and data
+order). DDO fits a curve through a handful of such losses, so a weight is only as good as the
+signal in them: how far the loss moved when a domain's tokens changed, relative to how far it
+moves by chance. Both are measured here, in the fit's units (y = aggregate metric / base).
+
+- `measure_noise`: runs of the same planned mixture (same role, domain and factor) with other
+  seeds form a group; the pooled within-group standard deviation of y is the noise `sigma` of one
+  run (dof = runs - groups). The same is done per domain on that domain's own held-out metric.
+- `domain_effects`: for each domain, the mean y at its fewest tokens minus the mean y at its most,
+  with its standard error from `sigma`; `z = delta / se`. |z| < 2 means the domain's tokens moved
+  the loss by less than run-to-run noise can explain (95 %).
+- `lack_of_fit`: how far each fitted curve misses the group means, in units of the noise of a
+  mean (rms of sqrt(n_g) * (mean_g - f(x_g)) / sigma); above 3 the curve does not describe the data.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from mixer.solver.runs import DDOData
+
+Z_SUPPORTED = 2.0  # |effect| / standard error below this: within noise (two-sided ~95 %)
+
+
+@dataclass(frozen=True)
+class Noise:
+    sigma: float | None  # std of one run's y (fit units); None: not measured
+    dof: int  # degrees of freedom of the estimate
+    source: str  # "seeds" (repeats), "given" (--noise), "residuals" (fit residuals) or "none"
+    groups: int = 0  # groups of repeated runs that entered the estimate
+    per_domain_std: dict[str, float] = field(default_factory=dict)  # std of each domain's own metric (metric units)
+
+    def to_json(self) -> dict:
+        return {"sigma": self.sigma, "dof": self.dof, "source": self.source, "groups": self.groups,
+                "per_domain_std": self.per_domain_std}
+
+
+@dataclass(frozen=True)
+class Effect:
+    delta: float  # mean y at the domain's fewest tokens - mean y at its most (> 0: more tokens helped)
+    se: float | None  # standard error of delta from the noise; None when the noise is unknown
+    n_low: int  # runs at the fewest tokens
+    n_high: int  # runs at the most tokens
+
+    @property
+    def z(self) -> float | None:
+        if self.se is None or self.se <= 0:
+            return None
+        return self.delta / self.se
+
+    @property
+    def within_noise(self) -> bool | None:
+        z = self.z
+        return None if z is None else abs(z) < Z_SUPPORTED
+
+    def to_json(self) -> dict:
+        return {"delta": self.delta, "se": self.se, "z": self.z, "n_low": self.n_low, "n_high": self.n_high}
+
+
+def _groups(data: DDOData) -> dict[tuple, list]:
+    out: dict[tuple, list] = {}
+    for r in data.runs():
+        out.setdefault((r.role, r.domain, r.factor), []).append(r)
+    return out
+
+
+def _pooled_std(groups: list[np.ndarray]) -> tuple[float | None, int]:
+    ss, dof = 0.0, 0
+    for g in groups:
+        if g.size >= 2:
+            ss += float(np.sum((g - g.mean()) ** 2))
+            dof += g.size - 1
+    return (math.sqrt(ss / dof), dof) if dof > 0 else (None, 0)
+
+
+def measure_noise(data: DDOData, unit_y: float) -> Noise:
+    """Pooled within-group std of y (= aggregate metric / `unit_y`) over groups of seed repeats."""
+    groups = [g for g in _groups(data).values() if len(g) >= 2]
+    if not groups:
+        return Noise(sigma=None, dof=0, source="none")
+    ys = [np.array([r.aggregate(data.metric) for r in g]) / unit_y for g in groups]
+    sigma, dof = _pooled_std(ys)
+    per_domain = {}
+    for d in data.domains:
+        s, _ = _pooled_std([np.array([r.metric(data.metric)[d] for r in g]) for g in groups])
+        per_domain[d] = float(s) if s is not None else float("nan")
+    return Noise(sigma=sigma, dof=dof, source="seeds", groups=len(groups), per_domain_std=per_domain)
+
+
+def domain_effects(points: Mapping[str, tuple[np.ndarray, np.ndarray]], sigma: float | None) -> dict[str, Effect]:
+    """Per domain: y at its fewest tokens minus y at its most, against the noise of the two means."""
+    out = {}
+    for d, (x, y) in points.items():
+        lo, hi = x == x.min(), x == x.max()
+        n_lo, n_hi = int(lo.sum()), int(hi.sum())
+        delta = float(y[lo].mean() - y[hi].mean())
+        se = sigma * math.sqrt(1 / n_lo + 1 / n_hi) if sigma is not None else None
+        out[d] = Effect(delta=delta, se=se, n_low=n_lo, n_high=n_hi)
+    return out
+
+
+def lack_of_fit(x: np.ndarray, y: np.ndarray, fit, sigma: float | None) -> float | None:
+    """rms over distinct x of sqrt(n) * (mean y - fit) / sigma; None without a noise estimate."""
+    if sigma is None or sigma <= 0:
+        return None
+    terms = []
+    for u in np.unique(x):
+        sel = x == u
+        terms.append(math.sqrt(sel.sum()) * (float(y[sel].mean()) - float(fit.predict(np.array([u]))[0])) / sigma)
+    return float(np.sqrt(np.mean(np.square(terms))))

@@ -1,0 +1,67 @@
+"""Glue from CLI arguments to a `DataSource`: built shards or the corpus-side sampler.
+
+    source_from_shards("shards/", corpus_dir="corpus/", batch_size=8, rank=r, world_size=w)
+    source_from_corpus("corpus/", weights, tokens=30_000_000, seq_len=1024, seed=0, ...)
+
+Both wrap a `mixer.stream.stream.MixtureStream` / `mixer.stream.sampler.MixtureSampler` (an IterableDataset
+with state_dict/load_state_dict yielding one sequence dict at a time) in a DataLoader with
+`num_workers=0`: the stream decompresses ahead on its own threads, and the dataset object in
+this process is then the exact stream position a checkpoint must record. Each rank opens its
+own part of the stream (rank, world_size).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mixer.formats.corpus import load_manifest
+from mixer.core.errors import MixerError
+from mixer.formats.weights import validate_weights
+from mixer.stream.sampler import MixtureSampler
+from mixer.stream.stream import MixtureStream
+from mixer.trainers.loop import DataSource
+
+OBJECTIVE = {"gpt2": "causal", "bert": "mlm"}  # the stream's name for each model's sequences
+
+
+def _loader(dataset: Any, batch_size: int) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0,
+                                       pin_memory=torch.cuda.is_available())
+
+
+def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str | Path | None = None,
+                       rank: int = 0, world_size: int = 1, model: str | None = None) -> DataSource:
+    """Stream built shards; the corpus they were built from (`corpus_dir`, by default the one
+    index.json records) supplies the held-out splits."""
+    shards_dir = Path(shards_dir)
+    from mixer.formats.shards import INDEX_NAME, corpus_of, read_index
+
+    index_path = shards_dir / INDEX_NAME
+    index = read_index(shards_dir)
+    corpus_dir = corpus_of(shards_dir, index, corpus_dir)  # default: the corpus index.json records
+    objective = index.get("objective")
+    if model is not None and objective is not None and objective != OBJECTIVE[model]:
+        raise MixerError(f"{shards_dir} holds {objective} sequences but --model {model} trains on "
+                         f"{OBJECTIVE[model]} ones; rebuild the shards with --objective {OBJECTIVE[model]}")
+    stream = MixtureStream(shards_dir, rank=rank, world_size=world_size, batch_size=batch_size)
+    budget = getattr(stream, "budget_tokens", None) or index.get("budget_tokens")
+    weights = validate_weights(index.get("weights") or {}, load_manifest(corpus_dir).domain_names,
+                               source=str(index_path))
+    return DataSource(batches=_loader(stream, batch_size), corpus_dir=corpus_dir, weights=weights,
+                      budget_tokens=int(budget) if budget else None, state=stream, seq_len=int(index["seq_len"]),
+                      provenance={"source": {"shards": str(shards_dir), "seq_len": index.get("seq_len")}})
+
+
+def source_from_corpus(corpus_dir: str | Path, weights: dict[str, float], tokens: int, seq_len: int, seed: int,
+                       model: str, batch_size: int, rank: int = 0, world_size: int = 1,
+                       allow_repeat: bool = False, max_repeat: float | None = None) -> DataSource:
+    """Sample the mixture straight from the memory-mapped corpus (the same sequences build-shards writes)."""
+    manifest = load_manifest(corpus_dir)
+    weights = validate_weights(weights, manifest.domain_names, source="--weights")
+    sampler = MixtureSampler(corpus_dir, weights, tokens, seq_len, seed, objective=OBJECTIVE[model],
+                             allow_repeat=allow_repeat, max_repeat=max_repeat, rank=rank, world_size=world_size, batch_size=batch_size)
+    return DataSource(batches=_loader(sampler, batch_size), corpus_dir=corpus_dir, weights=weights,
+                      budget_tokens=tokens, state=sampler, seq_len=seq_len,
+                      provenance={"source": {"corpus": str(corpus_dir), "seq_len": seq_len, "stream_seed": seed}})
