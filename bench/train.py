@@ -154,10 +154,10 @@ def run_case(corpus: Path, work: Path, device: str, model: str, preset: str, seq
 
 def sweep(args) -> None:
     """A DDO sweep's proxies, one by one (`mixer.loop.runner.execute`: mixer.trainers.loop.train, the
-    Hugging Face model) against all at once (`mixer.loop.batched_backend.execute_batch`:
+    Hugging Face model) against all at once (`mixer.loop.runner.execute_batch`:
     mixer.trainers.batched, one stacked model): the same specs (`plan_sweep` of a GPT-2-vocab corpus),
     from start to finished run.json and plot, in this process, with the same torch thread count."""
-    from mixer.loop.batched_backend import execute_batch
+    from mixer.loop.runner import execute_batch
     from mixer.loop.runner import TrainSpec, execute
     from mixer.loop.sweep import LoopConfig, plan_sweep
     from mixer.formats.synthetic import write_skewed_corpus

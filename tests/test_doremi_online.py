@@ -18,7 +18,7 @@ from mixer.loop.runner import TrainSpec
 from mixer.formats.synthetic import random_skewed_corpus
 from mixer.solver.baselines.doremi import DoReMiWeights, per_token_excess
 from mixer.trainers.loop import DataSource, TrainConfig, train
-from mixer.trainers.weighted import WeightedDomainSampler
+from mixer.trainers.hooks import WeightedDomainSampler
 
 
 def test_per_token_clip_and_one_step_match_a_hand_computation():

@@ -315,7 +315,7 @@ def test_loss_curves_mark_a_single_held_out_point(sequential, monkeypatch):
     import matplotlib.pyplot as plt
 
     from mixer.formats.run import load_run
-    from mixer.trainers.plot import plot_curves
+    from mixer.trainers.record import plot_curves
 
     figs = []
     real = plt.close

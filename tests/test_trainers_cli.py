@@ -1,10 +1,8 @@
-"""`mixer train` end to end, with a stand-in for `mixer.stream.sampler` (written in parallel): the
-CLI builds the source through mixer/trainers/data.py exactly as it will with the real sampler."""
+"""`mixer train` end to end, with a toy stand-in for the sampler: the CLI builds the source through
+mixer/trainers/data.py exactly as it does with the real `MixtureSampler`."""
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -28,7 +26,7 @@ class FakeSampler(ToyStream):
 
 @pytest.fixture()
 def corpus(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mixer.stream.sampler", types.SimpleNamespace(MixtureSampler=FakeSampler))
+    monkeypatch.setattr("mixer.trainers.data.MixtureSampler", FakeSampler)
     rng = np.random.default_rng(0)
     write_skewed_corpus(tmp_path / "c", {"code": rng.integers(40, 200, 60), "news": rng.integers(40, 200, 60)},
                         {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)

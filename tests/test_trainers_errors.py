@@ -1,7 +1,6 @@
 """Bad input gives one MixerError line naming the culprit and the fix."""
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 
 from mixer.core.errors import MixerError
 from mixer.trainers import DataSource, RunRecord, TrainConfig, get_preset, train
-from mixer.trainers.data import source_from_corpus, source_from_shards
+from mixer.trainers.data import source_from_shards
 from mixer.trainers.presets import PRESETS
 from mixer.formats.synthetic import write_skewed_corpus
 from support import ToyStream
@@ -119,12 +118,7 @@ def test_existing_checkpoint_needs_resume_and_same_settings(corpora, tmp_path):
     assert "lr=0.003" in one_line(exc)
 
 
-def test_stream_module_missing(corpora, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mixer.stream.sampler", None)  # import raises ImportError
-    monkeypatch.setitem(sys.modules, "mixer.stream.stream", None)
-    with pytest.raises(MixerError) as exc:
-        source_from_corpus(corpora / "small", W, 10_000, 64, 0, "gpt2", 4)
-    assert "mixer.stream.sampler.MixtureSampler is not available" in one_line(exc)
+def test_shards_source_without_an_index(corpora):
     with pytest.raises(MixerError) as exc:
         source_from_shards(corpora / "nothing", 4, corpora / "small")
     assert "no shard index" in one_line(exc)

@@ -21,7 +21,7 @@
 `mode="reweight"` (default) is the official code's form: the proxy reads the reference's stream
 (base weights) and its training loss weights each token by α of its domain (a `StepUpdate`
 of loss weights); `mode="resample"` draws the proxy's batches by the current α instead
-(`mixer.trainers.weighted.WeightedDomainSampler`, loss unweighted). GPT-2 (causal) proxies only.
+(`mixer.trainers.hooks.WeightedDomainSampler`, loss unweighted). GPT-2 (causal) proxies only.
 Resume: each of the two runs is committed whole (run.json last); a killed loop re-trains only the
 run that had not finished.
 """
@@ -52,7 +52,7 @@ class DoReMiConfig:
     eta: float = 1.0  # Group DRO step size (the official default)
     smoothing: float = 1e-3  # c: weights mixed with uniform by c after every step (the official default)
     mode: str = "reweight"  # "reweight": batches at the base weights, loss weighted by α (the official code);
-    #                         "resample": batches drawn by the current α (mixer.trainers.weighted), loss unweighted
+    #                         "resample": batches drawn by the current α (mixer.trainers.hooks), loss unweighted
     cache: Path | None = None
     plots: bool = True
     progress: bool = True
@@ -170,7 +170,7 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
 
     from mixer.solver.baselines.doremi import DoReMiWeights
     from mixer.trainers.loop import train
-    from mixer.trainers.weighted import WeightedDomainSampler
+    from mixer.trainers.hooks import WeightedDomainSampler
 
     torch.set_num_threads(spec.train.threads)
     tc = spec.train.train_config(progress=cfg.progress)

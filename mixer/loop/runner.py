@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from mixer.core.errors import MixerError
 
@@ -142,11 +142,35 @@ def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:
         if spec.train.trainer not in ("hf", "stacked"):
             raise MixerError(f"run {spec.name}: trainer {spec.train.trainer!r}; use 'hf' or 'stacked'")
         if spec.train.trainer == "stacked":  # the batched trainer with this one proxy: what a batch gives it
-            from mixer.loop.batched_backend import execute_batch
-
             return execute_batch([spec], progress)[0]
         train(spec.train.train_config(progress=progress), _data_source(spec), tmp / "run")
         return {name: (tmp / "run" / name).read_bytes() for name in KEEP_FILES if (tmp / "run" / name).exists()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def group_key(spec: RunSpec) -> tuple:
+    """Runs with equal keys can be trained together: same corpus, budget and trainer settings."""
+    train = {k: v for k, v in asdict(spec.train).items() if k not in ("seed", "data_seed")}
+    return spec.corpus, int(spec.budget_tokens), tuple(sorted(train.items()))
+
+
+def execute_batch(specs: Sequence[RunSpec], progress: bool = False) -> list[dict[str, bytes]]:
+    """Train the specs together (one group: same corpus, budget and trainer settings); their files."""
+    import torch
+
+    from mixer.trainers.batched import Proxy, train_batched
+
+    if len({group_key(s) for s in specs}) != 1:
+        raise MixerError("execute_batch: the runs of one batch need the same corpus, budget and trainer settings")
+    torch.set_num_threads(specs[0].train.threads)  # as `execute`: bitwise results need a fixed count
+    tmp = Path(tempfile.mkdtemp(prefix="mixer-batch-"))
+    try:
+        proxies = [Proxy(_data_source(s), out_dir=tmp / str(i), seed=s.train.seed) for i, s in enumerate(specs)]
+        train_batched(specs[0].train.train_config(progress=progress), proxies,
+                      progress_desc=f"{len(specs)} proxies" if progress else None)
+        return [{n: (tmp / str(i) / n).read_bytes() for n in KEEP_FILES if (tmp / str(i) / n).exists()}
+                for i in range(len(specs))]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

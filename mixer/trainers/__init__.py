@@ -6,7 +6,8 @@ per-domain held-out loss (paper appendix D.1-D.2). See docs/trainers.md.
     record.final_loss   # {domain: held-out loss}
 """
 from mixer.formats.run import RunRecord, load_run, save_run
-from mixer.trainers.loop import DataSource, DomainLossHook, TrainConfig, train
+from mixer.trainers.config import DataSource, DomainLossHook, TrainConfig
+from mixer.trainers.loop import train
 from mixer.trainers.presets import PRESETS, ModelPreset, get_preset
 
 

@@ -10,7 +10,9 @@ dropout generator, MLM masks, optimiser state, gradient clipping and curve; noth
 another, so on a CPU K proxies trained together give, bit for bit, the losses each gives alone
 (`train_batched` with that one proxy; a test asserts equality). The initial weights are those
 `mixer.trainers.models.build_model` draws for the seed (the Hugging Face initialisation), and the
-run.json / loss_curves.png written per proxy are the same files `mixer.trainers.loop.train` writes.
+run.json / loss_curves.png written per proxy are the same files `mixer.trainers.loop.train` writes,
+and the step itself is the loop both trainers run (`mixer.trainers.steps.run_steps`), so the
+schedule, logging, evaluation points and data-wait timing are the default trainer's.
 BERT proxies are masked as `mixer.trainers.loop.train` masks them (15 %, 80/10/10, seeded by (seed,
 step, micro-step, rank 0)), so with dropout 0 a proxy follows the HF trainer's run to fp32
 rounding (a test bounds the gap); with dropout the two draw different dropout masks (per-proxy
@@ -23,7 +25,6 @@ schedule, so they need the same token budget.
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,10 +37,11 @@ from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RUN_NAME, RunRecord
 from mixer.trainers.compact import StackedBert, StackedGPT2, mlm_chunk, mlm_targets
 from mixer.trainers.heldout import EvalSet, build_eval_sets
-from mixer.trainers.loop import DataSource, TrainConfig, _check_batch, _progress, _warmup, linear_schedule, resolve_device
-from mixer.trainers.models import build_model, count_params, vocab_for
+from mixer.trainers.config import DataSource, TrainConfig, linear_schedule, progress_bar, resolve_device, warmup_steps
+from mixer.trainers.models import Vocab, build_model, count_params, vocab_for
 from mixer.trainers.objectives import mask_generator, mask_tokens, shift_labels
 from mixer.trainers.record import make_record, run_config, write_run
+from mixer.trainers.steps import LoopState, run_steps
 
 TRAINER = "stacked"  # recorded in run.json provenance: which trainer wrote the run
 
@@ -120,7 +122,6 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     K = len(proxies)
     corpus_dir = proxies[0].source.corpus_dir
     sha = manifest_sha256(corpus_dir)
@@ -160,7 +161,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     optimizer = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 3], "weight_decay": preset.weight_decay},
                                    {"params": [p for p in params if p.dim() < 3], "weight_decay": 0.0}],
                                   lr=preset.lr, betas=cfg.betas, eps=1e-8, fused=cuda)
-    warmup = _warmup(preset, steps)
+    warmup = warmup_steps(preset, steps)
     schedule = linear_schedule(optimizer, warmup, steps)
     # Compiled on a GPU when dropout is off: with dropout, K per-proxy generators enter the graph
     # (graph breaks), so the default keeps that case eager. The chunked loss stays eager always.
@@ -168,100 +169,81 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     if use_compile:
         model.hidden = torch.compile(model.hidden)
 
-    curves = [{"train": {"step": [], "loss": {d: [] for d in domains}, "mean": [], "lr": []},
-               "eval": {"step": [], "loss": {es.name: [] for es in eval_sets}}} for _ in range(K)]
-    tokens_per_domain = np.zeros((K, nd), dtype=np.int64)
-    tokens_seen = np.zeros(K, dtype=np.int64)  # real (unpadded) tokens per proxy
-    interval = torch.zeros(K, 2, nd, dtype=torch.float64, device=device)
-    offsets = (torch.arange(K, device=device) * nd)[:, None]
-    step, train_time, data_wait = 0, 0.0, 0.0
-
-    def run_eval() -> None:
-        for k, losses in enumerate(evaluate_stacked(model, eval_sets, device, cfg.eval_batch_size, autocast, chunk)):
-            curves[k]["eval"]["step"].append(step)
-            for name, v in losses.items():
-                curves[k]["eval"]["loss"][name].append(v)
-
-    its = [iter(p.source.batches) for p in proxies]
-
-    bar = _progress(steps, 0, enabled=cfg.progress)
+    state = LoopState.fresh(K, domains, [es.name for es in eval_sets], device)
+    engine = _StackedEngine(model, proxies, params, eval_sets, vocab, nd, accum, chunk, device, cfg.eval_batch_size)
+    bar = progress_bar(steps, 0, enabled=cfg.progress)
     if progress_desc:
         bar.set_description(progress_desc)
     model.train()
-    while step < steps:
-        t_step = time.perf_counter()
-        for micro in range(accum):
-            t0 = time.perf_counter()
-            try:
-                batches = [next(it) for it in its]
-            except StopIteration:
-                raise MixerError(f"a proxy's data source ran out at step {step} of {steps}; its budget covers "
-                                 "fewer steps: lower --steps or give a larger budget") from None
-            data_wait += time.perf_counter() - t0
-            for b in batches:
-                _check_batch(b, vocab.size, nd, preset.max_positions, bert, step)
-            if bert:
-                doms, counted, (total, tok) = _bert_micro(model, batches, proxies, vocab, step, micro, accum,
-                                                          chunk, device, autocast, tokens_per_domain, tokens_seen)
-                total.backward()
-                _add_domain_sums(interval, doms, counted, tok, offsets, nd)
-                continue
-            # [K, B, L]; on a GPU stacked into pinned memory, so the copies below do not block the host.
-            # Fresh buffers each time: the caching host allocator reuses one only after its copy is done.
-            pinned = [torch.empty(K, B, L, dtype=torch.long, pin_memory=True) for _ in range(2)] if cuda else None
-            ids = torch.stack([b["input_ids"].long() for b in batches], out=pinned[0] if pinned else None)
-            doms = torch.stack([b["domain_ids"].long() for b in batches], out=pinned[1] if pinned else None)
-            for k in range(K):
-                tokens_per_domain[k] += np.bincount(doms[k].reshape(-1).numpy(), minlength=nd)
-            tokens_seen += B * L
-            ids, doms = ids.to(device, non_blocking=True), doms.to(device, non_blocking=True)
-            labels = shift_labels(ids.view(K * B, L)).view(K, B, L)
-            counted = (labels != -100).float()
-            weight = counted / (counted.sum((1, 2), keepdim=True).clamp(min=1) * accum)
-            with autocast:
-                total, tok = model.loss(ids, labels, weight)
+    run_steps(engine, [iter(p.source.batches) for p in proxies], optimizer, schedule, state, steps=steps, cfg=cfg,
+              preset=preset, vocab_size=vocab.size, domains=domains, bar=bar, on_step=on_step)
+    return [_record(cfg, preset, p, K, state.curves[k], state.tokens_per_domain[k], steps, warmup, state.train_time,
+                    state.data_wait, device, sha, domains, n_params, int(state.tokens_seen[k]), vocab.size)
+            for k, p in enumerate(proxies)]
+
+
+class _StackedEngine:
+    """The shared loop's model side for K stacked proxies: one forward and backward for all K."""
+
+    def __init__(self, model: StackedGPT2 | StackedBert, proxies: Sequence[Proxy], params: list[torch.Tensor],
+                 eval_sets: list[EvalSet], vocab: Vocab, nd: int, accum: int, chunk: int, device: torch.device,
+                 eval_batch_size: int) -> None:
+        self.model, self.proxies, self.params, self.eval_sets, self.vocab = model, proxies, params, eval_sets, vocab
+        self.nd, self.accum, self.chunk, self.device, self.eval_batch_size = nd, accum, chunk, device, eval_batch_size
+        self.cuda = device.type == "cuda"
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
+        self.offsets = (torch.arange(len(proxies), device=device) * nd)[:, None]
+
+    def micro_step(self, batches: list, step: int, micro: int, state: LoopState) -> torch.Tensor:
+        K, model = len(batches), self.model
+        if isinstance(model, StackedBert):
+            doms, counted, (total, tok) = _bert_micro(model, batches, self.proxies, self.vocab, step, micro,
+                                                      self.accum, self.chunk, self.device, self.autocast,
+                                                      state.tokens_per_domain, state.tokens_seen)
             total.backward()
-            _add_domain_sums(interval, torch.nn.functional.pad(doms[:, :, 1:], (0, 1)), counted, tok, offsets, nd)
-        if cfg.grad_clip > 0:
-            _clip(params, cfg.grad_clip)
-        lr = schedule.get_last_lr()[0]
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        if step % cfg.log_every == 0 or step == steps:
-            rows = interval.tolist()  # one device sync per log interval
-            for k in range(K):
-                sums, counts = rows[k]
-                c = curves[k]["train"]
-                c["step"].append(step)
-                c["lr"].append(lr)
-                c["mean"].append(sum(sums) / max(1.0, sum(counts)))
-                for d, s, n in zip(domains, sums, counts):
-                    c["loss"][d].append(s / n if n else None)
-            interval.zero_()
-        train_time += time.perf_counter() - t_step
-        bar.update(1)
-        if on_step is not None:
-            on_step(step)
-        if cfg.eval_every and step % cfg.eval_every == 0 and step < steps:
-            run_eval()
-    bar.close()
-    run_eval()
-    return [_record(cfg, preset, p, K, curves[k], tokens_per_domain[k], steps, warmup, train_time, data_wait,
-                    device, sha, domains, n_params, int(tokens_seen[k]), vocab.size) for k, p in enumerate(proxies)]
+            return _domain_sums(doms, counted, tok, self.offsets, self.nd)
+        B, L = batches[0]["input_ids"].shape
+        # [K, B, L]; on a GPU stacked into pinned memory, so the copies below do not block the host.
+        # Fresh buffers each time: the caching host allocator reuses one only after its copy is done.
+        pinned = [torch.empty(K, B, L, dtype=torch.long, pin_memory=True) for _ in range(2)] if self.cuda else None
+        ids = torch.stack([b["input_ids"].long() for b in batches], out=pinned[0] if pinned else None)
+        doms = torch.stack([b["domain_ids"].long() for b in batches], out=pinned[1] if pinned else None)
+        for k in range(K):
+            state.tokens_per_domain[k] += np.bincount(doms[k].reshape(-1).numpy(), minlength=self.nd)
+        state.tokens_seen += B * L
+        ids, doms = ids.to(self.device, non_blocking=True), doms.to(self.device, non_blocking=True)
+        labels = shift_labels(ids.view(K * B, L)).view(K, B, L)
+        counted = (labels != -100).float()
+        weight = counted / (counted.sum((1, 2), keepdim=True).clamp(min=1) * self.accum)
+        with self.autocast:
+            total, tok = model.loss(ids, labels, weight)
+        total.backward()
+        return _domain_sums(torch.nn.functional.pad(doms[:, :, 1:], (0, 1)), counted, tok, self.offsets, self.nd)
+
+    def clip(self, max_norm: float) -> None:
+        _clip(self.params, max_norm)
+
+    def evaluate(self) -> list[dict[str, float]]:
+        return evaluate_stacked(self.model, self.eval_sets, self.device, self.eval_batch_size, self.autocast,
+                                self.chunk)
+
+    def after_step(self, step: int, step_sums: torch.Tensor) -> None:
+        pass  # no hooks: refused up front
+
+    def reduce(self, sums: torch.Tensor) -> None:
+        pass  # one process
 
 
-def _add_domain_sums(interval: torch.Tensor, doms: torch.Tensor, counted: torch.Tensor, tok: torch.Tensor,
-                     offsets: torch.Tensor, nd: int) -> None:
-    """interval [K, 2, nd] += each proxy's summed loss and scored count per domain (no host sync).
+def _domain_sums(doms: torch.Tensor, counted: torch.Tensor, tok: torch.Tensor, offsets: torch.Tensor,
+                 nd: int) -> torch.Tensor:
+    """[K, 2, nd]: each proxy's summed loss and scored count per domain (no host sync).
     doms, counted, tok: [K, ...] of one shape, the domain of each scored token."""
     K = tok.shape[0]
     dom = torch.where(counted.bool(), doms, 0).reshape(K, -1)
     flat = torch.zeros(2, K * nd, dtype=torch.float64, device=tok.device)
     flat[0].index_add_(0, (dom + offsets).view(-1), tok.reshape(-1).double())
     flat[1].index_add_(0, (dom + offsets).view(-1), counted.reshape(-1).double())
-    interval += flat.view(2, K, nd).transpose(0, 1)
+    return flat.view(2, K, nd).transpose(0, 1)
 
 
 def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], vocab, step: int, micro: int, accum: int,

@@ -21,7 +21,7 @@ from mixer.core.errors import MixerError
 from mixer.formats.weights import validate_weights
 from mixer.stream.sampler import MixtureSampler
 from mixer.stream.stream import MixtureStream
-from mixer.trainers.loop import DataSource
+from mixer.trainers.config import DataSource
 
 OBJECTIVE = {"gpt2": "causal", "bert": "mlm"}  # the stream's name for each model's sequences
 
