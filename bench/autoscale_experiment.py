@@ -46,9 +46,10 @@ def prepared_corpus(cache: Path, cut: bool = True) -> Path:
     50k ids). `cut=False`: the paper's rules but no 1000-character cut (documents kept whole), the
     larger real-text option for GPU-sized targets."""
     from mixer.formats.corpus import load_manifest
+    from mixer.prepare.config import PrepareConfig
     from mixer.prepare.default_corpus import assemble_default_corpus
     from mixer.prepare.domain_map import load_domain_map
-    from mixer.prepare.pipeline import PrepareConfig, prepare_corpus
+    from mixer.prepare.pipeline import prepare_corpus
     from mixer.prepare.rules import PrepareRules
 
     raw, corpus = cache / "raw", cache / ("corpus-bpe2k" if cut else "corpus-bpe2k-uncut")

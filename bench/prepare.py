@@ -26,9 +26,10 @@ from pathlib import Path
 
 from bench.common import machine, timed
 from mixer.core.cluster import ClusterConfig
+from mixer.prepare.config import PrepareConfig
 from mixer.prepare.default_corpus import assemble_default_corpus
 from mixer.prepare.domain_map import load_domain_map
-from mixer.prepare.pipeline import PrepareConfig, prepare_corpus
+from mixer.prepare.pipeline import prepare_corpus
 
 RESULTS = Path(__file__).parent / "results" / "prepare.json"
 

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from mixer.cli import main
 from mixer.core.cluster import STOP_ENV, ClusterConfig
 from mixer.core.errors import MixerError
-from mixer.prepare.pipeline import DomainSource, PrepareConfig, prepare_corpus
+from mixer.prepare.config import DomainSource, PrepareConfig
+from mixer.prepare.pipeline import prepare_corpus
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 from test_prepare import FRENCH, english, write_docs
 

@@ -77,7 +77,7 @@ def test_demo_console_prints_prepare_first_and_commands_unwrapped(monkeypatch, t
     """Long commands stay on one line however narrow the terminal (copy-paste from logs), and
     the prepare table comes before anything the proxies print."""
     import mixer.loop.demo as demo
-    from mixer.prepare.pipeline import DomainReport, PrepareResult
+    from mixer.prepare.config import DomainReport, PrepareResult
     from mixer.solver.verdict import Verdict
 
     long_path = tmp_path / ("deep-" * 12) / "corpus"

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from mixer.prepare.pipeline import DomainSource, PrepareConfig, prepare_corpus
+from mixer.prepare.config import DomainSource, PrepareConfig
+from mixer.prepare.pipeline import prepare_corpus
 from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards

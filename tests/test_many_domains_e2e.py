@@ -8,7 +8,8 @@ import pytest
 from mixer import MixtureStream
 from mixer.formats.corpus import load_manifest
 from mixer.formats.shards import read_index
-from mixer.prepare.pipeline import DomainSource, PrepareConfig, prepare_corpus
+from mixer.prepare.config import DomainSource, PrepareConfig
+from mixer.prepare.pipeline import prepare_corpus
 from mixer.prepare.rules import PrepareRules
 from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan

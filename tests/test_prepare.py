@@ -13,7 +13,9 @@ from tokenizers import Tokenizer
 from mixer.cli import main
 from mixer.formats.corpus import load_manifest, open_split, token_dtype_for
 from mixer.core.errors import MixerError
-from mixer.prepare.pipeline import DomainSource, PrepareConfig, heldout_mask, prepare_corpus
+from mixer.prepare.config import DomainSource, PrepareConfig
+from mixer.prepare.heldout import heldout_mask
+from mixer.prepare.pipeline import prepare_corpus
 from mixer.prepare.rules import PrepareRules, block_start, doc_hash
 
 ENGLISH = ("The committee met on Tuesday to discuss the budget for the coming year, and after a long "
@@ -102,7 +104,7 @@ def test_heldout_split_is_fixed_size_disjoint_and_seeded(tmp_path):
 def test_heldout_size_is_a_fraction_with_a_floor_and_a_cap(tmp_path):
     """5 % of each domain, at least 50 but never over a quarter, at most 10,000: the rule the
     report states, not a fixed 100 that is a third of one domain and most of another."""
-    from mixer.prepare.pipeline import heldout_count
+    from mixer.prepare.heldout import heldout_count
 
     rule = PrepareConfig(sources=(), out=tmp_path)
     assert [heldout_count(n, rule) for n in (300, 119, 5_383, 1_000_000, 3)] == [50, 29, 269, 10_000, 0]

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixer.loop.defaults import DEFAULTS
+from mixer.prepare.config import PrepareConfig, PrepareResult
 from mixer.prepare.default_corpus import assemble_default_corpus
-from mixer.prepare.pipeline import PrepareConfig, PrepareResult, prepare_corpus
+from mixer.prepare.pipeline import prepare_corpus
 
 
 @dataclass(frozen=True)

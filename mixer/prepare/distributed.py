@@ -42,12 +42,12 @@ from mixer.core.cluster import ClusterConfig, connected, run_tasks, stop_for_tes
 from mixer.core.errors import MixerError
 from mixer.core.task_cache import TaskCache, task_key, unpack
 from mixer.formats.corpus import token_dtype_for
-from mixer.prepare.pipeline import (DomainReport, PrepareConfig, PrepareResult, check_kept,
-                                    heldout_rule, heldout_split, save_corpus_manifest)
+from mixer.prepare.config import DomainReport, PrepareConfig, PrepareResult, check_kept
+from mixer.prepare.heldout import heldout_rule, heldout_split
 from mixer.prepare.tasks import (ARRAYS, BINARY, LONG, NOT_ENGLISH, NOT_EVALUATED, SHORT, TASK_VERSION, TOKENIZED,
                                  PrepareTask, plan_tasks, prepare_task)
 from mixer.prepare.tokenizer import resolve_tokenizer
-from mixer.prepare.write import write_domain
+from mixer.prepare.write import save_corpus_manifest, write_domain
 
 @dataclass
 class ClusterPrepareResult(PrepareResult):

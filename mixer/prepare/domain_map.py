@@ -13,7 +13,7 @@ from typing import Iterable
 
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
-from mixer.prepare.pipeline import DomainSource
+from mixer.prepare.config import DomainSource
 from mixer.prepare.rules import PrepareRules
 
 

@@ -5,6 +5,7 @@ The count is a fraction of each domain (5 % by default) with a floor for a usabl
 a cap (the paper held out 10k documents per domain), not one fixed number that is a third of a
 small domain and a rounding error of a large one. Which documents: the k smallest seeded hashes
 of their ids, so the split does not depend on reading order, worker count or scheduling.
+`heldout_split` applies both to one domain; the single-machine pipeline and `prepare --ray` call it.
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from typing import Protocol, Sequence
 
 import numpy as np
 import xxhash
+
+from mixer.core.errors import MixerError
+from mixer.prepare.config import DomainSource, PrepareConfig
 
 
 class HeldoutSettings(Protocol):
@@ -39,6 +43,17 @@ def heldout_count(kept: int, config: HeldoutSettings) -> int:
     k = round(config.heldout_fraction * kept)
     k = max(k, min(config.heldout_min, kept // 4))
     return min(k, config.heldout_max)
+
+
+def heldout_split(src: DomainSource, ids: Sequence[int], config: PrepareConfig) -> np.ndarray:
+    """The held-out mask of one domain's kept documents (in kept order), or the error saying
+    the domain is too small for it. `prepare --ray` calls the same function."""
+    k = heldout_count(len(ids), config)
+    if len(ids) <= k or not ids:
+        held = f"--heldout-docs {k}" if config.heldout_docs is not None else f"the {k} held out"
+        raise MixerError(f"domain {src.name!r}: only {len(ids)} documents survive the rules, not more than "
+                         f"{held}; lower --heldout-docs or add documents")
+    return heldout_mask(ids, k, config.seed)
 
 
 def heldout_rule(config: HeldoutSettings) -> str:

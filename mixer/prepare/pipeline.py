@@ -19,7 +19,6 @@ import re
 import tempfile
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -27,75 +26,22 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mixer.core.atomic import atomic_dir
+from mixer.core.errors import MixerError
 from mixer.core.lock import output_lock
 from mixer.core.paths import refuse_nested
-from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, TokenizerInfo, file_sha256,
-                                  save_manifest, token_dtype_for)
-from mixer.core.errors import MixerError
-from mixer.prepare.heldout import heldout_count, heldout_json, heldout_mask, heldout_rule  # noqa: F401 (re-exported)
+from mixer.core.units import format_count
+from mixer.formats.corpus import DomainInfo, token_dtype_for
+from mixer.prepare.config import DomainReport, DomainSource, PrepareConfig, PrepareResult, check_kept
+from mixer.prepare.heldout import heldout_rule, heldout_split
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
 from mixer.prepare.sources import iter_documents
 from mixer.prepare.tokenizer import encode_texts, resolve_tokenizer
-from mixer.prepare.write import write_domain
-from mixer.core.units import format_count
+from mixer.prepare.write import save_corpus_manifest, write_domain
 
 if TYPE_CHECKING:
     from mixer.core.cluster import ClusterConfig
 
 _DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-@dataclass(frozen=True)
-class DomainSource:
-    name: str
-    path: Path
-    kind: str = "web"  # decides the rules: code/scientific → random block; encyclopedia → English only
-    fmt: str = "auto"  # text, jsonl, parquet, hf or auto
-    text_field: str = "text"
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    sources: tuple[DomainSource, ...]
-    out: Path
-    tokenizer: str = "gpt2"  # 'gpt2', 'train' or a tokenizer.json path
-    vocab_size: int = 8192  # only for tokenizer='train'
-    heldout_docs: int | None = None  # a fixed count per domain; None: the fraction rule below
-    heldout_fraction: float = 0.05  # share of each domain's kept documents held out ...
-    heldout_max: int = 10_000  # ... at most this many (the paper held out 10k per RedPajama domain) ...
-    heldout_min: int = 50  # ... at least this many (a usable evaluation), but never over a quarter
-    seed: int = 0
-    workers: int = 1  # tokenizer / language-id processes
-    rules: PrepareRules = field(default_factory=PrepareRules)
-    max_docs: int | None = None  # read at most this many source documents per domain (quick runs)
-    batch_docs: int = 512  # documents per task sent to a worker
-    part_tokens: int = 1 << 28  # tokens per Arrow file before starting a new part
-    overwrite: bool = False
-    progress: bool = True
-
-
-@dataclass
-class DomainReport:
-    name: str
-    kind: str
-    seen: int = 0
-    dropped: dict[str, int] = field(default_factory=lambda: {"short": 0, "duplicate": 0, "non_english": 0})
-    skipped_binary: int = 0  # source files that were not UTF-8 text (not counted in `seen`)
-    kept: int = 0
-    train_docs: int = 0
-    heldout_docs: int = 0
-    train_tokens: int = 0
-    heldout_tokens: int = 0
-
-
-@dataclass
-class PrepareResult:
-    manifest: CorpusManifest
-    reports: list[DomainReport]
-    timings: dict[str, float]  # seconds per stage
-    chars: int  # characters tokenized
-    source_bytes: int  # UTF-8 bytes of all source documents read
-    heldout_rule: str = ""  # the held-out rule in words, for the report
 
 
 # ---- worker side: one tokenizer / language identifier per process --------------------------
@@ -230,19 +176,6 @@ def _filter_domain(src: DomainSource, config: PrepareConfig, pool: Executor, rep
     return ids, cut, nbytes
 
 
-def check_kept(src: DomainSource, report: DomainReport, rules: PrepareRules) -> None:
-    """The error for a domain the rules leave empty, naming what each rule dropped."""
-    if report.seen == 0 and report.skipped_binary:
-        raise MixerError(f"domain {src.name!r} ({src.path}): no text at all: all {report.skipped_binary} files are binary "
-                         "or not UTF-8; point --source at a folder of UTF-8 text files")
-    if not report.kept:
-        d = report.dropped
-        raise MixerError(
-            f"domain {src.name!r} ({src.path}): no document left after the rules: of {report.seen} seen, "
-            f"{d['short']} had <= {rules.min_chars} characters, {d['duplicate']} were duplicates, "
-            f"{d['non_english']} were not English; add longer documents or lower --min-chars")
-
-
 def _tokenize(texts: list[str], tokenizer_path: str, pool: Executor, batch_docs: int,
               bar: tqdm) -> tuple[np.ndarray, np.ndarray, float]:
     lengths, values, secs = [], [], 0.0
@@ -253,28 +186,6 @@ def _tokenize(texts: list[str], tokenizer_path: str, pool: Executor, batch_docs:
         secs += dt
         bar.update(len(ln))
     return np.concatenate(lengths), np.concatenate(values), secs
-
-
-def heldout_split(src: DomainSource, ids: Sequence[int], config: PrepareConfig) -> np.ndarray:
-    """The held-out mask of one domain's kept documents (in kept order), or the error saying
-    the domain is too small for it. `prepare --ray` calls the same function."""
-    k = heldout_count(len(ids), config)
-    if len(ids) <= k or not ids:
-        held = f"--heldout-docs {k}" if config.heldout_docs is not None else f"the {k} held out"
-        raise MixerError(f"domain {src.name!r}: only {len(ids)} documents survive the rules, not more than "
-                         f"{held}; lower --heldout-docs or add documents")
-    return heldout_mask(ids, k, config.seed)
-
-
-def save_corpus_manifest(root: Path, tok, dtype: np.dtype, config: PrepareConfig,
-                         domains: dict[str, DomainInfo]) -> CorpusManifest:
-    """corpus.json for the folder `root` (its tokenizer.json already written)."""
-    manifest = CorpusManifest(
-        format_version=FORMAT_VERSION, eos_id=tok.eos_id, vocab_size=tok.vocab_size, token_dtype=dtype.name,
-        tokenizer=TokenizerInfo(path="tokenizer.json", sha256=file_sha256(root / "tokenizer.json"), kind=tok.kind),
-        seed=config.seed, rules={**config.rules.to_json(), **heldout_json(config), "max_docs": config.max_docs},
-        domains=domains)
-    return save_manifest(root, manifest)
 
 
 def prepare_corpus(config: PrepareConfig, cluster: "ClusterConfig | None" = None) -> PrepareResult:

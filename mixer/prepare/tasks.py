@@ -24,14 +24,10 @@ import xxhash
 
 from mixer.core.errors import MixerError
 from mixer.core.task_cache import pack, write_entry
+from mixer.prepare.config import DomainSource, PrepareConfig
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document
 from mixer.prepare.sources import detect_format, iter_documents, source_files
 from mixer.prepare.tokenizer import encode_texts
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from mixer.prepare.pipeline import DomainSource, PrepareConfig
 
 TASK_VERSION = 1  # bump when a change makes cached task results of an older mixer wrong
 BINARY, SHORT, LONG = 0, 1, 2  # per-document status

@@ -1,19 +1,19 @@
 """The corpus's Arrow parts, one domain at a time (the last stage of `mixer prepare`).
 
 `mixer prepare` on one machine and `mixer prepare --ray` both end here, with a domain's kept
-documents in source order, their tokens and the held-out mask, so both write the same bytes.
+documents in source order, their tokens and the held-out mask, so both write the same bytes,
+and both record the folder in `corpus.json` with `save_corpus_manifest`.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mixer.formats.corpus import DomainInfo, SplitInfo, write_part
-
-if TYPE_CHECKING:
-    from mixer.prepare.pipeline import DomainReport, DomainSource
+from mixer.formats.corpus import (FORMAT_VERSION, CorpusManifest, DomainInfo, SplitInfo, TokenizerInfo, file_sha256,
+                                  save_manifest, write_part)
+from mixer.prepare.config import DomainReport, DomainSource, PrepareConfig
+from mixer.prepare.heldout import heldout_json
 
 
 def write_split(root: Path, domain: str, split: str, doc_ids: np.ndarray, lengths: np.ndarray,
@@ -48,3 +48,14 @@ def write_domain(root: Path, src: DomainSource, rep: DomainReport, ids: np.ndarr
     report = {"seen": rep.seen, "kept": rep.kept, "skipped_binary": rep.skipped_binary,
               **{f"dropped_{k}": v for k, v in rep.dropped.items()}}
     return DomainInfo(kind=src.kind, splits=info, report=report)
+
+
+def save_corpus_manifest(root: Path, tok, dtype: np.dtype, config: PrepareConfig,
+                         domains: dict[str, DomainInfo]) -> CorpusManifest:
+    """corpus.json for the folder `root` (its tokenizer.json already written)."""
+    manifest = CorpusManifest(
+        format_version=FORMAT_VERSION, eos_id=tok.eos_id, vocab_size=tok.vocab_size, token_dtype=dtype.name,
+        tokenizer=TokenizerInfo(path="tokenizer.json", sha256=file_sha256(root / "tokenizer.json"), kind=tok.kind),
+        seed=config.seed, rules={**config.rules.to_json(), **heldout_json(config), "max_docs": config.max_docs},
+        domains=domains)
+    return save_manifest(root, manifest)

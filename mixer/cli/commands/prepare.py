@@ -40,9 +40,10 @@ def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, 
 
     from mixer.cli.commands._options import print_whole
 
+    from mixer.prepare.config import PrepareConfig
     from mixer.prepare.domain_map import load_domain_map, sources_from_options
     from mixer.core.errors import MixerError
-    from mixer.prepare.pipeline import PrepareConfig, prepare_corpus, summary_table
+    from mixer.prepare.pipeline import prepare_corpus, summary_table
     from mixer.prepare.rules import PrepareRules
 
     if domain_map and sources:
