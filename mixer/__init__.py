@@ -6,9 +6,9 @@ kernels, core <- formats <- prepare, shards <- stream <- trainers, solver <- loo
 from __future__ import annotations
 
 from mixer.core.errors import MixerError
+from mixer.core.version import __version__
 
-__all__ = ["MixerError", "MixtureStream", "MixtureSampler", "MixtureCollator"]
-__version__ = "0.1.0"
+__all__ = ["MixerError", "MixtureStream", "MixtureSampler", "MixtureCollator", "__version__"]
 
 
 def __getattr__(name: str):

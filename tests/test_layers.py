@@ -137,6 +137,13 @@ def test_no_cycle_between_modules():
     assert not cycles, f"module import cycles: {cycles}"
 
 
+def test_no_part_imports_the_package_root():
+    """`mixer/__init__.py` offers the public names; the parts import each other by their own
+    modules, so the root stays a re-export and never sits inside an import chain."""
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
+    assert sorted(graph.find_modules_that_directly_import("mixer")) == []
+
+
 def test_folders_and_modules_stay_small():
     for pkg in PACKAGES:
         for folder in [ROOT / pkg, *(p for p in (ROOT / pkg).rglob("*") if p.is_dir())]:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from mixer import __version__ as mixer_version
+from mixer.core.version import __version__ as mixer_version
 from mixer.formats.run import FORMAT_VERSION, RUN_NAME, RunRecord, save_run
 from mixer.trainers.config import DataSource, TrainConfig
 from mixer.trainers.presets import ModelPreset
