@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -101,7 +102,7 @@ def experiment(model: str, scales: list[int], target: int, corpus: Path, out: Pa
     from mixer.solver.baselines import natural_weights
 
     t0 = time.perf_counter()
-    train = TrainSpec(model=model, preset="tiny", eval_seqs=32, allow_repeat=True, device=device, seq_len=seq_len)
+    train = TrainSpec(model=model, preset="tiny", eval_seqs=32, max_epochs=math.inf, device=device, seq_len=seq_len)
     cfg = LoopConfig(corpus=corpus, out=out, train=train, factors=(3.0, 1 / 3), keep_total=keep_total,
                      n_bootstrap=100 if seeds > 1 else 0, seeds=seeds, ray=ray, ray_cpus=2, cache=CACHE / "runs",
                      progress=False)

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> dict:
     else:
         corpus = make_corpus(out / "corpus", 0.5 if args.quick else 1.0)
     N, T = args.proxy_tokens, args.target
-    train = TrainSpec(model="gpt2", preset="tiny", eval_seqs=args.eval_seqs, allow_repeat=True,
+    train = TrainSpec(model="gpt2", preset="tiny", eval_seqs=args.eval_seqs, max_epochs=math.inf,
                       device=getattr(args, "device", "auto"), seq_len=getattr(args, "seq_len", None))
     cfg = LoopConfig(corpus=corpus, out=out / "ddo", train=train, factors=(3.0, 1 / 3), keep_total=False,
                      n_bootstrap=0, plots=False, progress=not args.quiet, cache=out / "runs", ray=args.ray,

@@ -29,6 +29,7 @@ training seconds (target: under 1 %). Steady-state tokens/s leaves out the first
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -94,7 +95,7 @@ def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, 
 
     if source == "corpus":
         return source_from_corpus(corpus, WEIGHTS, tokens, seq_len, seed=0, model=model, batch_size=batch,
-                                  allow_repeat=True)
+                                  max_epochs=math.inf)
     from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
@@ -102,7 +103,7 @@ def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, 
     out = work / f"shards-{model}-{seq_len}-{tokens}"
     if not out.exists():
         plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=tokens, seq_len=seq_len, seed=0,
-                                                      objective=OBJECTIVE[model], allow_repeat=True))
+                                                      objective=OBJECTIVE[model], max_epochs=math.inf))
         write_shards(plan, open_sources(corpus, plan), out, ShardConfig(shard_tokens=1 << 20))
     return source_from_shards(out, batch, corpus_dir=corpus, model=model)
 

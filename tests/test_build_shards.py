@@ -36,11 +36,11 @@ def folder_bytes(path):
     return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
 
 
-def test_byte_identical_across_runs_and_workers(corpus, tmp_path):
-    r1 = build(corpus, tmp_path / "a", "--workers", "1")
+def test_byte_identical_across_runs_and_threads(corpus, tmp_path):
+    r1 = build(corpus, tmp_path / "a", "--threads", "1")
     assert r1.exit_code == 0, r1.output
-    r2 = build(corpus, tmp_path / "b", "--workers", "2")
-    r3 = build(corpus, tmp_path / "c", "--workers", "3")
+    r2 = build(corpus, tmp_path / "b", "--threads", "2")
+    r3 = build(corpus, tmp_path / "c", "--threads", "3")
     assert r2.exit_code == 0 and r3.exit_code == 0
     a = folder_bytes(tmp_path / "a")
     assert a == folder_bytes(tmp_path / "b") == folder_bytes(tmp_path / "c")

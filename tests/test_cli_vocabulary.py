@@ -3,6 +3,9 @@ processes, `--threads` for threads, `--max-epochs` for repetition, `--shards` fo
 folder, and sizes shown in human units."""
 from __future__ import annotations
 
+import json
+import math
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -30,8 +33,8 @@ def visible(cmd: click.Command) -> dict[str, click.Parameter]:
 def test_no_command_uses_the_old_spellings():
     for name, cmd in commands().items():
         opts = visible(cmd)
-        for old in ("--progress", "--no-progress", "--allow-repeat", "--max-repeat"):
-            assert old not in opts, f"mixer {name} still shows {old}"
+        for old in ("--progress", "--no-progress", "--allow-repeat", "--max-repeat"):  # not even hidden
+            assert all(old not in p.opts for p in cmd.params), f"mixer {name} still takes {old}"
         if "--quiet" in opts:
             assert opts["--quiet"].is_flag, name
         if "--workers" in opts:
@@ -56,20 +59,53 @@ def test_sizes_show_in_human_units():
     assert "32Mi" in r.output and "33554432" not in r.output
 
 
-def test_loop_max_epochs_keys_runs_and_keeps_old_caches():
-    """`--max-epochs inf` and the old `--allow-repeat` train the same runs (same cache keys, so
-    caches built before the cap still hold); a finite cap is another run."""
-    from mixer.cli.commands._options import trainer_repetition
+@pytest.mark.parametrize("name, old", [
+    ("build-shards", ["--allow-repeat"]), ("build-shards", ["--workers", "2"]), ("train", ["--allow-repeat"]),
+    ("train", ["--no-progress"]), ("loop ddo", ["--allow-repeat"]), ("loop autoscale", ["--allow-repeat"]),
+    ("loop regmix", ["--allow-repeat"]), ("loop doremi", ["--allow-repeat"])])
+def test_old_spellings_are_refused(name, old):
+    """The former aliases (--allow-repeat, train's --no-progress, build-shards' --workers) are gone:
+    click refuses them like any unknown option."""
+    assert all(old[0] not in p.opts for p in commands()[name].params)
+    r = CliRunner().invoke(main, [*name.split(), *old])
+    assert r.exit_code == 2 and "No such option" in r.output and old[0] in r.output, r.output
+
+
+def test_max_epochs_is_one_run_setting_and_no_cap_is_null():
+    """`max_epochs` enters the run key like any trainer setting; no cap (inf) is null in the key
+    and in spec.json (JSON has no infinity); a cap below one pass, or NaN, is refused by name."""
+    from mixer.core.errors import MixerError
     from mixer.loop.runner import RunSpec, TrainSpec
 
-    def key(**kw):
-        spec = TrainSpec(**trainer_repetition({"max_epochs": 1.0, "allow_repeat": False, **kw}))
+    def spec(**kw):
         return RunSpec(corpus="c", corpus_sha256="0" * 64, name="base", weights={"a": 1.0}, budget_tokens=1000,
-                       train=spec).key()
+                       train=TrainSpec(**kw))
 
-    old = RunSpec(corpus="c", corpus_sha256="0" * 64, name="base", weights={"a": 1.0}, budget_tokens=1000,
-                  train=TrainSpec(allow_repeat=True)).key()
-    assert key(allow_repeat=True) == key(max_epochs=float("inf")) == old
-    assert key(max_epochs=2.0) != old and key() != old
-    with pytest.raises(Exception, match="--max-epochs 0.5"):
-        key(max_epochs=0.5)
+    assert len({spec(max_epochs=m).key() for m in (1.0, 2.0, math.inf)}) == 3
+    assert spec(max_epochs=2).key() == spec(max_epochs=2.0).key() and spec().key() == spec(max_epochs=1).key()
+    text = json.dumps(spec(max_epochs=math.inf).to_json(), allow_nan=False)  # would raise on a bare inf
+    assert json.loads(text)["train"]["max_epochs"] is None
+    for bad in (0.5, math.nan):
+        with pytest.raises(MixerError, match="--max-epochs"):
+            TrainSpec(max_epochs=bad)
+    r = CliRunner().invoke(main, ["loop", "ddo", "--corpus", "c", "--out", "o", "--tokens", "1k", "--max-epochs", "nan"])
+    assert r.exit_code == 2 and r.output.startswith("error: --max-epochs nan: must be at least 1"), r.output
+
+
+def test_loop_config_replays_no_cap_with_the_same_keys(tmp_path):
+    """`--max-epochs inf` is written to OUT/loop.toml as TOML's inf and read back as no cap: the
+    replay plans the same runs (same folders, so the same keys)."""
+    from mixer.cli.commands._options import write_config
+    from mixer.formats.synthetic import write_synthetic_corpus
+
+    write_synthetic_corpus(tmp_path / "c", {d: [50] * 20 for d in "abc"}, vocab_size=64)
+    args = ["--corpus", str(tmp_path / "c"), "--out", str(tmp_path / "o"), "--tokens", "2k", "--factors", "2",
+            "--max-epochs", "inf"]
+    direct = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["loop", "ddo", *args, "--show"])
+    assert direct.exit_code == 0, direct.output
+    cmd = commands()["loop ddo"]
+    path = write_config(cmd, cmd.make_context("ddo", list(args)).params, tmp_path / "o")  # as a finished run does
+    assert "max-epochs = inf" in path.read_text()
+    replay = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["loop", "ddo", "--config", str(path), "--show"])
+    assert replay.exit_code == 0, replay.output
+    assert replay.output == direct.output and "-x1-s0-" in direct.output

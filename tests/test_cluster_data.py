@@ -185,7 +185,7 @@ def build(corpus: Path, out: Path, *extra: str):
 
 
 def test_build_shards_on_ray_is_byte_identical(cluster, corpus, tmp_path):
-    assert build(corpus, tmp_path / "one", "--workers", "1").exit_code == 0
+    assert build(corpus, tmp_path / "one", "--threads", "1").exit_code == 0
     for name, extra in (("ray", []), ("shared", ["--shared-fs"])):
         r = build(corpus, tmp_path / name, "--ray", "local", *extra)
         assert r.exit_code == 0, r.output

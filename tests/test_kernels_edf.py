@@ -1,6 +1,7 @@
 """The earliest-deadline interleave: its prefix bound is the documented formula, never above
 Tijdeman's bound or Megatron's greedy blend on the same shares, and it is the smallest."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_mlm_plan_uses_it(tmp_path):
     write_synthetic_corpus(tmp_path / "c", {n: lognormal_lengths(400, 30, 0.5, i) for i, n in enumerate(names)},
                            vocab_size=300)
     w = np.random.default_rng(1).dirichlet(np.ones(9))
-    config = PlanConfig(tokens=64 * 1500, seq_len=64, seed=2, objective="mlm", allow_repeat=True)
+    config = PlanConfig(tokens=64 * 1500, seq_len=64, seed=2, objective="mlm", max_epochs=math.inf)
     plan = build_plan(tmp_path / "c", dict(zip(names, w / w.sum())), config)
     again = build_plan(tmp_path / "c", dict(zip(names, w / w.sum())), config)
     assert plan.interleave == "edf" and np.array_equal(plan.seg_domain, again.seg_domain)

@@ -68,9 +68,10 @@ def test_key_changes_with_every_input(corpus, tmp_path):
     for change in (dict(budget_tokens=BUDGET + 1), dict(weights={"a": 0.5, "b": 0.25, "c": 0.25}),
                    dict(train=replace(spec.train, seed=1)), dict(train=replace(spec.train, data_seed=1)),
                    dict(train=replace(spec.train, preset="small")), dict(train=replace(spec.train, lr=1e-3)),
+                   dict(train=replace(spec.train, max_epochs=2.0)), dict(train=replace(spec.train, trainer="stacked")),
                    dict(corpus_sha256="0" * 64)):
         keys.add(replace(spec, **change).key())
-    assert len(keys) == 8
+    assert len(keys) == 10
     # Not in the key: where the corpus lives, the display name, threads, device.
     assert replace(spec, corpus="/elsewhere", name="x", train=replace(spec.train, threads=4, device="cpu")).key() \
         == spec.key()
@@ -259,18 +260,6 @@ def test_show_lists_states_without_training(corpus, sequential, tmp_path):
     assert r.exit_code == 0, r.output
     assert "6 finished, 7 missing, 1 partial of 14 planned runs; nothing trained" in r.output
     assert half.name in r.output and not (tmp_path / "o").exists()
-
-
-def test_old_cache_layout_is_adopted_not_retrained(corpus, sequential, tmp_path):
-    """A cache written before the readable folders (runs/<24 hex of the key>/) is moved, not re-run."""
-    cache = tmp_path / "runs"
-    shutil.copytree(sequential.weights_path.parent / "runs", cache)
-    for spec in plan_sweep(config(corpus, tmp_path), BUDGET):
-        os.replace(run_folder(cache, spec), cache / spec.key()[:24])
-    res = loop_ddo(replace(config(corpus, tmp_path / "o"), cache=cache, report=False), BUDGET)
-    assert res.ran == 0 and res.weights == sequential.weights
-    assert all(p.parent.parent.name == str(BUDGET) for p in res.runs.values())
-    assert not any(re.fullmatch("[0-9a-f]{24}", p.name) for p in cache.iterdir())  # every old folder moved
 
 
 def test_report_is_one_self_contained_page(cli_seeds, browser):

@@ -24,7 +24,7 @@ def built(tmp_path_factory):
     write_synthetic_corpus(root / "corpus", lengths, vocab_size=512, seed=0)
     w = np.random.default_rng(0).dirichlet(np.full(K, 5.0))  # every domain holds ~1600 tokens, needs ~200
     weights = dict(zip(names, (w / w.sum()).tolist()))
-    plan = build_plan(root / "corpus", weights, PlanConfig(tokens=200_000, seq_len=64, seed=3, allow_repeat=False))
+    plan = build_plan(root / "corpus", weights, PlanConfig(tokens=200_000, seq_len=64, seed=3, max_epochs=1))
     write_shards(plan, open_sources(root / "corpus", plan), root / "shards", ShardConfig(shard_tokens=1 << 14))
     return root, plan
 

@@ -28,16 +28,22 @@ def test_cap_allows_up_to_and_refuses_beyond(tmp_path):
     bad = build(tmp_path, "--max-epochs", "1.5", "--overwrite")
     assert bad.exit_code == 2 and "domain 'small'" in bad.output and "--max-epochs 1.5" in bad.output
     assert "passes over its data" in bad.output and "\n" not in bad.output.strip()
-    nonsense = build(tmp_path, "--max-epochs", "0.5", "--overwrite")
-    assert nonsense.exit_code == 2 and "--max-epochs 0.5" in nonsense.output
+    for nonsense in ("0.5", "nan"):
+        r = build(tmp_path, "--max-epochs", nonsense, "--overwrite")
+        assert r.exit_code == 2 and f"error: --max-epochs {nonsense}: must be at least 1" in r.output, r.output
 
 
-def test_default_is_one_pass_and_inf_or_the_old_flag_lift_the_cap(tmp_path):
+def test_default_is_one_pass_and_inf_or_an_unreached_cap_lift_it(tmp_path):
     once = build(tmp_path)  # --max-epochs 1: sampling without replacement
-    assert once.exit_code == 2 and "domain 'small'" in once.output and "--max-epochs" in once.output
+    assert once.exit_code == 2 and "domain 'small'" in once.output and "(--max-epochs F; max_epochs=F" in once.output
     free = build(tmp_path, "--max-epochs", "inf")
-    alias = build(tmp_path, "--allow-repeat", "--threads", "1", "--overwrite")
-    assert free.exit_code == 0 and alias.exit_code == 0, free.output + alias.output
+    roomy = build(tmp_path, "--max-epochs", "1000", "--threads", "1", "--overwrite")  # a cap never reached
+    assert free.exit_code == 0 and roomy.exit_code == 0, free.output + roomy.output
     a = {p.name: p.read_bytes() for p in (tmp_path / "shards2").iterdir()}
-    b = {p.name: p.read_bytes() for p in (tmp_path / "shards4").iterdir()}
+    b = {p.name: p.read_bytes() for p in (tmp_path / "shards5").iterdir()}
     assert a == b
+
+
+def test_the_old_flag_is_refused(tmp_path):
+    r = build(tmp_path, "--allow-repeat")
+    assert r.exit_code == 2 and "No such option" in r.output and "--allow-repeat" in r.output

@@ -1,4 +1,6 @@
 """The plan and the gather on real (synthetic) corpora: exact counts, no reuse, ranges."""
+import math
+
 import numpy as np
 import pytest
 
@@ -70,10 +72,10 @@ def test_budget_rounds_down_to_whole_sequences(corpus):
 
 
 def test_repeat_takes_fresh_epochs(corpus):
-    with pytest.raises(MixerError, match="'code' has .* needs .*--max-epochs"):
+    with pytest.raises(MixerError, match="'code' has .* needs .*--max-epochs F; max_epochs=F in Python"):
         build_plan(corpus, {"code": 1.0, "news": 0.0, "wiki": 0.0}, PlanConfig(tokens=60_000, seq_len=100))
     plan = build_plan(corpus, {"code": 1.0, "news": 0.0, "wiki": 0.0},
-                      PlanConfig(tokens=60_000, seq_len=100, allow_repeat=True))
+                      PlanConfig(tokens=60_000, seq_len=100, max_epochs=math.inf))
     assert plan.realised()[0] == 60_000 and plan.epochs[0] == 3
     docs = plan.seg_doc  # each epoch (a run of whole documents) uses each document at most once
     assert np.bincount(docs).max() <= plan.epochs[0]

@@ -17,6 +17,7 @@ re-uses the prepared corpus and every finished run.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def run_demo(config: DemoConfig, on_prepared=None) -> DemoResult:
     loop_cfg = LoopConfig(
         corpus=corpus, out=out / "loop",
         train=TrainSpec(model="gpt2", preset="tiny", seed=config.seed, data_seed=config.seed,
-                        eval_seqs=DEFAULTS.eval_seqs, allow_repeat=True),
+                        eval_seqs=DEFAULTS.eval_seqs, max_epochs=math.inf),
         keep_total=config.keep_total, seeds=config.seeds, n_bootstrap=50 if config.quick else DEFAULTS.n_bootstrap,
         ray=config.ray, progress=config.progress, report=False)  # the demo writes its own, with its commands
     auto = loop_autoscale(loop_cfg, scales, target)
@@ -116,7 +117,7 @@ def run_demo(config: DemoConfig, on_prepared=None) -> DemoResult:
 
     seq_len = TrainSpec().train_config().resolve().seq_len
     plan = build_plan(corpus, auto.weights, PlanConfig(tokens=target, seq_len=seq_len, seed=config.seed,
-                                                       allow_repeat=True), weights_source=str(auto.weights_path))
+                                                       max_epochs=math.inf), weights_source=str(auto.weights_path))
     shards = out / "shards"
     write_shards(plan, open_sources(corpus, plan), shards, ShardConfig(workers=config.workers, overwrite=True))
 

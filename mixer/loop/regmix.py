@@ -113,8 +113,6 @@ def plan_regmix(cfg: RegMixConfig, budget_tokens: int) -> tuple[list[RunSpec], l
 
 def loop_regmix(cfg: RegMixConfig, budget_tokens: int, backend: Backend | None = None) -> RegMixLoopResult:
     """Plan, run (resuming from the cache), fit and search; weights.json in `cfg.loop.out`."""
-    from dataclasses import asdict
-
     from mixer.solver.runs import read_runs
     from mixer.solver.solutions import regmix_solution
 
@@ -124,7 +122,7 @@ def loop_regmix(cfg: RegMixConfig, budget_tokens: int, backend: Backend | None =
                          desc=f"RegMix @ {budget_tokens:,}")
     out = Path(lc.out)
     prior = prior_of(cfg)
-    prov: dict[str, Any] = {"loop": "regmix", "corpus_sha256": fitted[0].corpus_sha256, "train": asdict(lc.train),
+    prov: dict[str, Any] = {"loop": "regmix", "corpus_sha256": fitted[0].corpus_sha256, "train": lc.train.to_json(),
                             "temperature": cfg.temperature, "strengths": [cfg.min_strength, cfg.max_strength],
                             "run_names": {s.name: _relative(paths[s.key()], out) for s in [*fitted, *held]}}
     sol = regmix_solution(read_runs([paths[s.key()] for s in fitted]), out / "weights.json", model=cfg.regressor,

@@ -43,11 +43,22 @@ class TrainSpec:
     eval_seqs: int = 64  # held-out sequences per domain
     eval_every: int = 0  # 0: evaluate at the end only (the loss curve of the experiment sets it)
     log_every: int = 10
-    allow_repeat: bool = False  # a domain smaller than its target takes further epochs instead of failing
-    max_epochs: float | None = None  # with allow_repeat: the most passes over any domain (None: no cap)
+    max_epochs: float = 1.0  # the most passes over any domain's data (1: without replacement; math.inf: no cap)
     threads: int = 1  # torch CPU threads per run; results are bitwise reproducible only at a fixed count
     device: str = "auto"  # "auto": the run's GPU if it has one, else CPU
     trainer: str = "hf"  # "hf": mixer.trainers.loop.train; "stacked": mixer.trainers.batched (what --batch-proxies trains)
+
+    def __post_init__(self) -> None:
+        from mixer.shards.plan import check_max_epochs
+
+        check_max_epochs(self.max_epochs)  # a bad cap fails before a sweep plans anything
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as JSON holds them (spec.json, weights.json provenance, the cache key):
+        no repetition cap (math.inf) is null."""
+        from mixer.shards.plan import max_epochs_json
+
+        return {**asdict(self), "max_epochs": max_epochs_json(self.max_epochs)}
 
     def train_config(self, progress: bool = False):
         from mixer.trainers.loop import TrainConfig
@@ -70,18 +81,14 @@ class RunSpec:
 
     def key(self) -> str:
         """sha256 of the inputs that decide the result (not the corpus path, name, threads or device)."""
-        train = {k: v for k, v in asdict(self.train).items() if k not in ("threads", "device")}
-        if train["trainer"] == "hf":  # the default leaves the keys of existing caches as they were
-            del train["trainer"]
-        if train["max_epochs"] is None:  # likewise: no cap is what caches before the cap existed hold
-            del train["max_epochs"]
+        train = {k: v for k, v in self.train.to_json().items() if k not in ("threads", "device")}
         obj = {"cache_version": CACHE_VERSION, "corpus_sha256": self.corpus_sha256,
                "weights": {d: float(w) for d, w in sorted(self.weights.items())},
                "budget_tokens": int(self.budget_tokens), "train": train, "provenance": self.provenance}
         return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "key": self.key()}
+        return {**asdict(self), "train": self.train.to_json(), "key": self.key()}
 
     def folder(self) -> str:
         """`<scale>/<role>-<domain>-x<factor>-s<seed>-<hash8>`: the run's cache folder, readable by
@@ -125,7 +132,7 @@ def _data_source(spec: RunSpec):
     cfg = spec.train.train_config().resolve()
     source = source_from_corpus(spec.corpus, spec.weights, int(spec.budget_tokens), cfg.seq_len,
                                 spec.train.data_seed, spec.train.model, cfg.batch_size,
-                                allow_repeat=spec.train.allow_repeat, max_repeat=spec.train.max_epochs)
+                                max_epochs=spec.train.max_epochs)
     return replace(source, provenance={**source.provenance, **spec.provenance, "run_name": spec.name,
                                        "run_key": spec.key()})
 

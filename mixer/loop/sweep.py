@@ -21,7 +21,7 @@ Runs execute one by one in this process, or as Ray tasks (`ray="local"|"auto"|AD
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -171,24 +171,13 @@ def run_folder(cache: Path, spec: RunSpec) -> Path:
     return Path(cache) / spec.folder()
 
 
-def _adopt_legacy(cache: Path, spec: RunSpec) -> bool:
-    """A run finished under the former layout (`cache/<first 24 hex of the key>/`) is moved to
-    its readable folder by one rename, so an old cache is reused, not re-trained."""
-    old, new = Path(cache) / spec.key()[:24], run_folder(cache, spec)
-    if not is_finished(old) or new.exists():
-        return False
-    new.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(old, new)
-    return True
-
-
 def run_state(cache: Path, spec: RunSpec) -> str:
     """"finished" (run.json there), "partial" (a folder or a temporary sibling left by a killed
     commit, no run.json: the next sweep cleans it up and trains the run) or "missing"."""
     from mixer.core.lock import stale_siblings
 
     folder = run_folder(cache, spec)
-    if is_finished(folder) or is_finished(Path(cache) / spec.key()[:24]):
+    if is_finished(folder):
         return "finished"
     return "partial" if folder.exists() or stale_siblings(folder) else "missing"
 
@@ -215,7 +204,7 @@ def run_all(specs: Iterable[RunSpec], cache: Path, backend: Backend, progress: b
 
     unique = {s.key(): s for s in specs}
     done = {k: run_folder(cache, s) / "run.json" for k, s in unique.items()
-            if is_finished(run_folder(cache, s)) or _adopt_legacy(cache, s)}
+            if is_finished(run_folder(cache, s))}
     todo = [s for k, s in unique.items() if k not in done]
     with tqdm(total=len(unique), initial=len(done), desc=desc, unit="run", disable=not progress,
               dynamic_ncols=True) as bar:
@@ -244,7 +233,7 @@ def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path]
     checks = [read_run(paths[s.key()]) for s in held_out]
     floor = cfg.floor_uniform / len(data.domains) if cfg.floor_uniform else None
     prov = {"runs": {name: _relative(p, out) for name, p in run_paths.items()},
-            "corpus_sha256": specs[0].corpus_sha256, "keep_total": cfg.keep_total, "train": asdict(cfg.train),
+            "corpus_sha256": specs[0].corpus_sha256, "keep_total": cfg.keep_total, "train": cfg.train.to_json(),
             "seeds": cfg.seeds}
     sol = ddo_solution(data, Path(out) / "weights.json", form=cfg.fit_form(), units=cfg.units, floor=floor,
                        n_bootstrap=cfg.n_bootstrap, n_starts=cfg.n_starts, seed=cfg.train.seed, provenance=prov,
@@ -258,8 +247,6 @@ def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path]
 
 
 def _relative(path: Path, start: Path) -> str:
-    import os
-
     return os.path.relpath(Path(path).resolve(), Path(start).resolve())
 
 

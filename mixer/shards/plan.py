@@ -9,7 +9,7 @@ produce the same stream from the same plan.
 
 Steps (see docs/sampler.md): largest-remainder targets (`mixer.kernels.targets`); per domain a
 seeded counter-based permutation (`mixer.kernels.permute`) walked until the target is met exactly
-(`mixer.kernels.select`), with further epochs only under `allow_repeat`; the interleave (causal
+(`mixer.kernels.select`), with further epochs only up to `max_epochs`; the interleave (causal
 documents: the token-level midpoint merge, `mixer.kernels.interleave`; masked-LM rows, which are
 equal units like Megatron's samples: the order with the smallest prefix deviation,
 `mixer.kernels.edf`); packing offsets (causal: back to back with one EOS each; masked LM:
@@ -22,6 +22,7 @@ per-domain targets count sequences.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -45,10 +46,10 @@ class PlanConfig:
     seq_len: int = 1024  # tokens per sequence (row of a shard)
     seed: int = 0  # permutation seed, 0 <= seed < 2**64
     objective: str = "causal"  # "causal": documents joined by EOS; "mlm": [CLS] doc [SEP] [PAD]..
-    allow_repeat: bool = False  # a domain smaller than its target takes further epochs instead of failing
-    # With allow_repeat: the most passes over any domain's data (OLMo's max repetition factor);
-    # a domain that would need more is refused by name. None: no cap.
-    max_repeat: float | None = None
+    # The most passes over any domain's data (OLMo's max repetition factor): 1 samples without
+    # replacement; above 1 a domain smaller than its target takes further epochs, each a fresh
+    # permutation, and one that would need more than the cap is refused by name; math.inf: no cap.
+    max_epochs: float = 1.0
     # "auto": causal -> "midpoint" (each domain within half a document of its token share),
     # mlm -> "edf"; "edf" on causal documents: the smallest deviation in documents, not tokens
     interleave: str = "auto"
@@ -79,7 +80,7 @@ class MixturePlan:
     dtype: str  # token dtype of corpus and output
     eos_id: int
     special: tuple[int, int, int] | None  # (cls, sep, pad) for mlm, else None
-    allow_repeat: bool
+    max_epochs: float  # the repetition cap the plan was built under (math.inf: none)
     targets: np.ndarray  # int64[K]: tokens (causal, EOS included) or sequences (mlm)
     available_tokens: np.ndarray  # int64[K]: train tokens of each domain (no EOS)
     available_documents: np.ndarray  # int64[K]
@@ -134,11 +135,30 @@ def domain_hash(name: str) -> int:
     return xxhash.xxh64_intdigest(name.encode("utf-8"))
 
 
+def check_max_epochs(value: float) -> float:
+    """`value` as a repetition cap (a float, math.inf for none), or a MixerError naming
+    `--max-epochs`: below one pass, or NaN, no domain could be sampled."""
+    try:
+        cap = float(value)
+    except (TypeError, ValueError):
+        raise MixerError(f"--max-epochs {value!r}: give a number of passes >= 1 (inf: no cap)") from None
+    if not cap >= 1:  # NaN fails this too
+        raise MixerError(f"--max-epochs {value!r}: must be at least 1 (one pass over each domain; inf: no cap)")
+    return cap
+
+
+def max_epochs_json(value: float) -> float | None:
+    """The cap as JSON holds it portably: a float, or null for no cap (JSON has no infinity, and
+    Python's `Infinity` is not JSON other readers accept). Cache keys and every JSON file that
+    records the cap write it this way."""
+    cap = check_max_epochs(value)
+    return None if math.isinf(cap) else cap
+
+
 def _check_config(config: PlanConfig) -> None:
     if config.objective not in OBJECTIVES:
         raise MixerError(f"--objective {config.objective!r}: choose one of {', '.join(OBJECTIVES)}")
-    if config.max_repeat is not None and not config.max_repeat >= 1:
-        raise MixerError(f"--max-epochs {config.max_repeat!r}: must be at least 1 (one pass over each domain)")
+    check_max_epochs(config.max_epochs)
     if config.interleave not in INTERLEAVES:
         raise MixerError(f"--interleave {config.interleave!r}: choose one of {', '.join(INTERLEAVES)}")
     min_len = 3 if config.objective == "mlm" else 1
@@ -161,7 +181,7 @@ def _too_small(name: str, weight: float, need: int, have_tokens: int, have_docs:
     else:
         what = f"has {have_docs} documents but weight {weight:g} needs {need} sequences (one document each)"
     return MixerError(f"domain {name!r} {what}; lower its weight or the budget, or allow further epochs "
-                      "(--max-epochs F; allow_repeat=True in Python)")
+                      "(--max-epochs F; max_epochs=F in Python)")
 
 
 def _select(lengths: np.ndarray, name: str, target: int, config: PlanConfig) -> tuple[np.ndarray, np.ndarray, int]:
@@ -194,7 +214,8 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
     """Validate the corpus, mixture and budget, and decide the whole stream.
 
     Raises `MixerError` (one line naming the culprit and the fix) for a mixture off the simplex,
-    an unknown or missing domain, a domain too small for its target (without `allow_repeat`),
+    an unknown or missing domain, a domain too small for its target (at `max_epochs` 1) or one
+    that would need more passes than `max_epochs`,
     a corrupt Arrow file or a manifest that does not match its files.
     """
     from mixer.kernels.edf import smallest_feasible_items
@@ -243,12 +264,12 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
         avail_tok[i] = int(lengths[name].sum())
         avail_doc[i] = len(lengths[name])
         units = avail_tok[i] + avail_doc[i] if config.objective == "causal" else avail_doc[i]
-        if avail_doc[i] == 0 or (targets[i] > units and not config.allow_repeat):
+        if avail_doc[i] == 0 or (targets[i] > units and config.max_epochs == 1):
             raise _too_small(name, w[name], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), budget, config)
-        if config.allow_repeat and config.max_repeat is not None and units and targets[i] > config.max_repeat * units:
+        if targets[i] > config.max_epochs * units:  # never true for math.inf
             raise MixerError(f"domain {name!r}: weight {w[name]:g} of a {budget}-token budget needs "
                              f"{targets[i] / units:.2f} passes over its data, above --max-epochs "
-                             f"{config.max_repeat:g}; lower its weight or the budget, or raise the cap")
+                             f"{config.max_epochs:g}; lower its weight or the budget, or raise the cap")
 
     docs, counts, epochs = [], [], np.zeros(len(names), np.int64)
     parts, part_domain, seg_part, seg_src = [], [], [], []
@@ -307,7 +328,7 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
         corpus_sha256=sha, domains=names, weights=tuple(float(x) for x in wvec), objective=config.objective,
         seq_len=config.seq_len, seed=config.seed, tokens_requested=config.tokens, budget_tokens=budget,
         num_sequences=num_seq, dtype=dtype.name, eos_id=manifest.eos_id, special=special,
-        allow_repeat=config.allow_repeat, parts=tuple(parts), interleave=interleave, **arrays)
+        max_epochs=float(config.max_epochs), parts=tuple(parts), interleave=interleave, **arrays)
     if config.objective == "causal" and int(plan.stream_lengths().sum()) != budget:  # pragma: no cover
         raise RuntimeError("plan does not fill the budget exactly: a bug in mixer's sampler")
     return plan

@@ -65,16 +65,15 @@ class MixtureSampler(MixtureFeed):
     sampled on the fly from a corpus written by `mixer prepare`.
 
     Arguments: as `mixer build-shards` (`weights` a {domain: weight} mapping, `tokens` the
-    budget, rounded down to whole sequences; `objective` "causal" or "mlm"; `allow_repeat` and
-    `max_repeat` (the most passes over any domain, `--max-epochs`);
+    budget, rounded down to whole sequences; `objective` "causal" or "mlm"; `max_epochs` (the
+    most passes over any domain, `--max-epochs`: 1 samples without replacement, math.inf: no cap);
     `interleave` "auto", "midpoint" or "edf"),
     then as `MixtureStream` (`rank`, `world_size`, `batch_size`, `drop_remainder`, `read_ahead`,
     `batched`, `domain_ids`).
     """
 
     def __init__(self, corpus_dir: str | Path, weights: Mapping[str, float], tokens: int | str, seq_len: int,
-                 seed: int = 0, *, objective: str = "causal", allow_repeat: bool = False, interleave: str = "auto",
-                 max_repeat: float | None = None,
+                 seed: int = 0, *, objective: str = "causal", max_epochs: float = 1.0, interleave: str = "auto",
                  rank: int | None = None, world_size: int | None = None, batch_size: int = 1,
                  drop_remainder: bool = False, read_ahead: int = 2, batched: bool = False,
                  domain_ids: bool = True) -> None:
@@ -82,7 +81,7 @@ class MixtureSampler(MixtureFeed):
         from mixer.core.units import parse_count
 
         config = PlanConfig(tokens=parse_count(tokens, "tokens"), seq_len=seq_len, seed=seed, objective=objective,
-                            allow_repeat=allow_repeat, max_repeat=max_repeat, interleave=interleave)
+                            max_epochs=max_epochs, interleave=interleave)
         plan = build_plan(corpus_dir, weights, config)
         super().__init__(PlanSource(corpus_dir, plan), rank=rank, world_size=world_size, batch_size=batch_size,
                          drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,

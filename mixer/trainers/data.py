@@ -56,12 +56,12 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
 
 def source_from_corpus(corpus_dir: str | Path, weights: dict[str, float], tokens: int, seq_len: int, seed: int,
                        model: str, batch_size: int, rank: int = 0, world_size: int = 1,
-                       allow_repeat: bool = False, max_repeat: float | None = None) -> DataSource:
+                       max_epochs: float = 1.0) -> DataSource:
     """Sample the mixture straight from the memory-mapped corpus (the same sequences build-shards writes)."""
     manifest = load_manifest(corpus_dir)
     weights = validate_weights(weights, manifest.domain_names, source="--weights")
     sampler = MixtureSampler(corpus_dir, weights, tokens, seq_len, seed, objective=OBJECTIVE[model],
-                             allow_repeat=allow_repeat, max_repeat=max_repeat, rank=rank, world_size=world_size, batch_size=batch_size)
+                             max_epochs=max_epochs, rank=rank, world_size=world_size, batch_size=batch_size)
     return DataSource(batches=_loader(sampler, batch_size), corpus_dir=corpus_dir, weights=weights,
                       budget_tokens=tokens, state=sampler, seq_len=seq_len,
                       provenance={"source": {"corpus": str(corpus_dir), "seq_len": seq_len, "stream_seed": seed}})

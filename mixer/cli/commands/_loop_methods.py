@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import trainer_options, trainer_repetition
+from mixer.cli.commands._options import trainer_options, weights_table
 
 
 def _train_options(f):
@@ -33,7 +33,7 @@ def _train_spec(kw: dict):
     from mixer.loop.runner import TrainSpec
 
     train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
-                      eval_seqs=kw["eval_seqs"], **trainer_repetition(kw), threads=kw["threads"])
+                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"])
     train.train_config().resolve()  # a bad model/preset fails here, before any run
     return train
 
@@ -61,7 +61,6 @@ def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, 
     """RegMix: random mixtures around the token distribution -> proxies -> regression -> top-k mean."""
     from rich.console import Console
 
-    from mixer.cli.commands.loop import weights_table
     from mixer.core.units import parse_count
     from mixer.loop.regmix import RegMixConfig, loop_regmix
     from mixer.loop.sweep import LoopConfig
@@ -97,7 +96,6 @@ def doremi_cmd(tokens, eta, smoothing, mode, cache, plots, **kw) -> None:
     """DoReMi online: a reference at uniform, then a proxy with the Group DRO update every step."""
     from rich.console import Console
 
-    from mixer.cli.commands.loop import weights_table
     from mixer.core.units import parse_count
     from mixer.loop.doremi import DoReMiConfig, loop_doremi
 

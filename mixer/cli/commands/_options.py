@@ -1,7 +1,8 @@
 """Options shared across commands, defined once so their names and meanings cannot drift apart:
 `--quiet` (no progress bars), `--workers` (processes), `--threads` (threads per process),
 `--max-epochs` (the repetition cap); the trainer options every `mixer loop` sub-command takes;
-and, for `mixer loop ddo|autoscale`, `--config loop.toml` and `--show`.
+for `mixer loop ddo|autoscale`, `--config loop.toml` and `--show`; and the weights table every
+command that prints a mixture shows.
 
 `--config loop.toml` for `mixer loop ddo|autoscale`: every option from a TOML file, the command
 line over it, and the resolved options written back so that a sweep can be written down,
@@ -35,36 +36,20 @@ def quiet_option():
     return click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
+def _max_epochs(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    from mixer.shards.plan import check_max_epochs
+
+    return check_max_epochs(value)  # below 1 or NaN: one line naming --max-epochs, before any work
+
+
 def max_epochs_option():
     """`--max-epochs F`: at most F passes over any domain's data (OLMo's max repetition factor);
-    1 (the default) samples without replacement; `inf` lets a domain repeat without a cap.
-    `--allow-repeat` is kept as a hidden alias of `--max-epochs inf`."""
-    def decorate(fn):
-        fn = click.option("--allow-repeat", is_flag=True, hidden=True, help="Alias of --max-epochs inf.")(fn)
-        return click.option("--max-epochs", type=float, default=1.0, show_default=True, metavar="F",
-                            help="At most F passes over any domain's data (1: no repetition; inf: no cap); "
-                                 "further epochs are fresh permutations.")(fn)
-    return decorate
-
-
-def repetition(max_epochs: float, allow_repeat: bool) -> tuple[bool, float | None]:
-    """(allow_repeat, max_repeat) for the sampler's `PlanConfig` from `--max-epochs`/`--allow-repeat`."""
-    import math
-
-    from mixer.core.errors import MixerError
-
-    if allow_repeat:
-        max_epochs = math.inf
-    if not max_epochs >= 1:
-        raise MixerError(f"--max-epochs {max_epochs!r}: must be at least 1 (one pass over each domain)")
-    return max_epochs > 1, (None if math.isinf(max_epochs) else max_epochs) if max_epochs > 1 else None
-
-
-def trainer_repetition(kw: dict[str, Any]) -> dict[str, Any]:
-    """TrainSpec's `allow_repeat` and `max_epochs` from the loop's `--max-epochs` / `--allow-repeat`
-    (no cap is `max_epochs=None`, so the run keys of caches built with `--allow-repeat` hold)."""
-    allow, cap = repetition(kw["max_epochs"], kw["allow_repeat"])
-    return {"allow_repeat": allow, "max_epochs": cap}
+    1 (the default) samples without replacement; `inf` lets a domain repeat without a cap. The
+    value is passed as is to `max_epochs` of the sampler (`PlanConfig`) or the loop (`TrainSpec`)."""
+    return click.option("--max-epochs", type=float, default=1.0, show_default=True, metavar="F",
+                        callback=_max_epochs,
+                        help="At most F passes over any domain's data (1: no repetition; inf: no cap); "
+                             "further epochs are fresh permutations.")
 
 
 def trainer_options() -> list:
@@ -199,3 +184,22 @@ def print_whole(console, table) -> None:
 
     need = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
     (console if need <= console.width else Console(width=need, file=console.file)).print(table)
+
+
+def weights_table(title: str, columns: dict[str, dict[str, float]],
+                  intervals: dict[str, dict[str, tuple[float, float]]] | None = None):
+    """A rich table: one row per domain, one column per mixture, each weight with its 95 % interval
+    where one is known (`intervals[column][domain]`)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("domain")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for d in next(iter(columns.values())):
+        cells = []
+        for name, col in columns.items():
+            lo, hi = (intervals or {}).get(name, {}).get(d, (float("nan"), float("nan")))
+            cells.append(f"{col[d]:.3f}" + ("" if lo != lo else f" [{lo:.3f}, {hi:.3f}]"))
+        table.add_row(d, *cells)
+    return table

@@ -3,7 +3,7 @@
     mixer build-shards --corpus corpus/ --weights weights.json --tokens 30M --seq-len 1024 \\
         --seed 0 --out shards/
 
-Same inputs give a byte-identical folder whatever --workers is. Bad input is one line on
+Same inputs give a byte-identical folder whatever --threads is. Bad input is one line on
 stderr, exit code 2, and nothing written. See docs/sampler.md.
 """
 from __future__ import annotations
@@ -36,7 +36,6 @@ def _default_workers() -> int:
 @quiet_option()
 @click.option("--zstd-level", type=int, default=1, show_default=True)
 @click.option("--threads", type=int, default=None, help="Compression threads [default: CPU count, at most 8].")
-@click.option("--workers", "workers_alias", type=int, default=None, hidden=True, help="Old name of --threads.")
 @max_epochs_option()
 @click.option("--interleave", type=click.Choice(["auto", "midpoint", "edf"]), default="auto", show_default=True,
               help="Order of documents: midpoint (token shares, causal default) or edf (smallest deviation in "
@@ -44,14 +43,13 @@ def _default_workers() -> int:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 @cluster_options()
 def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, objective, shard_tokens, quiet,
-            zstd_level, threads, workers_alias, max_epochs, allow_repeat, overwrite, interleave, **cluster) -> None:
+            zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from mixer.cli.commands._options import repetition
     from mixer.core.errors import MixerError
     from mixer.core.lock import output_lock
     from mixer.core.paths import refuse_nested
@@ -68,10 +66,8 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
         weights, source = load_weights(weights_file).weights, str(weights_file)
     else:
         weights, source = parse_weight_options(weight_pairs), "--weight"
-    repeat, cap = repetition(max_epochs, allow_repeat)
     plan_config = PlanConfig(tokens=parse_count(tokens, "--tokens"), seq_len=seq_len, seed=seed,
-                             objective=objective, allow_repeat=repeat, max_repeat=cap, interleave=interleave)
-    threads = threads if threads is not None else workers_alias
+                             objective=objective, max_epochs=max_epochs, interleave=interleave)
     shard_config = ShardConfig(shard_tokens=parse_count(shard_tokens, "--shard-tokens"), zstd_level=zstd_level,
                                workers=_default_workers() if threads is None else threads, overwrite=overwrite)
     if shard_config.workers < 1:

@@ -20,9 +20,8 @@ def command(out, cache, quick, seed, workers, tokenizer, ray, quiet):
     """Bundled corpus → prepare → DDO at two small scales → AutoScale → shards at the target."""
     from rich.console import Console
 
-    from mixer.cli.commands._options import print_whole
-
-    from mixer.cli.commands.loop import print_verdict, weights_table
+    from mixer.cli.commands._options import print_whole, weights_table
+    from mixer.cli.commands.loop import print_verdict
     from mixer.loop.demo import DemoConfig, run_demo
     from mixer.prepare.pipeline import summary_table
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (command_line, config_options, trainer_options, trainer_repetition,
+from mixer.cli.commands._options import (command_line, config_options, trainer_options, weights_table,
                                         write_config)
 from mixer.loop.defaults import DEFAULTS
 
@@ -109,32 +109,13 @@ def _config(kw: dict):
     else:
         factors = (kw["perturb"], 1 / kw["perturb"]) if kw["both_directions"] else (kw["perturb"],)
     train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
-                      eval_seqs=kw["eval_seqs"], **trainer_repetition(kw), threads=kw["threads"])
+                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"])
     train.train_config().resolve()  # a bad model/preset fails here, before any run
     return LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train, factors=factors,
                       keep_total=not kw["grow_total"], floor_uniform=kw["floor_uniform"] or None,
                       metric=kw["metric"], seeds=kw["seeds"], validate=kw["validate"], n_bootstrap=kw["n_bootstrap"],
                       cache=kw["cache"], ray=kw["ray"], ray_cpus=kw["ray_cpus"], progress=not kw["quiet"],
                       reproduce=_reproduce(kw["out"]), batch_proxies=kw["batch_proxies"])
-
-
-def weights_table(title: str, columns: dict[str, dict[str, float]],
-                  intervals: dict[str, dict[str, tuple[float, float]]] | None = None):
-    """A rich table: one row per domain, one column per mixture, each weight with its 95 % interval
-    where one is known (`intervals[column][domain]`)."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column("domain")
-    for name in columns:
-        table.add_column(name, justify="right")
-    for d in next(iter(columns.values())):
-        cells = []
-        for name, col in columns.items():
-            lo, hi = (intervals or {}).get(name, {}).get(d, (float("nan"), float("nan")))
-            cells.append(f"{col[d]:.3f}" + ("" if lo != lo else f" [{lo:.3f}, {hi:.3f}]"))
-        table.add_row(d, *cells)
-    return table
 
 
 def print_verdict(console, verdict, fallback: str = "uniform (or your base mixture)") -> None:

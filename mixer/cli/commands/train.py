@@ -64,12 +64,10 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--provenance", "prov_pairs", multiple=True, metavar="KEY=VALUE",
               help="Recorded in run.json provenance (e.g. role=base, domain=code, factor=3).")
 @quiet_option()
-@click.option("--no-progress", "no_progress", is_flag=True, hidden=True, help="Old name of --quiet.")
-def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, threads, max_epochs, allow_repeat, out_dir,
+def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, threads, max_epochs, out_dir,
             steps, batch_size, grad_accum, lr, seq_len, eval_every, eval_seqs, extra_eval, checkpoint_every, seed,
-            data_seed, device, compile_, resume, prov_pairs, quiet, no_progress):
+            data_seed, device, compile_, resume, prov_pairs, quiet):
     """Train GPT-2 or BERT from random init on a mixture; report held-out loss per domain."""
-    from mixer.cli.commands._options import repetition
     from mixer.core.errors import MixerError
     from mixer.core.units import parse_count
     from mixer.formats.weights import load_weights, parse_weight_options
@@ -79,7 +77,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, t
     cfg = TrainConfig(model=model, preset=preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                       seq_len=seq_len, eval_every=eval_every, eval_seqs=eval_seqs, extra_eval=tuple(extra_eval),
                       checkpoint_every=checkpoint_every, seed=seed, device=device, compile=compile_,
-                      progress=not (quiet or no_progress))
+                      progress=not quiet)
     p = cfg.resolve()  # validates the preset and overrides before any data is touched
     if threads is not None:
         if threads < 1:
@@ -109,7 +107,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, t
                              f"{weights_file or '--weight'} records no budget_tokens")
         source = source_from_corpus(corpus, weights, budget, p.seq_len,
                                     seed if data_seed is None else data_seed, model, p.batch_size, rank, world,
-                                    *repetition(max_epochs, allow_repeat))
+                                    max_epochs=max_epochs)
     else:
         raise MixerError("no data: give --shards DIR (built shards) or --corpus DIR with --weights and --tokens")
     source.provenance.update(_provenance(prov_pairs))
