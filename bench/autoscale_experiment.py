@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -220,7 +221,7 @@ def main() -> None:
         scales = [scale * 2 ** i for i in range(n_scales)]
         res = experiment(model, scales, 16 * scale, corpus, CACHE / f"loop-{model}-{scale}", ray,
                          keep_total=not args.grow_total, seeds=seeds, device=device, seq_len=128 if gpu else None)
-        res["cpu"] = f"{__import__('os').cpu_count()} cores"
+        res["cpu"] = f"{os.cpu_count()} cores"
         results["experiments"][model] = res
         saved.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
         print(f"\n{model}: DDO at {res['scales']} x {seeds} seeds, target {res['target']:,} (t = {res['t_target']:.3g}); "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -151,7 +152,7 @@ def main() -> None:
     res = run(args.vectors, parse_count(args.items, "--items"), parse_count(args.speed_items, "--speed-items"),
               args.repeats)
     res["machine"] = before
-    res["loadavg_after"] = list(__import__("os").getloadavg())
+    res["loadavg_after"] = list(os.getloadavg())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
     print(f"wrote {RESULTS}")

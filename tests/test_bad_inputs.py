@@ -3,6 +3,7 @@ and the fix, and nothing half-written left behind."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def corpus(tmp_path_factory) -> Path:
 def test_a_folder_of_random_bytes_is_no_text_at_all(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     for i in range(3):
         (raw / f"blob-{i}.bin").write_bytes(bytes(rng.randrange(256) for _ in range(4000)))
     code, line = run("prepare", "--source", f"junk={raw}", "--heldout-docs", "0", "--out", str(tmp_path / "c"), "--quiet")

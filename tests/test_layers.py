@@ -137,6 +137,17 @@ def test_no_cycle_between_modules():
     assert not cycles, f"module import cycles: {cycles}"
 
 
+def test_every_import_is_one_the_contract_sees():
+    """No import hidden from the graph: no `__import__`, `importlib.import_module` or
+    `pkgutil`-driven discovery anywhere in the package (resources and metadata are not imports)."""
+    hidden = ("__import__(", "import_module(", "pkgutil", "importlib.util")
+    found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+             for path in sorted((ROOT / "mixer").rglob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if any(h in line for h in hidden)]
+    assert not found, found
+
+
 def test_no_part_imports_the_package_root():
     """`mixer/__init__.py` offers the public names; the parts import each other by their own
     modules, so the root stays a re-export and never sits inside an import chain."""

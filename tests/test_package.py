@@ -9,6 +9,7 @@ transformers builds and runs a GPT-2 when started from the repository root.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ OLD_NAMES = ("kernels", "solver", "trainers", "bench")
 
 def _python(code: str, cwd: Path) -> str:
     """Run `code` in a fresh interpreter started in `cwd`, as a user would (no PYTHONPATH)."""
-    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     res = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     return res.stdout
