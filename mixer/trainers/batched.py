@@ -24,7 +24,6 @@ schedule, so they need the same token budget.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -37,7 +36,8 @@ from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RUN_NAME, RunRecord
 from mixer.trainers.compact import StackedBert, StackedGPT2, mlm_chunk, mlm_targets
 from mixer.trainers.heldout import EvalSet, build_eval_sets
-from mixer.trainers.config import DataSource, TrainConfig, linear_schedule, progress_bar, resolve_device, warmup_steps
+from mixer.trainers.config import (DataSource, TrainConfig, linear_schedule, precision, progress_bar, resolve_device,
+                                   warmup_steps)
 from mixer.trainers.models import Vocab, build_model, count_params, vocab_for
 from mixer.trainers.objectives import mask_generator, mask_tokens, shift_labels
 from mixer.trainers.record import make_record, run_config, write_run
@@ -120,8 +120,6 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
         raise MixerError("batched proxies evaluate their own corpus only; drop extra_eval or train one by one")
     device = _device(cfg)
     cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
     K = len(proxies)
     corpus_dir = proxies[0].source.corpus_dir
     sha = manifest_sha256(corpus_dir)
@@ -191,7 +189,7 @@ class _StackedEngine:
         self.model, self.proxies, self.params, self.eval_sets, self.vocab = model, proxies, params, eval_sets, vocab
         self.nd, self.accum, self.chunk, self.device, self.eval_batch_size = nd, accum, chunk, device, eval_batch_size
         self.cuda = device.type == "cuda"
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
+        self.autocast = precision(device)
         self.offsets = (torch.arange(len(proxies), device=device) * nd)[:, None]
 
     def micro_step(self, batches: list, step: int, micro: int, state: LoopState) -> torch.Tensor:

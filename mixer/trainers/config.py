@@ -5,6 +5,7 @@ so the default trainer (`mixer.trainers.loop.train`) and the stacked one
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol
@@ -85,6 +86,16 @@ def resolve_device(cfg: TrainConfig) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise MixerError(f"--device {cfg.device}: CUDA is not available here; use --device cpu")
     return name
+
+
+def precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """The numeric mode of a run on `device`, one place for both trainers: on CUDA, TF32 matmuls
+    and a bf16 autocast context (sums stay fp32); elsewhere fp32 and a no-op context."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
 def check_batch(batch: Mapping[str, torch.Tensor], vocab_size: int, n_domains: int, max_positions: int,

@@ -26,7 +26,7 @@ from mixer.core.errors import MixerError
 from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RunRecord
 from mixer.trainers.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from mixer.trainers.config import (DataSource, DomainLossHook, TrainConfig, linear_schedule, progress_bar,
+from mixer.trainers.config import (DataSource, DomainLossHook, TrainConfig, linear_schedule, precision, progress_bar,
                                    resolve_device, warmup_steps)
 from mixer.trainers.heldout import EvalSet, build_eval_sets, evaluate
 from mixer.trainers.hooks import StepHook, run_step_hooks, weighted_mean_loss
@@ -57,11 +57,11 @@ class _HFEngine:
 
     def __init__(self, cfg: TrainConfig, raw: torch.nn.Module, model: torch.nn.Module, source: DataSource,
                  eval_sets: list[EvalSet], domains: list[str], vocab: Vocab, device: torch.device, rank: int,
-                 world: int, accum: int, hooks: list[DomainLossHook], step_hooks: list[StepHook]) -> None:
+                 world: int, accum: int, autocast: contextlib.AbstractContextManager, hooks: list[DomainLossHook],
+                 step_hooks: list[StepHook]) -> None:
         self.cfg, self.raw, self.model, self.source, self.eval_sets = cfg, raw, model, source, eval_sets
         self.domains, self.vocab, self.device, self.rank, self.world, self.accum = domains, vocab, device, rank, world, accum
-        self.hooks, self.step_hooks = hooks, step_hooks
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+        self.autocast, self.hooks, self.step_hooks = autocast, hooks, step_hooks
         self.token_losses = causal_token_losses if cfg.model == "gpt2" else mlm_token_losses
         self.loss_weights: list[torch.Tensor | None] = [None]  # per-domain loss weights a step hook may set
         self.seen: list[tuple] = []  # (loss, domain, counted, inputs) per micro-step, for the step hooks
@@ -127,9 +127,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     device, rank, local_rank, world = _setup_device(cfg)
     master = rank == 0
     cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    autocast = precision(device)
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
     if not resume and ckpt_path.exists():
@@ -204,7 +202,8 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     hooks, step_hooks = list(hooks), list(step_hooks)
     if step_hooks and world > 1:
         raise MixerError("step hooks run on one process; train without torchrun (world size 1)")
-    engine = _HFEngine(cfg, raw, model, source, eval_sets, domains, vocab, device, rank, world, accum, hooks, step_hooks)
+    engine = _HFEngine(cfg, raw, model, source, eval_sets, domains, vocab, device, rank, world, accum, autocast, hooks,
+                       step_hooks)
 
     # --- the loop ----------------------------------------------------------------------------------
     if master:

@@ -53,7 +53,7 @@ def make_record(preset: ModelPreset, source: DataSource, curve: dict[str, Any], 
                     **source.provenance},
         final_perplexity={d: _ppl(final[d]) for d in domains},
         extra_loss={n: v for n, v in final.items() if n.startswith("ood/")},
-        tokens_seen=tokens_seen, steps=steps, wall_time_s=train_time, tokens_per_s=_rate(tokens_seen, train_time),
+        tokens_seen=tokens_seen, steps=steps, wall_time_s=train_time, tokens_per_s=rate(tokens_seen, train_time),
         curve=curve, loss_history=curve["train"]["loss"], config=config)
 
 
@@ -69,7 +69,8 @@ def _ppl(loss: float) -> float:
     return math.exp(min(loss, 700.0))
 
 
-def _rate(tokens: int, seconds: float) -> float:
+def rate(tokens: int, seconds: float) -> float:
+    """Tokens per second, 0 before any time has passed (the run.json figure and the progress bar's)."""
     return tokens / seconds if seconds > 0 else 0.0
 
 

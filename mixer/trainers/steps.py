@@ -25,7 +25,7 @@ import torch
 from mixer.core.errors import MixerError
 from mixer.trainers.config import TrainConfig, check_batch
 from mixer.trainers.presets import ModelPreset
-from mixer.trainers.record import _rate
+from mixer.trainers.record import rate
 
 
 class Engine(Protocol):
@@ -118,7 +118,7 @@ def run_steps(engine: Engine, iterators: Sequence[Iterator[Mapping[str, torch.Te
                     c["loss"][d].append(s / n if n else None)
             state.interval.zero_()
             bar.set_postfix(loss=f"{state.curves[0]['train']['mean'][-1]:.3f}",
-                            tok_s=f"{_rate(int(state.tokens_seen.sum()) * world, state.train_time):.3g}")
+                            tok_s=f"{rate(int(state.tokens_seen.sum()) * world, state.train_time):.3g}")
         state.train_time += time.perf_counter() - t_step
         bar.update(1)
         if on_step is not None:

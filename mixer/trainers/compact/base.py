@@ -18,6 +18,15 @@ class Stacked(torch.nn.Module):
     generators: list[torch.Generator] | None = None  # one per proxy: dropout masks
     K: int
 
+    def _hold(self, params: dict[str, torch.Tensor], names: Sequence[str], n_head: int, dropout: float,
+              attn_dropout: float | None) -> None:
+        """Register `params[name]` (a copy) for every HF parameter name, and the head count and
+        dropout rates (attention dropout defaults to `dropout`)."""
+        self.n_head, self.dropout = n_head, float(dropout)
+        self.attn_dropout = float(dropout if attn_dropout is None else attn_dropout)
+        for name in names:
+            self.register_parameter(name.replace(".", "__"), torch.nn.Parameter(params[name].clone()))
+
     def seed(self, seeds: Sequence[int]) -> None:
         """One dropout generator per proxy, on the parameters' device."""
         dev = next(self.parameters()).device

@@ -78,10 +78,8 @@ class StackedBert(Stacked):
                  attn_dropout: float | None = None):
         super().__init__()
         self.n_layer = sum(1 for n in params if n.endswith("attention.self.qkv.weight"))
-        self.n_head, self.eps, self.dropout = n_head, float(eps), float(dropout)
-        self.attn_dropout = float(dropout if attn_dropout is None else attn_dropout)
-        for name in _names(self.n_layer):
-            self.register_parameter(name.replace(".", "__"), torch.nn.Parameter(params[name].clone()))
+        self.eps = float(eps)
+        self._hold(params, _names(self.n_layer), n_head, dropout, attn_dropout)
         self.K, self.vocab_size, self.d_model = self.embeddings__word_embeddings__weight.shape
 
     @classmethod

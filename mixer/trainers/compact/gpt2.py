@@ -45,10 +45,7 @@ class StackedGPT2(Stacked):
                  attn_dropout: float | None = None):
         super().__init__()
         self.n_layer = sum(1 for n in params if n.endswith("ln_1.weight"))
-        self.n_head, self.dropout = n_head, float(dropout)
-        self.attn_dropout = float(dropout if attn_dropout is None else attn_dropout)
-        for name in _hf_names(self.n_layer):
-            self.register_parameter(name.replace(".", "__"), torch.nn.Parameter(params[name].clone()))
+        self._hold(params, _hf_names(self.n_layer), n_head, dropout, attn_dropout)
         self.K, self.vocab_size, self.d_model = self.wte__weight.shape
 
     @classmethod
