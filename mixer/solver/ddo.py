@@ -58,6 +58,13 @@ def solve_ddo(a, b, total: float, *, lower=None, upper=None) -> DDOResult:
     """Exact minimiser by the KKT condition (one-dimensional search on log lambda)."""
     a, b, total = _check(a, b, total)
     lo, hi = feasible_bounds(a.size, total, lower, upper)
+    if not np.any(b > 0):  # every curve flat: every mixture is as good; the uniform point (within bounds)
+        x = np.clip(np.full(a.size, total / a.size), lo, hi)
+        x += (total - x.sum()) * (hi > x) / max(1, int((hi > x).sum()))
+        at_lo, at_hi = x <= lo, x >= hi
+        return DDOResult(x=x, weights=x / total, fun=objective(x, a, b), lam=0.0, success=True,
+                         message="every curve is flat: no mixture is better than another; uniform returned",
+                         iterations=0, at_lower=at_lo, at_upper=at_hi)
     p = 1.0 / (b + 1.0)
     with np.errstate(divide="ignore"):
         log_b = np.log(b)  # -inf where b == 0: such a domain never beats its floor

@@ -12,7 +12,11 @@ moves by chance. Both are measured here, in the fit's units (y = aggregate metri
   with its standard error from `sigma`; `z = delta / se`. |z| < 2 means the domain's tokens moved
   the loss by less than run-to-run noise can explain (95 %).
 - `lack_of_fit`: how far each fitted curve misses the group means, in units of the noise of a
-  mean (rms of sqrt(n_g) * (mean_g - f(x_g)) / sigma); above 3 the curve does not describe the data.
+  mean (rms of sqrt(n_g) * (mean_g - f(x_g)) / sigma), reported per domain;
+- `lack_of_fit_test`: the pooled F test of those misses against the seed-to-seed noise (the
+  classic pure-error test): p < `LOF_ALPHA` says the curves do not describe the runs. It needs
+  noise measured apart from the fits (seeds or given); noise from the residuals cannot test the
+  residuals (`None`, and the verdict says the check was not made).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import numpy as np
 from mixer.solver.runs import DDOData
 
 Z_SUPPORTED = 2.0  # |effect| / standard error below this: within noise (two-sided ~95 %)
+LOF_ALPHA = 0.01  # the lack-of-fit test's false-alarm rate
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,18 @@ class Effect:
         z = self.z
         return None if z is None else abs(z) < Z_SUPPORTED
 
+    @property
+    def direction(self) -> str:
+        """"helps" (more tokens lowered the loss beyond noise), "hurts" (raised it beyond noise),
+        "within noise", or "unknown" (no noise estimate)."""
+        z = self.z
+        if z is None:
+            return "unknown"
+        return "within noise" if abs(z) < Z_SUPPORTED else ("helps" if z > 0 else "hurts")
+
     def to_json(self) -> dict:
-        return {"delta": self.delta, "se": self.se, "z": self.z, "n_low": self.n_low, "n_high": self.n_high}
+        return {"delta": self.delta, "se": self.se, "z": self.z, "n_low": self.n_low, "n_high": self.n_high,
+                "direction": self.direction}
 
 
 def _groups(data: DDOData) -> dict[tuple, list]:
@@ -83,7 +98,7 @@ def measure_noise(data: DDOData, unit_y: float) -> Noise:
     groups = [g for g in _groups(data).values() if len(g) >= 2]
     if not groups:
         return Noise(sigma=None, dof=0, source="none")
-    ys = [np.array([r.aggregate(data.metric) for r in g]) / unit_y for g in groups]
+    ys = [np.array([data.y(r) for r in g]) / unit_y for g in groups]
     sigma, dof = _pooled_std(ys)
     per_domain = {}
     for d in data.domains:
@@ -113,3 +128,40 @@ def lack_of_fit(x: np.ndarray, y: np.ndarray, fit, sigma: float | None) -> float
         sel = x == u
         terms.append(math.sqrt(sel.sum()) * (float(y[sel].mean()) - float(fit.predict(np.array([u]))[0])) / sigma)
     return float(np.sqrt(np.mean(np.square(terms))))
+
+
+@dataclass(frozen=True)
+class LackOfFit:
+    """The pooled pure-error F test of every domain's curve against its group means."""
+    f: float  # (lack-of-fit sum of squares / its dof) / sigma^2
+    dof: int  # distinct points minus parameters, over all domains
+    noise_dof: int  # the noise estimate's dof (0: known noise, a chi-square test)
+    p: float  # P(F >= f) when the curves are right
+    worst: str  # the domain that contributes most
+
+    def to_json(self) -> dict:
+        return {"f": self.f, "dof": self.dof, "noise_dof": self.noise_dof, "p": self.p, "worst": self.worst,
+                "alpha": LOF_ALPHA}
+
+
+def lack_of_fit_test(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: Mapping, noise: Noise,
+                     n_params: int) -> LackOfFit | None:
+    """None when it cannot be made: noise unknown, zero or taken from these residuals, or no
+    domain with more distinct points than parameters."""
+    from scipy import stats
+
+    if noise.sigma is None or not noise.sigma > 0 or noise.source not in ("seeds", "given"):
+        return None
+    ss, dof, per = 0.0, 0, {}
+    for d, (x, y) in points.items():
+        u = np.unique(x)
+        if u.size <= n_params:
+            continue
+        sd = sum(float((x == v).sum()) * (float(y[x == v].mean()) - float(fits[d].predict(np.array([v]))[0])) ** 2
+                 for v in u)
+        ss, dof, per[d] = ss + sd, dof + u.size - n_params, sd
+    if dof == 0:
+        return None
+    f = ss / dof / noise.sigma ** 2
+    p = float(stats.chi2.sf(f * dof, dof)) if noise.dof <= 0 else float(stats.f.sf(f, dof, noise.dof))
+    return LackOfFit(f=float(f), dof=dof, noise_dof=noise.dof, p=p, worst=max(per, key=per.get))

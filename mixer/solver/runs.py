@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -49,9 +49,11 @@ class Run:
     def aggregate_loss(self) -> float:
         return math.fsum(self.final_loss.values()) / len(self.final_loss)
 
-    def aggregate(self, metric: str = "loss") -> float:
-        """Mean over domains of the held-out `metric` ("loss" or "perplexity")."""
-        return math.fsum(self.metric(metric).values()) / len(self.final_loss)
+    def aggregate(self, metric: str = "loss", domains: Sequence[str] | None = None) -> float:
+        """Mean over `domains` (None: all) of the held-out `metric` ("loss" or "perplexity")."""
+        values = self.metric(metric)
+        names = list(values) if domains is None else list(domains)
+        return math.fsum(values[d] for d in names) / len(names)
 
     def metric(self, metric: str = "loss") -> dict[str, float]:
         """Per-domain held-out `metric`: cross-entropy, or perplexity = exp(cross-entropy)."""
@@ -126,10 +128,15 @@ class DDOData:
     budget_tokens: int
     factors: tuple[float, ...]
     metric: str = "loss"  # what y is: "loss" (cross-entropy) or "perplexity", averaged over domains
+    eval_domains: tuple[str, ...] | None = None  # the held-out domains y averages (None: all of them)
+
+    def y(self, run: Run) -> float:
+        """The aggregate the fits see: mean `metric` over the evaluation domains."""
+        return run.aggregate(self.metric, self.eval_domains)
 
     @property
     def base_loss(self) -> float:
-        return float(np.mean([r.aggregate(self.metric) for r in self.base]))
+        return float(np.mean([self.y(r) for r in self.base]))
 
     def runs(self) -> tuple[Run, ...]:
         """Base run(s) first, then each domain's perturbed runs in domain order."""
@@ -145,7 +152,7 @@ class DDOData:
         for d in self.domains:
             runs = self.base + self.perturbed[d]
             out[d] = (np.array([r.tokens_per_domain[d] for r in runs], float) / unit_x,
-                      np.array([r.aggregate(self.metric) for r in runs]) / unit_y)
+                      np.array([self.y(r) for r in runs]) / unit_y)
         return out
 
     def units(self, units: str) -> tuple[float, float]:
@@ -156,9 +163,10 @@ class DDOData:
         raise ValueError(f"units {units!r}: expected 'authors' or 'raw'")
 
 
-def group_ddo(runs: list[Run], metric: str = "loss") -> DDOData:
+def group_ddo(runs: list[Run], metric: str = "loss", eval_domains: Sequence[str] | None = None) -> DDOData:
     """Check that the runs form a DDO sweep (one budget, every domain perturbed by every factor).
-    Several runs of one (domain, factor), or several base runs, are seed repeats."""
+    Several runs of one (domain, factor), or several base runs, are seed repeats. `eval_domains`:
+    the held-out domains whose mean metric is optimised (None: every domain)."""
     if metric not in METRICS:
         raise MixerError(f"--metric {metric!r}: choose one of {', '.join(METRICS)}")
     base = tuple(r for r in runs if r.role == "base")
@@ -200,8 +208,14 @@ def group_ddo(runs: list[Run], metric: str = "loss") -> DDOData:
             if f not in have:
                 raise MixerError(f"{base[0].path}: domain {d!r} has no perturbed run with factor {f:g} (others do); "
                                  f"train it or drop the factor-{f:g} runs")
+    if eval_domains is not None:
+        eval_domains = tuple(dict.fromkeys(eval_domains))
+        unknown = [d for d in eval_domains if d not in domains]
+        if unknown or not eval_domains:
+            raise MixerError(f"--eval-domains: {unknown[0]!r} is not a domain of the runs ({', '.join(domains)})"
+                             if unknown else "--eval-domains: name at least one domain")
     return DDOData(domains=domains, base=base, perturbed={d: tuple(rs) for d, rs in perturbed.items()},
-                   budget_tokens=budget, factors=tuple(factors), metric=metric)
+                   budget_tokens=budget, factors=tuple(factors), metric=metric, eval_domains=eval_domains)
 
 
 def mixture_table(runs: list[Run]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
