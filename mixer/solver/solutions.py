@@ -45,7 +45,7 @@ class ScaleOptimum:
     source: str  # where it came from (a weights.json, a loop folder), for messages and provenance
     budget_tokens: int
     tokens: dict[str, float]  # optimal tokens per domain at this budget
-    replicates: list = field(default_factory=list)  # DDO bootstrap replicate weights (for intervals)
+    replicates: list = field(default_factory=list)  # DDO bootstrap replicate weights, columns in `tokens` order
     intervals: dict = field(default_factory=dict)  # {domain: (lo, hi)} of the DDO weights
     verdict: Verdict | None = None  # the DDO verdict at this scale (None: not judged, e.g. an old file)
     metric: str | None = None  # what the DDO fit (None: not recorded)
@@ -162,6 +162,18 @@ def _checked_optima(optima: Sequence[ScaleOptimum], target: int) -> tuple[list[S
     return optima, domains, floors.pop()
 
 
+def _columns(o: ScaleOptimum, domains: list[str]) -> list:
+    """`o.replicates` with columns in `domains` order (they come in `o.tokens` order)."""
+    if not o.replicates:
+        return []
+    R = np.asarray(o.replicates, float)
+    if R.ndim != 2 or R.shape[1] != len(o.tokens):
+        raise MixerError(f"{o.source}: bootstrap replicates have shape {R.shape}, expected (n, {len(o.tokens)}); "
+                         "solve this scale again")
+    order = list(o.tokens)
+    return R[:, [order.index(d) for d in domains]].tolist()
+
+
 def _held_out_index(budgets: Sequence[int], validate_scale: int | None) -> int | None:
     if validate_scale is None:
         return None
@@ -235,7 +247,7 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
         res = predict_floored(ff, float(target))
     except ValueError as exc:
         raise MixerError(f"{out}: AutoScale failed ({exc})") from None
-    reps = autoscale_replicates([o.replicates for o in optima], budgets, target, floor=floor, seed=seed)
+    reps = autoscale_replicates([_columns(o, domains) for o in optima], budgets, target, floor=floor, seed=seed)
     intervals = quantile_intervals(domains, reps)
     try:
         at_scales = np.array([predict_floored(ff, float(b)).weights for b in budgets])
