@@ -150,8 +150,10 @@ def test_autoscale_loop_reuses_the_scale_it_shares(corpus, sequential, tmp_path)
     w = json.loads(res.weights_path.read_text())
     assert w["method"] == "autoscale" and w["budget_tokens"] == 8 * BUDGET
     assert abs(sum(w["weights"].values()) - 1) < 1e-9 and min(w["weights"].values()) > 0
-    with pytest.raises(MixerError, match="must exceed"):
-        loop_autoscale(cfg, [BUDGET, 2 * BUDGET], target=BUDGET)
+    with pytest.raises(MixerError, match="must be a positive"):   # between or at the scales is fine
+        loop_autoscale(cfg, [BUDGET, 2 * BUDGET], target=0)
+    with pytest.raises(MixerError, match="needs 3 or more --scales"):
+        loop_autoscale(cfg, [BUDGET, 2 * BUDGET], target=8 * BUDGET, validate_scale=BUDGET)
 
 
 SEEDS_ARGS = ["--factors", "2,0.5", "--eval-seqs", "8", "--seeds", "2", "--validate", "1", "--bootstrap", "40",

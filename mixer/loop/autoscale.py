@@ -37,6 +37,8 @@ class AutoScaleLoopResult:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 %, from the DDO bootstrap
     verdict: Any = None  # mixer.solver.verdict.Verdict of the extrapolation
     report: Path | None = None  # out/report.html, where written
+    recommendation: Any = None  # mixer.solver.verdict.Recommendation: autoscale, direct-transfer or uniform
+    notes: tuple[str, ...] = ()  # caveats for people: floored domains, the held-out scale, the recommendation
 
 
 def target_specs(cfg: LoopConfig, target: int, mixtures: dict[str, dict[str, float]]) -> list[RunSpec]:
@@ -62,29 +64,46 @@ def target_comparison(specs: Sequence[RunSpec], paths: dict[str, Path]) -> dict[
     return out
 
 
-def _plan(cfg: LoopConfig, scales: Sequence[int], target: int):
+def _plan(cfg: LoopConfig, scales: Sequence[int], target: int, validate_scale: int | None = None):
+    """Every scale's sweep and held-out runs; bad options refused here, before anything trains.
+    The target may lie anywhere above 0: between the scales AutoScale interpolates."""
     scales = sorted(int(s) for s in scales)
     if len(scales) < 2 or len(set(scales)) != len(scales):
         raise MixerError(f"--scales {','.join(map(str, scales))}: give two or more different budgets")
-    if target <= scales[-1]:
-        raise MixerError(f"--target {target}: must exceed the largest scale ({scales[-1]}); AutoScale extrapolates up")
+    if target <= 0:
+        raise MixerError(f"--target {target}: must be a positive number of tokens")
+    if validate_scale is not None and len(scales) < 3:
+        raise MixerError(f"--validate-scale {validate_scale}: needs 3 or more --scales (2 to fit, 1 to check), "
+                         f"got {len(scales)}; add a scale or leave the option out")
+    if validate_scale is not None and validate_scale not in scales:
+        raise MixerError(f"--validate-scale {validate_scale}: not one of --scales ({','.join(map(str, scales))}); "
+                         "give one of them")
     per_scale = {s: plan_sweep(cfg, s, tag=f"{format_count(s)}/") for s in scales}
     checks = {s: plan_validation(cfg, s, tag=f"{format_count(s)}/") for s in scales}
     return scales, per_scale, checks
 
 
-def plan_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int) -> list[RunSpec]:
+def _floor(cfg: LoopConfig, weights: dict[str, float]) -> float | None:
+    """The weight floor the sweep gave DDO (`solve_runs`): `floor_uniform` of uniform."""
+    return cfg.floor_uniform / len(weights) if cfg.floor_uniform else None
+
+
+def plan_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int,
+                   validate_scale: int | None = None) -> list[RunSpec]:
     """Every run of every scale's sweep (fitted and held out); the target runs of `train_target`
     depend on the fit and are planned only after it."""
-    scales, per_scale, checks = _plan(cfg, scales, target)
+    scales, per_scale, checks = _plan(cfg, scales, target, validate_scale)
     return [x for s in scales for x in (*per_scale[s], *checks[s])]
 
 
 def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_target: bool = False,
-                   backend: Backend | None = None) -> AutoScaleLoopResult:
+                   backend: Backend | None = None, validate_scale: int | None = None) -> AutoScaleLoopResult:
+    """`validate_scale`: one of `scales` (3+), left out of the fit and predicted (see
+    `mixer.solver.solutions.autoscale_solution`)."""
     from mixer.solver.solutions import ScaleOptimum, autoscale_solution
+    from mixer.solver.verdict import Recommendation
 
-    scales, per_scale, checks = _plan(cfg, scales, target)
+    scales, per_scale, checks = _plan(cfg, scales, target, validate_scale)
     out = Path(cfg.out)
     backend = backend or make_backend(cfg)
     paths, ran = run_all([x for s in scales for x in (*per_scale[s], *checks[s])], cfg.cache_dir, backend,
@@ -93,11 +112,13 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
                     for s in scales)
     optima = [ScaleOptimum(source=str(r.weights_path), budget_tokens=s, tokens=r.tokens,
                            replicates=r.estimator.bootstrap_.samples.tolist(), intervals=r.intervals,
-                           verdict=r.verdict) for s, r in zip(scales, results)]
+                           verdict=r.verdict, metric=cfg.metric, floor=_floor(cfg, r.weights))
+              for s, r in zip(scales, results)]
     prov = {"scales": {format_count(s): str(r.weights_path.relative_to(out)) for s, r in zip(scales, results)},
             "ddo_weights": {format_count(s): r.weights for s, r in zip(scales, results)},
             "metric": cfg.metric, "seeds": cfg.seeds}
-    sol = autoscale_solution(optima, int(target), out / "weights.json", provenance=prov, plots=cfg.plots)
+    sol = autoscale_solution(optima, int(target), out / "weights.json", provenance=prov, plots=cfg.plots,
+                             validate_scale=validate_scale, seed=cfg.train.seed)
     weights, path, plots = sol.weights, sol.path, sol.plots
     domains = list(weights)
     comparison = None
@@ -112,7 +133,9 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
         write_json_atomic(out / "target.json", {"target_tokens": int(target), "mixtures": comparison})
     result = AutoScaleLoopResult(weights=weights, weights_path=path, target=int(target),
                                  t=sol.provenance["t_target"], scales=results, comparison=comparison, plots=plots,
-                                 ran=ran, intervals=sol.intervals, verdict=sol.verdict)
+                                 ran=ran, intervals=sol.intervals, verdict=sol.verdict, notes=sol.notes,
+                                 recommendation=Recommendation(sol.recommended, sol.recommended_weights,
+                                                               sol.provenance["recommended"]["why"]))
     if cfg.report:
         from dataclasses import replace
 

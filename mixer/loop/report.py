@@ -61,11 +61,11 @@ def _weights_table(columns: Mapping[str, Mapping[str, float]],
     return "".join(rows) + "</table><p>weight [95 % interval]; no interval where the runs allow none.</p>"
 
 
-def _verdict(name: str, verdict) -> str:
+def _verdict(name: str, verdict, fallback: str = "uniform (or your base mixture)") -> str:
     if verdict is None:
         return f"<p>{_e(name)}: not judged.</p>"
     cls = "ok" if verdict.supported else "bad"
-    head = verdict.lines("uniform (or your base mixture)")[0].removeprefix("verdict: ").removeprefix("UNSUPPORTED: ")
+    head = verdict.lines(fallback)[0].removeprefix("verdict: ").removeprefix("UNSUPPORTED: ")
     items = "".join(f"<li>{_e(r)}</li>" for r in verdict.reasons)
     return (f'<p><span class="{cls}">{_e(name)}: {_e(verdict.label)}</span>. {_e(head)}</p>'
             + (f"<ul>{items}</ul>" if items else ""))
@@ -168,7 +168,8 @@ def autoscale_report(result, path: Path, cfg, commands: Iterable[str] | None = N
     ivs[f"AutoScale @ {format_count(result.target)}"] = result.intervals
     name = f"AutoScale to {result.target:,} tokens"
     body = [_settings(cfg), "<h2>weights</h2>", _weights_table(cols, ivs), "<h2>verdict</h2>",
-            _verdict(name, result.verdict),
+            _verdict(name, result.verdict, *([result.recommendation.label] if result.recommendation else [])),
+            *[f"<p>{_e(n)}</p>" for n in result.notes],
             *[_verdict(f"DDO at {r.budget_tokens:,} tokens", r.verdict) for r in result.scales],
             _img(plot_path(result.weights_path, "weights_vs_scale"),
                  f"{name}: predicted weights against budget; points: the measured DDO optima; hatched: extrapolated")]

@@ -7,6 +7,14 @@ exact: t is an affine function of log lambda. With k > 2 scales, alpha, beta and
 further scale are the least-squares fit of the (k x m) matrix log N*: a rank-one fit of its
 column-centred part (SVD). A target budget N_t gives t by solving
 `log sum_i exp(alpha_i + t beta_i) = log N_t` (convex in t; the root on its increasing branch).
+Any target works, between the measured scales (interpolation) as well as beyond them.
+
+Floors (`fit_floored`, `predict_floored`): a domain DDO held at its weight floor at every scale
+says nothing about how its optimum grows (its tokens are the floor times the budget, whatever
+the loss), so it keeps the floor weight at the target and the log-linear law is fitted and
+solved over the other domains only, on the budget left after the floored tokens. A domain the
+law drives below the floor at the target is held at the floor too and the rest re-solved (the
+KKT conditions with a lower bound: bounded domains drop out, the others share one t).
 """
 from __future__ import annotations
 
@@ -110,6 +118,66 @@ def predict(fit: AutoScaleFit, target: float) -> AutoScaleResult:
     x *= target / x.sum()    # remove the last rounding error in the budget
     return AutoScaleResult(x=x, weights=x / target, t=float(t), target=float(target), success=True,
                            message=f"t = {t:.6g}", iterations=it)
+
+
+@dataclass(frozen=True)
+class FlooredFit:
+    """The log-linear law over the domains DDO did not hold at the floor (`free`); `fit` is None
+    when every domain sat at the floor at every scale."""
+    fit: AutoScaleFit | None
+    free: np.ndarray         # (m,) bool: domains in the law
+    floor: float             # the weight floor (0: none)
+
+
+FLOOR_RTOL = 1e-6  # a weight within this relative distance of the floor is at the floor (solver round-off)
+
+
+def at_floor(weights, floor: float | None) -> np.ndarray:
+    """(m,) bool: domains at the floor in every row of `weights` (one row per scale)."""
+    W = np.atleast_2d(np.asarray(weights, float))
+    if not floor or floor <= 0:
+        return np.zeros(W.shape[1], bool)
+    return np.all(W <= floor * (1 + FLOOR_RTOL) + 1e-12, axis=0)
+
+
+def fit_floored(optima, floor: float | None = None) -> FlooredFit:
+    """`fit_autoscale` over the domains not at `floor` (a weight) at every scale."""
+    N = np.asarray(optima, float)
+    if N.ndim != 2 or N.shape[0] < 2 or N.shape[1] < 1:
+        raise ValueError(f"optima must be (scales >= 2, domains), got shape {N.shape}")
+    free = ~at_floor(N / N.sum(axis=1, keepdims=True), floor)
+    fit = fit_autoscale(N[:, free]) if free.any() else None
+    return FlooredFit(fit=fit, free=free, floor=float(floor or 0.0))
+
+
+def _subset(fit: AutoScaleFit, keep: np.ndarray) -> AutoScaleFit:
+    return AutoScaleFit(alpha=fit.alpha[keep], beta=fit.beta[keep], t=fit.t, budgets=fit.budgets,
+                        residuals=fit.residuals[:, keep])
+
+
+def predict_floored(ff: FlooredFit, target: float) -> AutoScaleResult:
+    """Weights at `target`: floored domains at the floor, the rest from the law on the budget left,
+    any domain the law puts below the floor raised to it and the others re-solved."""
+    if not (np.isfinite(target) and target > 0):
+        raise ValueError(f"target must be positive, got {target}")
+    m = ff.free.size
+    in_law = np.ones(int(ff.free.sum()), bool)   # over the free domains: still solved by the law
+    t, iterations, x = float("nan"), 0, np.full(m, ff.floor * target)
+    while in_law.any():
+        left = target * (1 - ff.floor * (m - int(in_law.sum())))
+        res = predict(_subset(ff.fit, in_law), left)
+        iterations += res.iterations
+        low = res.weights * left < ff.floor * target * (1 - FLOOR_RTOL)
+        if not low.any():
+            x[np.flatnonzero(ff.free)[in_law]] = res.x
+            t = res.t
+            break
+        in_law[np.flatnonzero(in_law)[low]] = False
+    held = int(np.sum(x <= ff.floor * target * (1 + FLOOR_RTOL))) if ff.floor else 0
+    x *= target / x.sum()
+    return AutoScaleResult(x=x, weights=x / target, t=t, target=float(target), success=True,
+                           message=f"t = {t:.6g}" + (f"; {held} domain(s) at the floor" if held else ""),
+                           iterations=iterations)
 
 
 def weights_curve(fit: AutoScaleFit, targets: Sequence[float]) -> np.ndarray:

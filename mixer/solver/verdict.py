@@ -28,9 +28,16 @@ DDO (one scale), all of:
      deviations of one run's noise;
   8. the proxies are not undertrained: the base runs' loss fell over their last fifth of steps
      by less than the predicted gain (`mixer.solver.undertrained`).
-AutoScale (several scales): every scale's DDO verdict is supported; with three or more scales
-the log-linear fit passes through every scale's interval; and no extrapolated weight's 95 %
-interval spans more than `UNDETERMINED_SPAN` of the simplex.
+AutoScale (several scales): every scale's DDO verdict is supported (a scale not judged is not);
+with three or more scales the log-linear fit passes through every scale's interval; a scale held
+out of the fit (`--validate-scale`), when given, is predicted inside its DDO interval; and no
+extrapolated weight's 95 % interval spans more than `UNDETERMINED_SPAN` = 0.25 of the simplex.
+"Outside an interval" means outside by more than `OUTSIDE_TOL` (1e-6), and the numbers are
+printed with enough digits to show it.
+
+What to use instead (`recommend`): AutoScale's weights only when its verdict is supported;
+otherwise direct transfer (the largest scale's DDO weights) when that scale's DDO verdict is
+supported; otherwise uniform.
 """
 from __future__ import annotations
 
@@ -43,7 +50,8 @@ from mixer.solver.ddo_model import Z_DECISION
 from mixer.solver.noise import LOF_ALPHA
 
 HELDOUT_Z_MAX = 3.0
-UNDETERMINED_SPAN = 0.5
+UNDETERMINED_SPAN = 0.25
+OUTSIDE_TOL = 1e-6
 MAX_FAILED_SHARE = 0.1
 
 
@@ -155,15 +163,85 @@ def ddo_verdict(est, held_out: HeldOut | None = None) -> Verdict:
     return Verdict(supported=not reasons, reasons=tuple(reasons))
 
 
-def autoscale_verdict(scale_verdicts: Mapping[str, Verdict], domains: Sequence[str],
+def outside(w: float, lo: float, hi: float) -> bool:
+    """`w` outside [lo, hi] by more than `OUTSIDE_TOL` (solver round-off is not a finding)."""
+    return lo == lo and not lo - OUTSIDE_TOL <= w <= hi + OUTSIDE_TOL
+
+
+def show_outside(w: float, lo: float, hi: float) -> tuple[str, str, str]:
+    """`w`, `lo`, `hi` with 4 significant digits, more where fewer would print `w` equal to the
+    bound it is outside of (a reason must not read "0.050, outside [0.050, 0.103]")."""
+    bound = lo if w < lo else hi
+    for digits in range(4, 13):
+        a, b = f"{w:.{digits}g}", f"{bound:.{digits}g}"
+        if a != b:
+            break
+    return a, f"{lo:.{digits}g}", f"{hi:.{digits}g}"
+
+
+@dataclass(frozen=True)
+class ScaleCheck:
+    """A scale left out of the AutoScale fit: the other scales' prediction of its weights against
+    its measured DDO optimum and 95 % interval. `predicted` is None when they cannot reach it."""
+    budget: int
+    domains: tuple[str, ...]
+    predicted: np.ndarray | None
+    measured: np.ndarray
+    intervals: Mapping[str, tuple[float, float]]
+    message: str = ""
+
+    @property
+    def inside(self) -> dict[str, bool | None]:
+        """{domain: predicted weight inside the DDO interval} (None: no interval or prediction)."""
+        if self.predicted is None:
+            return {d: None for d in self.domains}
+        out: dict[str, bool | None] = {}
+        for d, w in zip(self.domains, self.predicted):
+            lo, hi = self.intervals.get(d, (np.nan, np.nan))
+            out[d] = None if lo != lo else not outside(float(w), lo, hi)
+        return out
+
+    @property
+    def max_abs_diff(self) -> float | None:
+        return None if self.predicted is None else float(np.max(np.abs(self.predicted - self.measured)))
+
+    def to_json(self) -> dict[str, Any]:
+        pred = None if self.predicted is None else dict(zip(self.domains, map(float, self.predicted)))
+        return {"budget_tokens": self.budget, "predicted": pred,
+                "measured": dict(zip(self.domains, map(float, self.measured))),
+                "intervals": {d: [float(v[0]), float(v[1])] for d, v in self.intervals.items()},
+                "inside": self.inside, "max_abs_diff": self.max_abs_diff, "message": self.message}
+
+    def reasons(self) -> list[str]:
+        name = f"{self.budget:,}"
+        if self.predicted is None:
+            return [f"held-out scale {name}: the other scales cannot predict it ({self.message})"]
+        if not self.intervals:
+            return [f"held-out scale {name}: its DDO optimum has no interval to judge the prediction against; "
+                    "solve it with a bootstrap"]
+        out = []
+        for d, w, meas in zip(self.domains, self.predicted, self.measured):
+            lo, hi = self.intervals.get(d, (np.nan, np.nan))
+            if outside(float(w), lo, hi):
+                a, b, c = show_outside(float(w), lo, hi)
+                out.append(f"held-out scale {name}: the other scales predict {d!r} {a}, outside its DDO 95 % "
+                           f"interval [{b}, {c}] (measured {meas:.4g}); the trend does not carry to this scale")
+        return out
+
+
+def autoscale_verdict(scale_verdicts: Mapping[str, Verdict | None], domains: Sequence[str],
                       intervals: Mapping[str, tuple[float, float]], fitted_weights: np.ndarray | None = None,
                       scale_intervals: Sequence[Mapping[str, tuple[float, float]]] = (),
-                      scale_names: Sequence[str] = ()) -> Verdict:
+                      scale_names: Sequence[str] = (), held_out: ScaleCheck | None = None) -> Verdict:
     """The AutoScale checks: each scale supported, the trend through every scale's interval, the
-    extrapolated weights determined. `fitted_weights[s]` is the log-linear fit's weights at scale s."""
+    held-out scale predicted, the extrapolated weights determined. `fitted_weights[s]` is the
+    log-linear fit's weights at scale s."""
     reasons: list[str] = []
     for name, v in scale_verdicts.items():
-        if not v.supported:
+        if v is None:
+            reasons.append(f"scale {name}: DDO optimum not judged (no verdict in its weights.json); "
+                           "solve it again with `mixer solve ddo`")
+        elif not v.supported:
             reasons.append(f"scale {name}: DDO optimum unsupported ({'; '.join(v.reasons[:2])}"
                            f"{'; ...' if len(v.reasons) > 2 else ''})")
     if fitted_weights is not None and len(scale_intervals) >= 3:
@@ -171,12 +249,51 @@ def autoscale_verdict(scale_verdicts: Mapping[str, Verdict], domains: Sequence[s
             for j, d in enumerate(domains):
                 lo, hi = iv.get(d, (np.nan, np.nan))
                 w = float(fitted_weights[s, j])
-                if lo == lo and not lo - 1e-9 <= w <= hi + 1e-9:
-                    reasons.append(f"scale {name}: the log-linear trend gives {d!r} {w:.3f}, outside its DDO "
-                                   f"interval [{lo:.3f}, {hi:.3f}]; the optima disagree with one trend")
+                if outside(w, lo, hi):
+                    a, b, c = show_outside(w, lo, hi)
+                    reasons.append(f"scale {name}: the log-linear trend gives {d!r} {a}, outside its DDO "
+                                   f"interval [{b}, {c}]; the optima disagree with one trend")
+    if held_out is not None:
+        reasons += held_out.reasons()
     if not intervals:
         reasons.append("no interval on the extrapolated weights (the DDO inputs carry no bootstrap replicates)")
     for d, (lo, hi) in intervals.items():
         if hi - lo > UNDETERMINED_SPAN:
-            reasons.append(f"domain {d!r}: extrapolated weight undetermined, 95 % interval [{lo:.2f}, {hi:.2f}]")
+            reasons.append(f"domain {d!r}: extrapolated weight undetermined, 95 % interval [{lo:.2f}, {hi:.2f}] "
+                           f"spans more than {UNDETERMINED_SPAN:g}")
     return Verdict(supported=not reasons, reasons=tuple(reasons))
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Which weights the evidence favours at the target, and why."""
+    choice: str  # "autoscale", "direct-transfer" or "uniform"
+    weights: dict[str, float]
+    why: str
+
+    @property
+    def label(self) -> str:
+        """How to name the choice in a sentence ("... is the safer choice")."""
+        return {"autoscale": "AutoScale", "direct-transfer": "direct transfer (the largest scale's DDO weights)",
+                "uniform": "uniform"}[self.choice]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"choice": self.choice, "weights": dict(self.weights), "why": self.why}
+
+
+def recommend(autoscale: Verdict, autoscale_weights: Mapping[str, float], largest: Verdict | None,
+              largest_weights: Mapping[str, float], largest_name: str) -> Recommendation:
+    """AutoScale when its verdict is supported; else direct transfer of the largest scale's DDO
+    weights when that scale's verdict is supported; else uniform. Nothing cleverer: a choice
+    the runs do not support is not made better by weighing it against another."""
+    if autoscale.supported:
+        return Recommendation("autoscale", dict(autoscale_weights),
+                              "the AutoScale verdict is supported: every check passed")
+    if largest is not None and largest.supported:
+        return Recommendation("direct-transfer", dict(largest_weights),
+                              f"the AutoScale verdict is unsupported, the DDO optimum at the largest scale "
+                              f"({largest_name}) is supported: use it unchanged at the target")
+    domains = list(largest_weights or autoscale_weights)
+    why = ("neither the AutoScale extrapolation nor the DDO optimum at the largest scale "
+           f"({largest_name}) is supported by its runs")
+    return Recommendation("uniform", {d: 1 / len(domains) for d in domains}, why)

@@ -178,7 +178,9 @@ def _wrote(console, res) -> None:
 @click.option("--scales", required=True, help="Two or more small budgets, e.g. 2M,4M[,8M].")
 @click.option("--target", required=True, help="Target budget, e.g. 64M.")
 @click.option("--train-target", is_flag=True, help="Also train at --target with the predicted and uniform weights.")
-def autoscale_cmd(scales, target, train_target, **kw) -> None:
+@click.option("--validate-scale", default=None,
+              help="One of --scales, e.g. 4M (3+ scales): fit without it and check its prediction.")
+def autoscale_cmd(scales, target, train_target, validate_scale, **kw) -> None:
     """DDO at each --scales budget, AutoScale to --target -> OUT/weights.json."""
     from rich.console import Console
 
@@ -187,10 +189,11 @@ def autoscale_cmd(scales, target, train_target, **kw) -> None:
 
     budgets = [parse_count(s, "--scales") for s in scales.split(",")]
     n_target = parse_count(target, "--target")
+    held = None if validate_scale is None else parse_count(validate_scale, "--validate-scale")
     if kw.pop("show"):
-        return _show(kw, lambda cfg: plan_autoscale(cfg, budgets, n_target))
+        return _show(kw, lambda cfg: plan_autoscale(cfg, budgets, n_target, validate_scale=held))
     cfg = _config(kw)
-    res = loop_autoscale(cfg, budgets, n_target, train_target=train_target)
+    res = loop_autoscale(cfg, budgets, n_target, train_target=train_target, validate_scale=held)
     _finish(cfg.out)
     cols = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in res.scales}
     ivs = {f"DDO @ {format_count(r.budget_tokens)}": r.intervals for r in res.scales}
@@ -202,7 +205,9 @@ def autoscale_cmd(scales, target, train_target, **kw) -> None:
     for r in res.scales:
         if not r.verdict.supported:
             console.print(f"DDO @ {format_count(r.budget_tokens)}: unsupported", style="red")
-    print_verdict(console, res.verdict)
+    for note in res.notes:
+        console.print(note, soft_wrap=True, markup=False, highlight=False)
+    print_verdict(console, res.verdict, res.recommendation.label)
     if res.comparison:
         for name, c in res.comparison.items():
             console.print(f"{name:>10}: mean held-out loss {c['mean_loss']:.4f}, mean perplexity {c['mean_perplexity']:.2f}")

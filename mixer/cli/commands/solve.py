@@ -37,7 +37,16 @@ def _show(solution) -> None:
     if solution.verdict is not None:
         from mixer.cli.commands.loop import print_verdict
 
-        print_verdict(console, solution.verdict)
+        print_verdict(console, solution.verdict, **_fallback(solution))
+
+
+def _fallback(solution) -> dict:
+    """AutoScale names the choice it recommends instead; the others keep the default."""
+    if solution.recommended is None:
+        return {}
+    from mixer.solver.verdict import Recommendation
+
+    return {"fallback": Recommendation(solution.recommended, solution.recommended_weights or {}, "").label}
 
 
 def _runs(paths):
@@ -102,27 +111,37 @@ def _read_optimum(path: Path):
                         replicates=mw.provenance.get("bootstrap_weights") or [],
                         intervals={d: tuple(v) for d, v in mw.intervals.items()},
                         verdict=None if mw.verdict is None else Verdict(mw.verdict == "supported", tuple(mw.reasons)),
-                        metric=mw.provenance.get("metric"))
+                        metric=mw.provenance.get("metric"), floor=_floor(mw.provenance.get("floor")))
+
+
+def _floor(value) -> float | None:
+    """DDO's floor from its provenance: one weight for every domain (a per-domain mapping is not
+    one floor: AutoScale then holds nothing at a floor)."""
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 @command.command("autoscale")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--target", required=True, help="target budget in tokens, e.g. 10B")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--validate-scale", default=None,
+              help="One input's budget, e.g. 4M (3+ scales): fit without it and check its prediction.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws of DDO replicates per scale.")
 @click.option("--plots/--no-plots", default=True, show_default=True)
-def autoscale_cmd(inputs, target, out, plots) -> None:
-    """AutoScale: DDO weights.json at >= 2 scales -> weights at --target."""
+def autoscale_cmd(inputs, target, out, validate_scale, seed, plots) -> None:
+    """AutoScale: DDO weights.json at >= 2 scales -> weights at --target (any positive budget)."""
     from mixer.core.units import parse_count
     from mixer.solver.solutions import autoscale_solution
 
     n_target = parse_count(target, "--target")
+    held = None if validate_scale is None else parse_count(validate_scale, "--validate-scale")
     if len(inputs) < 2:
         raise MixerError("autoscale: give DDO weights.json files (or folders) at two or more scales")
     optima = [_read_optimum(Path(p)) for p in inputs]
     metrics = {o.metric for o in optima}
     prov = {"inputs": [o.source for o in sorted(optima, key=lambda o: o.budget_tokens)],
             "metric": metrics.pop() if len(metrics) == 1 else "mixed"}
-    _show(autoscale_solution(optima, n_target, out, provenance=prov, plots=plots))
+    _show(autoscale_solution(optima, n_target, out, provenance=prov, plots=plots, validate_scale=held, seed=seed))
 
 
 @command.command("regmix")
