@@ -72,7 +72,7 @@ def test_noise_larger_than_the_effects_is_unsupported():
     est = fitted(0.05, 3, n0=n0, b=b)
     v = ddo_verdict(est)
     assert not v.supported
-    assert any("within run-to-run noise" in r for r in v.reasons)
+    assert any("within the run-to-run noise" in r and "gain over uniform" in r for r in v.reasons)
     assert any(e.within_noise for e in est.effects_.values())
 
 

@@ -149,7 +149,7 @@ def reproduce_commands(config: DemoConfig, loop_cfg, raw: Path | None, corpus: P
     cmds.append(f"mixer loop autoscale --corpus {corpus} --out {loop_cfg.out} "
                 f"--scales {','.join(str(int(s)) for s in scales)} --target {int(target)} "
                 f"--seeds {loop_cfg.seeds} --factors {factors} --metric {loop_cfg.metric} --bootstrap {loop_cfg.n_bootstrap}"
-                + (" --grow-total" if not loop_cfg.keep_total else "")
+                + f" --total {'fixed' if loop_cfg.keep_total else 'grown'}"
                 + f" --eval-seqs {loop_cfg.train.eval_seqs} --max-epochs inf --seed {config.seed} "
                 f"--data-seed {config.seed}")
     cmds.append(f"mixer build-shards --corpus {corpus} --weights {Path(loop_cfg.out) / 'weights.json'} "

@@ -39,7 +39,8 @@ class LoopConfig:
     out: Path  # weights.json, plots and the run cache go here
     train: TrainSpec = field(default_factory=TrainSpec)  # model, preset, seeds, trainer settings
     factors: tuple[float, ...] = DEFAULTS.factors  # DDO perturbations of each domain's weight (authors: 3 and 1/5)
-    keep_total: bool = True  # True: others rescaled, budget fixed (§2.2); False: budget grows (Algorithm 1)
+    keep_total: bool = DEFAULTS.keep_total  # True: others rescaled, budget fixed (§2.2, biased); False: grown (Algorithm 1)
+    eval_domains: tuple[str, ...] | None = None  # held-out domains the objective averages (None: all)
     base_weights: dict[str, float] | None = None  # None: uniform
     form: str | None = None  # "shifted" | "plain"; None: shifted with >= 2 factors, plain with one
     units: str = DEFAULTS.units  # fit x = tokens/(N/m), y = L/L_base (the authors'), or "raw"
@@ -226,17 +227,19 @@ def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path]
     (`mixer.solver.solutions.ddo_solution`, the same path as `mixer solve ddo`); `held_out` runs are
     predicted, not fitted, and enter the verdict."""
     from mixer.solver.runs import group_ddo, read_run, read_runs
+    from mixer.solver.intervals import scale_seed
     from mixer.solver.solutions import ddo_solution
 
     run_paths = {s.name: paths[s.key()] for s in specs}
-    data = group_ddo(read_runs(list(run_paths.values())), metric=cfg.metric)
+    data = group_ddo(read_runs(list(run_paths.values())), metric=cfg.metric, eval_domains=cfg.eval_domains)
     checks = [read_run(paths[s.key()]) for s in held_out]
     floor = cfg.floor_uniform / len(data.domains) if cfg.floor_uniform else None
     prov = {"runs": {name: _relative(p, out) for name, p in run_paths.items()},
             "corpus_sha256": specs[0].corpus_sha256, "keep_total": cfg.keep_total, "train": cfg.train.to_json(),
-            "seeds": cfg.seeds}
+            "seeds": cfg.seeds, "eval_domains": None if cfg.eval_domains is None else list(cfg.eval_domains)}
     sol = ddo_solution(data, Path(out) / "weights.json", form=cfg.fit_form(), units=cfg.units, floor=floor,
-                       n_bootstrap=cfg.n_bootstrap, n_starts=cfg.n_starts, seed=cfg.train.seed, provenance=prov,
+                       n_bootstrap=cfg.n_bootstrap, n_starts=cfg.n_starts, provenance=prov,
+                       seed=scale_seed(cfg.train.seed, data.budget_tokens),  # independent streams per scale
                        plots=cfg.plots, hint="add a factor (--both-directions) or more budget", held_out=checks,
                        held_out_names=[s.name for s in held_out])
     return DDOLoopResult(weights=sol.weights, weights_path=sol.path, budget_tokens=data.budget_tokens,

@@ -43,8 +43,13 @@ def _common(f):
                      help="Bootstrap replicates for the weights' intervals."),
         click.option("--validate", type=int, default=DEFAULTS.validate, show_default=True,
                      help="Train N extra mixtures per budget, held out of the fit, and check its predictions."),
-        click.option("--grow-total", is_flag=True,
-                     help="Algorithm 1: keep the other domains' tokens (budget grows) instead of rescaling them."),
+        click.option("--total", "total", type=click.Choice(["grown", "fixed"]),
+                     default="fixed" if DEFAULTS.keep_total else "grown", show_default=True,
+                     help="grown: a perturbed run keeps the other domains' tokens (Algorithm 1; unbiased); fixed: "
+                          "rescales them to keep the budget (§2.2; each fit absorbs the others' changes: biased)."),
+        click.option("--eval-domains", default=None, metavar="A,B,...",
+                     help="Held-out domains whose mean metric the mixture optimises (default: every domain), "
+                          "e.g. the domains you care about, apart from those trained on."),
         click.option("--floor-uniform", type=float, default=DEFAULTS.floor_uniform, show_default=True,
                      help="Weight floor as a fraction of 1/m (the authors' 0.2; 0: none)."),
         *trainer_options(),
@@ -112,10 +117,23 @@ def _config(kw: dict):
                       eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"])
     train.train_config().resolve()  # a bad model/preset fails here, before any run
     return LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train, factors=factors,
-                      keep_total=not kw["grow_total"], floor_uniform=kw["floor_uniform"] or None,
+                      keep_total=kw["total"] == "fixed", floor_uniform=kw["floor_uniform"] or None,
+                      eval_domains=_eval_domains(kw["eval_domains"]),
                       metric=kw["metric"], seeds=kw["seeds"], validate=kw["validate"], n_bootstrap=kw["n_bootstrap"],
                       cache=kw["cache"], ray=kw["ray"], ray_cpus=kw["ray_cpus"], progress=not kw["quiet"],
                       reproduce=_reproduce(kw["out"]), batch_proxies=kw["batch_proxies"])
+
+
+def _eval_domains(text: str | None) -> tuple[str, ...] | None:
+    """--eval-domains a,b -> ("a", "b"); the names are checked against the runs' domains later."""
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        from mixer.core.errors import MixerError
+
+        raise MixerError(f"--eval-domains {text!r}: name one or more domains separated by commas")
+    return names
 
 
 def print_verdict(console, verdict, fallback: str = "uniform (or your base mixture)") -> None:
