@@ -172,8 +172,8 @@ def plan(domains: Sequence[str], budget_tokens: int, base_weights: Mapping[str, 
             new = f * w[d]
             if keep_total:
                 if new >= 1 and len(domains) > 1:
-                    raise ValueError(f"domain {d!r}: {f:g} x weight {w[d]:.4g} >= 1; use a smaller factor, or --grow-total "
-                                     "(keep_total=False: the other domains keep their tokens)")
+                    raise ValueError(f"domain {d!r}: factor {f:g} x weight {w[d]:.4g} >= 1 with fixed totals; use a "
+                                     "smaller factor, or --total grown (the other domains keep their tokens)")
                 rest = (1 - new) / (1 - w[d]) if len(domains) > 1 else 0.0
                 weights = {k: (new if k == d else w[k] * rest) for k in domains}
                 budget, total = int(budget_tokens), "fixed"

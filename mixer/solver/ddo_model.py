@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from mixer.solver.ddo import DDOResult, solve_ddo
-from mixer.solver.noise import Noise, domain_effects, lack_of_fit, lack_of_fit_test, measure_noise
+from mixer.solver.noise import ZERO_NOISE, Noise, domain_effects, lack_of_fit, lack_of_fit_test, measure_noise
 from mixer.solver.powerlaw import FORMS, PowerLawFit, fit_power_law, fit_power_law_batch, power_law_rows
 from mixer.solver.runs import DDOData, Run
 from mixer.solver.undertrained import tail_drop
@@ -144,11 +144,12 @@ def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, n
     m = len(domains)
     method, sigma = noise.source, noise.sigma
     nan = np.full(m, np.nan)
-    if sigma is None or not sigma > 0:
+    if sigma is None or not sigma > ZERO_NOISE:
         why = ("no interval: each fit interpolates its points exactly and the noise is unknown; "
                "repeat runs with other seeds (--seeds 2) or give noise") if sigma is None else \
-              ("no interval: the measured run-to-run noise is 0 (runs with other seeds gave identical losses), "
-               "so the spread of the answer cannot be judged; check that --seeds changes the model and data seeds")
+              (f"no interval: the run-to-run noise measured from {noise.source} is 0 (identical losses, or fits "
+               "through exact points), so the spread of the answer cannot be judged; check that --seeds changes "
+               "the model and data seeds")
         return Bootstrap(np.empty((0, m)), nan, nan, "none", why)
     if n_boot <= 0:
         return Bootstrap(np.empty((0, m)), nan, nan, "none", "bootstrap disabled")

@@ -30,6 +30,9 @@ from mixer.solver.runs import DDOData
 
 Z_SUPPORTED = 2.0  # |effect| / standard error below this: within noise (two-sided ~95 %)
 LOF_ALPHA = 0.01  # the lack-of-fit test's false-alarm rate
+# A noise below this (fit units: a fraction of the base metric) is zero up to rounding: runs that
+# did not differ, or fits through exact points. Nothing can be judged against it.
+ZERO_NOISE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ def lack_of_fit_test(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: 
     domain with more distinct points than parameters."""
     from scipy import stats
 
-    if noise.sigma is None or not noise.sigma > 0 or noise.source not in ("seeds", "given"):
+    if noise.sigma is None or not noise.sigma > ZERO_NOISE or noise.source not in ("seeds", "given"):
         return None
     ss, dof, per = 0.0, 0, {}
     for d, (x, y) in points.items():

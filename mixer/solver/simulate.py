@@ -164,7 +164,7 @@ class Setting:
     @property
     def name(self) -> str:
         extra = f", gain {self.gain:g}" if self.gain is not None else ""
-        total = ", fixed totals" if self.keep_total else ""
+        total = f", fixed totals, factors {', '.join(f'{f:.3g}' for f in self.factors)}" if self.keep_total else ""
         return f"{self.law}, m={self.m}, noise {self.noise:g}, seeds {self.seeds}{extra}{total}"
 
     def draw(self, rng: np.random.Generator) -> TrueLaw:

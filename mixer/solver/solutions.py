@@ -17,6 +17,7 @@ import numpy as np
 
 from mixer.core.errors import MixerError
 from mixer.formats.weights import MixtureWeights, save_weights
+from mixer.solver.ddo_model import Z_DECISION
 from mixer.solver.runs import DDOData, Run, mixture_table
 from mixer.solver.verdict import HeldOut, ScaleCheck, Verdict, autoscale_verdict, ddo_verdict, recommend
 
@@ -99,9 +100,10 @@ def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: floa
                "c": [f"{fits[d].c:.3g}" for d in data.domains],
                "fit rmse": [f"{fits[d].rmse:.2g}" + (" (interp.)" if fits[d].interpolates else "")
                             for d in data.domains],
-               "effect / noise": [("n/a" if est.effects_[d].z is None else f"{est.effects_[d].z:+.1f}")
+               "effect / noise": [("n/a" if est.effects_[d].z is None
+                                   else f"{est.effects_[d].z:+.1f} ({est.effects_[d].direction})")
                                   for d in data.domains]}
-    notes = tuple(f"warning: {w}" for w in est.warnings_)
+    notes = tuple(gain_lines(est)) + tuple(f"warning: {w}" for w in est.warnings_)
     if est.bootstrap_.method == "none":
         notes += (f"note: {est.bootstrap_.message}",)
     drawn: tuple[Path, ...] = ()
@@ -121,6 +123,20 @@ def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: floa
     return Solution(weights=weights, path=out, method="ddo", budget_tokens=data.budget_tokens, intervals=intervals,
                     provenance=prov, title=f"DDO at {data.budget_tokens:,} tokens ({form}, {units} units)",
                     columns=columns, notes=notes, plots=drawn, estimator=est, verdict=verdict)
+
+
+def gain_lines(est) -> list[str]:
+    """The decision in numbers: the predicted gain of the returned weights over each reference."""
+    out = []
+    for name, g in est.gains_.items():
+        what = "uniform" if name == "uniform" else "the base mixture"
+        if g.sd != g.sd:
+            out.append(f"predicted gain over {what}: {g.estimate:+.4g} of the base {est.metric_} (no interval)")
+        else:
+            out.append(f"predicted gain over {what}: {g.corrected:+.4g} of the base {est.metric_}, 95 % interval "
+                       f"[{g.low:+.4g}, {g.high:+.4g}] ({g.corrected / g.sd if g.sd > 0 else float('inf'):.1f} standard "
+                       f"errors; supported needs > {Z_DECISION:g})")
+    return out
 
 
 def autoscale_curve(fit, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

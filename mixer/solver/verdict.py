@@ -47,7 +47,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mixer.solver.ddo_model import Z_DECISION
-from mixer.solver.noise import LOF_ALPHA
+from mixer.solver.noise import LOF_ALPHA, ZERO_NOISE
 
 HELDOUT_Z_MAX = 3.0
 UNDETERMINED_SPAN = 0.25
@@ -119,7 +119,7 @@ def ddo_verdict(est, held_out: HeldOut | None = None) -> Verdict:
     if noise.sigma is None:
         reasons.append("run-to-run noise not measured: every fit passes exactly through its points, so nothing "
                        "tells an effect from chance; repeat the runs with other seeds (--seeds 2) or add factors")
-    elif not noise.sigma > 0:
+    elif not noise.sigma > ZERO_NOISE:
         reasons.append(f"run-to-run noise measured as 0 (from {noise.source}): repeats gave identical losses, so "
                        "nothing tells an effect from chance; check that the seeds change the model and data order")
     reasons += _gain_reasons(est)

@@ -203,3 +203,15 @@ def weights_table(title: str, columns: dict[str, dict[str, float]],
             cells.append(f"{col[d]:.3f}" + ("" if lo != lo else f" [{lo:.3f}, {hi:.3f}]"))
         table.add_row(d, *cells)
     return table
+
+
+def domain_list(text: str | None, option: str) -> tuple[str, ...] | None:
+    """"a,b" -> ("a", "b") (None stays None); the names are checked against the runs' domains later."""
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        from mixer.core.errors import MixerError
+
+        raise MixerError(f"{option} {text!r}: name one or more domains separated by commas")
+    return names

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (command_line, config_options, trainer_options, weights_table,
-                                        write_config)
+from mixer.cli.commands._options import (command_line, config_options, domain_list, trainer_options,
+                                        weights_table, write_config)
 from mixer.loop.defaults import DEFAULTS
 
 
@@ -118,22 +118,10 @@ def _config(kw: dict):
     train.train_config().resolve()  # a bad model/preset fails here, before any run
     return LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train, factors=factors,
                       keep_total=kw["total"] == "fixed", floor_uniform=kw["floor_uniform"] or None,
-                      eval_domains=_eval_domains(kw["eval_domains"]),
+                      eval_domains=domain_list(kw["eval_domains"], "--eval-domains"),
                       metric=kw["metric"], seeds=kw["seeds"], validate=kw["validate"], n_bootstrap=kw["n_bootstrap"],
                       cache=kw["cache"], ray=kw["ray"], ray_cpus=kw["ray_cpus"], progress=not kw["quiet"],
                       reproduce=_reproduce(kw["out"]), batch_proxies=kw["batch_proxies"])
-
-
-def _eval_domains(text: str | None) -> tuple[str, ...] | None:
-    """--eval-domains a,b -> ("a", "b"); the names are checked against the runs' domains later."""
-    if text is None:
-        return None
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
-        from mixer.core.errors import MixerError
-
-        raise MixerError(f"--eval-domains {text!r}: name one or more domains separated by commas")
-    return names
 
 
 def print_verdict(console, verdict, fallback: str = "uniform (or your base mixture)") -> None:
@@ -172,6 +160,10 @@ def ddo_cmd(tokens, **kw) -> None:
     total = len(res.runs) + len(res.held_out)
     held = f" + {len(res.held_out)} held out" if res.held_out else ""
     console.print(f"{len(res.runs)} runs{held}, {res.ran} trained now, {total - res.ran} from the cache")
+    from mixer.solver.solutions import gain_lines
+
+    for line in gain_lines(res.estimator):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     for w in res.estimator.warnings_:
         console.print(f"warning: {w}", soft_wrap=True, markup=False)
     held = res.held_out_check or {}

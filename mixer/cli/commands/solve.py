@@ -78,12 +78,16 @@ def command() -> None:
 @click.option("--noise", type=float, default=None, help="std of loss/base loss, when runs are not repeated")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--plots/--no-plots", default=True, show_default=True)
-def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstrap, noise, seed, plots) -> None:
+@click.option("--eval-domains", default=None, metavar="A,B,...",
+              help="held-out domains whose mean metric is optimised (default: every domain)")
+def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstrap, noise, seed, plots,
+            eval_domains) -> None:
     """DDO: base + perturbed runs of one scale -> optimal weights at that scale."""
+    from mixer.cli.commands._options import domain_list
     from mixer.solver.runs import group_ddo
     from mixer.solver.solutions import ddo_solution
 
-    data = group_ddo(_runs(runs), metric=metric)
+    data = group_ddo(_runs(runs), metric=metric, eval_domains=domain_list(eval_domains, "--eval-domains"))
     if floor is None and floor_uniform:
         floor = floor_uniform / len(data.domains)
     prov = {"runs": [r.path for r in data.base] + [r.path for d in data.domains for r in data.perturbed[d]],
@@ -184,3 +188,49 @@ def doremi_cmd(proxy_path, ref_path, out, eta, smoothing) -> None:
     from mixer.solver.solutions import doremi_solution
 
     _show(doremi_solution(read_run(proxy_path), read_run(ref_path), out, eta=eta, smoothing=smoothing))
+
+
+@command.command("power")
+@click.option("--domains", "m", type=click.IntRange(min=2), required=True, help="number of domains in the sweep")
+@click.option("--noise", type=float, required=True,
+              help="run-to-run std of the mean held-out metric, as a fraction of it (e.g. 0.005; the noise.sigma "
+                   "of an earlier weights.json's provenance)")
+@click.option("--gain", type=float, required=True,
+              help="the gain over uniform you expect the true optimum to have, as a fraction of the metric (e.g. 0.02)")
+@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--factors", default=",".join(repr(float(f)) for f in DEFAULTS.factors), show_default=True,
+              help="the sweep's perturbation factors (grown totals)")
+@click.option("--sweeps", type=click.IntRange(min=10), default=100, show_default=True,
+              help="simulated sweeps per row (more: tighter figures, longer)")
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=20), default=100, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def power_cmd(m, noise, gain, seeds, factors, sweeps, n_bootstrap, workers, seed) -> None:
+    """Size a DDO sweep before paying for it: simulate it from known laws (mixer.solver.simulate)
+    and print how often the verdict would say `supported`, with the true gain and with none."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mixer.solver.simulate import Setting, simulate_setting
+
+    try:
+        fs = tuple(float(x) for x in factors.split(","))
+    except ValueError:
+        raise MixerError(f"--factors {factors!r}: expected numbers separated by commas, e.g. 0.333,2,4") from None
+    if not (noise >= 0 and gain > 0):
+        raise MixerError(f"--noise {noise} / --gain {gain}: the noise must be >= 0 and the gain > 0")
+    rows = [("your gain", Setting("gain", m=m, noise=noise, seeds=seeds, gain=gain, factors=fs)),
+            ("no gain (identical domains)", Setting("identical", m=m, noise=noise, seeds=seeds, factors=fs))]
+    table = Table(title=f"{sweeps} simulated sweeps per row: {m} domains, {seeds} seeds, factors "
+                        f"{', '.join(f'{f:g}' for f in fs)} (grown totals), noise {noise:g}")
+    for col in ("true optimum", "supported", "gain's standard error", "gain / SE", "weight intervals cover"):
+        table.add_column(col, justify="right")
+    for label, setting in rows:
+        try:
+            s = simulate_setting(setting, sweeps, seed=seed, n_bootstrap=n_bootstrap, workers=workers)
+        except ValueError as exc:
+            raise MixerError(f"--gain {gain}: {exc}") from None
+        ratio = s.optimum_gain / s.gain_se if s.gain_se > 0 else float("nan")
+        table.add_row(label, f"{s.supported:.0%}", f"{s.gain_se:.3g}", f"{ratio:.1f}", f"{s.coverage:.0%}")
+    Console(width=140).print(table)
+    click.echo("supported >= 80 % of the time needs a gain of about 4 standard errors or more (docs/solver.md)")
