@@ -101,6 +101,7 @@ def fit_and_solve(points: Mapping[str, tuple[np.ndarray, np.ndarray]], total: fl
 # Grid starts a bootstrap replicate tries besides the warm start: a replicate warm-started alone
 # stays in the fitted curve's basin and understates the spread of the optimum.
 REPLICATE_STARTS = 2
+DRAW_NOISE = True  # draw each replicate's noise from the noise estimate's own uncertainty
 
 
 def residual_noise(points, fits, form: str) -> Noise:
@@ -155,7 +156,8 @@ def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, n
         return Bootstrap(np.empty((0, m)), nan, nan, "none", "bootstrap disabled")
     references = dict(references or {})
     rng = np.random.default_rng(seed)
-    sig = sigma * np.sqrt(noise.dof / rng.chisquare(noise.dof, n_boot)) if noise.dof > 0 else np.full(n_boot, sigma)
+    draws = rng.chisquare(noise.dof, n_boot) if noise.dof > 0 else None
+    sig = sigma * np.sqrt(noise.dof / draws) if draws is not None and DRAW_NOISE else np.full(n_boot, sigma)
     base_noise = rng.standard_normal((n_boot, n_base)) * sig[:, None]
     scale = 1.0 / (1.0 + base_noise.mean(axis=1)) if n_base and normalised else np.ones(n_boot)
     thetas = []
