@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import machine
+from mixer.solver import ddo_model, verdict  # noqa: F401  (loaded once: every worker runs the same code)
 from mixer.solver.simulate import Setting, Summary, simulate_setting
 
 RESULTS = Path(__file__).parent / "results"
