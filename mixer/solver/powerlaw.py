@@ -155,6 +155,8 @@ def fit_power_law(x, y, *, form: str = "shifted", n_starts: int | None = None, x
             return None
         return r if np.isfinite(r.cost) and np.all(np.isfinite(r.x)) else None
 
+    if x0 is None and len(starts) > POLISHED:
+        starts = _screen(x, y, form, starts)
     results = [r for r in map(solve, starts) if r is not None]
     if not results:
         raise ValueError("no start of the power-law fit converged (numeric failure)")
@@ -197,6 +199,25 @@ def fit_power_law(x, y, *, form: str = "shifted", n_starts: int | None = None, x
                        message=msg, iterations=int(best.nfev), residuals=resid, interpolates=interpolates,
                        ill_posed=bool(reasons), cov=cov, ambiguous=bool(alternatives),
                        alternatives=tuple(alternatives), flat=bool(flat_why))
+
+
+POLISHED = 6  # distinct local optima of the start grid that scipy polishes (see `_screen`)
+
+
+def _screen(x: np.ndarray, y: np.ndarray, form: str, starts: list[np.ndarray]) -> list[np.ndarray]:
+    """Every grid start run to its local optimum at once (`fit_power_law_batch`), then the
+    `POLISHED` best distinct optima (parameters differing by > 1 %) handed to scipy: the same basins
+    as polishing all 30 starts with scipy, at a fifth of the cost (the calibration runs ~10^5 fits)."""
+    thetas, costs = fit_power_law_batch(x, np.tile(y, (len(starts), 1)), form=form, theta0=np.array(starts), n_grid=0)
+    kept: list[np.ndarray] = []
+    for i in np.argsort(costs):
+        if not np.isfinite(costs[i]):
+            continue
+        if all(not np.allclose(thetas[i], k, rtol=1e-2, atol=1e-6) for k in kept):
+            kept.append(thetas[i])
+        if len(kept) == POLISHED:
+            break
+    return kept or starts
 
 
 def _round_sig(v: np.ndarray, digits: int = 6) -> np.ndarray:
