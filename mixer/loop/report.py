@@ -128,7 +128,8 @@ def _write(path: Path, text: str) -> Path:
 def _settings(cfg) -> str:
     t = cfg.train
     return (f"<p>{_e(t.model)} {_e(t.preset)} proxies; factors {', '.join(f'{f:g}' for f in cfg.factors)} per "
-            f"domain; {cfg.seeds} seed(s) per run; metric: held-out {_e(cfg.metric)}; "
+            f"domain ({'fixed' if cfg.keep_total else 'grown'} totals); {cfg.seeds} seed(s) per run; metric: held-out "
+            f"{_e(cfg.metric)} over {_e(', '.join(cfg.eval_domains) if cfg.eval_domains else 'every domain')}; "
             f"{cfg.validate} held-out mixture(s) per budget.</p>")
 
 
@@ -136,8 +137,12 @@ def _scale_sections(r, out: Path) -> list[str]:
     """One DDO scale: verdict, held-out check, fits, predicted vs measured, loss curves."""
     from mixer.solver.solutions import plot_path
 
+    from mixer.solver.solutions import gain_lines
+
     name = f"DDO at {r.budget_tokens:,} tokens"
-    return [f"<h2>{_e(name)}</h2>", _verdict(name, r.verdict), _held_out(name, r.held_out_check),
+    gains = "".join(f"<li>{_e(line)}</li>" for line in gain_lines(r.estimator)) if r.estimator is not None else ""
+    return [f"<h2>{_e(name)}</h2>", _verdict(name, r.verdict), f"<ul>{gains}</ul>" if gains else "",
+            _held_out(name, r.held_out_check),
             _img(plot_path(r.weights_path, "fits"), f"{name}: the power-law fit of every domain, with its optimum"),
             _img(plot_path(r.weights_path, "pred_vs_meas"), f"{name}: predicted against measured, held-out runs marked"),
             _curves(r.runs, r.budget_tokens),
