@@ -57,7 +57,9 @@ def test_sweep_writes_weights_on_the_simplex(sequential):
     # Every run folder: spec.json + run.json with the solver's provenance.
     for name, path in res.runs.items():
         run = json.loads(path.read_text())
-        assert run["provenance"]["run_name"] == name and run["budget_tokens"] == BUDGET
+        factor = run["provenance"]["factor"]
+        grown = BUDGET if factor is None else round(BUDGET * (1 + (factor - 1) / len(DOMAINS)))  # grown totals
+        assert run["provenance"]["run_name"] == name and run["budget_tokens"] == grown
         spec = json.loads((path.parent / "spec.json").read_text())
         assert path.parent.name.endswith("-" + spec["key"][:8]) and path.parent.parent.name == "8192"
 
@@ -211,7 +213,7 @@ def test_config_replays_the_run_exactly(cli_seeds, tmp_path):
     out, _ = cli_seeds
     text = (out / "loop.toml").read_text()
     for key in ("corpus", "tokens", "seeds = 2", "validate = 1", "bootstrap = 40", "floor-uniform = 0.2",
-                'metric = "perplexity"', "eval-seqs = 8", 'factors = "2,0.5"', "grow-total = false"):
+                'metric = "perplexity"', "eval-seqs = 8", 'factors = "2,0.5"', 'total = "grown"'):
         assert key in text, key
     before = (out / "weights.json").read_bytes()
     elsewhere = tmp_path / "cwd"

@@ -20,7 +20,7 @@ DDO (one scale), all of:
      a warning, not a reason: what matters is whether the decision survives it, and the
      bootstrap's refits carry that uncertainty into the gain's interval (a veto on it fired on
      most sweeps with a useless domain, whose right answer, its floor, was found);
-  5. the curves pass the lack-of-fit test against the seed-to-seed noise (p >= 0.01,
+  5. the curves pass the lack-of-fit test against the seed-to-seed noise (p >= 0.001,
      `mixer.solver.noise.lack_of_fit_test`);
   6. every weight and the gain have an interval, and at most `MAX_FAILED_SHARE` of the bootstrap
      replicates failed numerically;

@@ -203,7 +203,8 @@ def doremi_cmd(proxy_path, ref_path, out, eta, smoothing) -> None:
 @click.option("--sweeps", type=click.IntRange(min=10), default=100, show_default=True,
               help="simulated sweeps per row (more: tighter figures, longer)")
 @click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=20), default=100, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="processes simulating sweeps (the figures do not depend on it)")
 @click.option("--seed", type=int, default=0, show_default=True)
 def power_cmd(m, noise, gain, seeds, factors, sweeps, n_bootstrap, workers, seed) -> None:
     """Size a DDO sweep before paying for it: simulate it from known laws (mixer.solver.simulate)
