@@ -129,7 +129,7 @@ def test_cli_reuses_a_shared_cache(corpus, sequential, tmp_path):
 
 def test_factor_too_large_is_one_line(corpus, tmp_path):
     with pytest.raises(MixerError, match="smaller factor"):
-        loop_ddo(replace(config(corpus, tmp_path), factors=(3.0,)), BUDGET)
+        loop_ddo(replace(config(corpus, tmp_path), factors=(3.0,), keep_total=True), BUDGET)
 
 
 def test_ray_local_cluster_matches_sequential(corpus, sequential, tmp_path):

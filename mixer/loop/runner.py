@@ -99,7 +99,8 @@ class RunSpec:
         domain = prov.get("domain") if prov.get("domain") is not None else prov.get("mixture") or "all"
         factor = prov.get("factor")
         x = "x1" if factor is None else f"x{float(factor):.3g}"
-        return f"{exact_count(self.budget_tokens)}/{role}-{_token(str(domain))}-{x}-s{self.train.seed}-{self.key()[:8]}"
+        scale = prov.get("sweep_budget") or self.budget_tokens  # a grown run stays with its sweep
+        return f"{exact_count(int(scale))}/{role}-{_token(str(domain))}-{x}-s{self.train.seed}-{self.key()[:8]}"
 
 
 # provenance role -> the folder's first word

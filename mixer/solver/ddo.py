@@ -183,6 +183,8 @@ def plan(domains: Sequence[str], budget_tokens: int, base_weights: Mapping[str, 
                 budget, total = int(round(budget_tokens * grown)), "grown"
             s = sum(weights.values())
             weights = {k: v / s for k, v in weights.items()}
-            runs.append(PlannedRun(f"{d}-x{f:g}", weights, budget,
-                                   {"role": "perturbed", "domain": d, "factor": float(f), "total": total}))
+            prov = {"role": "perturbed", "domain": d, "factor": float(f), "total": total}
+            if total == "grown":
+                prov["sweep_budget"] = int(budget_tokens)  # the sweep's N (the run trains on more)
+            runs.append(PlannedRun(f"{d}-x{f:g}", weights, budget, prov))
     return runs
