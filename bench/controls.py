@@ -1,8 +1,8 @@
 """Controls of the DDO loop on real training, on CPU: one case where the right answer is known
 to be "this domain is useless", one where it is known to be "these two domains are the same".
 
-    python -m bench.controls            # about 25 minutes on 2 CPU cores
-    python -m bench.controls --quick    # a few minutes: fewer documents, smaller budgets
+    python -m bench.controls            # measured 21 minutes on 2 shared CPU cores (131k-token proxies)
+    python -m bench.controls --quick    # measured 14 minutes there: 300 documents per domain, 64k-token proxies
     python -m bench.controls --out DIR  # corpora, runs and weights under DIR (default work/bench-controls)
 
 Corpora (built once, cached under `--out`), all through the project's own writers:
