@@ -154,7 +154,7 @@ def split_domain(src: str | Path, out: str | Path, domain: str, *, seed: int = 0
                 halves[name][split] = SplitInfo(documents=len(idx), tokens=int(offsets[-1]), files=[rel])
         for name in names:
             domains[name] = DomainInfo(kind=manifest.domains[domain].kind, splits=halves[name],
-                                       report={"split_from": 0})
+                                       report={})
         if manifest.tokenizer.path:
             shutil.copyfile(src / manifest.tokenizer.path, tmp / manifest.tokenizer.path)
         rules = {**manifest.rules, "control": f"{domain} split at random (seed {seed}) into {names[0]}, {names[1]}"
