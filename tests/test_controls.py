@@ -77,7 +77,7 @@ def test_control_corpora_junk_and_halves(tmp_path):
 
 @pytest.fixture(scope="module")
 def quick_controls(tmp_path_factory):
-    """The benchmark's quick mode, run once for both tests (measured 14 minutes on 2 shared CPU cores)."""
+    """The benchmark's quick mode, run once for both tests (10 min 16 s on 2 CPU cores shared with other jobs)."""
     from bench.controls import ControlsConfig, run_controls
 
     return run_controls(ControlsConfig(out=tmp_path_factory.mktemp("controls"), quick=True, progress=False))
