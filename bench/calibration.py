@@ -27,7 +27,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 from bench.common import machine
 from mixer.solver import ddo_model, verdict  # noqa: F401  (loaded once: every worker runs the same code)

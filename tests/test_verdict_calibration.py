@@ -13,7 +13,7 @@ from mixer.loop.defaults import DEFAULTS
 from mixer.solver.ddo import plan
 from mixer.solver.ddo_model import DDO
 from mixer.solver.powerlaw import _round_sig, fit_power_law, power_law
-from mixer.solver.runs import Run, group_ddo
+from mixer.solver.runs import group_ddo
 from mixer.solver.simulate import (Setting, identical_law, random_law, simulate_setting, simulate_sweep,
                                    useless_law)
 from mixer.solver.verdict import ddo_verdict

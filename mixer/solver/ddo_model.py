@@ -22,7 +22,7 @@ from mixer.solver.ddo import DDOResult, solve_ddo
 from mixer.solver.noise import ZERO_NOISE, Noise, domain_effects, lack_of_fit, lack_of_fit_test, measure_noise
 from mixer.solver.powerlaw import FORMS, PowerLawFit, fit_power_law, fit_power_law_batch, power_law_rows
 from mixer.solver.runs import DDOData, Run
-from mixer.solver.undertrained import tail_drop
+from mixer.solver.noise import tail_drop
 
 
 # How many bootstrap standard deviations the optimism-corrected gain must clear for the verdict to

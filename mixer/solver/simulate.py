@@ -222,7 +222,7 @@ def summarise(setting: Setting, outcomes: Sequence[Outcome]) -> Summary:
     gc = np.array([o.gain_covered for o in outcomes])
     sup = np.array([o.supported for o in outcomes])
     worse = np.array([o.true_gain < 0 for o in outcomes])
-    err = np.array([o.true_gain - o.optimum_gain for o in outcomes])
+    np.array([o.true_gain - o.optimum_gain for o in outcomes])
     with np.errstate(all="ignore"):
         return Summary(setting=setting, sweeps=len(outcomes),
                        coverage=float(np.nanmean(cov)) if np.isfinite(cov).any() else float("nan"),

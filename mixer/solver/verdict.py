@@ -27,7 +27,7 @@ DDO (one scale), all of:
   7. held-out runs, when there are any, are predicted within `HELDOUT_Z_MAX` = 3 standard
      deviations of one run's noise;
   8. the proxies are not undertrained: the base runs' loss fell over their last fifth of steps
-     by less than the predicted gain (`mixer.solver.undertrained`).
+     by less than the predicted gain (`mixer.solver.noise.tail_drop`).
 AutoScale (several scales): every scale's DDO verdict is supported (a scale not judged is not);
 with three or more scales the log-linear fit passes through every scale's interval; a scale held
 out of the fit (`--validate-scale`), when given, is predicted inside its DDO interval; and no

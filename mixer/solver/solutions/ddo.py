@@ -1,0 +1,85 @@
+"""DDO at one scale: fit, solve, bootstrap, judge, write (and the gain lines people read)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mixer.core.errors import MixerError
+from mixer.solver.ddo_model import Z_DECISION
+from mixer.solver.runs import DDOData, Run
+from mixer.solver.verdict import HeldOut, ddo_verdict
+
+
+from mixer.solver.solutions.written import Solution, plot_path, write_solution
+
+
+def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: float | None = None,
+                 cap: float | None = None, n_bootstrap: int = 200, noise: float | None = None,
+                 n_starts: int | None = None, seed: int = 0, provenance: Mapping[str, Any] | None = None,
+                 plots: bool = True, hint: str = "", held_out: Sequence[Run] = (),
+                 held_out_names: Sequence[str] = ()) -> Solution:
+    """DDO at one scale: fit every domain's power law, solve, bootstrap, judge, write.
+    `held_out`: runs of other mixtures the fit does not see; their measured loss is compared with
+    the prediction (`mixer.solver.verdict`)."""
+    from mixer.solver.ddo_model import DDO
+
+    out = Path(out)
+    try:
+        est = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise,
+                  n_starts=n_starts, seed=seed).fit(data)
+    except ValueError as exc:
+        raise MixerError(f"{out}: DDO fit failed ({exc}){'; ' + hint if hint else ''}") from None
+    check = None
+    if held_out:
+        names = tuple(held_out_names) or tuple(Path(r.path).parent.name for r in held_out)
+        check = HeldOut(names=names, measured=est.measure_runs(held_out), predicted=est.predict_runs(held_out),
+                        sigma=est.noise_.sigma)
+    verdict = ddo_verdict(est, check)
+    prov = {**(provenance or {}), "factors": list(data.factors), "floor": floor, "cap": cap, **est.summary(),
+            "held_out": None if check is None else check.to_json()}
+    intervals = dict(est.intervals_)
+    weights = write_solution(out, est.weights_, "ddo", data.budget_tokens, prov, intervals, verdict)
+    fits = est.fits_
+    columns = {"n0": [f"{fits[d].n0:.3g}" for d in data.domains], "b": [f"{fits[d].b:.3g}" for d in data.domains],
+               "c": [f"{fits[d].c:.3g}" for d in data.domains],
+               "fit rmse": [f"{fits[d].rmse:.2g}" + (" (interp.)" if fits[d].interpolates else "")
+                            for d in data.domains],
+               "effect / noise": [("n/a" if est.effects_[d].z is None
+                                   else f"{est.effects_[d].z:+.1f} ({est.effects_[d].direction})")
+                                  for d in data.domains]}
+    notes = tuple(gain_lines(est)) + tuple(f"warning: {w}" for w in est.warnings_)
+    if est.bootstrap_.method == "none":
+        notes += (f"note: {est.bootstrap_.message}",)
+    drawn: tuple[Path, ...] = ()
+    if plots:
+        from mixer.solver.plots import plot_fits, plot_predicted_vs_measured
+
+        name = "perplexity" if data.metric == "perplexity" else "loss (nats/token)"
+        m = len(data.domains)
+        kw = ({"ylabel": f"held-out {name} relative to the base mixture", "tokens_per_unit": data.budget_tokens / m}
+              if units == "authors" else {"ylabel": f"mean held-out {name}", "tokens_per_unit": 1.0})
+        scale = f"{data.budget_tokens:,} tokens per proxy run"
+        drawn = (plot_fits(est.points_, fits, plot_path(out, "fits"), optimum=dict(zip(data.domains, est.result_.x)),
+                           title=f"DDO power-law fits, {scale} ({m} domains)", weights=weights, **kw),
+                 plot_predicted_vs_measured(est.predicted_, est.measured_, plot_path(out, "pred_vs_meas"),
+                                            held_out=None if check is None else (check.predicted, check.measured),
+                                            axis=kw["ylabel"], title=f"DDO fit at {scale}"))
+    return Solution(weights=weights, path=out, method="ddo", budget_tokens=data.budget_tokens, intervals=intervals,
+                    provenance=prov, title=f"DDO at {data.budget_tokens:,} tokens ({form}, {units} units)",
+                    columns=columns, notes=notes, plots=drawn, estimator=est, verdict=verdict)
+
+
+def gain_lines(est) -> list[str]:
+    """The decision in numbers: the predicted gain of the returned weights over each reference."""
+    out = []
+    for name, g in est.gains_.items():
+        what = "uniform" if name == "uniform" else "the base mixture"
+        if g.sd != g.sd:
+            out.append(f"predicted gain over {what}: {g.estimate:+.4g} of the base {est.metric_} (no interval)")
+        else:
+            out.append(f"predicted gain over {what}: {g.corrected:+.4g} of the base {est.metric_}, 95 % interval "
+                       f"[{g.low:+.4g}, {g.high:+.4g}] ({g.corrected / g.sd if g.sd > 0 else float('inf'):.1f} standard "
+                       f"errors; supported needs > {Z_DECISION:g})")
+    return out
+
+
