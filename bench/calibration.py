@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 
+import numpy as np
+
 from bench.common import machine
 from mixer.solver import ddo_model, verdict  # noqa: F401  (loaded once: every worker runs the same code)
 from mixer.solver.simulate import Setting, Summary, simulate_setting
@@ -67,6 +69,77 @@ def check(group: str, s: Summary) -> list[tuple[str, str, bool]]:
     return out
 
 
+# --- AutoScale ---------------------------------------------------------------------------------------
+# Theorem 1: for L = L0 + sum_i beta_i N_i^-gamma_i the optimum is N_i* = (beta_i gamma_i / lambda)^(1/(1+gamma_i)),
+# exactly log-linear across scales. "bent": gamma_i drifts with log scale, so it is not.
+AS_BETA, AS_GAMMA = np.array([1.0, 2.5, 0.8, 4.0]), np.array([0.3, 0.6, 0.2, 0.8])
+AS_DOMAINS = ["d0", "d1", "d2", "d3"]
+
+
+def _true_optimum(n: float, bend: float) -> np.ndarray:
+    from mixer.solver.numerics.root import bracketed_newton
+
+    gamma = AS_GAMMA * (1 + bend * np.log(n / 1e6))
+
+    def tokens(mu):
+        return (AS_BETA * gamma / np.exp(mu)) ** (1 / (1 + gamma))
+
+    mu, _ = bracketed_newton(lambda mu: (float(tokens(mu).sum() - n), np.nan), -300.0, 300.0, xtol=1e-16)
+    return tokens(mu)
+
+
+def autoscale_row(scales: int, bend: float, cases: int, *, sd: float = 0.03, n_rep: int = 200,
+                  seed: int = 0) -> dict:
+    """`cases` AutoScale problems: each scale's DDO optimum measured with independent relative
+    noise `sd` (its replicates drawn with the same spread, its verdict supported), extrapolated to
+    16x the first scale; the interval's coverage of the true target optimum, and how often the
+    verdict says supported while the extrapolated mixture's true loss at the target is no lower
+    than direct transfer's (the largest scale's weights) or uniform's."""
+    import tempfile
+
+    from mixer.solver.solutions import ScaleOptimum, autoscale_solution
+    from mixer.solver.verdict import Verdict
+
+    rng = np.random.default_rng([seed, scales, int(bend * 1000)])
+    budgets = [10**6 * 2 ** k for k in range(scales)]
+    target = 16 * 10**6
+    truth = _true_optimum(target, bend) / target
+    gamma_t = AS_GAMMA * (1 + bend * np.log(target / 1e6))
+
+    def loss(w: np.ndarray) -> float:   # the true loss at the target, up to L0
+        return float(np.sum(AS_BETA * (np.maximum(w, 1e-12) * target) ** (-gamma_t)))
+
+    hits, supported, wrong_supported = [], 0, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in range(cases):
+            optima = []
+            for b in budgets:
+                w = _true_optimum(b, bend) * np.exp(sd * rng.standard_normal(4))
+                w /= w.sum()
+                reps = w * np.exp(sd * rng.standard_normal((n_rep, 4)))
+                reps /= reps.sum(axis=1, keepdims=True)
+                lo, hi = np.quantile(reps, [0.025, 0.975], axis=0)
+                optima.append(ScaleOptimum(source=f"sim-{b}", budget_tokens=b, tokens=dict(zip(AS_DOMAINS, w * b)),
+                                           replicates=reps.tolist(), verdict=Verdict(True),
+                                           intervals={d: (float(a), float(c)) for d, a, c in zip(AS_DOMAINS, lo, hi)}))
+            sol = autoscale_solution(optima, target, Path(tmp) / "w.json", plots=False, seed=case)
+            hits += [sol.intervals[d][0] <= truth[j] <= sol.intervals[d][1] for j, d in enumerate(AS_DOMAINS)]
+            supported += sol.verdict.supported
+            auto = np.array([sol.weights[d] for d in AS_DOMAINS])
+            direct = np.array([optima[-1].tokens[d] for d in AS_DOMAINS]) / budgets[-1]
+            worse = loss(auto) >= min(loss(direct), loss(np.full(4, 0.25)))
+            wrong_supported += sol.verdict.supported and worse
+    return {"setting": f"AutoScale, {scales} scales, {'bent' if bend else 'exact'} law", "sweeps": cases,
+            "coverage": float(np.mean(hits)), "supported": supported / cases,
+            "supported_wrong": wrong_supported / cases}
+
+
+def autoscale_checks(row: dict) -> list[tuple[str, str, bool]]:
+    return [("coverage 90-98 %", f"{row['coverage']:.1%}", 0.90 <= row["coverage"] <= 0.98),
+            ("supported while no better than direct transfer or uniform <= 5 %", f"{row['supported_wrong']:.1%}",
+             row["supported_wrong"] <= 0.05)]
+
+
 def plot_power(rows: list[Summary], path: Path) -> Path:
     import matplotlib
 
@@ -97,6 +170,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--quick", action="store_true", help="fewer rows (for a smoke run)")
+    ap.add_argument("--part", choices=("all", "ddo", "autoscale"), default="all",
+                    help="which rows to run (one part replaces its rows in an existing --out)")
     ap.add_argument("--out", type=Path, default=RESULTS / "calibration.json")
     ap.add_argument("--plot", type=Path, default=RESULTS / "calibration_power.png")
     args = ap.parse_args(argv)
@@ -104,7 +179,7 @@ def main(argv=None) -> int:
     results, power, missed = [], [], 0
     t_all = time.perf_counter()
     print(f"{'group':<7} {'setting':<48} {'cover':>6} {'width':>6} {'supp':>6} {'worse':>6} {'g/SE':>6} {'err':>7}  time")
-    for group, setting in settings(args.quick):
+    for group, setting in settings(args.quick) if args.part != "autoscale" else ():
         t0 = time.perf_counter()
         s = simulate_setting(setting, args.sweeps, n_bootstrap=args.bootstrap, workers=args.workers)
         dt = time.perf_counter() - t0
@@ -119,9 +194,26 @@ def main(argv=None) -> int:
                         "targets": [{"target": n, "figure": f, "met": ok} for n, f, ok in targets]})
         if group == "power":
             power.append(s)
+    for scales in (2, 3) if args.part != "ddo" else ():
+        for bend in (0.0, 0.3):
+            t0 = time.perf_counter()
+            row = autoscale_row(scales, bend, args.sweeps)
+            print(f"autoscale {row['setting']:<46} cover {row['coverage']:.1%}  supported {row['supported']:.1%}  "
+                  f"supported but wrong {row['supported_wrong']:.1%}  {time.perf_counter() - t0:.0f} s", flush=True)
+            targets = autoscale_checks(row)
+            for name, fig, ok in targets:
+                missed += not ok
+                print(f"        {name}: {fig} {'met' if ok else 'MISSED'}", flush=True)
+            results.append({"group": "autoscale", **row, "targets": [{"target": n, "figure": f, "met": ok}
+                                                                      for n, f, ok in targets]})
     record = {"sweeps": args.sweeps, "bootstrap": args.bootstrap, "quick": args.quick, "rows": results,
               "missed": missed, "seconds": time.perf_counter() - t_all, "machine_before": before,
               "machine_after": machine({"workers": args.workers})}
+    if args.part != "all" and args.out.exists():   # keep the other part's rows
+        old = json.loads(args.out.read_text())
+        keep = [r for r in old["rows"] if (r["group"] == "autoscale") == (args.part == "ddo")]
+        record["rows"] = keep + results if args.part == "autoscale" else results + keep
+        record["missed"] = sum(not t["met"] for r in record["rows"] for t in r["targets"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1, default=float) + "\n")
     if power:
