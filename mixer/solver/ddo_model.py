@@ -259,7 +259,8 @@ class DDO:
         self.eval_domains_ = data.eval_domains
         self.x_base_ = np.array([np.mean([r.tokens_per_domain[d] for r in data.base]) for d in domains]) / unit_x
         references = {"uniform": np.full(len(domains), total / len(domains))}
-        if np.max(np.abs(self.x_base_ / self.x_base_.sum() - 1 / len(domains))) > 1e-3:
+        planned = np.array([data.base[0].weights.get(d, 0.0) for d in domains])  # realised tokens round
+        if np.max(np.abs(planned / planned.sum() - 1 / len(domains))) > 1e-6:
             references["base"] = self.x_base_ * (total / self.x_base_.sum())
         self.bootstrap_ = bootstrap_weights(self.points_, self.fits_, total, form=self.form, lower=lower,
                                             upper=upper, n_boot=self.n_bootstrap, noise=self.noise_, seed=self.seed,

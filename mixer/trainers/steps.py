@@ -81,6 +81,9 @@ def run_steps(engine: Engine, iterators: Sequence[Iterator[Mapping[str, torch.Te
     """Step from `state.step` to `steps`, then evaluate at the last step if it has not been."""
     accum, bert = preset.grad_accum, preset.model == "bert"
     K = len(iterators)
+    # At least ~20 points on every training curve: the solver reads a proxy's last fifth of steps
+    # to tell whether it is still learning, which 4 points of a 31-step run cannot say.
+    log_every = max(1, min(cfg.log_every, steps // 20))
     while state.step < steps:
         t_step = time.perf_counter()
         step_sums = torch.zeros_like(state.interval)
@@ -106,7 +109,7 @@ def run_steps(engine: Engine, iterators: Sequence[Iterator[Mapping[str, torch.Te
         state.step += 1
         state.interval += step_sums
         engine.after_step(state.step, step_sums)
-        if state.step % cfg.log_every == 0 or state.step == steps:
+        if state.step % log_every == 0 or state.step == steps:
             engine.reduce(state.interval)
             rows = state.interval.tolist()  # one device sync per log point: train_time catches up with the GPU
             for curve, (sums, counts) in zip(state.curves, rows):
