@@ -164,17 +164,47 @@ def plot_power(rows: list[Summary], path: Path) -> Path:
     return path
 
 
+def markdown(record: dict) -> str:
+    """The results as the table docs/solver.md shows."""
+    head = ("| rows | setting | sweeps | weight intervals cover | mean width | supported | supported but worse "
+            "than uniform | true gain / SE | mean max weight error |\n|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in record["rows"]:
+        if r["group"] == "autoscale":
+            continue
+        pct = (lambda v: "n/a" if v != v else f"{v:.1%}")
+        num = (lambda v, f: "n/a" if v is None or v != v else format(v, f))
+        lines.append(f"| {r['group']} | {r['setting']} | {r['sweeps']} | {pct(r['coverage'])} | "
+                     f"{num(r['mean_width'], '.3f')} | {pct(r['supported'])} | {pct(r['supported_worse'])} | "
+                     f"{num(r['gain_over_se'], '.1f')} | {num(r['mean_error'], '.3f')} |")
+    auto = [r for r in record["rows"] if r["group"] == "autoscale"]
+    if auto:
+        lines += ["", "| AutoScale setting | cases | target intervals cover | supported | supported while no better "
+                  "than direct transfer or uniform |", "|---|---|---|---|---|"]
+        lines += [f"| {r['setting']} | {r['sweeps']} | {r['coverage']:.1%} | {r['supported']:.1%} | "
+                  f"{r['supported_wrong']:.1%} |" for r in auto]
+    targets = [(r["setting"], t) for r in record["rows"] for t in r["targets"]]
+    missed = [f"{name}: {t['target']} ({t['figure']})" for name, t in targets if not t["met"]]
+    lines += ["", f"{len(targets) - len(missed)} of {len(targets)} target checks met."]
+    lines += [f"MISSED: {m}" for m in missed]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sweeps", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--quick", action="store_true", help="fewer rows (for a smoke run)")
+    ap.add_argument("--table", action="store_true", help="print --out's results as a markdown table and stop")
     ap.add_argument("--part", choices=("all", "ddo", "autoscale"), default="all",
                     help="which rows to run (one part replaces its rows in an existing --out)")
     ap.add_argument("--out", type=Path, default=RESULTS / "calibration.json")
     ap.add_argument("--plot", type=Path, default=RESULTS / "calibration_power.png")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(args.out.read_text())))
+        return 0
     before = machine({"workers": args.workers})
     results, power, missed = [], [], 0
     t_all = time.perf_counter()
