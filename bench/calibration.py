@@ -140,20 +140,22 @@ def autoscale_checks(row: dict) -> list[tuple[str, str, bool]]:
              row["supported_wrong"] <= 0.05)]
 
 
-def plot_power(rows: list[Summary], path: Path) -> Path:
+def plot_power(rows: list[dict], path: Path) -> Path:
+    """Share supported against the true gain in standard errors, from the power rows' records."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = [s.optimum_gain / s.gain_se for s in rows]
-    y = [s.supported for s in rows]
+    x = [r["gain_over_se"] for r in rows]
+    y = [r["supported"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(x, y, "o-", label=f"measured ({rows[0].sweeps} simulated sweeps per point)")
+    ax.plot(x, y, "o-", label=f"measured ({rows[0]['sweeps']} simulated sweeps per point)")
     ax.axhline(0.8, ls="--", c="gray", lw=1, label="target: 80 % at 4 standard errors")
     ax.axhline(0.05, ls=":", c="gray", lw=1, label="target: 5 % at 1 standard error or less")
     ax.axvline(4, ls="--", c="gray", lw=0.5)
-    ax.set_xscale("log")
+    ax.set_xlim(0, max(x) * 1.05)
+    ax.set_ylim(0, 1.02)
     ax.set_xlabel("true gain of the optimum over uniform, in standard errors of the fitted gain")
     ax.set_ylabel("share of sweeps the verdict calls supported")
     ax.set_title("DDO verdict power (3 domains, 2 seeds, noise 1 % of the loss)")
@@ -203,7 +205,9 @@ def main(argv=None) -> int:
     ap.add_argument("--plot", type=Path, default=RESULTS / "calibration_power.png")
     args = ap.parse_args(argv)
     if args.table:
-        print(markdown(json.loads(args.out.read_text())))
+        record = json.loads(args.out.read_text())
+        print(markdown(record))
+        plot_power([r for r in record["rows"] if r["group"] == "power"], args.plot)
         return 0
     before = machine({"workers": args.workers})
     results, power, missed = [], [], 0
@@ -223,7 +227,7 @@ def main(argv=None) -> int:
         results.append({"group": group, **s.to_json(), "gain_over_se": ratio, "seconds": dt,
                         "targets": [{"target": n, "figure": f, "met": ok} for n, f, ok in targets]})
         if group == "power":
-            power.append(s)
+            power.append(results[-1])
     for scales in (2, 3) if args.part != "ddo" else ():
         for bend in (0.0, 0.3):
             t0 = time.perf_counter()

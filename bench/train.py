@@ -171,7 +171,8 @@ def sweep(args) -> None:
         corpus = write_skewed_corpus(Path(tmp) / "corpus", {d: rng.integers(100, 500, 400) for d in domains},
                                      {d: rng.integers(100, 500, 8) for d in domains}, vocab_size=50257)
         train = TrainSpec(model="gpt2", preset="tiny", eval_seqs=8, threads=args.threads, device=args.device)
-        cfg = LoopConfig(corpus=corpus, out=Path(tmp) / "o", train=train, factors=(2.0, 0.5), progress=False)
+        cfg = LoopConfig(corpus=corpus, out=Path(tmp) / "o", train=train, factors=(2.0, 0.5), keep_total=True,
+                         progress=False)  # equal budgets: the batched side trains them together
         specs = plan_sweep(cfg, args.budget)[: args.sweep]
         stacked = [replace(s, train=replace(s.train, trainer="stacked")) for s in specs]
         # Three ways to the same run.json files: the default trainer one by one (what a sweep did

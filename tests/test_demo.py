@@ -26,7 +26,7 @@ def corpus(tmp_path_factory):
 
 def test_demo_loop_autoscale_and_shards(corpus, tmp_path):
     res = run_demo(DemoConfig(out=tmp_path / "demo", corpus=corpus, quick=True, scales=(4096, 8192), progress=False))
-    assert res.runs_trained == 36  # 2 seeds x (base + 4 domains x 2 factors) at each of two scales
+    assert res.runs_trained == 52  # 2 seeds x (base + 4 domains x 3 factors) at each of two scales
     assert list(res.weights) == ["DDO @ 4.1k", "DDO @ 8.19k", "AutoScale @ 65.5k"]
     auto = json.loads(res.steps["weights"].read_text())
     assert auto["method"] == "autoscale" and auto["budget_tokens"] == 8 * 8192

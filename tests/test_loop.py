@@ -339,3 +339,19 @@ def test_autoscale_show_and_config(corpus, sequential, tmp_path):
     assert "7 finished, 7 missing, 0 partial of 14 planned runs; nothing trained" in r.output
     assert " 8192/base-all-x1-s0-" in r.output and " 12288/perturb-c-x0.5-s0-" in r.output
     assert not (tmp_path / "as").exists()
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_readme_loop_line_runs_with_its_defaults(tmp_path, m):
+    """The README's `mixer loop ddo` line exited 2 on three domains with the defaults (factor 3 x
+    weight 1/3 >= 1 under fixed totals). With the default design (grown totals, factors 1/3, 2, 4)
+    it runs on 2 and 3 domains: 1 + 3m runs, four points per domain."""
+    corpus = random_skewed_corpus(tmp_path / "c", tuple("ab" if m == 2 else "abc"), 60, 8)
+    out = tmp_path / "o"
+    res = CliRunner().invoke(main, ["loop", "ddo", "--corpus", str(corpus), "--model", "gpt2", "--preset", "tiny",
+                                    "--tokens", "4k", "--out", str(out), "--eval-seqs", "4", "--bootstrap", "20",
+                                    "--quiet"])
+    assert res.exit_code == 0, res.output
+    w = json.loads((out / "weights.json").read_text())
+    assert len(w["provenance"]["runs"]) == 1 + 3 * m and "gain" in w["provenance"]
+    assert "verdict:" in res.output and "predicted gain over uniform" in res.output

@@ -27,7 +27,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def config(corpus: Path, out: Path, **kw) -> LoopConfig:
     return LoopConfig(corpus=corpus, out=out, train=TrainSpec(model="gpt2", preset="tiny", eval_seqs=8),
-                      factors=(2.0, 0.5), n_bootstrap=0, plots=False, progress=False, **kw)
+                      factors=(2.0, 0.5), n_bootstrap=0, plots=False, progress=False, keep_total=True, **kw)
 
 
 def test_batched_sweep_equals_one_by_one(corpus, tmp_path):
@@ -58,7 +58,7 @@ def test_batched_runs_have_their_own_cache_keys(corpus, tmp_path):
 
 def test_cli_batch_proxies(corpus, tmp_path):
     res = CliRunner().invoke(main, ["loop", "ddo", "--corpus", str(corpus), "--tokens", str(BUDGET), "--out",
-                                    str(tmp_path / "o"), "--factors", "2", "--batch-proxies", "4", "--quiet",
+                                    str(tmp_path / "o"), "--factors", "2", "--total", "fixed", "--batch-proxies", "4", "--quiet",
                                     "--eval-seqs", "8", "--bootstrap", "0"])
     assert res.exit_code == 0, res.output
     specs = [json.loads(p.read_text()) for p in (tmp_path / "o" / "runs").glob("*/*/spec.json")]
@@ -68,14 +68,14 @@ def test_cli_batch_proxies(corpus, tmp_path):
 def test_cli_batch_proxies_bert_equals_one_by_one(corpus, tmp_path):
     """`--model bert`: the 4 runs of a DDO sweep (1 + 3 domains x factor 2) trained 2 at a time
     give the run.json losses, bit for bit, of the same runs trained one by one."""
-    args = ["loop", "ddo", "--corpus", str(corpus), "--tokens", str(BUDGET), "--factors", "2", "--quiet",
+    args = ["loop", "ddo", "--corpus", str(corpus), "--tokens", str(BUDGET), "--factors", "2", "--total", "fixed", "--quiet",
             "--eval-seqs", "8", "--bootstrap", "0", "--model", "bert", "--preset", "tiny"]
     res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o"), "--batch-proxies", "2"])
     assert res.exit_code == 0, res.output
     runs = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "o" / "runs").glob("*/*/run.json")}
     assert len(runs) == 4
     assert all(r["model"] == "bert" and r["provenance"]["proxies_together"] == 2 for r in runs.values())
-    alone = loop_ddo(LoopConfig(corpus=corpus, out=tmp_path / "s", factors=(2.0,), n_bootstrap=0, plots=False,
+    alone = loop_ddo(LoopConfig(corpus=corpus, out=tmp_path / "s", factors=(2.0,), keep_total=True, n_bootstrap=0, plots=False,
                                 progress=False, batch_proxies=2,
                                 train=TrainSpec(model="bert", preset="tiny", eval_seqs=8)),
                      BUDGET, backend=sequential_backend)
