@@ -346,7 +346,7 @@ def test_readme_loop_line_runs_with_its_defaults(tmp_path, m):
     """The README's `mixer loop ddo` line exited 2 on three domains with the defaults (factor 3 x
     weight 1/3 >= 1 under fixed totals). With the default design (grown totals, factors 1/3, 2, 4)
     it runs on 2 and 3 domains: 1 + 3m runs, four points per domain."""
-    corpus = random_skewed_corpus(tmp_path / "c", tuple("ab" if m == 2 else "abc"), 60, 8)
+    corpus = random_skewed_corpus(tmp_path / "c", tuple("ab" if m == 2 else "abc"), 150, 8)
     out = tmp_path / "o"
     res = CliRunner().invoke(main, ["loop", "ddo", "--corpus", str(corpus), "--model", "gpt2", "--preset", "tiny",
                                     "--tokens", "4k", "--out", str(out), "--eval-seqs", "4", "--bootstrap", "20",
