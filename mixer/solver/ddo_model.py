@@ -58,6 +58,16 @@ class Gain:
     def clears(self) -> bool:
         return bool(self.corrected - Z_DECISION * self.sd > 0)
 
+    @property
+    def against(self) -> str:
+        return "uniform" if self.reference == "uniform" else "the base mixture"
+
+    def describe(self, metric: str) -> str:
+        """"+0.021 of the base perplexity, 95 % interval [+0.008, +0.034]" (or no interval)."""
+        if self.sd != self.sd:
+            return f"{self.estimate:+.4g} of the base {metric} (no interval)"
+        return f"{self.corrected:+.4g} of the base {metric}, 95 % interval [{self.low:+.4g}, {self.high:+.4g}]"
+
     def to_json(self) -> dict:
         return {"reference": self.reference, "estimate": self.estimate, "corrected": self.corrected, "sd": self.sd,
                 "interval": [self.low, self.high], "z_decision": Z_DECISION, "clears": self.clears}

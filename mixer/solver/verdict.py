@@ -100,15 +100,13 @@ class HeldOut:
 
 def _gain_reasons(est) -> list[str]:
     out = []
-    for name, g in est.gains_.items():
-        what = "uniform" if name == "uniform" else "the base mixture"
+    for g in est.gains_.values():
         if g.sd != g.sd:
-            out.append(f"no interval on the predicted gain over {what}, so it cannot be told from noise")
+            out.append(f"no interval on the predicted gain over {g.against}, so it cannot be told from noise")
         elif not g.clears:
-            out.append(f"the predicted gain over {what} is {g.corrected:+.3g} of the base {est.metric_} (95 % interval "
-                       f"[{g.low:+.3g}, {g.high:+.3g}]), less than {Z_DECISION:g} of its standard errors "
-                       f"({g.sd:.2g}): within the run-to-run noise; use larger perturbations, longer proxies or more "
-                       "seeds (`mixer solve power` sizes a sweep)")
+            out.append(f"the predicted gain over {g.against} is {g.describe(est.metric_)}: less than {Z_DECISION:g} "
+                       f"of its standard errors ({g.sd:.2g}), within the run-to-run noise; use larger perturbations, "
+                       "longer proxies or more seeds (`mixer solve power` sizes a sweep)")
     return out
 
 

@@ -72,14 +72,11 @@ def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: floa
 def gain_lines(est) -> list[str]:
     """The decision in numbers: the predicted gain of the returned weights over each reference."""
     out = []
-    for name, g in est.gains_.items():
-        what = "uniform" if name == "uniform" else "the base mixture"
-        if g.sd != g.sd:
-            out.append(f"predicted gain over {what}: {g.estimate:+.4g} of the base {est.metric_} (no interval)")
-        else:
-            out.append(f"predicted gain over {what}: {g.corrected:+.4g} of the base {est.metric_}, 95 % interval "
-                       f"[{g.low:+.4g}, {g.high:+.4g}] ({g.corrected / g.sd if g.sd > 0 else float('inf'):.1f} standard "
-                       f"errors; supported needs > {Z_DECISION:g})")
+    for g in est.gains_.values():
+        line = f"predicted gain over {g.against}: {g.describe(est.metric_)}"
+        if g.sd == g.sd:
+            line += f" ({g.corrected / g.sd if g.sd > 0 else float('inf'):.1f} standard errors; supported needs > {Z_DECISION:g})"
+        out.append(line)
     return out
 
 
