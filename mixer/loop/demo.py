@@ -5,10 +5,10 @@
 3. AutoScale from those two optima to a budget 8x the larger one;
 4. build shards of that mixture at the target (`mixer.shards.write`), ready for `mixer train --shards`.
 
-Settings are the loop's shared defaults (`mixer.loop.defaults`: factors x3 and x1/3, the
+Settings are the loop's shared defaults (`mixer.loop.defaults`: grown totals, factors x1/3, x2, x4, the
 perplexity metric, the authors' floor, eval size) with two seeds per run, so the noise is
 measured and every weight has an interval and a verdict. Sizes (2 CPU cores): the full demo takes
-DDO at 64k and 128k tokens (2 seeds x (base + 2 factors x 5 domains): 44 runs) to a 1M-token
+DDO at 64k and 128k tokens (2 seeds x (base + 3 factors x 5 domains): 64 runs) to a 1M-token
 target; `quick=True` reads 300 documents per domain and takes DDO at 16k and 32k tokens. The proxies
 are tiny GPT-2s: the corpus is tokenized with a small byte-level BPE trained on it
 (`tokenizer="train"`, 2,048 ids), since a 50k-id output layer would dominate a 64-wide model's
