@@ -87,7 +87,7 @@ def test_noisy_fits_with_residuals_are_rarely_called_ambiguous():
 
 def test_a_domain_that_hurts_is_named_as_hurting_not_as_an_effect():
     """The effect check used |z|: a domain whose tokens raise the loss significantly passed it."""
-    law = dataclasses.replace(random_law(3, np.random.default_rng(1)))
+    law = random_law(3, np.random.default_rng(1))
     runs = sweep(law, noise=0.002)
     bad = [dataclasses.replace(r, final_loss={d: v + 0.3 * r.tokens_per_domain["d0"] / 1e6 for d, v in r.final_loss.items()})
            for r in runs]

@@ -83,11 +83,6 @@ def _plan(cfg: LoopConfig, scales: Sequence[int], target: int, validate_scale: i
     return scales, per_scale, checks
 
 
-def _floor(cfg: LoopConfig, weights: dict[str, float]) -> float | None:
-    """The weight floor the sweep gave DDO (`solve_runs`): `floor_uniform` of uniform."""
-    return cfg.floor_uniform / len(weights) if cfg.floor_uniform else None
-
-
 def plan_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int,
                    validate_scale: int | None = None) -> list[RunSpec]:
     """Every run of every scale's sweep (fitted and held out); the target runs of `train_target`
@@ -112,7 +107,7 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
                     for s in scales)
     optima = [ScaleOptimum(source=str(r.weights_path), budget_tokens=s, tokens=r.tokens,
                            replicates=r.estimator.bootstrap_.samples.tolist(), intervals=r.intervals,
-                           verdict=r.verdict, metric=cfg.metric, floor=_floor(cfg, r.weights))
+                           verdict=r.verdict, metric=cfg.metric, floor=cfg.floor(len(r.weights)))
               for s, r in zip(scales, results)]
     prov = {"scales": {format_count(s): str(r.weights_path.relative_to(out)) for s, r in zip(scales, results)},
             "ddo_weights": {format_count(s): r.weights for s, r in zip(scales, results)},

@@ -63,6 +63,10 @@ class LoopConfig:
         if self.batch_proxies and self.train.trainer != "stacked":  # batched runs are the stacked trainer's
             object.__setattr__(self, "train", replace(self.train, trainer="stacked"))
 
+    def floor(self, m: int) -> float | None:
+        """DDO's weight floor on `m` domains: `floor_uniform` of the uniform share (None: none)."""
+        return self.floor_uniform / m if self.floor_uniform else None
+
     @property
     def cache_dir(self) -> Path:
         return Path(self.cache) if self.cache is not None else Path(self.out) / "runs"
@@ -233,7 +237,7 @@ def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path]
     run_paths = {s.name: paths[s.key()] for s in specs}
     data = group_ddo(read_runs(list(run_paths.values())), metric=cfg.metric, eval_domains=cfg.eval_domains)
     checks = [read_run(paths[s.key()]) for s in held_out]
-    floor = cfg.floor_uniform / len(data.domains) if cfg.floor_uniform else None
+    floor = cfg.floor(len(data.domains))
     prov = {"runs": {name: _relative(p, out) for name, p in run_paths.items()},
             "corpus_sha256": specs[0].corpus_sha256, "keep_total": cfg.keep_total, "train": cfg.train.to_json(),
             "seeds": cfg.seeds, "eval_domains": None if cfg.eval_domains is None else list(cfg.eval_domains)}

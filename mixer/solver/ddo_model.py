@@ -19,10 +19,10 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from mixer.solver.ddo import DDOResult, solve_ddo
-from mixer.solver.noise import ZERO_NOISE, Noise, domain_effects, lack_of_fit, lack_of_fit_test, measure_noise
+from mixer.solver.noise import (ZERO_NOISE, Noise, domain_effects, lack_of_fit, lack_of_fit_test, measure_noise,
+                                tail_drop)
 from mixer.solver.powerlaw import FORMS, PowerLawFit, fit_power_law, fit_power_law_batch, power_law_rows
 from mixer.solver.runs import DDOData, Run
-from mixer.solver.noise import tail_drop
 
 
 # How many bootstrap standard deviations the optimism-corrected gain must clear for the verdict to
@@ -81,7 +81,6 @@ class Bootstrap:
     method: str                   # the noise source: "seeds", "given", "residuals" or "none"
     message: str
     optimism: dict[str, np.ndarray] = field(default_factory=dict)  # per reference: estimated - true gain
-    fixed: dict[str, np.ndarray] = field(default_factory=dict)  # per reference: replicate fits' gain at x_hat
     failures: int = 0             # replicates whose fit failed numerically
     n_boot: int = 0
 
@@ -111,7 +110,6 @@ def fit_and_solve(points: Mapping[str, tuple[np.ndarray, np.ndarray]], total: fl
 # Grid starts a bootstrap replicate tries besides the warm start: a replicate warm-started alone
 # stays in the fitted curve's basin and understates the spread of the optimum.
 REPLICATE_STARTS = 2
-DRAW_NOISE = True  # draw each replicate's noise from the noise estimate's own uncertainty
 
 
 def residual_noise(points, fits, form: str) -> Noise:
@@ -123,15 +121,21 @@ def residual_noise(points, fits, form: str) -> Noise:
     return Noise(sigma=float(np.sqrt(rss / dof)), dof=dof, source="residuals")
 
 
+def gain_rows(thetas: np.ndarray, x_ref: np.ndarray, x: np.ndarray, form: str) -> float:
+    """The additive model's loss at `x_ref` minus at `x` (fit units), curve j with parameters
+    `thetas[j]`: sum_j f_j(x_ref_j) - f_j(x_j)."""
+    return float(np.sum(power_law_rows(x_ref, thetas, form) - power_law_rows(x, thetas, form)))
+
+
 def gain(fits: Mapping[str, PowerLawFit], x_ref: np.ndarray, x: np.ndarray) -> float:
-    """The additive model's loss at `x_ref` minus at `x` (fit units): sum_j f_j(x_ref_j) - f_j(x_j)."""
-    return float(sum(float(f.predict(x_ref[i])) - float(f.predict(x[i])) for i, f in enumerate(fits.values())))
+    """`gain_rows` of fitted curves."""
+    first = next(iter(fits.values()))
+    return gain_rows(np.array([f.x for f in fits.values()]), x_ref, x, first.form)
 
 
 def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, noise: Noise,
                       seed: int, level: float = 0.95, n_base: int = 0, normalised: bool = False,
-                      references: Mapping[str, np.ndarray] | None = None,
-                      x_hat: np.ndarray | None = None) -> Bootstrap:
+                      references: Mapping[str, np.ndarray] | None = None) -> Bootstrap:
     """Parametric bootstrap of the optimum and of its gain over each reference mixture.
 
     Replicate k draws the noise's own uncertainty first (sigma_k = sigma * sqrt(dof / chi2_dof),
@@ -166,8 +170,7 @@ def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, n
         return Bootstrap(np.empty((0, m)), nan, nan, "none", "bootstrap disabled")
     references = dict(references or {})
     rng = np.random.default_rng(seed)
-    draws = rng.chisquare(noise.dof, n_boot) if noise.dof > 0 else None
-    sig = sigma * np.sqrt(noise.dof / draws) if draws is not None and DRAW_NOISE else np.full(n_boot, sigma)
+    sig = sigma * np.sqrt(noise.dof / rng.chisquare(noise.dof, n_boot)) if noise.dof > 0 else np.full(n_boot, sigma)
     base_noise = rng.standard_normal((n_boot, n_base)) * sig[:, None]
     scale = 1.0 / (1.0 + base_noise.mean(axis=1)) if n_base and normalised else np.ones(n_boot)
     thetas = []
@@ -178,8 +181,8 @@ def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, n
         thetas.append(th)
     T = np.stack(thetas, axis=1)  # (n_boot, m, p)
     a_all = T[:, :, 0] if form == "shifted" else np.zeros((n_boot, m))
+    fitted = np.array([f.x for f in fits.values()])
     samples, optimism, failures = [], {r: [] for r in references}, 0
-    fixed: dict[str, list[float]] = {r: [] for r in references}
     for k in range(n_boot):
         if not np.all(np.isfinite(T[k])):
             failures += 1
@@ -191,11 +194,7 @@ def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, n
             continue
         samples.append(res.weights)
         for name, x_ref in references.items():
-            fitted = float(np.sum(power_law_rows(x_ref, T[k], form) - power_law_rows(res.x, T[k], form)))
-            optimism[name].append(fitted / scale[k] - gain(fits, x_ref, res.x))
-            if x_hat is not None:
-                fixed[name].append(float(np.sum(power_law_rows(x_ref, T[k], form) - power_law_rows(x_hat, T[k], form)))
-                                   / scale[k])
+            optimism[name].append(gain_rows(T[k], x_ref, res.x, form) / scale[k] - gain_rows(fitted, x_ref, res.x, form))
     samples = np.array(samples).reshape(-1, m)
     if samples.shape[0] < max(10, n_boot // 2):
         return Bootstrap(samples, nan, nan, method,
@@ -206,8 +205,7 @@ def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, n
     return Bootstrap(samples, low, high, method,
                      f"{level:.0%} percentile interval of {samples.shape[0]} parametric bootstrap replicates "
                      f"(noise from {method}, {noise.dof} dof, its uncertainty drawn per replicate)",
-                     optimism={r: np.array(v) for r, v in optimism.items()}, failures=failures, n_boot=n_boot,
-                     fixed={r: np.array(v) for r, v in fixed.items()})
+                     optimism={r: np.array(v) for r, v in optimism.items()}, failures=failures, n_boot=n_boot)
 
 
 def gain_interval(reference: str, estimate: float, boot: Bootstrap) -> Gain:
@@ -275,7 +273,7 @@ class DDO:
         self.bootstrap_ = bootstrap_weights(self.points_, self.fits_, total, form=self.form, lower=lower,
                                             upper=upper, n_boot=self.n_bootstrap, noise=self.noise_, seed=self.seed,
                                             n_base=len(data.base), normalised=self.units == "authors",
-                                            references=references, x_hat=self.result_.x)
+                                            references=references)
         self.intervals_ = {d: (float(lo), float(hi)) for d, lo, hi
                            in zip(domains, self.bootstrap_.low, self.bootstrap_.high)}
         self.gains_ = {name: gain_interval(name, gain(self.fits_, x_ref, self.result_.x), self.bootstrap_)

@@ -17,7 +17,7 @@ moves by chance. Both are measured here, in the fit's units (y = aggregate metri
 - `lack_of_fit_test`: the pooled F test of those misses against the seed-to-seed noise (the
   classic pure-error test): p < `LOF_ALPHA` says the curves do not describe the runs. It needs
   noise measured apart from the fits (seeds or given); noise from the residuals cannot test the
-  residuals (`None`, and the verdict says the check was not made).
+  residuals (`None`: the misfit is then already inside that noise estimate).
 """
 from __future__ import annotations
 
@@ -126,15 +126,19 @@ def domain_effects(points: Mapping[str, tuple[np.ndarray, np.ndarray]], sigma: f
     return out
 
 
+def _misses(x: np.ndarray, y: np.ndarray, fit) -> np.ndarray:
+    """Per distinct x: sqrt(n) * (mean y - fit), each with the noise of one run."""
+    u = np.unique(x)
+    n = np.array([(x == v).sum() for v in u], float)
+    means = np.array([y[x == v].mean() for v in u])
+    return np.sqrt(n) * (means - fit.predict(u))
+
+
 def lack_of_fit(x: np.ndarray, y: np.ndarray, fit, sigma: float | None) -> float | None:
     """rms over distinct x of sqrt(n) * (mean y - fit) / sigma; None without a noise estimate."""
     if sigma is None or sigma <= 0:
         return None
-    terms = []
-    for u in np.unique(x):
-        sel = x == u
-        terms.append(math.sqrt(sel.sum()) * (float(y[sel].mean()) - float(fit.predict(np.array([u]))[0])) / sigma)
-    return float(np.sqrt(np.mean(np.square(terms))))
+    return float(np.sqrt(np.mean(np.square(_misses(x, y, fit) / sigma))))
 
 
 @dataclass(frozen=True)
@@ -164,8 +168,7 @@ def lack_of_fit_test(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: 
         u = np.unique(x)
         if u.size <= n_params:
             continue
-        sd = sum(float((x == v).sum()) * (float(y[x == v].mean()) - float(fits[d].predict(np.array([v]))[0])) ** 2
-                 for v in u)
+        sd = float(np.sum(_misses(x, y, fits[d]) ** 2))
         ss, dof, per[d] = ss + sd, dof + u.size - n_params, sd
     if dof == 0:
         return None
