@@ -38,18 +38,18 @@ def test_sidecar_dtype():
 def test_thousand_domains_counts_exact(built):
     root, plan = built
     index = read_index(root / "shards")
-    assert index["domain_dtype"] == "uint16" and len(index["domain_order"]) == K
-    first = index["shards"][0]["file"]
+    assert index.domain_dtype == "uint16" and len(index.domain_order) == K
+    first = index.shards[0].file
     assert read_shard_domains(root / "shards" / first, index).dtype == np.uint16
     counts = np.zeros(K, np.int64)
     for item in MixtureStream(root / "shards", rank=0, world_size=1):
         counts += np.bincount(item["domain_ids"].numpy(), minlength=K)
-    want = np.array([index["domains"][d]["realised_tokens"] for d in index["domain_order"]])
+    want = np.array([index.domains[d].realised_tokens for d in index.domain_order])
     assert np.array_equal(counts, want)
-    assert np.array_equal(want, [index["domains"][d]["target_tokens"] for d in index["domain_order"]])
+    assert np.array_equal(want, [index.domains[d].target_tokens for d in index.domain_order])
     assert np.array_equal(counts, plan.realised())
     assert int((counts > 0).sum()) > 255  # ids past the uint8 range really occur
-    assert counts.sum() == index["budget_tokens"]
+    assert counts.sum() == index.budget_tokens
 
 
 def test_older_folder_is_refused_in_one_line(built):

@@ -57,8 +57,8 @@ def test_thousand_domains_prepare_build_stream_solve(tmp_path):
     counts = np.zeros(K, np.int64)
     for item in MixtureStream(tmp_path / "shards", rank=0, world_size=1):
         counts += np.bincount(item["domain_ids"].numpy(), minlength=K)
-    assert np.array_equal(counts, [index["domains"][d]["target_tokens"] for d in index["domain_order"]])
-    assert counts.sum() == index["budget_tokens"] and int((counts > 0).sum()) > 255
+    assert np.array_equal(counts, [index.domains[d].target_tokens for d in index.domain_order])
+    assert counts.sum() == index.budget_tokens and int((counts > 0).sum()) > 255
 
     # The solve over the same 1,000 domains: a plain-form sweep (x3, grown totals) with known optimum.
     rng = np.random.default_rng(2)

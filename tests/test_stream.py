@@ -271,7 +271,7 @@ def test_missing_index_is_clear(tmp_path):
 def test_masked_lm_shards_carry_attention_mask(corpus, tmp_path):
     shards = make_shards(corpus, tmp_path / "mlm", tokens=60 * SEQ_LEN, objective="mlm", per_shard=25)
     stream = MixtureStream(shards, batch_size=B)
-    pad = stream.index["special_tokens"]["pad"]
+    pad = stream.index.special_tokens.pad
     batches = list(DataLoader(stream, batch_size=B, num_workers=0))
     ids = torch.cat([b["input_ids"] for b in batches])
     mask = torch.cat([b["attention_mask"] for b in batches])

@@ -31,7 +31,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import xxhash
@@ -40,6 +40,7 @@ from mixer.core.atomic import write_bytes_atomic
 from mixer.core.cluster import ClusterConfig, connected, run_tasks, stop_for_tests
 from mixer.core.errors import MixerError
 from mixer.core.task_cache import TaskCache, pack, task_key, unpack, write_entry
+from mixer.formats.shard_index import ShardEntry
 from mixer.formats.shards import corpus_reference, encode_shard, make_index, shard_name, sidecar_name, write_index
 from mixer.shards.plan import MixturePlan
 from mixer.shards.write import BuildStats, ShardConfig, shard_layout
@@ -58,7 +59,7 @@ class ClusterBuildStats(BuildStats):
 def plan_fingerprint(plan: MixturePlan) -> str:
     """xxh3-128 of everything in the plan that decides the stream's bytes."""
     h = xxhash.xxh3_128()
-    scalars = (plan.corpus_sha256, plan.domains, plan.weights, plan.objective, plan.seq_len, plan.seed,
+    scalars = (plan.corpus_sha256, plan.domains, plan.weights, plan.objective.value, plan.seq_len, plan.seed,
                plan.budget_tokens, plan.num_sequences, plan.dtype, plan.eos_id, plan.special, plan.parts,
                plan.interleave)
     h.update(repr(scalars).encode("utf-8"))
@@ -72,7 +73,7 @@ def window_plan(plan: MixturePlan, first: int, count: int) -> MixturePlan:
     stay absolute), so a task receives a few bytes per document of its own shard instead of the
     whole plan. Good only for gathering those rows. A masked-LM plan indexes its segments by row
     inside the kernels, so it is sent whole (once, through the object store)."""
-    if plan.objective != "causal":
+    if not plan.objective.packs_documents:
         return plan
     from dataclasses import replace
 
@@ -98,7 +99,7 @@ def shard_task(plan: MixturePlan, corpus_dir: str, k: int, first: int, count: in
     tokens, domains = gather_sequences(plan, open_sources(corpus_dir, plan), first, count, threads=1)
     t1 = time.perf_counter()
     entry, data, side, secs = encode_shard(k, tokens, domains, level)
-    meta = {"entry": entry, "gather_s": t1 - t0, **secs, "bytes": len(data) + len(side)}
+    meta = {"entry": entry.to_dict(), "gather_s": t1 - t0, **secs, "bytes": len(data) + len(side)}
     if cache_dir is None:
         return pack({"data": data, "side": side}, meta)
     _commit_files(Path(cache_dir), key, data, side, meta)
@@ -118,8 +119,8 @@ def _reusable(cache: TaskCache, key: str) -> dict | None:
     if data is None:
         return None
     _, meta = unpack(data)
-    entry = meta["entry"]
-    for path, want in zip(_cached_files(cache.folder, key), (entry["xxh64"], entry["domains"]["xxh64"])):
+    entry = ShardEntry.from_dict(meta["entry"])
+    for path, want in zip(_cached_files(cache.folder, key), (entry.xxh64, entry.domains.xxh64)):
         try:
             if xxhash.xxh64_hexdigest(path.read_bytes()) != want:
                 return None
@@ -144,8 +145,7 @@ def _assemble(plan: MixturePlan, out: Path, config: ShardConfig, cache: TaskCach
     with atomic_dir(out, overwrite=config.overwrite) as tmp:
         t0 = time.perf_counter()
         for k, (key, meta) in enumerate(zip(keys, metas)):
-            entry: dict[str, Any] = dict(meta["entry"])
-            entry["first_sequence"] = k * per_shard
+            entry = ShardEntry.from_dict(meta["entry"]).at(k * per_shard)
             data_path, side_path = _cached_files(cache.folder, key)
             _link(data_path, tmp / shard_name(k))
             _link(side_path, tmp / sidecar_name(k))
@@ -190,9 +190,9 @@ def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config:
             shared = cluster is not None and cluster.shared_fs
             corpus_dir = str(Path(sources.corpus_dir).resolve())
             with connected(cluster if todo else None) as ray:  # nothing left to run: no cluster to start
-                whole = ray.put(plan) if ray is not None and plan.objective != "causal" else plan
+                whole = ray.put(plan) if ray is not None and not plan.objective.packs_documents else plan
                 cache_dir = str(cache.folder.resolve()) if shared else None
-                args = [(window_plan(plan, first, count) if plan.objective == "causal" else whole, corpus_dir, k, first,
+                args = [(window_plan(plan, first, count) if plan.objective.packs_documents else whole, corpus_dir, k, first,
                          count, config.zstd_level, keys[k], cache_dir) for k, first, count in todo]
                 for i, result in run_tasks(shard_task, args, cluster):
                     k = todo[i][0]

@@ -80,7 +80,7 @@ def open_sources(corpus_dir: str | Path, plan: MixturePlan) -> CorpusSources:
 def _segments_for(plan: MixturePlan, first: int, count: int) -> tuple[int, int, int, int]:
     """Window [r0, r1) of stream positions and segments j0..j1 that touch it."""
     r0, r1 = first * plan.seq_len, (first + count) * plan.seq_len
-    if plan.objective == "causal":
+    if plan.objective.packs_documents:
         j0 = max(int(np.searchsorted(plan.seg_dst, r0, side="right")) - 1, 0)
         j1 = int(np.searchsorted(plan.seg_dst, r1, side="left"))
     else:
@@ -119,7 +119,7 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     flat = out.reshape(-1)
     r0, r1, j0, j1 = _segments_for(plan, first, count)
 
-    if plan.objective == "causal":
+    if plan.objective.packs_documents:
         # EOS and sidecar: segments write disjoint positions, so halves of them run side by side
         cut = [j0, j1] if threads <= 1 or j1 - j0 < 1 << 14 else [j0, (j0 + j1) // 2, j1]
         futures = [_pool().submit(causal_frame, plan.seg_dst, plan.seg_count, plan.seg_domain, a, b, r0,

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.formats.shard_index import ShardEntry
 from mixer.formats.shards import corpus_reference, make_index, sidecar_dtype, write_index, write_shard_files
 from mixer.shards.plan import MixturePlan
 
@@ -71,7 +72,7 @@ def write_shards(plan: MixturePlan, sources, out: str | Path, config: ShardConfi
     per_shard, n_shards = shard_layout(plan, out, sources.corpus_dir, config)
     stats = BuildStats()
     t_start = time.perf_counter()
-    entries: list[dict | None] = [None] * n_shards
+    entries: list[ShardEntry | None] = [None] * n_shards
     free: list[tuple[np.ndarray, np.ndarray]] = []  # shard buffers back from compression, reused
     side = sidecar_dtype(len(plan.domains))
     with atomic_dir(out, overwrite=config.overwrite) as tmp, \
@@ -82,14 +83,13 @@ def write_shards(plan: MixturePlan, sources, out: str | Path, config: ShardConfi
             k, first, fut, bufs = pending.popleft()
             entry, secs, nbytes = fut.result()
             free.append(bufs)  # compressed: its buffers can take the next shard
-            entry["first_sequence"] = first
-            entries[k] = entry
+            entries[k] = entry.at(first)
             stats.compress_s += secs["compress_s"]
             stats.hash_s += secs["hash_s"]
             stats.write_s += secs["write_s"]
             stats.compressed_bytes += nbytes
             if on_shard is not None:
-                on_shard(first + entry["sequences"], plan.num_sequences)
+                on_shard(first + entry.sequences, plan.num_sequences)
 
         for k in range(n_shards):
             first = k * per_shard

@@ -38,7 +38,7 @@ class PlanSource:
         self.plan = plan
         self.seq_len = plan.seq_len
         self.num_sequences = plan.num_sequences
-        self.pad_id = plan.special[2] if plan.objective == "mlm" else None
+        self.pad_id = None if plan.special is None else plan.special[2]
         self.fingerprint = stream_fingerprint(plan.corpus_sha256, plan.objective, plan.seq_len, plan.seed,
                                               dict(zip(plan.domains, plan.weights)), plan.num_sequences)
         unit = max(1, UNIT_TOKENS // plan.seq_len)

@@ -41,17 +41,17 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
     index_path = shards_dir / INDEX_NAME
     index = read_index(shards_dir)
     corpus_dir = corpus_of(shards_dir, index, corpus_dir)  # default: the corpus index.json records
-    objective = index.get("objective")
-    if model is not None and objective is not None and objective != OBJECTIVE[model]:
+    objective = index.objective
+    if model is not None and objective != OBJECTIVE[model]:
         raise MixerError(f"{shards_dir} holds {objective} sequences but --model {model} trains on "
                          f"{OBJECTIVE[model]} ones; rebuild the shards with --objective {OBJECTIVE[model]}")
     stream = MixtureStream(shards_dir, rank=rank, world_size=world_size, batch_size=batch_size)
-    budget = getattr(stream, "budget_tokens", None) or index.get("budget_tokens")
-    weights = validate_weights(index.get("weights") or {}, load_manifest(corpus_dir).domain_names,
+    budget = getattr(stream, "budget_tokens", None) or index.budget_tokens
+    weights = validate_weights(index.weights, load_manifest(corpus_dir).domain_names,
                                source=str(index_path))
     return DataSource(batches=_loader(stream, batch_size), corpus_dir=corpus_dir, weights=weights,
-                      budget_tokens=int(budget) if budget else None, state=stream, seq_len=int(index["seq_len"]),
-                      provenance={"source": {"shards": str(shards_dir), "seq_len": index.get("seq_len")}})
+                      budget_tokens=int(budget) if budget else None, state=stream, seq_len=index.seq_len,
+                      provenance={"source": {"shards": str(shards_dir), "seq_len": index.seq_len}})
 
 
 def source_from_corpus(corpus_dir: str | Path, weights: dict[str, float], tokens: int, seq_len: int, seed: int,

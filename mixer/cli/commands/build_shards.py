@@ -12,6 +12,8 @@ import os
 
 import click
 
+from mixer.formats.shard_index import ShardIndex
+
 from mixer.cli.commands._options import max_epochs_option, quiet_option
 from mixer.cli.commands._cluster import cluster_config, cluster_options
 
@@ -103,21 +105,22 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
                     f"({rate / 1e6:.1f} M tokens/s) -> {out}")
 
 
-def summary_table(index: dict):
+def summary_table(index: ShardIndex):
     """Per domain: weight, target and realised tokens, documents used / available, share consumed."""
     from rich.table import Table
 
-    table = Table(title=f"{index['objective']} mixture: {index['num_sequences']} x {index['seq_len']} tokens, "
-                        f"seed {index['seed']}")
+    table = Table(title=f"{index.objective} mixture: {index.num_sequences} x {index.seq_len} tokens, "
+                        f"seed {index.seed}")
     for col in ("domain", "weight", "target tokens", "realised tokens", "documents used / available", "consumed",
                 "epochs"):
         table.add_column(col, justify="left" if col == "domain" else "right")
-    for name in index["domain_order"]:
-        d = index["domains"][name]
-        avail = d["tokens_available"] + (d["documents_available"] if index["objective"] == "causal" else 0)
-        used = d["realised_tokens"] if index["objective"] == "causal" else d.get("content_tokens", 0)
+    packs = index.objective.packs_documents
+    for name in index.domain_order:
+        d = index.domains[name]
+        avail = d.tokens_available + (d.documents_available if packs else 0)
+        used = d.realised_tokens if packs else (d.content_tokens or 0)
         share = f"{used / avail:.1%}" if avail else "-"
-        table.add_row(name, f"{d['weight']:.4g}", f"{d['target_tokens']:,}", f"{d['realised_tokens']:,}",
-                      f"{d['documents_used']:,} / {d['documents_available']:,}", share,
-                      f"[bold yellow]{d['epochs']}[/]" if d["epochs"] > 1 else f"{d['epochs']}")
+        table.add_row(name, f"{d.weight:.4g}", f"{d.target_tokens:,}", f"{d.realised_tokens:,}",
+                      f"{d.documents_used:,} / {d.documents_available:,}", share,
+                      f"[bold yellow]{d.epochs}[/]" if d.epochs > 1 else f"{d.epochs}")
     return table
