@@ -154,14 +154,13 @@ def _train_reference(spec: RunSpec) -> dict[str, bytes]:
 
 
 def _load_reference(folder: Path, spec: RunSpec):
-    import torch
-
     from mixer.formats.corpus import load_manifest
+    from mixer.trainers.checkpoint import CHECKPOINT_NAME, read_checkpoint
     from mixer.trainers.models import build_model, vocab_for
 
     cfg = spec.train.train_config()
     model = build_model(cfg.resolve(), vocab_for(cfg.model, load_manifest(spec.corpus)), spec.train.seed)
-    model.load_state_dict(torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)["model"])
+    model.load_state_dict(read_checkpoint(folder / CHECKPOINT_NAME).model)
     return model
 
 

@@ -126,22 +126,22 @@ def evaluate_checkpoint(run_dir: str | Path, corpus_dir: str | Path, domains: li
     corpus prepared with the same tokenizer: an out-of-domain check after the fact)."""
     import contextlib
 
-    from mixer.trainers.checkpoint import CHECKPOINT_NAME
+    from mixer.trainers.checkpoint import CHECKPOINT_NAME, read_checkpoint
     from mixer.trainers.models import build_model, vocab_for
     from mixer.trainers.presets import ModelPreset
 
     path = Path(run_dir) / CHECKPOINT_NAME
     if not path.is_file():
         raise MixerError(f"{path}: no checkpoint; evaluate a run folder written by `mixer train`")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file (see checkpoint.py)
-    cfg = ckpt["config"]
+    ckpt = read_checkpoint(path)
+    cfg = ckpt.config
     preset = ModelPreset(**{k: cfg[k] for k in ModelPreset.__dataclass_fields__})
     vocab = vocab_for(preset.model, load_manifest(corpus_dir))
     if vocab.size != cfg["vocab_size"]:
         raise MixerError(f"{corpus_dir}: its vocab gives a {vocab.size}-row embedding but {run_dir} was trained with "
                          f"{cfg['vocab_size']}; evaluate on a corpus prepared with the training tokenizer")
     model = build_model(preset, vocab, seed=0)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(ckpt.model)
     sets = build_eval_sets(corpus_dir, preset.model, vocab, preset.seq_len, cfg["eval_seqs"], domains)
     return evaluate(model.to(device), sets, preset.model, torch.device(device), cfg["eval_batch_size"],
                     contextlib.nullcontext())

@@ -25,7 +25,8 @@ import torch
 from mixer.core.errors import MixerError
 from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RunRecord
-from mixer.trainers.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mixer.trainers.checkpoint import (CHECKPOINT_NAME, Checkpoint, RankState, load_checkpoint, rng_state,
+                                      save_checkpoint, set_rng_state)
 from mixer.trainers.config import (DataSource, DomainLossHook, TrainConfig, linear_schedule, precision, progress_bar,
                                    resolve_device, warmup_steps)
 from mixer.trainers.heldout import EvalSet, build_eval_sets, evaluate
@@ -168,33 +169,33 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     resumed_rng = None
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, config, world)
-        raw.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        schedule.load_state_dict(ckpt["scheduler"])
-        state.step, state.curves, state.train_time = ckpt["step"], [ckpt["curve"]], ckpt["train_time_s"]
-        state.interval = ckpt["interval"].to(device)[None]
-        mine = ckpt["ranks"][rank]
-        state.tokens_seen[0], state.data_wait = mine["tokens_seen"], mine["data_wait_s"]
-        state.tokens_per_domain[0] = np.asarray(mine["tokens_per_domain"], dtype=np.int64)
-        resumed_rng = mine["rng"]
-        if stream is not None and mine["stream"] is not None:
-            stream.load_state_dict(mine["stream"])
+        raw.load_state_dict(ckpt.model)
+        optimizer.load_state_dict(ckpt.optimizer)
+        schedule.load_state_dict(ckpt.scheduler)
+        state.step, state.curves, state.train_time = ckpt.step, [ckpt.curve], ckpt.train_time_s
+        state.interval = ckpt.interval.to(device)[None]
+        mine = ckpt.ranks[rank]
+        state.tokens_seen[0], state.data_wait = mine.tokens_seen, mine.data_wait_s
+        state.tokens_per_domain[0] = np.asarray(mine.tokens_per_domain, dtype=np.int64)
+        resumed_rng = mine.rng
+        if stream is not None and mine.stream is not None:
+            stream.load_state_dict(mine.stream)
     elif resume and master:
         print(f"{ckpt_path}: no checkpoint yet; starting from step 0")
 
     def checkpoint() -> None:
-        per_rank = {"rng": rng_state(), "stream": stream.state_dict() if stream is not None else None,
-                    "tokens_seen": int(state.tokens_seen[0]), "tokens_per_domain": state.tokens_per_domain[0].tolist(),
-                    "data_wait_s": state.data_wait}
+        per_rank = RankState(rng=rng_state(), stream=stream.state_dict() if stream is not None else None,
+                             tokens_seen=int(state.tokens_seen[0]),
+                             tokens_per_domain=state.tokens_per_domain[0].tolist(), data_wait_s=state.data_wait)
         gathered: list[Any] = [per_rank]
         if world > 1:
             gathered = [None] * world
             torch.distributed.all_gather_object(gathered, per_rank)
         if master:
-            save_checkpoint(ckpt_path, {
-                "model": raw.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                "step": state.step, "curve": state.curves[0], "interval": state.interval[0].cpu(),
-                "train_time_s": state.train_time, "ranks": gathered, "config": config, "world_size": world})
+            save_checkpoint(ckpt_path, Checkpoint(
+                model=raw.state_dict(), optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(),
+                step=state.step, curve=state.curves[0], interval=state.interval[0].cpu(),
+                train_time_s=state.train_time, ranks=tuple(gathered), config=config, world_size=world))
 
     model = torch.compile(raw) if (cfg.compile if cfg.compile is not None else cuda) else raw
     if world > 1:
