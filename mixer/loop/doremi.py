@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
 from mixer.loop.runner import RunSpec, TrainSpec, commit, is_finished
 from mixer.loop.sweep import corpus_identity, run_folder
 
@@ -85,7 +86,7 @@ def _base(cfg: DoReMiConfig, domains: list[str]) -> dict[str, float]:
 
 def plan_doremi(cfg: DoReMiConfig, budget_tokens: int) -> tuple[RunSpec, RunSpec]:
     """(reference, proxy) specs; the proxy's key covers eta, smoothing and the reference's key."""
-    if cfg.train.model != "gpt2":
+    if cfg.train.model != ModelKind.GPT2:
         raise MixerError(f"--model {cfg.train.model}: loop doremi trains causal (gpt2) proxies only")
     if not (np.isfinite(cfg.eta) and cfg.eta > 0):
         raise MixerError(f"--eta {cfg.eta}: the Group DRO step size must be positive (the official default is 1)")
@@ -168,8 +169,8 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
     import torch
 
     from mixer.solver.baselines.doremi import DoReMiWeights
-    from mixer.trainers.loop import train
     from mixer.trainers.hooks import WeightedDomainSampler
+    from mixer.trainers.loop import train
 
     torch.set_num_threads(spec.train.threads)
     tc = spec.train.train_config(progress=cfg.progress)

@@ -10,6 +10,5 @@ from mixer.trainers.config import DataSource, DomainLossHook, TrainConfig
 from mixer.trainers.loop import train
 from mixer.trainers.presets import PRESETS, ModelPreset, get_preset
 
-
 __all__ = ["DataSource", "DomainLossHook", "ModelPreset", "PRESETS", "RunRecord", "TrainConfig", "get_preset",
            "load_run", "save_run", "train"]

@@ -32,12 +32,20 @@ import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
 from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RUN_NAME, RunRecord
 from mixer.trainers.compact import StackedBert, StackedGPT2, mlm_chunk, mlm_targets
+from mixer.trainers.config import (
+    DataSource,
+    TrainConfig,
+    linear_schedule,
+    precision,
+    progress_bar,
+    resolve_device,
+    warmup_steps,
+)
 from mixer.trainers.heldout import EvalSet, build_eval_sets
-from mixer.trainers.config import (DataSource, TrainConfig, linear_schedule, precision, progress_bar, resolve_device,
-                                   warmup_steps)
 from mixer.trainers.models import Vocab, build_model, count_params, vocab_for
 from mixer.trainers.objectives import mask_generator, mask_tokens, shift_labels
 from mixer.trainers.record import make_record, run_config, write_run
@@ -113,7 +121,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     run.json and loss_curves.png into its out_dir; return the records in the proxies' order.
     `on_step(step)` is called after every optimiser step (benchmarks time the steady state)."""
     preset = cfg.resolve()
-    bert = preset.model == "bert"
+    bert = preset.model is ModelKind.BERT
     if not proxies:
         raise MixerError("train_batched: no proxies given")
     if cfg.extra_eval:

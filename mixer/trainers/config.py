@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
 from mixer.trainers.presets import ModelPreset, get_preset
 
 # hook(step, per_domain_loss, per_domain_tokens): the step's mean training loss of every domain
@@ -27,7 +28,7 @@ class Stateful(Protocol):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "gpt2"  # "gpt2" (causal LM) or "bert" (masked LM)
+    model: ModelKind = ModelKind.GPT2  # gpt2 (causal LM) or bert (masked LM); parsed when built
     preset: str = "tiny"  # see mixer.trainers.presets.PRESETS
     steps: int | None = None  # optimiser steps; None: as many as the source's budget_tokens fills
     batch_size: int | None = None  # sequences per micro-step per device (None: the preset's)
@@ -49,6 +50,9 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if present), "cpu", "cuda", "cuda:1"
     compile: bool | None = None  # torch.compile; None: on CUDA only
     progress: bool = True  # tqdm bar on rank 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model", ModelKind.parse(self.model))
 
     def resolve(self) -> ModelPreset:
         """The preset with this run's overrides applied (and re-validated)."""

@@ -16,14 +16,13 @@ from typing import Any
 
 import torch
 
-from mixer.formats.corpus import load_manifest
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
+from mixer.formats.corpus import load_manifest
 from mixer.formats.weights import validate_weights
 from mixer.stream.sampler import MixtureSampler
 from mixer.stream.stream import MixtureStream
 from mixer.trainers.config import DataSource
-
-OBJECTIVE = {"gpt2": "causal", "bert": "mlm"}  # the stream's name for each model's sequences
 
 
 def _loader(dataset: Any, batch_size: int) -> torch.utils.data.DataLoader:
@@ -42,9 +41,10 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
     index = read_index(shards_dir)
     corpus_dir = corpus_of(shards_dir, index, corpus_dir)  # default: the corpus index.json records
     objective = index.objective
-    if model is not None and objective != OBJECTIVE[model]:
+    want = None if model is None else ModelKind.parse(model).objective
+    if want is not None and objective is not want:
         raise MixerError(f"{shards_dir} holds {objective} sequences but --model {model} trains on "
-                         f"{OBJECTIVE[model]} ones; rebuild the shards with --objective {OBJECTIVE[model]}")
+                         f"{want} ones; rebuild the shards with --objective {want}")
     stream = MixtureStream(shards_dir, rank=rank, world_size=world_size, batch_size=batch_size)
     budget = getattr(stream, "budget_tokens", None) or index.budget_tokens
     weights = validate_weights(index.weights, load_manifest(corpus_dir).domain_names,
@@ -60,7 +60,7 @@ def source_from_corpus(corpus_dir: str | Path, weights: dict[str, float], tokens
     """Sample the mixture straight from the memory-mapped corpus (the same sequences build-shards writes)."""
     manifest = load_manifest(corpus_dir)
     weights = validate_weights(weights, manifest.domain_names, source="--weights")
-    sampler = MixtureSampler(corpus_dir, weights, tokens, seq_len, seed, objective=OBJECTIVE[model],
+    sampler = MixtureSampler(corpus_dir, weights, tokens, seq_len, seed, objective=ModelKind.parse(model).objective,
                              max_epochs=max_epochs, rank=rank, world_size=world_size, batch_size=batch_size)
     return DataSource(batches=_loader(sampler, batch_size), corpus_dir=corpus_dir, weights=weights,
                       budget_tokens=tokens, state=sampler, seq_len=seq_len,

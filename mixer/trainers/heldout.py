@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mixer.formats.corpus import DomainSplit, load_manifest, open_split
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
+from mixer.formats.corpus import DomainSplit, load_manifest, open_split
 from mixer.trainers.models import Vocab
 from mixer.trainers.objectives import mask_tokens, shift_labels
 
@@ -80,7 +81,7 @@ def build_eval_sets(corpus_dir: str | Path, model: str, vocab: Vocab, seq_len: i
         split = open_split(corpus_dir, d, "heldout", manifest)
         if split.num_documents == 0:
             raise _empty(split, corpus_dir)
-        if model == "gpt2":
+        if ModelKind(model) is ModelKind.GPT2:
             es = causal_eval_set(prefix + d, split, corpus_dir, vocab.eos, seq_len, max_seqs)
             top = int(es.input_ids.max())
         else:
@@ -105,7 +106,7 @@ def evaluate(model: torch.nn.Module, sets: list[EvalSet], objective: str, device
             ids, labels, attn = (t[a:a + batch_size].to(device) for t in (es.input_ids, es.labels, es.attention_mask))
             with autocast:
                 logits = model(input_ids=ids, attention_mask=attn).logits
-            if objective == "gpt2":
+            if ModelKind(objective) is ModelKind.GPT2:
                 labels = shift_labels(labels)
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
                                                      ignore_index=-100, reduction="sum")

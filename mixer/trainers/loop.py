@@ -23,16 +23,38 @@ import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
 from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RunRecord
-from mixer.trainers.checkpoint import (CHECKPOINT_NAME, Checkpoint, RankState, load_checkpoint, rng_state,
-                                      save_checkpoint, set_rng_state)
-from mixer.trainers.config import (DataSource, DomainLossHook, TrainConfig, linear_schedule, precision, progress_bar,
-                                   resolve_device, warmup_steps)
+from mixer.trainers.checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    RankState,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from mixer.trainers.config import (
+    DataSource,
+    DomainLossHook,
+    TrainConfig,
+    linear_schedule,
+    precision,
+    progress_bar,
+    resolve_device,
+    warmup_steps,
+)
 from mixer.trainers.heldout import EvalSet, build_eval_sets, evaluate
 from mixer.trainers.hooks import StepHook, run_step_hooks, weighted_mean_loss
 from mixer.trainers.models import Vocab, build_model, count_params, vocab_for
-from mixer.trainers.objectives import causal_token_losses, mask_generator, mask_tokens, mlm_token_losses, per_domain_sums
+from mixer.trainers.objectives import (
+    causal_token_losses,
+    mask_generator,
+    mask_tokens,
+    mlm_token_losses,
+    per_domain_sums,
+)
 from mixer.trainers.record import make_record, run_config, write_run
 from mixer.trainers.steps import LoopState, run_steps
 
@@ -63,7 +85,7 @@ class _HFEngine:
         self.cfg, self.raw, self.model, self.source, self.eval_sets = cfg, raw, model, source, eval_sets
         self.domains, self.vocab, self.device, self.rank, self.world, self.accum = domains, vocab, device, rank, world, accum
         self.autocast, self.hooks, self.step_hooks = autocast, hooks, step_hooks
-        self.token_losses = causal_token_losses if cfg.model == "gpt2" else mlm_token_losses
+        self.token_losses = causal_token_losses if cfg.model is ModelKind.GPT2 else mlm_token_losses
         self.loss_weights: list[torch.Tensor | None] = [None]  # per-domain loss weights a step hook may set
         self.seen: list[tuple] = []  # (loss, domain, counted, inputs) per micro-step, for the step hooks
 
@@ -78,7 +100,7 @@ class _HFEngine:
         inputs = {"input_ids": ids, "domain_ids": doms}
         if attn is not None:
             inputs["attention_mask"] = attn
-        if self.cfg.model == "bert":
+        if self.cfg.model is ModelKind.BERT:
             # Fresh masks every step, from (seed, step, micro, rank) alone: a resumed run redraws the same ones.
             gen = mask_generator(self.cfg.seed, step, micro, self.rank)
             inputs["input_ids"], inputs["labels"] = mask_tokens(ids, attn, self.vocab.special, self.vocab.corpus_size, gen)

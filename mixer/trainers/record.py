@@ -24,7 +24,6 @@ from mixer.trainers.config import DataSource, TrainConfig
 from mixer.trainers.presets import ModelPreset
 
 
-
 def run_config(cfg: TrainConfig, preset: ModelPreset, steps: int, world: int, vocab_size: int,
                **extra: Any) -> dict[str, Any]:
     """The `config` run.json records (and a checkpoint must match): JSON-plain."""

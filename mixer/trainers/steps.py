@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
 from mixer.trainers.config import TrainConfig, check_batch
 from mixer.trainers.presets import ModelPreset
 from mixer.trainers.record import rate
@@ -79,7 +80,7 @@ def run_steps(engine: Engine, iterators: Sequence[Iterator[Mapping[str, torch.Te
               preset: ModelPreset, vocab_size: int, domains: Sequence[str], world: int = 1, bar: Any,
               checkpoint: Callable[[], None] | None = None, on_step: Callable[[int], None] | None = None) -> None:
     """Step from `state.step` to `steps`, then evaluate at the last step if it has not been."""
-    accum, bert = preset.grad_accum, preset.model == "bert"
+    accum, bert = preset.grad_accum, preset.model is ModelKind.BERT
     K = len(iterators)
     # At least ~20 points on every training curve: the solver reads a proxy's last fifth of steps
     # to tell whether it is still learning, which 4 points of a 31-step run cannot say.
