@@ -47,7 +47,6 @@ STREAMING_PINS = ["torch==2.14.1", "torchvision==0.29.1", "mosaicml-streaming==0
 # --- data ------------------------------------------------------------------------------------
 def make_data(work: Path, budget: int, seq_len: int) -> tuple[Path, Path, Path]:
     """A synthetic corpus (1.5x what each domain needs), its shards, and the raw token rows."""
-    from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.formats.shards import read_index, read_shard
     from mixer.shards.write import ShardConfig, write_shards
@@ -59,7 +58,7 @@ def make_data(work: Path, budget: int, seq_len: int) -> tuple[Path, Path, Path]:
                for i, (d, w) in enumerate(WEIGHTS.items())}
     write_synthetic_corpus(corpus, lengths, vocab_size=50257, seed=0, token_map=zipf_map(50257))
     plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=budget, seq_len=seq_len, seed=0))
-    write_shards(plan, open_sources(corpus, plan), shards, ShardConfig(shard_tokens=1 << 22, workers=2))
+    write_shards(plan, corpus, shards, ShardConfig(shard_tokens=1 << 22, workers=2))
     index = read_index(shards)
     with open(raw, "wb") as f:
         for e in index.shards:

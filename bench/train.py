@@ -96,7 +96,6 @@ def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, 
     if source == "corpus":
         return source_from_corpus(corpus, WEIGHTS, tokens, seq_len, seed=0, model=model, batch_size=batch,
                                   max_epochs=math.inf)
-    from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
 
@@ -104,7 +103,7 @@ def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, 
     if not out.exists():
         plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=tokens, seq_len=seq_len, seed=0,
                                                       objective=OBJECTIVE[model], max_epochs=math.inf))
-        write_shards(plan, open_sources(corpus, plan), out, ShardConfig(shard_tokens=1 << 20))
+        write_shards(plan, corpus, out, ShardConfig(shard_tokens=1 << 20))
     return source_from_shards(out, batch, corpus_dir=corpus, model=model)
 
 

@@ -210,6 +210,6 @@ def test_interrupted_build_leaves_nothing_that_looks_complete(corpus, tmp_path):
             raise KeyboardInterrupt  # what a Ctrl-C between shards does
 
     with pytest.raises(KeyboardInterrupt):
-        write_shards(plan, open_sources(corpus, plan), tmp_path / "s", ShardConfig(shard_tokens=4096, workers=2),
+        write_shards(plan, corpus, tmp_path / "s", ShardConfig(shard_tokens=4096, workers=2),
                      on_shard=stop)
     assert list(tmp_path.iterdir()) == []

@@ -8,7 +8,6 @@ import pytest
 from mixer import MixtureStream
 from mixer.core.errors import MixerError
 from mixer.formats.shards import FORMAT_VERSION, read_index, read_shard_domains, sidecar_dtype
-from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
@@ -25,7 +24,7 @@ def built(tmp_path_factory):
     w = np.random.default_rng(0).dirichlet(np.full(K, 5.0))  # every domain holds ~1600 tokens, needs ~200
     weights = dict(zip(names, (w / w.sum()).tolist()))
     plan = build_plan(root / "corpus", weights, PlanConfig(tokens=200_000, seq_len=64, seed=3, max_epochs=1))
-    write_shards(plan, open_sources(root / "corpus", plan), root / "shards", ShardConfig(shard_tokens=1 << 14))
+    write_shards(plan, root / "corpus", root / "shards", ShardConfig(shard_tokens=1 << 14))
     return root, plan
 
 

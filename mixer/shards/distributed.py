@@ -1,6 +1,6 @@
 """`mixer build-shards --ray`: one task per shard on a Ray cluster, committed by the driver.
 
-    stats = write_shards_on_cluster(plan, sources, out, ShardConfig(), ClusterConfig("local"))
+    stats = write_shards_on_cluster(plan, corpus, out, ShardConfig(), ClusterConfig("local"))
 
 The driver builds the plan (48 bytes per document taken) and sends each task the slice of it
 that its shard reads (`window_plan`; a masked-LM plan goes whole, once, via the object store);
@@ -40,6 +40,7 @@ from mixer.core.atomic import write_bytes_atomic
 from mixer.core.cluster import ClusterConfig, connected, run_tasks, stop_for_tests
 from mixer.core.errors import MixerError
 from mixer.core.task_cache import TaskCache, pack, task_key, unpack, write_entry
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.shard_index import ShardEntry
 from mixer.formats.shards import corpus_reference, encode_shard, make_index, shard_name, sidecar_name, write_index
 from mixer.shards.plan import MixturePlan
@@ -156,15 +157,21 @@ def _assemble(plan: MixturePlan, out: Path, config: ShardConfig, cache: TaskCach
         stats.write_s = time.perf_counter() - t0
 
 
-def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config: ShardConfig = ShardConfig(),
+def write_shards_on_cluster(plan: MixturePlan, corpus: Corpus | str | Path, out: str | Path,
+                            config: ShardConfig = ShardConfig(),
                             on_shard: Callable[[int, int], None] | None = None, *,
                             cluster: ClusterConfig | None = ClusterConfig()) -> ClusterBuildStats:
     """Write the plan's stream as shards under `out`, one task per shard (`cluster=None`: the same
     tasks in this process). Same folder, byte for byte, as `write_shards`. `on_shard(done, total)`
     reports sequences done, whether a shard ran now or came from the cache."""
     from mixer.core.lock import output_lock
+
+    corpus = as_corpus(corpus)
+    if corpus.sha256 != plan.corpus_sha256:
+        raise MixerError(f"{corpus.folder}/corpus.json differs from the corpus this plan was built from "
+                         f"(sha256 {plan.corpus_sha256[:12]}…); rebuild the plan for this corpus")
     out = Path(out)
-    per_shard, n_shards = shard_layout(plan, out, sources.corpus_dir, config)
+    per_shard, n_shards = shard_layout(plan, out, corpus.folder, config)
     stats = ClusterBuildStats()
     t_start = time.perf_counter()
     with output_lock(out):
@@ -188,7 +195,7 @@ def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config:
             if on_shard is not None and stats.reused:
                 on_shard(done_seq, plan.num_sequences)
             shared = cluster is not None and cluster.shared_fs
-            corpus_dir = str(Path(sources.corpus_dir).resolve())
+            corpus_dir = str(corpus.folder.resolve())
             with connected(cluster if todo else None) as ray:  # nothing left to run: no cluster to start
                 whole = ray.put(plan) if ray is not None and not plan.objective.packs_documents else plan
                 cache_dir = str(cache.folder.resolve()) if shared else None
@@ -208,7 +215,7 @@ def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config:
                     if on_shard is not None:
                         on_shard(done_seq, plan.num_sequences)
                     stop_for_tests(len(stats.ran))
-            _assemble(plan, out, config, cache, keys, metas, per_shard, stats, sources.corpus_dir)
+            _assemble(plan, out, config, cache, keys, metas, per_shard, stats, corpus.folder)
             cache.remove()
         finally:
             cache.remove_if_empty()  # a failure before any shard finished leaves no folder behind

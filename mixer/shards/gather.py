@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.shards import sidecar_dtype
 from mixer.shards.plan import MixturePlan
 
@@ -53,20 +54,18 @@ class CorpusSources:
     values: tuple[np.ndarray, ...]
 
 
-def open_sources(corpus_dir: str | Path, plan: MixturePlan) -> CorpusSources:
+def open_sources(corpus: Corpus | str | Path, plan: MixturePlan) -> CorpusSources:
     """Memory-map the parts a plan reads; the corpus must be the one the plan was built from."""
-    from mixer.formats.corpus import load_manifest, manifest_sha256, open_split
-
-    corpus_dir = Path(corpus_dir)
-    if manifest_sha256(corpus_dir) != plan.corpus_sha256:
+    corpus = as_corpus(corpus)
+    corpus_dir = corpus.folder
+    if corpus.sha256 != plan.corpus_sha256:
         raise MixerError(f"{corpus_dir}/corpus.json differs from the corpus this plan was built from "
                          f"(sha256 {plan.corpus_sha256[:12]}…); rebuild the plan for this corpus")
-    manifest = load_manifest(corpus_dir)
     values: list[np.ndarray] = []
     for i, name in enumerate(plan.domains):
         if not np.any(plan.part_domain == i):
             continue
-        for part in open_split(corpus_dir, name, "train", manifest).parts:
+        for part in corpus.split(name, "train").parts:
             rel = part.path.relative_to(corpus_dir).as_posix()
             if len(values) >= len(plan.parts) or plan.parts[len(values)] != rel:
                 raise MixerError(f"{part.path}: not the part the plan expects; rebuild the plan for this corpus")

@@ -1,6 +1,6 @@
 """The mixture plan: which document, which token range, where in the output stream.
 
-`build_plan(corpus_dir, weights, config)` turns a prepared corpus, a mixture and a token
+`build_plan(corpus, weights, config)` turns a prepared corpus, a mixture and a token
 budget into a `MixturePlan` without touching a token: it reads only document lengths (the
 Arrow offsets). The plan is a few arrays of one entry per segment (a document, or the first
 tokens of the last one a domain takes), in stream order; `mixer.shards.gather.gather_sequences`
@@ -33,6 +33,7 @@ import xxhash
 
 from mixer.core.errors import MixerError
 from mixer.core.kinds import Objective
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.shards import MAX_DOMAINS  # domain indices fit the widest sidecar dtype, uint16
 
 INTERLEAVES = ("auto", "midpoint", "edf")
@@ -211,7 +212,7 @@ def _select(lengths: np.ndarray, name: str, target: int, config: PlanConfig) -> 
     return np.concatenate(docs), np.concatenate(counts), epoch
 
 
-def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: PlanConfig,
+def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config: PlanConfig,
                weights_source: str = "weights") -> MixturePlan:
     """Validate the corpus, mixture and budget, and decide the whole stream.
 
@@ -223,13 +224,11 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
     from mixer.kernels.edf import smallest_feasible_items
     from mixer.kernels.interleave import interleave_midpoint_threaded
     from mixer.kernels.targets import largest_remainder
-    from mixer.formats.corpus import load_manifest, manifest_sha256, mlm_special_ids, open_split
     from mixer.formats.weights import validate_weights
 
     _check_config(config)
-    corpus_dir = Path(corpus_dir)
-    manifest = load_manifest(corpus_dir)
-    sha = manifest_sha256(corpus_dir)
+    corpus = as_corpus(corpus)  # opened once here when a folder is given; commands pass the handle
+    corpus_dir, manifest, sha = corpus.folder, corpus.manifest, corpus.sha256
     w = validate_weights(weights, manifest.domain_names, source=weights_source)  # left out: 0
     names = tuple(sorted(w))
     if len(names) > MAX_DOMAINS:
@@ -239,7 +238,7 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
     dtype = np.dtype(manifest.token_dtype)
     special = None
     if config.objective is Objective.MLM:
-        default = mlm_special_ids(manifest)
+        default = corpus.mlm_special_ids()
         special = (default.cls if config.cls_id is None else config.cls_id,
                    default.sep if config.sep_id is None else config.sep_id,
                    default.pad if config.pad_id is None else config.pad_id)
@@ -261,7 +260,7 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
             info = manifest.domains[name].splits["train"]
             avail_tok[i], avail_doc[i] = info.tokens, info.documents
             continue
-        splits[name] = open_split(corpus_dir, name, "train", manifest)
+        splits[name] = corpus.split(name, "train")
         lengths[name] = np.ascontiguousarray(splits[name].lengths(), dtype=np.int64)
         avail_tok[i] = int(lengths[name].sum())
         avail_doc[i] = len(lengths[name])

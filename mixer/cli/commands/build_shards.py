@@ -55,11 +55,12 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
     from mixer.core.errors import MixerError
     from mixer.core.lock import output_lock
     from mixer.core.paths import refuse_nested
-    from mixer.shards.gather import open_sources
-    from mixer.shards.plan import PlanConfig, build_plan
-    from mixer.shards.write import ShardConfig, write_shards
     from mixer.core.units import parse_count
+    from mixer.formats.corpus_handle import Corpus
     from mixer.formats.weights import load_weights, parse_weight_options
+    from mixer.shards import build
+    from mixer.shards.plan import PlanConfig
+    from mixer.shards.write import ShardConfig
 
     if bool(weights_file) == bool(weight_pairs):
         raise MixerError("give the mixture either as --weights weights.json or as --weight DOMAIN=W (one per domain), "
@@ -75,30 +76,34 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
     if shard_config.workers < 1:
         raise MixerError(f"--threads {shard_config.workers}: need at least 1 compression thread")
     refuse_nested(out, corpus_dir, "the corpus")
-    cluster = cluster_config(**cluster)
-    writer = write_shards
-    if cluster is not None:  # one Ray task per shard (mixer.shards.distributed): the same bytes, resumable
-        from functools import partial
-
-        from mixer.shards.distributed import write_shards_on_cluster
-
-        writer = partial(write_shards_on_cluster, cluster=cluster)
+    cluster = cluster_config(**cluster)  # None: this process; else one Ray task per shard, the same bytes
     if Path(out).exists() and not overwrite:  # fail before any work
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
+    corpus = Corpus.open(corpus_dir)  # corpus.json read once for the whole command
 
     err = Console(stderr=True)
     with output_lock(out):  # a second writer of --out fails now, not after its planning
-        with err.status("planning the mixture"):
-            plan = build_plan(corpus_dir, weights, plan_config, weights_source=source)
-            sources = open_sources(corpus_dir, plan)
-        if plan.budget_tokens != plan_config.tokens:
-            err.print(f"note: --tokens {plan_config.tokens} rounded down to {plan.budget_tokens} "
-                      f"({plan.num_sequences} sequences of {seq_len})")
-        with Progress(TextColumn("[bold]build-shards"), BarColumn(), TextColumn("{task.completed}/{task.total} seq"),
-                      TimeRemainingColumn(), console=err, transient=False, disable=quiet) as progress:
-            task = progress.add_task("shards", total=plan.num_sequences)
-            stats = writer(plan, sources, out, shard_config,
-                            on_shard=lambda done, total: progress.update(task, completed=done))
+        status = err.status("planning the mixture")
+        status.start()
+
+        def planned(plan) -> None:
+            status.stop()
+            if plan.budget_tokens != plan_config.tokens:
+                err.print(f"note: --tokens {plan_config.tokens} rounded down to {plan.budget_tokens} "
+                          f"({plan.num_sequences} sequences of {seq_len})")
+            progress.start()
+            progress.update(task, total=plan.num_sequences)
+
+        progress = Progress(TextColumn("[bold]build-shards"), BarColumn(), TextColumn("{task.completed}/{task.total} seq"),
+                            TimeRemainingColumn(), console=err, transient=False, disable=quiet)
+        task = progress.add_task("shards", total=None)
+        try:
+            stats = build(corpus, weights, out, plan=plan_config, shards=shard_config, cluster=cluster,
+                          weights_source=source, on_plan=planned,
+                          on_shard=lambda done, total: progress.update(task, completed=done))
+        finally:
+            status.stop()
+            progress.stop()
     Console().print(summary_table(stats.index))
     rate = stats.tokens / stats.wall_s if stats.wall_s else float("inf")
     Console().print(f"{stats.shards} shards, {stats.tokens:,} tokens in {stats.wall_s:.1f} s "
