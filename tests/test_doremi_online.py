@@ -75,7 +75,7 @@ def test_step_hook_sees_per_token_losses_and_its_weights_drive_the_sampler(corpu
     assert all(s[1:4] == ((n,),) * 3 and s[4] == p.grad_accum and s[5] == ("a", "b", "c") for s in seen)
     assert all(s[6] == [1] for s in seen[2:])  # after step 2 the hook's weights: only domain b is drawn
     # A source that cannot change its weights is refused by name.
-    fixed = DataSource(batches=iter(sampler), corpus_dir=corpus, weights={"a": 1 / 3, "b": 1 / 3, "c": 1 / 3},
+    fixed = DataSource(batches=iter(sampler), corpus=corpus, weights={"a": 1 / 3, "b": 1 / 3, "c": 1 / 3},
                        budget_tokens=10**9, seq_len=p.seq_len)
     with pytest.raises(MixerError, match="set_weights"):
         train(cfg, fixed, tmp_path / "run2", step_hooks=[lambda s: {"a": 1.0}])

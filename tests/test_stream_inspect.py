@@ -63,7 +63,7 @@ def test_shards_record_their_corpus_and_a_moved_corpus_names_both_paths(built, t
     corpus, shards = built
     index = read_index(shards)
     assert index.corpus_path == "../corpus"  # relative: the two folders move together
-    assert corpus_of(shards, index) == corpus
+    assert corpus_of(shards, index).folder == corpus
     tree = tmp_path / "moved-tree"  # both folders moved together: still found
     shutil.copytree(corpus, tree / "corpus")
     shutil.copytree(shards, tree / "shards")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
 from mixer.formats.corpus import (MANIFEST_NAME, CorpusManifest, DomainSplit, MLMSpecialIds, mlm_special_ids,
                                   open_split, tokenizer_file)
@@ -33,12 +35,18 @@ class Corpus:
     sha256: str
 
     @classmethod
-    def open(cls, folder: str | Path) -> Corpus:
-        """Read and check `folder/corpus.json` once; errors name the file and the fix."""
+    def open(cls, folder: str | Path, *, expect_sha256: str | None = None,
+             mismatch: Callable[[Path], MixerError] | None = None) -> Corpus:
+        """Read and check `folder/corpus.json` once; errors name the file and the fix. With
+        `expect_sha256`, a manifest of other content raises `mismatch(folder)` before it is
+        checked: "another corpus" is the finding, whatever else is wrong with it."""
         folder = Path(folder)
         path = folder / MANIFEST_NAME
         obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
         sha = hashlib.sha256(canonical(obj)).hexdigest()
+        if expect_sha256 is not None and sha != expect_sha256:
+            raise (mismatch(folder) if mismatch is not None else
+                   MixerError(f"{path}: not the corpus expected (sha256 {sha[:12]}… vs {expect_sha256[:12]}…)"))
         return cls(folder=folder, manifest=CorpusManifest.from_json(obj, source=str(path)), sha256=sha)
 
     @property

@@ -88,6 +88,7 @@ import zstandard
 from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
+from mixer.formats.corpus_handle import Corpus
 from mixer.formats.schema import seal, seal_ok
 from mixer.formats.shard_index import (DomainRecord, FileRef, IndexProblem, ShardEntry, ShardIndex,
                                        SpecialTokens)
@@ -157,12 +158,11 @@ def corpus_reference(shards_dir: str | Path, corpus_dir: str | Path) -> str:
     return Path(rel).as_posix()
 
 
-def corpus_of(shards_dir: str | Path, index: ShardIndex, corpus_dir: str | Path | None = None) -> Path:
-    """The corpus the shards were built from: `corpus_dir` when given, else the path the index
-    records (`corpus_path`, relative to the shards). Either way its `corpus.json` must be the one
-    the shards were built from (`corpus_manifest_sha256`); a moved or rebuilt corpus is one line
-    naming both folders and the fix."""
-    from mixer.formats.corpus import manifest_sha256
+def corpus_of(shards_dir: str | Path, index: ShardIndex, corpus_dir: str | Path | None = None) -> Corpus:
+    """The corpus the shards were built from, opened: `corpus_dir` when given, else the path the
+    index records (`corpus_path`, relative to the shards). Either way its `corpus.json` must be the
+    one the shards were built from (`corpus_manifest_sha256`); a moved or rebuilt corpus is one
+    line naming both folders and the fix."""
 
     shards_dir = Path(shards_dir)
     if corpus_dir is None:
@@ -177,10 +177,9 @@ def corpus_of(shards_dir: str | Path, index: ShardIndex, corpus_dir: str | Path 
         how = f"recorded in {shards_dir / INDEX_NAME}"
     else:
         corpus, how = Path(corpus_dir), "given"
-    if manifest_sha256(corpus) != index.corpus_manifest_sha256:
-        raise MixerError(f"{shards_dir} was built from another corpus than {corpus} ({how}; corpus.json sha256 "
-                         "differs); pass the matching --corpus DIR or rebuild the shards")
-    return corpus
+    return Corpus.open(corpus, expect_sha256=index.corpus_manifest_sha256, mismatch=lambda folder: MixerError(
+        f"{shards_dir} was built from another corpus than {folder} ({how}; corpus.json sha256 differs); pass the "
+        "matching --corpus DIR or rebuild the shards"))
 
 
 def make_index(plan: "MixturePlan", shards: list[ShardEntry], sequences_per_shard: int,

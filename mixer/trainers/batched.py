@@ -33,7 +33,6 @@ import torch
 
 from mixer.core.errors import MixerError
 from mixer.core.kinds import ModelKind
-from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RUN_NAME, RunRecord
 from mixer.trainers.compact import StackedBert, StackedGPT2, mlm_chunk, mlm_targets
 from mixer.trainers.config import (
@@ -129,12 +128,11 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     device = _device(cfg)
     cuda = device.type == "cuda"
     K = len(proxies)
-    corpus_dir = proxies[0].source.corpus_dir
-    sha = manifest_sha256(corpus_dir)
+    corpus = proxies[0].source.corpus
     for p in proxies[1:]:
-        if manifest_sha256(p.source.corpus_dir) != sha:
-            raise MixerError(f"{p.source.corpus_dir}: batched proxies must read one corpus ({corpus_dir})")
-    manifest = load_manifest(corpus_dir)
+        if p.source.corpus.sha256 != corpus.sha256:
+            raise MixerError(f"{p.source.corpus_dir}: batched proxies must read one corpus ({corpus.folder})")
+    manifest = corpus.manifest
     domains = manifest.domain_names
     nd = len(domains)
     vocab = vocab_for(preset.model, manifest)
@@ -153,7 +151,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
                              f"pass --seq-len {p.source.seq_len}")
         if (Path(p.out_dir) / RUN_NAME).exists():
             raise MixerError(f"{p.out_dir}: holds a finished run already; choose another folder")
-    eval_sets = build_eval_sets(corpus_dir, preset.model, vocab, L, cfg.eval_seqs)
+    eval_sets = build_eval_sets(corpus, preset.model, vocab, L, cfg.eval_seqs)
 
     # --- K models built once as one, one optimizer over the stacked parameters --------------------
     seeds = [int(p.seed) for p in proxies]
@@ -184,7 +182,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     run_steps(engine, [iter(p.source.batches) for p in proxies], optimizer, schedule, state, steps=steps, cfg=cfg,
               preset=preset, vocab_size=vocab.size, domains=domains, bar=bar, on_step=on_step)
     return [_record(cfg, preset, p, K, state.curves[k], state.tokens_per_domain[k], steps, warmup, state.train_time,
-                    state.data_wait, device, sha, domains, n_params, int(state.tokens_seen[k]), vocab.size)
+                    state.data_wait, device, corpus.sha256, domains, n_params, int(state.tokens_seen[k]), vocab.size)
             for k, p in enumerate(proxies)]
 
 

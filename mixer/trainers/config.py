@@ -14,6 +14,7 @@ import torch
 
 from mixer.core.errors import MixerError
 from mixer.core.kinds import ModelKind
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.trainers.presets import ModelPreset, get_preset
 
 # hook(step, per_domain_loss, per_domain_tokens): the step's mean training loss of every domain
@@ -70,13 +71,20 @@ class DataSource:
     It is iterated afresh after a resume, once `state.load_state_dict` has run."""
 
     batches: Iterable[Mapping[str, torch.Tensor]]
-    corpus_dir: str | Path  # the corpus the stream reads: domains, vocab, held-out splits
+    corpus: Corpus  # the corpus the stream reads (domains, vocab, held-out splits); a folder is opened
     weights: dict[str, float]  # the mixture (recorded in run.json)
     budget_tokens: int | None = None  # the stream's token budget
     state: Stateful | None = None  # stream position; default: `batches` itself if it has state_dict()
     seq_len: int | None = None  # the stream's sequence length, when known: must equal the run's
     provenance: dict[str, Any] = field(default_factory=dict)  # merged into run.json's provenance
     set_weights: Callable[[dict[str, float]], None] | None = None  # change the mixture between steps (step hooks)
+
+    def __post_init__(self) -> None:
+        self.corpus = as_corpus(self.corpus)
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.corpus.folder
 
     def stream_state(self) -> Stateful | None:
         if self.state is not None:

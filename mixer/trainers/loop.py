@@ -5,7 +5,7 @@ One line of order: config -> devices/ranks -> data and held-out sets -> model ->
 and schedule -> (resume) -> the shared loop [micro-steps, clip, step, per-domain hooks, log,
 eval, checkpoint] -> final eval -> run.json and the loss plot.
 
-    source = DataSource(batches=loader, corpus_dir="corpus/", weights={...}, budget_tokens=N)
+    source = DataSource(batches=loader, corpus="corpus/", weights={...}, budget_tokens=N)
     record = train(TrainConfig(model="gpt2", preset="tiny", steps=200), source, "runs/a")
 
 On a GPU: bf16 autocast, torch.compile, fused AdamW, SDPA attention; under `torchrun`, DDP
@@ -24,7 +24,6 @@ import torch
 
 from mixer.core.errors import MixerError
 from mixer.core.kinds import ModelKind
-from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RunRecord
 from mixer.trainers.checkpoint import (
     CHECKPOINT_NAME,
@@ -157,7 +156,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
         raise MixerError(f"{out_dir}: holds a checkpoint already; pass --resume to continue it or choose another --out")
 
     # --- data: corpus, stream, held-out sets --------------------------------------------------
-    manifest = load_manifest(source.corpus_dir)
+    manifest = source.corpus.manifest
     domains = manifest.domain_names  # domain_ids index this list
     vocab = vocab_for(cfg.model, manifest)
     B, L, accum = preset.batch_size, preset.seq_len, preset.grad_accum
@@ -169,7 +168,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     if steps <= 0:
         raise MixerError(f"no steps to train: give --steps, or a budget of at least {tokens_per_step} tokens "
                          f"(one step of {B}x{L}x{accum}x{world})")
-    eval_sets = build_eval_sets(source.corpus_dir, cfg.model, vocab, L, cfg.eval_seqs)
+    eval_sets = build_eval_sets(source.corpus, cfg.model, vocab, L, cfg.eval_seqs)
     for spec in cfg.extra_eval:
         path, _, dom = spec.rpartition(":") if ":" in spec and not Path(spec).is_dir() else (spec, "", "")
         eval_sets += build_eval_sets(path, cfg.model, vocab, L, cfg.eval_seqs, [dom] if dom else None, prefix="ood/")
@@ -250,7 +249,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
         tokens_per_domain, tokens_seen = counts[:-1].cpu().numpy().astype(np.int64), int(counts[-1])
     record = make_record(preset, source, state.curves[0], domains, tokens_per_domain, tokens_seen, state.step, warmup,
                          state.train_time, state.data_wait, device, world, (count_params(raw), count_params(raw, False)),
-                         manifest_sha256(source.corpus_dir), cfg.seed, config)
+                         source.corpus.sha256, cfg.seed, config)
     if master:
         write_run(out_dir, record)
     if world > 1:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from mixer.formats.corpus_handle import Corpus
 from mixer.formats.shard_index import ShardIndex
 
 
@@ -74,19 +75,17 @@ def verify(shards_dir: Path, index: ShardIndex, out) -> None:
               "(xxh64 + sha256)")
 
 
-def show_samples(shards_dir: Path, index: ShardIndex, corpus_dir: Path, k: int, out) -> None:
+def show_samples(shards_dir: Path, index: ShardIndex, corpus: Corpus, k: int, out) -> None:
     """Sequences 0, N/k, 2N/k, ..: each cut at document boundaries and labelled by domain."""
     import numpy as np
     from rich.panel import Panel
     from rich.text import Text
     from tokenizers import Tokenizer
 
-    from mixer.formats.corpus import load_manifest, tokenizer_file
     from mixer.core.errors import MixerError
     from mixer.formats.shards import read_shard, read_shard_domains
 
-    manifest = load_manifest(corpus_dir)  # `corpus_of` matched its sha256 to the index's
-    tok_path = tokenizer_file(corpus_dir, manifest)  # checksum verified before the tokenizer parses it
+    tok_path = corpus.tokenizer_file()  # `corpus_of` matched its sha256; checksum verified before parsing
     try:
         tokenizer = Tokenizer.from_file(str(tok_path))
     except Exception as exc:  # tokenizers raises a bare Exception for any unreadable file
