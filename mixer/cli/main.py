@@ -13,9 +13,11 @@ import sys
 import click
 
 from mixer.cli.commands import build_shards, corpus, demo, inspect, loop, prepare, solve, train, verify
+from mixer.cli.commands.export import mixture as export, shards as export_shards
 from mixer.core.errors import MixerError
 
-COMMANDS = {m.command.name: m.command for m in (build_shards, corpus, demo, inspect, loop, prepare, solve, train, verify)}
+COMMANDS = {m.command.name: m.command for m in (build_shards, corpus, demo, export, export_shards, inspect, loop,
+                                                  prepare, solve, train, verify)}
 
 
 class _Commands(click.Group):
