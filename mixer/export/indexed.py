@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class IndexedWriter:
         self._lengths: list[np.ndarray] = []
         self._file = None
 
-    def __enter__(self) -> "IndexedWriter":
+    def __enter__(self) -> Self:
         self._file = open(self._bin_tmp, "wb")
         return self
 

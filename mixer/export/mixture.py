@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mixer.core.errors import MixerError
 
+
 @dataclass(frozen=True)
 class ExportSpec:
     """What `mixer export` was asked: the weights file, the target, where each domain's data is."""
