@@ -6,9 +6,10 @@ module: with `--job.config_file mixture.toml` (or the tables copied into a run's
 config carries `job_config.mixture.domains / paths / weights / seed`, which a dataset builder
 registered with torchtitan (e.g. one calling `datasets.interleave_datasets(..., probabilities=
 weights, seed=seed)`) reads. Importing this module imports nothing but `dataclasses`.
-"""
-from __future__ import annotations
 
+No `from __future__ import annotations` here: torchtitan rebuilds these dataclasses in its own
+module (`make_dataclass`), where a field type written as the string "Mixture" cannot be resolved.
+"""
 from dataclasses import dataclass, field
 
 from mixer.export.mixture import ExportMixture, flow_list, yaml_comment_block
