@@ -13,7 +13,6 @@ from mixer.cli.main import main
 from mixer.export.indexed import index_bytes, token_dtype
 from mixer.formats.shards import read_shard
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
-from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
 
@@ -27,7 +26,7 @@ def make_shards(tmp_path, objective="causal", vocab_size=2000):
     plan = build_plan(corpus, {"code": 0.3, "news": 0.7},
                       PlanConfig(tokens=90 * SEQ_LEN + 5, seq_len=SEQ_LEN, seed=3, objective=objective))
     out = tmp_path / "shards"
-    write_shards(plan, open_sources(corpus, plan), out, ShardConfig(shard_tokens=25 * SEQ_LEN, workers=1))
+    write_shards(plan, corpus, out, ShardConfig(shard_tokens=25 * SEQ_LEN, workers=1))
     return out
 
 

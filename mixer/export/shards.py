@@ -37,6 +37,7 @@ class ShardExportResult:
 
 def export_shards(spec: ShardExportSpec) -> ShardExportResult:
     """Read every shard (checksums verified) in stream order and write it in `spec.format`."""
+    from mixer.core.kinds import Objective
     from mixer.export.indexed import IndexedWriter, token_dtype
     from mixer.formats.corpus import load_manifest
     from mixer.formats.shards import corpus_of, read_index, read_shard
@@ -44,8 +45,8 @@ def export_shards(spec: ShardExportSpec) -> ShardExportResult:
     if spec.format not in FORMATS:
         raise MixerError(f"--format {spec.format!r}: unknown format; choose one of {', '.join(FORMATS)}")
     index = read_index(spec.shards)
-    if index["objective"] != "causal":
-        raise MixerError(f"{spec.shards}: {index['objective']} shards; --format megatron takes causal-LM shards "
+    if index.objective is not Objective.CAUSAL:
+        raise MixerError(f"{spec.shards}: {index.objective.value} shards; --format megatron takes causal-LM shards "
                          "(build them with --objective causal)")
     out = Path(spec.out)
     if not out.name or not out.parent.is_dir():
@@ -53,13 +54,13 @@ def export_shards(spec: ShardExportSpec) -> ShardExportResult:
     shards_dir = Path(spec.shards).resolve()
     if out.parent.resolve() == shards_dir or shards_dir in out.parent.resolve().parents:
         raise MixerError(f"--out {spec.out}: inside the shards folder {spec.shards}; write the export outside it")
-    if sum(int(e["sequences"]) for e in index["shards"]) != int(index["num_sequences"]):
+    if sum(e.sequences for e in index.shards) != index.num_sequences:
         raise MixerError(f"{spec.shards}/index.json: its shards do not add up to num_sequences "
-                         f"{index['num_sequences']}; rebuild the shards")
+                         f"{index.num_sequences}; rebuild the shards")
     vocab = load_manifest(corpus_of(spec.shards, index, spec.corpus)).vocab_size
     dtype = token_dtype(vocab)
     with IndexedWriter(out, dtype) as writer:
-        for entry in index["shards"]:
-            writer.add(read_shard(Path(spec.shards) / entry["file"], index))
+        for entry in index.shards:
+            writer.add(read_shard(Path(spec.shards) / entry.file, index))
     return ShardExportResult(files=(writer.bin_path, writer.idx_path), sequences=writer.sequences,
                              tokens=writer.tokens, dtype=dtype.name, vocab_size=vocab)
