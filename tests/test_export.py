@@ -213,15 +213,16 @@ def test_numbers_read_back_exactly_in_yaml_toml_and_json():
     (["{w}", "--to", "hf", "--path", "code"], "expected DOMAIN=PATH"),
     (["{w}", "--to", "megatron", "--prefix", "my data"], "whitespace"),
     (["{bad}", "--to", "olmo"], "sum to"),
+    (["{w}", "--to", "hf", "--out", "{tmp}/nowhere/mix.yaml"], "does not exist"),
 ])
 def test_bad_input_is_one_line_and_exit_2(weights_file, tmp_path, args, message):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"weights": {"a": 0.5, "b": 0.6}}))
-    args = [a.format(w=weights_file, bad=bad) for a in args]
+    args = [a.format(w=weights_file, bad=bad, tmp=tmp_path) for a in args]
     r = CliRunner().invoke(main, ["export", *args], catch_exceptions=False)
     assert r.exit_code == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and message in r.stderr
-    assert not list(tmp_path.glob("*.txt"))
+    assert not list(tmp_path.rglob("*.yaml")) and not list(tmp_path.rglob(".*.tmp-*"))
 
 
 def test_unknown_target_exits_2(weights_file):

@@ -41,4 +41,6 @@ def write_export(exported: Exported, out: Path) -> None:
     """Write the export atomically (all of it or, on failure, nothing)."""
     from mixer.core.atomic import write_bytes_atomic
 
+    if not Path(out).parent.is_dir():
+        raise MixerError(f"--out {out}: the folder {Path(out).parent} does not exist; create it or write elsewhere")
     write_bytes_atomic(out, exported.text.encode("utf-8"))

@@ -36,6 +36,8 @@ def command(weights: Path, target: str, prefix: str, paths: tuple[str, ...], out
 
     exported = export_mixture(ExportSpec(weights=weights, target=target, prefix=prefix,
                                          paths=parse_path_options(paths)))
+    if out is not None:
+        write_export(exported, out)  # first: a bad --out is the only line printed
     if not exported.comments_inside:
         for line in exported.comments:
             click.echo(f"note: {line}", err=True)
@@ -45,5 +47,4 @@ def command(weights: Path, target: str, prefix: str, paths: tuple[str, ...], out
     if out is None:
         click.echo(exported.text, nl=False)
     else:
-        write_export(exported, out)
         click.echo(f"wrote {out} ({target})", err=True)
