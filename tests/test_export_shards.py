@@ -97,3 +97,13 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, case, messag
     assert r.exit_code == 2, r.output
     assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
     assert not list(tmp_path.rglob("*.bin")) and not list(tmp_path.rglob("*.idx")) and not list(tmp_path.rglob(".*.tmp-*"))
+
+
+def test_unknown_format_exits_2(tmp_path):
+    from mixer.core.errors import MixerError
+    from mixer.export.shards import ShardExportSpec, export_shards
+
+    r = CliRunner().invoke(main, ["export-shards", str(tmp_path), "--format", "mds", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "mds" in r.stderr
+    with pytest.raises(MixerError, match="unknown format"):
+        export_shards(ShardExportSpec(shards=tmp_path, format="mds", out=tmp_path / "x"))
