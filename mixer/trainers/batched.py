@@ -47,7 +47,7 @@ from mixer.trainers.config import (
 from mixer.trainers.heldout import EvalSet, build_eval_sets
 from mixer.trainers.models import Vocab, build_model, count_params, vocab_for
 from mixer.trainers.objectives import mask_generator, mask_tokens, shift_labels
-from mixer.trainers.record import make_record, run_config, write_run
+from mixer.trainers.record import RunOutcome, make_record, run_config, write_run
 from mixer.trainers.steps import LoopState, run_steps
 
 TRAINER = "stacked"  # recorded in run.json provenance: which trainer wrote the run
@@ -181,8 +181,10 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     model.train()
     run_steps(engine, [iter(p.source.batches) for p in proxies], optimizer, schedule, state, steps=steps, cfg=cfg,
               preset=preset, vocab_size=vocab.size, domains=domains, bar=bar, on_step=on_step)
-    return [_record(cfg, preset, p, K, state.curves[k], state.tokens_per_domain[k], steps, warmup, state.train_time,
-                    state.data_wait, device, corpus.sha256, domains, n_params, int(state.tokens_seen[k]), vocab.size)
+    return [_record(cfg, preset, p, K, RunOutcome(
+                curve=state.curves[k], domains=domains, tokens_per_domain=state.tokens_per_domain[k],
+                tokens_seen=int(state.tokens_seen[k]), steps=steps, warmup=warmup, train_time=state.train_time,
+                data_wait=state.data_wait, device=device, world=1, n_params=n_params), vocab.size)
             for k, p in enumerate(proxies)]
 
 
@@ -277,14 +279,11 @@ def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], voc
     return doms, counted, out
 
 
-def _record(cfg, preset, proxy: Proxy, K: int, curve: dict, tokens_per_domain: np.ndarray, steps: int, warmup: int,
-            train_time: float, data_wait: float, device, sha: str, domains, n_params, tokens_seen: int,
-            vocab_size: int) -> RunRecord:
+def _record(cfg, preset, proxy: Proxy, K: int, outcome: RunOutcome, vocab_size: int) -> RunRecord:
     """Proxy k's run.json (and plot), the files `mixer.trainers.loop.train` writes; train time is the
     batch's, shared by its K proxies."""
-    config = run_config(cfg, preset, steps, 1, vocab_size, seed=proxy.seed)
-    record = make_record(preset, proxy.source, curve, domains, tokens_per_domain, tokens_seen, steps, warmup,
-                         train_time, data_wait, device, 1, n_params, sha, proxy.seed, config,
+    config = run_config(cfg, preset, outcome.steps, 1, vocab_size, seed=proxy.seed)
+    record = make_record(preset, proxy.source, outcome, seed=proxy.seed, config=config,
                          provenance={"trainer": TRAINER, "proxies_together": K})
     write_run(proxy.out_dir, record)
     return record

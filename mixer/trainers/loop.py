@@ -54,7 +54,7 @@ from mixer.trainers.objectives import (
     mlm_token_losses,
     per_domain_sums,
 )
-from mixer.trainers.record import make_record, run_config, write_run
+from mixer.trainers.record import RunOutcome, make_record, run_config, write_run
 from mixer.trainers.steps import LoopState, run_steps
 
 __all__ = ["DataSource", "DomainLossHook", "TrainConfig", "train"]  # the settings live in trainers.config
@@ -247,9 +247,11 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
         counts = torch.tensor([*tokens_per_domain.tolist(), tokens_seen], dtype=torch.float64, device=device)
         torch.distributed.all_reduce(counts)
         tokens_per_domain, tokens_seen = counts[:-1].cpu().numpy().astype(np.int64), int(counts[-1])
-    record = make_record(preset, source, state.curves[0], domains, tokens_per_domain, tokens_seen, state.step, warmup,
-                         state.train_time, state.data_wait, device, world, (count_params(raw), count_params(raw, False)),
-                         source.corpus.sha256, cfg.seed, config)
+    outcome = RunOutcome(curve=state.curves[0], domains=domains, tokens_per_domain=tokens_per_domain,
+                         tokens_seen=tokens_seen, steps=state.step, warmup=warmup, train_time=state.train_time,
+                         data_wait=state.data_wait, device=device, world=world,
+                         n_params=(count_params(raw), count_params(raw, False)))
+    record = make_record(preset, source, outcome, seed=cfg.seed, config=config)
     if master:
         write_run(out_dir, record)
     if world > 1:
