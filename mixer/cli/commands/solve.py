@@ -85,6 +85,7 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
     """DDO: base + perturbed runs of one scale -> optimal weights at that scale."""
     from mixer.cli.commands._options import domain_list
     from mixer.solver.runs import group_ddo
+    from mixer.solver.ddo_model import DDO
     from mixer.solver.solutions import ddo_solution
 
     data = group_ddo(_runs(runs), metric=metric, eval_domains=domain_list(eval_domains, "--eval-domains"))
@@ -92,8 +93,8 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
         floor = floor_uniform / len(data.domains)
     prov = {"runs": [r.path for r in data.base] + [r.path for d in data.domains for r in data.perturbed[d]],
             "corpus_sha256": data.base[0].corpus_sha256}
-    _show(ddo_solution(data, out, form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise,
-                       seed=seed, provenance=prov, plots=plots))
+    estimator = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise, seed=seed)
+    _show(ddo_solution(data, out, estimator=estimator, provenance=prov, plots=plots))
 
 
 def _read_optimum(path: Path):
