@@ -143,7 +143,7 @@ def _train_reference(spec: RunSpec) -> dict[str, bytes]:
     import torch
 
     from mixer.loop.runner import KEEP_FILES, _data_source
-    from mixer.trainers.loop import train
+    from mixer.trainers.train import train
 
     torch.set_num_threads(spec.train.threads)
     tmp = Path(tempfile.mkdtemp(prefix="mixer-doremi-ref-"))
@@ -170,7 +170,7 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
 
     from mixer.solver.baselines.doremi import DoReMiWeights
     from mixer.trainers.hooks import WeightedDomainSampler
-    from mixer.trainers.loop import train
+    from mixer.trainers.train import train
 
     torch.set_num_threads(spec.train.threads)
     tc = spec.train.train_config(progress=cfg.progress)

@@ -10,10 +10,10 @@ dropout generator, MLM masks, optimiser state, gradient clipping and curve; noth
 another, so on a CPU K proxies trained together give, bit for bit, the losses each gives alone
 (`train_batched` with that one proxy; a test asserts equality). The initial weights are those
 `mixer.trainers.models.build_model` draws for the seed (the Hugging Face initialisation), and the
-run.json / loss_curves.png written per proxy are the same files `mixer.trainers.loop.train` writes,
+run.json / loss_curves.png written per proxy are the same files `mixer.trainers.train.train` writes,
 and the step itself is the loop both trainers run (`mixer.trainers.steps.run_steps`), so the
 schedule, logging, evaluation points and data-wait timing are the default trainer's.
-BERT proxies are masked as `mixer.trainers.loop.train` masks them (15 %, 80/10/10, seeded by (seed,
+BERT proxies are masked as `mixer.trainers.train.train` masks them (15 %, 80/10/10, seeded by (seed,
 step, micro-step, rank 0)), so with dropout 0 a proxy follows the HF trainer's run to fp32
 rounding (a test bounds the gap); with dropout the two draw different dropout masks (per-proxy
 generators here, the global RNG there).
@@ -48,7 +48,7 @@ from mixer.trainers.heldout import EvalSet, build_eval_sets
 from mixer.trainers.models import Vocab, build_model, count_params, vocab_for
 from mixer.trainers.objectives import mask_generator, mask_tokens, shift_labels
 from mixer.trainers.record import RunOutcome, make_record, run_config, write_run
-from mixer.trainers.steps import LoopState, run_steps
+from mixer.trainers.steps import TrainState, run_steps
 
 TRAINER = "stacked"  # recorded in run.json provenance: which trainer wrote the run
 
@@ -173,7 +173,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     if use_compile:
         model.hidden = torch.compile(model.hidden)
 
-    state = LoopState.fresh(K, domains, [es.name for es in eval_sets], device)
+    state = TrainState.fresh(K, domains, [es.name for es in eval_sets], device)
     engine = _StackedEngine(model, proxies, params, eval_sets, vocab, nd, accum, chunk, device, cfg.eval_batch_size)
     bar = progress_bar(steps, 0, enabled=cfg.progress)
     if progress_desc:
@@ -200,7 +200,7 @@ class _StackedEngine:
         self.autocast = precision(device)
         self.offsets = (torch.arange(len(proxies), device=device) * nd)[:, None]
 
-    def micro_step(self, batches: list, step: int, micro: int, state: LoopState) -> torch.Tensor:
+    def micro_step(self, batches: list, step: int, micro: int, state: TrainState) -> torch.Tensor:
         K, model = len(batches), self.model
         if isinstance(model, StackedBert):
             doms, counted, (total, tok) = _bert_micro(model, batches, self.proxies, self.vocab, step, micro,
@@ -254,7 +254,7 @@ def _domain_sums(doms: torch.Tensor, counted: torch.Tensor, tok: torch.Tensor, o
 
 def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], vocab, step: int, micro: int, accum: int,
                 chunk: int, device: torch.device, autocast, tokens_per_domain: np.ndarray, tokens_seen: np.ndarray):
-    """One BERT micro-step of K proxies: each proxy's masks as `mixer.trainers.loop.train` draws them
+    """One BERT micro-step of K proxies: each proxy's masks as `mixer.trainers.train.train` draws them
     alone (seeded by its seed, step, micro-step, rank 0), on the CPU; only the masked positions
     go to the head. -> (domain, counted, (loss with gradients, per-target losses)) per target row."""
     ids, attn, doms = ([b[key].long() for b in batches] for key in ("input_ids", "attention_mask", "domain_ids"))
@@ -280,7 +280,7 @@ def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], voc
 
 
 def _record(cfg, preset, proxy: Proxy, K: int, outcome: RunOutcome, vocab_size: int) -> RunRecord:
-    """Proxy k's run.json (and plot), the files `mixer.trainers.loop.train` writes; train time is the
+    """Proxy k's run.json (and plot), the files `mixer.trainers.train.train` writes; train time is the
     batch's, shared by its K proxies."""
     config = run_config(cfg, preset, outcome.steps, 1, vocab_size, seed=proxy.seed)
     record = make_record(preset, proxy.source, outcome, seed=proxy.seed, config=config,

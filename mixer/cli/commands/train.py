@@ -72,7 +72,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, t
     from mixer.core.units import parse_count
     from mixer.formats.weights import load_weights, parse_weight_options
     from mixer.trainers.data import source_from_corpus, source_from_shards
-    from mixer.trainers.loop import TrainConfig, train
+    from mixer.trainers.train import TrainConfig, train
 
     cfg = TrainConfig(model=model, preset=preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                       seq_len=seq_len, eval_every=eval_every, eval_seqs=eval_seqs, extra_eval=tuple(extra_eval),

@@ -55,7 +55,7 @@ from mixer.trainers.objectives import (
     per_domain_sums,
 )
 from mixer.trainers.record import RunOutcome, make_record, run_config, write_run
-from mixer.trainers.steps import LoopState, run_steps
+from mixer.trainers.steps import TrainState, run_steps
 
 __all__ = ["DataSource", "DomainLossHook", "TrainConfig", "train"]  # the settings live in trainers.config
 
@@ -89,7 +89,7 @@ class _HFEngine:
         self.seen: list[tuple] = []  # (loss, domain, counted, inputs) per micro-step, for the step hooks
 
     def micro_step(self, batches: list[Mapping[str, torch.Tensor]], step: int, micro: int,
-                   state: LoopState) -> torch.Tensor:
+                   state: TrainState) -> torch.Tensor:
         batch = batches[0]
         ids, doms = batch["input_ids"].long(), batch["domain_ids"].long()
         attn = batch["attention_mask"].long() if "attention_mask" in batch else None
@@ -186,7 +186,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     schedule = linear_schedule(optimizer, warmup, steps)
 
     # --- state that a checkpoint carries --------------------------------------------------------
-    state = LoopState.fresh(1, domains, [es.name for es in eval_sets], device)
+    state = TrainState.fresh(1, domains, [es.name for es in eval_sets], device)
     resumed_rng = None
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, config, world)
