@@ -69,6 +69,7 @@ def mixing_laws_solution(runs: Sequence[Run], out: Path, *, n_bootstrap: int = 5
                          plots: bool = True) -> Solution:
     """Data Mixing Laws: per-domain L_i(r) = c_i + k_i exp(t_i . r) fitted, then minimised."""
     from mixer.solver.baselines import mixing_laws_weights
+    from mixer.solver.baselines.mixing_laws import HUBER_DELTA
     from mixer.solver.intervals import mixing_laws_replicates, quantile_intervals
 
     out = Path(out)
@@ -78,7 +79,7 @@ def mixing_laws_solution(runs: Sequence[Run], out: Path, *, n_bootstrap: int = 5
     except ValueError as exc:
         raise MixerError(f"{runs[0].path}: {exc}") from None
     intervals = quantile_intervals(domains, mixing_laws_replicates(W, L, n_boot=n_bootstrap, seed=seed))
-    prov: dict[str, Any] = {"runs": [r.path for r in runs], "fit_loss": "huber", "huber_delta": 1e-3,
+    prov: dict[str, Any] = {"runs": [r.path for r in runs], "fit_loss": "huber", "huber_delta": HUBER_DELTA,
                             "c": res.c.tolist(), "k": res.k.tolist(),
                             "t": res.t.tolist(), "predicted_loss": res.fun,
                             "interval_method": f"bootstrap over runs ({n_bootstrap} resamples)"}
@@ -143,6 +144,8 @@ def nested_mixing_laws_solution(paths: Sequence[str | Path], out: Path, *, targe
     """Data Mixing Laws with the nested laws: each run's loss curve read at `target_steps` (step
     law), across model sizes at `target_size` (size law), then the mixture law on those."""
     from mixer.solver.baselines import mixing_laws_weights
+    from mixer.solver.baselines.mixing_laws import HUBER_DELTA
+    from mixer.solver.baselines.nested_laws import SIZE_DELTA, STEP_DELTA
     from mixer.solver.nested_runs import nested_table
 
     out = Path(out)
@@ -151,7 +154,8 @@ def nested_mixing_laws_solution(paths: Sequence[str | Path], out: Path, *, targe
         res = mixing_laws_weights(R, L)
     except ValueError as exc:
         raise MixerError(f"{out}: {exc}") from None
-    prov: dict[str, Any] = {"runs": [str(p) for p in paths], "fit_loss": "huber", "huber_delta": 1e-3,
+    prov: dict[str, Any] = {"runs": [str(p) for p in paths], "fit_loss": "huber", "huber_delta": HUBER_DELTA,
+                            "step_law_delta": STEP_DELTA, "size_law_delta": SIZE_DELTA,
                             "target_steps": target_steps, "target_size": target_size, "sizes": sizes,
                             "predicted_losses": L.tolist(), "mixtures": R.tolist(), "c": res.c.tolist(),
                             "k": res.k.tolist(), "t": res.t.tolist(), "predicted_loss": res.fun,
