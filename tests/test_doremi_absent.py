@@ -12,7 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixer.solver.baselines.doremi import DoReMiWeights, doremi_weights, per_token_excess
+from mixer.solver.baselines.doremi import (
+    DoReMiWeights,
+    doremi_weights,
+    per_token_excess,
+)
 
 BASE = np.array([0.6, 0.2, 0.1, 0.06, 0.04])  # skewed: the small domains miss most steps
 SEQS, SEQ_LEN, EXCESS, NOISE, STEPS = 8, 64, 0.5, 0.05, 200

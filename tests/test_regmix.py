@@ -139,7 +139,7 @@ def test_loop_regmix_on_a_local_ray_cluster_matches_sequential(corpus, tmp_path)
 
 def test_cli_solve_regmix_with_lightgbm(tmp_path):
     """`mixer solve regmix --model lightgbm` on random-mixture runs of a known mixing law: its answer
-    is close to the law's own optimum (the quadratic, the default, is kept)."""
+    is close to the law's own optimum (LightGBM is the default, as in `mixer loop regmix`)."""
     from mixer.formats.weights import load_weights
     from support import mixing_law_runs, write_runs
 

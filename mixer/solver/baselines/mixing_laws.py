@@ -27,7 +27,6 @@ from scipy.optimize import least_squares
 
 from mixer.solver.numerics.simplex import feasible_bounds, spg_minimize
 
-
 HUBER_DELTA = 0.05  # the authors' threshold for the mixture law (mix_5_domains.ipynb)
 
 

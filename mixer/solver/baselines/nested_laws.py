@@ -23,7 +23,6 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import least_squares
 
-
 STEP_DELTA = 0.05  # Huber threshold of the step law (the authors' steplaw.py)
 SIZE_DELTA = 0.08  # of the size law (the authors' sizelaw.py)
 
