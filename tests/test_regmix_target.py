@@ -65,3 +65,26 @@ def test_usage_bound_and_rounding_of_the_candidates():
     free = sample_mixtures(prior, 3000, seed=0, spec=PriorSpec(minimum=0.0))
     assert (free[:, 0] > 0.25).mean() > 0.1  # without the bound, domain 0 often exceeds it
     assert np.array_equal(W, sample_mixtures(prior, 3000, seed=0, upper=upper))  # deterministic
+
+
+def test_cli_target_and_bound_options(runs, tmp_path):
+    """`mixer solve regmix --eval-domains` and `--corpus` reach the fit; a domain the runs do not
+    report is one line, exit 2, before anything is written."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from mixer.cli import main
+    from mixer.formats.weights import load_weights
+
+    folder = str(Path(runs[0].path).parent.parent)
+    out = tmp_path / "w.json"
+    r = CliRunner().invoke(main, ["solve", "regmix", folder, "--out", str(out), "--eval-domains", "z",
+                                  "--bootstrap", "0", "--no-plots"])
+    assert r.exit_code == 2 and "'z' is not a domain" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not out.exists()
+    r = CliRunner().invoke(main, ["solve", "regmix", folder, "--out", str(out), "--eval-domains", "a",
+                                  "--bootstrap", "0", "--no-plots"])
+    assert r.exit_code == 0, r.output
+    w = load_weights(out)
+    assert w.provenance["model"] == "lightgbm" and w.provenance["eval_domains"] == ["a"] and w.weights["a"] > 0.75
