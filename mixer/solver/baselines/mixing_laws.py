@@ -44,8 +44,8 @@ class MixingLawsResult:
 
 
 def _model(theta: np.ndarray, R: np.ndarray) -> np.ndarray:
-    t = np.append(theta[2:], -np.sum(theta[2:]))
-    return np.exp(theta[0]) + np.exp(theta[1] + R @ t)
+    t = np.append(theta[2:], -np.sum(theta[2:]))  # exponents capped: a trial step far off stays finite
+    return np.exp(min(theta[0], 50.0)) + np.exp(np.minimum(theta[1] + R @ t, 50.0))
 
 
 def fit_mixing_law(R: np.ndarray, y: np.ndarray, *, loss: str = "huber",
