@@ -49,6 +49,12 @@ def _train_spec(kw: dict):
 @click.option("--search", "n_search", type=int, default=100_000, show_default=True, help="Candidates scored.")
 @click.option("--temperature", type=float, default=0.5, show_default=True,
               help="Token distribution ^ T centres the candidate Dirichlet.")
+@click.option("--eval-domains", default=None, metavar="A,B,...",
+              help="Held-out domains whose mean loss is the regression's target (default: every domain).")
+@click.option("--max-usage", type=float, default=15.0, show_default=True,
+              help="Epochs a domain may be seen in the final run: mixtures above it are not drawn (the authors' 15).")
+@click.option("--usage-tokens", default=None,
+              help="The final run's tokens for that bound, e.g. 25B (default: the corpus's size, the authors' form).")
 @click.option("--bootstrap", "n_bootstrap", type=int, default=50, show_default=True,
               help="Bootstrap replicates for the weights' intervals (each refits the regressor).")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -56,19 +62,22 @@ def _train_spec(kw: dict):
 @click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS", help="Run each proxy as a Ray task.")
 @click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all).")
 @click.option("--plots/--no-plots", default=True, show_default=True)
-def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, n_bootstrap, cache, ray, ray_cpus,
-               plots, **kw) -> None:
+def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, eval_domains, max_usage, usage_tokens,
+               n_bootstrap, cache, ray, ray_cpus, plots, **kw) -> None:
     """RegMix: random mixtures around the token distribution -> proxies -> regression -> top-k mean."""
     from rich.console import Console
 
+    from mixer.cli.commands._options import domain_list
     from mixer.core.units import parse_count
     from mixer.loop.regmix import RegMixConfig, loop_regmix
     from mixer.loop.sweep import LoopConfig
 
     loop = LoopConfig(corpus=kw["corpus"], out=kw["out"], train=_train_spec(kw), n_bootstrap=n_bootstrap, cache=cache,
-                      ray=ray, ray_cpus=ray_cpus, plots=plots, progress=not kw["quiet"])
+                      ray=ray, ray_cpus=ray_cpus, plots=plots, progress=not kw["quiet"],
+                      eval_domains=domain_list(eval_domains, "--eval-domains"))
     cfg = RegMixConfig(loop=loop, runs=runs, held_out=held_out, regressor=regressor, top_k=top_k, n_search=n_search,
-                       temperature=temperature)
+                       temperature=temperature, max_usage=max_usage,
+                       usage_tokens=None if usage_tokens is None else parse_count(usage_tokens, "--usage-tokens"))
     res = loop_regmix(cfg, parse_count(tokens, "--tokens"))
     console = Console(width=120)
     console.print(weights_table(f"RegMix ({regressor}) at {res.budget_tokens:,} tokens (weight [95 % interval])",
