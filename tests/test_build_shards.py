@@ -29,7 +29,7 @@ def corpus(tmp_path_factory):
 
 def build(corpus, out, *extra, weights=WEIGHT_ARGS, tokens="30k"):
     args = ["build-shards", "--corpus", str(corpus), *weights, "--tokens", tokens, "--seq-len", "128",
-            "--seed", "7", "--out", str(out), "--shard-tokens", "4096", *extra]
+            "--data-seed", "7", "--out", str(out), "--shard-tokens", "4096", *extra]
     return CliRunner().invoke(main, args)
 
 
@@ -87,7 +87,7 @@ def test_shards_hold_the_plan_stream_and_verify(corpus, tmp_path):
 def test_seed_changes_bytes_not_counts(corpus, tmp_path):
     assert build(corpus, tmp_path / "a").exit_code == 0
     r = CliRunner().invoke(main, ["build-shards", "--corpus", str(corpus), *WEIGHT_ARGS, "--tokens", "30k",
-                                  "--seq-len", "128", "--seed", "8", "--out", str(tmp_path / "b"),
+                                  "--seq-len", "128", "--data-seed", "8", "--out", str(tmp_path / "b"),
                                   "--shard-tokens", "4096"])
     assert r.exit_code == 0
     a, b = read_index(tmp_path / "a"), read_index(tmp_path / "b")

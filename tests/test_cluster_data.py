@@ -181,7 +181,7 @@ def corpus(tmp_path_factory):
 def build(corpus: Path, out: Path, *extra: str):
     return CliRunner().invoke(main, ["build-shards", "--corpus", str(corpus), "--weight", "code=0.25", "--weight",
                                      "news=0.45", "--weight", "wiki=0.3", "--tokens", "30k", "--seq-len", "128",
-                                     "--seed", "7", "--out", str(out), "--shard-tokens", "2048", "--quiet", *extra])
+                                     "--data-seed", "7", "--out", str(out), "--shard-tokens", "2048", "--quiet", *extra])
 
 
 def test_build_shards_on_ray_is_byte_identical(cluster, corpus, tmp_path):

@@ -153,5 +153,5 @@ def reproduce_commands(config: DemoConfig, loop_cfg, raw: Path | None, corpus: P
                 + f" --eval-seqs {loop_cfg.train.eval_seqs} --max-epochs inf --seed {config.seed} "
                 f"--data-seed {config.seed}")
     cmds.append(f"mixer build-shards --corpus {corpus} --weights {Path(loop_cfg.out) / 'weights.json'} "
-                f"--tokens {target} --seq-len {seq_len} --seed {config.seed} --max-epochs inf --out {shards} --overwrite")
+                f"--tokens {target} --seq-len {seq_len} --data-seed {config.seed} --max-epochs inf --out {shards} --overwrite")
     return cmds

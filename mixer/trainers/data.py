@@ -64,4 +64,4 @@ def source_from_corpus(corpus_dir: str | Path, weights: dict[str, float], tokens
                              max_epochs=max_epochs, rank=rank, world_size=world_size, batch_size=batch_size)
     return DataSource(batches=_loader(sampler, batch_size), corpus=corpus, weights=weights,
                       budget_tokens=tokens, state=sampler, seq_len=seq_len,
-                      provenance={"source": {"corpus": str(corpus_dir), "seq_len": seq_len, "stream_seed": seed}})
+                      provenance={"source": {"corpus": str(corpus_dir), "seq_len": seq_len, "data_seed": seed}})

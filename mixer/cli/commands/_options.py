@@ -52,11 +52,18 @@ def max_epochs_option():
                              "further epochs are fresh permutations.")
 
 
+def data_seed_option():
+    """`--data-seed N`: the seed of the sampled stream (the sampler's permutations), one name and
+    one default (0) for build-shards, train and every loop; `index.json` records it as `seed`."""
+    return click.option("--data-seed", "data_seed", type=int, default=0, show_default=True,
+                        help="Seed of the sampled stream: the sampler's permutations (the same for every run of a "
+                             "sweep).")
+
+
 def trainer_options() -> list:
     return [
         click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout, masks."),
-        click.option("--data-seed", type=int, default=0, show_default=True,
-                     help="Sampler seed (the same for every run of a sweep)."),
+        data_seed_option(),
         click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's)."),
         click.option("--eval-seqs", type=int, default=DEFAULTS.eval_seqs, show_default=True,
                      help="Held-out sequences per domain."),

@@ -1,7 +1,7 @@
 """`mixer build-shards`: a prepared corpus + a mixture + a token budget -> zstd shards.
 
     mixer build-shards --corpus corpus/ --weights weights.json --tokens 30M --seq-len 1024 \\
-        --seed 0 --out shards/
+        --data-seed 0 --out shards/
 
 Same inputs give a byte-identical folder whatever --threads is. Bad input is one line on
 stderr, exit code 2, and nothing written. See docs/sampler.md.
@@ -14,7 +14,7 @@ import click
 
 from mixer.formats.shard_index import ShardIndex
 
-from mixer.cli.commands._options import max_epochs_option, quiet_option
+from mixer.cli.commands._options import data_seed_option, max_epochs_option, quiet_option
 from mixer.cli.commands._cluster import cluster_config, cluster_options
 
 
@@ -29,7 +29,7 @@ def _default_workers() -> int:
 @click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W", help="Mixture weight, repeated per domain.")
 @click.option("--tokens", required=True, help="Token budget, e.g. 30M or 1.2B (rounded down to whole sequences).")
 @click.option("--seq-len", type=int, default=1024, show_default=True, help="Tokens per sequence.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Permutation seed.")
+@data_seed_option()
 @click.option("--out", required=True, type=click.Path(), help="Output folder (must not exist unless --overwrite).")
 @click.option("--objective", type=click.Choice(["causal", "mlm"]), default="causal", show_default=True,
               help="causal: documents joined by EOS; mlm: [CLS] doc [SEP] [PAD].., one document per row.")
@@ -44,7 +44,7 @@ def _default_workers() -> int:
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 @cluster_options()
-def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, objective, shard_tokens, quiet,
+def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, data_seed, out, objective, shard_tokens, quiet,
             zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
@@ -69,7 +69,7 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
         weights, source = load_weights(weights_file).weights, str(weights_file)
     else:
         weights, source = parse_weight_options(weight_pairs), "--weight"
-    plan_config = PlanConfig(tokens=parse_count(tokens, "--tokens"), seq_len=seq_len, seed=seed,
+    plan_config = PlanConfig(tokens=parse_count(tokens, "--tokens"), seq_len=seq_len, seed=data_seed,
                              objective=objective, max_epochs=max_epochs, interleave=interleave)
     shard_config = ShardConfig(shard_tokens=parse_count(shard_tokens, "--shard-tokens"), zstd_level=zstd_level,
                                workers=_default_workers() if threads is None else threads, overwrite=overwrite)

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import click
 
-from mixer.cli.commands._options import max_epochs_option, quiet_option
+from mixer.cli.commands._options import data_seed_option, max_epochs_option, quiet_option
 
 
 def _provenance(pairs: tuple[str, ...]) -> dict:
@@ -57,7 +57,7 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
               help="Out-of-domain held-out set, never trained on (repeatable).")
 @click.option("--checkpoint-every", type=int, default=0, show_default=True, help="Checkpoint every N steps (0: end).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout and masks.")
-@click.option("--data-seed", type=int, help="Seed of the sampled stream (default: --seed).")
+@data_seed_option()
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile (default: on CUDA).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt with the same settings.")
@@ -106,7 +106,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, t
             raise MixerError("--corpus sampling needs --tokens (the mixture's budget, e.g. 30M); "
                              f"{weights_file or '--weight'} records no budget_tokens")
         source = source_from_corpus(corpus, weights, budget, p.seq_len,
-                                    seed if data_seed is None else data_seed, model, p.batch_size, rank, world,
+                                    data_seed, model, p.batch_size, rank, world,
                                     max_epochs=max_epochs)
     else:
         raise MixerError("no data: give --shards DIR (built shards) or --corpus DIR with --weights and --tokens")
