@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import trainer_options, weights_table
+from mixer.cli.commands._options import quiet_option, train_spec, trainer_options, weights_table
 
 
 def _train_options(f):
@@ -22,20 +22,11 @@ def _train_options(f):
         click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True),
         click.option("--preset", default="tiny", show_default=True, help="Trainer preset (mixer.trainers.presets)."),
         *trainer_options(),
-        click.option("--quiet", is_flag=True, help="No progress bars."),
+        quiet_option(),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
-
-
-def _train_spec(kw: dict):
-    from mixer.loop.runner import TrainSpec
-
-    train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
-                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"])
-    train.train_config().resolve()  # a bad model/preset fails here, before any run
-    return train
 
 
 @click.command("regmix")
@@ -72,7 +63,7 @@ def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, 
     from mixer.loop.regmix import RegMixConfig, loop_regmix
     from mixer.loop.sweep import LoopConfig
 
-    loop = LoopConfig(corpus=kw["corpus"], out=kw["out"], train=_train_spec(kw), n_bootstrap=n_bootstrap, cache=cache,
+    loop = LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train_spec(kw), n_bootstrap=n_bootstrap, cache=cache,
                       ray=ray, ray_cpus=ray_cpus, plots=plots, progress=not kw["quiet"],
                       eval_domains=domain_list(eval_domains, "--eval-domains"))
     cfg = RegMixConfig(loop=loop, runs=runs, held_out=held_out, regressor=regressor, top_k=top_k, n_search=n_search,
@@ -108,7 +99,7 @@ def doremi_cmd(tokens, eta, smoothing, mode, cache, plots, **kw) -> None:
     from mixer.core.units import parse_count
     from mixer.loop.doremi import DoReMiConfig, loop_doremi
 
-    cfg = DoReMiConfig(corpus=kw["corpus"], out=kw["out"], train=_train_spec(kw), eta=eta, smoothing=smoothing,
+    cfg = DoReMiConfig(corpus=kw["corpus"], out=kw["out"], train=train_spec(kw), eta=eta, smoothing=smoothing,
                        mode=mode, cache=cache, plots=plots, progress=not kw["quiet"])
     res = loop_doremi(cfg, parse_count(tokens, "--tokens"))
     final = dict(zip(res.domains, map(float, res.trajectory[-1])))

@@ -72,6 +72,17 @@ def trainer_options() -> list:
     ]
 
 
+def train_spec(kw: dict):
+    """The loops' `TrainSpec` from their trainer options, built in this one place; a bad model or
+    preset fails here, before any run."""
+    from mixer.loop.runner import TrainSpec
+
+    train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
+                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"])
+    train.train_config().resolve()
+    return train
+
+
 # --- --config loop.toml ------------------------------------------------------------------------------
 
 SKIP = ("config", "show", "help")  # options that are never written to a config file

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._options import quiet_option
+
 from mixer.cli.commands._cluster import cluster_config, cluster_options
 
 
@@ -31,7 +33,7 @@ from mixer.cli.commands._cluster import cluster_config, cluster_options
 @click.option("--seed", default=0, show_default=True)
 @click.option("--workers", default=1, show_default=True, help="Processes for tokenization and language id.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option()
 @cluster_options(task_mb=True)
 def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, heldout_fraction, heldout_max, heldout_min,
             heldout_docs, min_chars, cut_chars, max_docs, seed, workers, overwrite, quiet, **cluster):
