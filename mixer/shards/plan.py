@@ -59,8 +59,11 @@ class PlanConfig:
     pad_id: int | None = None
 
     def __post_init__(self) -> None:
-        # The objective is typed where the config is built; every floor below compares members.
+        # Validated where it is built, once: the objective typed (every floor below compares
+        # members), the cap, the interleave, the lengths, the seed and the budget checked.
         object.__setattr__(self, "objective", Objective.parse(self.objective))
+        object.__setattr__(self, "max_epochs", check_max_epochs(self.max_epochs))
+        _check_config(self)
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,6 @@ def max_epochs_json(value: float) -> float | None:
 
 
 def _check_config(config: PlanConfig) -> None:
-    check_max_epochs(config.max_epochs)
     if config.interleave not in INTERLEAVES:
         raise MixerError(f"--interleave {config.interleave!r}: choose one of {', '.join(INTERLEAVES)}")
     min_len = 3 if config.objective is Objective.MLM else 1
@@ -226,7 +228,6 @@ def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config
     from mixer.kernels.targets import largest_remainder
     from mixer.formats.weights import validate_weights
 
-    _check_config(config)
     corpus = as_corpus(corpus)  # opened once here when a folder is given; commands pass the handle
     corpus_dir, manifest, sha = corpus.folder, corpus.manifest, corpus.sha256
     w = validate_weights(weights, manifest.domain_names, source=weights_source)  # left out: 0

@@ -36,18 +36,11 @@ def quiet_option():
     return click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
-def _max_epochs(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
-    from mixer.shards.plan import check_max_epochs
-
-    return check_max_epochs(value)  # below 1 or NaN: one line naming --max-epochs, before any work
-
-
 def max_epochs_option():
     """`--max-epochs F`: at most F passes over any domain's data (OLMo's max repetition factor);
     1 (the default) samples without replacement; `inf` lets a domain repeat without a cap. The
     value is passed as is to `max_epochs` of the sampler (`PlanConfig`) or the loop (`TrainSpec`)."""
     return click.option("--max-epochs", type=float, default=1.0, show_default=True, metavar="F",
-                        callback=_max_epochs,
                         help="At most F passes over any domain's data (1: no repetition; inf: no cap); "
                              "further epochs are fresh permutations.")
 
