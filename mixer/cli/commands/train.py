@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import replace
 
 import click
 
@@ -74,6 +73,10 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, t
     from mixer.trainers.data import source_from_corpus, source_from_shards
     from mixer.trainers.train import TrainConfig, train
 
+    if shards and seq_len is None:  # built shards fix the sequence length: it flows from the data to the spec
+        from mixer.formats.shards import read_index
+
+        seq_len = read_index(shards).seq_len
     cfg = TrainConfig(model=model, preset=preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                       seq_len=seq_len, eval_every=eval_every, eval_seqs=eval_seqs, extra_eval=tuple(extra_eval),
                       checkpoint_every=checkpoint_every, seed=seed, device=device, compile=compile_,
@@ -90,9 +93,6 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, t
         if weights_file or weight_pairs or tokens:
             raise MixerError("--shards fixes the mixture and budget; drop --weights/--weight/--tokens")
         source = source_from_shards(shards, p.batch_size, corpus, rank, world, model)
-        if seq_len is None and source.seq_len != p.seq_len:  # shards fix the sequence length
-            cfg = replace(cfg, seq_len=source.seq_len)
-            cfg.resolve()
     elif corpus:
         if bool(weights_file) == bool(weight_pairs):
             raise MixerError("--corpus sampling needs the mixture: give either --weights FILE or --weight DOMAIN=W")
