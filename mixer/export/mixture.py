@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixer.core.errors import MixerError
+from mixer.formats.weights import load_weights
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,6 @@ def _comments(mix, source: str, kept: list[str], left_out: list[str]) -> list[st
 
 def read_mixture(spec: ExportSpec) -> ExportMixture:
     """weights.json → `ExportMixture`; a `--path` naming a domain the file does not have is an error."""
-    from mixer.formats.weights import load_weights
 
     mix = load_weights(spec.weights)
     unknown = sorted(set(spec.paths) - set(mix.weights))

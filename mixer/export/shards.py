@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import Objective
+from mixer.export.indexed import IndexedWriter, token_dtype
+from mixer.formats.corpus import load_manifest
+from mixer.formats.shards import corpus_of, read_index, read_shard
 
 FORMATS = ("megatron",)
 
@@ -37,10 +41,6 @@ class ShardExportResult:
 
 def export_shards(spec: ShardExportSpec) -> ShardExportResult:
     """Read every shard (checksums verified) in stream order and write it in `spec.format`."""
-    from mixer.core.kinds import Objective
-    from mixer.export.indexed import IndexedWriter, token_dtype
-    from mixer.formats.corpus import load_manifest
-    from mixer.formats.shards import corpus_of, read_index, read_shard
 
     if spec.format not in FORMATS:
         raise MixerError(f"--format {spec.format!r}: unknown format; choose one of {', '.join(FORMATS)}")

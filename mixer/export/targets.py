@@ -11,6 +11,7 @@ from pathlib import Path
 from mixer.core.errors import MixerError
 from mixer.export import hf, litdata, megatron, mosaic, olmo, torchtitan
 from mixer.export.mixture import ExportSpec, read_mixture
+from mixer.core.atomic import write_bytes_atomic
 
 WRITERS = {"megatron": megatron, "hf": hf, "mosaic": mosaic, "litdata": litdata, "olmo": olmo,
            "torchtitan": torchtitan}
@@ -39,7 +40,6 @@ def export_mixture(spec: ExportSpec) -> Exported:
 
 def write_export(exported: Exported, out: Path) -> None:
     """Write the export atomically (all of it or, on failure, nothing)."""
-    from mixer.core.atomic import write_bytes_atomic
 
     if not Path(out).parent.is_dir():
         raise MixerError(f"--out {out}: the folder {Path(out).parent} does not exist; create it or write elsewhere")

@@ -13,6 +13,9 @@ from pathlib import Path
 
 
 from mixer.core.errors import MixerError
+from mixer.formats.checksums import verify_file
+from mixer.formats.corpus import MANIFEST_NAME, load_manifest, open_split
+from mixer.formats.shards import INDEX_NAME, read_index, read_shard_domains, verify_shards
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,6 @@ class VerifyReport:
 
 def verify_corpus(corpus_dir: str | Path) -> VerifyReport:
     """Check every file of a corpus written by `mixer prepare` (sha256 included)."""
-    from mixer.formats.checksums import verify_file
-    from mixer.formats.corpus import MANIFEST_NAME, load_manifest, open_split
 
     corpus_dir = Path(corpus_dir)
     manifest = load_manifest(corpus_dir)
@@ -53,7 +54,6 @@ def verify_corpus(corpus_dir: str | Path) -> VerifyReport:
 
 def verify_shards_folder(shards_dir: str | Path) -> VerifyReport:
     """Check every shard and sidecar of a folder written by `mixer build-shards`."""
-    from mixer.formats.shards import INDEX_NAME, read_index, read_shard_domains, verify_shards
 
     shards_dir = Path(shards_dir)
     index = read_index(shards_dir)

@@ -21,6 +21,11 @@ from mixer.loop.sweep import (Backend, DDOLoopResult, LoopConfig, corpus_identit
                               plan_validation, run_all, solve_runs)
 from mixer.loop.runner import RunSpec
 from mixer.core.units import format_count
+from mixer.core.atomic import write_json_atomic
+from mixer.formats.run import load_run
+from mixer.loop.report import autoscale_report
+from mixer.solver.solutions import ScaleOptimum, autoscale_solution
+from mixer.solver.verdict import Recommendation
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,6 @@ def target_specs(cfg: LoopConfig, target: int, mixtures: dict[str, dict[str, flo
 
 def target_comparison(specs: Sequence[RunSpec], paths: dict[str, Path]) -> dict[str, Any]:
     """{mixture: {"final_loss": {d: l}, "mean_loss", "mean_perplexity" (mean of per-domain ppl)}}."""
-    from mixer.formats.run import load_run
 
     out: dict[str, Any] = {}
     for spec in specs:
@@ -95,8 +99,6 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
                    backend: Backend | None = None, validate_scale: int | None = None) -> AutoScaleLoopResult:
     """`validate_scale`: one of `scales` (3+), left out of the fit and predicted (see
     `mixer.solver.solutions.autoscale_solution`)."""
-    from mixer.solver.solutions import ScaleOptimum, autoscale_solution
-    from mixer.solver.verdict import Recommendation
 
     scales, per_scale, checks = _plan(cfg, scales, target, validate_scale)
     out = Path(cfg.out)
@@ -123,7 +125,6 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
         tpaths, tran = run_all(specs, cfg.cache_dir, backend, cfg.progress, desc=f"target @ {format_count(target)}")
         ran += tran
         comparison = target_comparison(specs, tpaths)
-        from mixer.core.atomic import write_json_atomic
 
         write_json_atomic(out / "target.json", {"target_tokens": int(target), "mixtures": comparison})
     result = AutoScaleLoopResult(weights=weights, weights_path=path, target=int(target),
@@ -134,7 +135,6 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
     if cfg.report:
         from dataclasses import replace
 
-        from mixer.loop.report import autoscale_report
 
         result = replace(result, report=autoscale_report(result, out / "report.html", cfg))
     return result

@@ -25,6 +25,15 @@ from mixer.loop.defaults import DEFAULTS
 from mixer.prepare.config import PrepareConfig, PrepareResult
 from mixer.prepare.default_corpus import assemble_default_corpus
 from mixer.prepare.pipeline import prepare_corpus
+from mixer.core.units import format_count
+from mixer.loop.autoscale import loop_autoscale
+from mixer.loop.report import autoscale_report
+from mixer.loop.runner import TrainSpec
+from mixer.loop.sweep import LoopConfig
+from mixer.prepare.domain_map import load_domain_map
+from mixer.shards import build
+from mixer.shards.plan import PlanConfig
+from mixer.shards.write import ShardConfig
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,6 @@ class DemoResult:
 
 
 def _prepare(config: DemoConfig, out: Path) -> tuple[Path, Path, PrepareResult]:
-    from mixer.prepare.domain_map import load_domain_map
 
     raw, corpus = out / "raw", out / "corpus"
     if not (raw / "domains.json").is_file():
@@ -81,10 +89,6 @@ def _prepare(config: DemoConfig, out: Path) -> tuple[Path, Path, PrepareResult]:
 def run_demo(config: DemoConfig, on_prepared=None) -> DemoResult:
     """The whole demo; `on_prepared(PrepareResult)` is called as soon as the corpus is prepared
     (the CLI prints the prepare table there, before the proxies' progress bars)."""
-    from mixer.loop.sweep import LoopConfig
-    from mixer.loop.autoscale import loop_autoscale
-    from mixer.loop.runner import TrainSpec
-    from mixer.core.units import format_count
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,9 +115,6 @@ def run_demo(config: DemoConfig, on_prepared=None) -> DemoResult:
     intervals[f"AutoScale @ {format_count(target)}"] = auto.intervals
 
     # --- shards of the predicted mixture at the target ----------------------------------------------
-    from mixer.shards import build
-    from mixer.shards.plan import PlanConfig
-    from mixer.shards.write import ShardConfig
 
     seq_len = TrainSpec().train_config().resolve().seq_len
     shards = out / "shards"
@@ -126,7 +127,6 @@ def run_demo(config: DemoConfig, on_prepared=None) -> DemoResult:
     if raw is not None:
         steps = {"raw": raw, **steps}
     commands = reproduce_commands(config, loop_cfg, raw, corpus, scales, target, shards, seq_len)
-    from mixer.loop.report import autoscale_report
 
     steps["report"] = autoscale_report(auto, out / "report.html", loop_cfg, commands=commands,
                                        title=f"mixer demo: the mixture for {target:,} tokens")

@@ -44,6 +44,11 @@ from mixer.core.errors import MixerError
 from mixer.core.kinds import ModelKind
 from mixer.loop.runner import RunSpec, TrainSpec, commit, is_finished
 from mixer.loop.sweep import corpus_identity, run_folder
+from mixer.formats.corpus import load_manifest
+from mixer.formats.weights import validate_weights
+from mixer.loop.runner import KEEP_FILES, _data_source
+from mixer.solver.baselines.doremi import DoReMiWeights, per_token_excess
+from mixer.solver.solutions import doremi_online_solution
 
 TRAJECTORY = "doremi.json"
 
@@ -83,7 +88,6 @@ class DoReMiLoopResult:
 def _base(cfg: DoReMiConfig, domains: list[str]) -> dict[str, float]:
     if cfg.base_weights is None:
         return {d: 1.0 / len(domains) for d in domains}
-    from mixer.formats.weights import validate_weights
 
     return validate_weights(cfg.base_weights, domains, source="base weights")
 
@@ -125,7 +129,6 @@ class DoReMiHook:
     def __call__(self, s):
         import torch
 
-        from mixer.solver.baselines.doremi import per_token_excess
         from mixer.trainers.objectives import causal_token_losses
 
         device = s.token_loss.device
@@ -150,7 +153,6 @@ def _train_reference(spec: RunSpec) -> dict[str, bytes]:
     """runner.execute, keeping the model: the proxy's hook needs it."""
     import torch
 
-    from mixer.loop.runner import KEEP_FILES, _data_source
     from mixer.trainers.train import train
 
     torch.set_num_threads(spec.train.threads)
@@ -163,7 +165,6 @@ def _train_reference(spec: RunSpec) -> dict[str, bytes]:
 
 
 def _load_reference(folder: Path, spec: RunSpec):
-    from mixer.formats.corpus import load_manifest
     from mixer.trainers.checkpoint import CHECKPOINT_NAME, read_checkpoint
     from mixer.trainers.models import build_model, vocab_for
 
@@ -176,7 +177,6 @@ def _load_reference(folder: Path, spec: RunSpec):
 def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes]:
     import torch
 
-    from mixer.solver.baselines.doremi import DoReMiWeights
     from mixer.trainers.hooks import WeightedDomainSampler
     from mixer.trainers.train import train
 
@@ -188,10 +188,8 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
         source = WeightedDomainSampler(spec.corpus, spec.weights, preset.seq_len, preset.batch_size,
                                        spec.train.data_seed).source(spec.budget_tokens, prov)
     else:  # the reference's stream: the base mixture, exact per-domain counts
-        from mixer.loop.runner import _data_source
 
         source = _data_source(spec)
-    from mixer.formats.corpus import load_manifest
     from mixer.trainers.models import vocab_for
 
     manifest = load_manifest(spec.corpus)
@@ -214,7 +212,6 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
 
 def loop_doremi(cfg: DoReMiConfig, budget_tokens: int) -> DoReMiLoopResult:
     """Reference, then proxy with online Group DRO (each cached); weights.json in `cfg.out`."""
-    from mixer.solver.solutions import doremi_online_solution
 
     ref, proxy = plan_doremi(cfg, budget_tokens)
     ref_dir, proxy_dir = run_folder(cfg.cache_dir, ref), run_folder(cfg.cache_dir, proxy)

@@ -19,10 +19,10 @@ from typing import Iterator, Sequence
 
 from mixer.core.cluster import ClusterConfig, connected, run_tasks
 from mixer.loop.runner import RunSpec
+from mixer.loop.runner import execute
 
 
 def _remote_execute(spec: RunSpec) -> tuple[RunSpec, dict[str, bytes]]:
-    from mixer.loop.runner import execute
 
     return spec, execute(spec)
 

@@ -26,6 +26,9 @@ from typing import Any
 from mixer.core.errors import MixerError
 from mixer.loop.runner import RunSpec
 from mixer.loop.sweep import Backend, LoopConfig, _relative, corpus_identity, make_backend, run_all
+from mixer.solver.baselines.regmix import PriorSpec, REGRESSORS, sample_mixtures
+from mixer.solver.runs import read_runs
+from mixer.solver.solutions import regmix_corpus_bounds, regmix_solution
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,6 @@ class RegMixLoopResult:
 
 
 def _check(cfg: RegMixConfig) -> None:
-    from mixer.solver.baselines.regmix import REGRESSORS
 
     if cfg.regressor not in REGRESSORS:
         raise MixerError(f"--regressor {cfg.regressor!r}: choose one of {', '.join(REGRESSORS)}")
@@ -84,7 +86,6 @@ def _check(cfg: RegMixConfig) -> None:
 
 def prior_of(cfg: RegMixConfig) -> dict[str, float]:
     """The Dirichlet's centre: the corpus's training-token shares ^ temperature, normalised."""
-    from mixer.solver.solutions import regmix_corpus_bounds
 
     return regmix_corpus_bounds(cfg.loop.corpus, temperature=cfg.temperature, max_usage=cfg.max_usage,
                                 usage_tokens=cfg.usage_tokens)[0]
@@ -92,7 +93,6 @@ def prior_of(cfg: RegMixConfig) -> dict[str, float]:
 
 def bound_of(cfg: RegMixConfig) -> dict[str, float]:
     """Each domain's largest weight under the usage bound (`regmix.usage_bound`)."""
-    from mixer.solver.solutions import regmix_corpus_bounds
 
     return regmix_corpus_bounds(cfg.loop.corpus, temperature=cfg.temperature, max_usage=cfg.max_usage,
                                 usage_tokens=cfg.usage_tokens)[1]
@@ -105,7 +105,6 @@ def plan_regmix(cfg: RegMixConfig, budget_tokens: int) -> tuple[list[RunSpec], l
     authors deduplicate too, `sort_and_deduplicate`)."""
     import numpy as np
 
-    from mixer.solver.baselines.regmix import PriorSpec, sample_mixtures
 
     _check(cfg)
     domains, sha = corpus_identity(cfg.loop.corpus)
@@ -139,8 +138,6 @@ def plan_regmix(cfg: RegMixConfig, budget_tokens: int) -> tuple[list[RunSpec], l
 
 def loop_regmix(cfg: RegMixConfig, budget_tokens: int, backend: Backend | None = None) -> RegMixLoopResult:
     """Plan, run (resuming from the cache), fit and search; weights.json in `cfg.loop.out`."""
-    from mixer.solver.runs import read_runs
-    from mixer.solver.solutions import regmix_solution
 
     fitted, held = plan_regmix(cfg, budget_tokens)
     lc = cfg.loop

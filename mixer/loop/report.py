@@ -22,6 +22,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from mixer.core.atomic import write_bytes_atomic
 from mixer.core.units import format_count
+from mixer.formats.run import load_run
+from mixer.solver.solutions import gain_lines, plot_path
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -84,7 +86,6 @@ def _held_out(name: str, check: Mapping[str, Any] | None) -> str:
 
 
 def _mean_loss(run_json: Path) -> float:
-    from mixer.formats.run import load_run
 
     losses = load_run(run_json).final_loss
     return math.fsum(losses.values()) / len(losses)
@@ -135,9 +136,7 @@ def _settings(cfg) -> str:
 
 def _scale_sections(r, out: Path) -> list[str]:
     """One DDO scale: verdict, held-out check, fits, predicted vs measured, loss curves."""
-    from mixer.solver.solutions import plot_path
 
-    from mixer.solver.solutions import gain_lines
 
     name = f"DDO at {r.budget_tokens:,} tokens"
     gains = "".join(f"<li>{_e(line)}</li>" for line in gain_lines(r.estimator)) if r.estimator is not None else ""
@@ -164,7 +163,6 @@ def autoscale_report(result, path: Path, cfg, commands: Iterable[str] | None = N
                      title: str | None = None) -> Path:
     """The page of an AutoScale loop (`mixer.loop.autoscale.AutoScaleLoopResult`): the target's
     weights and verdict first, then every scale's DDO sweep."""
-    from mixer.solver.solutions import plot_path
 
     out = Path(path).parent
     cols = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in result.scales}

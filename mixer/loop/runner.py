@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mixer.core.errors import MixerError
+from mixer.core.atomic import atomic_dir
+from mixer.shards.plan import check_max_epochs, max_epochs_json
 
 CACHE_VERSION = 1  # bump when a change to the loop makes old cached runs wrong
 KEEP_FILES = ("run.json", "loss_curves.png")  # what a finished run folder holds
@@ -49,14 +51,12 @@ class TrainSpec:
     trainer: str = "hf"  # "hf": mixer.trainers.train.train; "stacked": mixer.trainers.batched (what --batch-proxies trains)
 
     def __post_init__(self) -> None:
-        from mixer.shards.plan import check_max_epochs
 
         check_max_epochs(self.max_epochs)  # a bad cap fails before a sweep plans anything
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON holds them (spec.json, weights.json provenance, the cache key):
         no repetition cap (math.inf) is null."""
-        from mixer.shards.plan import max_epochs_json
 
         return {**asdict(self), "max_epochs": max_epochs_json(self.max_epochs)}
 
@@ -186,7 +186,6 @@ def execute_batch(specs: Sequence[RunSpec], progress: bool = False) -> list[dict
 def commit(files: dict[str, bytes], folder: str | Path, spec: RunSpec) -> Path:
     """Write a finished run into its cache folder atomically: the folder appears complete
     (spec.json, the plot, run.json) or not at all. Returns the run.json path."""
-    from mixer.core.atomic import atomic_dir
 
     folder = Path(folder)
     if "run.json" not in files:

@@ -28,6 +28,16 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from mixer.core.errors import MixerError
 from mixer.loop.defaults import DEFAULTS
 from mixer.loop.runner import RunSpec, TrainSpec, commit, execute, is_finished
+from mixer.core.lock import stale_siblings
+from mixer.formats.corpus import load_manifest, manifest_sha256
+from mixer.loop.batched_backend import BatchedBackend
+from mixer.loop.ray_backend import RayBackend
+from mixer.loop.report import ddo_report
+from mixer.solver.ddo import plan
+from mixer.solver.ddo_model import DDO
+from mixer.solver.intervals import scale_seed
+from mixer.solver.runs import group_ddo, read_run, read_runs
+from mixer.solver.solutions import ddo_solution
 
 # backend(specs) yields (spec, files) as each run finishes, in any order.
 Backend = Callable[[Sequence[RunSpec]], Iterator[tuple[RunSpec, dict[str, bytes]]]]
@@ -97,7 +107,6 @@ class DDOLoopResult:
 # --- planning -----------------------------------------------------------------------------------
 
 def corpus_identity(corpus: Path) -> tuple[list[str], str]:
-    from mixer.formats.corpus import load_manifest, manifest_sha256
 
     return load_manifest(corpus).domain_names, manifest_sha256(corpus)
 
@@ -113,7 +122,6 @@ def _seeded(spec: RunSpec, k: int) -> RunSpec:
 def plan_sweep(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[RunSpec]:
     """The base run and one run per (domain, factor) at this budget (`mixer.solver.ddo.plan`), each
     repeated `cfg.seeds` times with other seeds."""
-    from mixer.solver.ddo import plan
 
     if cfg.seeds < 1:
         raise MixerError(f"--seeds {cfg.seeds}: need at least 1 (2 or more measure the run-to-run noise)")
@@ -161,12 +169,10 @@ def make_backend(cfg: LoopConfig) -> Backend:
     if cfg.batch_proxies:
         if cfg.ray is not None:
             raise MixerError("--batch-proxies trains the runs in this process; drop --ray (or --batch-proxies)")
-        from mixer.loop.batched_backend import BatchedBackend
 
         return BatchedBackend(cfg.batch_proxies)
     if cfg.ray is None:
         return sequential_backend
-    from mixer.loop.ray_backend import RayBackend
 
     return RayBackend(cfg.ray, num_cpus=cfg.ray_cpus)
 
@@ -179,7 +185,6 @@ def run_folder(cache: Path, spec: RunSpec) -> Path:
 def run_state(cache: Path, spec: RunSpec) -> str:
     """"finished" (run.json there), "partial" (a folder or a temporary sibling left by a killed
     commit, no run.json: the next sweep cleans it up and trains the run) or "missing"."""
-    from mixer.core.lock import stale_siblings
 
     folder = run_folder(cache, spec)
     if is_finished(folder):
@@ -230,10 +235,6 @@ def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path]
     """Fit the DDO power laws on a finished sweep; write `out/weights.json` and its plots
     (`mixer.solver.solutions.ddo_solution`, the same path as `mixer solve ddo`); `held_out` runs are
     predicted, not fitted, and enter the verdict."""
-    from mixer.solver.runs import group_ddo, read_run, read_runs
-    from mixer.solver.intervals import scale_seed
-    from mixer.solver.ddo_model import DDO
-    from mixer.solver.solutions import ddo_solution
 
     run_paths = {s.name: paths[s.key()] for s in specs}
     data = group_ddo(read_runs(list(run_paths.values())), metric=cfg.metric, eval_domains=cfg.eval_domains)
@@ -268,7 +269,6 @@ def loop_ddo(cfg: LoopConfig, budget_tokens: int, backend: Backend | None = None
     paths, ran = run_all([*specs, *checks], cfg.cache_dir, backend, cfg.progress, desc=f"DDO @ {budget_tokens:,}")
     result = replace(solve_runs(cfg, specs, paths, Path(cfg.out), held_out=checks), ran=ran)
     if cfg.report:
-        from mixer.loop.report import ddo_report
 
         result = replace(result, report=ddo_report(result, Path(cfg.out) / "report.html", cfg))
     return result

@@ -37,6 +37,7 @@ from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_h
 from mixer.prepare.sources import iter_documents
 from mixer.prepare.tokenizer import encode_texts, resolve_tokenizer
 from mixer.prepare.write import save_corpus_manifest, write_domain
+from mixer.prepare.distributed import prepare_on_cluster
 
 if TYPE_CHECKING:
     from mixer.core.cluster import ClusterConfig
@@ -208,7 +209,6 @@ def prepare_corpus(config: PrepareConfig, cluster: "ClusterConfig | None" = None
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
     with output_lock(out):
         if cluster is not None:  # tasks on a Ray cluster, resumable: mixer.prepare.distributed
-            from mixer.prepare.distributed import prepare_on_cluster
 
             return prepare_on_cluster(config, out, cluster)
         return _prepare_locked(config, out)

@@ -17,6 +17,7 @@ from mixer.core.cluster import ClusterConfig
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.shards.plan import MixturePlan, PlanConfig, build_plan
 from mixer.shards.write import BuildStats, ShardConfig, write_shards
+from mixer.shards.distributed import write_shards_on_cluster
 
 
 def build(corpus: Corpus | str | Path, weights: Mapping[str, float], out: str | Path, *, plan: PlanConfig,
@@ -36,6 +37,5 @@ def build(corpus: Corpus | str | Path, weights: Mapping[str, float], out: str | 
         on_plan(mixture_plan)
     if cluster is None:
         return write_shards(mixture_plan, corpus, out, shards, on_shard=on_shard)
-    from mixer.shards.distributed import write_shards_on_cluster  # imports Ray's glue only when asked
 
     return write_shards_on_cluster(mixture_plan, corpus, out, shards, on_shard, cluster=cluster)

@@ -45,6 +45,9 @@ from mixer.formats.shard_index import ShardEntry
 from mixer.formats.shards import corpus_reference, encode_shard, make_index, shard_name, sidecar_name, write_index
 from mixer.shards.plan import MixturePlan
 from mixer.shards.write import BuildStats, ShardConfig, shard_layout
+from mixer.core.atomic import atomic_dir
+from mixer.core.lock import output_lock
+from mixer.shards.gather import _segments_for, gather_sequences, open_sources
 
 TASK_VERSION = 1  # bump when a change makes cached shards of an older mixer wrong
 
@@ -78,7 +81,6 @@ def window_plan(plan: MixturePlan, first: int, count: int) -> MixturePlan:
         return plan
     from dataclasses import replace
 
-    from mixer.shards.gather import _segments_for
 
     _, _, j0, j1 = _segments_for(plan, first, count)
     cut = {name: getattr(plan, name)[j0:j1] for name in
@@ -94,7 +96,6 @@ def shard_task(plan: MixturePlan, corpus_dir: str, k: int, first: int, count: in
                key: str, cache_dir: str | None) -> bytes:
     """One shard, gathered and compressed on a worker. With `cache_dir` (a folder every node
     sees) the task writes the shard into the cache itself and returns only its index entry."""
-    from mixer.shards.gather import gather_sequences, open_sources
 
     t0 = time.perf_counter()
     tokens, domains = gather_sequences(plan, open_sources(corpus_dir, plan), first, count, threads=1)
@@ -140,7 +141,6 @@ def _link(src: Path, dst: Path) -> None:
 def _assemble(plan: MixturePlan, out: Path, config: ShardConfig, cache: TaskCache, keys: list[str],
               metas: list[dict], per_shard: int, stats: ClusterBuildStats, corpus_dir: str | Path) -> None:
     """The output folder, atomically: every shard hard-linked from the cache, index.json last."""
-    from mixer.core.atomic import atomic_dir
 
     entries = []
     with atomic_dir(out, overwrite=config.overwrite) as tmp:
@@ -164,7 +164,6 @@ def write_shards_on_cluster(plan: MixturePlan, corpus: Corpus | str | Path, out:
     """Write the plan's stream as shards under `out`, one task per shard (`cluster=None`: the same
     tasks in this process). Same folder, byte for byte, as `write_shards`. `on_shard(done, total)`
     reports sequences done, whether a shard ran now or came from the cache."""
-    from mixer.core.lock import output_lock
 
     corpus = as_corpus(corpus)
     if corpus.sha256 != plan.corpus_sha256:

@@ -35,6 +35,7 @@ from mixer.core.errors import MixerError
 from mixer.core.kinds import Objective
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.shards import MAX_DOMAINS  # domain indices fit the widest sidecar dtype, uint16
+from mixer.formats.weights import validate_weights
 
 INTERLEAVES = ("auto", "midpoint", "edf")
 
@@ -226,7 +227,6 @@ def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config
     from mixer.kernels.edf import smallest_feasible_items
     from mixer.kernels.interleave import interleave_midpoint_threaded
     from mixer.kernels.targets import largest_remainder
-    from mixer.formats.weights import validate_weights
 
     corpus = as_corpus(corpus)  # opened once here when a folder is given; commands pass the handle
     corpus_dir, manifest, sha = corpus.folder, corpus.manifest, corpus.sha256

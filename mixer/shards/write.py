@@ -20,6 +20,9 @@ from mixer.formats.corpus_handle import Corpus
 from mixer.formats.shard_index import ShardEntry, ShardIndex
 from mixer.formats.shards import corpus_reference, make_index, sidecar_dtype, write_index, write_shard_files
 from mixer.shards.plan import MixturePlan
+from mixer.core.atomic import atomic_dir
+from mixer.core.paths import refuse_nested
+from mixer.shards.gather import gather_sequences, open_sources
 
 @dataclass(frozen=True)
 class ShardConfig:
@@ -50,7 +53,6 @@ class BuildStats:
 def shard_layout(plan: MixturePlan, out: str | Path, corpus_dir: str | Path, config: ShardConfig) -> tuple[int, int]:
     """Check the output place and the shard settings; (sequences per shard, number of shards).
     One machine and the Ray path (`mixer.shards.distributed`) lay shards out the same way."""
-    from mixer.core.paths import refuse_nested
 
     refuse_nested(out, corpus_dir, "the corpus")
     if not 1 <= config.zstd_level <= 22:
@@ -66,8 +68,6 @@ def write_shards(plan: MixturePlan, corpus: Corpus | str | Path, out: str | Path
     """Write the plan's whole stream as shards under `out`, atomically (temp folder + rename,
     index.json last), from `corpus` (the one the plan was built from, checked).
     `on_shard(sequences_done, num_sequences)` reports progress."""
-    from mixer.core.atomic import atomic_dir
-    from mixer.shards.gather import gather_sequences, open_sources
 
     sources = open_sources(corpus, plan)
 

@@ -14,13 +14,13 @@ from typing import Sequence
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.formats.run import load_run
+from mixer.solver.baselines.nested_laws import predict_target_losses
 
 
 def nested_table(paths: Sequence[str | Path], target_steps: float, target_size: float | None = None,
                  delta: float | None = None) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, list[float]]:
     """-> (domains, R (mixtures x domains), predicted L (mixtures x domains) at the target, sizes)."""
-    from mixer.formats.run import load_run
-    from mixer.solver.baselines.nested_laws import predict_target_losses
 
     groups: dict[tuple, dict[float, tuple[str, dict]]] = {}
     domains: tuple[str, ...] | None = None

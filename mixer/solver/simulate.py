@@ -26,6 +26,9 @@ import numpy as np
 from mixer.solver.ddo import plan, solve_ddo
 from mixer.solver.numerics.root import bracketed_newton
 from mixer.solver.runs import Run
+from mixer.solver.ddo_model import DDO
+from mixer.solver.runs import group_ddo
+from mixer.solver.verdict import ddo_verdict
 
 BUDGET_PER_DOMAIN = 1_000_000  # tokens per domain at uniform: the units only (y does not depend on it)
 
@@ -128,9 +131,6 @@ WEIGHT_TOL = 1e-6  # an interval "covers" a weight within this (exact, noise-fre
 
 def judge(law: TrueLaw, runs: list[Run], *, floor: float | None, n_bootstrap: int, seed: int) -> Outcome:
     """Fit the sweep as `mixer solve ddo` does and compare every figure with the truth."""
-    from mixer.solver.ddo_model import DDO
-    from mixer.solver.runs import group_ddo
-    from mixer.solver.verdict import ddo_verdict
 
     data = group_ddo(runs, metric="loss")
     est = DDO(floor=floor, n_bootstrap=n_bootstrap, seed=seed).fit(data)

@@ -25,6 +25,9 @@ import torch
 
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.stream.feed import MixtureFeed, stream_fingerprint
+from mixer.core.units import parse_count
+from mixer.shards.gather import gather_sequences, open_sources
+from mixer.shards.plan import PlanConfig, build_plan
 
 UNIT_TOKENS = 1 << 20  # tokens per read unit: the granularity of the read-ahead
 
@@ -51,7 +54,6 @@ class PlanSource:
         return {**self.__dict__, "_sources": None}
 
     def read(self, unit: int, runs: np.ndarray):
-        from mixer.shards.gather import gather_sequences, open_sources
 
         if self._sources is None:
             self._sources = open_sources(self.corpus, self.plan)
@@ -78,8 +80,6 @@ class MixtureSampler(MixtureFeed):
                  rank: int | None = None, world_size: int | None = None, batch_size: int = 1,
                  drop_remainder: bool = False, read_ahead: int = 2, batched: bool = False,
                  domain_ids: bool = True) -> None:
-        from mixer.shards.plan import PlanConfig, build_plan
-        from mixer.core.units import parse_count
 
         config = PlanConfig(tokens=parse_count(tokens, "tokens"), seq_len=seq_len, seed=seed, objective=objective,
                             max_epochs=max_epochs, interleave=interleave)

@@ -23,6 +23,7 @@ from mixer.formats.weights import validate_weights
 from mixer.stream.sampler import MixtureSampler
 from mixer.stream.stream import MixtureStream
 from mixer.trainers.config import DataSource
+from mixer.formats.shards import INDEX_NAME, corpus_of
 
 
 def _loader(dataset: Any, batch_size: int) -> torch.utils.data.DataLoader:
@@ -35,7 +36,6 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
     """Stream built shards; the corpus they were built from (`corpus_dir`, by default the one
     index.json records) supplies the held-out splits."""
     shards_dir = Path(shards_dir)
-    from mixer.formats.shards import INDEX_NAME, corpus_of
 
     index_path = shards_dir / INDEX_NAME
     stream = MixtureStream(shards_dir, rank=rank, world_size=world_size, batch_size=batch_size)

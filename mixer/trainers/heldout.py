@@ -20,6 +20,9 @@ from mixer.formats.corpus import DomainSplit
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.trainers.models import Vocab
 from mixer.trainers.objectives import mask_tokens, shift_labels
+from mixer.trainers.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from mixer.trainers.models import build_model, vocab_for
+from mixer.trainers.presets import ModelPreset
 
 EVAL_MASK_SEED = 1234  # fixed for every run: held-out MLM losses of different runs are comparable
 
@@ -128,9 +131,6 @@ def evaluate_checkpoint(run_dir: str | Path, corpus_dir: str | Path, domains: li
     corpus prepared with the same tokenizer: an out-of-domain check after the fact)."""
     import contextlib
 
-    from mixer.trainers.checkpoint import CHECKPOINT_NAME, read_checkpoint
-    from mixer.trainers.models import build_model, vocab_for
-    from mixer.trainers.presets import ModelPreset
 
     path = Path(run_dir) / CHECKPOINT_NAME
     if not path.is_file():

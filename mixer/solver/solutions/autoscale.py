@@ -11,13 +11,15 @@ from mixer.core.errors import MixerError
 from mixer.solver.verdict import ScaleCheck, autoscale_verdict, recommend
 
 from mixer.solver.solutions.written import ScaleOptimum, Solution, plot_path, write_solution
+from mixer.solver.autoscale import fit_floored, predict_floored
+from mixer.solver.intervals import autoscale_replicates, quantile_intervals
+from mixer.solver.plots import plot_weights_curve
 
 
 def autoscale_curve(fit, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Predicted weights over `grid` (`fit`: a `FlooredFit`), leaving out budgets below the
     smallest one the fit reaches (a domain shrinking with scale puts a floor under the budgets
     the model can express)."""
-    from mixer.solver.autoscale import predict_floored
 
     keep, rows = [], []
     for n in grid:
@@ -79,7 +81,6 @@ def _held_out_index(budgets: Sequence[int], validate_scale: int | None) -> int |
 def _scale_check(N: np.ndarray, optima: Sequence[ScaleOptimum], domains: list[str], h: int,
                  floor: float | None) -> ScaleCheck:
     """Fit on every scale but `h`, predict scale `h`, compare with its DDO optimum and interval."""
-    from mixer.solver.autoscale import fit_floored, predict_floored
 
     budget = optima[h].budget_tokens
     measured = N[h] / N[h].sum()
@@ -124,8 +125,6 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
     stay at the floor. `validate_scale` (one of the budgets, 3+ scales): fit without it and
     check its prediction against its DDO interval. The result also says which weights the
     evidence favours (`verdict.recommend`): AutoScale's, the largest scale's, or uniform."""
-    from mixer.solver.autoscale import fit_floored, predict_floored
-    from mixer.solver.intervals import autoscale_replicates, quantile_intervals
 
     out = Path(out)
     optima, domains, floor = _checked_optima(optima, target)
@@ -166,7 +165,6 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
     weights = write_solution(out, auto_w, "autoscale", int(target), prov, intervals, verdict)
     drawn: tuple[Path, ...] = ()
     if plots:
-        from mixer.solver.plots import plot_weights_curve
 
         grid, curve = autoscale_curve(ff, np.geomspace(min(budgets[0], target) / 2, max(budgets[-1], target) * 2, 80))
         drawn = (plot_weights_curve(grid, curve, domains, plot_path(out, "weights_vs_scale"), marks=budgets,

@@ -12,6 +12,15 @@ import numpy as np
 from mixer.core.errors import MixerError
 from mixer.solver.runs import Run, mixture_table
 from mixer.solver.solutions.written import Solution, plot_path, write_solution
+from mixer.formats.corpus import load_manifest
+from mixer.solver.baselines import doremi_weights, mixing_laws_weights
+from mixer.solver.baselines.doremi import aligned_histories
+from mixer.solver.baselines.mixing_laws import HUBER_DELTA
+from mixer.solver.baselines.nested_laws import SIZE_DELTA, STEP_DELTA
+from mixer.solver.baselines.regmix import regmix_weights, spearman, token_prior, usage_bound
+from mixer.solver.intervals import mixing_laws_replicates, quantile_intervals, regmix_replicates
+from mixer.solver.nested_runs import nested_table
+from mixer.solver.plots import plot_predicted_vs_measured, plot_weight_trajectory
 
 
 def _one_budget(runs: Sequence[Run]) -> int | None:
@@ -30,8 +39,6 @@ def regmix_solution(runs: Sequence[Run], out: Path, *, model: str = "lightgbm", 
     usage bound; None: none); `held_out` runs are predicted, not fitted, and their Spearman rank
     correlation with the measured loss is reported. The target is the mean held-out loss over
     `eval_domains` (None: every domain; the authors regress one domain's, their Pile-CC)."""
-    from mixer.solver.baselines.regmix import spearman, regmix_weights
-    from mixer.solver.intervals import quantile_intervals, regmix_replicates
 
     out = Path(out)
     domains, W, L = mixture_table(list(runs))
@@ -66,7 +73,6 @@ def regmix_solution(runs: Sequence[Run], out: Path, *, model: str = "lightgbm", 
     weights = write_solution(out, dict(zip(domains, res.x)), "regmix", _one_budget(runs), prov, intervals)
     drawn: tuple[Path, ...] = ()
     if plots:
-        from mixer.solver.plots import plot_predicted_vs_measured
 
         ho = (np.array(prov["held_out"]["predicted"]), np.array(prov["held_out"]["measured"])) if held_out else None
         drawn = (plot_predicted_vs_measured(y + res.residuals, y, plot_path(out, "pred_vs_meas"), held_out=ho),)
@@ -78,8 +84,6 @@ def regmix_corpus_bounds(corpus: str | Path, *, temperature: float = 0.5, max_us
                          usage_tokens: float | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """`(prior, upper)` from a prepared corpus's training tokens: the candidates' Dirichlet centre
     (token shares ^ temperature) and each domain's usage bound (`regmix.usage_bound`)."""
-    from mixer.formats.corpus import load_manifest
-    from mixer.solver.baselines.regmix import token_prior, usage_bound
 
     tokens = load_manifest(corpus).tokens("train")
     counts = [tokens[d] for d in tokens]
@@ -105,9 +109,6 @@ def _target_columns(domains: Sequence[str], eval_domains: Sequence[str] | None, 
 def mixing_laws_solution(runs: Sequence[Run], out: Path, *, n_bootstrap: int = 50, seed: int = 0,
                          plots: bool = True) -> Solution:
     """Data Mixing Laws: per-domain L_i(r) = c_i + k_i exp(t_i . r) fitted, then minimised."""
-    from mixer.solver.baselines import mixing_laws_weights
-    from mixer.solver.baselines.mixing_laws import HUBER_DELTA
-    from mixer.solver.intervals import mixing_laws_replicates, quantile_intervals
 
     out = Path(out)
     domains, W, L = mixture_table(list(runs))
@@ -123,7 +124,6 @@ def mixing_laws_solution(runs: Sequence[Run], out: Path, *, n_bootstrap: int = 5
     weights = write_solution(out, dict(zip(domains, res.x)), "mixing-laws", _one_budget(runs), prov, intervals)
     drawn: tuple[Path, ...] = ()
     if plots:
-        from mixer.solver.plots import plot_predicted_vs_measured
 
         drawn = (plot_predicted_vs_measured((L + res.residuals).ravel(), L.ravel(), plot_path(out, "pred_vs_meas")),)
     return Solution(weights=weights, path=out, method="mixing-laws", budget_tokens=_one_budget(runs),
@@ -133,8 +133,6 @@ def mixing_laws_solution(runs: Sequence[Run], out: Path, *, n_bootstrap: int = 5
 
 def doremi_solution(proxy: Run, reference: Run, out: Path, *, eta: float = 1.0, smoothing: float = 1e-3) -> Solution:
     """DoReMi replayed over the proxy's logged per-domain losses against the reference's."""
-    from mixer.solver.baselines import doremi_weights
-    from mixer.solver.baselines.doremi import aligned_histories
 
     out = Path(out)
     domains, P, R = aligned_histories(proxy, reference)
@@ -168,7 +166,6 @@ def doremi_online_solution(domains: Sequence[str], trajectory: np.ndarray, out: 
     weights = write_solution(out, dict(zip(domains, avg)), "doremi", budget_tokens, prov, {})
     drawn: tuple[Path, ...] = ()
     if plots:
-        from mixer.solver.plots import plot_weight_trajectory
 
         drawn = (plot_weight_trajectory(traj, list(domains), plot_path(out, "trajectory"), average=avg / avg.sum()),)
     return Solution(weights=weights, path=out, method="doremi", budget_tokens=budget_tokens, intervals={},
@@ -180,10 +177,6 @@ def nested_mixing_laws_solution(paths: Sequence[str | Path], out: Path, *, targe
                                 target_size: float | None = None, plots: bool = True) -> Solution:
     """Data Mixing Laws with the nested laws: each run's loss curve read at `target_steps` (step
     law), across model sizes at `target_size` (size law), then the mixture law on those."""
-    from mixer.solver.baselines import mixing_laws_weights
-    from mixer.solver.baselines.mixing_laws import HUBER_DELTA
-    from mixer.solver.baselines.nested_laws import SIZE_DELTA, STEP_DELTA
-    from mixer.solver.nested_runs import nested_table
 
     out = Path(out)
     domains, R, L, sizes = nested_table(paths, target_steps, target_size)
@@ -200,7 +193,6 @@ def nested_mixing_laws_solution(paths: Sequence[str | Path], out: Path, *, targe
     weights = write_solution(out, dict(zip(domains, res.x)), "mixing-laws", None, prov, {})
     drawn: tuple[Path, ...] = ()
     if plots:
-        from mixer.solver.plots import plot_predicted_vs_measured
 
         drawn = (plot_predicted_vs_measured((L + res.residuals).ravel(), L.ravel(), plot_path(out, "pred_vs_meas")),)
     return Solution(weights=weights, path=out, method="mixing-laws", budget_tokens=None, intervals={},

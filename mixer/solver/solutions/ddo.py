@@ -11,6 +11,7 @@ from mixer.solver.verdict import HeldOut, ddo_verdict
 
 
 from mixer.solver.solutions.written import Solution, plot_path, write_solution
+from mixer.solver.plots import plot_fits, plot_predicted_vs_measured
 
 
 def ddo_solution(data: DDOData, out: Path, *, estimator: DDO, provenance: Mapping[str, Any] | None = None,
@@ -48,7 +49,6 @@ def ddo_solution(data: DDOData, out: Path, *, estimator: DDO, provenance: Mappin
         notes += (f"note: {est.bootstrap_.message}",)
     drawn: tuple[Path, ...] = ()
     if plots:
-        from mixer.solver.plots import plot_fits, plot_predicted_vs_measured
 
         name = "perplexity" if data.metric == "perplexity" else "loss (nats/token)"
         m = len(data.domains)
