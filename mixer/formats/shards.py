@@ -22,6 +22,12 @@ disk the uint16 sidecar is no larger (0.32 % of the token bytes vs 0.53 % for ui
 domains; 1.1 % at 1,000), but a reader decompresses and converts twice the bytes, so uint16 is
 used only when needed. Checksums (xxh64 and sha256) are of the compressed bytes.
 
+`stages` (only in shards built from a schedule of two or more stages, `build-shards --schedule`):
+one entry per stage, in order, with its `first_sequence`, `sequences`, the schedule's
+`until_tokens`, its `weights` and exact per-domain `target_tokens`; the top-level `weights` are then
+the whole run's shares. A reader that reads the shards in order gets the schedule; older readers
+ignore the key.
+
 `corpus_path` is the corpus the shards were built from, relative to the shards folder (so the
 bytes depend only on where the two folders are relative to each other); readers that need the
 corpus (held-out sets, the tokenizer) default to it and check `corpus_manifest_sha256` against
@@ -205,6 +211,11 @@ def make_index(plan: "MixturePlan", shards: list[dict], sequences_per_shard: int
         "num_sequences": plan.num_sequences, "sequences_per_shard": sequences_per_shard,
         "corpus_manifest_sha256": plan.corpus_sha256, "domains": domains, "shards": shards,
         **({} if corpus_path is None else {"corpus_path": corpus_path}),
+        **({} if not plan.stages else {"stages": [
+            {"first_sequence": st.first_sequence, "sequences": st.sequences, "until_tokens": st.until_tokens,
+             "weights": dict(zip(plan.domains, st.weights)),
+             "target_tokens": {d: int(t) * unit for d, t in zip(plan.domains, st.targets)}}
+            for st in plan.stages]}),
     }
 
 

@@ -59,4 +59,25 @@ def index_problem(ix: dict[str, Any]) -> str | None:
         first += e["sequences"]
     if first != ix["num_sequences"]:
         return f"shards hold {first} sequences, num_sequences says {ix['num_sequences']}"
+    return _stages_problem(ix)
+
+
+_STAGE = {"first_sequence": int, "sequences": int, "until_tokens": int, "weights": {str: float},
+          "target_tokens": {str: int}}
+
+
+def _stages_problem(ix: dict[str, Any]) -> str | None:
+    """The optional `stages` of a schedule's shards: contiguous, covering every sequence."""
+    if "stages" not in ix:
+        return None
+    problem = check(ix["stages"], [_STAGE])
+    if problem:
+        return f"stages: {problem}"
+    first = 0
+    for k, st in enumerate(ix["stages"]):
+        if st["first_sequence"] != first or st["sequences"] < 1 or set(st["weights"]) != set(ix["domains"]):
+            return f"stages[{k}]: does not follow the previous stage or names other domains"
+        first += st["sequences"]
+    if first != ix["num_sequences"]:
+        return f"stages cover {first} sequences, num_sequences says {ix['num_sequences']}"
     return None

@@ -45,7 +45,10 @@ class ShardSource:
             special = ix.get("special_tokens")
             self.pad_id = int(special["pad"]) if self.objective == "mlm" else None
             self.fingerprint = stream_fingerprint(ix["corpus_manifest_sha256"], self.objective, self.seq_len,
-                                                  ix["seed"], ix["weights"], self.num_sequences)
+                                                  ix["seed"], ix["weights"], self.num_sequences,
+                                                  [(st["first_sequence"], st["sequences"],
+                                                    [st["weights"][d] for d in ix["domain_order"]])
+                                                   for st in ix.get("stages") or ()])
         except (KeyError, TypeError, ValueError) as exc:
             raise MixerError(f"{self.folder / 'index.json'}: malformed shard index ({exc!r}); "
                              "rebuild with `mixer build-shards`") from None
