@@ -40,8 +40,8 @@ def test_train_command_follows_a_schedule(corpus, tmp_path):
 
 
 def test_run_key_names_the_schedule():
-    base = dict(corpus="c", corpus_sha256="0" * 64, name="t", weights=schedule_shares(SCHEDULE, 10240),
-                budget_tokens=10240, train=TrainSpec())
+    base = {"corpus": "c", "corpus_sha256": "0" * 64, "name": "t", "weights": schedule_shares(SCHEDULE, 10240),
+            "budget_tokens": 10240, "train": TrainSpec()}
     fixed = RunSpec(**base)
     sched = RunSpec(**base, schedule=[{"until_tokens": s.until_tokens, "weights": s.weights} for s in SCHEDULE.stages])
     other = RunSpec(**base, schedule=[{"until_tokens": 10240, "weights": {"a": 0.5, "b": 0.5}}])
