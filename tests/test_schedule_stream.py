@@ -183,3 +183,38 @@ def test_resume_mid_stage_equals_uninterrupted(corpus, shards):
                     stream = MixtureStream(shards, **kw)
                     stream.load_state_dict(state)
                     assert np.array_equal(stack(DataLoader(stream, batch_size=B)), whole[k * B:])
+
+
+def test_prefix_bound_holds_within_every_stage(corpus):
+    """Each stage's interleave is one mixture's: against the stage's shares s_i, every prefix of
+    the stage (counted from its start) keeps each domain within
+    ((1 - s_i) l_i + s_i sum_{j != i} l_j) / 2 tokens, l the longest segment (EOS included)."""
+    plan = plan_of(corpus)
+    units = plan.seg_count + 1
+    seg_stage = np.searchsorted(np.array([s.first_sequence + s.sequences for s in plan.stages]) * SEQ_LEN,
+                                plan.seg_dst, side="right")
+    for k, stage in enumerate(plan.stages):
+        sel = seg_stage == k
+        dom, u = plan.seg_domain[sel], units[sel]
+        assert np.array_equal(np.bincount(dom, weights=u, minlength=3).astype(np.int64), stage.targets)
+        share = np.array(stage.targets) / sum(stage.targets)
+        longest = np.array([u[dom == i].max() for i in range(3)], float)
+        bound = ((1 - share) * longest + share * (longest.sum() - longest)) / 2
+        done = np.cumsum(np.eye(3)[dom] * u[:, None], axis=0)  # (segments, domains) delivered
+        prefix = done.sum(axis=1, keepdims=True)
+        assert np.all(np.abs(done - share * prefix) <= bound + 1e-9), k
+
+
+def test_further_epochs_across_stages(corpus):
+    """A schedule that needs more than one pass over a domain: refused at max_epochs 1 by stage
+    and domain, allowed at 2, where no document appears more than twice."""
+    books = int(sum(open_split(corpus, "books").lengths())) + 150
+    heavy = make_schedule([(books // 2, {"books": 0.9, "code": 0.05, "wiki": 0.05}),
+                           (books // 2 + books, {"books": 0.9, "code": 0.05, "wiki": 0.05})])
+    with pytest.raises(MixerError, match="schedule stage 1 .*domain 'books'"):
+        plan_of(corpus, heavy)
+    plan = plan_of(corpus, heavy, max_epochs=2.0)
+    i = plan.domains.index("books")
+    assert plan.epochs[i] == 2
+    _, counts = np.unique(plan.seg_doc[plan.seg_domain == i], return_counts=True)
+    assert counts.max() == 2
