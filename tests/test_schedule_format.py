@@ -70,3 +70,16 @@ def test_stage_boundaries_and_bad_granularity():
     assert stage_boundaries(2000, 1000) == [1000, 2000]
     with pytest.raises(MixerError, match="--stage-tokens 0"):
         stage_boundaries(2000, 0)
+
+
+def test_stage_intervals_from_replicate_fits():
+    rng = np.random.default_rng(0)
+    base = np.array([[100.0, 100.0], [200.0, 400.0]])
+    reps = [fit_floored(base * np.exp(rng.normal(0, 0.05, base.shape))) for _ in range(40)]
+    s = schedule_from_fit(fit_floored(base), ["a", "b"], target=1800, stage_tokens=600, replicate_fits=reps)
+    assert s.provenance["interval_replicates"] == 40
+    for stage in s.stages:
+        lo, hi = stage.intervals["a"]
+        assert lo < stage.weights["a"] < hi and hi - lo < 0.5
+    few = schedule_from_fit(fit_floored(base), ["a", "b"], target=1800, stage_tokens=600, replicate_fits=reps[:5])
+    assert all(st.intervals == {} for st in few.stages)  # too few replicates: no interval rather than a narrow one

@@ -296,8 +296,8 @@ def _build(corpus_dir: Path, manifest, w0: dict[str, float], stage_w: list[dict[
         avail_doc[i] = len(lengths[name])
         units = avail_tok[i] + avail_doc[i] if causal else avail_doc[i]
         if n_stages > 1:
-            check_stage_sizes(name, T[:, i], int(units), 0 if avail_doc[i] == 0 else config.max_epochs, bounds,
-                              config.seq_len, "tokens (with one EOS per document)" if causal else "documents")
+            check_stage_sizes(name, T[:, i], int(units), config.max_epochs, bounds, config.seq_len,
+                              "tokens (with one EOS per document)" if causal else "documents")
         elif avail_doc[i] == 0 or (targets[i] > units and config.max_epochs == 1):
             raise _too_small(name, w0[name], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), budget, config)
         elif targets[i] > config.max_epochs * units:  # never true for math.inf

@@ -63,7 +63,7 @@ def check_stage_sizes(name: str, targets: np.ndarray, units: int, max_epochs: fl
     """The first stage by whose end domain `name` has needed more than `max_epochs` passes over
     its `units` (tokens with one EOS per document, or documents), named in one line."""
     cum = np.cumsum(targets)
-    over = np.flatnonzero(cum > max_epochs * units)
+    over = np.flatnonzero(cum > (max_epochs * units if units else 0))
     if over.size:
         k = int(over[0])
         raise MixerError(f"{stage_label(k, bounds, seq_len)}: domain {name!r} needs {int(cum[k])} {what} by the end "

@@ -83,5 +83,7 @@ def schedule_from_fit(fit: FlooredFit, domains: Sequence[str], *, target: int, s
     stages = [ScheduleStage(until_tokens=b, weights=dict(zip(domains, map(float, w))), intervals=iv)
               for b, w, iv in zip(kept, W, per_stage)]
     prov = {**(provenance or {}), "stage_tokens": int(stage_tokens), "target_tokens": int(target),
-            "clipped": clipped, "interval_replicates": len(samples)}
+            "clipped": clipped, "interval_replicates": len(samples),
+            # boundaries below the smallest budget the fit reaches, merged into the first stage
+            "merged_below": [b for b in stage_boundaries(target, stage_tokens) if b < kept[0]]}
     return make_schedule(stages, method="autoscale", provenance=prov, source=source)
