@@ -13,14 +13,17 @@ proxies of 250k tokens (56 proxy runs, about 17M tokens), every answer trained a
 Methods, all through the loop's machinery with the same GPT-2 tiny proxies, seeds and run cache:
 uniform and natural (token shares; no proxies), DDO at N (`loop_ddo`, factors x3 and x1/3,
 grown totals, the authors' floor), AutoScale from N and 2N to the target (`loop_autoscale`),
-RegMix (`loop_regmix`: LightGBM on random mixtures around the token distribution), Data Mixing
+AutoScale schedule (the same fit's `schedule.json`: stages of N tokens, each the per-domain
+increment of AutoScale's optimum, so the data read by every stage's end is the optimum for that
+budget; `mixer.solver.schedule`; its weights column is the whole run's share), RegMix (`loop_regmix`: LightGBM on random mixtures around the token distribution), Data Mixing
 Laws (Huber fit on RegMix's random-mixture runs, which is the kind of grid the authors fit), and
 DoReMi online (`loop_doremi`: reference, then the proxy with Group DRO). Each answer is trained
 at the target with `--seeds` model and data seeds; reported: mean held-out loss and mean
 perplexity (mean over domains of exp(loss)) with a 95 % t-interval over the seeds, and the proxy
 compute each method spent (runs and tokens; RegMix and Data Mixing Laws share theirs).
 Results: bench/results/methods.json (`--quick`: methods_quick.json), with the machine and its load
-before and after (`bench.common.machine`).
+before and after (`bench.common.machine`). `--schedule-only`: only AutoScale, its schedule and
+uniform (the comparison of docs/loop.md; results: bench/results/methods_schedule.json).
 """
 from __future__ import annotations
 
@@ -69,13 +72,9 @@ def _interval(values: list[float]) -> tuple[float, float, float]:
 
 def run(args: argparse.Namespace) -> dict:
     from mixer.formats.corpus import load_manifest
-    from mixer.loop.autoscale import loop_autoscale
-    from mixer.loop.doremi import DoReMiConfig, loop_doremi
-    from mixer.loop.regmix import RegMixConfig, loop_regmix
+    from mixer.loop.autoscale import loop_autoscale, schedule_shares
     from mixer.loop.runner import RunSpec, TrainSpec
-    from mixer.loop.sweep import LoopConfig, corpus_identity, loop_ddo, make_backend, run_all
-    from mixer.solver.runs import read_runs
-    from mixer.solver.solutions import mixing_laws_solution
+    from mixer.loop.sweep import LoopConfig, corpus_identity, make_backend, run_all
 
     out = Path(args.out)
     if args.corpus:
@@ -96,14 +95,65 @@ def run(args: argparse.Namespace) -> dict:
     answers: dict[str, dict[str, float]] = {}
     clock: dict[str, float] = {}
 
+    schedule_only = getattr(args, "schedule_only", False)
     t0 = time.perf_counter()
-    ddo = loop_ddo(cfg, N)
-    answers["DDO"], spent["DDO"], clock["DDO"] = ddo.weights, _tokens(ddo.runs.values()), time.perf_counter() - t0
-    t0 = time.perf_counter()
-    auto = loop_autoscale(replace(cfg, out=out / "autoscale"), [N, 2 * N], T)
+    auto = loop_autoscale(replace(cfg, out=out / "autoscale"), [N, 2 * N], T, stage_tokens=N)
     answers["AutoScale"] = auto.weights
     spent["AutoScale"] = _tokens([p for r in auto.scales for p in r.runs.values()])
     clock["AutoScale"] = time.perf_counter() - t0
+    schedules = {"AutoScale schedule": auto.schedule}
+    answers["AutoScale schedule"] = schedule_shares(auto.schedule, T)
+    spent["AutoScale schedule"], clock["AutoScale schedule"] = spent["AutoScale"], clock["AutoScale"]
+    if not schedule_only:
+        _others(args, cfg, train, corpus, answers, spent, clock)
+    tok = load_manifest(corpus).tokens("train")
+    if not schedule_only:
+        answers["natural"] = {d: n / sum(tok.values()) for d, n in tok.items()}
+    answers["uniform"] = {d: 1 / len(tok) for d in tok}
+
+    _, sha = corpus_identity(corpus)
+    specs = {(name, k): RunSpec(corpus=str(corpus), corpus_sha256=sha, name=f"target-{name}-s{k}", weights=w,
+                                budget_tokens=int(T), train=replace(train, seed=k, data_seed=k),
+                                provenance={"role": "target", "mixture": name},
+                                schedule=None if name not in schedules else
+                                [{"until_tokens": s.until_tokens, "weights": dict(s.weights)}
+                                 for s in schedules[name].stages])
+             for name, w in answers.items() for k in range(args.seeds)}
+    paths, _ = run_all(specs.values(), out / "runs", make_backend(cfg), not args.quiet, desc=f"targets @ {T:,}")
+    from mixer.formats.run import load_run
+
+    rows = {}
+    for name, w in answers.items():
+        recs = [load_run(paths[specs[(name, k)].key()]) for k in range(args.seeds)]
+        loss = [float(np.mean(list(r.final_loss.values()))) for r in recs]
+        ppl = [float(np.mean([math.exp(v) for v in r.final_loss.values()])) for r in recs]
+        runs, tokens = spent.get(name, (0, 0))
+        rows[name] = {"weights": w, "mean_loss": _interval(loss), "mean_perplexity": _interval(ppl),
+                      "proxy_runs": runs, "proxy_tokens": tokens, "solve_s": clock.get(name, 0.0),
+                      "mean_loss_per_seed": loss}
+    rows["AutoScale schedule"]["stages"] = [{"until_tokens": s.until_tokens, "weights": s.weights}
+                                            for s in auto.schedule.stages]
+    extra = {"regmix_spearman": spent.get("_regmix_spearman"), "ddo_verdict": spent.get("_ddo_verdict"),
+             "autoscale_verdict": getattr(auto.verdict, "label", None)}
+    spent.pop("_regmix_spearman", None)
+    spent.pop("_ddo_verdict", None)
+    return {"corpus": str(corpus), "proxy_tokens": N, "target_tokens": T, "seeds": args.seeds,
+            "domains": list(tok), "train_tokens": tok, "methods": rows, "checks": extra}
+
+
+def _others(args, cfg, train, corpus: Path, answers: dict, spent: dict, clock: dict) -> None:
+    """DDO, RegMix, Data Mixing Laws and DoReMi: their weights, proxy compute and solve time."""
+    from mixer.loop.doremi import DoReMiConfig, loop_doremi
+    from mixer.loop.regmix import RegMixConfig, loop_regmix
+    from mixer.loop.sweep import loop_ddo
+    from mixer.solver.runs import read_runs
+    from mixer.solver.solutions import mixing_laws_solution
+
+    out, N = Path(args.out), args.proxy_tokens
+    t0 = time.perf_counter()
+    ddo = loop_ddo(cfg, N)
+    answers["DDO"], spent["DDO"], clock["DDO"] = ddo.weights, _tokens(ddo.runs.values()), time.perf_counter() - t0
+    spent["_ddo_verdict"] = getattr(ddo.verdict, "label", None)
     t0 = time.perf_counter()
     rm = loop_regmix(RegMixConfig(loop=replace(cfg, out=out / "regmix"), runs=args.regmix_runs, held_out=4,
                                   n_search=20_000), N)
@@ -119,30 +169,7 @@ def run(args: argparse.Namespace) -> dict:
                                   progress=not args.quiet), N)
     answers["DoReMi"], spent["DoReMi"] = dr.weights, _tokens([dr.reference, dr.proxy])
     clock["DoReMi"] = time.perf_counter() - t0
-    tok = load_manifest(corpus).tokens("train")
-    answers["natural"] = {d: n / sum(tok.values()) for d, n in tok.items()}
-    answers["uniform"] = {d: 1 / len(tok) for d in tok}
-
-    _, sha = corpus_identity(corpus)
-    specs = {(name, k): RunSpec(corpus=str(corpus), corpus_sha256=sha, name=f"target-{name}-s{k}", weights=w,
-                                budget_tokens=int(T), train=replace(train, seed=k, data_seed=k),
-                                provenance={"role": "target", "mixture": name})
-             for name, w in answers.items() for k in range(args.seeds)}
-    paths, _ = run_all(specs.values(), out / "runs", make_backend(cfg), not args.quiet, desc=f"targets @ {T:,}")
-    from mixer.formats.run import load_run
-
-    rows = {}
-    for name, w in answers.items():
-        recs = [load_run(paths[specs[(name, k)].key()]) for k in range(args.seeds)]
-        loss = [float(np.mean(list(r.final_loss.values()))) for r in recs]
-        ppl = [float(np.mean([math.exp(v) for v in r.final_loss.values()])) for r in recs]
-        runs, tokens = spent.get(name, (0, 0))
-        rows[name] = {"weights": w, "mean_loss": _interval(loss), "mean_perplexity": _interval(ppl),
-                      "proxy_runs": runs, "proxy_tokens": tokens, "solve_s": clock.get(name, 0.0)}
-    extra = {"regmix_spearman": rm.spearman, "ddo_verdict": getattr(ddo.verdict, "label", None),
-             "autoscale_verdict": getattr(auto.verdict, "label", None)}
-    return {"corpus": str(corpus), "proxy_tokens": N, "target_tokens": T, "seeds": args.seeds,
-            "domains": list(tok), "train_tokens": tok, "methods": rows, "checks": extra}
+    spent["_regmix_spearman"] = rm.spearman
 
 
 def show(res: dict) -> None:
@@ -181,6 +208,8 @@ def main(argv=None) -> None:
                    help="GPU size: uncut bundled corpus, 250k-token proxies, 4M target, 3 seeds, 128-token sequences")
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
     p.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default: the preset's)")
+    p.add_argument("--schedule-only", action="store_true",
+                   help="Only AutoScale, the AutoScale schedule and uniform (docs/loop.md's comparison).")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--no-save", action="store_true", help="Do not write bench/results/methods.json.")
     args = p.parse_args(argv)
@@ -201,6 +230,8 @@ def main(argv=None) -> None:
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
         name = "methods_gpu.json" if args.gpu else "methods_quick.json" if args.quick else "methods.json"
+        if args.schedule_only:
+            name = name.replace("methods", "methods_schedule")
         (RESULTS / name).write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
         print(f"wrote {RESULTS / name} ({res['wall_s']:.0f} s)")
 

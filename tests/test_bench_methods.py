@@ -14,7 +14,7 @@ def test_methods_quick_runs_every_method(tmp_path):
     args = argparse.Namespace(out=str(tmp_path), corpus=None, proxy_tokens=8192, target=32_768, seeds=2,
                               regmix_runs=12, eval_seqs=32, ray=None, ray_cpus=None, quick=True, quiet=True)
     res = run(args)
-    names = {"uniform", "natural", "DDO", "AutoScale", "RegMix", "Data Mixing Laws", "DoReMi"}
+    names = {"uniform", "natural", "DDO", "AutoScale", "AutoScale schedule", "RegMix", "Data Mixing Laws", "DoReMi"}
     assert set(res["methods"]) == names
     for name, r in res["methods"].items():
         assert abs(sum(r["weights"].values()) - 1) < 1e-9

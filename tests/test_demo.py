@@ -58,8 +58,9 @@ def test_demo_loop_autoscale_and_shards(corpus, tmp_path):
     if chromium_path() is not None or os.environ.get("MIXER_REQUIRE_BROWSER") == "1":
         page = load_in_browser(report)
         assert page["errors"] == [] and page["fetched"] == []
-        # weights vs scale + per scale: fits, predicted vs measured, the base run's loss curves (first seed)
-        assert len(page["images"]) == 1 + 2 * 3
+        # weights vs scale + the schedule + per scale: fits, predicted vs measured, the base run's loss curves
+        assert len(page["images"]) == 2 + 2 * 3
+        assert any("the schedule" in i["alt"] for i in page["images"])
         assert all(i["complete"] and i["naturalWidth"] > 0 for i in page["images"])
         assert any("extrapolated" in i["alt"] for i in page["images"])
         assert "AutoScale @ 65.5k" in page["text"] and auto["verdict"] in page["text"]

@@ -20,6 +20,7 @@ from mixer.core.errors import MixerError
 from mixer.loop.sweep import LoopConfig, loop_ddo, plan_sweep, run_folder
 from mixer.loop.autoscale import loop_autoscale
 from mixer.loop.runner import RunSpec, TrainSpec
+from mixer.formats.schedule import load_schedule
 from mixer.formats.synthetic import random_skewed_corpus
 
 BUDGET = 8192
@@ -152,6 +153,16 @@ def test_autoscale_loop_reuses_the_scale_it_shares(corpus, sequential, tmp_path)
     w = json.loads(res.weights_path.read_text())
     assert w["method"] == "autoscale" and w["budget_tokens"] == 8 * BUDGET
     assert abs(sum(w["weights"].values()) - 1) < 1e-9 and min(w["weights"].values()) > 0
+    # schedule.json beside it: stages of the smallest scale up to the target. Here DDO puts b and c
+    # at the floor at the second scale only, so their optimal tokens shrink there: that stage's
+    # increments are clipped at 0 (recorded), and past it the floored mixture grows in proportion,
+    # so the last stages are the target's weights.
+    sched = load_schedule(out / "schedule.json")
+    assert res.schedule_path == out / "schedule.json" and sched.method == "autoscale"
+    assert [s.until_tokens for s in sched.stages] == [BUDGET * k for k in range(1, 9)]
+    assert sched.provenance["clipped"] and all(min(sched.stages[k].weights.values()) == 0
+                                               for k in sched.provenance["clipped"])
+    assert sched.stages[-1].weights == pytest.approx(w["weights"], abs=1e-9)
     with pytest.raises(MixerError, match="must be a positive"):   # between or at the scales is fine
         loop_autoscale(cfg, [BUDGET, 2 * BUDGET], target=0)
     with pytest.raises(MixerError, match="needs 3 or more --scales"):

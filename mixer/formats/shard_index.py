@@ -27,7 +27,9 @@ INDEX_SPEC = {
                       "target_sequences?": int, "content_tokens?": int}},
     "shards": [{**_FILE, "sequences": int, "first_sequence": int, "domains": _FILE}],
 }
-_KNOWN = {k.rstrip("?") for k in INDEX_SPEC} | {SEAL_KEY}
+_STAGE = {"first_sequence": int, "sequences": int, "until_tokens": int, "weights": {str: float},
+          "target_tokens": {str: int}}
+_KNOWN = {k.rstrip("?") for k in INDEX_SPEC} | {SEAL_KEY, "stages"}
 
 
 class IndexProblem(ValueError):
@@ -103,6 +105,23 @@ class DomainRecord:
 
 
 @dataclass(frozen=True)
+class StageRecord:
+    """One stage of a schedule's shards (`mixer build-shards --schedule`): rows `first_sequence` ..
+    `first_sequence + sequences` of the stream, trained up to `until_tokens`, with this stage's
+    weights and its exact per-domain target (tokens with EOS, or sequences x seq_len for mlm)."""
+
+    first_sequence: int
+    sequences: int
+    until_tokens: int
+    weights: dict[str, float]
+    target_tokens: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"first_sequence": self.first_sequence, "sequences": self.sequences, "until_tokens": self.until_tokens,
+                "weights": dict(self.weights), "target_tokens": dict(self.target_tokens)}
+
+
+@dataclass(frozen=True)
 class SpecialTokens:
     """The masked-LM ids every reader needs: [CLS], [SEP] and [PAD]."""
 
@@ -134,6 +153,7 @@ class ShardIndex:
     domains: dict[str, DomainRecord]
     shards: tuple[ShardEntry, ...]
     corpus_path: str | None = None
+    stages: tuple[StageRecord, ...] = ()  # a schedule's stages (two or more); () for one mixture
     checksum: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -151,6 +171,8 @@ class ShardIndex:
              "shards": [e.to_dict() for e in self.shards], **self.extra}
         if self.corpus_path is not None:
             d["corpus_path"] = self.corpus_path
+        if self.stages:
+            d["stages"] = [st.to_dict() for st in self.stages]
         return d
 
     @classmethod
@@ -167,6 +189,7 @@ class ShardIndex:
         _check_totals(obj)
         shards = tuple(ShardEntry.from_dict(e) for e in obj["shards"])
         _check_shards(shards, obj["num_sequences"])
+        stages = _stages(obj)
         return cls(
             format_version=obj["format_version"], objective=objective, seq_len=obj["seq_len"], dtype=obj["dtype"],
             domain_dtype=obj.get("domain_dtype", ""), eos_id=obj["eos_id"], special_tokens=special,
@@ -175,7 +198,7 @@ class ShardIndex:
             num_sequences=obj["num_sequences"], sequences_per_shard=obj["sequences_per_shard"],
             corpus_manifest_sha256=obj["corpus_manifest_sha256"],
             domains={name: _record(rec) for name, rec in obj["domains"].items()},
-            shards=shards, corpus_path=obj.get("corpus_path"), checksum=obj.get(SEAL_KEY),
+            shards=shards, corpus_path=obj.get("corpus_path"), stages=stages, checksum=obj.get(SEAL_KEY),
             extra={k: v for k, v in obj.items() if k not in _KNOWN})
 
     @property
@@ -210,6 +233,23 @@ def _check_totals(obj: dict[str, Any]) -> None:
         raise IndexProblem("seq_len, num_sequences and budget_tokens disagree")
     if obj["domain_order"] != sorted(obj["domains"]) or set(obj["weights"]) != set(obj["domains"]):
         raise IndexProblem("domain_order, domains and weights do not name the same sorted domains")
+
+
+def _stages(obj: dict[str, Any]) -> tuple[StageRecord, ...]:
+    """The optional `stages` of a schedule's shards: contiguous, covering every sequence."""
+    if "stages" not in obj:
+        return ()
+    problem = check(obj["stages"], [_STAGE])
+    if problem:
+        raise IndexProblem(f"stages: {problem}")
+    first = 0
+    for k, st in enumerate(obj["stages"]):
+        if st["first_sequence"] != first or st["sequences"] < 1 or set(st["weights"]) != set(obj["domains"]):
+            raise IndexProblem(f"stages[{k}]: does not follow the previous stage or names other domains")
+        first += st["sequences"]
+    if first != obj["num_sequences"]:
+        raise IndexProblem(f"stages cover {first} sequences, num_sequences says {obj['num_sequences']}")
+    return tuple(StageRecord(**{k: st[k] for k in _STAGE}) for st in obj["stages"])
 
 
 def _plain_name(name: str) -> bool:

@@ -22,6 +22,12 @@ disk the uint16 sidecar is no larger (0.32 % of the token bytes vs 0.53 % for ui
 domains; 1.1 % at 1,000), but a reader decompresses and converts twice the bytes, so uint16 is
 used only when needed. Checksums (xxh64 and sha256) are of the compressed bytes.
 
+`stages` (only in shards built from a schedule of two or more stages, `build-shards --schedule`):
+one entry per stage, in order, with its `first_sequence`, `sequences`, the schedule's
+`until_tokens`, its `weights` and exact per-domain `target_tokens`; the top-level `weights` are then
+the whole run's shares. A reader that reads the shards in order gets the schedule; older readers
+ignore the key.
+
 `corpus_path` is the corpus the shards were built from, relative to the shards folder (so the
 bytes depend only on where the two folders are relative to each other); readers that need the
 corpus (held-out sets, the tokenizer) default to it and check `corpus_manifest_sha256` against
@@ -91,7 +97,7 @@ from mixer.core.jsonio import read_json_object
 from mixer.formats.corpus_handle import Corpus
 from mixer.formats.schema import seal, seal_ok
 from mixer.formats.shard_index import (DomainRecord, FileRef, IndexProblem, ShardEntry, ShardIndex,
-                                       SpecialTokens)
+                                       SpecialTokens, StageRecord)
 
 FORMAT_VERSION = 3  # 2: index.json sealed with its own checksum; 3: `domain_dtype` (uint16 past 255 domains)
 MAX_DOMAINS = 65535  # domain indices fit the widest sidecar dtype, uint16
@@ -198,13 +204,18 @@ def make_index(plan: "MixturePlan", shards: list[ShardEntry], sequences_per_shar
             content_tokens=None if content is None else int(content[i]))
         for i, name in enumerate(plan.domains)}
     special = None if plan.special is None else SpecialTokens(*map(int, plan.special))
+    stages = tuple(StageRecord(first_sequence=st.first_sequence, sequences=st.sequences, until_tokens=st.until_tokens,
+                               weights=dict(zip(plan.domains, st.weights)),
+                               target_tokens={d: int(t) * unit for d, t in zip(plan.domains, st.targets)})
+                   for st in plan.stages)
     return ShardIndex(
         format_version=FORMAT_VERSION, objective=plan.objective, seq_len=plan.seq_len, dtype=plan.dtype,
         domain_dtype=sidecar_dtype(len(plan.domains)).name, eos_id=plan.eos_id, special_tokens=special,
         interleave=plan.interleave, weights=dict(zip(plan.domains, plan.weights)), domain_order=tuple(plan.domains),
         seed=plan.seed, tokens_requested=plan.tokens_requested, budget_tokens=plan.budget_tokens,
         num_sequences=plan.num_sequences, sequences_per_shard=sequences_per_shard,
-        corpus_manifest_sha256=plan.corpus_sha256, domains=domains, shards=tuple(shards), corpus_path=corpus_path)
+        corpus_manifest_sha256=plan.corpus_sha256, domains=domains, shards=tuple(shards), corpus_path=corpus_path,
+        stages=stages)
 
 
 def write_index(folder: str | Path, index: ShardIndex) -> None:

@@ -6,8 +6,10 @@
 
 Every run of every scale is planned first and handed to the backend at once (on Ray they all
 run in parallel); each scale's DDO optimum is written to `out/scale-<N>/weights.json`, the
-AutoScale prediction to `out/weights.json` (+ `weights.weights_vs_scale.png`), and with
-`train_target` the side-by-side comparison to `out/target.json`.
+AutoScale prediction to `out/weights.json` (+ `weights.weights_vs_scale.png`), the optimal mixture
+for every stage of a run up to the target to `out/schedule.json` (+ `schedule.stages.png`; see
+`mixer.solver.schedule`), and with `train_target` the side-by-side comparison (AutoScale's fixed
+mixture, its schedule, uniform) to `out/target.json`.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from mixer.core.atomic import write_json_atomic
 from mixer.formats.run import load_run
 from mixer.loop.report import autoscale_report
 from mixer.solver.solutions import ScaleOptimum, autoscale_solution
+from mixer.solver.solutions.schedule import autoscale_schedule
 from mixer.solver.verdict import Recommendation
 
 
@@ -44,14 +47,37 @@ class AutoScaleLoopResult:
     report: Path | None = None  # out/report.html, where written
     recommendation: Any = None  # mixer.solver.verdict.Recommendation: autoscale, direct-transfer or uniform
     notes: tuple[str, ...] = ()  # caveats for people: floored domains, the held-out scale, the recommendation
+    schedule: Any = None  # mixer.formats.schedule.MixtureSchedule written to schedule.json
+    schedule_path: Path | None = None
 
 
-def target_specs(cfg: LoopConfig, target: int, mixtures: dict[str, dict[str, float]]) -> list[RunSpec]:
-    """One run at the target budget per named mixture (provenance role 'target')."""
+def target_specs(cfg: LoopConfig, target: int, mixtures: dict[str, dict[str, float]],
+                 schedules: dict[str, Any] | None = None) -> list[RunSpec]:
+    """One run at the target budget per named mixture (provenance role 'target'), and one per
+    named schedule (a `MixtureSchedule`: the run follows its stages)."""
     _, sha = corpus_identity(cfg.corpus)
-    return [RunSpec(corpus=str(cfg.corpus), corpus_sha256=sha, name=f"target-{name}", weights=w,
-                    budget_tokens=int(target), train=cfg.train, provenance={"role": "target", "mixture": name})
-            for name, w in mixtures.items()]
+    specs = [RunSpec(corpus=str(cfg.corpus), corpus_sha256=sha, name=f"target-{name}", weights=w,
+                     budget_tokens=int(target), train=cfg.train, provenance={"role": "target", "mixture": name})
+             for name, w in mixtures.items()]
+    for name, s in (schedules or {}).items():
+        specs.append(RunSpec(corpus=str(cfg.corpus), corpus_sha256=sha, name=f"target-{name}",
+                             weights=schedule_shares(s, target), budget_tokens=int(target), train=cfg.train,
+                             provenance={"role": "target", "mixture": name},
+                             schedule=[{"until_tokens": st.until_tokens, "weights": dict(st.weights)}
+                                       for st in s.stages]))
+    return specs
+
+
+def schedule_shares(schedule, tokens: int) -> dict[str, float]:
+    """Each domain's share of the first `tokens` tokens of a schedule (stages weighted by length)."""
+    out = {d: 0.0 for d in schedule.domains}
+    start = 0
+    for st in schedule.stages:
+        end = min(st.until_tokens, tokens)
+        for d, w in st.weights.items():
+            out[d] += w * max(0, end - start) / tokens
+        start = st.until_tokens
+    return out
 
 
 def target_comparison(specs: Sequence[RunSpec], paths: dict[str, Path]) -> dict[str, Any]:
@@ -96,9 +122,11 @@ def plan_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int,
 
 
 def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_target: bool = False,
-                   backend: Backend | None = None, validate_scale: int | None = None) -> AutoScaleLoopResult:
+                   backend: Backend | None = None, validate_scale: int | None = None,
+                   stage_tokens: int | None = None) -> AutoScaleLoopResult:
     """`validate_scale`: one of `scales` (3+), left out of the fit and predicted (see
-    `mixer.solver.solutions.autoscale_solution`)."""
+    `mixer.solver.solutions.autoscale_solution`). `stage_tokens`: the length of each stage of
+    schedule.json (default: the smallest scale, at most 64 stages)."""
 
     scales, per_scale, checks = _plan(cfg, scales, target, validate_scale)
     out = Path(cfg.out)
@@ -116,12 +144,14 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
             "metric": cfg.metric, "seeds": cfg.seeds}
     sol = autoscale_solution(optima, int(target), out / "weights.json", provenance=prov, plots=cfg.plots,
                              validate_scale=validate_scale, seed=cfg.train.seed)
-    weights, path, plots = sol.weights, sol.path, sol.plots
+    sched = autoscale_schedule(optima, int(target), out / "schedule.json", stage_tokens=stage_tokens,
+                               seed=cfg.train.seed, plots=cfg.plots, provenance=prov)
+    weights, path, plots = sol.weights, sol.path, sol.plots + sched.plots
     domains = list(weights)
     comparison = None
     if train_target:
         mixtures = {"autoscale": weights, "uniform": {d: 1 / len(domains) for d in domains}}
-        specs = target_specs(cfg, target, mixtures)
+        specs = target_specs(cfg, target, mixtures, {"autoscale-schedule": sched.schedule})
         tpaths, tran = run_all(specs, cfg.cache_dir, backend, cfg.progress, desc=f"target @ {format_count(target)}")
         ran += tran
         comparison = target_comparison(specs, tpaths)
@@ -131,7 +161,8 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
                                  t=sol.provenance["t_target"], scales=results, comparison=comparison, plots=plots,
                                  ran=ran, intervals=sol.intervals, verdict=sol.verdict, notes=sol.notes,
                                  recommendation=Recommendation(sol.recommended, sol.recommended_weights,
-                                                               sol.provenance["recommended"]["why"]))
+                                                               sol.provenance["recommended"]["why"]),
+                                 schedule=sched.schedule, schedule_path=sched.path)
     if cfg.report:
         from dataclasses import replace
 

@@ -176,6 +176,13 @@ def autoscale_report(result, path: Path, cfg, commands: Iterable[str] | None = N
             *[_verdict(f"DDO at {r.budget_tokens:,} tokens", r.verdict) for r in result.scales],
             _img(plot_path(result.weights_path, "weights_vs_scale"),
                  f"{name}: predicted weights against budget; points: the measured DDO optima; hatched: extrapolated")]
+    if getattr(result, "schedule_path", None) is not None:
+        body += ["<h2>schedule</h2>",
+                 (f"<p>{_e(str(len(result.schedule.stages)))} stages in {_e(result.schedule_path.name)}: the optimal "
+                  "mixture for every point of a run up to the target (the data read by each stage's end is "
+                  "AutoScale's optimum for that budget)</p>"),
+                 _img(plot_path(result.schedule_path, "stages"),
+                      "the schedule: each stage's weights over training tokens (stacked); dotted: measured scales")]
     if result.comparison:
         rows = "".join(f"<tr><td>{_e(k)}</td><td>{c['mean_loss']:.4f}</td><td>{c['mean_perplexity']:.2f}</td></tr>"
                        for k, c in result.comparison.items())

@@ -78,6 +78,9 @@ class RunSpec:
     budget_tokens: int
     train: TrainSpec = field(default_factory=TrainSpec)
     provenance: dict[str, Any] = field(default_factory=dict)  # role/domain/factor/total: recorded in run.json
+    # A mixture schedule's stages as schedule.json holds them ([{"until_tokens", "weights"}, ...]):
+    # the run follows it and `weights` are its whole-run shares; None: one mixture, `weights`.
+    schedule: list[dict[str, Any]] | None = None
 
     def key(self) -> str:
         """sha256 of the inputs that decide the result (not the corpus path, name, threads or device)."""
@@ -85,6 +88,9 @@ class RunSpec:
         obj = {"cache_version": CACHE_VERSION, "corpus_sha256": self.corpus_sha256,
                "weights": {d: float(w) for d, w in sorted(self.weights.items())},
                "budget_tokens": int(self.budget_tokens), "train": train, "provenance": self.provenance}
+        if self.schedule is not None:  # one-mixture runs keep their keys
+            obj["schedule"] = [[int(s["until_tokens"]), sorted((d, float(w)) for d, w in s["weights"].items())]
+                               for s in self.schedule]
         return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
@@ -131,9 +137,14 @@ def _data_source(spec: RunSpec):
     from mixer.trainers.data import source_from_corpus
 
     cfg = spec.train.train_config().resolve()
+    schedule = None
+    if spec.schedule is not None:
+        from mixer.formats.schedule import make_schedule
+
+        schedule = make_schedule(spec.schedule, source=f"run {spec.name}")
     source = source_from_corpus(spec.corpus, spec.weights, int(spec.budget_tokens), cfg.seq_len,
                                 spec.train.data_seed, spec.train.model, cfg.batch_size,
-                                max_epochs=spec.train.max_epochs)
+                                max_epochs=spec.train.max_epochs, schedule=schedule)
     return replace(source, provenance={**source.provenance, **spec.provenance, "run_name": spec.name,
                                        "run_key": spec.key()})
 

@@ -15,24 +15,31 @@ from typing import Callable, Mapping
 
 from mixer.core.cluster import ClusterConfig
 from mixer.formats.corpus_handle import Corpus, as_corpus
-from mixer.shards.plan import MixturePlan, PlanConfig, build_plan
+from mixer.formats.schedule import MixtureSchedule
+from mixer.shards.plan import MixturePlan, PlanConfig, build_plan, build_schedule_plan
 from mixer.shards.write import BuildStats, ShardConfig, write_shards
 from mixer.shards.distributed import write_shards_on_cluster
 
 
-def build(corpus: Corpus | str | Path, weights: Mapping[str, float], out: str | Path, *, plan: PlanConfig,
+def build(corpus: Corpus | str | Path, weights: Mapping[str, float] | MixtureSchedule, out: str | Path, *,
+          plan: PlanConfig,
           shards: ShardConfig = ShardConfig(), cluster: ClusterConfig | None = None,
           weights_source: str = "weights", on_plan: Callable[[MixturePlan], None] | None = None,
           on_shard: Callable[[int, int], None] | None = None) -> BuildStats:
     """Sample `weights` of `corpus` at `plan.tokens` into shards under `out`; the returned stats
-    hold the written `ShardIndex` (`stats.index`) and where the time went.
+    hold the written `ShardIndex` (`stats.index`) and where the time went. `weights` may be a
+    `MixtureSchedule` (`mixer.formats.schedule`): the shards then follow its stages and the index
+    records them.
 
     `cluster`: one Ray task per shard (`mixer.shards.distributed`; the same bytes, resumable);
     None: this process. `on_plan(plan)` is called once the stream is decided, before any shard is
     written (the CLI reports the rounded budget there); `on_shard(done, total)` reports progress.
     """
     corpus = as_corpus(corpus)
-    mixture_plan = build_plan(corpus, weights, plan, weights_source=weights_source)
+    if isinstance(weights, MixtureSchedule):
+        mixture_plan = build_schedule_plan(corpus, weights, plan)
+    else:
+        mixture_plan = build_plan(corpus, weights, plan, weights_source=weights_source)
     if on_plan is not None:
         on_plan(mixture_plan)
     if cluster is None:

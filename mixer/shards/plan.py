@@ -15,6 +15,10 @@ equal units like Megatron's samples: the order with the smallest prefix deviatio
 `mixer.kernels.edf`); packing offsets (causal: back to back with one EOS each; masked LM:
 one document per row).
 
+Schedules (`build_schedule_plan`, `mixer.shards.stages`): a mixture that changes stage by stage
+is planned stage after stage, each as one mixture is, with one permutation per domain consumed
+across the stages; the stages are concatenated.
+
 Budget rule: the budget is a whole number of sequences. A causal budget that is not a
 multiple of `seq_len` is rounded *down* to one (`MixturePlan.budget_tokens`, the requested
 value kept in `tokens_requested`); masked LM uses `tokens // seq_len` sequences, and its
@@ -104,6 +108,10 @@ class MixturePlan:
     seg_src: np.ndarray  # int64[M]
     seg_dst: np.ndarray  # int64[M]
     interleave: str = "midpoint"  # "midpoint" (causal documents) or "edf" (masked-LM rows)
+    # A plan that follows a schedule of two or more stages: each stage's sequences, weights and
+    # exact targets (`mixer.shards.stages.PlanStage`); `weights` is then the whole run's share.
+    # Empty for one mixture (a one-stage schedule is one mixture).
+    stages: tuple = ()
 
     @property
     def num_segments(self) -> int:
@@ -190,29 +198,12 @@ def _too_small(name: str, weight: float, need: int, have_tokens: int, have_docs:
                       "(--max-epochs F; max_epochs=F in Python)")
 
 
-def _select(lengths: np.ndarray, name: str, target: int, config: PlanConfig) -> tuple[np.ndarray, np.ndarray, int]:
-    """Documents and content counts of one domain, epoch after epoch (each a fresh permutation)."""
-    from mixer.kernels.permute import permutation, stream_key
-    from mixer.kernels.select import select_causal, select_mlm
+def _key_of(config: PlanConfig, name: str):
+    """The permutation key of each pass over domain `name`."""
+    from mixer.kernels.permute import stream_key
 
-    n = len(lengths)
-    docs, counts = [], []
-    need, epoch = target, 0
-    while need > 0:
-        key = np.uint64(stream_key(np.uint64(config.seed), np.uint64(domain_hash(name)), np.uint64(epoch)))
-        perm = permutation(n, key)
-        if config.objective.packs_documents:
-            d, c, taken = select_causal(lengths, perm, need)
-        else:
-            d, c = select_mlm(lengths, perm, need, config.seq_len - 2)
-            taken = len(d)
-        docs.append(d)
-        counts.append(c)
-        need -= int(taken)
-        epoch += 1
-    if not docs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
-    return np.concatenate(docs), np.concatenate(counts), epoch
+    seed, dom = np.uint64(config.seed), np.uint64(domain_hash(name))
+    return lambda epoch: np.uint64(stream_key(seed, dom, np.uint64(epoch)))
 
 
 def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config: PlanConfig,
@@ -224,17 +215,50 @@ def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config
     that would need more passes than `max_epochs`,
     a corrupt Arrow file or a manifest that does not match its files.
     """
+    corpus = as_corpus(corpus)  # opened once here when a folder is given; commands pass the handle
+    w = validate_weights(weights, corpus.domain_names, source=weights_source)  # left out: 0
+    num_seq = config.tokens // config.seq_len
+    return _build(corpus, w, [w], np.array([0, num_seq], np.int64), [config.tokens], config)
+
+
+def build_schedule_plan(corpus: Corpus | str | Path, schedule, config: PlanConfig) -> MixturePlan:
+    """The plan that follows `schedule` (a `mixer.formats.schedule.MixtureSchedule`) up to
+    `config.tokens` (at most the schedule's last `until_tokens`): stage after stage, each with
+    exact per-domain counts and today's interleave, one permutation per domain consumed across
+    stages (`mixer.shards.stages`). A one-stage schedule gives exactly `build_plan`'s plan.
+    A domain a stage asks more of than it holds is one `MixerError` naming the stage and domain."""
+    import warnings
+
+    from mixer.shards.stages import stage_bounds
+
+    corpus = as_corpus(corpus)
+    manifest = corpus.manifest
+    until = [s.until_tokens for s in schedule.stages]
+    bounds = stage_bounds(until, config.seq_len, config.tokens)
+    stage_w = []
+    for k, stage in enumerate(schedule.stages[:len(bounds) - 1]):
+        with warnings.catch_warnings():
+            if k:  # the domains a schedule leaves out are named once, for its first stage
+                warnings.simplefilter("ignore")
+            stage_w.append(validate_weights(stage.weights, manifest.domain_names, source=f"schedule stage {k}"))
+    return _build(corpus, stage_w[0], stage_w, bounds, until[:len(bounds) - 1], config)
+
+
+def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]], bounds: np.ndarray,
+           until: list[int], config: PlanConfig) -> MixturePlan:
+    """Decide the stream of `len(stage_w)` stages; stage k fills sequences bounds[k]..bounds[k+1]."""
     from mixer.kernels.edf import smallest_feasible_items
     from mixer.kernels.interleave import interleave_midpoint_threaded
     from mixer.kernels.targets import largest_remainder
+    from mixer.shards.stages import PlanStage, check_stage_sizes, select_stages, stage_label
 
-    corpus = as_corpus(corpus)  # opened once here when a folder is given; commands pass the handle
     corpus_dir, manifest, sha = corpus.folder, corpus.manifest, corpus.sha256
-    w = validate_weights(weights, manifest.domain_names, source=weights_source)  # left out: 0
-    names = tuple(sorted(w))
+    names = tuple(sorted(w0))
     if len(names) > MAX_DOMAINS:
         raise MixerError(f"the corpus has {len(names)} domains; the shard format holds at most {MAX_DOMAINS}")
-    wvec = np.array([w[d] for d in names], dtype=np.float64)
+    W = np.array([[w[d] for d in names] for w in stage_w], dtype=np.float64)
+    n_stages = len(stage_w)
+    causal = config.objective.packs_documents
 
     dtype = np.dtype(manifest.token_dtype)
     special = None
@@ -248,9 +272,13 @@ def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config
             if not 0 <= v <= top:
                 raise MixerError(f"--{label}-id {v} does not fit the corpus token dtype {dtype}; use an id <= {top}")
 
-    num_seq = config.tokens // config.seq_len
+    num_seq = int(bounds[-1])
     budget = num_seq * config.seq_len
-    targets = largest_remainder(wvec, budget if config.objective.packs_documents else num_seq)
+    stage_seqs = np.diff(bounds)
+    T = np.array([largest_remainder(W[k], int(stage_seqs[k]) * (config.seq_len if causal else 1))
+                  for k in range(n_stages)], dtype=np.int64)  # (S, K)
+    targets = T.sum(axis=0)
+    wvec = W[0] if n_stages == 1 else targets / targets.sum()
 
     # Check every domain's size before selecting anything, so the error comes first and fast.
     splits, lengths = {}, {}
@@ -265,26 +293,31 @@ def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config
         lengths[name] = np.ascontiguousarray(splits[name].lengths(), dtype=np.int64)
         avail_tok[i] = int(lengths[name].sum())
         avail_doc[i] = len(lengths[name])
-        units = avail_tok[i] + avail_doc[i] if config.objective.packs_documents else avail_doc[i]
-        if avail_doc[i] == 0 or (targets[i] > units and config.max_epochs == 1):
-            raise _too_small(name, w[name], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), budget, config)
-        if targets[i] > config.max_epochs * units:  # never true for math.inf
-            raise MixerError(f"domain {name!r}: weight {w[name]:g} of a {budget}-token budget needs "
+        units = avail_tok[i] + avail_doc[i] if causal else avail_doc[i]
+        if n_stages > 1:
+            check_stage_sizes(name, T[:, i], int(units), config.max_epochs, bounds, config.seq_len,
+                              "tokens (with one EOS per document)" if causal else "documents")
+        elif avail_doc[i] == 0 or (targets[i] > units and config.max_epochs == 1):
+            raise _too_small(name, w0[name], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), budget, config)
+        elif targets[i] > config.max_epochs * units:  # never true for math.inf
+            raise MixerError(f"domain {name!r}: weight {w0[name]:g} of a {budget}-token budget needs "
                              f"{targets[i] / units:.2f} passes over its data, above --max-epochs "
                              f"{config.max_epochs:g}; lower its weight or the budget, or raise the cap")
 
-    docs, counts, epochs = [], [], np.zeros(len(names), np.int64)
+    # Per domain: its documents for every stage (one permutation, consumed across stages).
+    picked = [[(np.zeros(0, np.int64), np.zeros(0, np.int64))] * n_stages for _ in names]
+    epochs = np.zeros(len(names), np.int64)
     parts, part_domain, seg_part, seg_src = [], [], [], []
     for i, name in enumerate(names):
         if targets[i] == 0:
-            docs.append(np.zeros(0, np.int64))
-            counts.append(np.zeros(0, np.int64))
             seg_part.append(np.zeros(0, np.int32))
             seg_src.append(np.zeros(0, np.int64))
             continue
-        d, c, epochs[i] = _select(lengths[name], name, int(targets[i]), config)
-        docs.append(d)
-        counts.append(c)
+        picked[i], epochs[i] = select_stages(
+            lengths[name], T[:, i], key_of=_key_of(config, name), causal=causal, max_content=config.seq_len - 2,
+            max_epochs=config.max_epochs,
+            where=lambda k, name=name: f"{stage_label(k, bounds, config.seq_len)}: domain {name!r}")
+        d = np.concatenate([p[0] for p in picked[i]])
         # Where each document's tokens are: its part (global id) and offset in that part's values.
         sp = splits[name]
         first_doc = np.cumsum([0] + [len(p.doc_ids) for p in sp.parts])
@@ -299,21 +332,31 @@ def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config
             parts.append(part.path.relative_to(corpus_dir).as_posix())
             part_domain.append(i)
 
-    seg_units = [c + 1 if config.objective.packs_documents else np.ones(len(c), np.int64) for c in counts]
-    dom_start = np.cumsum([0] + [len(c) for c in counts]).astype(np.int64)
-    n_seg = int(dom_start[-1])
-    interleave = config.interleave if config.interleave != "auto" else (
-        "edf" if config.objective is Objective.MLM else "midpoint")
-    if interleave == "edf":  # segments as unit items (mlm: rows): the smallest prefix deviation in them
-        stream_dom, stream_pos = np.empty(n_seg, np.int32), np.empty(n_seg, np.int64)
-        smallest_feasible_items(np.diff(dom_start), stream_dom, stream_pos)
-    else:  # documents of unequal length: each domain within half a document of its token share
-        stream_dom, stream_pos = interleave_midpoint_threaded(np.concatenate(seg_units).astype(np.int64), dom_start,
-                                                              threads=2, out_dom=np.empty(n_seg, np.int32))
-    g = dom_start[stream_dom] + stream_pos  # index into the per-domain concatenation
+    interleave = config.interleave if config.interleave != "auto" else ("edf" if not causal else "midpoint")
+    # Each stage interleaved on its own, as one mixture is; `g` indexes the per-domain concatenation
+    # (domain after domain, each domain's stages in order).
+    per_dom = np.array([[len(picked[i][k][0]) for i in range(len(names))] for k in range(n_stages)], np.int64)
+    dom_first = np.concatenate([[0], np.cumsum(per_dom.sum(axis=0))])[:-1]  # first segment of each domain
+    stage_off = np.vstack([np.zeros(len(names), np.int64), np.cumsum(per_dom, axis=0)[:-1]])
+    doms, gs = [], []
+    for k in range(n_stages):
+        counts = [picked[i][k][1] for i in range(len(names))]
+        dom_start = np.cumsum([0] + [len(c) for c in counts]).astype(np.int64)
+        n_seg = int(dom_start[-1])
+        if interleave == "edf":  # segments as unit items (mlm: rows): the smallest prefix deviation in them
+            stream_dom, stream_pos = np.empty(n_seg, np.int32), np.empty(n_seg, np.int64)
+            smallest_feasible_items(np.diff(dom_start), stream_dom, stream_pos)
+        else:  # documents of unequal length: each domain within half a document of its token share
+            units_k = np.concatenate([c + 1 if causal else np.ones(len(c), np.int64) for c in counts]).astype(np.int64)
+            stream_dom, stream_pos = interleave_midpoint_threaded(units_k, dom_start, threads=2,
+                                                                  out_dom=np.empty(n_seg, np.int32))
+        doms.append(stream_dom)
+        gs.append(dom_first[stream_dom] + stage_off[k][stream_dom] + stream_pos)
+    stream_dom = doms[0] if n_stages == 1 else np.concatenate(doms)
+    g = gs[0] if n_stages == 1 else np.concatenate(gs)
 
-    all_counts = np.concatenate(counts)[g]
-    if config.objective.packs_documents:
+    all_counts = np.concatenate([p[1] for i in range(len(names)) for p in picked[i]])[g]
+    if causal:
         dst = np.zeros(len(g), np.int64)
         np.cumsum(all_counts[:-1] + 1, out=dst[1:])
     else:
@@ -321,16 +364,21 @@ def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config
     arrays = dict(
         targets=targets, available_tokens=avail_tok, available_documents=avail_doc, epochs=epochs,
         part_domain=np.array(part_domain, np.int32), seg_domain=stream_dom,
-        seg_doc=np.concatenate(docs)[g], seg_start=np.zeros(len(g), np.int64), seg_count=all_counts,
+        seg_doc=np.concatenate([p[0] for i in range(len(names)) for p in picked[i]])[g],
+        seg_start=np.zeros(len(g), np.int64), seg_count=all_counts,
         seg_part=np.concatenate(seg_part)[g], seg_src=np.concatenate(seg_src)[g], seg_dst=dst,
     )
     for a in arrays.values():
         a.setflags(write=False)
+    stages = () if n_stages == 1 else tuple(
+        PlanStage(first_sequence=int(bounds[k]), sequences=int(stage_seqs[k]), until_tokens=int(until[k]),
+                  weights=tuple(float(x) for x in W[k]), targets=tuple(int(x) for x in T[k]))
+        for k in range(n_stages))
     plan = MixturePlan(
         corpus_sha256=sha, domains=names, weights=tuple(float(x) for x in wvec), objective=config.objective,
         seq_len=config.seq_len, seed=config.seed, tokens_requested=config.tokens, budget_tokens=budget,
         num_sequences=num_seq, dtype=dtype.name, eos_id=manifest.eos_id, special=special,
-        max_epochs=float(config.max_epochs), parts=tuple(parts), interleave=interleave, **arrays)
-    if config.objective.packs_documents and int(plan.stream_lengths().sum()) != budget:  # pragma: no cover
+        max_epochs=float(config.max_epochs), parts=tuple(parts), interleave=interleave, stages=stages, **arrays)
+    if causal and int(plan.stream_lengths().sum()) != budget:  # pragma: no cover
         raise RuntimeError("plan does not fill the budget exactly: a bug in mixer's sampler")
     return plan

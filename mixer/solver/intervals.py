@@ -54,13 +54,12 @@ def replicate_indices(counts: Sequence[int], n: int, seed: int) -> np.ndarray:
     return np.column_stack([rng.integers(0, c, n) for c in counts])
 
 
-def autoscale_replicates(replicates: Sequence[Sequence[Sequence[float]]], budgets: Sequence[int],
-                         target: float, *, floor: float | None = None, seed: int = 0,
-                         n: int | None = None) -> list[np.ndarray]:
-    """AutoScale weights at `target`, one per draw of an independent DDO replicate at each scale:
-    `replicates[s][k]` is replicate k's weights at scale s (budget `budgets[s]`); `n` draws
-    (default: the most replicates any scale has). A scale with fewer than `MIN_REPLICATES`
-    replicates gives none: resampling a handful would pass off their spread as the whole."""
+def autoscale_replicate_fits(replicates: Sequence[Sequence[Sequence[float]]], budgets: Sequence[int], *,
+                             floor: float | None = None, seed: int = 0, n: int | None = None) -> list:
+    """One `FlooredFit` per draw of an independent DDO replicate at each scale: `replicates[s][k]`
+    is replicate k's weights at scale s (budget `budgets[s]`); `n` draws (default: the most
+    replicates any scale has). A scale with fewer than `MIN_REPLICATES` replicates gives none:
+    resampling a handful would pass off their spread as the whole."""
     if not replicates or not all(len(s) >= MIN_REPLICATES for s in replicates):
         return []
     reps = [np.asarray(s, float) * b for s, b in zip(replicates, budgets)]
@@ -68,7 +67,19 @@ def autoscale_replicates(replicates: Sequence[Sequence[Sequence[float]]], budget
     out = []
     for row in idx:
         try:
-            fit = fit_floored([r[k] for r, k in zip(reps, row)], floor)
+            out.append(fit_floored([r[k] for r, k in zip(reps, row)], floor))
+        except ValueError:
+            continue
+    return out
+
+
+def autoscale_replicates(replicates: Sequence[Sequence[Sequence[float]]], budgets: Sequence[int],
+                         target: float, *, floor: float | None = None, seed: int = 0,
+                         n: int | None = None) -> list[np.ndarray]:
+    """AutoScale weights at `target`, one per replicate fit (`autoscale_replicate_fits`)."""
+    out = []
+    for fit in autoscale_replicate_fits(replicates, budgets, floor=floor, seed=seed, n=n):
+        try:
             out.append(predict_floored(fit, float(target)).weights)
         except ValueError:
             continue

@@ -120,6 +120,32 @@ def plot_weights_curve(budgets: Sequence[float], weights: np.ndarray, domains: S
     return Path(path)
 
 
+def plot_schedule(bounds: Sequence[int], weights: np.ndarray, domains: Sequence[str], path: str | Path,
+                  marks: Sequence[float] = (), title: str | None = None) -> Path:
+    """A mixture schedule as stacked areas over training tokens: stage s holds `weights[s]`
+    from `bounds[s-1]` (0 for the first) to `bounds[s]`; dotted lines at the measured scales."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    div, word = _token_unit(float(bounds[-1]))
+    edges = np.concatenate([[0.0], np.asarray(bounds, float)]) / div
+    W = np.asarray(weights, float)
+    x = np.repeat(edges, 2)[1:-1]  # steps: each stage flat over its span
+    ax.stackplot(x, np.repeat(W, 2, axis=0).T, labels=list(domains), alpha=0.85)
+    for i, b in enumerate(marks):
+        ax.axvline(b / div, color="k", ls=":", lw=0.8, label="DDO scales (measured)" if i == 0 else None)
+    ax.set_xlim(0, edges[-1])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"training tokens ({word})")
+    ax.set_ylabel("stage weight (stacked; layers sum to 1)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_predicted_vs_measured(predicted, measured, path: str | Path, labels: Sequence[str] | None = None,
                                held_out: tuple[np.ndarray, np.ndarray] | None = None,
                                axis: str = "loss", title: str | None = None) -> Path:

@@ -55,10 +55,15 @@ class SequenceSource(Protocol):
 
 
 def stream_fingerprint(corpus_sha256: str, objective: str, seq_len: int, seed: int,
-                       weights: Mapping[str, float], num_sequences: int) -> str:
-    """Names a stream by what decides it, so a saved position is never applied to another."""
-    key = json.dumps([corpus_sha256, objective, int(seq_len), int(seed),
-                      sorted((k, float(v)) for k, v in weights.items()), int(num_sequences)])
+                       weights: Mapping[str, float], num_sequences: int, stages: list | None = None) -> str:
+    """Names a stream by what decides it, so a saved position is never applied to another.
+    `stages`: a schedule's [first_sequence, sequences, [weights in domain order]] per stage (none
+    for one mixture, whose fingerprint is unchanged)."""
+    head = [corpus_sha256, objective, int(seq_len), int(seed),
+            sorted((k, float(v)) for k, v in weights.items()), int(num_sequences)]
+    if stages:
+        head.append([[int(a), int(n), [float(x) for x in w]] for a, n, w in stages])
+    key = json.dumps(head)
     return xxhash.xxh64_hexdigest(key.encode())
 
 

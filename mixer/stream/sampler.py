@@ -23,11 +23,13 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from mixer.core.errors import MixerError
 from mixer.formats.corpus_handle import Corpus, as_corpus
+from mixer.formats.schedule import MixtureSchedule
 from mixer.stream.feed import MixtureFeed, stream_fingerprint
 from mixer.core.units import parse_count
 from mixer.shards.gather import gather_sequences, open_sources
-from mixer.shards.plan import PlanConfig, build_plan
+from mixer.shards.plan import PlanConfig, build_plan, build_schedule_plan
 
 UNIT_TOKENS = 1 << 20  # tokens per read unit: the granularity of the read-ahead
 
@@ -44,7 +46,8 @@ class PlanSource:
         self.num_sequences = plan.num_sequences
         self.pad_id = None if plan.special is None else plan.special[2]
         self.fingerprint = stream_fingerprint(plan.corpus_sha256, plan.objective, plan.seq_len, plan.seed,
-                                              dict(zip(plan.domains, plan.weights)), plan.num_sequences)
+                                              dict(zip(plan.domains, plan.weights)), plan.num_sequences,
+                                              [(s.first_sequence, s.sequences, s.weights) for s in plan.stages])
         unit = max(1, UNIT_TOKENS // plan.seq_len)
         self.bounds = np.append(np.arange(0, plan.num_sequences, unit, dtype=np.int64), plan.num_sequences)
         self._sources = None
@@ -67,24 +70,31 @@ class MixtureSampler(MixtureFeed):
     """The mixture as an IterableDataset of {"input_ids", "domain_ids"[, "attention_mask"]},
     sampled on the fly from a corpus written by `mixer prepare`.
 
-    Arguments: as `mixer build-shards` (`weights` a {domain: weight} mapping, `tokens` the
-    budget, rounded down to whole sequences; `objective` "causal" or "mlm"; `max_epochs` (the
+    Arguments: as `mixer build-shards` (`weights` a {domain: weight} mapping, or a
+    `MixtureSchedule` (`mixer.formats.schedule.load_schedule`) whose stages the stream follows;
+    `tokens` the budget, rounded down to whole sequences (None with a schedule: its last stage's end); `objective` "causal" or "mlm"; `max_epochs` (the
     most passes over any domain, `--max-epochs`: 1 samples without replacement, math.inf: no cap);
     `interleave` "auto", "midpoint" or "edf"),
     then as `MixtureStream` (`rank`, `world_size`, `batch_size`, `drop_remainder`, `read_ahead`,
     `batched`, `domain_ids`).
     """
 
-    def __init__(self, corpus: Corpus | str | Path, weights: Mapping[str, float], tokens: int | str, seq_len: int,
-                 seed: int = 0, *, objective: str = "causal", max_epochs: float = 1.0, interleave: str = "auto",
+    def __init__(self, corpus: Corpus | str | Path, weights: Mapping[str, float] | MixtureSchedule,
+                 tokens: int | str | None, seq_len: int, seed: int = 0, *, objective: str = "causal",
+                 max_epochs: float = 1.0, interleave: str = "auto",
                  rank: int | None = None, world_size: int | None = None, batch_size: int = 1,
                  drop_remainder: bool = False, read_ahead: int = 2, batched: bool = False,
                  domain_ids: bool = True) -> None:
 
-        config = PlanConfig(tokens=parse_count(tokens, "tokens"), seq_len=seq_len, seed=seed, objective=objective,
+        schedule = weights if isinstance(weights, MixtureSchedule) else None
+        if tokens is None and schedule is None:
+            raise MixerError("MixtureSampler: give tokens= (the budget); only a schedule carries its own")
+        tokens = schedule.budget_tokens if tokens is None else parse_count(tokens, "tokens")
+        config = PlanConfig(tokens=tokens, seq_len=seq_len, seed=seed, objective=objective,
                             max_epochs=max_epochs, interleave=interleave)
         corpus = as_corpus(corpus)
-        plan = build_plan(corpus, weights, config)
+        plan = build_plan(corpus, weights, config) if schedule is None else \
+            build_schedule_plan(corpus, schedule, config)
         super().__init__(PlanSource(corpus, plan), rank=rank, world_size=world_size, batch_size=batch_size,
                          drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,
                          domain_ids=domain_ids)

@@ -40,7 +40,9 @@ class ShardSource:
         self.domains = ix.domain_order
         self.pad_id = None if ix.special_tokens is None else ix.special_tokens.pad
         self.fingerprint = stream_fingerprint(ix.corpus_manifest_sha256, ix.objective, ix.seq_len, ix.seed,
-                                              ix.weights, ix.num_sequences)
+                                              ix.weights, ix.num_sequences,
+                                              [(st.first_sequence, st.sequences, [st.weights[d] for d in ix.domain_order])
+                                               for st in ix.stages])
         self.bounds = np.zeros(len(ix.shards) + 1, dtype=np.int64)
         np.cumsum([e.sequences for e in ix.shards], out=self.bounds[1:])
 

@@ -18,7 +18,7 @@ import torch
 
 from mixer.core.errors import MixerError
 from mixer.core.kinds import ModelKind
-from mixer.formats.corpus_handle import as_corpus
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.weights import validate_weights
 from mixer.stream.sampler import MixtureSampler
 from mixer.stream.stream import MixtureStream
@@ -54,14 +54,21 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
                       provenance={"source": {"shards": str(shards_dir), "seq_len": index.seq_len}})
 
 
-def source_from_corpus(corpus_dir: str | Path, weights: dict[str, float], tokens: int, seq_len: int, seed: int,
-                       model: str, batch_size: int, rank: int = 0, world_size: int = 1,
-                       max_epochs: float = 1.0) -> DataSource:
-    """Sample the mixture straight from the memory-mapped corpus (the same sequences build-shards writes)."""
+def source_from_corpus(corpus_dir: Corpus | str | Path, weights: dict[str, float] | None, tokens: int, seq_len: int,
+                       seed: int, model: str, batch_size: int, rank: int = 0, world_size: int = 1,
+                       max_epochs: float = 1.0, schedule=None) -> DataSource:
+    """Sample the mixture straight from the memory-mapped corpus (the same sequences build-shards
+    writes). With `schedule` (a `mixer.formats.schedule.MixtureSchedule`) the stream follows its
+    stages up to `tokens`, and the run records the whole run's shares as its weights."""
     corpus = as_corpus(corpus_dir)
-    weights = validate_weights(weights, corpus.domain_names, source="--weights")
-    sampler = MixtureSampler(corpus, weights, tokens, seq_len, seed, objective=ModelKind.parse(model).objective,
-                             max_epochs=max_epochs, rank=rank, world_size=world_size, batch_size=batch_size)
+    if schedule is None:
+        weights = validate_weights(weights, corpus.domain_names, source="--weights")
+    sampler = MixtureSampler(corpus, weights if schedule is None else schedule, tokens, seq_len, seed,
+                             objective=ModelKind.parse(model).objective, max_epochs=max_epochs, rank=rank,
+                             world_size=world_size, batch_size=batch_size)
+    prov: dict[str, Any] = {"corpus": str(corpus.folder), "seq_len": seq_len, "data_seed": seed}
+    if schedule is not None:
+        weights = dict(sampler.weights)
+        prov["schedule"] = [{"until_tokens": s.until_tokens, "weights": dict(s.weights)} for s in schedule.stages]
     return DataSource(batches=_loader(sampler, batch_size), corpus=corpus, weights=weights,
-                      budget_tokens=tokens, state=sampler, seq_len=seq_len,
-                      provenance={"source": {"corpus": str(corpus_dir), "seq_len": seq_len, "data_seed": seed}})
+                      budget_tokens=tokens, state=sampler, seq_len=seq_len, provenance={"source": prov})

@@ -27,7 +27,11 @@ def _default_workers() -> int:
               help="Folder written by `mixer prepare`.")
 @click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json with the mixture.")
 @click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W", help="Mixture weight, repeated per domain.")
-@click.option("--tokens", required=True, help="Token budget, e.g. 30M or 1.2B (rounded down to whole sequences).")
+@click.option("--schedule", "schedule_file", type=click.Path(dir_okay=False),
+              help="schedule.json: a mixture per stage of training (written by `mixer loop autoscale`); "
+                   "the shards follow it and their index records each stage.")
+@click.option("--tokens", help="Token budget, e.g. 30M or 1.2B (rounded down to whole sequences) "
+                               "[default with --schedule: its last stage's end].")
 @click.option("--seq-len", type=int, default=1024, show_default=True, help="Tokens per sequence.")
 @data_seed_option()
 @click.option("--out", required=True, type=click.Path(), help="Output folder (must not exist unless --overwrite).")
@@ -44,8 +48,8 @@ def _default_workers() -> int:
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 @cluster_options()
-def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, data_seed, out, objective, shard_tokens, quiet,
-            zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
+def command(corpus_dir, weights_file, weight_pairs, schedule_file, tokens, seq_len, data_seed, out, objective,
+            shard_tokens, quiet, zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
 
@@ -57,19 +61,26 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, data_seed, 
     from mixer.core.paths import refuse_nested
     from mixer.core.units import parse_count
     from mixer.formats.corpus_handle import Corpus
+    from mixer.formats.schedule import load_schedule
     from mixer.formats.weights import load_weights, parse_weight_options
     from mixer.shards import build
     from mixer.shards.plan import PlanConfig
     from mixer.shards.write import ShardConfig
 
-    if bool(weights_file) == bool(weight_pairs):
-        raise MixerError("give the mixture either as --weights weights.json or as --weight DOMAIN=W (one per domain), "
-                         "not both and not neither")
-    if weights_file:
+    if sum(map(bool, (weights_file, weight_pairs, schedule_file))) != 1:
+        raise MixerError("give the mixture once: as --weights weights.json, as --weight DOMAIN=W (one per domain) "
+                         "or as --schedule schedule.json")
+    schedule = weights = None
+    if schedule_file:
+        schedule, source = load_schedule(schedule_file), str(schedule_file)
+    elif weights_file:
         weights, source = load_weights(weights_file).weights, str(weights_file)
     else:
         weights, source = parse_weight_options(weight_pairs), "--weight"
-    plan_config = PlanConfig(tokens=parse_count(tokens, "--tokens"), seq_len=seq_len, seed=data_seed,
+    if tokens is None and schedule is None:
+        raise MixerError("--tokens: give the token budget, e.g. --tokens 30M")
+    budget = schedule.budget_tokens if tokens is None else parse_count(tokens, "--tokens")
+    plan_config = PlanConfig(tokens=budget, seq_len=seq_len, seed=data_seed,
                              objective=objective, max_epochs=max_epochs, interleave=interleave)
     shard_config = ShardConfig(shard_tokens=parse_count(shard_tokens, "--shard-tokens"), zstd_level=zstd_level,
                                workers=_default_workers() if threads is None else threads, overwrite=overwrite)
@@ -98,13 +109,15 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, data_seed, 
                             TimeRemainingColumn(), console=err, transient=False, disable=quiet)
         task = progress.add_task("shards", total=None)
         try:
-            stats = build(corpus, weights, out, plan=plan_config, shards=shard_config, cluster=cluster,
-                          weights_source=source, on_plan=planned,
+            stats = build(corpus, weights if schedule is None else schedule, out, plan=plan_config,
+                          shards=shard_config, cluster=cluster, weights_source=source, on_plan=planned,
                           on_shard=lambda done, total: progress.update(task, completed=done))
         finally:
             status.stop()
             progress.stop()
     Console().print(summary_table(stats.index))
+    if stats.index.stages:
+        Console().print(stages_table(stats.index))
     rate = stats.tokens / stats.wall_s if stats.wall_s else float("inf")
     Console().print(f"{stats.shards} shards, {stats.tokens:,} tokens in {stats.wall_s:.1f} s "
                     f"({rate / 1e6:.1f} M tokens/s) -> {out}")
@@ -128,4 +141,19 @@ def summary_table(index: ShardIndex):
         table.add_row(name, f"{d.weight:.4g}", f"{d.target_tokens:,}", f"{d.realised_tokens:,}",
                       f"{d.documents_used:,} / {d.documents_available:,}", share,
                       f"[bold yellow]{d.epochs}[/]" if d.epochs > 1 else f"{d.epochs}")
+    return table
+
+
+def stages_table(index: ShardIndex):
+    """A schedule's shards: per stage, its sequences and tokens and each domain's weight."""
+    from rich.table import Table
+
+    table = Table(title=f"schedule: {len(index.stages)} stages (sequences in stream order)")
+    for col in ("stage", "sequences", "tokens", *index.domain_order):
+        table.add_column(col, justify="right")
+    seq_len = index.seq_len
+    for k, st in enumerate(index.stages):
+        a, n = st.first_sequence, st.sequences
+        table.add_row(str(k), f"{a:,} .. {a + n:,}", f"{a * seq_len:,} .. {(a + n) * seq_len:,}",
+                      *(f"{st.weights[d]:.4f}" for d in index.domain_order))
     return table

@@ -31,7 +31,7 @@ def command(shards_arg: Path | None, shards_opt: Path | None, sample: int, corpu
     verify every shard's checksums."""
     from rich.console import Console
 
-    from mixer.cli.commands.build_shards import summary_table
+    from mixer.cli.commands.build_shards import stages_table, summary_table
     from mixer.core.errors import MixerError
     from mixer.formats.shards import corpus_of, read_index
 
@@ -44,6 +44,8 @@ def command(shards_arg: Path | None, shards_opt: Path | None, sample: int, corpu
         raise MixerError(f"--sample {sample}: must be >= 0")
     corpus = corpus_of(shards_dir, index, corpus_dir) if sample else None  # a wrong corpus fails first
     out.print(summary_table(index))
+    if index.stages:
+        out.print(stages_table(index))
     sizes = sum((shards_dir / e.file).stat().st_size for e in index.shards if (shards_dir / e.file).exists())
     out.print(f"{len(index.shards)} shards of up to {index.sequences_per_shard} sequences; "
               f"{index.num_sequences:,} sequences x seq_len {index.seq_len} = {index.budget_tokens:,} "

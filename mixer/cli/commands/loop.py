@@ -172,7 +172,8 @@ def ddo_cmd(tokens, **kw) -> None:
 
 
 def _wrote(console, res) -> None:
-    lines = [f"wrote {res.weights_path}", *(f"plot: {p}" for p in res.plots)]
+    lines = [f"wrote {res.weights_path}", *([f"wrote {res.schedule_path}"] if getattr(res, "schedule_path", None) else []),
+             *(f"plot: {p}" for p in res.plots)]
     if res.report is not None:
         lines.append(f"report: {res.report}")
     lines.append(f"config: {res.weights_path.parent / 'loop.toml'}")
@@ -183,11 +184,14 @@ def _wrote(console, res) -> None:
 @_common
 @click.option("--scales", required=True, help="Two or more small budgets, e.g. 2M,4M[,8M].")
 @click.option("--target", required=True, help="Target budget, e.g. 64M.")
-@click.option("--train-target", is_flag=True, help="Also train at --target with the predicted and uniform weights.")
+@click.option("--train-target", is_flag=True,
+              help="Also train at --target with the predicted weights, the schedule and uniform weights.")
 @click.option("--validate-scale", default=None,
               help="One of --scales, e.g. 4M (3+ scales): fit without it and check its prediction.")
-def autoscale_cmd(scales, target, train_target, validate_scale, **kw) -> None:
-    """DDO at each --scales budget, AutoScale to --target -> OUT/weights.json."""
+@click.option("--stage-tokens", default=None,
+              help="Stage length of OUT/schedule.json, e.g. 8M [default: the smallest scale, at most 64 stages].")
+def autoscale_cmd(scales, target, train_target, validate_scale, stage_tokens, **kw) -> None:
+    """DDO at each --scales budget, AutoScale to --target -> OUT/weights.json and OUT/schedule.json."""
     from rich.console import Console
 
     from mixer.loop.autoscale import loop_autoscale, plan_autoscale
@@ -199,7 +203,8 @@ def autoscale_cmd(scales, target, train_target, validate_scale, **kw) -> None:
     if kw.pop("show"):
         return _show(kw, lambda cfg: plan_autoscale(cfg, budgets, n_target, validate_scale=held))
     cfg = _config(kw)
-    res = loop_autoscale(cfg, budgets, n_target, train_target=train_target, validate_scale=held)
+    step = None if stage_tokens is None else parse_count(stage_tokens, "--stage-tokens")
+    res = loop_autoscale(cfg, budgets, n_target, train_target=train_target, validate_scale=held, stage_tokens=step)
     _finish(cfg.out)
     cols = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in res.scales}
     ivs = {f"DDO @ {format_count(r.budget_tokens)}": r.intervals for r in res.scales}
@@ -216,7 +221,7 @@ def autoscale_cmd(scales, target, train_target, validate_scale, **kw) -> None:
     print_verdict(console, res.verdict, res.recommendation.label)
     if res.comparison:
         for name, c in res.comparison.items():
-            console.print(f"{name:>10}: mean held-out loss {c['mean_loss']:.4f}, mean perplexity {c['mean_perplexity']:.2f}")
+            console.print(f"{name:>18}: mean held-out loss {c['mean_loss']:.4f}, mean perplexity {c['mean_perplexity']:.2f}")
     _wrote(console, res)
 
 

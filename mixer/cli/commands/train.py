@@ -40,6 +40,9 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
                    "[with --shards, default: the corpus index.json records].")
 @click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json of the mixture.")
 @click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W", help="Mixture weight (repeatable).")
+@click.option("--schedule", "schedule_file", type=click.Path(dir_okay=False),
+              help="schedule.json: a mixture per stage of training (`mixer loop autoscale` writes one); "
+                   "sampled from --corpus, stage after stage (--tokens default: its last stage's end).")
 @click.option("--tokens", help="Token budget of the sampled mixture, e.g. 30M (default: the weights file's budget_tokens).")
 @click.option("--threads", type=int, default=None,
               help="Torch CPU threads (default: torch's; fix it for bitwise-reproducible CPU runs).")
@@ -63,7 +66,7 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--provenance", "prov_pairs", multiple=True, metavar="KEY=VALUE",
               help="Recorded in run.json provenance (e.g. role=base, domain=code, factor=3).")
 @quiet_option()
-def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, threads, max_epochs, out_dir,
+def command(model, preset, shards, corpus, weights_file, weight_pairs, schedule_file, tokens, threads, max_epochs, out_dir,
             steps, batch_size, grad_accum, lr, seq_len, eval_every, eval_seqs, extra_eval, checkpoint_every, seed,
             data_seed, device, compile_, resume, prov_pairs, quiet):
     """Train GPT-2 or BERT from random init on a mixture; report held-out loss per domain."""
@@ -90,9 +93,18 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, t
         torch.set_num_threads(threads)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if shards:
-        if weights_file or weight_pairs or tokens:
-            raise MixerError("--shards fixes the mixture and budget; drop --weights/--weight/--tokens")
+        if weights_file or weight_pairs or schedule_file or tokens:
+            raise MixerError("--shards fixes the mixture and budget; drop --weights/--weight/--schedule/--tokens")
         source = source_from_shards(shards, p.batch_size, corpus, rank, world, model)
+    elif corpus and schedule_file:
+        from mixer.formats.schedule import load_schedule
+
+        if weights_file or weight_pairs:
+            raise MixerError("--schedule is the mixture: drop --weights/--weight")
+        schedule = load_schedule(schedule_file)
+        budget = parse_count(tokens, "--tokens") if tokens else schedule.budget_tokens
+        source = source_from_corpus(corpus, None, budget, p.seq_len, data_seed, model, p.batch_size, rank, world,
+                                    max_epochs=max_epochs, schedule=schedule)
     elif corpus:
         if bool(weights_file) == bool(weight_pairs):
             raise MixerError("--corpus sampling needs the mixture: give either --weights FILE or --weight DOMAIN=W")
