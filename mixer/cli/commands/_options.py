@@ -36,6 +36,16 @@ def quiet_option():
     return click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
+def weight_options(f):
+    """`--weight DOMAIN=W` (repeatable) and `--normalize`: a mixture typed on the command line."""
+    f = click.option("--normalize", is_flag=True,
+                     help="With --weight: scale the weights to sum to 1 (e.g. code=1 docs=3). A sum within 0.01 "
+                          "of 1 (3 x 0.333) is normalised without it, with a note.")(f)
+    return click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W",
+                        help="Mixture weight of one domain (repeat per domain; domains left out get 0); "
+                             "instead of --weights.")(f)
+
+
 def _max_epochs(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
     from mixer.shards.plan import check_max_epochs
 

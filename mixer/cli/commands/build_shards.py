@@ -12,7 +12,7 @@ import os
 
 import click
 
-from mixer.cli.commands._options import max_epochs_option, quiet_option
+from mixer.cli.commands._options import max_epochs_option, quiet_option, weight_options
 from mixer.cli.commands._cluster import cluster_config, cluster_options
 
 
@@ -24,7 +24,7 @@ def _default_workers() -> int:
 @click.option("--corpus", "corpus_dir", required=True, type=click.Path(file_okay=False),
               help="Folder written by `mixer prepare`.")
 @click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json with the mixture.")
-@click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W", help="Mixture weight, repeated per domain.")
+@weight_options
 @click.option("--tokens", required=True, help="Token budget, e.g. 30M or 1.2B (rounded down to whole sequences).")
 @click.option("--seq-len", type=int, default=1024, show_default=True, help="Tokens per sequence.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Permutation seed.")
@@ -42,7 +42,7 @@ def _default_workers() -> int:
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 @cluster_options()
-def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, objective, shard_tokens, quiet,
+def command(corpus_dir, weights_file, weight_pairs, normalize, tokens, seq_len, seed, out, objective, shard_tokens, quiet,
             zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
@@ -65,7 +65,7 @@ def command(corpus_dir, weights_file, weight_pairs, tokens, seq_len, seed, out, 
     if weights_file:
         weights, source = load_weights(weights_file).weights, str(weights_file)
     else:
-        weights, source = parse_weight_options(weight_pairs), "--weight"
+        weights, source = parse_weight_options(weight_pairs, normalize), "--weight"
     plan_config = PlanConfig(tokens=parse_count(tokens, "--tokens"), seq_len=seq_len, seed=seed,
                              objective=objective, max_epochs=max_epochs, interleave=interleave)
     shard_config = ShardConfig(shard_tokens=parse_count(shard_tokens, "--shard-tokens"), zstd_level=zstd_level,

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import click
 
-from mixer.cli.commands._options import max_epochs_option, quiet_option
+from mixer.cli.commands._options import max_epochs_option, quiet_option, weight_options
 
 
 def _provenance(pairs: tuple[str, ...]) -> dict:
@@ -40,7 +40,7 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
                    "[with --shards, default: the corpus index.json records].")
 @click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json of the mixture.")
-@click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W", help="Mixture weight (repeatable).")
+@weight_options
 @click.option("--tokens", help="Token budget of the sampled mixture, e.g. 30M (default: the weights file's budget_tokens).")
 @click.option("--threads", type=int, default=None,
               help="Torch CPU threads (default: torch's; fix it for bitwise-reproducible CPU runs).")
@@ -64,7 +64,7 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--provenance", "prov_pairs", multiple=True, metavar="KEY=VALUE",
               help="Recorded in run.json provenance (e.g. role=base, domain=code, factor=3).")
 @quiet_option()
-def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, threads, max_epochs, out_dir,
+def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize, tokens, threads, max_epochs, out_dir,
             steps, batch_size, grad_accum, lr, seq_len, eval_every, eval_seqs, extra_eval, checkpoint_every, seed,
             data_seed, device, compile_, resume, prov_pairs, quiet):
     """Train GPT-2 or BERT from random init on a mixture; report held-out loss per domain."""
@@ -97,7 +97,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, tokens, t
         if bool(weights_file) == bool(weight_pairs):
             raise MixerError("--corpus sampling needs the mixture: give either --weights FILE or --weight DOMAIN=W")
         mixture = load_weights(weights_file) if weights_file else None
-        weights = mixture.weights if mixture else parse_weight_options(weight_pairs)
+        weights = mixture.weights if mixture else parse_weight_options(weight_pairs, normalize)
         if tokens:
             budget = parse_count(tokens, "--tokens")
         elif mixture is not None and mixture.budget_tokens:
