@@ -109,3 +109,21 @@ def test_loop_config_replays_no_cap_with_the_same_keys(tmp_path):
     replay = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["loop", "ddo", "--config", str(path), "--show"])
     assert replay.exit_code == 0, replay.output
     assert replay.output == direct.output and "-x1-s0-" in direct.output
+
+
+@pytest.mark.filterwarnings("always::UserWarning")
+def test_a_warning_is_one_line_without_mixers_source(monkeypatch, tmp_path):
+    """Python's default prints `file:line: Category: message` and then the source line that warned."""
+    import warnings
+    from types import SimpleNamespace
+
+    from mixer.formats import verify
+
+    def warns(folder):
+        warnings.warn("the first line\n  and its second", UserWarning, stacklevel=1)
+        return SimpleNamespace(kind="corpus", summary="fine")
+
+    monkeypatch.setattr(verify, "verify_folder", warns)
+    r = CliRunner().invoke(main, ["verify", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines() == ["warning: UserWarning: the first line and its second"]

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from mixer.core.atomic import write_json_atomic
-from mixer.core.errors import MixerError
+from mixer.core.errors import MixerError, MixerNote
 from mixer.core.jsonio import read_json_object
 
 SIMPLEX_TOL = 1e-9
 FORMAT_VERSION = 1
 
 
-class WeightNote(UserWarning):
+class WeightNote(MixerNote):
     """Something about a mixture the user should see but that is not an error (domains left out
     of a weight map, which get weight 0)."""
 
