@@ -75,7 +75,7 @@ class MixtureSampler(MixtureFeed):
     def __init__(self, corpus_dir: str | Path, weights: Mapping[str, float], tokens: int | str, seq_len: int,
                  seed: int = 0, *, objective: str = "causal", max_epochs: float = 1.0, interleave: str = "auto",
                  rank: int | None = None, world_size: int | None = None, batch_size: int = 1,
-                 drop_remainder: bool = False, read_ahead: int = 2, batched: bool = False,
+                 drop_remainder: bool = True, read_ahead: int = 2, batched: bool = False,
                  domain_ids: bool = True) -> None:
         from mixer.shards.plan import PlanConfig, build_plan
         from mixer.core.units import parse_count
