@@ -46,6 +46,33 @@ def weight_options(f):
                              "instead of --weights.")(f)
 
 
+def presets_text() -> str:
+    """The trainer presets by model, e.g. `gpt2: tiny, small, ..; bert: tiny, bert-base`."""
+    from mixer.trainers.presets import PRESETS
+
+    return "; ".join(f"{model}: {', '.join(names)}" for model, names in PRESETS.items())
+
+
+def model_options() -> list:
+    """`--model` and `--preset` of the loop commands (proxy architecture and size)."""
+    return [
+        click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True,
+                     help="Proxy architecture: gpt2 (causal LM) or bert (masked LM)."),
+        click.option("--preset", default="tiny", show_default=True, metavar="NAME",
+                     help=f"Proxy size, per --model ({presets_text()})."),
+    ]
+
+
+def plots_option():
+    return click.option("--plots/--no-plots", default=True, show_default=True,
+                        help="Write the fit and weights plots (PNG) beside the output.")
+
+
+def loop_out_option():
+    return click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                        help="Output folder: weights.json, report.html, plots (and runs/ unless --cache).")
+
+
 def _max_epochs(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
     from mixer.shards.plan import check_max_epochs
 

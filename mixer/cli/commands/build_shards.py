@@ -34,14 +34,15 @@ def _default_workers() -> int:
 @click.option("--shard-tokens", default="32Mi", show_default=True,
               help="Tokens per shard (32Mi = 33,554,432; also 30M, 1e6).")
 @quiet_option()
-@click.option("--zstd-level", type=int, default=1, show_default=True)
+@click.option("--zstd-level", type=int, default=1, show_default=True,
+              help="zstd compression level of the shards (higher: smaller, slower to write).")
 @click.option("--threads", type=int, default=None, help="Compression threads [default: CPU count, at most 8].")
 @max_epochs_option()
 @click.option("--interleave", type=click.Choice(["auto", "midpoint", "edf"]), default="auto", show_default=True,
               help="Order of documents: midpoint (token shares, causal default) or edf (smallest deviation in "
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
-@cluster_options()
+@cluster_options(local="--threads")
 def command(corpus_dir, weights_file, weight_pairs, normalize, tokens, seq_len, seed, out, objective, shard_tokens, quiet,
             zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""

@@ -34,11 +34,12 @@ from mixer.cli.commands._cluster import cluster_config, cluster_options
 @click.option("--min-chars", default=1000, show_default=True, help="Keep documents with more characters than this.")
 @click.option("--cut-chars", default=1000, show_default=True, help="Cut kept documents to this many characters.")
 @click.option("--max-docs", type=int, default=None, help="Read at most this many documents per domain (quick runs).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True,
+              help="Seed of the held-out choice and of the code/scientific random blocks.")
 @click.option("--workers", default=1, show_default=True, help="Processes for tokenization and language id.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@cluster_options(task_mb=True)
+@cluster_options(task_mb=True, local="--workers")
 def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_fields, splits, heldout_fraction, heldout_max, heldout_min,
             heldout_docs, min_chars, cut_chars, max_docs, seed, workers, overwrite, quiet, **cluster):
     """Apply the paper's preparation rules and tokenize each domain into Arrow files."""

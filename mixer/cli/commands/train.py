@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import click
 
-from mixer.cli.commands._options import max_epochs_option, quiet_option, weight_options
+from mixer.cli.commands._options import max_epochs_option, presets_text, quiet_option, weight_options
 
 
 def _provenance(pairs: tuple[str, ...]) -> dict:
@@ -34,14 +34,15 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.command("train")
 @click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True,
               help="gpt2: causal LM; bert: masked LM (15%, 80/10/10).")
-@click.option("--preset", default="tiny", show_default=True, help="gpt2: tiny|small|medium|large; bert: tiny|bert-base.")
+@click.option("--preset", default="tiny", show_default=True, metavar="NAME", help=f"Model size, per --model ({presets_text()}).")
 @click.option("--shards", type=click.Path(file_okay=False), help="Train on shards from `mixer build-shards`.")
 @click.option("--corpus", type=click.Path(file_okay=False),
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
                    "[with --shards, default: the corpus index.json records].")
-@click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json of the mixture.")
+@click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="With --corpus: weights.json of the mixture.")
 @weight_options
-@click.option("--tokens", help="Token budget of the sampled mixture, e.g. 30M (default: the weights file's budget_tokens).")
+@click.option("--tokens", help="With --corpus: token budget of the sampled mixture, e.g. 30M (default: the weights "
+                                "file's budget_tokens).")
 @click.option("--threads", type=int, default=None,
               help="Torch CPU threads (default: torch's; fix it for bitwise-reproducible CPU runs).")
 @max_epochs_option()
@@ -57,10 +58,10 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
               help="Out-of-domain held-out set, never trained on (repeatable).")
 @click.option("--checkpoint-every", type=int, default=0, show_default=True, help="Checkpoint every N steps (0: end).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout and masks.")
-@click.option("--data-seed", type=int, help="Seed of the sampled stream (default: --seed).")
+@click.option("--data-seed", type=int, help="With --corpus: seed of the sampled stream (default: --seed).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile (default: on CUDA).")
-@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt with the same settings.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt with the same settings (written with --checkpoint-every or at the end).")
 @click.option("--provenance", "prov_pairs", multiple=True, metavar="KEY=VALUE",
               help="Recorded in run.json provenance (e.g. role=base, domain=code, factor=3).")
 @quiet_option()
