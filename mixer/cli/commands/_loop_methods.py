@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (loop_out_option, model_options, plots_option, trainer_options,
-                                         weights_table)
+from mixer.cli.commands._options import (log_settings, loop_out_option, model_options, plots_option,
+                                         trainer_options, weights_table)
 
 
 def _train_options(f):
@@ -33,7 +33,8 @@ def _train_spec(kw: dict):
     from mixer.loop.runner import TrainSpec
 
     train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
-                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"])
+                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"],
+                      **log_settings(kw, kw["out"]))
     train.train_config().resolve()  # a bad model/preset fails here, before any run
     return train
 

@@ -89,6 +89,29 @@ def max_epochs_option():
                              "further epochs are fresh permutations.")
 
 
+def log_options() -> list:
+    """`--log` and `--log-dir`: training metrics also to TensorBoard / Weights & Biases."""
+    return [
+        click.option("--log", "log", default=None, metavar="tensorboard|wandb",
+                     help="Also log training loss, per-domain held-out loss, learning rate, tokens/s and data wait "
+                          "to TensorBoard and/or Weights & Biases (comma-separated; WANDB_MODE=offline for no "
+                          "account); the loop logs each proxy as a run named as its cache folder."),
+        click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="With --log: the folder of the logs, one sub-folder per run (`tensorboard --logdir` it) "
+                          "[default: OUT/logs]."),
+    ]
+
+
+def log_settings(kw: dict[str, Any], out: str | Path) -> dict[str, Any]:
+    """The `--log` / `--log-dir` options as `TrainSpec`'s `log` and `log_dir`."""
+    from mixer.core.metrics import parse_targets
+
+    targets = parse_targets(kw.get("log"))
+    if kw.get("log_dir") is not None and not targets:
+        raise MixerError("--log-dir only applies with --log tensorboard|wandb; add --log or drop --log-dir")
+    return {"log": targets, "log_dir": str(kw.get("log_dir") or Path(out) / "logs")}
+
+
 def trainer_options() -> list:
     return [
         click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout, masks."),
@@ -99,6 +122,7 @@ def trainer_options() -> list:
                      help="Held-out sequences per domain."),
         max_epochs_option(),
         click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads per run."),
+        *log_options(),
     ]
 
 

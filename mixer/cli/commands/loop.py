@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (command_line, config_options, domain_list, loop_out_option, model_options,
-                                         trainer_options, weights_table, write_config)
+from mixer.cli.commands._options import (command_line, config_options, domain_list, log_settings, loop_out_option,
+                                         model_options, trainer_options, weights_table, write_config)
 from mixer.loop.defaults import DEFAULTS
 
 
@@ -113,7 +113,8 @@ def _config(kw: dict):
     else:
         factors = (kw["perturb"], 1 / kw["perturb"]) if kw["both_directions"] else (kw["perturb"],)
     train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
-                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"])
+                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"],
+                      **log_settings(kw, kw["out"]))
     train.train_config().resolve()  # a bad model/preset fails here, before any run
     return LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train, factors=factors,
                       keep_total=kw["total"] == "fixed", floor_uniform=kw["floor_uniform"] or None,

@@ -13,7 +13,8 @@ from dataclasses import replace
 
 import click
 
-from mixer.cli.commands._options import max_epochs_option, presets_text, quiet_option, weight_options
+from mixer.cli.commands._options import (log_options, log_settings, max_epochs_option, presets_text, quiet_option,
+                                         weight_options)
 
 
 def _provenance(pairs: tuple[str, ...]) -> dict:
@@ -65,11 +66,14 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--provenance", "prov_pairs", multiple=True, metavar="KEY=VALUE",
               help="Recorded in run.json provenance (e.g. role=base, domain=code, factor=3).")
 @quiet_option()
+@log_options()[0]
+@log_options()[1]
 def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize, tokens, threads, max_epochs, out_dir,
             steps, batch_size, grad_accum, lr, seq_len, eval_every, eval_seqs, extra_eval, checkpoint_every, seed,
-            data_seed, device, compile_, resume, prov_pairs, quiet):
+            data_seed, device, compile_, resume, prov_pairs, quiet, log, log_dir):
     """Train GPT-2 or BERT from random init on a mixture; report held-out loss per domain."""
     from mixer.core.errors import MixerError
+    from mixer.core.metrics import MetricsConfig
     from mixer.core.units import parse_count
     from mixer.formats.weights import load_weights, parse_weight_options
     from mixer.trainers.data import source_from_corpus, source_from_shards
@@ -80,6 +84,9 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
                       checkpoint_every=checkpoint_every, seed=seed, device=device, compile=compile_,
                       progress=not quiet)
     p = cfg.resolve()  # validates the preset and overrides before any data is touched
+    logs = log_settings({"log": log, "log_dir": log_dir}, out_dir)  # the run: OUT's name under --log-dir
+    metrics = MetricsConfig(targets=logs["log"], folder=logs["log_dir"],
+                            name=os.path.basename(os.path.abspath(out_dir))) if logs["log"] else None
     if threads is not None:
         if threads < 1:
             raise MixerError(f"--threads {threads}: need at least 1")
@@ -112,7 +119,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
     else:
         raise MixerError("no data: give --shards DIR (built shards) or --corpus DIR with --weights and --tokens")
     source.provenance.update(_provenance(prov_pairs))
-    record = train(cfg, source, out_dir, resume=resume)
+    record = train(cfg, source, out_dir, resume=resume, log=metrics)
     if rank == 0:
         width = max(map(len, record.final_loss))
         click.echo(f"{out_dir}/run.json: {record.steps} steps, {record.tokens_seen:,} tokens, "
