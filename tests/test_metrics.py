@@ -105,6 +105,30 @@ def test_bad_or_missing_targets_are_one_line(corpus, tmp_path, monkeypatch):
         open_metrics(MetricsConfig(("tensorboard",), str(tmp_path), "x"))
 
 
+def wandb_history(run_file: Path) -> list[dict[str, float]]:
+    """The logged rows of an offline run, read from its `.wandb` file: a 7-byte file header, then
+    LevelDB-log records (32 KiB blocks; per chunk crc32, length, type) of `wandb` protobuf Records."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, chunk, rows = run_file.read_bytes(), 7, b"", []
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        left = 32768 - pos % 32768
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        if left < 7 or (kind == 0 and length == 0):  # the rest of a block is padding
+            pos += left
+            continue
+        chunk += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST: one record
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunk)
+            chunk = b""
+            if record.WhichOneof("record_type") == "history":
+                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+    return rows
+
+
 def test_wandb_offline_logs_the_same_metrics(corpus, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -113,8 +137,13 @@ def test_wandb_offline_logs_the_same_metrics(corpus, tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["train", "--corpus", str(corpus), "--weight", "code=0.5", "--weight", "news=0.5",
                                   "--tokens", "5k", "--out", str(out), "--eval-seqs", "4", "--log", "wandb", "--quiet"])
     assert r.exit_code == 0, r.output
-    runs = list((out / "logs" / "wandb").glob("offline-run-*"))
+    runs = list((out / "logs" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1
-    summary = json.loads(next(runs[0].rglob("wandb-summary.json")).read_text())
-    final = load_run(out / "run.json").final_loss
-    assert summary["eval/loss/code"] == pytest.approx(final["code"], rel=1e-6) and "train/tokens_per_s" in summary
+    rows = wandb_history(runs[0])
+    record = load_run(out / "run.json")
+    train = [row for row in rows if "train/loss" in row]
+    assert [row["_step"] for row in train] == record.curve["train"]["step"]
+    assert [row["train/loss"] for row in train] == pytest.approx(record.curve["train"]["mean"], rel=1e-6)
+    assert TRAIN_TAGS <= set(train[0])
+    last = [row for row in rows if "eval/loss/code" in row][-1]
+    assert {d: last[f"eval/loss/{d}"] for d in ("code", "news")} == pytest.approx(record.final_loss, rel=1e-6)
