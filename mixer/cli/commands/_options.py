@@ -97,7 +97,7 @@ def log_options() -> list:
                           "to TensorBoard and/or Weights & Biases (comma-separated; WANDB_MODE=offline for no "
                           "account); the loop logs each proxy as a run named as its cache folder."),
         click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="With --log: the folder of the logs, one sub-folder per run (`tensorboard --logdir` it) "
+                     help="With --log: the folder of the logs, one sub-folder per run (point TensorBoard at it) "
                           "[default: OUT/logs]."),
     ]
 
