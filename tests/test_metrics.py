@@ -77,7 +77,7 @@ def test_the_loop_logs_each_proxy_as_a_run_named_as_its_cache_folder(tmp_path, b
         final = json.loads((out / "runs" / name / "run.json").read_text())["final_loss"]
         assert TRAIN_TAGS <= set(got)
         assert {d: got[f"eval/loss/{d}"][-1][1] for d in final} == pytest.approx(final, rel=1e-5)
-    spec = json.loads((out / "runs" / sorted(cached)[0] / "spec.json").read_text())
+    spec = json.loads((out / "runs" / min(cached) / "spec.json").read_text())
     assert not {"log", "log_dir"} & set(spec["train"])  # where metrics go is no input of the run
 
 

@@ -152,9 +152,9 @@ def test_ranks_get_equal_counts_by_default_and_the_remainder_is_said(shards, ref
     left out are said once (rank 0) and counted; drop_remainder=False keeps them."""
     with pytest.warns(MixerNote) as notes:
         streams = [MixtureStream(shards, rank=r, world_size=4) for r in range(4)]
-    assert [str(n.message) for n in notes] == [
-        "stream: 150 sequences over 4 ranks: 37 each, the last 2 left out so that every rank takes the same "
-        "number of steps (drop_remainder=False keeps them)"]
+    said = ("stream: 150 sequences over 4 ranks: 37 each, the last 2 left out so that every rank takes the same "
+            "number of steps (drop_remainder=False keeps them)")
+    assert [str(n.message) for n in notes] == [said]
     assert [len(s) for s in streams] == [37] * 4 and streams[0].dropped == 2
     assert np.array_equal(np.concatenate([rows(DataLoader(s, batch_size=B)) for s in streams]), reference[0][:148])
     kept = [MixtureStream(shards, rank=r, world_size=4, drop_remainder=False) for r in range(4)]

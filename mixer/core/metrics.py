@@ -14,9 +14,10 @@ uploads it later). Both are optional extras (`pip install mixer-toolkit[tensorbo
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Self
 
 from mixer.core.errors import MixerError
 
@@ -74,7 +75,7 @@ class Metrics:
             self._wandb.finish()
             self._wandb = None
 
-    def __enter__(self) -> "Metrics":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

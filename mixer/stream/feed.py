@@ -43,8 +43,15 @@ import torch
 import xxhash
 
 from mixer.core.errors import MixerError, MixerNote
-from mixer.stream.partition import (check_split, rank_range, rank_runs, remaining_pool, to_global, unit_tasks,
-                                    worker_runs)
+from mixer.stream.partition import (
+    check_split,
+    rank_range,
+    rank_runs,
+    remaining_pool,
+    to_global,
+    unit_tasks,
+    worker_runs,
+)
 from mixer.stream.readahead import read_ahead
 
 STATE_VERSION = 1

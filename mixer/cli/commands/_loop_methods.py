@@ -9,8 +9,14 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (log_settings, loop_out_option, model_options, plots_option,
-                                         trainer_options, weights_table)
+from mixer.cli.commands._options import (
+    log_settings,
+    loop_out_option,
+    model_options,
+    plots_option,
+    trainer_options,
+    weights_table,
+)
 
 
 def _train_options(f):

@@ -13,8 +13,14 @@ from dataclasses import replace
 
 import click
 
-from mixer.cli.commands._options import (log_options, log_settings, max_epochs_option, presets_text, quiet_option,
-                                         weight_options)
+from mixer.cli.commands._options import (
+    log_options,
+    log_settings,
+    max_epochs_option,
+    presets_text,
+    quiet_option,
+    weight_options,
+)
 
 
 def _provenance(pairs: tuple[str, ...]) -> dict:
