@@ -37,7 +37,6 @@ def zstd_levels(tokens: np.ndarray, repeats: int) -> list[dict]:
 
 
 def end_to_end(corpus: Path, weights: dict, budget: int, seq_len: int, scratch: Path, repeats: int) -> dict:
-    from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
 
@@ -52,7 +51,7 @@ def end_to_end(corpus: Path, weights: dict, budget: int, seq_len: int, scratch: 
                 t0 = time.perf_counter()
                 plan = build_plan(corpus, weights, PlanConfig(tokens=budget, seq_len=seq_len, seed=0))
                 plan_s = time.perf_counter() - t0
-                stats = write_shards(plan, open_sources(corpus, plan), out,
+                stats = write_shards(plan, corpus, out,
                                      ShardConfig(zstd_level=level, workers=workers))
                 walls.append(time.perf_counter() - t0)
                 last = (plan_s, stats, plan)

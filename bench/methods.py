@@ -19,13 +19,15 @@ DoReMi online (`loop_doremi`: reference, then the proxy with Group DRO). Each an
 at the target with `--seeds` model and data seeds; reported: mean held-out loss and mean
 perplexity (mean over domains of exp(loss)) with a 95 % t-interval over the seeds, and the proxy
 compute each method spent (runs and tokens; RegMix and Data Mixing Laws share theirs).
-Results: bench/results/methods.json.
+Results: bench/results/methods.json (`--quick`: methods_quick.json), with the machine and its load
+before and after (`bench.common.machine`).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -188,13 +190,17 @@ def main(argv=None) -> None:
         args.proxy_tokens, args.target, args.seeds, args.regmix_runs = 250_000, 4_000_000, 3, 32
         args.eval_seqs, args.seq_len = 64, args.seq_len or 128
         args.device = "cuda" if args.device == "auto" else args.device
+    from bench.common import machine
+
+    before = machine()
     t0 = time.perf_counter()
     res = run(args)
     res["wall_s"] = time.perf_counter() - t0
+    res["machine"], res["loadavg_after"] = before, list(os.getloadavg())
     show(res)
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
-        name = "methods_gpu.json" if args.gpu else "methods.json"
+        name = "methods_gpu.json" if args.gpu else "methods_quick.json" if args.quick else "methods.json"
         (RESULTS / name).write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
         print(f"wrote {RESULTS / name} ({res['wall_s']:.0f} s)")
 

@@ -47,9 +47,8 @@ STREAMING_PINS = ["torch==2.14.1", "torchvision==0.29.1", "mosaicml-streaming==0
 # --- data ------------------------------------------------------------------------------------
 def make_data(work: Path, budget: int, seq_len: int) -> tuple[Path, Path, Path]:
     """A synthetic corpus (1.5x what each domain needs), its shards, and the raw token rows."""
-    from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
-    from mixer.formats.shards import read_shard
+    from mixer.formats.shards import read_index, read_shard
     from mixer.shards.write import ShardConfig, write_shards
     from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
@@ -59,11 +58,11 @@ def make_data(work: Path, budget: int, seq_len: int) -> tuple[Path, Path, Path]:
                for i, (d, w) in enumerate(WEIGHTS.items())}
     write_synthetic_corpus(corpus, lengths, vocab_size=50257, seed=0, token_map=zipf_map(50257))
     plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=budget, seq_len=seq_len, seed=0))
-    write_shards(plan, open_sources(corpus, plan), shards, ShardConfig(shard_tokens=1 << 22, workers=2))
-    index = json.loads((shards / "index.json").read_text())
+    write_shards(plan, corpus, shards, ShardConfig(shard_tokens=1 << 22, workers=2))
+    index = read_index(shards)
     with open(raw, "wb") as f:
-        for e in index["shards"]:
-            f.write(read_shard(shards / e["file"], index).tobytes())
+        for e in index.shards:
+            f.write(read_shard(shards / e.file, index).tobytes())
     return corpus, shards, raw
 
 
@@ -326,8 +325,10 @@ def main() -> None:
               f"DataLoader vs its torch DataLoader {ratios['stream_perseq_vs_hf_dataloader']:,.1f}x")
         for n in notes:
             print(f"note: {n}")
-        index = json.loads((shards / "index.json").read_text())
-        ours_realised = {d: index["domains"][d]["realised_tokens"] / index["budget_tokens"] for d in index["domain_order"]}
+        from mixer.formats.shards import read_index
+
+        index = read_index(shards)
+        ours_realised = {d: index.domains[d].realised_tokens / index.budget_tokens for d in index.domain_order}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps({
             "machine": before, "loadavg_after": list(os.getloadavg()), "repeats": args.repeats,

@@ -9,7 +9,7 @@ shards (`mixer.shards.plan.build_plan` + `write_shards`, what `mixer build-shard
 streamed by `MixtureStream` through `mixer.trainers.data.source_from_shards` (DataLoader, pinned
 memory on a GPU, shards decompressed ahead on a thread); `--source corpus` reads the corpus
 through `MixtureSampler` instead (`source_from_corpus`, what the loop's proxies read).
-Trainers: "hf" is `mixer.trainers.loop.train` (the Hugging Face classes), "stacked" is
+Trainers: "hf" is `mixer.trainers.train.train` (the Hugging Face classes), "stacked" is
 `mixer.trainers.batched.train_batched` with one proxy (the compact GPT-2 / BERT of `mixer.trainers.compact`:
 SDPA, fused QKV for BERT, fused chunked LM loss; BERT's head only on the masked positions). Stacked cases on a GPU run with dropout 0 (flash attention; the
 usual setting of MFU figures); the hf cases keep the preset's dropout; each case records its own.
@@ -96,7 +96,6 @@ def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, 
     if source == "corpus":
         return source_from_corpus(corpus, WEIGHTS, tokens, seq_len, seed=0, model=model, batch_size=batch,
                                   max_epochs=math.inf)
-    from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
 
@@ -104,7 +103,7 @@ def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, 
     if not out.exists():
         plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=tokens, seq_len=seq_len, seed=0,
                                                       objective=OBJECTIVE[model], max_epochs=math.inf))
-        write_shards(plan, open_sources(corpus, plan), out, ShardConfig(shard_tokens=1 << 20))
+        write_shards(plan, corpus, out, ShardConfig(shard_tokens=1 << 20))
     return source_from_shards(out, batch, corpus_dir=corpus, model=model)
 
 
@@ -154,7 +153,7 @@ def run_case(corpus: Path, work: Path, device: str, model: str, preset: str, seq
 
 
 def sweep(args) -> None:
-    """A DDO sweep's proxies, one by one (`mixer.loop.runner.execute`: mixer.trainers.loop.train, the
+    """A DDO sweep's proxies, one by one (`mixer.loop.runner.execute`: mixer.trainers.train.train, the
     Hugging Face model) against all at once (`mixer.loop.runner.execute_batch`:
     mixer.trainers.batched, one stacked model): the same specs (`plan_sweep` of a GPT-2-vocab corpus),
     from start to finished run.json and plot, in this process, with the same torch thread count."""

@@ -26,7 +26,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
 from mixer import MixtureCollator, MixtureSampler, MixtureStream
-from mixer.formats.corpus import load_manifest
+from mixer.formats.corpus_handle import Corpus
 from mixer.formats.shards import corpus_of, read_index
 from mixer.formats.synthetic import write_example_corpus
 
@@ -68,18 +68,18 @@ class DomainLossTrainer(Trainer):
 
 
 def dataset(work: Path, shards: Path | None, steps: int):
-    """(stream, corpus folder): the user's shards, or a synthetic corpus sampled on the fly."""
+    """(stream, its corpus): the user's shards, or a synthetic corpus sampled on the fly."""
     if shards is not None:
         return MixtureStream(shards, batch_size=batch_size), corpus_of(shards, read_index(shards))
     write_example_corpus(work / "corpus", list(weights), vocab_size=vocab)  # 600 documents per domain
     stream = MixtureSampler(work / "corpus", weights, tokens=steps * batch_size * seq_len, seq_len=seq_len, seed=0,
                             batch_size=batch_size)
-    return stream, work / "corpus"
+    return stream, Corpus.open(work / "corpus")
 
 
 def main(work: Path, steps: int = steps, logging_steps: int = 5, shards: Path | None = None) -> DomainLossTrainer:
     stream, corpus = dataset(work, shards, steps)
-    manifest = load_manifest(corpus)
+    manifest = corpus.manifest
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=manifest.vocab_size, n_positions=stream.seq_len, n_embd=64, n_layer=2, n_head=2,
                         bos_token_id=manifest.eos_id, eos_token_id=manifest.eos_id)

@@ -17,9 +17,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from mixer import MixtureStream
-from mixer.shards.gather import open_sources
-from mixer.shards.plan import PlanConfig, build_plan
-from mixer.shards.write import ShardConfig, write_shards
+from mixer.shards import build
+from mixer.shards.plan import PlanConfig
+from mixer.shards.write import ShardConfig
 from mixer.formats.synthetic import write_example_corpus
 
 # -- defaults ---------------------------------------------------------------------------------
@@ -32,8 +32,8 @@ weights = {"code": 0.2, "news": 0.5, "web": 0.3}
 # -- data: a corpus and its shards (64k tokens: 1,000 sequences) ----------------------------------
 work = Path(tempfile.mkdtemp(prefix="mixer-example-"))
 write_example_corpus(work / "corpus", list(weights), vocab_size=vocab)  # 600 documents per domain
-plan = build_plan(work / "corpus", weights, PlanConfig(tokens=64_000, seq_len=seq_len, seed=0))
-write_shards(plan, open_sources(work / "corpus", plan), work / "shards", ShardConfig(shard_tokens=16_384))
+build(work / "corpus", weights, work / "shards", plan=PlanConfig(tokens=64_000, seq_len=seq_len, seed=0),
+      shards=ShardConfig(shard_tokens=16_384))
 
 # Under torchrun, rank and world size come from the environment; each rank reads its own part.
 stream = MixtureStream(work / "shards", batch_size=batch_size)

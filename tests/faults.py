@@ -63,12 +63,11 @@ class Readers:
         return _tensor_digest(iter(s))
 
     def build(self, corpus: Path, shards: Path, out: Path) -> str:
-        from mixer.shards.gather import open_sources
         from mixer.shards.plan import PlanConfig, build_plan
         from mixer.shards.write import ShardConfig, write_shards
 
         plan = build_plan(corpus, self.weights, PlanConfig(tokens=TOKENS, seq_len=SEQ_LEN, seed=3))
-        write_shards(plan, open_sources(corpus, plan), out / "built", ShardConfig(shard_tokens=SHARD_TOKENS, workers=1))
+        write_shards(plan, corpus, out / "built", ShardConfig(shard_tokens=SHARD_TOKENS, workers=1))
         return _digest_folder(out / "built")
 
     def stream(self, corpus: Path, shards: Path, out: Path) -> str:

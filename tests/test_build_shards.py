@@ -11,6 +11,7 @@ from mixer.cli import main
 from mixer.core.errors import MixerError
 from mixer.shards.gather import gather_sequences, open_sources
 from mixer.shards.plan import PlanConfig, build_plan
+from mixer.formats.shard_index import SpecialTokens
 from mixer.formats.shards import read_index, read_shard, read_shard_domains, verify_shards
 from mixer.formats.schema import seal
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
@@ -28,7 +29,7 @@ def corpus(tmp_path_factory):
 
 def build(corpus, out, *extra, weights=WEIGHT_ARGS, tokens="30k"):
     args = ["build-shards", "--corpus", str(corpus), *weights, "--tokens", tokens, "--seq-len", "128",
-            "--seed", "7", "--out", str(out), "--shard-tokens", "4096", *extra]
+            "--data-seed", "7", "--out", str(out), "--shard-tokens", "4096", *extra]
     return CliRunner().invoke(main, args)
 
 
@@ -55,13 +56,13 @@ def test_rounded_weights_are_normalised_with_a_note(corpus, tmp_path):
     assert r.exit_code == 0, r.output
     assert ("note: --weight: the weights sum to 0.999; normalised to sum to 1 (code=0.333333, news=0.333333, "
             "wiki=0.333333)") in r.stderr
-    assert read_index(tmp_path / "t")["weights"] == pytest.approx({"code": 1 / 3, "news": 1 / 3, "wiki": 1 / 3})
+    assert read_index(tmp_path / "t").weights == pytest.approx({"code": 1 / 3, "news": 1 / 3, "wiki": 1 / 3})
     far = ["--weight", "code=1", "--weight", "news=1", "--weight", "wiki=2"]
     r = build(corpus, tmp_path / "f", weights=far, tokens="20k")
     assert r.exit_code == 2 and r.stderr.strip().endswith("normalise them or pass --normalize"), r.stderr
     r = build(corpus, tmp_path / "n", "--normalize", weights=far, tokens="20k")
     assert r.exit_code == 0, r.output
-    assert read_index(tmp_path / "n")["weights"] == {"code": 0.25, "news": 0.25, "wiki": 0.5}
+    assert read_index(tmp_path / "n").weights == {"code": 0.25, "news": 0.25, "wiki": 0.5}
 
 
 def test_a_subset_of_domains_gives_the_rest_weight_zero_with_a_note(corpus, tmp_path):
@@ -70,10 +71,10 @@ def test_a_subset_of_domains_gives_the_rest_weight_zero_with_a_note(corpus, tmp_
     assert r.exit_code == 0, r.output
     assert "note: --weight: no weight for domains 'news', 'wiki': weight 0 (not sampled)" in r.output
     index = read_index(tmp_path / "sub")
-    assert index["weights"] == {"code": 1.0, "news": 0.0, "wiki": 0.0}
-    assert index["domains"]["code"]["realised_tokens"] == index["budget_tokens"]
-    sides = np.concatenate([read_shard_domains(tmp_path / "sub" / e["file"]) for e in index["shards"]])
-    assert set(np.unique(sides)) == {index["domains"]["code"]["index"]}
+    assert index.weights == {"code": 1.0, "news": 0.0, "wiki": 0.0}
+    assert index.domains["code"].realised_tokens == index.budget_tokens
+    sides = np.concatenate([read_shard_domains(tmp_path / "sub" / e.file) for e in index.shards])
+    assert set(np.unique(sides)) == {index.domains["code"].index}
     full = build(corpus, tmp_path / "full", weights=["--weight", "code=1", "--weight", "news=0", "--weight", "wiki=0"],
                  tokens="20k")
     assert full.exit_code == 0 and "no weight" not in full.output
@@ -83,32 +84,32 @@ def test_a_subset_of_domains_gives_the_rest_weight_zero_with_a_note(corpus, tmp_
 def test_shards_hold_the_plan_stream_and_verify(corpus, tmp_path):
     assert build(corpus, tmp_path / "s").exit_code == 0
     index = read_index(tmp_path / "s")
-    assert verify_shards(tmp_path / "s") == index["num_sequences"] == 234
-    tokens = np.concatenate([read_shard(tmp_path / "s" / e["file"]) for e in index["shards"]])
-    domains = np.concatenate([read_shard_domains(tmp_path / "s" / e["file"]) for e in index["shards"]])
+    assert verify_shards(tmp_path / "s") == index.num_sequences == 234
+    tokens = np.concatenate([read_shard(tmp_path / "s" / e.file) for e in index.shards])
+    domains = np.concatenate([read_shard_domains(tmp_path / "s" / e.file) for e in index.shards])
     plan = build_plan(corpus, {"code": 0.25, "news": 0.45, "wiki": 0.3}, PlanConfig(tokens=30_000, seq_len=128, seed=7))
     want, want_dom = gather_sequences(plan, open_sources(corpus, plan), 0, plan.num_sequences)
     np.testing.assert_array_equal(tokens, want)
     np.testing.assert_array_equal(domains, want_dom)
-    for name, d in index["domains"].items():
-        assert d["realised_tokens"] == d["target_tokens"] == int(np.sum(domains == d["index"]))
-    assert index["budget_tokens"] == 29_952 and index["tokens_requested"] == 30_000
+    for name, d in index.domains.items():
+        assert d.realised_tokens == d.target_tokens == int(np.sum(domains == d.index))
+    assert index.budget_tokens == 29_952 and index.tokens_requested == 30_000
     for key in ("format_version", "seq_len", "dtype", "eos_id", "objective", "weights", "seed",
                 "corpus_manifest_sha256"):
-        assert key in index
-    assert all({"file", "sequences", "xxh64", "sha256"} <= set(e) for e in index["shards"])
+        assert key in index.to_dict()
+    assert all(e.file and e.sequences and len(e.xxh64) == 16 and len(e.sha256) == 64 for e in index.shards)
 
 
 def test_seed_changes_bytes_not_counts(corpus, tmp_path):
     assert build(corpus, tmp_path / "a").exit_code == 0
     r = CliRunner().invoke(main, ["build-shards", "--corpus", str(corpus), *WEIGHT_ARGS, "--tokens", "30k",
-                                  "--seq-len", "128", "--seed", "8", "--out", str(tmp_path / "b"),
+                                  "--seq-len", "128", "--data-seed", "8", "--out", str(tmp_path / "b"),
                                   "--shard-tokens", "4096"])
     assert r.exit_code == 0
     a, b = read_index(tmp_path / "a"), read_index(tmp_path / "b")
-    assert {n: d["realised_tokens"] for n, d in a["domains"].items()} == \
-           {n: d["realised_tokens"] for n, d in b["domains"].items()}
-    assert a["shards"][0]["xxh64"] != b["shards"][0]["xxh64"]
+    assert {n: d.realised_tokens for n, d in a.domains.items()} == \
+           {n: d.realised_tokens for n, d in b.domains.items()}
+    assert a.shards[0].xxh64 != b.shards[0].xxh64
 
 
 def test_corrupt_shard_is_named(corpus, tmp_path):
@@ -132,16 +133,16 @@ def test_mlm_and_weights_file(corpus, tmp_path):
     r = build(corpus, tmp_path / "m", "--objective", "mlm", weights=["--weights", str(wfile)], tokens="12800")
     assert r.exit_code == 0, r.output
     index = read_index(tmp_path / "m")
-    assert index["special_tokens"] == {"cls": 5001, "sep": 5002, "pad": 5000}
-    assert [index["domains"][d]["target_sequences"] for d in ("code", "news", "wiki")] == [50, 50, 0]
-    rows = np.concatenate([read_shard(tmp_path / "m" / e["file"]) for e in index["shards"]])
+    assert index.special_tokens == SpecialTokens(cls=5001, sep=5002, pad=5000)
+    assert [index.domains[d].target_sequences for d in ("code", "news", "wiki")] == [50, 50, 0]
+    rows = np.concatenate([read_shard(tmp_path / "m" / e.file) for e in index.shards])
     assert rows.shape == (100, 128) and np.all(rows[:, 0] == 5001)
 
 
 def test_overwrite_replaces(corpus, tmp_path):
     assert build(corpus, tmp_path / "s").exit_code == 0
     r = build(corpus, tmp_path / "s", "--overwrite", tokens="20k")
-    assert r.exit_code == 0 and read_index(tmp_path / "s")["tokens_requested"] == 20_000
+    assert r.exit_code == 0 and read_index(tmp_path / "s").tokens_requested == 20_000
 
 
 def _break_arrow(corpus, tmp_path):
@@ -225,6 +226,6 @@ def test_interrupted_build_leaves_nothing_that_looks_complete(corpus, tmp_path):
             raise KeyboardInterrupt  # what a Ctrl-C between shards does
 
     with pytest.raises(KeyboardInterrupt):
-        write_shards(plan, open_sources(corpus, plan), tmp_path / "s", ShardConfig(shard_tokens=4096, workers=2),
+        write_shards(plan, corpus, tmp_path / "s", ShardConfig(shard_tokens=4096, workers=2),
                      on_shard=stop)
     assert list(tmp_path.iterdir()) == []

@@ -165,7 +165,7 @@ def test_preset_help_lists_the_presets():
     ("prepare", "--vocab-size", "--tokenizer train"), ("prepare", "--task-mb", "With --ray"),
     ("prepare", "--split", "Only with a save_to_disk DatasetDict"), ("build-shards", "--shared-fs", "With --ray"),
     ("build-shards", "--normalize", "With --weight"), ("train", "--normalize", "With --weight"),
-    ("train", "--tokens", "With --corpus"), ("train", "--weights", "With --corpus"), ("train", "--data-seed", "With --corpus"),
+    ("train", "--tokens", "With --corpus"), ("train", "--weights", "With --corpus"),
     ("loop ddo", "--ray-cpus", "--ray local")])
 def test_an_option_that_matters_only_with_another_says_so(command, option, needs):
     assert needs in visible(commands()[command])[option].help

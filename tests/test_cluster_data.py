@@ -181,7 +181,7 @@ def corpus(tmp_path_factory):
 def build(corpus: Path, out: Path, *extra: str):
     return CliRunner().invoke(main, ["build-shards", "--corpus", str(corpus), "--weight", "code=0.25", "--weight",
                                      "news=0.45", "--weight", "wiki=0.3", "--tokens", "30k", "--seq-len", "128",
-                                     "--seed", "7", "--out", str(out), "--shard-tokens", "2048", "--quiet", *extra])
+                                     "--data-seed", "7", "--out", str(out), "--shard-tokens", "2048", "--quiet", *extra])
 
 
 def test_build_shards_on_ray_is_byte_identical(cluster, corpus, tmp_path):
@@ -200,20 +200,19 @@ def test_build_shards_on_ray_is_byte_identical(cluster, corpus, tmp_path):
 
 def test_build_shards_killed_half_way_reruns_only_unfinished_shards(cluster, corpus, tmp_path, monkeypatch):
     from mixer.shards.distributed import write_shards_on_cluster
-    from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
 
     plan = build_plan(corpus, {"code": 0.25, "news": 0.45, "wiki": 0.3}, PlanConfig(tokens=30_000, seq_len=128, seed=7))
-    sources, config = open_sources(corpus, plan), ShardConfig(shard_tokens=2048)
-    write_shards(plan, sources, tmp_path / "one", config)
+    config = ShardConfig(shard_tokens=2048)
+    write_shards(plan, corpus, tmp_path / "one", config)
     monkeypatch.setenv(STOP_ENV, "6")
     r = build(corpus, tmp_path / "ray", "--ray", "local", "--shared-fs")
     assert r.exit_code != 0 and not (tmp_path / "ray").exists()
     finished = len(list((tmp_path / ".ray.work").glob("*.task")))
     assert 6 <= finished < 15  # tasks in flight when it stopped may have finished too (they write themselves)
     monkeypatch.delenv(STOP_ENV)
-    stats = write_shards_on_cluster(plan, sources, tmp_path / "ray", config, cluster=ClusterConfig())
+    stats = write_shards_on_cluster(plan, corpus, tmp_path / "ray", config, cluster=ClusterConfig())
     assert len(stats.reused) == finished and len(stats.ran) == 15 - finished
     assert sorted(stats.ran + stats.reused) == list(range(15))
     assert folder_bytes(tmp_path / "one") == folder_bytes(tmp_path / "ray")

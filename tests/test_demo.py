@@ -31,8 +31,8 @@ def test_demo_loop_autoscale_and_shards(corpus, tmp_path):
     auto = json.loads(res.steps["weights"].read_text())
     assert auto["method"] == "autoscale" and auto["budget_tokens"] == 8 * 8192
     index = read_index(res.shards)
-    assert index["weights"] == pytest.approx(auto["weights"], abs=1e-12)
-    assert index["budget_tokens"] <= 8 * 8192
+    assert index.weights == pytest.approx(auto["weights"], abs=1e-12)
+    assert index.budget_tokens <= 8 * 8192
     assert all(p.is_file() for p in res.plots) and any("weights_vs_scale" in p.name for p in res.plots)
     # Every DDO weight has a finite interval around it (the noise is measured from the seeds).
     for name in ("DDO @ 4.1k", "DDO @ 8.19k"):

@@ -17,7 +17,7 @@ from mixer.loop.doremi import DoReMiConfig, loop_doremi
 from mixer.loop.runner import TrainSpec
 from mixer.formats.synthetic import random_skewed_corpus
 from mixer.solver.baselines.doremi import DoReMiWeights, per_token_excess
-from mixer.trainers.loop import DataSource, TrainConfig, train
+from mixer.trainers.train import DataSource, TrainConfig, train
 from mixer.trainers.hooks import WeightedDomainSampler
 
 
@@ -25,19 +25,20 @@ def test_per_token_clip_and_one_step_match_a_hand_computation():
     # Domain 0 tokens: excess +1, -1; domain 1: 0, +0.5. Per token clipped: means 0.5 and 0.25
     # (clipping the domain means instead would give 0 and 0.25).
     ex = per_token_excess([3.0, 1.0, 2.0, 2.5], [2.0, 2.0, 2.0, 2.0], [0, 0, 1, 1], [1, 1, 1, 1], 3)
-    np.testing.assert_allclose(ex, [0.5, 0.25, 0.0])  # domain 2 has no token: 0
+    np.testing.assert_allclose(ex, [0.5, 0.25, np.nan])  # domain 2 has no token: NaN, its score is kept
     ex2 = per_token_excess([3.0, 9.0], [2.0, 0.0], [0, 0], [1, 0], 1)
     np.testing.assert_allclose(ex2, [1.0])  # an uncounted token does not enter the mean
     eta, c = 0.5, 0.1
     w = DoReMiWeights(domains=("a", "b", "c"), eta=eta, smoothing=c)
-    got = w.update_excess(ex)
+    got = w.update_excess(ex)  # domain 2 keeps its initial score, 0
     a = np.array([1 / 3 * math.exp(eta * 0.5), 1 / 3 * math.exp(eta * 0.25), 1 / 3])
     want = (1 - c) * a / a.sum() + c / 3
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    second = w.update_excess([0.0, 0.0, 1.0])
-    a2 = want * np.exp(eta * np.array([0.0, 0.0, 1.0]))
+    second = w.update_excess([np.nan, 0.0, 1.0])  # domain 0 absent now: it keeps its 0.5
+    a2 = want * np.exp(eta * np.array([0.5, 0.0, 1.0]))
     np.testing.assert_allclose(second, (1 - c) * a2 / a2.sum() + c / 3, rtol=1e-12)
     np.testing.assert_allclose(list(w.average_.values()), (want + second) / 2, rtol=1e-12)
+    np.testing.assert_allclose(w.scores_, [0.5, 0.0, 1.0])
 
 
 def test_weighted_mean_loss_by_hand():
@@ -75,7 +76,7 @@ def test_step_hook_sees_per_token_losses_and_its_weights_drive_the_sampler(corpu
     assert all(s[1:4] == ((n,),) * 3 and s[4] == p.grad_accum and s[5] == ("a", "b", "c") for s in seen)
     assert all(s[6] == [1] for s in seen[2:])  # after step 2 the hook's weights: only domain b is drawn
     # A source that cannot change its weights is refused by name.
-    fixed = DataSource(batches=iter(sampler), corpus_dir=corpus, weights={"a": 1 / 3, "b": 1 / 3, "c": 1 / 3},
+    fixed = DataSource(batches=iter(sampler), corpus=corpus, weights={"a": 1 / 3, "b": 1 / 3, "c": 1 / 3},
                        budget_tokens=10**9, seq_len=p.seq_len)
     with pytest.raises(MixerError, match="set_weights"):
         train(cfg, fixed, tmp_path / "run2", step_hooks=[lambda s: {"a": 1.0}])

@@ -20,7 +20,6 @@ import pytest
 
 from mixer.prepare.config import DomainSource, PrepareConfig
 from mixer.prepare.pipeline import prepare_corpus
-from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
 
@@ -71,7 +70,7 @@ def fixture(tmp_path_factory) -> dict:
     sources = (DomainSource("web", root / "raw" / "web"), DomainSource("code", root / "raw" / "code", kind="code"))
     prepare_corpus(PrepareConfig(sources=sources, out=root / "corpus", heldout_docs=4, progress=False))
     plan = build_plan(root / "corpus", WEIGHTS, PlanConfig(tokens=4096, seq_len=64, seed=3))
-    write_shards(plan, open_sources(root / "corpus", plan), root / "shards", ShardConfig(shard_tokens=1024, workers=1))
+    write_shards(plan, root / "corpus", root / "shards", ShardConfig(shard_tokens=1024, workers=1))
     return {"corpus": str(root / "corpus"), "shards": str(root / "shards"), "weights": WEIGHTS, "root": str(root)}
 
 

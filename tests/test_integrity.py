@@ -36,7 +36,7 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
     write_synthetic_corpus(corpus, {"alpha": lognormal_lengths(60, 30, 0.8, 1), "beta": lognormal_lengths(60, 30, 0.8, 2)},
                            {"alpha": [20, 30], "beta": [25]}, vocab_size=VOCAB, seed=1, tokenizer=root / "tok.json")
     plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=1600, seq_len=40, seed=2))
-    write_shards(plan, open_sources(corpus, plan), root / "shards", ShardConfig(shard_tokens=400, workers=1))
+    write_shards(plan, corpus, root / "shards", ShardConfig(shard_tokens=400, workers=1))
     return corpus, root / "shards"
 
 

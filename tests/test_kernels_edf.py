@@ -145,7 +145,6 @@ def test_causal_plan_with_edf_option(tmp_path):
 def test_sampler_matches_shards_with_edf(tmp_path):
     """MixtureSampler(interleave="edf") yields exactly the rows build-shards writes with it."""
     from mixer import MixtureSampler, MixtureStream
-    from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
     from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
@@ -155,7 +154,7 @@ def test_sampler_matches_shards_with_edf(tmp_path):
                            vocab_size=200)
     w = {"a": 0.5, "b": 0.3, "c": 0.2}
     plan = build_plan(tmp_path / "c", w, PlanConfig(tokens=32 * 200, seq_len=32, seed=4, interleave="edf"))
-    write_shards(plan, open_sources(tmp_path / "c", plan), tmp_path / "s", ShardConfig(shard_tokens=32 * 64))
+    write_shards(plan, tmp_path / "c", tmp_path / "s", ShardConfig(shard_tokens=32 * 64))
     rows = [x["input_ids"] for x in MixtureStream(tmp_path / "s", rank=0, world_size=1)]
     again = [x["input_ids"] for x in MixtureSampler(tmp_path / "c", w, 32 * 200, 32, 4, interleave="edf",
                                                    rank=0, world_size=1)]

@@ -8,7 +8,6 @@ import pytest
 from mixer import MixtureStream
 from mixer.core.errors import MixerError
 from mixer.formats.shards import FORMAT_VERSION, read_index, read_shard_domains, sidecar_dtype
-from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
@@ -25,7 +24,7 @@ def built(tmp_path_factory):
     w = np.random.default_rng(0).dirichlet(np.full(K, 5.0))  # every domain holds ~1600 tokens, needs ~200
     weights = dict(zip(names, (w / w.sum()).tolist()))
     plan = build_plan(root / "corpus", weights, PlanConfig(tokens=200_000, seq_len=64, seed=3, max_epochs=1))
-    write_shards(plan, open_sources(root / "corpus", plan), root / "shards", ShardConfig(shard_tokens=1 << 14))
+    write_shards(plan, root / "corpus", root / "shards", ShardConfig(shard_tokens=1 << 14))
     return root, plan
 
 
@@ -38,18 +37,18 @@ def test_sidecar_dtype():
 def test_thousand_domains_counts_exact(built):
     root, plan = built
     index = read_index(root / "shards")
-    assert index["domain_dtype"] == "uint16" and len(index["domain_order"]) == K
-    first = index["shards"][0]["file"]
+    assert index.domain_dtype == "uint16" and len(index.domain_order) == K
+    first = index.shards[0].file
     assert read_shard_domains(root / "shards" / first, index).dtype == np.uint16
     counts = np.zeros(K, np.int64)
     for item in MixtureStream(root / "shards", rank=0, world_size=1):
         counts += np.bincount(item["domain_ids"].numpy(), minlength=K)
-    want = np.array([index["domains"][d]["realised_tokens"] for d in index["domain_order"]])
+    want = np.array([index.domains[d].realised_tokens for d in index.domain_order])
     assert np.array_equal(counts, want)
-    assert np.array_equal(want, [index["domains"][d]["target_tokens"] for d in index["domain_order"]])
+    assert np.array_equal(want, [index.domains[d].target_tokens for d in index.domain_order])
     assert np.array_equal(counts, plan.realised())
     assert int((counts > 0).sum()) > 255  # ids past the uint8 range really occur
-    assert counts.sum() == index["budget_tokens"]
+    assert counts.sum() == index.budget_tokens
 
 
 def test_older_folder_is_refused_in_one_line(built):

@@ -11,7 +11,6 @@ from mixer.formats.shards import read_index
 from mixer.prepare.config import DomainSource, PrepareConfig
 from mixer.prepare.pipeline import prepare_corpus
 from mixer.prepare.rules import PrepareRules
-from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
 from support import ddo_sweep, write_runs
@@ -52,13 +51,13 @@ def test_thousand_domains_prepare_build_stream_solve(tmp_path):
     assert len(manifest.domain_names) == K
     weights = dict(zip(manifest.domain_names, np.random.default_rng(1).dirichlet(np.full(K, 8.0)).tolist()))
     plan = build_plan(tmp_path / "corpus", weights, PlanConfig(tokens=150_000, seq_len=64, seed=0))
-    write_shards(plan, open_sources(tmp_path / "corpus", plan), tmp_path / "shards", ShardConfig(shard_tokens=1 << 14))
+    write_shards(plan, tmp_path / "corpus", tmp_path / "shards", ShardConfig(shard_tokens=1 << 14))
     index = read_index(tmp_path / "shards")
     counts = np.zeros(K, np.int64)
     for item in MixtureStream(tmp_path / "shards", rank=0, world_size=1):
         counts += np.bincount(item["domain_ids"].numpy(), minlength=K)
-    assert np.array_equal(counts, [index["domains"][d]["target_tokens"] for d in index["domain_order"]])
-    assert counts.sum() == index["budget_tokens"] and int((counts > 0).sum()) > 255
+    assert np.array_equal(counts, [index.domains[d].target_tokens for d in index.domain_order])
+    assert counts.sum() == index.budget_tokens and int((counts > 0).sum()) > 255
 
     # The solve over the same 1,000 domains: a plain-form sweep (x3, grown totals) with known optimum.
     rng = np.random.default_rng(2)

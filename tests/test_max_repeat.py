@@ -22,7 +22,7 @@ def test_cap_allows_up_to_and_refuses_beyond(tmp_path):
     ok = build(tmp_path, "--max-epochs", "2.5")           # small: 2000 tokens from 1005 -> ~2 passes
     assert ok.exit_code == 0, ok.output
     index = read_index(tmp_path / "shards2")
-    assert index["domains"]["small"]["epochs"] == 2 and index["domains"]["small"]["realised_tokens"] == 2000
+    assert index.domains["small"].epochs == 2 and index.domains["small"].realised_tokens == 2000
     row = next(line for line in ok.output.splitlines() if "small" in line)
     assert "epochs" in ok.output and row.rstrip("│ ").endswith("2"), ok.output  # the epochs column
     bad = build(tmp_path, "--max-epochs", "1.5", "--overwrite")

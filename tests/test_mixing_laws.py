@@ -38,12 +38,42 @@ def test_huber_fit_shrugs_off_one_bad_run_that_least_squares_follows():
     L[5] += 0.8  # one diverged proxy
     huber = mixing_laws_weights(R, L)
     ls = mixing_laws_weights(R, L, loss="linear")
-    assert np.abs(huber.t[0] - T).max() < 1e-3 and huber.c[0] == pytest.approx(C, abs=1e-3)
+    # At the authors' threshold (0.05) the outlier's pull is bounded: 0.8 nats off moves t by < 0.01.
+    assert np.abs(huber.t[0] - T).max() < 0.01 and huber.c[0] == pytest.approx(C, abs=0.01)
     assert np.abs(ls.t[0] - T).max() > 0.05  # least squares is pulled off the truth
-    assert np.abs(huber.x - true_optimum()).max() < 1e-3
+    assert np.abs(huber.x - true_optimum()).max() < 0.01
     assert huber.message.startswith("huber")
     with pytest.raises(ValueError, match="loss 'l1'"):
         mixing_laws_weights(R, law(R), loss="l1")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_authors_threshold_recovers_the_law_from_noisy_losses(seed):
+    """Known parameters, 40 random mixtures, Gaussian noise of 0.01 nats (a realistic run-to-run
+    noise): the fit at the authors' threshold (0.05, the default) recovers t, c and k within 0.03
+    and the optimum within 0.03 (measured: at most 0.019 over seeds 0-7)."""
+    from mixer.solver.baselines.mixing_laws import HUBER_DELTA
+
+    assert HUBER_DELTA == 0.05
+    rng = np.random.default_rng(seed)
+    R = rng.dirichlet(np.ones(3), 40)
+    L = law(R) + 0.01 * rng.standard_normal(40)
+    fit = mixing_laws_weights(R, L)
+    assert np.abs(fit.t[0] - T).max() < 0.03
+    assert fit.c[0] == pytest.approx(C, abs=0.03) and fit.k[0] == pytest.approx(K, abs=0.03)
+    assert np.abs(fit.x - true_optimum()).max() < 0.03
+
+
+def test_the_constant_stays_positive():
+    """c = exp(log c), as the authors parametrise it: a law whose constant is ~0 with noise on top
+    cannot be fitted with c < 0 (a free c goes negative here)."""
+    rng = np.random.default_rng(6)
+    R = rng.dirichlet(np.ones(3), 30)
+    L = 2.0 * np.exp(R @ T) + 0.05 * rng.standard_normal(30)  # a free c fits -0.064 here
+    fit = mixing_laws_weights(R, L)
+    assert fit.c[0] > 0 and np.all(np.isfinite(fit.x))
+    with pytest.raises(ValueError, match="positive"):
+        mixing_laws_weights(R, L - 10.0)
 
 
 def test_nested_laws_predict_the_target_and_its_optimum():

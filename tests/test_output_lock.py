@@ -33,11 +33,10 @@ def slow_writer(corpus: Path, out: Path) -> subprocess.Popen:
     """A child process writing shards into `out`, sleeping after each shard (so it is caught mid-write)."""
     code = textwrap.dedent(f"""
         import sys, time
-        from mixer.shards.gather import open_sources
         from mixer.shards.plan import PlanConfig, build_plan
         from mixer.shards.write import ShardConfig, write_shards
         plan = build_plan({str(corpus)!r}, {{"a": 0.5, "b": 0.5}}, PlanConfig(tokens=8000, seq_len=100, seed=0))
-        write_shards(plan, open_sources({str(corpus)!r}, plan), {str(out)!r}, ShardConfig(shard_tokens=1000, workers=1),
+        write_shards(plan, {str(corpus)!r}, {str(out)!r}, ShardConfig(shard_tokens=1000, workers=1),
                      on_shard=lambda done, total: time.sleep(30))
     """)
     with open(out.parent / "writer.log", "wb") as log:  # the child keeps its own descriptor

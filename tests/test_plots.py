@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from mixer.solver.ddo_model import DDO
 from mixer.solver.runs import group_ddo, read_runs
 from mixer.solver.solutions import ScaleOptimum, autoscale_solution, ddo_solution
 from support import ddo_sweep, write_runs
@@ -33,7 +34,7 @@ def _solve(tmp_path, budget, seed=0):
     paths = write_runs(tmp_path / f"runs{budget}", ddo_sweep(DOMAINS, N0, B, budget=budget, factors=(0.2, 3.0),
                                                             noise=1e-4, seeds=(0, 1), rng_seed=seed))
     return ddo_solution(group_ddo(read_runs(paths), metric="loss"), tmp_path / f"ddo{budget}" / "weights.json",
-                        form="shifted", units="authors", n_bootstrap=0, floor=0.05)
+                        estimator=DDO(form="shifted", units="authors", n_bootstrap=0, floor=0.05))
 
 
 def test_fits_and_predicted_vs_measured_read_in_words(tmp_path, figures):

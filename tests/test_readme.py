@@ -19,7 +19,6 @@ def python_blocks() -> list[str]:
 @pytest.fixture(scope="module")
 def demo_tree(tmp_path_factory):
     from mixer.loop.demo import DemoConfig, _prepare
-    from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
 
@@ -28,7 +27,7 @@ def demo_tree(tmp_path_factory):
     _, corpus, prep = _prepare(DemoConfig(out=out, quick=True, progress=False), out)
     names = [r.name for r in prep.reports]
     plan = build_plan(corpus, {n: 1 / len(names) for n in names}, PlanConfig(tokens=60_000, seq_len=128, seed=0))
-    write_shards(plan, open_sources(corpus, plan), out / "shards", ShardConfig(workers=1))
+    write_shards(plan, corpus, out / "shards", ShardConfig(workers=1))
     return root
 
 

@@ -124,6 +124,22 @@ def test_cli_loop_regmix_bad_input_is_one_line(corpus, tmp_path):
     assert r.exit_code == 2 and "--runs 2" in r.output and len(r.output.strip().splitlines()) == 1
     with pytest.raises(MixerError, match="--top-k"):
         plan_regmix(RegMixConfig(loop=LoopConfig(corpus=corpus, out=tmp_path), top_k=0), 8192)
+    with pytest.raises(MixerError, match="--eval-domains: 'z'"):  # refused before any run is trained
+        plan_regmix(RegMixConfig(loop=LoopConfig(corpus=corpus, out=tmp_path, eval_domains=("z",))), 8192)
+
+
+def test_training_mixtures_keep_the_usage_bound(corpus, tmp_path):
+    """At most 2 epochs of each domain in a corpus-sized run: no planned mixture goes above
+    2 x its token share (plus the 0.1 % floor), and the shares are distinct."""
+    from mixer.formats.corpus import load_manifest
+
+    tokens = load_manifest(corpus).tokens("train")
+    share = {d: n / sum(tokens.values()) for d, n in tokens.items()}
+    fitted, held = plan_regmix(config(corpus, tmp_path, max_usage=2.0), 8192)
+    specs = fitted + held
+    assert all(s.weights[d] <= 2 * share[d] + 2e-3 for s in specs for d in share)
+    assert max(max(s.weights[d] / share[d] for d in share) for s in specs) > 1.5  # the bound binds, not the prior
+    assert len({tuple(s.weights.values()) for s in specs}) == len(specs)
 
 
 @pytest.mark.slow
@@ -139,7 +155,7 @@ def test_loop_regmix_on_a_local_ray_cluster_matches_sequential(corpus, tmp_path)
 
 def test_cli_solve_regmix_with_lightgbm(tmp_path):
     """`mixer solve regmix --model lightgbm` on random-mixture runs of a known mixing law: its answer
-    is close to the law's own optimum (the quadratic, the default, is kept)."""
+    is close to the law's own optimum (LightGBM is the default, as in `mixer loop regmix`)."""
     from mixer.formats.weights import load_weights
     from support import mixing_law_runs, write_runs
 

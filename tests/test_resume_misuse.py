@@ -7,7 +7,6 @@ import pytest
 from torch.utils.data import DataLoader
 
 from mixer.core.errors import MixerError
-from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
 from mixer.stream.sampler import MixtureSampler
@@ -24,7 +23,7 @@ def folders(tmp_path_factory):
     write_synthetic_corpus(root / "c", {"a": lognormal_lengths(200, 30, 0.6, 1), "b": lognormal_lengths(200, 30, 0.6, 2)},
                            vocab_size=700, seed=5)
     plan = build_plan(root / "c", WEIGHTS, PlanConfig(tokens=96 * SEQ, seq_len=SEQ, seed=1))
-    write_shards(plan, open_sources(root / "c", plan), root / "s", ShardConfig(shard_tokens=8 * SEQ, workers=1))
+    write_shards(plan, root / "c", root / "s", ShardConfig(shard_tokens=8 * SEQ, workers=1))
     return root / "c", root / "s"
 
 

@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader
 
 from mixer import MixtureSampler, MixtureStream
 from mixer.core.errors import MixerError
-from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
@@ -35,7 +34,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def build(corpus: Path, out: Path, objective: str = "causal", tokens: int = TOKENS) -> Path:
     plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=tokens, seq_len=SEQ_LEN, seed=SEED, objective=objective))
-    write_shards(plan, open_sources(corpus, plan), out, ShardConfig(shard_tokens=37 * SEQ_LEN, workers=2))
+    write_shards(plan, corpus, out, ShardConfig(shard_tokens=37 * SEQ_LEN, workers=2))
     return out
 
 

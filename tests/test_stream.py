@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader
 
 from mixer import MixtureStream
 from mixer.core.errors import MixerError, MixerNote
-from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.formats.shards import read_shard, read_shard_domains
 from mixer.shards.write import ShardConfig, write_shards
@@ -32,7 +31,7 @@ def make_corpus(path: Path) -> Path:
 def make_shards(corpus: Path, out: Path, tokens: int = 150 * SEQ_LEN + 7, objective: str = "causal",
                 per_shard: int = 40) -> Path:
     plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=tokens, seq_len=SEQ_LEN, seed=11, objective=objective))
-    write_shards(plan, open_sources(corpus, plan), out, ShardConfig(shard_tokens=per_shard * SEQ_LEN, workers=1))
+    write_shards(plan, corpus, out, ShardConfig(shard_tokens=per_shard * SEQ_LEN, workers=1))
     return out
 
 
@@ -330,7 +329,7 @@ def test_missing_index_is_clear(tmp_path):
 def test_masked_lm_shards_carry_attention_mask(corpus, tmp_path):
     shards = make_shards(corpus, tmp_path / "mlm", tokens=60 * SEQ_LEN, objective="mlm", per_shard=25)
     stream = MixtureStream(shards, batch_size=B)
-    pad = stream.index["special_tokens"]["pad"]
+    pad = stream.index.special_tokens.pad
     batches = list(DataLoader(stream, batch_size=B, num_workers=0))
     ids = torch.cat([b["input_ids"] for b in batches])
     mask = torch.cat([b["attention_mask"] for b in batches])
@@ -365,7 +364,7 @@ def test_without_domain_ids_same_tokens_and_no_sidecar_read(tmp_path):
     assert all(set(b) == {"input_ids"} for b in bare)
     assert torch.equal(torch.cat([b["input_ids"] for b in bare]), torch.stack([f["input_ids"] for f in full]))
     plan = build_plan(tmp_path / "c", weights, PlanConfig(tokens=4096, seq_len=64, seed=3))
-    write_shards(plan, open_sources(tmp_path / "c", plan), tmp_path / "s", ShardConfig(shard_tokens=1024))
+    write_shards(plan, tmp_path / "c", tmp_path / "s", ShardConfig(shard_tokens=1024))
     for sidecar in (tmp_path / "s").glob("*.domains.zst"):
         sidecar.unlink()
     stream = list(MixtureStream(tmp_path / "s", domain_ids=False))  # would fail reading a missing sidecar

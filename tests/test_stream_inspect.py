@@ -8,7 +8,6 @@ from click.testing import CliRunner
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from mixer.cli import main
-from mixer.shards.gather import open_sources
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
@@ -28,7 +27,7 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
     write_synthetic_corpus(corpus, {"alpha": lognormal_lengths(80, 30, 0.8, 1), "beta": lognormal_lengths(80, 30, 0.8, 2)},
                            vocab_size=VOCAB, seed=1, tokenizer=root / "tokenizer.json")
     plan = build_plan(corpus, {"alpha": 0.75, "beta": 0.25}, PlanConfig(tokens=2000, seq_len=40, seed=2))
-    write_shards(plan, open_sources(corpus, plan), root / "shards", ShardConfig(shard_tokens=400, workers=1))
+    write_shards(plan, corpus, root / "shards", ShardConfig(shard_tokens=400, workers=1))
     return corpus, root / "shards"
 
 
@@ -63,8 +62,8 @@ def test_shards_record_their_corpus_and_a_moved_corpus_names_both_paths(built, t
 
     corpus, shards = built
     index = read_index(shards)
-    assert index["corpus_path"] == "../corpus"  # relative: the two folders move together
-    assert corpus_of(shards, index) == corpus
+    assert index.corpus_path == "../corpus"  # relative: the two folders move together
+    assert corpus_of(shards, index).folder == corpus
     tree = tmp_path / "moved-tree"  # both folders moved together: still found
     shutil.copytree(corpus, tree / "corpus")
     shutil.copytree(shards, tree / "shards")

@@ -12,16 +12,29 @@ import sys
 
 import click
 
-from mixer.cli.commands import build_shards, corpus, demo, inspect, loop, prepare, solve, train, verify
+from mixer.cli.commands import (
+    build_shards,
+    corpus,
+    demo,
+    inspect,
+    loop,
+    prepare,
+    solve,
+    train,
+    verify,
+)
+from mixer.cli.commands.export import mixture as export
+from mixer.cli.commands.export import shards as export_shards
 from mixer.core.errors import MixerError
 
-COMMANDS = {m.command.name: m.command for m in (build_shards, corpus, demo, inspect, loop, prepare, solve, train, verify)}
+COMMANDS = {m.command.name: m.command for m in (build_shards, corpus, demo, export, export_shards, inspect, loop,
+                                                  prepare, solve, train, verify)}
 
 
 class _Commands(click.Group):
     """The commands, each reporting `MixerError` as a one-line error and exit code 2."""
 
-    def invoke(self, ctx: click.Context):  # noqa: D102
+    def invoke(self, ctx: click.Context):
         import warnings
 
         from mixer.core.errors import MixerNote

@@ -70,8 +70,9 @@ Causal targets count tokens with their EOS separators; for `"objective": "mlm"` 
 sequences (one document each) and `special_tokens` is `{"cls": …, "sep": …, "pad": …}`.
 There are no timestamps or host names: the same inputs give a byte-identical folder.
 `checksum` is the xxh3-64 of the index's canonical JSON without it (`mixer.formats.schema.seal`);
-`read_index` checks it and the index's shape (`mixer.formats.shards_check`) first, so a damaged
-index is named as damaged.
+`read_index` checks it and then the index's shape (`ShardIndex.from_dict`), so a damaged index is
+named as damaged. Readers get a typed, frozen `ShardIndex` (`mixer.formats.shard_index`); this
+module holds its one writer (`make_index` + `write_index`) and its one reader (`read_index`).
 """
 from __future__ import annotations
 
@@ -79,7 +80,6 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xxhash
@@ -88,6 +88,10 @@ import zstandard
 from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
+from mixer.formats.corpus_handle import Corpus
+from mixer.formats.schema import seal, seal_ok
+from mixer.formats.shard_index import (DomainRecord, FileRef, IndexProblem, ShardEntry, ShardIndex,
+                                       SpecialTokens)
 
 FORMAT_VERSION = 3  # 2: index.json sealed with its own checksum; 3: `domain_dtype` (uint16 past 255 domains)
 MAX_DOMAINS = 65535  # domain indices fit the widest sidecar dtype, uint16
@@ -112,7 +116,7 @@ def _digest(data: bytes) -> tuple[str, str]:
 
 
 def encode_shard(k: int, tokens: np.ndarray, domains: np.ndarray,
-                 level: int) -> tuple[dict, bytes, bytes, dict[str, float]]:
+                 level: int) -> tuple[ShardEntry, bytes, bytes, dict[str, float]]:
     """Compress and checksum shard `k` and its sidecar without writing them: (index entry,
     shard bytes, sidecar bytes, seconds in compress_s / hash_s). A Ray task that shares no
     folder with the driver returns these bytes; `write_shard_files` writes them here."""
@@ -124,8 +128,8 @@ def encode_shard(k: int, tokens: np.ndarray, domains: np.ndarray,
     sxx, ssha = _digest(side)
     t2 = time.perf_counter()
     name = shard_name(k)
-    entry = {"file": name, "sequences": int(tokens.shape[0]), "xxh64": xx, "sha256": sha,
-             "domains": {"file": sidecar_name(k), "xxh64": sxx, "sha256": ssha}}
+    entry = ShardEntry(file=name, sequences=int(tokens.shape[0]), xxh64=xx, sha256=sha,
+                       domains=FileRef(file=sidecar_name(k), xxh64=sxx, sha256=ssha))
     return entry, data, side, {"compress_s": t1 - t0, "hash_s": t2 - t1}
 
 
@@ -134,14 +138,14 @@ def sidecar_name(k: int) -> str:
 
 
 def write_shard_files(folder: Path, k: int, tokens: np.ndarray, domains: np.ndarray,
-                      level: int) -> tuple[dict, dict[str, float], int]:
+                      level: int) -> tuple[ShardEntry, dict[str, float], int]:
     """Compress, checksum and write shard `k` and its sidecar; (index entry, seconds spent in
     each stage: compress_s / hash_s / write_s, compressed bytes). The stages are timed apart
     because they cost very differently and only compression depends on the level."""
     entry, data, side, secs = encode_shard(k, tokens, domains, level)
     t2 = time.perf_counter()
-    (folder / entry["file"]).write_bytes(data)
-    (folder / entry["domains"]["file"]).write_bytes(side)
+    (folder / entry.file).write_bytes(data)
+    (folder / entry.domains.file).write_bytes(side)
     secs["write_s"] = time.perf_counter() - t2
     return entry, secs, len(data) + len(side)
 
@@ -154,16 +158,15 @@ def corpus_reference(shards_dir: str | Path, corpus_dir: str | Path) -> str:
     return Path(rel).as_posix()
 
 
-def corpus_of(shards_dir: str | Path, index: dict[str, Any], corpus_dir: str | Path | None = None) -> Path:
-    """The corpus the shards were built from: `corpus_dir` when given, else the path the index
-    records (`corpus_path`, relative to the shards). Either way its `corpus.json` must be the one
-    the shards were built from (`corpus_manifest_sha256`); a moved or rebuilt corpus is one line
-    naming both folders and the fix."""
-    from mixer.formats.corpus import manifest_sha256
+def corpus_of(shards_dir: str | Path, index: ShardIndex, corpus_dir: str | Path | None = None) -> Corpus:
+    """The corpus the shards were built from, opened: `corpus_dir` when given, else the path the
+    index records (`corpus_path`, relative to the shards). Either way its `corpus.json` must be the
+    one the shards were built from (`corpus_manifest_sha256`); a moved or rebuilt corpus is one
+    line naming both folders and the fix."""
 
     shards_dir = Path(shards_dir)
     if corpus_dir is None:
-        recorded = index.get("corpus_path")
+        recorded = index.corpus_path
         if not recorded:
             raise MixerError(f"{shards_dir / INDEX_NAME} does not record its corpus (built before shards recorded "
                              "it); pass --corpus DIR, the corpus the shards were built from")
@@ -174,56 +177,47 @@ def corpus_of(shards_dir: str | Path, index: dict[str, Any], corpus_dir: str | P
         how = f"recorded in {shards_dir / INDEX_NAME}"
     else:
         corpus, how = Path(corpus_dir), "given"
-    if manifest_sha256(corpus) != index["corpus_manifest_sha256"]:
-        raise MixerError(f"{shards_dir} was built from another corpus than {corpus} ({how}; corpus.json sha256 "
-                         "differs); pass the matching --corpus DIR or rebuild the shards")
-    return corpus
+    return Corpus.open(corpus, expect_sha256=index.corpus_manifest_sha256, mismatch=lambda folder: MixerError(
+        f"{shards_dir} was built from another corpus than {folder} ({how}; corpus.json sha256 differs); pass the "
+        "matching --corpus DIR or rebuild the shards"))
 
 
-def make_index(plan: "MixturePlan", shards: list[dict], sequences_per_shard: int,
-               corpus_path: str | None = None) -> dict[str, Any]:
+def make_index(plan: "MixturePlan", shards: list[ShardEntry], sequences_per_shard: int,
+               corpus_path: str | None = None) -> ShardIndex:
+    """The index of a finished build: the plan's settings, what each domain gave, every shard."""
     realised, used = plan.realised(), plan.documents_used()
-    unit = 1 if plan.objective == "causal" else plan.seq_len
+    unit = 1 if plan.objective.packs_documents else plan.seq_len
+    content = None if plan.objective.packs_documents else plan.content_tokens()
     domains = {
-        name: {"index": i, "weight": plan.weights[i],
-               "target_tokens": int(plan.targets[i]) * unit, "realised_tokens": int(realised[i]) * unit,
-               "documents_used": int(used[i]), "documents_available": int(plan.available_documents[i]),
-               "tokens_available": int(plan.available_tokens[i]), "epochs": int(plan.epochs[i])}
+        name: DomainRecord(
+            index=i, weight=plan.weights[i], target_tokens=int(plan.targets[i]) * unit,
+            realised_tokens=int(realised[i]) * unit, documents_used=int(used[i]),
+            documents_available=int(plan.available_documents[i]), tokens_available=int(plan.available_tokens[i]),
+            epochs=int(plan.epochs[i]),
+            target_sequences=None if content is None else int(plan.targets[i]),
+            content_tokens=None if content is None else int(content[i]))
         for i, name in enumerate(plan.domains)}
-    if plan.objective == "mlm":
-        content = plan.content_tokens()
-        for i, name in enumerate(plan.domains):
-            domains[name]["target_sequences"] = int(plan.targets[i])
-            domains[name]["content_tokens"] = int(content[i])
-    special = None if plan.special is None else dict(zip(("cls", "sep", "pad"), plan.special))
-    return {
-        "format_version": FORMAT_VERSION, "objective": plan.objective, "seq_len": plan.seq_len,
-        "dtype": plan.dtype, "domain_dtype": sidecar_dtype(len(plan.domains)).name, "eos_id": plan.eos_id,
-        "special_tokens": special, "interleave": plan.interleave,
-        "weights": dict(zip(plan.domains, plan.weights)), "domain_order": list(plan.domains), "seed": plan.seed,
-        "tokens_requested": plan.tokens_requested, "budget_tokens": plan.budget_tokens,
-        "num_sequences": plan.num_sequences, "sequences_per_shard": sequences_per_shard,
-        "corpus_manifest_sha256": plan.corpus_sha256, "domains": domains, "shards": shards,
-        **({} if corpus_path is None else {"corpus_path": corpus_path}),
-    }
+    special = None if plan.special is None else SpecialTokens(*map(int, plan.special))
+    return ShardIndex(
+        format_version=FORMAT_VERSION, objective=plan.objective, seq_len=plan.seq_len, dtype=plan.dtype,
+        domain_dtype=sidecar_dtype(len(plan.domains)).name, eos_id=plan.eos_id, special_tokens=special,
+        interleave=plan.interleave, weights=dict(zip(plan.domains, plan.weights)), domain_order=tuple(plan.domains),
+        seed=plan.seed, tokens_requested=plan.tokens_requested, budget_tokens=plan.budget_tokens,
+        num_sequences=plan.num_sequences, sequences_per_shard=sequences_per_shard,
+        corpus_manifest_sha256=plan.corpus_sha256, domains=domains, shards=tuple(shards), corpus_path=corpus_path)
 
 
-def write_index(folder: str | Path, index: dict[str, Any]) -> None:
+def write_index(folder: str | Path, index: ShardIndex) -> None:
     """Write `index.json`, last of a build: its presence is what marks the folder complete.
     The index is sealed with its own xxh3-64 (`checksum`) so a damaged index names itself."""
-    from mixer.formats.schema import seal
-
-    write_json_atomic(Path(folder) / INDEX_NAME, seal(index))
+    write_json_atomic(Path(folder) / INDEX_NAME, seal(index.to_dict()))
 
 
-def read_index(folder: str | Path) -> dict[str, Any]:
+def read_index(folder: str | Path) -> ShardIndex:
     """Read and check `index.json`; a missing index means an incomplete or foreign folder."""
     path = Path(folder) / INDEX_NAME
     obj = read_json_object(path, "shard index (an unfinished build or not a shards folder)",
                            "rebuild with `mixer build-shards`")
-    from mixer.formats.schema import seal_ok
-    from mixer.formats.shards_check import index_problem
-
     version = obj.get("format_version")
     if version != FORMAT_VERSION and isinstance(version, int) and version < FORMAT_VERSION:
         raise MixerError(f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
@@ -234,16 +228,16 @@ def read_index(folder: str | Path) -> dict[str, Any]:
     if version != FORMAT_VERSION:
         raise MixerError(f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
                          "rebuild with this version of `mixer build-shards`")
-    problem = index_problem(obj)
-    if problem:
-        raise MixerError(f"{path}: malformed shard index ({problem}); rebuild with `mixer build-shards`")
-    return obj
+    try:
+        return ShardIndex.from_dict(obj)
+    except IndexProblem as exc:
+        raise MixerError(f"{path}: malformed shard index ({exc}); rebuild with `mixer build-shards`") from None
 
 
-def _entry(path: Path, index: dict[str, Any]) -> dict[str, Any]:
-    for e in index["shards"]:
-        if e["file"] == path.name:
-            return e
+def _entry(path: Path, index: ShardIndex) -> ShardEntry:
+    e = index.shard_named(path.name)
+    if e is not None:
+        return e
     raise MixerError(f"{path}: not listed in {path.parent / INDEX_NAME}; rebuild with `mixer build-shards`")
 
 
@@ -263,31 +257,30 @@ def _read_verified(path: Path, xxh64: str, sha256: str | None, expected_bytes: i
     return raw
 
 
-def read_shard(path: str | Path, index: dict[str, Any] | None = None, *, sha256: bool = False) -> np.ndarray:
+def read_shard(path: str | Path, index: ShardIndex | None = None, *, sha256: bool = False) -> np.ndarray:
     """Decompress one shard to a `[sequences, seq_len]` array after verifying its xxh64 (and
     sha256 with `sha256=True`) against index.json (read from the shard's folder unless given)."""
     path = Path(path)
     index = read_index(path.parent) if index is None else index
     e = _entry(path, index)
-    dtype, seq_len = np.dtype(index["dtype"]), int(index["seq_len"])
-    raw = _read_verified(path, e["xxh64"], e["sha256"] if sha256 else None, e["sequences"] * seq_len * dtype.itemsize)
-    return np.frombuffer(raw, dtype=dtype).reshape(e["sequences"], seq_len)
+    dtype, seq_len = np.dtype(index.dtype), index.seq_len
+    raw = _read_verified(path, e.xxh64, e.sha256 if sha256 else None, e.sequences * seq_len * dtype.itemsize)
+    return np.frombuffer(raw, dtype=dtype).reshape(e.sequences, seq_len)
 
 
-def read_shard_domains(path: str | Path, index: dict[str, Any] | None = None, *, sha256: bool = False) -> np.ndarray:
+def read_shard_domains(path: str | Path, index: ShardIndex | None = None, *, sha256: bool = False) -> np.ndarray:
     """The `[sequences, seq_len]` domain sidecar (index `domain_dtype`) of shard `path` (the .zst token file), verified."""
     path = Path(path)
     index = read_index(path.parent) if index is None else index
     e = _entry(path, index)
-    side = e["domains"]
-    seq_len = int(index["seq_len"])
-    dtype = sidecar_dtype(len(index["domain_order"]))
-    if index.get("domain_dtype") != dtype.name:
-        raise MixerError(f"{path.parent / INDEX_NAME}: domain_dtype {index.get('domain_dtype')!r} does not fit "
-                         f"{len(index['domain_order'])} domains (expected {dtype.name}); rebuild the shards")
-    raw = _read_verified(path.parent / side["file"], side["xxh64"], side["sha256"] if sha256 else None,
-                         e["sequences"] * seq_len * dtype.itemsize)
-    return np.frombuffer(raw, dtype=dtype).reshape(e["sequences"], seq_len)
+    side = e.domains
+    dtype = sidecar_dtype(index.domain_count)
+    if index.domain_dtype != dtype.name:
+        raise MixerError(f"{path.parent / INDEX_NAME}: domain_dtype {index.domain_dtype or None!r} does not fit "
+                         f"{index.domain_count} domains (expected {dtype.name}); rebuild the shards")
+    raw = _read_verified(path.parent / side.file, side.xxh64, side.sha256 if sha256 else None,
+                         e.sequences * index.seq_len * dtype.itemsize)
+    return np.frombuffer(raw, dtype=dtype).reshape(e.sequences, index.seq_len)
 
 
 def verify_shards(folder: str | Path) -> int:
@@ -295,9 +288,9 @@ def verify_shards(folder: str | Path) -> int:
     folder = Path(folder)
     index = read_index(folder)
     n = 0
-    for e in index["shards"]:
-        n += read_shard(folder / e["file"], index, sha256=True).shape[0]
-        read_shard_domains(folder / e["file"], index, sha256=True)
-    if n != index["num_sequences"]:
-        raise MixerError(f"{folder / INDEX_NAME}: shards hold {n} sequences, the index says {index['num_sequences']}")
+    for e in index.shards:
+        n += read_shard(folder / e.file, index, sha256=True).shape[0]
+        read_shard_domains(folder / e.file, index, sha256=True)
+    if n != index.num_sequences:
+        raise MixerError(f"{folder / INDEX_NAME}: shards hold {n} sequences, the index says {index.num_sequences}")
     return n

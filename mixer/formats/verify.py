@@ -58,17 +58,17 @@ def verify_shards_folder(shards_dir: str | Path) -> VerifyReport:
     shards_dir = Path(shards_dir)
     index = read_index(shards_dir)
     n = verify_shards(shards_dir)
-    n_domains = len(index["domain_order"])
-    for e in index["shards"]:
-        side = read_shard_domains(shards_dir / e["file"], index)
+    n_domains = index.domain_count
+    for e in index.shards:
+        side = read_shard_domains(shards_dir / e.file, index)
         if side.size and int(side.max()) >= n_domains:
-            raise MixerError(f"{shards_dir / e['domains']['file']}: domain id {int(side.max())} but "
+            raise MixerError(f"{shards_dir / e.domains.file}: domain id {int(side.max())} but "
                              f"{shards_dir / INDEX_NAME} names {n_domains} domains; rebuild the shards")
-    files = 2 * len(index["shards"])
-    nbytes = sum((shards_dir / e["file"]).stat().st_size + (shards_dir / e["domains"]["file"]).stat().st_size
-                 for e in index["shards"])
+    files = 2 * len(index.shards)
+    nbytes = sum((shards_dir / e.file).stat().st_size + (shards_dir / e.domains.file).stat().st_size
+                 for e in index.shards)
     return VerifyReport("shards", files, nbytes,
-                        f"{len(index['shards'])} shards + sidecars, {n:,} sequences of {index['seq_len']} "
+                        f"{len(index.shards)} shards + sidecars, {n:,} sequences of {index.seq_len} "
                         f"({nbytes / 1e6:.1f} MB): xxh64, sha256, sizes and domain ids match index.json")
 
 

@@ -111,15 +111,15 @@ def run_demo(config: DemoConfig, on_prepared=None) -> DemoResult:
     intervals[f"AutoScale @ {format_count(target)}"] = auto.intervals
 
     # --- shards of the predicted mixture at the target ----------------------------------------------
-    from mixer.shards.gather import open_sources
-    from mixer.shards.plan import PlanConfig, build_plan
-    from mixer.shards.write import ShardConfig, write_shards
+    from mixer.shards import build
+    from mixer.shards.plan import PlanConfig
+    from mixer.shards.write import ShardConfig
 
     seq_len = TrainSpec().train_config().resolve().seq_len
-    plan = build_plan(corpus, auto.weights, PlanConfig(tokens=target, seq_len=seq_len, seed=config.seed,
-                                                       max_epochs=math.inf), weights_source=str(auto.weights_path))
     shards = out / "shards"
-    write_shards(plan, open_sources(corpus, plan), shards, ShardConfig(workers=config.workers, overwrite=True))
+    build(corpus, auto.weights, shards, plan=PlanConfig(tokens=target, seq_len=seq_len, seed=config.seed,
+                                                         max_epochs=math.inf),
+          shards=ShardConfig(workers=config.workers, overwrite=True), weights_source=str(auto.weights_path))
 
     plots = [p for r in auto.scales for p in r.plots] + list(auto.plots)
     steps = {"corpus": corpus, "weights": auto.weights_path, "shards": shards}
@@ -153,5 +153,5 @@ def reproduce_commands(config: DemoConfig, loop_cfg, raw: Path | None, corpus: P
                 + f" --eval-seqs {loop_cfg.train.eval_seqs} --max-epochs inf --seed {config.seed} "
                 f"--data-seed {config.seed}")
     cmds.append(f"mixer build-shards --corpus {corpus} --weights {Path(loop_cfg.out) / 'weights.json'} "
-                f"--tokens {target} --seq-len {seq_len} --seed {config.seed} --max-epochs inf --out {shards} --overwrite")
+                f"--tokens {target} --seq-len {seq_len} --data-seed {config.seed} --max-epochs inf --out {shards} --overwrite")
     return cmds

@@ -19,8 +19,12 @@
    plot of the trajectory (`mixer.solver.solutions.doremi_online_solution`).
 
 `mode="reweight"` (default) is the official code's form: the proxy reads the reference's stream
-(base weights) and its training loss weights each token by α of its domain (a `StepUpdate`
-of loss weights); `mode="resample"` draws the proxy's batches by the current α instead
+(base weights) and its training loss weights each token by α of its domain over its base
+weight, α_d / base_d (a `StepUpdate` of loss weights; the official trainer divides by the
+sampling weights, `doremi/trainer.py` line 349), so each domain's share of the loss is α_d
+whatever the base mixture. A domain with no token in a step keeps its last score, and scores
+start at log(vocabulary size), as the official code does (`DoReMiWeights`);
+`mode="resample"` draws the proxy's batches by the current α instead
 (`mixer.trainers.hooks.WeightedDomainSampler`, loss unweighted). GPT-2 (causal) proxies only.
 Resume: each of the two runs is committed whole (run.json last); a killed loop re-trains only the
 run that had not finished.
@@ -37,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
 from mixer.loop.runner import RunSpec, TrainSpec, commit, is_finished
 from mixer.loop.sweep import corpus_identity, run_folder
 
@@ -84,8 +89,9 @@ def _base(cfg: DoReMiConfig, domains: list[str]) -> dict[str, float]:
 
 
 def plan_doremi(cfg: DoReMiConfig, budget_tokens: int) -> tuple[RunSpec, RunSpec]:
-    """(reference, proxy) specs; the proxy's key covers eta, smoothing and the reference's key."""
-    if cfg.train.model != "gpt2":
+    """(reference, proxy) specs; the proxy's key covers eta, smoothing, the mode, the reference's
+    key and the update's form (a cached proxy of an older form is not reused)."""
+    if cfg.train.model != ModelKind.GPT2:
         raise MixerError(f"--model {cfg.train.model}: loop doremi trains causal (gpt2) proxies only")
     if not (np.isfinite(cfg.eta) and cfg.eta > 0):
         raise MixerError(f"--eta {cfg.eta}: the Group DRO step size must be positive (the official default is 1)")
@@ -102,17 +108,18 @@ def plan_doremi(cfg: DoReMiConfig, budget_tokens: int) -> tuple[RunSpec, RunSpec
                     budget_tokens=int(budget_tokens), train=cfg.train,
                     provenance={"role": "doremi-proxy", "domain": None, "factor": None, "total": None,
                                 "eta": float(cfg.eta), "smoothing": float(cfg.smoothing), "reference": ref.key(),
-                                "mode": cfg.mode})
+                                "mode": cfg.mode, "absent": "last score", "loss_weights": "alpha/base"})
     return ref, proxy
 
 
 class DoReMiHook:
     """The Group DRO step inside the proxy's training (a `mixer.trainers.hooks.StepHook`)."""
 
-    def __init__(self, reference, weights, mode: str = "reweight"):
+    def __init__(self, reference, weights, mode: str = "reweight", base: dict[str, float] | None = None):
         self.reference = reference.eval()
         self.weights = weights  # mixer.solver.baselines.doremi.DoReMiWeights
         self.mode = mode
+        self.base = base  # the stream's sampling weights: the reweighted loss divides α by them
         self.trajectory: list[list[float]] = []
 
     def __call__(self, s):
@@ -134,6 +141,8 @@ class DoReMiHook:
             return new
         from mixer.trainers.hooks import StepUpdate
 
+        if self.base is not None:  # α_d / base_d per token: domain d's share of the loss is α_d
+            new = {d: v / self.base[d] if self.base.get(d, 0.0) > 0 else 0.0 for d, v in new.items()}
         return StepUpdate(loss_weights=new)
 
 
@@ -142,7 +151,7 @@ def _train_reference(spec: RunSpec) -> dict[str, bytes]:
     import torch
 
     from mixer.loop.runner import KEEP_FILES, _data_source
-    from mixer.trainers.loop import train
+    from mixer.trainers.train import train
 
     torch.set_num_threads(spec.train.threads)
     tmp = Path(tempfile.mkdtemp(prefix="mixer-doremi-ref-"))
@@ -154,14 +163,13 @@ def _train_reference(spec: RunSpec) -> dict[str, bytes]:
 
 
 def _load_reference(folder: Path, spec: RunSpec):
-    import torch
-
     from mixer.formats.corpus import load_manifest
+    from mixer.trainers.checkpoint import CHECKPOINT_NAME, read_checkpoint
     from mixer.trainers.models import build_model, vocab_for
 
     cfg = spec.train.train_config()
     model = build_model(cfg.resolve(), vocab_for(cfg.model, load_manifest(spec.corpus)), spec.train.seed)
-    model.load_state_dict(torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)["model"])
+    model.load_state_dict(read_checkpoint(folder / CHECKPOINT_NAME).model)
     return model
 
 
@@ -169,8 +177,8 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
     import torch
 
     from mixer.solver.baselines.doremi import DoReMiWeights
-    from mixer.trainers.loop import train
     from mixer.trainers.hooks import WeightedDomainSampler
+    from mixer.trainers.train import train
 
     torch.set_num_threads(spec.train.threads)
     tc = spec.train.train_config(progress=cfg.progress)
@@ -184,10 +192,14 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
 
         source = _data_source(spec)
     from mixer.formats.corpus import load_manifest
+    from mixer.trainers.models import vocab_for
 
-    domains = tuple(load_manifest(spec.corpus).domain_names)  # the order token_domain indexes
+    manifest = load_manifest(spec.corpus)
+    domains = tuple(manifest.domain_names)  # the order token_domain indexes
+    start = float(np.log(vocab_for(spec.train.model, manifest).size))  # the official first scores
     hook = DoReMiHook(reference, DoReMiWeights(domains=domains, eta=cfg.eta, smoothing=cfg.smoothing,
-                                               init=spec.weights), cfg.mode)
+                                               init=spec.weights, initial_score=start), cfg.mode,
+                      base=None if cfg.mode == "resample" else dict(spec.weights))
     tmp = Path(tempfile.mkdtemp(prefix="mixer-doremi-proxy-"))
     try:
         train(tc, source, tmp / "run", step_hooks=[hook], log=spec.metrics())
@@ -195,7 +207,7 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     doc = {"domains": list(domains), "mode": cfg.mode, "trajectory": hook.trajectory, "average": hook.weights.average_,
-           "eta": cfg.eta, "smoothing": cfg.smoothing}
+           "eta": cfg.eta, "smoothing": cfg.smoothing, "initial_score": start}
     files[TRAJECTORY] = (json.dumps(doc, sort_keys=True) + "\n").encode()
     return files
 

@@ -5,11 +5,16 @@
     result.weights, result.spearman        # the top-k mean, the held-out rank correlation
 
 The `runs + held_out` mixtures are drawn around the corpus's token distribution
-(`mixer.solver.baselines.regmix.sample_mixtures`, seeded by the data seed and the budget), trained as
+(`mixer.solver.baselines.regmix.sample_mixtures`, seeded by the data seed and the budget), within
+the authors' usage bound (no domain above `max_usage` = 15 epochs of a `usage_tokens` run; None:
+the corpus's size, their `15 × token share`) and rounded to 2e-4, trained as
 `RunSpec`s through the DDO sweep's machinery (`mixer.loop.sweep.run_all`: the run cache, resume
 after a kill, the sequential or Ray backend), and the fit is `mixer.solver.solutions.regmix_solution`,
 the path `mixer solve regmix` takes: LightGBM by default, the mean of the top-k predicted
-candidates, Spearman on the held-out mixtures, bootstrap intervals. Why a loop of its own: the
+candidates (drawn within the same bound), Spearman on the held-out mixtures, bootstrap
+intervals. The regression's target is the mean held-out loss over `loop.eval_domains`
+(`--eval-domains`; None: every domain, the objective DDO and the benchmarks use; the authors
+regress one domain's loss, their Pile-CC). Why a loop of its own: the
 DDO sweep plans perturbations of one base mixture, RegMix random mixtures of the whole simplex.
 """
 from __future__ import annotations
@@ -35,6 +40,8 @@ class RegMixConfig:
     min_strength: float = 0.1  # Dirichlet concentrations cycled between these two
     max_strength: float = 5.0
     min_weight: float = 1e-3  # every domain keeps this share (run.json needs tokens from each domain)
+    max_usage: float = 15.0  # epochs a domain may be seen in the final run (the authors' MAXIMUM_USAGE)
+    usage_tokens: int | None = None  # the final run's tokens for that bound; None: the corpus's (the authors' form)
 
 
 @dataclass(frozen=True)
@@ -67,37 +74,56 @@ def _check(cfg: RegMixConfig) -> None:
         raise MixerError(f"Dirichlet strengths {cfg.min_strength}..{cfg.max_strength}: need 0 < min <= max")
     if not 0 <= cfg.min_weight < 1.0 / 64:
         raise MixerError(f"min_weight {cfg.min_weight}: give a share in [0, 1/64)")
+    if not (cfg.max_usage > 0 and cfg.max_usage == cfg.max_usage):
+        raise MixerError(f"--max-usage {cfg.max_usage}: give the epochs a domain may be used, > 0 (the authors: 15)")
+    if cfg.usage_tokens is not None and cfg.usage_tokens <= 0:
+        raise MixerError(f"--usage-tokens {cfg.usage_tokens}: give the final run's tokens, > 0")
     if cfg.temperature < 0:
         raise MixerError(f"--temperature {cfg.temperature}: give a value >= 0 (0: a flat prior, 1: the token shares)")
 
 
 def prior_of(cfg: RegMixConfig) -> dict[str, float]:
     """The Dirichlet's centre: the corpus's training-token shares ^ temperature, normalised."""
-    from mixer.formats.corpus import load_manifest
-    from mixer.solver.baselines.regmix import token_prior
+    from mixer.solver.solutions import regmix_corpus_bounds
 
-    tokens = load_manifest(cfg.loop.corpus).tokens("train")
-    domains = list(tokens)
-    try:
-        p = token_prior([tokens[d] for d in domains], cfg.temperature)
-    except ValueError as exc:
-        raise MixerError(f"{cfg.loop.corpus}: {exc}") from None
-    return dict(zip(domains, map(float, p)))
+    return regmix_corpus_bounds(cfg.loop.corpus, temperature=cfg.temperature, max_usage=cfg.max_usage,
+                                usage_tokens=cfg.usage_tokens)[0]
+
+
+def bound_of(cfg: RegMixConfig) -> dict[str, float]:
+    """Each domain's largest weight under the usage bound (`regmix.usage_bound`)."""
+    from mixer.solver.solutions import regmix_corpus_bounds
+
+    return regmix_corpus_bounds(cfg.loop.corpus, temperature=cfg.temperature, max_usage=cfg.max_usage,
+                                usage_tokens=cfg.usage_tokens)[1]
 
 
 def plan_regmix(cfg: RegMixConfig, budget_tokens: int) -> tuple[list[RunSpec], list[RunSpec]]:
     """(fitted runs, held-out runs): mixtures drawn around the token prior, one stream of draws
-    seeded by the data seed and the budget, so the held-out mixtures come from the same law."""
+    seeded by the data seed and the budget, so the held-out mixtures come from the same law; the
+    first `runs + held_out` distinct ones (rounding to 2e-4 makes corner draws repeat; the
+    authors deduplicate too, `sort_and_deduplicate`)."""
     import numpy as np
 
     from mixer.solver.baselines.regmix import PriorSpec, sample_mixtures
 
     _check(cfg)
     domains, sha = corpus_identity(cfg.loop.corpus)
-    prior = prior_of(cfg)
+    odd = [d for d in (cfg.loop.eval_domains or ()) if d not in domains]
+    if odd:  # before any run is trained
+        raise MixerError(f"--eval-domains: {odd[0]!r} is not a domain of {cfg.loop.corpus} "
+                         f"(its domains: {', '.join(domains)})")
+    prior, upper = prior_of(cfg), bound_of(cfg)
     spec = PriorSpec(temperature=cfg.temperature, min_strength=cfg.min_strength, max_strength=cfg.max_strength)
-    W = sample_mixtures(np.array([prior[d] for d in domains]), cfg.runs + cfg.held_out,
-                        seed=[cfg.loop.train.data_seed, int(budget_tokens), 18], spec=spec)
+    n = cfg.runs + cfg.held_out
+    drawn = sample_mixtures(np.array([prior[d] for d in domains]), 10 * n,
+                            seed=[cfg.loop.train.data_seed, int(budget_tokens), 18], spec=spec,
+                            upper=np.array([upper[d] for d in domains]))
+    _, first = np.unique(drawn, axis=0, return_index=True)  # rounded draws repeat: the authors deduplicate
+    if first.size < n:
+        raise MixerError(f"--runs {cfg.runs} + --held-out {cfg.held_out}: only {first.size} distinct mixtures "
+                         f"among {10 * n} draws; ask for fewer runs or raise the Dirichlet strengths")
+    W = drawn[np.sort(first)[:n]]
     W = (1.0 - len(domains) * cfg.min_weight) * W + cfg.min_weight  # a floor that keeps rows on the simplex
 
     def run(i: int, role: str) -> RunSpec:
@@ -124,11 +150,12 @@ def loop_regmix(cfg: RegMixConfig, budget_tokens: int, backend: Backend | None =
     prior = prior_of(cfg)
     prov: dict[str, Any] = {"loop": "regmix", "corpus_sha256": fitted[0].corpus_sha256, "train": lc.train.to_json(),
                             "temperature": cfg.temperature, "strengths": [cfg.min_strength, cfg.max_strength],
+                            "max_usage": cfg.max_usage, "usage_tokens": cfg.usage_tokens,
                             "run_names": {s.name: _relative(paths[s.key()], out) for s in [*fitted, *held]}}
     sol = regmix_solution(read_runs([paths[s.key()] for s in fitted]), out / "weights.json", model=cfg.regressor,
                           n_bootstrap=lc.n_bootstrap, seed=lc.train.seed, plots=lc.plots, prior=prior,
                           held_out=read_runs([paths[s.key()] for s in held]) if held else (), top_k=cfg.top_k,
-                          n_search=cfg.n_search, provenance=prov)
+                          n_search=cfg.n_search, eval_domains=lc.eval_domains, upper=bound_of(cfg), provenance=prov)
     rho = sol.provenance.get("held_out", {}).get("spearman")
     return RegMixLoopResult(weights=sol.weights, weights_path=sol.path, budget_tokens=int(budget_tokens),
                             runs={s.name: paths[s.key()] for s in fitted},

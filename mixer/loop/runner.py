@@ -46,7 +46,7 @@ class TrainSpec:
     max_epochs: float = 1.0  # the most passes over any domain's data (1: without replacement; math.inf: no cap)
     threads: int = 1  # torch CPU threads per run; results are bitwise reproducible only at a fixed count
     device: str = "auto"  # "auto": the run's GPU if it has one, else CPU
-    trainer: str = "hf"  # "hf": mixer.trainers.loop.train; "stacked": mixer.trainers.batched (what --batch-proxies trains)
+    trainer: str = "hf"  # "hf": mixer.trainers.train.train; "stacked": mixer.trainers.batched (what --batch-proxies trains)
     log: tuple[str, ...] = ()  # metrics also to "tensorboard" / "wandb" (mixer.core.metrics); not in the key
     log_dir: str = ""  # their folder: one run per proxy, named as its cache folder
 
@@ -65,7 +65,7 @@ class TrainSpec:
         return {**settings, "max_epochs": max_epochs_json(self.max_epochs)}
 
     def train_config(self, progress: bool = False):
-        from mixer.trainers.loop import TrainConfig
+        from mixer.trainers.train import TrainConfig
 
         return TrainConfig(model=self.model, preset=self.preset, seed=self.seed, lr=self.lr,
                            batch_size=self.batch_size, seq_len=self.seq_len, eval_seqs=self.eval_seqs,
@@ -154,7 +154,7 @@ def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:
     """Train one run in a temporary folder; return its finished files (run.json, loss_curves.png)."""
     import torch
 
-    from mixer.trainers.loop import train
+    from mixer.trainers.train import train
 
     torch.set_num_threads(spec.train.threads)  # reductions split by thread count: fix it for bitwise equality
     tmp = Path(tempfile.mkdtemp(prefix=f"mixer-run-{spec.name.replace('/', '_')}-"))

@@ -232,6 +232,7 @@ def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path]
     predicted, not fitted, and enter the verdict."""
     from mixer.solver.runs import group_ddo, read_run, read_runs
     from mixer.solver.intervals import scale_seed
+    from mixer.solver.ddo_model import DDO
     from mixer.solver.solutions import ddo_solution
 
     run_paths = {s.name: paths[s.key()] for s in specs}
@@ -241,11 +242,11 @@ def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path]
     prov = {"runs": {name: _relative(p, out) for name, p in run_paths.items()},
             "corpus_sha256": specs[0].corpus_sha256, "keep_total": cfg.keep_total, "train": cfg.train.to_json(),
             "seeds": cfg.seeds, "eval_domains": None if cfg.eval_domains is None else list(cfg.eval_domains)}
-    sol = ddo_solution(data, Path(out) / "weights.json", form=cfg.fit_form(), units=cfg.units, floor=floor,
-                       n_bootstrap=cfg.n_bootstrap, n_starts=cfg.n_starts, provenance=prov,
-                       seed=scale_seed(cfg.train.seed, data.budget_tokens),  # independent streams per scale
-                       plots=cfg.plots, hint="add a factor (--both-directions) or more budget", held_out=checks,
-                       held_out_names=[s.name for s in held_out])
+    estimator = DDO(form=cfg.fit_form(), units=cfg.units, floor=floor, n_bootstrap=cfg.n_bootstrap,
+                    n_starts=cfg.n_starts, seed=scale_seed(cfg.train.seed, data.budget_tokens))  # streams per scale
+    sol = ddo_solution(data, Path(out) / "weights.json", estimator=estimator, provenance=prov, plots=cfg.plots,
+                       hint="add a factor (--both-directions) or more budget",
+                       held_out={s.name: run for s, run in zip(held_out, checks)})
     return DDOLoopResult(weights=sol.weights, weights_path=sol.path, budget_tokens=data.budget_tokens,
                          tokens={d: w * data.budget_tokens for d, w in sol.weights.items()}, runs=run_paths,
                          estimator=sol.estimator, ran=0, plots=sol.plots, intervals=sol.intervals,

@@ -1,6 +1,6 @@
 """`mixer build-shards --ray`: one task per shard on a Ray cluster, committed by the driver.
 
-    stats = write_shards_on_cluster(plan, sources, out, ShardConfig(), ClusterConfig("local"))
+    stats = write_shards_on_cluster(plan, corpus, out, ShardConfig(), ClusterConfig("local"))
 
 The driver builds the plan (48 bytes per document taken) and sends each task the slice of it
 that its shard reads (`window_plan`; a masked-LM plan goes whole, once, via the object store);
@@ -31,7 +31,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import xxhash
@@ -40,6 +40,8 @@ from mixer.core.atomic import write_bytes_atomic
 from mixer.core.cluster import ClusterConfig, connected, run_tasks, stop_for_tests
 from mixer.core.errors import MixerError
 from mixer.core.task_cache import TaskCache, pack, task_key, unpack, write_entry
+from mixer.formats.corpus_handle import Corpus, as_corpus
+from mixer.formats.shard_index import ShardEntry
 from mixer.formats.shards import corpus_reference, encode_shard, make_index, shard_name, sidecar_name, write_index
 from mixer.shards.plan import MixturePlan
 from mixer.shards.write import BuildStats, ShardConfig, shard_layout
@@ -58,7 +60,7 @@ class ClusterBuildStats(BuildStats):
 def plan_fingerprint(plan: MixturePlan) -> str:
     """xxh3-128 of everything in the plan that decides the stream's bytes."""
     h = xxhash.xxh3_128()
-    scalars = (plan.corpus_sha256, plan.domains, plan.weights, plan.objective, plan.seq_len, plan.seed,
+    scalars = (plan.corpus_sha256, plan.domains, plan.weights, plan.objective.value, plan.seq_len, plan.seed,
                plan.budget_tokens, plan.num_sequences, plan.dtype, plan.eos_id, plan.special, plan.parts,
                plan.interleave)
     h.update(repr(scalars).encode("utf-8"))
@@ -72,7 +74,7 @@ def window_plan(plan: MixturePlan, first: int, count: int) -> MixturePlan:
     stay absolute), so a task receives a few bytes per document of its own shard instead of the
     whole plan. Good only for gathering those rows. A masked-LM plan indexes its segments by row
     inside the kernels, so it is sent whole (once, through the object store)."""
-    if plan.objective != "causal":
+    if not plan.objective.packs_documents:
         return plan
     from dataclasses import replace
 
@@ -98,7 +100,7 @@ def shard_task(plan: MixturePlan, corpus_dir: str, k: int, first: int, count: in
     tokens, domains = gather_sequences(plan, open_sources(corpus_dir, plan), first, count, threads=1)
     t1 = time.perf_counter()
     entry, data, side, secs = encode_shard(k, tokens, domains, level)
-    meta = {"entry": entry, "gather_s": t1 - t0, **secs, "bytes": len(data) + len(side)}
+    meta = {"entry": entry.to_dict(), "gather_s": t1 - t0, **secs, "bytes": len(data) + len(side)}
     if cache_dir is None:
         return pack({"data": data, "side": side}, meta)
     _commit_files(Path(cache_dir), key, data, side, meta)
@@ -118,8 +120,8 @@ def _reusable(cache: TaskCache, key: str) -> dict | None:
     if data is None:
         return None
     _, meta = unpack(data)
-    entry = meta["entry"]
-    for path, want in zip(_cached_files(cache.folder, key), (entry["xxh64"], entry["domains"]["xxh64"])):
+    entry = ShardEntry.from_dict(meta["entry"])
+    for path, want in zip(_cached_files(cache.folder, key), (entry.xxh64, entry.domains.xxh64)):
         try:
             if xxhash.xxh64_hexdigest(path.read_bytes()) != want:
                 return None
@@ -144,8 +146,7 @@ def _assemble(plan: MixturePlan, out: Path, config: ShardConfig, cache: TaskCach
     with atomic_dir(out, overwrite=config.overwrite) as tmp:
         t0 = time.perf_counter()
         for k, (key, meta) in enumerate(zip(keys, metas)):
-            entry: dict[str, Any] = dict(meta["entry"])
-            entry["first_sequence"] = k * per_shard
+            entry = ShardEntry.from_dict(meta["entry"]).at(k * per_shard)
             data_path, side_path = _cached_files(cache.folder, key)
             _link(data_path, tmp / shard_name(k))
             _link(side_path, tmp / sidecar_name(k))
@@ -156,15 +157,21 @@ def _assemble(plan: MixturePlan, out: Path, config: ShardConfig, cache: TaskCach
         stats.write_s = time.perf_counter() - t0
 
 
-def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config: ShardConfig = ShardConfig(),
+def write_shards_on_cluster(plan: MixturePlan, corpus: Corpus | str | Path, out: str | Path,
+                            config: ShardConfig = ShardConfig(),
                             on_shard: Callable[[int, int], None] | None = None, *,
                             cluster: ClusterConfig | None = ClusterConfig()) -> ClusterBuildStats:
     """Write the plan's stream as shards under `out`, one task per shard (`cluster=None`: the same
     tasks in this process). Same folder, byte for byte, as `write_shards`. `on_shard(done, total)`
     reports sequences done, whether a shard ran now or came from the cache."""
     from mixer.core.lock import output_lock
+
+    corpus = as_corpus(corpus)
+    if corpus.sha256 != plan.corpus_sha256:
+        raise MixerError(f"{corpus.folder}/corpus.json differs from the corpus this plan was built from "
+                         f"(sha256 {plan.corpus_sha256[:12]}…); rebuild the plan for this corpus")
     out = Path(out)
-    per_shard, n_shards = shard_layout(plan, out, sources.corpus_dir, config)
+    per_shard, n_shards = shard_layout(plan, out, corpus.folder, config)
     stats = ClusterBuildStats()
     t_start = time.perf_counter()
     with output_lock(out):
@@ -188,11 +195,11 @@ def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config:
             if on_shard is not None and stats.reused:
                 on_shard(done_seq, plan.num_sequences)
             shared = cluster is not None and cluster.shared_fs
-            corpus_dir = str(Path(sources.corpus_dir).resolve())
+            corpus_dir = str(corpus.folder.resolve())
             with connected(cluster if todo else None) as ray:  # nothing left to run: no cluster to start
-                whole = ray.put(plan) if ray is not None and plan.objective != "causal" else plan
+                whole = ray.put(plan) if ray is not None and not plan.objective.packs_documents else plan
                 cache_dir = str(cache.folder.resolve()) if shared else None
-                args = [(window_plan(plan, first, count) if plan.objective == "causal" else whole, corpus_dir, k, first,
+                args = [(window_plan(plan, first, count) if plan.objective.packs_documents else whole, corpus_dir, k, first,
                          count, config.zstd_level, keys[k], cache_dir) for k, first, count in todo]
                 for i, result in run_tasks(shard_task, args, cluster):
                     k = todo[i][0]
@@ -208,7 +215,7 @@ def write_shards_on_cluster(plan: MixturePlan, sources, out: str | Path, config:
                     if on_shard is not None:
                         on_shard(done_seq, plan.num_sequences)
                     stop_for_tests(len(stats.ran))
-            _assemble(plan, out, config, cache, keys, metas, per_shard, stats, sources.corpus_dir)
+            _assemble(plan, out, config, cache, keys, metas, per_shard, stats, corpus.folder)
             cache.remove()
         finally:
             cache.remove_if_empty()  # a failure before any shard finished leaves no folder behind

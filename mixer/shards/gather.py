@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.shards import sidecar_dtype
 from mixer.shards.plan import MixturePlan
 
@@ -53,20 +54,18 @@ class CorpusSources:
     values: tuple[np.ndarray, ...]
 
 
-def open_sources(corpus_dir: str | Path, plan: MixturePlan) -> CorpusSources:
+def open_sources(corpus: Corpus | str | Path, plan: MixturePlan) -> CorpusSources:
     """Memory-map the parts a plan reads; the corpus must be the one the plan was built from."""
-    from mixer.formats.corpus import load_manifest, manifest_sha256, open_split
-
-    corpus_dir = Path(corpus_dir)
-    if manifest_sha256(corpus_dir) != plan.corpus_sha256:
+    corpus = as_corpus(corpus)
+    corpus_dir = corpus.folder
+    if corpus.sha256 != plan.corpus_sha256:
         raise MixerError(f"{corpus_dir}/corpus.json differs from the corpus this plan was built from "
                          f"(sha256 {plan.corpus_sha256[:12]}…); rebuild the plan for this corpus")
-    manifest = load_manifest(corpus_dir)
     values: list[np.ndarray] = []
     for i, name in enumerate(plan.domains):
         if not np.any(plan.part_domain == i):
             continue
-        for part in open_split(corpus_dir, name, "train", manifest).parts:
+        for part in corpus.split(name, "train").parts:
             rel = part.path.relative_to(corpus_dir).as_posix()
             if len(values) >= len(plan.parts) or plan.parts[len(values)] != rel:
                 raise MixerError(f"{part.path}: not the part the plan expects; rebuild the plan for this corpus")
@@ -80,7 +79,7 @@ def open_sources(corpus_dir: str | Path, plan: MixturePlan) -> CorpusSources:
 def _segments_for(plan: MixturePlan, first: int, count: int) -> tuple[int, int, int, int]:
     """Window [r0, r1) of stream positions and segments j0..j1 that touch it."""
     r0, r1 = first * plan.seq_len, (first + count) * plan.seq_len
-    if plan.objective == "causal":
+    if plan.objective.packs_documents:
         j0 = max(int(np.searchsorted(plan.seg_dst, r0, side="right")) - 1, 0)
         j1 = int(np.searchsorted(plan.seg_dst, r1, side="left"))
     else:
@@ -119,7 +118,7 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     flat = out.reshape(-1)
     r0, r1, j0, j1 = _segments_for(plan, first, count)
 
-    if plan.objective == "causal":
+    if plan.objective.packs_documents:
         # EOS and sidecar: segments write disjoint positions, so halves of them run side by side
         cut = [j0, j1] if threads <= 1 or j1 - j0 < 1 << 14 else [j0, (j0 + j1) // 2, j1]
         futures = [_pool().submit(causal_frame, plan.seg_dst, plan.seg_count, plan.seg_domain, a, b, r0,

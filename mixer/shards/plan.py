@@ -1,6 +1,6 @@
 """The mixture plan: which document, which token range, where in the output stream.
 
-`build_plan(corpus_dir, weights, config)` turns a prepared corpus, a mixture and a token
+`build_plan(corpus, weights, config)` turns a prepared corpus, a mixture and a token
 budget into a `MixturePlan` without touching a token: it reads only document lengths (the
 Arrow offsets). The plan is a few arrays of one entry per segment (a document, or the first
 tokens of the last one a domain takes), in stream order; `mixer.shards.gather.gather_sequences`
@@ -32,9 +32,10 @@ import numpy as np
 import xxhash
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import Objective
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.shards import MAX_DOMAINS  # domain indices fit the widest sidecar dtype, uint16
 
-OBJECTIVES = ("causal", "mlm")
 INTERLEAVES = ("auto", "midpoint", "edf")
 
 
@@ -45,7 +46,7 @@ class PlanConfig:
     tokens: int  # requested budget in tokens (rounded down to whole sequences)
     seq_len: int = 1024  # tokens per sequence (row of a shard)
     seed: int = 0  # permutation seed, 0 <= seed < 2**64
-    objective: str = "causal"  # "causal": documents joined by EOS; "mlm": [CLS] doc [SEP] [PAD]..
+    objective: Objective = Objective.CAUSAL  # causal: documents joined by EOS; mlm: [CLS] doc [SEP] [PAD]..
     # The most passes over any domain's data (OLMo's max repetition factor): 1 samples without
     # replacement; above 1 a domain smaller than its target takes further epochs, each a fresh
     # permutation, and one that would need more than the cap is refused by name; math.inf: no cap.
@@ -56,6 +57,13 @@ class PlanConfig:
     cls_id: int | None = None  # masked-LM specials; None takes `mlm_special_ids(manifest)`
     sep_id: int | None = None
     pad_id: int | None = None
+
+    def __post_init__(self) -> None:
+        # Validated where it is built, once: the objective typed (every floor below compares
+        # members), the cap, the interleave, the lengths, the seed and the budget checked.
+        object.__setattr__(self, "objective", Objective.parse(self.objective))
+        object.__setattr__(self, "max_epochs", check_max_epochs(self.max_epochs))
+        _check_config(self)
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,7 @@ class MixturePlan:
     corpus_sha256: str  # sha256 of corpus.json: sources must match it
     domains: tuple[str, ...]  # domain index -> name (sorted; all corpus domains)
     weights: tuple[float, ...]
-    objective: str
+    objective: Objective
     seq_len: int
     seed: int
     tokens_requested: int
@@ -112,13 +120,13 @@ class MixturePlan:
 
     def stream_lengths(self) -> np.ndarray:
         """Stream positions each segment takes: content + EOS (causal) or one row (mlm)."""
-        if self.objective == "causal":
+        if self.objective.packs_documents:
             return self.seg_count + 1
         return np.full(self.num_segments, self.seq_len, dtype=np.int64)
 
     def realised(self) -> np.ndarray:
         """int64[K] in target units: tokens with EOS (causal) or sequences (mlm)."""
-        units = self.seg_count + 1 if self.objective == "causal" else np.ones(self.num_segments, np.int64)
+        units = self.seg_count + 1 if self.objective.packs_documents else np.ones(self.num_segments, np.int64)
         return np.bincount(self.seg_domain, weights=units, minlength=len(self.domains)).astype(np.int64)
 
     def content_tokens(self) -> np.ndarray:
@@ -156,12 +164,9 @@ def max_epochs_json(value: float) -> float | None:
 
 
 def _check_config(config: PlanConfig) -> None:
-    if config.objective not in OBJECTIVES:
-        raise MixerError(f"--objective {config.objective!r}: choose one of {', '.join(OBJECTIVES)}")
-    check_max_epochs(config.max_epochs)
     if config.interleave not in INTERLEAVES:
         raise MixerError(f"--interleave {config.interleave!r}: choose one of {', '.join(INTERLEAVES)}")
-    min_len = 3 if config.objective == "mlm" else 1
+    min_len = 3 if config.objective is Objective.MLM else 1
     if not isinstance(config.seq_len, int) or config.seq_len < min_len:
         raise MixerError(f"--seq-len {config.seq_len!r}: must be an integer >= {min_len} for {config.objective}")
     if not isinstance(config.seed, int) or not 0 <= config.seed < 2**64:
@@ -175,7 +180,7 @@ def _check_config(config: PlanConfig) -> None:
 
 def _too_small(name: str, weight: float, need: int, have_tokens: int, have_docs: int, budget: int,
                config: PlanConfig) -> MixerError:
-    if config.objective == "causal":
+    if config.objective.packs_documents:
         what = (f"has {have_tokens} tokens in {have_docs} documents ({have_tokens + have_docs} with one EOS each) "
                 f"but weight {weight:g} of a {budget}-token budget needs {need}")
     else:
@@ -195,7 +200,7 @@ def _select(lengths: np.ndarray, name: str, target: int, config: PlanConfig) -> 
     while need > 0:
         key = np.uint64(stream_key(np.uint64(config.seed), np.uint64(domain_hash(name)), np.uint64(epoch)))
         perm = permutation(n, key)
-        if config.objective == "causal":
+        if config.objective.packs_documents:
             d, c, taken = select_causal(lengths, perm, need)
         else:
             d, c = select_mlm(lengths, perm, need, config.seq_len - 2)
@@ -209,7 +214,7 @@ def _select(lengths: np.ndarray, name: str, target: int, config: PlanConfig) -> 
     return np.concatenate(docs), np.concatenate(counts), epoch
 
 
-def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: PlanConfig,
+def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config: PlanConfig,
                weights_source: str = "weights") -> MixturePlan:
     """Validate the corpus, mixture and budget, and decide the whole stream.
 
@@ -221,13 +226,10 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
     from mixer.kernels.edf import smallest_feasible_items
     from mixer.kernels.interleave import interleave_midpoint_threaded
     from mixer.kernels.targets import largest_remainder
-    from mixer.formats.corpus import load_manifest, manifest_sha256, mlm_special_ids, open_split
     from mixer.formats.weights import validate_weights
 
-    _check_config(config)
-    corpus_dir = Path(corpus_dir)
-    manifest = load_manifest(corpus_dir)
-    sha = manifest_sha256(corpus_dir)
+    corpus = as_corpus(corpus)  # opened once here when a folder is given; commands pass the handle
+    corpus_dir, manifest, sha = corpus.folder, corpus.manifest, corpus.sha256
     w = validate_weights(weights, manifest.domain_names, source=weights_source)  # left out: 0
     names = tuple(sorted(w))
     if len(names) > MAX_DOMAINS:
@@ -236,8 +238,8 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
 
     dtype = np.dtype(manifest.token_dtype)
     special = None
-    if config.objective == "mlm":
-        default = mlm_special_ids(manifest)
+    if config.objective is Objective.MLM:
+        default = corpus.mlm_special_ids()
         special = (default.cls if config.cls_id is None else config.cls_id,
                    default.sep if config.sep_id is None else config.sep_id,
                    default.pad if config.pad_id is None else config.pad_id)
@@ -248,7 +250,7 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
 
     num_seq = config.tokens // config.seq_len
     budget = num_seq * config.seq_len
-    targets = largest_remainder(wvec, budget if config.objective == "causal" else num_seq)
+    targets = largest_remainder(wvec, budget if config.objective.packs_documents else num_seq)
 
     # Check every domain's size before selecting anything, so the error comes first and fast.
     splits, lengths = {}, {}
@@ -259,11 +261,11 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
             info = manifest.domains[name].splits["train"]
             avail_tok[i], avail_doc[i] = info.tokens, info.documents
             continue
-        splits[name] = open_split(corpus_dir, name, "train", manifest)
+        splits[name] = corpus.split(name, "train")
         lengths[name] = np.ascontiguousarray(splits[name].lengths(), dtype=np.int64)
         avail_tok[i] = int(lengths[name].sum())
         avail_doc[i] = len(lengths[name])
-        units = avail_tok[i] + avail_doc[i] if config.objective == "causal" else avail_doc[i]
+        units = avail_tok[i] + avail_doc[i] if config.objective.packs_documents else avail_doc[i]
         if avail_doc[i] == 0 or (targets[i] > units and config.max_epochs == 1):
             raise _too_small(name, w[name], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), budget, config)
         if targets[i] > config.max_epochs * units:  # never true for math.inf
@@ -297,11 +299,11 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
             parts.append(part.path.relative_to(corpus_dir).as_posix())
             part_domain.append(i)
 
-    seg_units = [c + 1 if config.objective == "causal" else np.ones(len(c), np.int64) for c in counts]
+    seg_units = [c + 1 if config.objective.packs_documents else np.ones(len(c), np.int64) for c in counts]
     dom_start = np.cumsum([0] + [len(c) for c in counts]).astype(np.int64)
     n_seg = int(dom_start[-1])
     interleave = config.interleave if config.interleave != "auto" else (
-        "edf" if config.objective == "mlm" else "midpoint")
+        "edf" if config.objective is Objective.MLM else "midpoint")
     if interleave == "edf":  # segments as unit items (mlm: rows): the smallest prefix deviation in them
         stream_dom, stream_pos = np.empty(n_seg, np.int32), np.empty(n_seg, np.int64)
         smallest_feasible_items(np.diff(dom_start), stream_dom, stream_pos)
@@ -311,7 +313,7 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
     g = dom_start[stream_dom] + stream_pos  # index into the per-domain concatenation
 
     all_counts = np.concatenate(counts)[g]
-    if config.objective == "causal":
+    if config.objective.packs_documents:
         dst = np.zeros(len(g), np.int64)
         np.cumsum(all_counts[:-1] + 1, out=dst[1:])
     else:
@@ -329,6 +331,6 @@ def build_plan(corpus_dir: str | Path, weights: Mapping[str, float], config: Pla
         seq_len=config.seq_len, seed=config.seed, tokens_requested=config.tokens, budget_tokens=budget,
         num_sequences=num_seq, dtype=dtype.name, eos_id=manifest.eos_id, special=special,
         max_epochs=float(config.max_epochs), parts=tuple(parts), interleave=interleave, **arrays)
-    if config.objective == "causal" and int(plan.stream_lengths().sum()) != budget:  # pragma: no cover
+    if config.objective.packs_documents and int(plan.stream_lengths().sum()) != budget:  # pragma: no cover
         raise RuntimeError("plan does not fill the budget exactly: a bug in mixer's sampler")
     return plan

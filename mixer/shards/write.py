@@ -9,13 +9,15 @@ from __future__ import annotations
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.formats.corpus_handle import Corpus
+from mixer.formats.shard_index import ShardEntry, ShardIndex
 from mixer.formats.shards import corpus_reference, make_index, sidecar_dtype, write_index, write_shard_files
 from mixer.shards.plan import MixturePlan
 
@@ -42,7 +44,7 @@ class BuildStats:
     hash_s: float = 0.0  # xxh64 + sha256 of the compressed bytes, summed over threads
     write_s: float = 0.0  # file writes, summed over threads
     wall_s: float = 0.0
-    index: dict[str, Any] = field(default_factory=dict)
+    index: ShardIndex | None = None  # the written index.json
 
 
 def shard_layout(plan: MixturePlan, out: str | Path, corpus_dir: str | Path, config: ShardConfig) -> tuple[int, int]:
@@ -59,19 +61,22 @@ def shard_layout(plan: MixturePlan, out: str | Path, corpus_dir: str | Path, con
     return per_shard, -(-plan.num_sequences // per_shard)
 
 
-def write_shards(plan: MixturePlan, sources, out: str | Path, config: ShardConfig = ShardConfig(),
+def write_shards(plan: MixturePlan, corpus: Corpus | str | Path, out: str | Path, config: ShardConfig = ShardConfig(),
                  on_shard: Callable[[int, int], None] | None = None) -> BuildStats:
     """Write the plan's whole stream as shards under `out`, atomically (temp folder + rename,
-    index.json last). `on_shard(sequences_done, num_sequences)` reports progress."""
+    index.json last), from `corpus` (the one the plan was built from, checked).
+    `on_shard(sequences_done, num_sequences)` reports progress."""
     from mixer.core.atomic import atomic_dir
-    from mixer.shards.gather import gather_sequences
+    from mixer.shards.gather import gather_sequences, open_sources
+
+    sources = open_sources(corpus, plan)
 
     if config.workers < 1:
         raise MixerError(f"--threads {config.workers}: need at least 1")
     per_shard, n_shards = shard_layout(plan, out, sources.corpus_dir, config)
     stats = BuildStats()
     t_start = time.perf_counter()
-    entries: list[dict | None] = [None] * n_shards
+    entries: list[ShardEntry | None] = [None] * n_shards
     free: list[tuple[np.ndarray, np.ndarray]] = []  # shard buffers back from compression, reused
     side = sidecar_dtype(len(plan.domains))
     with atomic_dir(out, overwrite=config.overwrite) as tmp, \
@@ -82,14 +87,13 @@ def write_shards(plan: MixturePlan, sources, out: str | Path, config: ShardConfi
             k, first, fut, bufs = pending.popleft()
             entry, secs, nbytes = fut.result()
             free.append(bufs)  # compressed: its buffers can take the next shard
-            entry["first_sequence"] = first
-            entries[k] = entry
+            entries[k] = entry.at(first)
             stats.compress_s += secs["compress_s"]
             stats.hash_s += secs["hash_s"]
             stats.write_s += secs["write_s"]
             stats.compressed_bytes += nbytes
             if on_shard is not None:
-                on_shard(first + entry["sequences"], plan.num_sequences)
+                on_shard(first + entry.sequences, plan.num_sequences)
 
         for k in range(n_shards):
             first = k * per_shard

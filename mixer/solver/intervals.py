@@ -76,7 +76,8 @@ def autoscale_replicates(replicates: Sequence[Sequence[Sequence[float]]], budget
 
 
 def regmix_replicates(W: np.ndarray, y: np.ndarray, *, model: str, n_boot: int, seed: int,
-                      prior: np.ndarray | None = None, top_k: int = 100) -> list[np.ndarray]:
+                      prior: np.ndarray | None = None, top_k: int = 100,
+                      upper: np.ndarray | None = None) -> list[np.ndarray]:
     """RegMix optima refitted on `n_boot` resamples of the runs (rows of W, y); candidates are
     searched among 20,000 (10,000 for LightGBM, whose predictions cost more) drawn like the fit's."""
     out = []
@@ -84,7 +85,7 @@ def regmix_replicates(W: np.ndarray, y: np.ndarray, *, model: str, n_boot: int, 
     for idx in bootstrap_rows(len(y), n_boot, seed + 1):
         try:
             out.append(regmix_weights(W[idx], y[idx], model=model, n_search=n_search, seed=seed, prior=prior,
-                                      top_k=min(top_k, n_search)).x)
+                                      top_k=min(top_k, n_search), upper=upper).x)
         except (ValueError, np.linalg.LinAlgError):
             continue
     return out

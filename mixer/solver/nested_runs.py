@@ -17,7 +17,7 @@ from mixer.core.errors import MixerError
 
 
 def nested_table(paths: Sequence[str | Path], target_steps: float, target_size: float | None = None,
-                 delta: float = 1e-3) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, list[float]]:
+                 delta: float | None = None) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, list[float]]:
     """-> (domains, R (mixtures x domains), predicted L (mixtures x domains) at the target, sizes)."""
     from mixer.formats.run import load_run
     from mixer.solver.baselines.nested_laws import predict_target_losses

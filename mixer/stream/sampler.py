@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.stream.feed import MixtureFeed, stream_fingerprint
 
 UNIT_TOKENS = 1 << 20  # tokens per read unit: the granularity of the read-ahead
@@ -33,12 +34,12 @@ class PlanSource:
     lazily in each process that reads (a DataLoader worker reopens them; nothing is pickled
     but the plan)."""
 
-    def __init__(self, corpus_dir: str | Path, plan) -> None:
-        self.corpus_dir = Path(corpus_dir)
+    def __init__(self, corpus: Corpus, plan) -> None:
+        self.corpus = corpus
         self.plan = plan
         self.seq_len = plan.seq_len
         self.num_sequences = plan.num_sequences
-        self.pad_id = plan.special[2] if plan.objective == "mlm" else None
+        self.pad_id = None if plan.special is None else plan.special[2]
         self.fingerprint = stream_fingerprint(plan.corpus_sha256, plan.objective, plan.seq_len, plan.seed,
                                               dict(zip(plan.domains, plan.weights)), plan.num_sequences)
         unit = max(1, UNIT_TOKENS // plan.seq_len)
@@ -53,7 +54,7 @@ class PlanSource:
         from mixer.shards.gather import gather_sequences, open_sources
 
         if self._sources is None:
-            self._sources = open_sources(self.corpus_dir, self.plan)
+            self._sources = open_sources(self.corpus, self.plan)
         # In DataLoader workers the workers are the parallelism: one gather thread each.
         threads = 2 if torch.utils.data.get_worker_info() is None else 1
         return [gather_sequences(self.plan, self._sources, a, c, threads=threads, domains=self.with_domains)
@@ -72,7 +73,7 @@ class MixtureSampler(MixtureFeed):
     `batched`, `domain_ids`).
     """
 
-    def __init__(self, corpus_dir: str | Path, weights: Mapping[str, float], tokens: int | str, seq_len: int,
+    def __init__(self, corpus: Corpus | str | Path, weights: Mapping[str, float], tokens: int | str, seq_len: int,
                  seed: int = 0, *, objective: str = "causal", max_epochs: float = 1.0, interleave: str = "auto",
                  rank: int | None = None, world_size: int | None = None, batch_size: int = 1,
                  drop_remainder: bool = True, read_ahead: int = 2, batched: bool = False,
@@ -82,11 +83,13 @@ class MixtureSampler(MixtureFeed):
 
         config = PlanConfig(tokens=parse_count(tokens, "tokens"), seq_len=seq_len, seed=seed, objective=objective,
                             max_epochs=max_epochs, interleave=interleave)
-        plan = build_plan(corpus_dir, weights, config)
-        super().__init__(PlanSource(corpus_dir, plan), rank=rank, world_size=world_size, batch_size=batch_size,
+        corpus = as_corpus(corpus)
+        plan = build_plan(corpus, weights, config)
+        super().__init__(PlanSource(corpus, plan), rank=rank, world_size=world_size, batch_size=batch_size,
                          drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,
                          domain_ids=domain_ids)
         self.plan = plan
-        self.corpus_dir = Path(corpus_dir)
+        self.corpus = corpus
+        self.corpus_dir = corpus.folder
         self.domains = plan.domains
         self.weights = dict(zip(plan.domains, plan.weights))

@@ -18,11 +18,11 @@ opened: a corrupt or truncated shard raises `MixerError` naming the file. See do
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from mixer.core.errors import MixerError
+from mixer.formats.shard_index import ShardIndex
+from mixer.formats.shards import read_index, read_shard, read_shard_domains
 from mixer.stream.feed import MixtureFeed, stream_fingerprint
 
 
@@ -30,45 +30,30 @@ class ShardSource:
     """The sequences of a shards folder, read shard by shard (a shard is a read unit)."""
 
     def __init__(self, shards_dir: str | Path) -> None:
-        from mixer.formats.shards import read_index
-
         self.folder = Path(shards_dir)
         self.with_domains = True  # read the per-token domain sidecar
-        self.index: dict[str, Any] = read_index(self.folder)
+        self.index: ShardIndex = read_index(self.folder)  # checked whole: shape, order, counts
         ix = self.index
-        try:
-            self.seq_len = int(ix["seq_len"])
-            self.num_sequences = int(ix["num_sequences"])
-            self.objective = str(ix["objective"])
-            self.domains = tuple(ix["domain_order"])
-            counts = [int(e["sequences"]) for e in ix["shards"]]
-            special = ix.get("special_tokens")
-            self.pad_id = int(special["pad"]) if self.objective == "mlm" else None
-            self.fingerprint = stream_fingerprint(ix["corpus_manifest_sha256"], self.objective, self.seq_len,
-                                                  ix["seed"], ix["weights"], self.num_sequences)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MixerError(f"{self.folder / 'index.json'}: malformed shard index ({exc!r}); "
-                             "rebuild with `mixer build-shards`") from None
-        if list(self.domains) != sorted(self.domains):
-            raise MixerError(f"{self.folder / 'index.json'}: domain_order is not sorted; rebuild the shards")
-        self.bounds = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=self.bounds[1:])
-        if int(self.bounds[-1]) != self.num_sequences:
-            raise MixerError(f"{self.folder / 'index.json'}: shards hold {int(self.bounds[-1])} sequences, "
-                             f"the index says {self.num_sequences}; rebuild the shards")
+        self.seq_len = ix.seq_len
+        self.num_sequences = ix.num_sequences
+        self.objective = ix.objective
+        self.domains = ix.domain_order
+        self.pad_id = None if ix.special_tokens is None else ix.special_tokens.pad
+        self.fingerprint = stream_fingerprint(ix.corpus_manifest_sha256, ix.objective, ix.seq_len, ix.seed,
+                                              ix.weights, ix.num_sequences)
+        self.bounds = np.zeros(len(ix.shards) + 1, dtype=np.int64)
+        np.cumsum([e.sequences for e in ix.shards], out=self.bounds[1:])
 
     @property
     def weights(self) -> dict[str, float]:
-        return dict(self.index["weights"])
+        return dict(self.index.weights)
 
     def shard_path(self, unit: int) -> Path:
-        return self.folder / self.index["shards"][unit]["file"]
+        return self.folder / self.index.shards[unit].file
 
     def read(self, unit: int, runs: np.ndarray):
         """(tokens, domains) of each global (first, count) run inside shard `unit`; the shard's
         and its domain sidecar's xxh64 are verified first."""
-        from mixer.formats.shards import read_shard, read_shard_domains
-
         path = self.shard_path(unit)
         tokens = read_shard(path, self.index)
         domains = read_shard_domains(path, self.index) if self.with_domains else None

@@ -7,9 +7,8 @@ per-domain held-out loss (paper appendix D.1-D.2). See docs/trainers.md.
 """
 from mixer.formats.run import RunRecord, load_run, save_run
 from mixer.trainers.config import DataSource, DomainLossHook, TrainConfig
-from mixer.trainers.loop import train
+from mixer.trainers.train import train
 from mixer.trainers.presets import PRESETS, ModelPreset, get_preset
-
 
 __all__ = ["DataSource", "DomainLossHook", "ModelPreset", "PRESETS", "RunRecord", "TrainConfig", "get_preset",
            "load_run", "save_run", "train"]

@@ -10,10 +10,10 @@ dropout generator, MLM masks, optimiser state, gradient clipping and curve; noth
 another, so on a CPU K proxies trained together give, bit for bit, the losses each gives alone
 (`train_batched` with that one proxy; a test asserts equality). The initial weights are those
 `mixer.trainers.models.build_model` draws for the seed (the Hugging Face initialisation), and the
-run.json / loss_curves.png written per proxy are the same files `mixer.trainers.loop.train` writes,
+run.json / loss_curves.png written per proxy are the same files `mixer.trainers.train.train` writes,
 and the step itself is the loop both trainers run (`mixer.trainers.steps.run_steps`), so the
 schedule, logging, evaluation points and data-wait timing are the default trainer's.
-BERT proxies are masked as `mixer.trainers.loop.train` masks them (15 %, 80/10/10, seeded by (seed,
+BERT proxies are masked as `mixer.trainers.train.train` masks them (15 %, 80/10/10, seeded by (seed,
 step, micro-step, rank 0)), so with dropout 0 a proxy follows the HF trainer's run to fp32
 rounding (a test bounds the gap); with dropout the two draw different dropout masks (per-proxy
 generators here, the global RNG there).
@@ -33,17 +33,24 @@ import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
 from mixer.core.metrics import MetricsConfig, open_metrics
-from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RUN_NAME, RunRecord
 from mixer.trainers.compact import StackedBert, StackedGPT2, mlm_chunk, mlm_targets
+from mixer.trainers.config import (
+    DataSource,
+    TrainConfig,
+    linear_schedule,
+    precision,
+    progress_bar,
+    resolve_device,
+    warmup_steps,
+)
 from mixer.trainers.heldout import EvalSet, build_eval_sets
-from mixer.trainers.config import (DataSource, TrainConfig, linear_schedule, precision, progress_bar, resolve_device,
-                                   warmup_steps)
 from mixer.trainers.models import Vocab, build_model, count_params, vocab_for
 from mixer.trainers.objectives import mask_generator, mask_tokens, shift_labels
-from mixer.trainers.record import make_record, run_config, write_run
-from mixer.trainers.steps import LoopState, run_steps
+from mixer.trainers.record import RunOutcome, make_record, run_config, write_run
+from mixer.trainers.steps import TrainState, run_steps
 
 TRAINER = "stacked"  # recorded in run.json provenance: which trainer wrote the run
 
@@ -117,7 +124,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     run.json and loss_curves.png into its out_dir; return the records in the proxies' order.
     `on_step(step)` is called after every optimiser step (benchmarks time the steady state)."""
     preset = cfg.resolve()
-    bert = preset.model == "bert"
+    bert = preset.model is ModelKind.BERT
     if not proxies:
         raise MixerError("train_batched: no proxies given")
     if cfg.extra_eval:
@@ -125,12 +132,11 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     device = _device(cfg)
     cuda = device.type == "cuda"
     K = len(proxies)
-    corpus_dir = proxies[0].source.corpus_dir
-    sha = manifest_sha256(corpus_dir)
+    corpus = proxies[0].source.corpus
     for p in proxies[1:]:
-        if manifest_sha256(p.source.corpus_dir) != sha:
-            raise MixerError(f"{p.source.corpus_dir}: batched proxies must read one corpus ({corpus_dir})")
-    manifest = load_manifest(corpus_dir)
+        if p.source.corpus.sha256 != corpus.sha256:
+            raise MixerError(f"{p.source.corpus_dir}: batched proxies must read one corpus ({corpus.folder})")
+    manifest = corpus.manifest
     domains = manifest.domain_names
     nd = len(domains)
     vocab = vocab_for(preset.model, manifest)
@@ -149,7 +155,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
                              f"pass --seq-len {p.source.seq_len}")
         if (Path(p.out_dir) / RUN_NAME).exists():
             raise MixerError(f"{p.out_dir}: holds a finished run already; choose another folder")
-    eval_sets = build_eval_sets(corpus_dir, preset.model, vocab, L, cfg.eval_seqs)
+    eval_sets = build_eval_sets(corpus, preset.model, vocab, L, cfg.eval_seqs)
 
     # --- K models built once as one, one optimizer over the stacked parameters --------------------
     seeds = [int(p.seed) for p in proxies]
@@ -171,7 +177,7 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     if use_compile:
         model.hidden = torch.compile(model.hidden)
 
-    state = LoopState.fresh(K, domains, [es.name for es in eval_sets], device)
+    state = TrainState.fresh(K, domains, [es.name for es in eval_sets], device)
     engine = _StackedEngine(model, proxies, params, eval_sets, vocab, nd, accum, chunk, device, cfg.eval_batch_size)
     bar = progress_bar(steps, 0, enabled=cfg.progress)
     if progress_desc:
@@ -181,8 +187,10 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
         metrics = [stack.enter_context(open_metrics(p.log, {**asdict(cfg), "seed": p.seed})) for p in proxies]
         run_steps(engine, [iter(p.source.batches) for p in proxies], optimizer, schedule, state, steps=steps, cfg=cfg,
                   preset=preset, vocab_size=vocab.size, domains=domains, bar=bar, on_step=on_step, metrics=metrics)
-    return [_record(cfg, preset, p, K, state.curves[k], state.tokens_per_domain[k], steps, warmup, state.train_time,
-                    state.data_wait, device, sha, domains, n_params, int(state.tokens_seen[k]), vocab.size)
+    return [_record(cfg, preset, p, K, RunOutcome(
+                curve=state.curves[k], domains=domains, tokens_per_domain=state.tokens_per_domain[k],
+                tokens_seen=int(state.tokens_seen[k]), steps=steps, warmup=warmup, train_time=state.train_time,
+                data_wait=state.data_wait, device=device, world=1, n_params=n_params), vocab.size)
             for k, p in enumerate(proxies)]
 
 
@@ -198,7 +206,7 @@ class _StackedEngine:
         self.autocast = precision(device)
         self.offsets = (torch.arange(len(proxies), device=device) * nd)[:, None]
 
-    def micro_step(self, batches: list, step: int, micro: int, state: LoopState) -> torch.Tensor:
+    def micro_step(self, batches: list, step: int, micro: int, state: TrainState) -> torch.Tensor:
         K, model = len(batches), self.model
         if isinstance(model, StackedBert):
             doms, counted, (total, tok) = _bert_micro(model, batches, self.proxies, self.vocab, step, micro,
@@ -252,7 +260,7 @@ def _domain_sums(doms: torch.Tensor, counted: torch.Tensor, tok: torch.Tensor, o
 
 def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], vocab, step: int, micro: int, accum: int,
                 chunk: int, device: torch.device, autocast, tokens_per_domain: np.ndarray, tokens_seen: np.ndarray):
-    """One BERT micro-step of K proxies: each proxy's masks as `mixer.trainers.loop.train` draws them
+    """One BERT micro-step of K proxies: each proxy's masks as `mixer.trainers.train.train` draws them
     alone (seeded by its seed, step, micro-step, rank 0), on the CPU; only the masked positions
     go to the head. -> (domain, counted, (loss with gradients, per-target losses)) per target row."""
     ids, attn, doms = ([b[key].long() for b in batches] for key in ("input_ids", "attention_mask", "domain_ids"))
@@ -277,14 +285,11 @@ def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], voc
     return doms, counted, out
 
 
-def _record(cfg, preset, proxy: Proxy, K: int, curve: dict, tokens_per_domain: np.ndarray, steps: int, warmup: int,
-            train_time: float, data_wait: float, device, sha: str, domains, n_params, tokens_seen: int,
-            vocab_size: int) -> RunRecord:
-    """Proxy k's run.json (and plot), the files `mixer.trainers.loop.train` writes; train time is the
+def _record(cfg, preset, proxy: Proxy, K: int, outcome: RunOutcome, vocab_size: int) -> RunRecord:
+    """Proxy k's run.json (and plot), the files `mixer.trainers.train.train` writes; train time is the
     batch's, shared by its K proxies."""
-    config = run_config(cfg, preset, steps, 1, vocab_size, seed=proxy.seed)
-    record = make_record(preset, proxy.source, curve, domains, tokens_per_domain, tokens_seen, steps, warmup,
-                         train_time, data_wait, device, 1, n_params, sha, proxy.seed, config,
+    config = run_config(cfg, preset, outcome.steps, 1, vocab_size, seed=proxy.seed)
+    record = make_record(preset, proxy.source, outcome, seed=proxy.seed, config=config,
                          provenance={"trainer": TRAINER, "proxies_together": K})
     write_run(proxy.out_dir, record)
     return record

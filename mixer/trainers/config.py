@@ -1,6 +1,6 @@
 """What a training run is given: its settings (`TrainConfig`), its data (`DataSource`), and the
 pieces both trainers apply the same way (device, warm-up and schedule, batch checks, progress),
-so the default trainer (`mixer.trainers.loop.train`) and the stacked one
+so the default trainer (`mixer.trainers.train.train`) and the stacked one
 (`mixer.trainers.batched.train_batched`) cannot drift apart on them.
 """
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.trainers.presets import ModelPreset, get_preset
 
 # hook(step, per_domain_loss, per_domain_tokens): the step's mean training loss of every domain
@@ -27,7 +29,7 @@ class Stateful(Protocol):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "gpt2"  # "gpt2" (causal LM) or "bert" (masked LM)
+    model: ModelKind = ModelKind.GPT2  # gpt2 (causal LM) or bert (masked LM); parsed when built
     preset: str = "tiny"  # see mixer.trainers.presets.PRESETS
     steps: int | None = None  # optimiser steps; None: as many as the source's budget_tokens fills
     batch_size: int | None = None  # sequences per micro-step per device (None: the preset's)
@@ -50,6 +52,9 @@ class TrainConfig:
     compile: bool | None = None  # torch.compile; None: on CUDA only
     progress: bool = True  # tqdm bar on rank 0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model", ModelKind.parse(self.model))
+
     def resolve(self) -> ModelPreset:
         """The preset with this run's overrides applied (and re-validated)."""
         base = get_preset(self.model, self.preset)
@@ -66,13 +71,20 @@ class DataSource:
     It is iterated afresh after a resume, once `state.load_state_dict` has run."""
 
     batches: Iterable[Mapping[str, torch.Tensor]]
-    corpus_dir: str | Path  # the corpus the stream reads: domains, vocab, held-out splits
+    corpus: Corpus  # the corpus the stream reads (domains, vocab, held-out splits); a folder is opened
     weights: dict[str, float]  # the mixture (recorded in run.json)
     budget_tokens: int | None = None  # the stream's token budget
     state: Stateful | None = None  # stream position; default: `batches` itself if it has state_dict()
     seq_len: int | None = None  # the stream's sequence length, when known: must equal the run's
     provenance: dict[str, Any] = field(default_factory=dict)  # merged into run.json's provenance
     set_weights: Callable[[dict[str, float]], None] | None = None  # change the mixture between steps (step hooks)
+
+    def __post_init__(self) -> None:
+        self.corpus = as_corpus(self.corpus)
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.corpus.folder
 
     def stream_state(self) -> Stateful | None:
         if self.state is not None:

@@ -16,14 +16,13 @@ from typing import Any
 
 import torch
 
-from mixer.formats.corpus import load_manifest
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
+from mixer.formats.corpus_handle import as_corpus
 from mixer.formats.weights import validate_weights
 from mixer.stream.sampler import MixtureSampler
 from mixer.stream.stream import MixtureStream
 from mixer.trainers.config import DataSource
-
-OBJECTIVE = {"gpt2": "causal", "bert": "mlm"}  # the stream's name for each model's sequences
 
 
 def _loader(dataset: Any, batch_size: int) -> torch.utils.data.DataLoader:
@@ -36,32 +35,33 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
     """Stream built shards; the corpus they were built from (`corpus_dir`, by default the one
     index.json records) supplies the held-out splits."""
     shards_dir = Path(shards_dir)
-    from mixer.formats.shards import INDEX_NAME, corpus_of, read_index
+    from mixer.formats.shards import INDEX_NAME, corpus_of
 
     index_path = shards_dir / INDEX_NAME
-    index = read_index(shards_dir)
-    corpus_dir = corpus_of(shards_dir, index, corpus_dir)  # default: the corpus index.json records
-    objective = index.get("objective")
-    if model is not None and objective is not None and objective != OBJECTIVE[model]:
-        raise MixerError(f"{shards_dir} holds {objective} sequences but --model {model} trains on "
-                         f"{OBJECTIVE[model]} ones; rebuild the shards with --objective {OBJECTIVE[model]}")
     stream = MixtureStream(shards_dir, rank=rank, world_size=world_size, batch_size=batch_size)
-    budget = getattr(stream, "budget_tokens", None) or index.get("budget_tokens")
-    weights = validate_weights(index.get("weights") or {}, load_manifest(corpus_dir).domain_names,
+    index = stream.index  # index.json, read once by the stream
+    corpus = corpus_of(shards_dir, index, corpus_dir)  # default: the corpus index.json records
+    objective = index.objective
+    want = None if model is None else ModelKind.parse(model).objective
+    if want is not None and objective is not want:
+        raise MixerError(f"{shards_dir} holds {objective} sequences but --model {model} trains on "
+                         f"{want} ones; rebuild the shards with --objective {want}")
+    budget = getattr(stream, "budget_tokens", None) or index.budget_tokens
+    weights = validate_weights(index.weights, corpus.domain_names,
                                source=str(index_path))
-    return DataSource(batches=_loader(stream, batch_size), corpus_dir=corpus_dir, weights=weights,
-                      budget_tokens=int(budget) if budget else None, state=stream, seq_len=int(index["seq_len"]),
-                      provenance={"source": {"shards": str(shards_dir), "seq_len": index.get("seq_len")}})
+    return DataSource(batches=_loader(stream, batch_size), corpus=corpus, weights=weights,
+                      budget_tokens=int(budget) if budget else None, state=stream, seq_len=index.seq_len,
+                      provenance={"source": {"shards": str(shards_dir), "seq_len": index.seq_len}})
 
 
 def source_from_corpus(corpus_dir: str | Path, weights: dict[str, float], tokens: int, seq_len: int, seed: int,
                        model: str, batch_size: int, rank: int = 0, world_size: int = 1,
                        max_epochs: float = 1.0) -> DataSource:
     """Sample the mixture straight from the memory-mapped corpus (the same sequences build-shards writes)."""
-    manifest = load_manifest(corpus_dir)
-    weights = validate_weights(weights, manifest.domain_names, source="--weights")
-    sampler = MixtureSampler(corpus_dir, weights, tokens, seq_len, seed, objective=OBJECTIVE[model],
+    corpus = as_corpus(corpus_dir)
+    weights = validate_weights(weights, corpus.domain_names, source="--weights")
+    sampler = MixtureSampler(corpus, weights, tokens, seq_len, seed, objective=ModelKind.parse(model).objective,
                              max_epochs=max_epochs, rank=rank, world_size=world_size, batch_size=batch_size)
-    return DataSource(batches=_loader(sampler, batch_size), corpus_dir=corpus_dir, weights=weights,
+    return DataSource(batches=_loader(sampler, batch_size), corpus=corpus, weights=weights,
                       budget_tokens=tokens, state=sampler, seq_len=seq_len,
-                      provenance={"source": {"corpus": str(corpus_dir), "seq_len": seq_len, "stream_seed": seed}})
+                      provenance={"source": {"corpus": str(corpus_dir), "seq_len": seq_len, "data_seed": seed}})

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mixer.formats.corpus import DomainSplit, load_manifest, open_split
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
+from mixer.formats.corpus import DomainSplit
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.trainers.models import Vocab
 from mixer.trainers.objectives import mask_tokens, shift_labels
 
@@ -69,18 +71,18 @@ def mlm_eval_set(name: str, split: DomainSplit, corpus_dir: Path, vocab: Vocab, 
     return EvalSet(name, masked, labels, attn)
 
 
-def build_eval_sets(corpus_dir: str | Path, model: str, vocab: Vocab, seq_len: int, max_seqs: int,
+def build_eval_sets(corpus: Corpus | str | Path, model: str, vocab: Vocab, seq_len: int, max_seqs: int,
                     domains: list[str] | None = None, prefix: str = "") -> list[EvalSet]:
     """One `EvalSet` per domain (all of the corpus's by default). Token ids are checked against
     the model's vocab, so a held-out domain from another tokenizer fails here, by name."""
-    corpus_dir = Path(corpus_dir)
-    manifest = load_manifest(corpus_dir)
+    corpus = as_corpus(corpus)
+    corpus_dir = corpus.folder
     sets = []
-    for d in domains or manifest.domain_names:
-        split = open_split(corpus_dir, d, "heldout", manifest)
+    for d in domains or corpus.domain_names:
+        split = corpus.split(d, "heldout")
         if split.num_documents == 0:
             raise _empty(split, corpus_dir)
-        if model == "gpt2":
+        if ModelKind(model) is ModelKind.GPT2:
             es = causal_eval_set(prefix + d, split, corpus_dir, vocab.eos, seq_len, max_seqs)
             top = int(es.input_ids.max())
         else:
@@ -105,7 +107,7 @@ def evaluate(model: torch.nn.Module, sets: list[EvalSet], objective: str, device
             ids, labels, attn = (t[a:a + batch_size].to(device) for t in (es.input_ids, es.labels, es.attention_mask))
             with autocast:
                 logits = model(input_ids=ids, attention_mask=attn).logits
-            if objective == "gpt2":
+            if ModelKind(objective) is ModelKind.GPT2:
                 labels = shift_labels(labels)
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
                                                      ignore_index=-100, reduction="sum")
@@ -126,22 +128,23 @@ def evaluate_checkpoint(run_dir: str | Path, corpus_dir: str | Path, domains: li
     corpus prepared with the same tokenizer: an out-of-domain check after the fact)."""
     import contextlib
 
-    from mixer.trainers.checkpoint import CHECKPOINT_NAME
+    from mixer.trainers.checkpoint import CHECKPOINT_NAME, read_checkpoint
     from mixer.trainers.models import build_model, vocab_for
     from mixer.trainers.presets import ModelPreset
 
     path = Path(run_dir) / CHECKPOINT_NAME
     if not path.is_file():
         raise MixerError(f"{path}: no checkpoint; evaluate a run folder written by `mixer train`")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file (see checkpoint.py)
-    cfg = ckpt["config"]
+    ckpt = read_checkpoint(path)
+    cfg = ckpt.config
     preset = ModelPreset(**{k: cfg[k] for k in ModelPreset.__dataclass_fields__})
-    vocab = vocab_for(preset.model, load_manifest(corpus_dir))
+    corpus = as_corpus(corpus_dir)
+    vocab = vocab_for(preset.model, corpus.manifest)
     if vocab.size != cfg["vocab_size"]:
         raise MixerError(f"{corpus_dir}: its vocab gives a {vocab.size}-row embedding but {run_dir} was trained with "
                          f"{cfg['vocab_size']}; evaluate on a corpus prepared with the training tokenizer")
     model = build_model(preset, vocab, seed=0)
-    model.load_state_dict(ckpt["model"])
-    sets = build_eval_sets(corpus_dir, preset.model, vocab, preset.seq_len, cfg["eval_seqs"], domains)
+    model.load_state_dict(ckpt.model)
+    sets = build_eval_sets(corpus, preset.model, vocab, preset.seq_len, cfg["eval_seqs"], domains)
     return evaluate(model.to(device), sets, preset.model, torch.device(device), cfg["eval_batch_size"],
                     contextlib.nullcontext())

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
-from mixer.formats.corpus import load_manifest, open_split
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.trainers.config import DataSource
 
 
@@ -108,15 +108,16 @@ def run_step_hooks(step_hooks, step: int, domains: tuple[str, ...], seen: list[t
 
 
 class WeightedDomainSampler:
-    def __init__(self, corpus_dir: str | Path, weights: Mapping[str, float], seq_len: int, batch_size: int,
+    def __init__(self, corpus: Corpus | str | Path, weights: Mapping[str, float], seq_len: int, batch_size: int,
                  seed: int):
-        manifest = load_manifest(corpus_dir)
+        self.corpus = as_corpus(corpus)
+        manifest, corpus_dir = self.corpus.manifest, self.corpus.folder
         self.domains = tuple(manifest.domain_names)
         self.corpus_dir, self.seq_len, self.batch_size = corpus_dir, int(seq_len), int(batch_size)
         self.rng = np.random.default_rng([int(seed), 18])
         self._docs: list[list[np.ndarray]] = []
         for d in self.domains:
-            split = open_split(corpus_dir, d, "train", manifest)
+            split = self.corpus.split(d, "train")
             docs = [np.append(split.document(k).astype(np.int64), manifest.eos_id) for k in range(split.num_documents)]
             if sum(len(x) for x in docs) < self.seq_len:
                 raise MixerError(f"domain {d!r} of {corpus_dir} has fewer than {self.seq_len} training tokens; "
@@ -164,7 +165,7 @@ class WeightedDomainSampler:
 
     def source(self, budget_tokens: int, provenance: Mapping | None = None):
         """A `DataSource` over this sampler, with `set_weights` wired."""
-        return DataSource(batches=self, corpus_dir=self.corpus_dir,
+        return DataSource(batches=self, corpus=self.corpus,
                           weights=dict(zip(self.domains, map(float, self.weights))), budget_tokens=int(budget_tokens),
                           seq_len=self.seq_len, set_weights=self.set_weights,
                           provenance={"source": {"corpus": str(self.corpus_dir), "sampler": "weighted-domain"},

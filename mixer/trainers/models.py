@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mixer.core.kinds import ModelKind
 from mixer.formats.corpus import CorpusManifest, MLMSpecialIds, mlm_special_ids
 from mixer.trainers.presets import ModelPreset
 
@@ -24,7 +25,7 @@ class Vocab:
 
 
 def vocab_for(model: str, manifest: CorpusManifest) -> Vocab:
-    if model == "bert":
+    if ModelKind(model) is ModelKind.BERT:
         special = mlm_special_ids(manifest)
         return Vocab(size=special.model_vocab_size, corpus_size=manifest.vocab_size, eos=manifest.eos_id, special=special)
     return Vocab(size=manifest.vocab_size, corpus_size=manifest.vocab_size, eos=manifest.eos_id, special=None)
@@ -35,7 +36,7 @@ def build_model(preset: ModelPreset, vocab: Vocab, seed: int) -> torch.nn.Module
     from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    if preset.model == "gpt2":
+    if preset.model is ModelKind.GPT2:
         config = GPT2Config(vocab_size=vocab.size, n_positions=preset.max_positions, n_embd=preset.d_model,
                             n_layer=preset.n_layer, n_head=preset.n_head, resid_pdrop=preset.dropout,
                             embd_pdrop=preset.dropout, attn_pdrop=preset.dropout,

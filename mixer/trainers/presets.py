@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
 
-MODELS = ("gpt2", "bert")
+MODELS = tuple(m.value for m in ModelKind)
 
 
 @dataclass(frozen=True)
 class ModelPreset:
     name: str
-    model: str  # "gpt2" (causal LM) or "bert" (masked LM)
+    model: ModelKind  # gpt2 (causal LM) or bert (masked LM); a string is parsed where the preset is built
     n_layer: int  # transformer blocks
     n_head: int  # attention heads; d_model must divide evenly
     d_model: int  # embedding width; the MLP is 4x wider
@@ -34,8 +35,7 @@ class ModelPreset:
 
     def __post_init__(self) -> None:
         where = f"preset {self.name!r}"
-        if self.model not in MODELS:
-            raise MixerError(f"{where}: model {self.model!r} is not one of {', '.join(MODELS)}")
+        object.__setattr__(self, "model", ModelKind.parse(self.model, where=f"{where}: model"))
         for f in ("n_layer", "n_head", "d_model", "max_positions", "seq_len", "batch_size", "grad_accum"):
             v = getattr(self, f)
             if not isinstance(v, int) or v <= 0:
@@ -46,7 +46,7 @@ class ModelPreset:
         if self.seq_len > self.max_positions:
             raise MixerError(f"{where}: seq_len {self.seq_len} exceeds max_positions {self.max_positions}; "
                              "shorten seq_len or raise max_positions")
-        if self.model == "bert" and self.seq_len < 3:
+        if self.model is ModelKind.BERT and self.seq_len < 3:
             raise MixerError(f"{where}: seq_len {self.seq_len} leaves no room for [CLS] doc [SEP]; use >= 3")
         if self.warmup_steps is not None and (not isinstance(self.warmup_steps, int) or self.warmup_steps < 0):
             raise MixerError(f"{where}: warmup_steps = {self.warmup_steps!r}; use a whole number >= 0, or None")

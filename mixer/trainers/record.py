@@ -1,4 +1,4 @@
-"""The run.json record of a finished training run, as both trainers write it: `mixer.trainers.loop.train`
+"""The run.json record of a finished training run, as both trainers write it: `mixer.trainers.train.train`
 (one model, the Hugging Face classes) and `mixer.trainers.batched.train_batched` (K stacked proxies).
 
 One record builder and one writer, so a run trained either way gives the same fields (the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,7 +24,6 @@ from mixer.trainers.config import DataSource, TrainConfig
 from mixer.trainers.presets import ModelPreset
 
 
-
 def run_config(cfg: TrainConfig, preset: ModelPreset, steps: int, world: int, vocab_size: int,
                **extra: Any) -> dict[str, Any]:
     """The `config` run.json records (and a checkpoint must match): JSON-plain."""
@@ -32,28 +31,48 @@ def run_config(cfg: TrainConfig, preset: ModelPreset, steps: int, world: int, vo
                                   "world_size": world, **extra, "vocab_size": vocab_size}))
 
 
-def make_record(preset: ModelPreset, source: DataSource, curve: dict[str, Any], domains: list[str],
-                tokens_per_domain: np.ndarray, tokens_seen: int, steps: int, warmup: int, train_time: float,
-                data_wait: float, device: torch.device, world: int, n_params: tuple[int, int], corpus_sha256: str,
-                seed: int, config: dict[str, Any], provenance: Mapping[str, Any] | None = None) -> RunRecord:
-    """The run.json record of a finished run, from its curve (the last eval is the final loss).
-    `provenance`: the trainer's own keys; the source's (the caller's role/domain/factor) go on top."""
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a finished run measured, as either trainer hands it to `make_record`: its curve (the
+    last eval is the final loss), the tokens it saw (per domain, in `domains` order), its steps,
+    the time it trained and waited for data, where it ran and how large the model was."""
+
+    curve: dict[str, Any]
+    domains: list[str]
+    tokens_per_domain: np.ndarray
+    tokens_seen: int
+    steps: int
+    warmup: int
+    train_time: float
+    data_wait: float
+    device: torch.device
+    world: int
+    n_params: tuple[int, int]  # (non-embedding, total)
+
+
+def make_record(preset: ModelPreset, source: DataSource, outcome: RunOutcome, *, seed: int, config: dict[str, Any],
+                provenance: Mapping[str, Any] | None = None) -> RunRecord:
+    """The run.json record of a finished run. `provenance`: the trainer's own keys; the source's
+    (the caller's role/domain/factor) go on top. The corpus is the source's (its sha256)."""
     import transformers
 
+    o = outcome
+    curve, domains, tokens_seen, train_time = o.curve, o.domains, o.tokens_seen, o.train_time
     final = {name: v[-1] for name, v in curve["eval"]["loss"].items()}
     return RunRecord(
-        format_version=FORMAT_VERSION, corpus_sha256=corpus_sha256, budget_tokens=int(source.budget_tokens or tokens_seen),
+        format_version=FORMAT_VERSION, corpus_sha256=source.corpus.sha256,
+        budget_tokens=int(source.budget_tokens or tokens_seen),
         weights={d: float(w) for d, w in source.weights.items()},
-        tokens_per_domain={d: int(n) for d, n in zip(domains, tokens_per_domain)},
+        tokens_per_domain={d: int(n) for d, n in zip(domains, o.tokens_per_domain)},
         final_loss={d: final[d] for d in domains}, model=preset.model, preset=preset.name, seed=seed,
         provenance={"mixer_version": mixer_version, "torch": torch.__version__,
-                    "transformers": transformers.__version__, "device": _device_name(device), "world_size": world,
-                    "params_non_embedding": n_params[0], "params_total": n_params[1], "warmup_steps": warmup,
-                    "data_wait_share": data_wait / train_time if train_time else 0.0, **(provenance or {}),
+                    "transformers": transformers.__version__, "device": _device_name(o.device), "world_size": o.world,
+                    "params_non_embedding": o.n_params[0], "params_total": o.n_params[1], "warmup_steps": o.warmup,
+                    "data_wait_share": o.data_wait / train_time if train_time else 0.0, **(provenance or {}),
                     **source.provenance},
         final_perplexity={d: _ppl(final[d]) for d in domains},
         extra_loss={n: v for n, v in final.items() if n.startswith("ood/")},
-        tokens_seen=tokens_seen, steps=steps, wall_time_s=train_time, tokens_per_s=rate(tokens_seen, train_time),
+        tokens_seen=tokens_seen, steps=o.steps, wall_time_s=train_time, tokens_per_s=rate(tokens_seen, train_time),
         curve=curve, loss_history=curve["train"]["loss"], config=config)
 
 

@@ -1,7 +1,7 @@
-"""The one training loop both trainers run: K proxies stepped together (K = 1 for the default
+"""The step driver both trainers run (`run_steps`): K proxies stepped together (K = 1 for the default
 trainer), with what every run needs done the same way.
 
-    state = LoopState.fresh(K, domains, eval_names, device)
+    state = TrainState.fresh(K, domains, eval_names, device)
     run_steps(engine, iterators, optimizer, schedule, state, steps=..., accum=..., ...)
 
 The loop owns the order of a step and its bookkeeping: draw one batch per proxy per micro-step
@@ -9,7 +9,7 @@ The loop owns the order of a step and its bookkeeping: draw one batch per proxy 
 and the schedule, add the step's per-domain loss sums into the log interval, write the curves
 every `log_every` steps, evaluate every `eval_every` and checkpoint every `checkpoint_every`.
 The engine owns the model side: how a micro-batch becomes a loss and gradients
-(`mixer.trainers.loop` for one Hugging Face model, under DDP when launched by torchrun;
+(`mixer.trainers.train` for one Hugging Face model, under DDP when launched by torchrun;
 `mixer.trainers.batched` for K stacked proxies), gradient clipping, held-out evaluation, and
 what runs after a step (the default trainer's domain-loss and step hooks).
 
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
 from mixer.trainers.config import TrainConfig, check_batch
 from mixer.trainers.presets import ModelPreset
 from mixer.trainers.record import rate
@@ -36,7 +37,7 @@ class Engine(Protocol):
     """The model side of `run_steps` for K proxies."""
 
     def micro_step(self, batches: list[Mapping[str, torch.Tensor]], step: int, micro: int,
-                   state: "LoopState") -> torch.Tensor:
+                   state: "TrainState") -> torch.Tensor:
         """Forward and backward of one micro-batch per proxy (the loss already divided by the
         micro-steps); add each proxy's real tokens to `state`; -> [K, 2, domains] float64: each
         proxy's summed token loss and scored-token count per domain."""
@@ -52,7 +53,7 @@ class Engine(Protocol):
 
 
 @dataclass
-class LoopState:
+class TrainState:
     """Everything the loop advances, and what a checkpoint carries of it."""
 
     step: int
@@ -64,7 +65,7 @@ class LoopState:
     interval: torch.Tensor  # [K, 2, domains] float64: loss sums and counts since the last log point
 
     @classmethod
-    def fresh(cls, K: int, domains: Sequence[str], eval_names: Sequence[str], device: torch.device) -> "LoopState":
+    def fresh(cls, K: int, domains: Sequence[str], eval_names: Sequence[str], device: torch.device) -> "TrainState":
         curves = [{"train": {"step": [], "loss": {d: [] for d in domains}, "mean": [], "lr": []},
                    "eval": {"step": [], "loss": {n: [] for n in eval_names}}} for _ in range(K)]
         return cls(step=0, tokens_seen=np.zeros(K, dtype=np.int64),
@@ -79,12 +80,12 @@ class LoopState:
 
 
 def run_steps(engine: Engine, iterators: Sequence[Iterator[Mapping[str, torch.Tensor]]],
-              optimizer: torch.optim.Optimizer, schedule: Any, state: LoopState, *, steps: int, cfg: TrainConfig,
+              optimizer: torch.optim.Optimizer, schedule: Any, state: TrainState, *, steps: int, cfg: TrainConfig,
               preset: ModelPreset, vocab_size: int, domains: Sequence[str], world: int = 1, bar: Any,
               checkpoint: Callable[[], None] | None = None, on_step: Callable[[int], None] | None = None,
               metrics: Sequence[Any] = ()) -> None:
     """Step from `state.step` to `steps`, then evaluate at the last step if it has not been."""
-    accum, bert = preset.grad_accum, preset.model == "bert"
+    accum, bert = preset.grad_accum, preset.model is ModelKind.BERT
     K = len(iterators)
 
     def evaluate() -> None:

@@ -9,14 +9,8 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (
-    log_settings,
-    loop_out_option,
-    model_options,
-    plots_option,
-    trainer_options,
-    weights_table,
-)
+from mixer.cli.commands._options import (loop_out_option, model_options, plots_option, quiet_option, train_spec,
+                                         trainer_options, weights_table)
 
 
 def _train_options(f):
@@ -28,21 +22,11 @@ def _train_options(f):
         loop_out_option(),
         *model_options(),
         *trainer_options(),
-        click.option("--quiet", is_flag=True, help="No progress bars."),
+        quiet_option(),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
-
-
-def _train_spec(kw: dict):
-    from mixer.loop.runner import TrainSpec
-
-    train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
-                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"],
-                      **log_settings(kw, kw["out"]))
-    train.train_config().resolve()  # a bad model/preset fails here, before any run
-    return train
 
 
 @click.command("regmix")
@@ -56,6 +40,12 @@ def _train_spec(kw: dict):
 @click.option("--search", "n_search", type=int, default=100_000, show_default=True, help="Candidates scored.")
 @click.option("--temperature", type=float, default=0.5, show_default=True,
               help="Token distribution ^ T centres the candidate Dirichlet.")
+@click.option("--eval-domains", default=None, metavar="A,B,...",
+              help="Held-out domains whose mean loss is the regression's target (default: every domain).")
+@click.option("--max-usage", type=float, default=15.0, show_default=True,
+              help="Epochs a domain may be seen in the final run: mixtures above it are not drawn (the authors' 15).")
+@click.option("--usage-tokens", default=None,
+              help="The final run's tokens for that bound, e.g. 25B (default: the corpus's size, the authors' form).")
 @click.option("--bootstrap", "n_bootstrap", type=int, default=50, show_default=True,
               help="Bootstrap replicates for the weights' intervals (each refits the regressor).")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -63,19 +53,22 @@ def _train_spec(kw: dict):
 @click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS", help="Run each proxy as a Ray task.")
 @click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all).")
 @plots_option()
-def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, n_bootstrap, cache, ray, ray_cpus,
-               plots, **kw) -> None:
+def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, eval_domains, max_usage, usage_tokens,
+               n_bootstrap, cache, ray, ray_cpus, plots, **kw) -> None:
     """RegMix: random mixtures around the token distribution -> proxies -> regression -> top-k mean."""
     from rich.console import Console
 
+    from mixer.cli.commands._options import domain_list
     from mixer.core.units import parse_count
     from mixer.loop.regmix import RegMixConfig, loop_regmix
     from mixer.loop.sweep import LoopConfig
 
-    loop = LoopConfig(corpus=kw["corpus"], out=kw["out"], train=_train_spec(kw), n_bootstrap=n_bootstrap, cache=cache,
-                      ray=ray, ray_cpus=ray_cpus, plots=plots, progress=not kw["quiet"])
+    loop = LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train_spec(kw), n_bootstrap=n_bootstrap, cache=cache,
+                      ray=ray, ray_cpus=ray_cpus, plots=plots, progress=not kw["quiet"],
+                      eval_domains=domain_list(eval_domains, "--eval-domains"))
     cfg = RegMixConfig(loop=loop, runs=runs, held_out=held_out, regressor=regressor, top_k=top_k, n_search=n_search,
-                       temperature=temperature)
+                       temperature=temperature, max_usage=max_usage,
+                       usage_tokens=None if usage_tokens is None else parse_count(usage_tokens, "--usage-tokens"))
     res = loop_regmix(cfg, parse_count(tokens, "--tokens"))
     console = Console(width=120)
     console.print(weights_table(f"RegMix ({regressor}) at {res.budget_tokens:,} tokens (weight [95 % interval])",
@@ -106,7 +99,7 @@ def doremi_cmd(tokens, eta, smoothing, mode, cache, plots, **kw) -> None:
     from mixer.core.units import parse_count
     from mixer.loop.doremi import DoReMiConfig, loop_doremi
 
-    cfg = DoReMiConfig(corpus=kw["corpus"], out=kw["out"], train=_train_spec(kw), eta=eta, smoothing=smoothing,
+    cfg = DoReMiConfig(corpus=kw["corpus"], out=kw["out"], train=train_spec(kw), eta=eta, smoothing=smoothing,
                        mode=mode, cache=cache, plots=plots, progress=not kw["quiet"])
     res = loop_doremi(cfg, parse_count(tokens, "--tokens"))
     final = dict(zip(res.domains, map(float, res.trajectory[-1])))

@@ -73,20 +73,21 @@ def loop_out_option():
                         help="Output folder: weights.json, report.html, plots (and runs/ unless --cache).")
 
 
-def _max_epochs(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
-    from mixer.shards.plan import check_max_epochs
-
-    return check_max_epochs(value)  # below 1 or NaN: one line naming --max-epochs, before any work
-
-
 def max_epochs_option():
     """`--max-epochs F`: at most F passes over any domain's data (OLMo's max repetition factor);
     1 (the default) samples without replacement; `inf` lets a domain repeat without a cap. The
     value is passed as is to `max_epochs` of the sampler (`PlanConfig`) or the loop (`TrainSpec`)."""
     return click.option("--max-epochs", type=float, default=1.0, show_default=True, metavar="F",
-                        callback=_max_epochs,
                         help="At most F passes over any domain's data (1: no repetition; inf: no cap); "
                              "further epochs are fresh permutations.")
+
+
+def data_seed_option():
+    """`--data-seed N`: the seed of the sampled stream (the sampler's permutations), one name and
+    one default (0) for build-shards, train and every loop; `index.json` records it as `seed`."""
+    return click.option("--data-seed", "data_seed", type=int, default=0, show_default=True,
+                        help="Seed of the sampled stream: the sampler's permutations (the same for every run of a "
+                             "sweep).")
 
 
 def log_options() -> list:
@@ -115,8 +116,7 @@ def log_settings(kw: dict[str, Any], out: str | Path) -> dict[str, Any]:
 def trainer_options() -> list:
     return [
         click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout, masks."),
-        click.option("--data-seed", type=int, default=0, show_default=True,
-                     help="Sampler seed (the same for every run of a sweep)."),
+        data_seed_option(),
         click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's)."),
         click.option("--eval-seqs", type=int, default=DEFAULTS.eval_seqs, show_default=True,
                      help="Held-out sequences per domain."),
@@ -124,6 +124,18 @@ def trainer_options() -> list:
         click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads per run."),
         *log_options(),
     ]
+
+
+def train_spec(kw: dict):
+    """The loops' `TrainSpec` from their trainer options, built in this one place; a bad model or
+    preset fails here, before any run."""
+    from mixer.loop.runner import TrainSpec
+
+    train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
+                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"],
+                      **log_settings(kw, kw["out"]))
+    train.train_config().resolve()
+    return train
 
 
 # --- --config loop.toml ------------------------------------------------------------------------------

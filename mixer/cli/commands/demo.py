@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._options import quiet_option
+
 
 @click.command("demo")
 @click.option("--out", default="work/demo", show_default=True, type=click.Path(path_type=Path),
@@ -16,7 +18,7 @@ import click
 @click.option("--tokenizer", default="train", show_default=True,
               help="train: a 2,048-id BPE fitted on the corpus (fast tiny proxies); gpt2: OpenAI's 50,257 ids.")
 @click.option("--ray", default=None, metavar="local|auto|ADDRESS", help="Run the proxy runs as Ray tasks.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option()
 def command(out, cache, quick, seed, workers, tokenizer, ray, quiet):
     """Bundled corpus → prepare → DDO at two small scales → AutoScale → shards at the target."""
     from rich.console import Console

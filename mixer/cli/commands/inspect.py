@@ -11,6 +11,9 @@ from pathlib import Path
 
 import click
 
+from mixer.formats.corpus_handle import Corpus
+from mixer.formats.shard_index import ShardIndex
+
 
 @click.command("inspect")
 @click.argument("shards_arg", required=False, type=click.Path(file_okay=False, path_type=Path))
@@ -41,17 +44,17 @@ def command(shards_arg: Path | None, shards_opt: Path | None, sample: int, corpu
         raise MixerError(f"--sample {sample}: must be >= 0")
     corpus = corpus_of(shards_dir, index, corpus_dir) if sample else None  # a wrong corpus fails first
     out.print(summary_table(index))
-    sizes = sum((shards_dir / e["file"]).stat().st_size for e in index["shards"] if (shards_dir / e["file"]).exists())
-    out.print(f"{len(index['shards'])} shards of up to {index['sequences_per_shard']} sequences; "
-              f"{index['num_sequences']:,} sequences x seq_len {index['seq_len']} = {index['budget_tokens']:,} "
-              f"{index['dtype']} tokens; {sizes / 1e6:.1f} MB compressed; seed {index['seed']}")
+    sizes = sum((shards_dir / e.file).stat().st_size for e in index.shards if (shards_dir / e.file).exists())
+    out.print(f"{len(index.shards)} shards of up to {index.sequences_per_shard} sequences; "
+              f"{index.num_sequences:,} sequences x seq_len {index.seq_len} = {index.budget_tokens:,} "
+              f"{index.dtype} tokens; {sizes / 1e6:.1f} MB compressed; seed {index.seed}")
     if not no_verify:
         verify(shards_dir, index, out)
     if corpus is not None:
         show_samples(shards_dir, index, corpus, sample, out)
 
 
-def verify(shards_dir: Path, index: dict, out) -> None:
+def verify(shards_dir: Path, index: ShardIndex, out) -> None:
     """xxh64 and sha256 of every shard and domain sidecar; the first bad file is the error."""
     from rich.progress import Progress
 
@@ -60,46 +63,44 @@ def verify(shards_dir: Path, index: dict, out) -> None:
 
     n = 0
     with Progress(console=out, transient=True) as progress:
-        task = progress.add_task("verifying", total=len(index["shards"]))
-        for e in index["shards"]:
-            n += read_shard(shards_dir / e["file"], index, sha256=True).shape[0]
-            read_shard_domains(shards_dir / e["file"], index, sha256=True)
+        task = progress.add_task("verifying", total=len(index.shards))
+        for e in index.shards:
+            n += read_shard(shards_dir / e.file, index, sha256=True).shape[0]
+            read_shard_domains(shards_dir / e.file, index, sha256=True)
             progress.advance(task)
-    if n != index["num_sequences"]:
+    if n != index.num_sequences:
         raise MixerError(f"{shards_dir / 'index.json'}: shards hold {n} sequences, the index says "
-                         f"{index['num_sequences']}; rebuild the shards")
-    out.print(f"[green]verified[/green] {len(index['shards'])} shards and their domain sidecars "
+                         f"{index.num_sequences}; rebuild the shards")
+    out.print(f"[green]verified[/green] {len(index.shards)} shards and their domain sidecars "
               "(xxh64 + sha256)")
 
 
-def show_samples(shards_dir: Path, index: dict, corpus_dir: Path, k: int, out) -> None:
+def show_samples(shards_dir: Path, index: ShardIndex, corpus: Corpus, k: int, out) -> None:
     """Sequences 0, N/k, 2N/k, ..: each cut at document boundaries and labelled by domain."""
     import numpy as np
     from rich.panel import Panel
     from rich.text import Text
     from tokenizers import Tokenizer
 
-    from mixer.formats.corpus import load_manifest, tokenizer_file
     from mixer.core.errors import MixerError
     from mixer.formats.shards import read_shard, read_shard_domains
 
-    manifest = load_manifest(corpus_dir)  # `corpus_of` matched its sha256 to the index's
-    tok_path = tokenizer_file(corpus_dir, manifest)  # checksum verified before the tokenizer parses it
+    tok_path = corpus.tokenizer_file()  # `corpus_of` matched its sha256; checksum verified before parsing
     try:
         tokenizer = Tokenizer.from_file(str(tok_path))
     except Exception as exc:  # tokenizers raises a bare Exception for any unreadable file
         raise MixerError(f"{tok_path}: not a readable tokenizer ({exc}); re-run `mixer prepare`") from None
-    special = index.get("special_tokens") or {}
-    names = {int(v): f"[{k.upper()}]" for k, v in special.items()}
-    names[int(index["eos_id"])] = "<EOS>"
-    domains = index["domain_order"]
-    bounds = np.cumsum([0] + [e["sequences"] for e in index["shards"]])
-    n = index["num_sequences"]
+    special = index.special_tokens
+    names = {} if special is None else {special.cls: "[CLS]", special.sep: "[SEP]", special.pad: "[PAD]"}
+    names[index.eos_id] = "<EOS>"
+    domains = index.domain_order
+    bounds = np.cumsum([0] + [e.sequences for e in index.shards])
+    n = index.num_sequences
     loaded, rows, doms = -1, None, None
     for seq in sorted({i * n // k for i in range(min(k, n))}):
         s = int(np.searchsorted(bounds, seq, side="right")) - 1
         if s != loaded:
-            path = shards_dir / index["shards"][s]["file"]
+            path = shards_dir / index.shards[s].file
             rows, doms, loaded = read_shard(path, index), read_shard_domains(path, index), s
         row, dom = rows[seq - bounds[s]], doms[seq - bounds[s]]
         text = Text()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (command_line, config_options, domain_list, log_settings, loop_out_option,
-                                         model_options, trainer_options, weights_table, write_config)
+from mixer.cli.commands._options import (command_line, config_options, domain_list, loop_out_option, model_options,
+                                         quiet_option, train_spec, trainer_options, weights_table, write_config)
 from mixer.loop.defaults import DEFAULTS
 
 
@@ -60,7 +60,7 @@ def _common(f):
         click.option("--batch-proxies", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
                      help="Train up to K runs (GPT-2 or BERT) of equal budget at once in one stacked model "
                           "(fills a GPU; 0: one by one). Runs are cached apart from unbatched ones."),
-        click.option("--quiet", is_flag=True, help="No progress bars."),
+        quiet_option(),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -103,8 +103,6 @@ def _finish(out: Path) -> None:
 def _config(kw: dict):
     from mixer.core.errors import MixerError
     from mixer.loop.sweep import LoopConfig
-    from mixer.loop.runner import TrainSpec
-
     if kw["factors"]:
         try:
             factors = tuple(float(x) for x in kw["factors"].split(","))
@@ -112,10 +110,7 @@ def _config(kw: dict):
             raise MixerError(f"--factors {kw['factors']!r}: expected numbers separated by commas, e.g. 3,0.2") from None
     else:
         factors = (kw["perturb"], 1 / kw["perturb"]) if kw["both_directions"] else (kw["perturb"],)
-    train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
-                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"],
-                      **log_settings(kw, kw["out"]))
-    train.train_config().resolve()  # a bad model/preset fails here, before any run
+    train = train_spec(kw)
     return LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train, factors=factors,
                       keep_total=kw["total"] == "fixed", floor_uniform=kw["floor_uniform"] or None,
                       eval_domains=domain_list(kw["eval_domains"], "--eval-domains"),

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from mixer.cli.commands._cluster import cluster_config, cluster_options
+from mixer.cli.commands._options import quiet_option
 
 
 @click.command("prepare")
@@ -38,7 +39,7 @@ from mixer.cli.commands._cluster import cluster_config, cluster_options
               help="Seed of the held-out choice and of the code/scientific random blocks.")
 @click.option("--workers", default=1, show_default=True, help="Processes for tokenization and language id.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option()
 @cluster_options(task_mb=True, local="--workers")
 def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_fields, splits, heldout_fraction, heldout_max, heldout_min,
             heldout_docs, min_chars, cut_chars, max_docs, seed, workers, overwrite, quiet, **cluster):

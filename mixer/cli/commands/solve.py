@@ -86,6 +86,7 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
     """DDO: base + perturbed runs of one scale -> optimal weights at that scale."""
     from mixer.cli.commands._options import domain_list
     from mixer.solver.runs import group_ddo
+    from mixer.solver.ddo_model import DDO
     from mixer.solver.solutions import ddo_solution
 
     data = group_ddo(_runs(runs), metric=metric, eval_domains=domain_list(eval_domains, "--eval-domains"))
@@ -93,8 +94,8 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
         floor = floor_uniform / len(data.domains)
     prov = {"runs": [r.path for r in data.base] + [r.path for d in data.domains for r in data.perturbed[d]],
             "corpus_sha256": data.base[0].corpus_sha256}
-    _show(ddo_solution(data, out, form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise,
-                       seed=seed, provenance=prov, plots=plots))
+    estimator = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise, seed=seed)
+    _show(ddo_solution(data, out, estimator=estimator, provenance=prov, plots=plots))
 
 
 def _read_optimum(path: Path):
@@ -152,17 +153,34 @@ def autoscale_cmd(inputs, target, out, validate_scale, seed, plots) -> None:
 @command.command("regmix")
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
-@click.option("--model", type=click.Choice(["quadratic", "linear", "lightgbm"]), default="quadratic", show_default=True,
-              help="Ridge on a quadratic / linear model, or LightGBM (RegMix's; `mixer loop regmix` uses it).")
+@click.option("--model", type=click.Choice(["lightgbm", "quadratic", "linear"]), default="lightgbm", show_default=True,
+              help="LightGBM (RegMix's, as `mixer loop regmix`), or ridge on a quadratic / linear model.")
+@click.option("--eval-domains", default=None, metavar="A,B,...",
+              help="held-out domains whose mean loss is the regression's target (default: every domain; "
+                   "the authors regress one domain's)")
+@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The runs' prepared corpus: candidates drawn around its token distribution within the usage "
+                   "bound, as published (default: a flat Dirichlet, no bound)")
+@click.option("--max-usage", type=float, default=15.0, show_default=True,
+              help="With --corpus: epochs a domain may be seen in the final run (the authors' 15)")
+@click.option("--usage-tokens", default=None,
+              help="With --corpus: the final run's tokens for that bound, e.g. 25B (default: the corpus's size)")
 @click.option("--bootstrap", "n_bootstrap", type=int, default=100, show_default=True,
               help="Bootstrap replicates for the weights' intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")
 @plots_option()
-def regmix_cmd(runs, out, model, n_bootstrap, seed, plots) -> None:
+def regmix_cmd(runs, out, model, eval_domains, corpus, max_usage, usage_tokens, n_bootstrap, seed, plots) -> None:
     """RegMix: many random-mixture runs -> regression -> best mixture."""
-    from mixer.solver.solutions import regmix_solution
+    from mixer.cli.commands._options import domain_list
+    from mixer.core.units import parse_count
+    from mixer.solver.solutions import regmix_corpus_bounds, regmix_solution
 
-    _show(regmix_solution(_runs(runs), out, model=model, n_bootstrap=n_bootstrap, seed=seed, plots=plots))
+    prior = upper = None
+    if corpus is not None:
+        prior, upper = regmix_corpus_bounds(corpus, max_usage=max_usage, usage_tokens=None if usage_tokens is None
+                                            else parse_count(usage_tokens, "--usage-tokens"))
+    _show(regmix_solution(_runs(runs), out, model=model, n_bootstrap=n_bootstrap, seed=seed, plots=plots,
+                          eval_domains=domain_list(eval_domains, "--eval-domains"), prior=prior, upper=upper))
 
 
 @command.command("mixing-laws")

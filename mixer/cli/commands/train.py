@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import replace
 
 import click
 
 from mixer.cli.commands._options import (
+    data_seed_option,
     log_options,
     log_settings,
     max_epochs_option,
@@ -41,12 +41,14 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.command("train")
 @click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True,
               help="gpt2: causal LM; bert: masked LM (15%, 80/10/10).")
-@click.option("--preset", default="tiny", show_default=True, metavar="NAME", help=f"Model size, per --model ({presets_text()}).")
+@click.option("--preset", default="tiny", show_default=True, metavar="NAME",
+              help=f"Model size, per --model ({presets_text()}).")
 @click.option("--shards", type=click.Path(file_okay=False), help="Train on shards from `mixer build-shards`.")
 @click.option("--corpus", type=click.Path(file_okay=False),
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
                    "[with --shards, default: the corpus index.json records].")
-@click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="With --corpus: weights.json of the mixture.")
+@click.option("--weights", "weights_file", type=click.Path(dir_okay=False),
+              help="With --corpus: weights.json of the mixture.")
 @weight_options
 @click.option("--tokens", help="With --corpus: token budget of the sampled mixture, e.g. 30M (default: the weights "
                                 "file's budget_tokens).")
@@ -65,10 +67,12 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
               help="Out-of-domain held-out set, never trained on (repeatable).")
 @click.option("--checkpoint-every", type=int, default=0, show_default=True, help="Checkpoint every N steps (0: end).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout and masks.")
-@click.option("--data-seed", type=int, help="With --corpus: seed of the sampled stream (default: --seed).")
+@data_seed_option()
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile (default: on CUDA).")
-@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt with the same settings (written with --checkpoint-every or at the end).")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUT/checkpoint.pt with the same settings (written with --checkpoint-every or at "
+                   "the end).")
 @click.option("--provenance", "prov_pairs", multiple=True, metavar="KEY=VALUE",
               help="Recorded in run.json provenance (e.g. role=base, domain=code, factor=3).")
 @quiet_option()
@@ -83,8 +87,12 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
     from mixer.core.units import parse_count
     from mixer.formats.weights import load_weights, parse_weight_options
     from mixer.trainers.data import source_from_corpus, source_from_shards
-    from mixer.trainers.loop import TrainConfig, train
+    from mixer.trainers.train import TrainConfig, train
 
+    if shards and seq_len is None:  # built shards fix the sequence length: it flows from the data to the spec
+        from mixer.formats.shards import read_index
+
+        seq_len = read_index(shards).seq_len
     cfg = TrainConfig(model=model, preset=preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                       seq_len=seq_len, eval_every=eval_every, eval_seqs=eval_seqs, extra_eval=tuple(extra_eval),
                       checkpoint_every=checkpoint_every, seed=seed, device=device, compile=compile_,
@@ -104,9 +112,6 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
         if weights_file or weight_pairs or tokens:
             raise MixerError("--shards fixes the mixture and budget; drop --weights/--weight/--tokens")
         source = source_from_shards(shards, p.batch_size, corpus, rank, world, model)
-        if seq_len is None and source.seq_len != p.seq_len:  # shards fix the sequence length
-            cfg = replace(cfg, seq_len=source.seq_len)
-            cfg.resolve()
     elif corpus:
         if bool(weights_file) == bool(weight_pairs):
             raise MixerError("--corpus sampling needs the mixture: give either --weights FILE or --weight DOMAIN=W")
@@ -120,7 +125,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
             raise MixerError("--corpus sampling needs --tokens (the mixture's budget, e.g. 30M); "
                              f"{weights_file or '--weight'} records no budget_tokens")
         source = source_from_corpus(corpus, weights, budget, p.seq_len,
-                                    seed if data_seed is None else data_seed, model, p.batch_size, rank, world,
+                                    data_seed, model, p.batch_size, rank, world,
                                     max_epochs=max_epochs)
     else:
         raise MixerError("no data: give --shards DIR (built shards) or --corpus DIR with --weights and --tokens")

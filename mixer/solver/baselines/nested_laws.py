@@ -9,7 +9,9 @@ Per mixture and evaluated domain:
    step-extrapolated losses, then read at the target size N*.
 3. **Mixture**: the laws of `mixer.solver.baselines.mixing_laws` on the predicted losses at (N*, S*).
 
-Every law is fitted under the Huber loss, as the authors do (threshold `delta`, default 1e-3),
+Every law is fitted under the Huber loss, as the authors do, at their thresholds: 0.05 for the
+step law (`STEP_DELTA`; yegcjs/mixinglaws `pipeline/steplaw.py` line 128, the per-mixture fit
+`pipeline/run.sh` runs) and 0.08 for the size law (`SIZE_DELTA`; `pipeline/sizelaw.py` line 63),
 from a grid of exponents (the law is linear in (E, B) once β is fixed, which gives each start).
 With one model size step 2 is skipped (the losses at S* are used as they are).
 """
@@ -20,6 +22,9 @@ from typing import Sequence
 
 import numpy as np
 from scipy.optimize import least_squares
+
+STEP_DELTA = 0.05  # Huber threshold of the step law (the authors' steplaw.py)
+SIZE_DELTA = 0.08  # of the size law (the authors' sizelaw.py)
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class PowerLaw:
         return self.e + self.a * np.power(np.asarray(x, float), -self.alpha)
 
 
-def fit_power_law(x, y, *, delta: float = 1e-3, loss: str = "huber") -> PowerLaw:
+def fit_power_law(x, y, *, delta: float = STEP_DELTA, loss: str = "huber") -> PowerLaw:
     """Fit `y = e + a x^(−alpha)` (a ≥ 0, alpha in [0, 5]) under the Huber loss; needs 3+ points."""
     if loss not in ("huber", "linear"):
         raise ValueError(f"loss {loss!r}: expected 'huber' (the authors') or 'linear' (least squares)")
@@ -65,29 +70,31 @@ def fit_power_law(x, y, *, delta: float = 1e-3, loss: str = "huber") -> PowerLaw
     return PowerLaw(e=e, a=a_u * scale ** alpha, alpha=alpha, cost=float(best.cost))
 
 
-def fit_step_law(steps, losses, *, delta: float = 1e-3) -> PowerLaw:
+def fit_step_law(steps, losses, *, delta: float = STEP_DELTA) -> PowerLaw:
     """L(S) = E + B S^(−β) on one run's loss curve."""
     return fit_power_law(steps, losses, delta=delta)
 
 
-def fit_size_law(sizes, losses, *, delta: float = 1e-3) -> PowerLaw:
+def fit_size_law(sizes, losses, *, delta: float = SIZE_DELTA) -> PowerLaw:
     """L(N) = E + A N^(−α) across model sizes (non-embedding parameters)."""
     return fit_power_law(sizes, losses, delta=delta)
 
 
 def predict_target_losses(curves: Sequence[Sequence[tuple[Sequence[float], Sequence[float]]]],
                           sizes: Sequence[float], target_steps: float, target_size: float | None = None,
-                          *, delta: float = 1e-3) -> np.ndarray:
+                          *, delta: float | None = None) -> np.ndarray:
     """`curves[s][i] = (steps, losses)`: the loss curve of the model of size `sizes[s]` trained
     on mixture i (one evaluated domain). Returns the predicted loss of every mixture at
     (`target_size`, `target_steps`): the step law per curve, then the size law across sizes
-    (with one size, the step-law prediction itself)."""
+    (with one size, the step-law prediction itself). `delta`: one Huber threshold for both
+    laws; None: the authors' (`STEP_DELTA`, `SIZE_DELTA`)."""
+    step_delta, size_delta = (STEP_DELTA, SIZE_DELTA) if delta is None else (delta, delta)
     if len(curves) != len(sizes) or not curves:
         raise ValueError(f"give one list of curves per model size: {len(curves)} lists for {len(sizes)} sizes")
     n_mix = {len(c) for c in curves}
     if len(n_mix) != 1:
         raise ValueError(f"every model size needs a curve per mixture, got {sorted(n_mix)} mixtures")
-    at_steps = np.array([[fit_step_law(s, l, delta=delta)(target_steps) for s, l in per_size]
+    at_steps = np.array([[fit_step_law(s, l, delta=step_delta)(target_steps) for s, l in per_size]
                          for per_size in curves])  # (sizes, mixtures)
     if len(sizes) == 1:
         return at_steps[0]
@@ -95,4 +102,4 @@ def predict_target_losses(curves: Sequence[Sequence[tuple[Sequence[float], Seque
         raise ValueError("several model sizes need a target_size to extrapolate to")
     if len(sizes) < 3:
         raise ValueError(f"the size law has 3 parameters; give 3 or more model sizes, got {len(sizes)}")
-    return np.array([fit_size_law(sizes, at_steps[:, i], delta=delta)(target_size) for i in range(at_steps.shape[1])])
+    return np.array([fit_size_law(sizes, at_steps[:, i], delta=size_delta)(target_size) for i in range(at_steps.shape[1])])

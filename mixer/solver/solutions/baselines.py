@@ -19,35 +19,44 @@ def _one_budget(runs: Sequence[Run]) -> int | None:
     return budgets.pop() if len(budgets) == 1 else None
 
 
-def regmix_solution(runs: Sequence[Run], out: Path, *, model: str = "quadratic", n_bootstrap: int = 100,
+def regmix_solution(runs: Sequence[Run], out: Path, *, model: str = "lightgbm", n_bootstrap: int = 100,
                     seed: int = 0, plots: bool = True, prior: Mapping[str, float] | None = None,
                     held_out: Sequence[Run] = (), top_k: int = 100, n_search: int = 100_000,
+                    eval_domains: Sequence[str] | None = None, upper: Mapping[str, float] | None = None,
                     provenance: Mapping[str, Any] | None = None) -> Solution:
-    """RegMix: regression of the mean held-out loss on the mixture (`model`: lightgbm, quadratic
-    or linear), the mean of the `top_k` best of `n_search` candidates drawn around `prior` (the
-    token distribution; None: a flat Dirichlet); `held_out` runs are predicted, not fitted, and
-    their Spearman rank correlation with the measured loss is reported."""
+    """RegMix: regression of the target loss on the mixture (`model`: lightgbm, the authors', or
+    quadratic, linear), the mean of the `top_k` best of `n_search` candidates drawn around
+    `prior` (the token distribution; None: a flat Dirichlet) within `upper` (each domain's
+    usage bound; None: none); `held_out` runs are predicted, not fitted, and their Spearman rank
+    correlation with the measured loss is reported. The target is the mean held-out loss over
+    `eval_domains` (None: every domain; the authors regress one domain's, their Pile-CC)."""
     from mixer.solver.baselines.regmix import spearman, regmix_weights
     from mixer.solver.intervals import quantile_intervals, regmix_replicates
 
     out = Path(out)
     domains, W, L = mixture_table(list(runs))
-    y = L.mean(axis=1)
+    target = _target_columns(domains, eval_domains, runs[0].path)
+    y = L[:, target].mean(axis=1)
     p = None if prior is None else np.array([float(prior.get(d, 0.0)) for d in domains])
+    u = None if upper is None else np.array([float(upper.get(d, 1.0)) for d in domains])
     try:
-        res = regmix_weights(W, y, model=model, seed=seed, prior=p, top_k=top_k, n_search=n_search)
+        res = regmix_weights(W, y, model=model, seed=seed, prior=p, top_k=top_k, n_search=n_search, upper=u)
     except ValueError as exc:
         raise MixerError(f"{runs[0].path}: {exc}") from None
     intervals = quantile_intervals(domains, regmix_replicates(W, y, model=model, n_boot=n_bootstrap, seed=seed,
-                                                              prior=p, top_k=top_k))
+                                                              prior=p, top_k=top_k, upper=u))
     prov: dict[str, Any] = {**(provenance or {}), "runs": [r.path for r in runs], "model": model, "r2": res.r2,
                             "predicted_loss": res.fun, "top_k": top_k, "n_search": n_search,
+                            "target": "mean held-out loss over "
+                                      + (", ".join(domains[i] for i in target) if eval_domains else "every domain"),
+                            "eval_domains": None if eval_domains is None else [domains[i] for i in target],
                             "prior": None if p is None else dict(zip(domains, p.tolist())),
+                            "usage_bound": None if u is None else dict(zip(domains, u.tolist())),
                             "interval_method": f"bootstrap over runs ({n_bootstrap} resamples)"}
     notes: list[str] = []
     if held_out:
         _, Wh, Lh = mixture_table(list(held_out))
-        pred, meas = res.model.predict(Wh), Lh.mean(axis=1)
+        pred, meas = res.model.predict(Wh), Lh[:, target].mean(axis=1)
         rho = spearman(pred, meas)
         prov["held_out"] = {"runs": [r.path for r in held_out], "predicted": pred.tolist(), "measured": meas.tolist(),
                             "spearman": rho}
@@ -65,10 +74,39 @@ def regmix_solution(runs: Sequence[Run], out: Path, *, model: str = "quadratic",
                     provenance=prov, title=f"RegMix ({res.message})", plots=drawn, estimator=res, notes=tuple(notes))
 
 
+def regmix_corpus_bounds(corpus: str | Path, *, temperature: float = 0.5, max_usage: float = 15.0,
+                         usage_tokens: float | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """`(prior, upper)` from a prepared corpus's training tokens: the candidates' Dirichlet centre
+    (token shares ^ temperature) and each domain's usage bound (`regmix.usage_bound`)."""
+    from mixer.formats.corpus import load_manifest
+    from mixer.solver.baselines.regmix import token_prior, usage_bound
+
+    tokens = load_manifest(corpus).tokens("train")
+    counts = [tokens[d] for d in tokens]
+    try:
+        p, u = token_prior(counts, temperature), usage_bound(counts, max_usage=max_usage, train_tokens=usage_tokens)
+    except ValueError as exc:
+        raise MixerError(f"{corpus}: {exc}") from None
+    return dict(zip(tokens, map(float, p))), dict(zip(tokens, map(float, u)))
+
+
+def _target_columns(domains: Sequence[str], eval_domains: Sequence[str] | None, path: str) -> list[int]:
+    """Indices of the evaluated domains (all when None); an unknown name is one line naming it."""
+    if eval_domains is None:
+        return list(range(len(domains)))
+    names = list(dict.fromkeys(eval_domains))
+    unknown = [d for d in names if d not in domains]
+    if unknown or not names:
+        raise MixerError(f"--eval-domains: {unknown[0] if unknown else '(none)'!r} is not a domain of {path} "
+                         f"(its domains: {', '.join(domains)}); name domains the runs report")
+    return [list(domains).index(d) for d in names]
+
+
 def mixing_laws_solution(runs: Sequence[Run], out: Path, *, n_bootstrap: int = 50, seed: int = 0,
                          plots: bool = True) -> Solution:
     """Data Mixing Laws: per-domain L_i(r) = c_i + k_i exp(t_i . r) fitted, then minimised."""
     from mixer.solver.baselines import mixing_laws_weights
+    from mixer.solver.baselines.mixing_laws import HUBER_DELTA
     from mixer.solver.intervals import mixing_laws_replicates, quantile_intervals
 
     out = Path(out)
@@ -78,7 +116,7 @@ def mixing_laws_solution(runs: Sequence[Run], out: Path, *, n_bootstrap: int = 5
     except ValueError as exc:
         raise MixerError(f"{runs[0].path}: {exc}") from None
     intervals = quantile_intervals(domains, mixing_laws_replicates(W, L, n_boot=n_bootstrap, seed=seed))
-    prov: dict[str, Any] = {"runs": [r.path for r in runs], "fit_loss": "huber", "huber_delta": 1e-3,
+    prov: dict[str, Any] = {"runs": [r.path for r in runs], "fit_loss": "huber", "huber_delta": HUBER_DELTA,
                             "c": res.c.tolist(), "k": res.k.tolist(),
                             "t": res.t.tolist(), "predicted_loss": res.fun,
                             "interval_method": f"bootstrap over runs ({n_bootstrap} resamples)"}
@@ -143,6 +181,8 @@ def nested_mixing_laws_solution(paths: Sequence[str | Path], out: Path, *, targe
     """Data Mixing Laws with the nested laws: each run's loss curve read at `target_steps` (step
     law), across model sizes at `target_size` (size law), then the mixture law on those."""
     from mixer.solver.baselines import mixing_laws_weights
+    from mixer.solver.baselines.mixing_laws import HUBER_DELTA
+    from mixer.solver.baselines.nested_laws import SIZE_DELTA, STEP_DELTA
     from mixer.solver.nested_runs import nested_table
 
     out = Path(out)
@@ -151,7 +191,8 @@ def nested_mixing_laws_solution(paths: Sequence[str | Path], out: Path, *, targe
         res = mixing_laws_weights(R, L)
     except ValueError as exc:
         raise MixerError(f"{out}: {exc}") from None
-    prov: dict[str, Any] = {"runs": [str(p) for p in paths], "fit_loss": "huber", "huber_delta": 1e-3,
+    prov: dict[str, Any] = {"runs": [str(p) for p in paths], "fit_loss": "huber", "huber_delta": HUBER_DELTA,
+                            "step_law_delta": STEP_DELTA, "size_law_delta": SIZE_DELTA,
                             "target_steps": target_steps, "target_size": target_size, "sizes": sizes,
                             "predicted_losses": L.tolist(), "mixtures": R.tolist(), "c": res.c.tolist(),
                             "k": res.k.tolist(), "t": res.t.tolist(), "predicted_loss": res.fun,

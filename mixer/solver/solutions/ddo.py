@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from mixer.core.errors import MixerError
-from mixer.solver.ddo_model import Z_DECISION
+from mixer.solver.ddo_model import DDO, Z_DECISION
 from mixer.solver.runs import DDOData, Run
 from mixer.solver.verdict import HeldOut, ddo_verdict
 
@@ -13,26 +13,22 @@ from mixer.solver.verdict import HeldOut, ddo_verdict
 from mixer.solver.solutions.written import Solution, plot_path, write_solution
 
 
-def ddo_solution(data: DDOData, out: Path, *, form: str, units: str, floor: float | None = None,
-                 cap: float | None = None, n_bootstrap: int = 200, noise: float | None = None,
-                 n_starts: int | None = None, seed: int = 0, provenance: Mapping[str, Any] | None = None,
-                 plots: bool = True, hint: str = "", held_out: Sequence[Run] = (),
-                 held_out_names: Sequence[str] = ()) -> Solution:
-    """DDO at one scale: fit every domain's power law, solve, bootstrap, judge, write.
-    `held_out`: runs of other mixtures the fit does not see; their measured loss is compared with
-    the prediction (`mixer.solver.verdict`)."""
-    from mixer.solver.ddo_model import DDO
-
+def ddo_solution(data: DDOData, out: Path, *, estimator: DDO, provenance: Mapping[str, Any] | None = None,
+                 plots: bool = True, hint: str = "", held_out: Mapping[str, Run] | None = None) -> Solution:
+    """DDO at one scale: fit every domain's power law with `estimator` (an unfitted `DDO`, which
+    holds the fit's settings), solve, bootstrap, judge, write. `held_out`: runs of other mixtures
+    the fit does not see, by name; their measured loss is compared with the prediction
+    (`mixer.solver.verdict`)."""
     out = Path(out)
+    form, units, floor, cap = estimator.form, estimator.units, estimator.floor, estimator.cap
     try:
-        est = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise,
-                  n_starts=n_starts, seed=seed).fit(data)
+        est = estimator.fit(data)
     except ValueError as exc:
         raise MixerError(f"{out}: DDO fit failed ({exc}){'; ' + hint if hint else ''}") from None
     check = None
     if held_out:
-        names = tuple(held_out_names) or tuple(Path(r.path).parent.name for r in held_out)
-        check = HeldOut(names=names, measured=est.measure_runs(held_out), predicted=est.predict_runs(held_out),
+        runs = list(held_out.values())
+        check = HeldOut(names=tuple(held_out), measured=est.measure_runs(runs), predicted=est.predict_runs(runs),
                         sigma=est.noise_.sigma)
     verdict = ddo_verdict(est, check)
     prov = {**(provenance or {}), "factors": list(data.factors), "floor": floor, "cap": cap, **est.summary(),

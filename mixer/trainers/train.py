@@ -5,7 +5,7 @@ One line of order: config -> devices/ranks -> data and held-out sets -> model ->
 and schedule -> (resume) -> the shared loop [micro-steps, clip, step, per-domain hooks, log,
 eval, checkpoint] -> final eval -> run.json and the loss plot.
 
-    source = DataSource(batches=loader, corpus_dir="corpus/", weights={...}, budget_tokens=N)
+    source = DataSource(batches=loader, corpus="corpus/", weights={...}, budget_tokens=N)
     record = train(TrainConfig(model="gpt2", preset="tiny", steps=200), source, "runs/a")
 
 On a GPU: bf16 autocast, torch.compile, fused AdamW, SDPA attention; under `torchrun`, DDP
@@ -23,18 +23,40 @@ import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.kinds import ModelKind
 from mixer.core.metrics import MetricsConfig, open_metrics
-from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.formats.run import RunRecord
-from mixer.trainers.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from mixer.trainers.config import (DataSource, DomainLossHook, TrainConfig, linear_schedule, precision, progress_bar,
-                                   resolve_device, warmup_steps)
+from mixer.trainers.checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    RankState,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from mixer.trainers.config import (
+    DataSource,
+    DomainLossHook,
+    TrainConfig,
+    linear_schedule,
+    precision,
+    progress_bar,
+    resolve_device,
+    warmup_steps,
+)
 from mixer.trainers.heldout import EvalSet, build_eval_sets, evaluate
 from mixer.trainers.hooks import StepHook, run_step_hooks, weighted_mean_loss
 from mixer.trainers.models import Vocab, build_model, count_params, vocab_for
-from mixer.trainers.objectives import causal_token_losses, mask_generator, mask_tokens, mlm_token_losses, per_domain_sums
-from mixer.trainers.record import make_record, run_config, write_run
-from mixer.trainers.steps import LoopState, run_steps
+from mixer.trainers.objectives import (
+    causal_token_losses,
+    mask_generator,
+    mask_tokens,
+    mlm_token_losses,
+    per_domain_sums,
+)
+from mixer.trainers.record import RunOutcome, make_record, run_config, write_run
+from mixer.trainers.steps import TrainState, run_steps
 
 __all__ = ["DataSource", "DomainLossHook", "TrainConfig", "train"]  # the settings live in trainers.config
 
@@ -63,12 +85,12 @@ class _HFEngine:
         self.cfg, self.raw, self.model, self.source, self.eval_sets = cfg, raw, model, source, eval_sets
         self.domains, self.vocab, self.device, self.rank, self.world, self.accum = domains, vocab, device, rank, world, accum
         self.autocast, self.hooks, self.step_hooks = autocast, hooks, step_hooks
-        self.token_losses = causal_token_losses if cfg.model == "gpt2" else mlm_token_losses
+        self.token_losses = causal_token_losses if cfg.model is ModelKind.GPT2 else mlm_token_losses
         self.loss_weights: list[torch.Tensor | None] = [None]  # per-domain loss weights a step hook may set
         self.seen: list[tuple] = []  # (loss, domain, counted, inputs) per micro-step, for the step hooks
 
     def micro_step(self, batches: list[Mapping[str, torch.Tensor]], step: int, micro: int,
-                   state: LoopState) -> torch.Tensor:
+                   state: TrainState) -> torch.Tensor:
         batch = batches[0]
         ids, doms = batch["input_ids"].long(), batch["domain_ids"].long()
         attn = batch["attention_mask"].long() if "attention_mask" in batch else None
@@ -78,7 +100,7 @@ class _HFEngine:
         inputs = {"input_ids": ids, "domain_ids": doms}
         if attn is not None:
             inputs["attention_mask"] = attn
-        if self.cfg.model == "bert":
+        if self.cfg.model is ModelKind.BERT:
             # Fresh masks every step, from (seed, step, micro, rank) alone: a resumed run redraws the same ones.
             gen = mask_generator(self.cfg.seed, step, micro, self.rank)
             inputs["input_ids"], inputs["labels"] = mask_tokens(ids, attn, self.vocab.special, self.vocab.corpus_size, gen)
@@ -136,7 +158,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
         raise MixerError(f"{out_dir}: holds a checkpoint already; pass --resume to continue it or choose another --out")
 
     # --- data: corpus, stream, held-out sets --------------------------------------------------
-    manifest = load_manifest(source.corpus_dir)
+    manifest = source.corpus.manifest
     domains = manifest.domain_names  # domain_ids index this list
     vocab = vocab_for(cfg.model, manifest)
     B, L, accum = preset.batch_size, preset.seq_len, preset.grad_accum
@@ -148,7 +170,7 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     if steps <= 0:
         raise MixerError(f"no steps to train: give --steps, or a budget of at least {tokens_per_step} tokens "
                          f"(one step of {B}x{L}x{accum}x{world})")
-    eval_sets = build_eval_sets(source.corpus_dir, cfg.model, vocab, L, cfg.eval_seqs)
+    eval_sets = build_eval_sets(source.corpus, cfg.model, vocab, L, cfg.eval_seqs)
     for spec in cfg.extra_eval:
         path, _, dom = spec.rpartition(":") if ":" in spec and not Path(spec).is_dir() else (spec, "", "")
         eval_sets += build_eval_sets(path, cfg.model, vocab, L, cfg.eval_seqs, [dom] if dom else None, prefix="ood/")
@@ -166,37 +188,37 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     schedule = linear_schedule(optimizer, warmup, steps)
 
     # --- state that a checkpoint carries --------------------------------------------------------
-    state = LoopState.fresh(1, domains, [es.name for es in eval_sets], device)
+    state = TrainState.fresh(1, domains, [es.name for es in eval_sets], device)
     resumed_rng = None
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, config, world)
-        raw.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        schedule.load_state_dict(ckpt["scheduler"])
-        state.step, state.curves, state.train_time = ckpt["step"], [ckpt["curve"]], ckpt["train_time_s"]
-        state.interval = ckpt["interval"].to(device)[None]
-        mine = ckpt["ranks"][rank]
-        state.tokens_seen[0], state.data_wait = mine["tokens_seen"], mine["data_wait_s"]
-        state.tokens_per_domain[0] = np.asarray(mine["tokens_per_domain"], dtype=np.int64)
-        resumed_rng = mine["rng"]
-        if stream is not None and mine["stream"] is not None:
-            stream.load_state_dict(mine["stream"])
+        raw.load_state_dict(ckpt.model)
+        optimizer.load_state_dict(ckpt.optimizer)
+        schedule.load_state_dict(ckpt.scheduler)
+        state.step, state.curves, state.train_time = ckpt.step, [ckpt.curve], ckpt.train_time_s
+        state.interval = ckpt.interval.to(device)[None]
+        mine = ckpt.ranks[rank]
+        state.tokens_seen[0], state.data_wait = mine.tokens_seen, mine.data_wait_s
+        state.tokens_per_domain[0] = np.asarray(mine.tokens_per_domain, dtype=np.int64)
+        resumed_rng = mine.rng
+        if stream is not None and mine.stream is not None:
+            stream.load_state_dict(mine.stream)
     elif resume and master:
         print(f"{ckpt_path}: no checkpoint yet; starting from step 0")
 
     def checkpoint() -> None:
-        per_rank = {"rng": rng_state(), "stream": stream.state_dict() if stream is not None else None,
-                    "tokens_seen": int(state.tokens_seen[0]), "tokens_per_domain": state.tokens_per_domain[0].tolist(),
-                    "data_wait_s": state.data_wait}
+        per_rank = RankState(rng=rng_state(), stream=stream.state_dict() if stream is not None else None,
+                             tokens_seen=int(state.tokens_seen[0]),
+                             tokens_per_domain=state.tokens_per_domain[0].tolist(), data_wait_s=state.data_wait)
         gathered: list[Any] = [per_rank]
         if world > 1:
             gathered = [None] * world
             torch.distributed.all_gather_object(gathered, per_rank)
         if master:
-            save_checkpoint(ckpt_path, {
-                "model": raw.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                "step": state.step, "curve": state.curves[0], "interval": state.interval[0].cpu(),
-                "train_time_s": state.train_time, "ranks": gathered, "config": config, "world_size": world})
+            save_checkpoint(ckpt_path, Checkpoint(
+                model=raw.state_dict(), optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(),
+                step=state.step, curve=state.curves[0], interval=state.interval[0].cpu(),
+                train_time_s=state.train_time, ranks=tuple(gathered), config=config, world_size=world))
 
     model = torch.compile(raw) if (cfg.compile if cfg.compile is not None else cuda) else raw
     if world > 1:
@@ -228,9 +250,11 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
         counts = torch.tensor([*tokens_per_domain.tolist(), tokens_seen], dtype=torch.float64, device=device)
         torch.distributed.all_reduce(counts)
         tokens_per_domain, tokens_seen = counts[:-1].cpu().numpy().astype(np.int64), int(counts[-1])
-    record = make_record(preset, source, state.curves[0], domains, tokens_per_domain, tokens_seen, state.step, warmup,
-                         state.train_time, state.data_wait, device, world, (count_params(raw), count_params(raw, False)),
-                         manifest_sha256(source.corpus_dir), cfg.seed, config)
+    outcome = RunOutcome(curve=state.curves[0], domains=domains, tokens_per_domain=tokens_per_domain,
+                         tokens_seen=tokens_seen, steps=state.step, warmup=warmup, train_time=state.train_time,
+                         data_wait=state.data_wait, device=device, world=world,
+                         n_params=(count_params(raw), count_params(raw, False)))
+    record = make_record(preset, source, outcome, seed=cfg.seed, config=config)
     if master:
         write_run(out_dir, record)
     if world > 1:
