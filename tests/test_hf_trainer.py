@@ -90,7 +90,6 @@ def test_the_example_takes_your_shards_without_transformers_warnings(example, tm
 
     from transformers.utils import logging as hf_logging
 
-    from mixer.shards.gather import open_sources
     from mixer.shards.plan import PlanConfig, build_plan
     from mixer.shards.write import ShardConfig, write_shards
 
@@ -99,7 +98,7 @@ def test_the_example_takes_your_shards_without_transformers_warnings(example, tm
         corpus = write_example_corpus(tmp_path / "mine", ["alpha", "beta"], vocab_size=300)
         plan = build_plan(corpus, {"alpha": 0.25, "beta": 0.75}, PlanConfig(tokens=4 * 8 * 48, seq_len=48, seed=1))
         shards = tmp_path / "shards"
-        write_shards(plan, open_sources(corpus, plan), shards, ShardConfig(shard_tokens=8 * 48, workers=1))
+        write_shards(plan, corpus, shards, ShardConfig(shard_tokens=8 * 48, workers=1))
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append
