@@ -1,26 +1,33 @@
 """Train a Hugging Face model with `transformers.Trainer` on the mixture, with per-domain loss.
 
-    python examples/hf_trainer.py            # ~15 s on a laptop CPU
+    python examples/hf_trainer.py                    # ~15 s on a laptop CPU: a synthetic corpus
+    python examples/hf_trainer.py --shards shards/   # your data: shards from `mixer build-shards`
 
-Builds a synthetic 3-domain corpus in a temp folder (use yours: `mixer prepare`), samples the
-mixture with `MixtureSampler` and trains a tiny GPT-2 (random init) for 20 steps with the stock
-`Trainer`. Two things make the stream a Trainer dataset:
+Without `--shards` it builds a synthetic 3-domain corpus in a temp folder and samples the
+mixture with `MixtureSampler`; with `--shards DIR` it streams your shards (`MixtureStream`; the
+vocabulary, EOS id and sequence length come from them and their corpus). Either way it trains
+a tiny GPT-2 (random init) for `--steps` steps with the stock `Trainer`. Two things make the
+stream a Trainer dataset:
 - `MixtureCollator` adds `labels` (a transformers model returns a loss only when given them)
   and keeps `domain_ids`;
 - `remove_unused_columns=False` stops Trainer from dropping `domain_ids`, and
   `DomainLossTrainer.compute_loss` pops it before calling the model, adding the loss of every
   domain to the logs (`loss/<domain>`).
-Should print a falling loss and the last per-domain losses.
+The model's BOS/EOS ids are the corpus's EOS (GPT2Config's default, 50256, lies outside a small
+vocabulary and transformers warns). Should print a falling loss and the last per-domain losses.
 """
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
-from mixer import MixtureCollator, MixtureSampler
+from mixer import MixtureCollator, MixtureSampler, MixtureStream
+from mixer.formats.corpus_handle import Corpus
+from mixer.formats.shards import corpus_of, read_index
 from mixer.formats.synthetic import write_example_corpus
 
 weights = {"code": 0.2, "news": 0.5, "web": 0.3}
@@ -60,12 +67,24 @@ class DomainLossTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
-def main(work: Path, steps: int = steps, logging_steps: int = 5) -> DomainLossTrainer:
+def dataset(work: Path, shards: Path | None, steps: int):
+    """(stream, its corpus): the user's shards, or a synthetic corpus sampled on the fly."""
+    if shards is not None:
+        return MixtureStream(shards, batch_size=batch_size), corpus_of(shards, read_index(shards))
     write_example_corpus(work / "corpus", list(weights), vocab_size=vocab)  # 600 documents per domain
     stream = MixtureSampler(work / "corpus", weights, tokens=steps * batch_size * seq_len, seq_len=seq_len, seed=0,
                             batch_size=batch_size)
+    return stream, Corpus.open(work / "corpus")
+
+
+def main(work: Path, steps: int = steps, logging_steps: int = 5, shards: Path | None = None) -> DomainLossTrainer:
+    stream, corpus = dataset(work, shards, steps)
+    manifest = corpus.manifest
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=seq_len, n_embd=64, n_layer=2, n_head=2))
+    config = GPT2Config(vocab_size=manifest.vocab_size, n_positions=stream.seq_len, n_embd=64, n_layer=2, n_head=2,
+                        bos_token_id=manifest.eos_id, eos_token_id=manifest.eos_id)
+    model = GPT2LMHeadModel(config)
+    model.loss_type = "ForCausalLM"  # GPT2LMHeadModel's name maps to no loss type: say it, no warning
     args = TrainingArguments(str(work / "trainer"), per_device_train_batch_size=batch_size, max_steps=steps,
                              learning_rate=3e-3, logging_steps=logging_steps, report_to=[], use_cpu=True, save_strategy="no",
                              remove_unused_columns=False, disable_tqdm=True, seed=0)
@@ -76,7 +95,12 @@ def main(work: Path, steps: int = steps, logging_steps: int = 5) -> DomainLossTr
 
 
 if __name__ == "__main__":
-    trainer = main(Path(tempfile.mkdtemp(prefix="mixer-hf-")))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shards", type=Path, help="Shards folder from `mixer build-shards` (default: a synthetic "
+                                                    "corpus in a temp folder).")
+    parser.add_argument("--steps", type=int, default=steps, help="Optimiser steps (default: %(default)s).")
+    opts = parser.parse_args()
+    trainer = main(Path(tempfile.mkdtemp(prefix="mixer-hf-")), steps=opts.steps, shards=opts.shards)
     logs = [h for h in trainer.state.log_history if "loss" in h]
     print("loss by step:", [(h["step"], round(h["loss"], 3)) for h in logs])
     print("last per-domain loss:", {k: round(v, 3) for k, v in logs[-1].items() if k.startswith("loss/")})

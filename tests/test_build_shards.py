@@ -49,6 +49,22 @@ def test_byte_identical_across_runs_and_threads(corpus, tmp_path):
     assert "realised" in r1.output and "wiki" in r1.output
 
 
+def test_rounded_weights_are_normalised_with_a_note(corpus, tmp_path):
+    """Three typed thirds sum to 0.999: accepted as the shares they stand for, and said so."""
+    thirds = ["--weight", "code=0.333", "--weight", "news=0.333", "--weight", "wiki=0.333"]
+    r = build(corpus, tmp_path / "t", weights=thirds, tokens="20k")
+    assert r.exit_code == 0, r.output
+    assert ("note: --weight: the weights sum to 0.999; normalised to sum to 1 (code=0.333333, news=0.333333, "
+            "wiki=0.333333)") in r.stderr
+    assert read_index(tmp_path / "t").weights == pytest.approx({"code": 1 / 3, "news": 1 / 3, "wiki": 1 / 3})
+    far = ["--weight", "code=1", "--weight", "news=1", "--weight", "wiki=2"]
+    r = build(corpus, tmp_path / "f", weights=far, tokens="20k")
+    assert r.exit_code == 2 and r.stderr.strip().endswith("normalise them or pass --normalize"), r.stderr
+    r = build(corpus, tmp_path / "n", "--normalize", weights=far, tokens="20k")
+    assert r.exit_code == 0, r.output
+    assert read_index(tmp_path / "n").weights == {"code": 0.25, "news": 0.25, "wiki": 0.5}
+
+
 def test_a_subset_of_domains_gives_the_rest_weight_zero_with_a_note(corpus, tmp_path):
     """As Megatron's blend and HF interleaving: a map naming some domains samples only those."""
     r = build(corpus, tmp_path / "sub", weights=["--weight", "code=1"], tokens="20k")

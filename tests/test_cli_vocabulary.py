@@ -109,3 +109,63 @@ def test_loop_config_replays_no_cap_with_the_same_keys(tmp_path):
     replay = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["loop", "ddo", "--config", str(path), "--show"])
     assert replay.exit_code == 0, replay.output
     assert replay.output == direct.output and "-x1-s0-" in direct.output
+
+
+@pytest.mark.filterwarnings("always::UserWarning")
+def test_a_warning_is_one_line_without_mixers_source(monkeypatch, tmp_path):
+    """Python's default prints `file:line: Category: message` and then the source line that warned."""
+    import warnings
+    from types import SimpleNamespace
+
+    from mixer.formats import verify
+
+    def warns(folder):
+        warnings.warn("the first line\n  and its second", UserWarning, stacklevel=1)
+        return SimpleNamespace(kind="corpus", summary="fine")
+
+    monkeypatch.setattr(verify, "verify_folder", warns)
+    r = CliRunner().invoke(main, ["verify", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines() == ["warning: UserWarning: the first line and its second"]
+
+
+def test_every_option_says_what_it_does():
+    bare = [f"{name} {p.opts[0]}" for name, cmd in commands().items() for p in cmd.params
+            if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip()]
+    assert bare == []
+
+
+def test_help_names_only_options_the_command_has():
+    """build-shards' --ray help once said '--workers is then unused'; build-shards has no --workers."""
+    import re
+
+    foreign = []
+    for name, cmd in commands().items():
+        have = {o for p in cmd.params for o in (*p.opts, *getattr(p, "secondary_opts", ()))}
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not p.hidden:
+                foreign += [f"{name} {p.opts[0]}: {m}" for m in re.findall(r"(?<![\w-])--[a-z][a-z-]*", p.help or "")
+                            if m not in have]
+    assert foreign == []
+    assert "--threads is then unused" in visible(commands()["build-shards"])["--ray"].help
+
+
+def test_preset_help_lists_the_presets():
+    from mixer.trainers.presets import PRESETS
+
+    for name, cmd in commands().items():
+        preset = visible(cmd).get("--preset")
+        if preset is not None:
+            for model, names in PRESETS.items():
+                assert f"{model}: {', '.join(names)}" in preset.help, name
+    assert "--preset" in visible(commands()["loop ddo"])
+
+
+@pytest.mark.parametrize("command, option, needs", [
+    ("prepare", "--vocab-size", "--tokenizer train"), ("prepare", "--task-mb", "With --ray"),
+    ("prepare", "--split", "Only with a save_to_disk DatasetDict"), ("build-shards", "--shared-fs", "With --ray"),
+    ("build-shards", "--normalize", "With --weight"), ("train", "--normalize", "With --weight"),
+    ("train", "--tokens", "With --corpus"), ("train", "--weights", "With --corpus"),
+    ("loop ddo", "--ray-cpus", "--ray local")])
+def test_an_option_that_matters_only_with_another_says_so(command, option, needs):
+    assert needs in visible(commands()[command])[option].help

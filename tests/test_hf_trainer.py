@@ -80,3 +80,38 @@ def test_the_example_logs_a_falling_loss_per_domain(example, tmp_path):
         # the overall loss is a token-weighted mean of the domains' losses: within their range
         assert min(per_domain.values()) - 1e-6 <= h["loss"] <= max(per_domain.values()) + 1e-6
     assert logs[-1]["loss"] < logs[0]["loss"]
+
+
+@pytest.mark.parametrize("own_shards", [False, True])
+def test_the_example_takes_your_shards_without_transformers_warnings(example, tmp_path, own_shards):
+    """`--shards DIR` trains on the user's data; GPT2Config's default BOS/EOS (50256) outside a
+    small vocabulary and the unnamed loss type once made transformers warn on every run."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from mixer.shards.plan import PlanConfig, build_plan
+    from mixer.shards.write import ShardConfig, write_shards
+
+    shards = None
+    if own_shards:
+        corpus = write_example_corpus(tmp_path / "mine", ["alpha", "beta"], vocab_size=300)
+        plan = build_plan(corpus, {"alpha": 0.25, "beta": 0.75}, PlanConfig(tokens=4 * 8 * 48, seq_len=48, seed=1))
+        shards = tmp_path / "shards"
+        write_shards(plan, corpus, shards, ShardConfig(shard_tokens=8 * 48, workers=1))
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    root = hf_logging.get_logger("transformers")
+    hf_logging.warning_once.cache_clear()  # a warning given once in this process would not show again
+    root.addHandler(handler)
+    try:
+        trainer = example.main(tmp_path / "work", steps=4, logging_steps=2, shards=shards)
+    finally:
+        root.removeHandler(handler)
+    assert [r.getMessage() for r in records] == []
+    domains = {"loss/alpha", "loss/beta"} if own_shards else {"loss/code", "loss/news", "loss/web"}
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["step"] for h in logs] == [2, 4] and domains <= set(logs[-1])
+    if own_shards:
+        assert trainer.model.config.vocab_size == 300 and trainer.model.config.n_positions == 48

@@ -131,3 +131,24 @@ def test_a_writer_killed_between_its_two_renames_loses_nothing(tmp_path):
     with output_lock(out):
         assert (out / "f").read_text() == "previous" and tmp_siblings(out) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o755), (0o027, 0o750)])
+def test_output_folders_follow_the_umask(tmp_path, umask, mode):
+    """corpus/ and shards/ were 0700 (tempfile.mkdtemp): unreadable by another user or container."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i in range(4):
+        (raw / f"doc-{i}.txt").write_text(f"Story {i}. " + "The river rose through the night. " * 40)
+    old = os.umask(umask)
+    try:
+        r = CliRunner().invoke(main, ["prepare", "--source", f"a={raw}", "--source", f"b={raw}", "--heldout-docs", "1",
+                                      "--out", str(tmp_path / "corpus"), "--quiet"])
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(main, ["build-shards", "--corpus", str(tmp_path / "corpus"), *WEIGHTS,
+                                      "--tokens", "1000", "--seq-len", "50", "--out", str(tmp_path / "shards"), "--quiet"])
+        assert r.exit_code == 0, r.output
+    finally:
+        os.umask(old)
+    for name in ("corpus", "shards"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name

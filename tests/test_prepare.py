@@ -155,6 +155,82 @@ def test_jsonl_parquet_and_saved_dataset_sources(tmp_path):
         assert decoded_documents(tmp_path / "corpus", name) == [t[:1000] for t in texts]
 
 
+def _body_and_content(tmp_path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    texts = [english(1500, i) for i in range(4)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"body": t}) + "\n" for t in texts))
+    pq.write_table(pa.table({"content": texts}), tmp_path / "b.parquet")
+    return texts
+
+
+@pytest.mark.parametrize("form", ["path:field", "--text-field domain=field"])
+def test_each_source_names_its_own_text_field_on_the_command_line(tmp_path, form):
+    """A JSONL `body` and a Parquet `content` in one corpus: once impossible from the command line."""
+    texts = _body_and_content(tmp_path)
+    if form == "path:field":
+        args = ["--source", f"docs={tmp_path / 'a.jsonl'}:body", "--source", f"code={tmp_path / 'b.parquet'}:content"]
+    else:
+        args = ["--source", f"docs={tmp_path / 'a.jsonl'}", "--source", f"code={tmp_path / 'b.parquet'}",
+                "--text-field", "docs=body", "--text-field", "code=content"]
+    code, out = run_cli(["prepare", *args, "--heldout-docs", "0", "--out", str(tmp_path / "corpus"), "--quiet"])
+    assert code == 0, out
+    for name in ("docs", "code"):
+        assert decoded_documents(tmp_path / "corpus", name) == [t[:1000] for t in texts]
+
+
+def test_missing_field_error_gives_advice_that_works(tmp_path):
+    _body_and_content(tmp_path)
+    code, out = run_cli(["prepare", "--source", f"docs={tmp_path / 'a.jsonl'}", "--source", f"code={tmp_path / 'b.parquet'}",
+                         "--text-field", "body", "--heldout-docs", "0", "--out", str(tmp_path / "corpus"), "--quiet"])
+    assert code == 2
+    assert out.splitlines()[-1] == (f"error: {tmp_path / 'b.parquet'}: no column 'body' (has: content); name the field "
+                                    "with --source DOMAIN=PATH:FIELD or --text-field DOMAIN=FIELD")
+    code, out = run_cli(["prepare", "--source", f"docs={tmp_path / 'a.jsonl'}", "--text-field", "doc=body",
+                         "--out", str(tmp_path / "corpus"), "--quiet"])
+    assert code == 2 and out.splitlines()[-1] == ("error: --text-field 'doc=body': no --source names domain 'doc' "
+                                                  "(domains: docs)")
+
+
+def test_a_saved_datasetdict_asks_for_its_split(tmp_path):
+    """It used to read `train` silently; now several splits need --split, one split comes with a note."""
+    import datasets
+
+    texts = [english(1500, i) for i in range(4)]
+    other = [english(1200, 10 + i) for i in range(3)]
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": texts}),
+                          "test": datasets.Dataset.from_dict({"text": other})}).save_to_disk(str(tmp_path / "two"))
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict({"text": other})}).save_to_disk(str(tmp_path / "one"))
+    base = ["--heldout-docs", "0", "--quiet"]
+    code, out = run_cli(["prepare", "--source", f"d={tmp_path / 'two'}", *base, "--out", str(tmp_path / "c0")])
+    assert code == 2 and out.splitlines()[-1] == (f"error: {tmp_path / 'two'}: DatasetDict has splits train, test; say "
+                                                  "which to prepare with --split NAME (or --split DOMAIN=NAME)")
+    code, out = run_cli(["prepare", "--source", f"d={tmp_path / 'two'}", "--split", "test", *base,
+                         "--out", str(tmp_path / "c1")])
+    assert code == 0, out
+    assert decoded_documents(tmp_path / "c1", "d") == [t[:1000] for t in other]
+    code, out = run_cli(["prepare", "--source", f"d={tmp_path / 'one'}", *base, "--out", str(tmp_path / "c2")])
+    assert code == 0, out
+    assert f"note: {tmp_path / 'one'}: DatasetDict has one split, 'test'; preparing it" in out.splitlines()
+    assert decoded_documents(tmp_path / "c2", "d") == [t[:1000] for t in other]
+
+
+def test_datasets_objects_are_sources_in_python(tmp_path):
+    import datasets
+
+    texts = [english(1500, i) for i in range(4)]
+    ds = datasets.Dataset.from_dict({"body": texts, "n": list(range(4))})
+    sources = [DomainSource("map", ds, text_field="body"),
+               DomainSource("iter", ds.to_iterable_dataset(), text_field="body"),
+               DomainSource("dict", datasets.DatasetDict({"train": ds, "test": ds.select([0])}), text_field="body",
+                            split="train")]
+    prepare(tmp_path, sources)
+    for name in ("map", "iter", "dict"):
+        assert decoded_documents(tmp_path / "corpus", name) == [t[:1000] for t in texts]
+    with pytest.raises(MixerError, match=r"^a Dataset: no column 'text' \(has: body, n\)"):
+        prepare(tmp_path, [DomainSource("map", ds)], overwrite=True)
+
+
 def test_trained_tokenizer_is_saved_and_hashed(tmp_path):
     src = write_docs(tmp_path / "raw", [english(1500, i) for i in range(10)])
     prepare(tmp_path, [DomainSource("web", src)], tokenizer="train", vocab_size=300)

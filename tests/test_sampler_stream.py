@@ -76,7 +76,7 @@ def test_sampler_split_matches_stream(corpus, shards):
     for world_size in (2, 3):
         parts = []
         for rank in range(world_size):
-            kw = dict(rank=rank, world_size=world_size, batch_size=B)
+            kw = dict(rank=rank, world_size=world_size, batch_size=B, drop_remainder=False)
             ours = stack(DataLoader(sampler(corpus, **kw), batch_size=B, num_workers=2))
             theirs = stack(DataLoader(MixtureStream(shards, **kw), batch_size=B, num_workers=0))
             assert np.array_equal(ours, theirs)

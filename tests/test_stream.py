@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mixer import MixtureStream
-from mixer.core.errors import MixerError
+from mixer.core.errors import MixerError, MixerNote
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.formats.shards import read_shard, read_shard_domains
 from mixer.shards.write import ShardConfig, write_shards
@@ -146,9 +146,68 @@ def test_batched_blocks_straddling_shards_resume(shards, reference):
     assert np.array_equal(np.concatenate([head, rows(resumed)]), whole)
 
 
-def test_drop_remainder_gives_equal_ranks(shards):
-    lens = [len(MixtureStream(shards, rank=r, world_size=4, drop_remainder=True)) for r in range(4)]
-    assert lens == [37] * 4  # 150 // 4
+def test_ranks_get_equal_counts_by_default_and_the_remainder_is_said(shards, reference):
+    """An uneven last step hangs DDP: by default every rank gets 150 // 4 = 37 sequences, the 2
+    left out are said once (rank 0) and counted; drop_remainder=False keeps them."""
+    with pytest.warns(MixerNote) as notes:
+        streams = [MixtureStream(shards, rank=r, world_size=4) for r in range(4)]
+    said = ("stream: 150 sequences over 4 ranks: 37 each, the last 2 left out so that every rank takes the same "
+            "number of steps (drop_remainder=False keeps them)")
+    assert [str(n.message) for n in notes] == [said]
+    assert [len(s) for s in streams] == [37] * 4 and streams[0].dropped == 2
+    assert np.array_equal(np.concatenate([rows(DataLoader(s, batch_size=B)) for s in streams]), reference[0][:148])
+    kept = [MixtureStream(shards, rank=r, world_size=4, drop_remainder=False) for r in range(4)]
+    assert [len(s) for s in kept] == [37, 38, 37, 38] and kept[0].dropped == 0
+
+
+@pytest.mark.parametrize("drop", [False, True])
+@pytest.mark.parametrize("old_world,new_world,steps", [(2, 3, 5), (3, 2, 4), (4, 1, 3), (1, 4, 7)])
+def test_resume_on_another_world_size_loses_and_repeats_nothing(shards, reference, old_world, new_world, steps, drop):
+    """Elastic resumption: each of the old ranks consumed `steps` batches; the new ranks read the
+    rest of the pass, in stream order; then a second resize; the union is the whole stream once
+    (less the stated remainder), and the next pass is whole again."""
+    import warnings
+
+    warnings.simplefilter("ignore", MixerNote)
+    ids = reference[0]
+    head = []
+    for r in range(old_world):
+        stream = MixtureStream(shards, rank=r, world_size=old_world, batch_size=B, drop_remainder=drop)
+        it = iter(DataLoader(stream, batch_size=B))
+        head.append(rows([next(it) for _ in range(steps)]))
+    state = pickle.loads(pickle.dumps(stream.state_dict()))  # any rank's: all consumed steps * B
+    middle, tail = [], []
+    for r in range(new_world):
+        resumed = MixtureStream(shards, rank=r, world_size=new_world, batch_size=B, drop_remainder=drop)
+        resumed.load_state_dict(state)
+        share = len(resumed)
+        it = iter(DataLoader(resumed, batch_size=B))
+        middle.append(rows([next(it) for _ in range(2)]))
+        again = pickle.loads(pickle.dumps(resumed.state_dict()))
+        tail.append(rows(DataLoader(resumed, batch_size=B)))
+        assert share == len(middle[-1]) + len(tail[-1])
+        assert np.array_equal(rows(DataLoader(resumed, batch_size=B)),  # the next pass: the usual share
+                              rows(DataLoader(MixtureStream(shards, rank=r, world_size=new_world, batch_size=B,
+                                                            drop_remainder=drop), batch_size=B)))
+    # the new ranks split the remaining sequences in stream order: concatenated, they are sorted
+    rest = np.concatenate([np.concatenate([m, t]) for m, t in zip(middle, tail)])
+    index = {row.tobytes(): i for i, row in enumerate(ids)}
+    assert len(index) == len(ids)  # rows are unique, so a row names its sequence
+    position = np.array([index[row.tobytes()] for row in rest])
+    assert np.all(np.diff(position) > 0)
+    seen = np.concatenate([np.concatenate(head), rest])
+    taken = sorted(index[row.tobytes()] for row in seen)
+    assert len(taken) == len(set(taken))  # nothing read twice
+    remaining = len(ids) - old_world * steps * B
+    assert len(taken) == old_world * steps * B + (remaining // new_world * new_world if drop else remaining)
+    if not drop:
+        assert taken == list(range(len(ids)))  # nothing lost
+    # resizing again from a resized state (back to the old world size) continues the same pass
+    moved = MixtureStream(shards, rank=0, world_size=old_world, batch_size=B, drop_remainder=drop)
+    moved.load_state_dict(again)
+    later = {index[row.tobytes()] for row in rows(DataLoader(moved, batch_size=B))}
+    before = {index[row.tobytes()] for row in np.concatenate([*head, *middle])}
+    assert later and not later & before
 
 
 def test_rank_from_environment(shards, monkeypatch):
@@ -227,8 +286,8 @@ def test_state_from_another_stream_or_layout_is_refused(shards, corpus, tmp_path
     with pytest.raises(MixerError, match="another stream"):
         MixtureStream(shards).load_state_dict(state)
     state = MixtureStream(shards, rank=0, world_size=2).state_dict()
-    with pytest.raises(MixerError, match="world_size=2"):
-        MixtureStream(shards).load_state_dict(state)
+    with pytest.raises(MixerError, match="rank=0"):
+        MixtureStream(shards, rank=1, world_size=2).load_state_dict(state)  # same layout: each rank its own state
     with pytest.raises(MixerError, match="consumed=999"):
         MixtureStream(shards).load_state_dict({"consumed": 999})
 

@@ -37,19 +37,21 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context):
         import warnings
 
-        from mixer.formats.weights import WeightNote
+        from mixer.core.errors import MixerNote
 
         with warnings.catch_warnings():  # restores the filters and showwarning afterwards
-            show = warnings.showwarning
-            warnings.simplefilter("always", WeightNote)
+            warnings.simplefilter("always", MixerNote)
 
-            def note(message, category, *args, **kwargs):  # a library note is one plain line on stderr
-                if issubclass(category, WeightNote):
-                    click.echo(f"note: {message}", err=True)
+            def one_line(message, category, *args, **kwargs):
+                """A note is `note: ...`; any other warning `warning: Category: ...`: one line each,
+                never the source line that raised it (a user cannot act on mixer's internals)."""
+                text = " ".join(str(message).split())
+                if issubclass(category, MixerNote):
+                    click.echo(f"note: {text}", err=True)
                 else:
-                    show(message, category, *args, **kwargs)
+                    click.echo(f"warning: {category.__name__}: {text}", err=True)
 
-            warnings.showwarning = note
+            warnings.showwarning = one_line
             try:
                 return super().invoke(ctx)
             except MixerError as exc:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,7 +27,7 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     with output_lock(final):
         if final.exists() and not overwrite:  # checked under the lock: no two writers both pass it
             raise MixerError(f"{final}: output already exists; choose another path or pass --overwrite")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        tmp = _fresh_dir(final)
         try:
             yield tmp
         except BaseException:
@@ -41,6 +41,20 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
         else:
             os.replace(tmp, final)
+
+
+def _fresh_dir(final: Path) -> Path:
+    """A new empty `.NAME.tmp-*` sibling made by a plain mkdir, so the published folder has the
+    mode the user's umask gives (`tempfile.mkdtemp` makes 0700: unreadable by another user or
+    container sharing the output)."""
+    for _ in range(100):
+        tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
+    raise MixerError(f"{final.parent}: cannot create a temporary folder beside {final.name}")
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, fsync: bool = False, make_parent: bool = False) -> Path:

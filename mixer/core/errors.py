@@ -19,6 +19,12 @@ class MixerError(Exception):
         super().__init__(message)
 
 
+class MixerNote(UserWarning):
+    """Something the user should see that is not an error (a choice mixer made for them: domains
+    left out of a weight map get 0, rounded weights normalised, the one split of a saved
+    DatasetDict read); the CLI prints it as one `note:` line."""
+
+
 def _from_worker(message: str) -> str:
     """torch's DataLoader re-raises a worker's exception as ``type(exc)("Caught X in DataLoader
     worker process N.\nOriginal Traceback ...\nmixer...MixerError: the line")``: keep the one

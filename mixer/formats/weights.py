@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from mixer.core.atomic import write_json_atomic
-from mixer.core.errors import MixerError
+from mixer.core.errors import MixerError, MixerNote
 from mixer.core.jsonio import read_json_object
 
 SIMPLEX_TOL = 1e-9
 FORMAT_VERSION = 1
 
 
-class WeightNote(UserWarning):
+class WeightNote(MixerNote):
     """Something about a mixture the user should see but that is not an error (domains left out
     of a weight map, which get weight 0)."""
 
@@ -83,7 +83,8 @@ def validate_weights(weights: Mapping[str, float], domains: Iterable[str] | None
             out.update({m: 0.0 for m in missing})
     total = math.fsum(out.values())
     if abs(total - 1.0) > SIMPLEX_TOL:
-        raise MixerError(f"{source}: weights sum to {total!r}, not 1 (within {SIMPLEX_TOL}); normalise them")
+        fix = " or pass --normalize" if source == "--weight" else ""
+        raise MixerError(f"{source}: weights sum to {total!r}, not 1 (within {SIMPLEX_TOL}); normalise them{fix}")
     return out
 
 
@@ -116,8 +117,26 @@ def save_weights(path: str | Path, mixture: MixtureWeights) -> None:
     write_json_atomic(path, mixture.to_json())
 
 
-def parse_weight_options(pairs: Iterable[str]) -> dict[str, float]:
-    """`["news=0.3", "code=0.7"]` -> dict; used by every command taking `--weight dom=w`."""
+ROUNDING_TOL = 0.01  # typed weights that sum to 1 within this are rounded shares (3 x 0.333), not a mistake
+
+
+def parse_weight_options(pairs: Iterable[str], normalize: bool = False) -> dict[str, float]:
+    """`["news=0.3", "code=0.7"]` -> dict; used by every command taking `--weight dom=w`.
+
+    Typed shares are rounded (`--weight a=0.333` three times sums to 0.999): a sum within
+    ROUNDING_TOL of 1 is normalised with a `WeightNote` saying so; `normalize` (`--normalize`)
+    scales any positive sum (e.g. `a=1 b=3`). Other sums are left for `validate_weights` to refuse."""
+    out = _parse_pairs(pairs)
+    total = math.fsum(out.values())
+    if total > 0 and math.isfinite(total) and abs(total - 1.0) > SIMPLEX_TOL and all(w >= 0 for w in out.values()) \
+            and (normalize or abs(total - 1.0) <= ROUNDING_TOL):
+        out = {name: w / total for name, w in out.items()}
+        warnings.warn(f"--weight: the weights sum to {total:.6g}; normalised to sum to 1 "
+                      f"({', '.join(f'{n}={w:.6g}' for n, w in out.items())})", WeightNote, stacklevel=2)
+    return out
+
+
+def _parse_pairs(pairs: Iterable[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")

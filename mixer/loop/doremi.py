@@ -158,7 +158,7 @@ def _train_reference(spec: RunSpec) -> dict[str, bytes]:
     torch.set_num_threads(spec.train.threads)
     tmp = Path(tempfile.mkdtemp(prefix="mixer-doremi-ref-"))
     try:
-        train(spec.train.train_config(), _data_source(spec), tmp / "run")
+        train(spec.train.train_config(), _data_source(spec), tmp / "run", log=spec.metrics())
         return {n: (tmp / "run" / n).read_bytes() for n in (*KEEP_FILES, "checkpoint.pt") if (tmp / "run" / n).exists()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -200,7 +200,7 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
                       base=None if cfg.mode == "resample" else dict(spec.weights))
     tmp = Path(tempfile.mkdtemp(prefix="mixer-doremi-proxy-"))
     try:
-        train(tc, source, tmp / "run", step_hooks=[hook])
+        train(tc, source, tmp / "run", step_hooks=[hook], log=spec.metrics())
         files = {n: (tmp / "run" / n).read_bytes() for n in ("run.json", "loss_curves.png") if (tmp / "run" / n).exists()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

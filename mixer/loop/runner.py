@@ -49,6 +49,8 @@ class TrainSpec:
     threads: int = 1  # torch CPU threads per run; results are bitwise reproducible only at a fixed count
     device: str = "auto"  # "auto": the run's GPU if it has one, else CPU
     trainer: str = "hf"  # "hf": mixer.trainers.train.train; "stacked": mixer.trainers.batched (what --batch-proxies trains)
+    log: tuple[str, ...] = ()  # metrics also to "tensorboard" / "wandb" (mixer.core.metrics); not in the key
+    log_dir: str = ""  # their folder: one run per proxy, named as its cache folder
 
     def __post_init__(self) -> None:
 
@@ -56,9 +58,11 @@ class TrainSpec:
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON holds them (spec.json, weights.json provenance, the cache key):
-        no repetition cap (math.inf) is null."""
+        no repetition cap (math.inf) is null; where metrics are logged is left out (it changes
+        no result, so neither the key nor the outputs)."""
 
-        return {**asdict(self), "max_epochs": max_epochs_json(self.max_epochs)}
+        settings = {k: v for k, v in asdict(self).items() if k not in ("log", "log_dir")}  # where metrics go: no input
+        return {**settings, "max_epochs": max_epochs_json(self.max_epochs)}
 
     def train_config(self, progress: bool = False):
         from mixer.trainers.train import TrainConfig
@@ -95,6 +99,14 @@ class RunSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "train": self.train.to_json(), "key": self.key()}
+
+    def metrics(self):
+        """Where this run's metrics go (`--log`): a run named as its cache folder, or None."""
+        from mixer.core.metrics import MetricsConfig
+
+        if not self.train.log:
+            return None
+        return MetricsConfig(targets=tuple(self.train.log), folder=self.train.log_dir or "logs", name=self.folder())
 
     def folder(self) -> str:
         """`<scale>/<role>-<domain>-x<factor>-s<seed>-<hash8>`: the run's cache folder, readable by
@@ -162,7 +174,7 @@ def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:
             raise MixerError(f"run {spec.name}: trainer {spec.train.trainer!r}; use 'hf' or 'stacked'")
         if spec.train.trainer == "stacked":  # the batched trainer with this one proxy: what a batch gives it
             return execute_batch([spec], progress)[0]
-        train(spec.train.train_config(progress=progress), _data_source(spec), tmp / "run")
+        train(spec.train.train_config(progress=progress), _data_source(spec), tmp / "run", log=spec.metrics())
         return {name: (tmp / "run" / name).read_bytes() for name in KEEP_FILES if (tmp / "run" / name).exists()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -185,7 +197,8 @@ def execute_batch(specs: Sequence[RunSpec], progress: bool = False) -> list[dict
     torch.set_num_threads(specs[0].train.threads)  # as `execute`: bitwise results need a fixed count
     tmp = Path(tempfile.mkdtemp(prefix="mixer-batch-"))
     try:
-        proxies = [Proxy(_data_source(s), out_dir=tmp / str(i), seed=s.train.seed) for i, s in enumerate(specs)]
+        proxies = [Proxy(_data_source(s), out_dir=tmp / str(i), seed=s.train.seed, log=s.metrics())
+                   for i, s in enumerate(specs)]
         train_batched(specs[0].train.train_config(progress=progress), proxies,
                       progress_desc=f"{len(specs)} proxies" if progress else None)
         return [{n: (tmp / str(i) / n).read_bytes() for n in KEEP_FILES if (tmp / str(i) / n).exists()}

@@ -8,8 +8,10 @@ and the pipeline can hand a cluster run to the driver without either importing t
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mixer.core.errors import MixerError
 from mixer.formats.corpus import CorpusManifest
@@ -19,10 +21,20 @@ from mixer.prepare.rules import PrepareRules
 @dataclass(frozen=True)
 class DomainSource:
     name: str
-    path: Path
+    path: Path | Any  # a file or folder; in Python also a `datasets` Dataset / IterableDataset (/ Dict)
     kind: str = "web"  # decides the rules: code/scientific → random block; encyclopedia → English only
     fmt: str = "auto"  # text, jsonl, parquet, hf or auto
     text_field: str = "text"
+    split: str | None = None  # the split of a DatasetDict (None: its only split, else an error naming them)
+
+    @property
+    def where(self) -> str:
+        """The source as errors name it: the path, or the kind of in-memory dataset."""
+        return str(self.path) if is_path(self.path) else f"a {type(self.path).__name__}"
+
+
+def is_path(source: Any) -> bool:
+    return isinstance(source, (str, os.PathLike))
 
 
 @dataclass(frozen=True)
@@ -72,11 +84,11 @@ class PrepareResult:
 def check_kept(src: DomainSource, report: DomainReport, rules: PrepareRules) -> None:
     """The error for a domain the rules leave empty, naming what each rule dropped."""
     if report.seen == 0 and report.skipped_binary:
-        raise MixerError(f"domain {src.name!r} ({src.path}): no text at all: all {report.skipped_binary} files are binary "
+        raise MixerError(f"domain {src.name!r} ({src.where}): no text at all: all {report.skipped_binary} files are binary "
                          "or not UTF-8; point --source at a folder of UTF-8 text files")
     if not report.kept:
         d = report.dropped
         raise MixerError(
-            f"domain {src.name!r} ({src.path}): no document left after the rules: of {report.seen} seen, "
+            f"domain {src.name!r} ({src.where}): no document left after the rules: of {report.seen} seen, "
             f"{d['short']} had <= {rules.min_chars} characters, {d['duplicate']} were duplicates, "
             f"{d['non_english']} were not English; add longer documents or lower --min-chars")

@@ -31,7 +31,7 @@ from mixer.core.lock import output_lock
 from mixer.core.paths import refuse_nested
 from mixer.core.units import format_count
 from mixer.formats.corpus import DomainInfo, token_dtype_for
-from mixer.prepare.config import DomainReport, DomainSource, PrepareConfig, PrepareResult, check_kept
+from mixer.prepare.config import DomainReport, DomainSource, PrepareConfig, PrepareResult, check_kept, is_path
 from mixer.prepare.heldout import heldout_rule, heldout_split
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
 from mixer.prepare.sources import iter_documents
@@ -131,7 +131,7 @@ def validate_sources(sources: Sequence[DomainSource], rules: PrepareRules = Prep
         if s.name in seen:
             raise MixerError(f"domain {s.name!r} is given twice; merge its paths into one folder or rename one")
         seen.add(s.name)
-        if not Path(s.path).exists():
+        if is_path(s.path) and not Path(s.path).exists():
             raise MixerError(f"{s.path}: source path of domain {s.name!r} does not exist; check --source {s.name}=PATH")
         if s.kind not in rules.kinds():
             raise MixerError(f"domain {s.name!r}: unknown kind {s.kind!r}; use one of {', '.join(rules.kinds())} "
@@ -146,7 +146,7 @@ def _filter_domain(src: DomainSource, config: PrepareConfig, pool: Executor, rep
     ids: list[int] = []
     texts: list[str] = []
     nbytes = 0
-    for _, text in iter_documents(src.path, src.text_field, src.fmt):
+    for _, text in iter_documents(src.path, src.text_field, src.fmt, split=src.split):
         if config.max_docs is not None and report.seen >= config.max_docs:
             break
         if text is None:
@@ -204,7 +204,8 @@ def prepare_corpus(config: PrepareConfig, cluster: "ClusterConfig | None" = None
         raise MixerError(f"--workers {config.workers}: need at least 1 process")
     out = Path(config.out)
     for s in config.sources:
-        refuse_nested(out, s.path, f"the source of domain {s.name!r}")
+        if is_path(s.path):
+            refuse_nested(out, s.path, f"the source of domain {s.name!r}")
     if out.exists() and not config.overwrite:
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
     with output_lock(out):

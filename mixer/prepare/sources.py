@@ -7,18 +7,26 @@ Supported inputs, chosen by what the path is:
 - a `.jsonl` / `.jsonl.gz` file, or a folder of them (one JSON object per line, `text_field`);
 - a `.parquet` file or a folder of them (`text_field` column);
 - a Hugging Face `datasets` folder written by `save_to_disk` (has `dataset_info.json` or
-  `dataset_dict.json`), `text_field` column, train split for a DatasetDict.
+  `dataset_dict.json`), `text_field` column; of a DatasetDict, the `split` asked for, or its
+  only split (with a note), else an error naming the splits;
+- in Python, a `datasets.Dataset` / `IterableDataset` (or a DatasetDict of them) itself.
+
+The text field is per source (`--source docs=a.jsonl:body`, `--text-field docs=body`), so
+sources that name their text differently go into one corpus.
 """
 from __future__ import annotations
 
 import gzip
 import json
+import os
+import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from mixer.core.errors import MixerError
+from mixer.core.errors import MixerError, MixerNote
 
 Document = tuple[str, str | None]  # (key, text); text None: a skipped binary / undecodable file
+FIELD_FIX = "name the field with --source DOMAIN=PATH:FIELD or --text-field DOMAIN=FIELD"
 
 
 def decode_text(data: bytes) -> str | None:
@@ -91,7 +99,7 @@ def read_jsonl(path: Path, text_field: str, files: list[Path] | None = None) -> 
                         raise MixerError(f"{f}:{lineno}: invalid JSON ({exc.msg}); fix or remove that line") from None
                     if not isinstance(obj, dict) or text_field not in obj:
                         keys = ", ".join(sorted(obj)) if isinstance(obj, dict) else type(obj).__name__
-                        raise MixerError(f"{f}:{lineno}: no field {text_field!r} (has: {keys}); pass --text-field")
+                        raise MixerError(f"{f}:{lineno}: no field {text_field!r} (has: {keys}); {FIELD_FIX}")
                     yield f"{f.name}:{lineno}", str(obj[text_field] or "")
         except OSError as exc:
             raise MixerError(f"{f}: unreadable ({exc}); check the file") from None
@@ -108,7 +116,7 @@ def read_parquet(path: Path, text_field: str, files: list[Path] | None = None) -
             raise MixerError(f"{f}: not a readable Parquet file ({exc}); check the file") from None
         names = pf.schema_arrow.names
         if text_field not in names:
-            raise MixerError(f"{f}: no column {text_field!r} (has: {', '.join(names)}); pass --text-field")
+            raise MixerError(f"{f}: no column {text_field!r} (has: {', '.join(names)}); {FIELD_FIX}")
         row = 0
         for batch in pf.iter_batches(columns=[text_field], batch_size=4096):
             for text in batch.column(0).to_pylist():
@@ -116,28 +124,72 @@ def read_parquet(path: Path, text_field: str, files: list[Path] | None = None) -
                 row += 1
 
 
-def read_hf_dataset(path: Path, text_field: str) -> Iterator[Document]:
+def read_hf_dataset(path: Path, text_field: str, split: str | None = None) -> Iterator[Document]:
     import datasets
 
     try:
         ds = datasets.load_from_disk(str(path))
     except Exception as exc:  # datasets raises several unrelated types for a bad folder
         raise MixerError(f"{path}: not a dataset saved with save_to_disk ({type(exc).__name__}: {exc})") from None
-    if isinstance(ds, datasets.DatasetDict):
-        if "train" not in ds:
-            raise MixerError(f"{path}: DatasetDict has no 'train' split (has: {', '.join(ds)}); save the split to use")
-        ds = ds["train"]
-    if text_field not in ds.column_names:
-        raise MixerError(f"{path}: no column {text_field!r} (has: {', '.join(ds.column_names)}); pass --text-field")
-    for row, text in enumerate(ds.with_format("arrow").iter(batch_size=4096)):
-        for i, t in enumerate(text[text_field].to_pylist()):
-            yield f"{row * 4096 + i}", t or ""
+    return read_dataset(ds, text_field, split, where=str(path))
 
 
-def iter_documents(path: str | Path, text_field: str = "text", fmt: str = "auto",
-                   files: list[Path] | None = None) -> Iterator[Document]:
+def pick_split(ds: Any, split: str | None, where: str) -> Any:
+    """The split of a DatasetDict: the one asked for; with none asked, its only split (a note
+    says which), else an error naming the splits (reading `train` silently would drop the rest)."""
+    names = list(ds)
+    if split is not None:
+        if split not in ds:
+            raise MixerError(f"{where}: DatasetDict has no split {split!r} (has: {', '.join(names)}); "
+                             "pick one with --split")
+        return ds[split]
+    if len(names) != 1:
+        raise MixerError(f"{where}: DatasetDict has splits {', '.join(names)}; say which to prepare with "
+                         f"--split NAME (or --split DOMAIN=NAME)")
+    warnings.warn(f"{where}: DatasetDict has one split, {names[0]!r}; preparing it", MixerNote, stacklevel=3)
+    return ds[names[0]]
+
+
+def read_dataset(ds: Any, text_field: str, split: str | None = None, where: str = "dataset") -> Iterator[Document]:
+    """A `datasets` Dataset or IterableDataset (or a DatasetDict: see `pick_split`), in row order.
+    Checked before the first document is read, so a wrong field or split fails at once."""
+    import datasets
+
+    if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        ds = pick_split(ds, split, where)
+    elif split is not None:
+        raise MixerError(f"{where}: --split {split!r} given but the source has no splits; drop --split")
+    if not isinstance(ds, (datasets.Dataset, datasets.IterableDataset)):
+        raise MixerError(f"{where}: a {type(ds).__name__} is not a source; give a path, a datasets.Dataset "
+                         "or a datasets.IterableDataset")
+    columns = ds.column_names  # None for an IterableDataset whose features are unknown: checked per row
+    if columns is not None and text_field not in columns:
+        raise MixerError(f"{where}: no column {text_field!r} (has: {', '.join(columns)}); {FIELD_FIX}")
+    return _dataset_rows(ds, text_field, where)
+
+
+def _dataset_rows(ds: Any, text_field: str, where: str) -> Iterator[Document]:
+    import datasets
+
+    if isinstance(ds, datasets.Dataset):
+        for row, text in enumerate(ds.with_format("arrow").iter(batch_size=4096)):
+            for i, t in enumerate(text[text_field].to_pylist()):
+                yield f"{row * 4096 + i}", t or ""
+        return
+    for row, example in enumerate(ds):
+        if text_field not in example:
+            raise MixerError(f"{where}: row {row} has no field {text_field!r} (has: {', '.join(example)}); "
+                             f"{FIELD_FIX}")
+        yield f"{row}", str(example[text_field] or "")
+
+
+def iter_documents(path: str | Path | Any, text_field: str = "text", fmt: str = "auto",
+                   files: list[Path] | None = None, split: str | None = None) -> Iterator[Document]:
     """Documents of one source, in a stable order, whatever the format; with `files` (a run of
-    `source_files(path)`), only those files' documents (not for `hf`, which is read whole)."""
+    `source_files(path)`), only those files' documents (not for `hf`, which is read whole).
+    `path` may also be a `datasets` object (Python API); `split` picks a DatasetDict's split."""
+    if not isinstance(path, (str, os.PathLike)):
+        return read_dataset(path, text_field, split, where=f"a {type(path).__name__}")
     path = Path(path)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "text":
@@ -147,5 +199,5 @@ def iter_documents(path: str | Path, text_field: str = "text", fmt: str = "auto"
     if fmt == "parquet":
         return read_parquet(path, text_field, files)
     if fmt == "hf":
-        return read_hf_dataset(path, text_field)
+        return read_hf_dataset(path, text_field, split)
     raise MixerError(f"{path}: unknown source format {fmt!r}; use text, jsonl, parquet or hf")

@@ -24,7 +24,7 @@ import xxhash
 
 from mixer.core.errors import MixerError
 from mixer.core.task_cache import pack, write_entry
-from mixer.prepare.config import DomainSource, PrepareConfig
+from mixer.prepare.config import DomainSource, PrepareConfig, is_path
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document
 from mixer.prepare.sources import detect_format, iter_documents, source_files
 from mixer.prepare.tokenizer import encode_texts
@@ -48,6 +48,7 @@ class PrepareTask:
     fmt: str
     text_field: str
     files: tuple[str, ...] | None  # absolute; None: the whole source
+    split: str | None
     rules: PrepareRules
     seed: int
     batch_docs: int
@@ -65,12 +66,15 @@ class PrepareTask:
 
 def plan_tasks(src: DomainSource, config: PrepareConfig, task_bytes: int) -> list[PrepareTask]:
     """A domain's tasks, in source order: runs of whole files of about `task_bytes` bytes."""
+    if not is_path(src.path):
+        raise MixerError(f"domain {src.name!r}: a {type(src.path).__name__} object cannot be sent to a cluster; "
+                         "save it with save_to_disk and give that folder, or prepare without a cluster")
     path = Path(src.path).resolve()
     fmt = detect_format(path) if src.fmt == "auto" else src.fmt
 
     def task(files: tuple[str, ...] | None) -> PrepareTask:
         return PrepareTask(domain=src.name, kind=src.kind, root=str(src.path), path=str(path), fmt=fmt,
-                           text_field=src.text_field, files=files, rules=config.rules, seed=config.seed,
+                           text_field=src.text_field, files=files, split=src.split, rules=config.rules, seed=config.seed,
                            batch_docs=config.batch_docs)
 
     if fmt == "hf":
@@ -129,7 +133,7 @@ def _prepare_task(task: PrepareTask, tokenizer_json: str | None, dtype: np.dtype
     todo: list[tuple[int, str, str | None]] = []
     english_only = task.kind in rules.english_only_kinds
     error = None  # a bad input: the documents before it are kept, the driver decides if one machine reads it
-    documents = iter_documents(task.path, task.text_field, task.fmt, files=files)
+    documents = iter_documents(task.path, task.text_field, task.fmt, files=files, split=task.split)
     while True:
         try:
             _, text = next(documents)

@@ -24,19 +24,34 @@ the three places a position can be recorded:
   ``load_state_dict({"consumed": n})``; blocks are then dealt afresh from sequence n. The
   main process's ``state_dict()`` raises `MixerError` here (a flag in shared memory tells it
   workers did the reading) rather than report a position of 0.
+
+Elastic: a rank-level state (one with ``consumed``) also loads into a stream with another
+world size (or `drop_remainder`), as Mosaic's streaming resumes: the sequences the old ranks
+had not consumed (each rank consumed the same count under DDP; any rank's state serves) are
+split, in stream order, over the new ranks for the rest of the pass (`partition.remaining_pool`);
+the state carries that ``pool``, so a stream can be resized again. The next pass is whole.
 """
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any, Iterator, Mapping, Protocol
 
 import numpy as np
 import torch
 import xxhash
 
-from mixer.core.errors import MixerError
-from mixer.stream.partition import check_split, rank_range, unit_tasks, worker_runs
+from mixer.core.errors import MixerError, MixerNote
+from mixer.stream.partition import (
+    check_split,
+    rank_range,
+    rank_runs,
+    remaining_pool,
+    to_global,
+    unit_tasks,
+    worker_runs,
+)
 from mixer.stream.readahead import read_ahead
 
 STATE_VERSION = 1
@@ -96,7 +111,7 @@ class MixtureFeed(torch.utils.data.IterableDataset):
     tensors for this rank's (and worker's) sequences, in stream order."""
 
     def __init__(self, source: SequenceSource, *, rank: int | None = None, world_size: int | None = None,
-                 batch_size: int = 1, drop_remainder: bool = False, read_ahead: int = 2,
+                 batch_size: int = 1, drop_remainder: bool = True, read_ahead: int = 2,
                  batched: bool = False, domain_ids: bool = True) -> None:
         rank, world_size = default_rank(rank, world_size)
         check_split(rank, world_size, batch_size)
@@ -106,6 +121,15 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         # domain_ids=False: a loop that needs no per-domain loss skips the sidecar and its conversion.
         source.with_domains = bool(domain_ids)
         self.first, self.stop = rank_range(source.num_sequences, rank, world_size, drop_remainder)
+        # Sequences no rank reads (drop_remainder): said once, so a missing tail is never a surprise.
+        self.dropped = source.num_sequences - rank_range(source.num_sequences, world_size - 1, world_size,
+                                                         drop_remainder)[1]
+        if self.dropped and rank == 0:
+            warnings.warn(f"stream: {source.num_sequences} sequences over {world_size} ranks: "
+                          f"{self.stop - self.first} each, the last {self.dropped} left out so that every rank "
+                          "takes the same number of steps (drop_remainder=False keeps them)", MixerNote, stacklevel=3)
+        self._pool = np.array([[0, source.num_sequences]], dtype=np.int64)  # this pass's sequences (elastic)
+        self._runs = np.array([[self.first, self.stop - self.first]], dtype=np.int64)  # this rank's share of it
         self.seq_len = source.seq_len
         self.epoch = 0  # completed passes over this rank's sequences
         self._start = 0  # rank-local sequence where this pass's blocks were dealt
@@ -118,7 +142,7 @@ class MixtureFeed(torch.utils.data.IterableDataset):
     def __len__(self) -> int:
         """Items per pass for this rank (all its workers together): sequences, or batches
         when `batched`."""
-        n = self.stop - self.first
+        n = self._length
         return -(-n // self.batch_size) if self.batched else n
 
     @property
@@ -153,14 +177,19 @@ class MixtureFeed(torch.utils.data.IterableDataset):
                 "world_size": self.world_size, "batch_size": self.batch_size,
                 "drop_remainder": self.drop_remainder, "epoch": self.epoch, "start": self._start,
                 "yielded": self._yielded, "worker": worker, "num_workers": workers,
-                "consumed": self._start + self._yielded if workers == 1 else None}
+                "consumed": self._start + self._yielded if workers == 1 else None, "pool": self._pool.tolist()}
+
+    @property
+    def _length(self) -> int:
+        """Sequences of this rank in the current pass."""
+        return int(self._runs[:, 1].sum())
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume at the exact next sequence; accepts a `state_dict()` or ``{"consumed": n}``."""
         if set(state) <= {"consumed", "epoch"}:
             n = int(state["consumed"])
-            if not 0 <= n <= self.stop - self.first:
-                raise MixerError(f"consumed={n}: this rank has {self.stop - self.first} sequences per pass")
+            if not 0 <= n <= self._length:
+                raise MixerError(f"consumed={n}: this rank has {self._length} sequences in this pass")
             self._start, self._yielded, self._layout = n, 0, None
             self.epoch = int(state.get("epoch", self.epoch))
             self._read_by_workers.zero_()  # the caller's own count is the position now
@@ -171,17 +200,34 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         if state["fingerprint"] != self.source.fingerprint:
             raise MixerError("stream state was saved from another stream (different corpus, weights, seed, "
                              "seq_len or budget); resume with the stream it came from")
-        mine = {"rank": self.rank, "world_size": self.world_size, "drop_remainder": self.drop_remainder}
-        for key, value in mine.items():
-            if state[key] != value:
-                raise MixerError(f"stream state was saved with {key}={state[key]!r}, this stream has {value!r}; "
-                                 "resume with the same rank layout")
+        pool = np.array(state.get("pool") or [[0, self.source.num_sequences]], dtype=np.int64).reshape(-1, 2)
+        if (state["world_size"], state["drop_remainder"]) != (self.world_size, self.drop_remainder):
+            return self._resize(state, pool)
+        if state["rank"] != self.rank:
+            raise MixerError(f"stream state was saved with rank={state['rank']!r}, this stream has {self.rank!r}; "
+                             "resume each rank from its own state")
+        self._set_pool(pool)
         workers = int(state["num_workers"])
         if workers > 1 and state["batch_size"] != self.batch_size:
             raise MixerError(f"stream state was saved with batch_size={state['batch_size']}, this stream has "
                              f"{self.batch_size}; resume with the same batch_size")
         self.epoch, self._start, self._yielded = int(state["epoch"]), int(state["start"]), int(state["yielded"])
         self._layout = (int(state["worker"]), workers) if workers > 1 else None
+
+    def _set_pool(self, pool: np.ndarray) -> None:
+        self._pool = pool
+        self._runs = rank_runs(pool, self.rank, self.world_size, self.drop_remainder)
+
+    def _resize(self, state: Mapping[str, Any], pool: np.ndarray) -> None:
+        """Elastic: continue a pass saved with another world size (see the module docstring)."""
+        if state.get("consumed") is None:
+            raise MixerError(f"stream state was saved by DataLoader worker {state['worker']} of {state['num_workers']} "
+                             f"with world_size={state['world_size']}; resuming on world_size={self.world_size} needs "
+                             "the rank's position: load {'consumed': steps * batch_size, ...} into the saved state")
+        self._set_pool(remaining_pool(pool, int(state["world_size"]), bool(state["drop_remainder"]),
+                                      int(state["consumed"])))
+        self.epoch, self._start, self._yielded, self._layout = int(state["epoch"]), 0, 0, None
+        self._read_by_workers.zero_()
 
     # --- iteration --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -197,14 +243,13 @@ class MixtureFeed(torch.utils.data.IterableDataset):
                              "(StatefulDataLoader) or load_state_dict({'consumed': n})")
         self._layout = layout
         worker, workers = layout or (0, 1)
-        runs = worker_runs(self.stop - self.first, self._start, self.batch_size, worker, workers,
-                           skip=self._yielded)
-        runs[:, 0] += self.first
+        local = worker_runs(self._length, self._start, self.batch_size, worker, workers, skip=self._yielded)
+        runs = to_global(local, self._runs)
         pieces = read_ahead(self._convert, self._pieces(unit_tasks(runs, self.source.bounds)),
                             depth=self.read_ahead * 2)
         if self.batched:
             try:
-                for batch in _blocks(pieces, runs[:, 1].tolist()):
+                for batch in _blocks(pieces, local[:, 1].tolist()):
                     self._yielded += len(batch["input_ids"])
                     yield batch
             finally:
@@ -217,6 +262,8 @@ class MixtureFeed(torch.utils.data.IterableDataset):
                     yield {k: v[i] for k, v in rows.items()}
         self.epoch += 1
         self._start, self._yielded, self._layout = 0, 0, None
+        if len(self._pool) != 1 or self._pool[0, 1] != self.source.num_sequences:  # a resized pass ends: whole again
+            self._set_pool(np.array([[0, self.source.num_sequences]], dtype=np.int64))
 
     def _pieces(self, tasks: list) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Raw (tokens, domains) row blocks of at most PIECE_TOKENS, units decoded ahead."""

@@ -3,11 +3,18 @@
 Pure arithmetic on sequence numbers, shared by `MixtureStream` (shards) and `MixtureSampler`
 (corpus), so both split the same stream the same way.
 
-Ranks: rank r of W takes the contiguous range ``[N*r//W, N*(r+1)//W)`` of the N sequences
-(sizes differ by at most one; `drop_remainder` trims N to a multiple of W so all ranks get
-the same count). Contiguous ranges keep each rank's reads to 1/W of the shards; every
-contiguous window of the plan's stream holds each domain within a document of its share, so
-each rank's batches are as well mixed as the whole stream.
+Ranks: rank r of W takes the contiguous range ``[N*r//W, N*(r+1)//W)`` of the N sequences.
+`drop_remainder` (the default) trims N to a multiple of W so all ranks get the same count
+and DDP never waits on a rank with one step fewer; without it sizes differ by at most one.
+Contiguous ranges keep each rank's reads to 1/W of the shards; every contiguous window of the
+plan's stream holds each domain within a document of its share, so each rank's batches are
+as well mixed as the whole stream.
+
+Elastic resumption: a pass reads a *pool*, sorted global (first, count) runs (the whole
+stream, ``[(0, N)]``, unless resumed on another world size), and the ranks split the pool's
+positions as above. Resumed with W' ranks after each of W ranks consumed c sequences, the
+new pool is the old one less those W*c sequences (`remaining_pool`), in stream order, split
+over the W' ranks: no sequence is read twice and none is lost but a new remainder.
 
 Workers: from the rank's resume point `start`, the rank's remaining sequences are cut into
 blocks of `batch_size` and block i goes to worker ``i % num_workers``. A DataLoader over an
@@ -35,6 +42,60 @@ def rank_range(num_sequences: int, rank: int, world_size: int, drop_remainder: b
     """Global sequence numbers [lo, hi) of one rank."""
     n = num_sequences // world_size * world_size if drop_remainder else num_sequences
     return n * rank // world_size, n * (rank + 1) // world_size
+
+
+def pool_positions(pool: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Global (first, count) runs of the pool's positions [lo, hi)."""
+    ends = np.cumsum(pool[:, 1])
+    starts = ends - pool[:, 1]
+    out = []
+    i = int(np.searchsorted(ends, lo, side="right"))
+    while lo < hi and i < len(pool):
+        take = min(hi, int(ends[i])) - lo
+        out.append((int(pool[i, 0]) + lo - int(starts[i]), take))
+        lo += take
+        i += 1
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
+def rank_runs(pool: np.ndarray, rank: int, world_size: int, drop_remainder: bool) -> np.ndarray:
+    """Global (first, count) runs of one rank's share of the pool."""
+    return pool_positions(pool, *rank_range(int(pool[:, 1].sum()), rank, world_size, drop_remainder))
+
+
+def remaining_pool(pool: np.ndarray, world_size: int, drop_remainder: bool, consumed: int) -> np.ndarray:
+    """The pool less what `world_size` ranks took after each consumed `consumed` of its share
+    (all alike: DDP steps every rank together), in stream order."""
+    m = int(pool[:, 1].sum())
+    keep, at = [], 0
+    for r in range(world_size):
+        lo, hi = rank_range(m, r, world_size, drop_remainder)
+        keep.append((at, lo))
+        at = lo + min(consumed, hi - lo)
+    keep.append((at, m))
+    runs = [pool_positions(pool, a, b) for a, b in keep if b > a]
+    return merge_runs(np.concatenate(runs) if runs else np.zeros((0, 2), np.int64))
+
+
+def merge_runs(runs: np.ndarray) -> np.ndarray:
+    out: list[list[int]] = []
+    for first, count in runs.tolist():
+        if out and out[-1][0] + out[-1][1] == first:
+            out[-1][1] += count
+        elif count:
+            out.append([first, count])
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
+def to_global(local: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """Rank-local (position, count) runs as global (first, count) runs through the rank's
+    global `runs` (a run may split where the rank's runs do)."""
+    if len(runs) == 1:
+        out = local.copy()
+        out[:, 0] += runs[0, 0]
+        return out
+    return merge_runs(np.concatenate([pool_positions(runs, a, a + c) for a, c in local.tolist()] or
+                                     [np.zeros((0, 2), np.int64)]))
 
 
 def worker_runs(length: int, start: int, batch_size: int, worker: int, num_workers: int,

@@ -83,7 +83,7 @@ class MixtureSampler(MixtureFeed):
                  tokens: int | str | None, seq_len: int, seed: int = 0, *, objective: str = "causal",
                  max_epochs: float = 1.0, interleave: str = "auto",
                  rank: int | None = None, world_size: int | None = None, batch_size: int = 1,
-                 drop_remainder: bool = False, read_ahead: int = 2, batched: bool = False,
+                 drop_remainder: bool = True, read_ahead: int = 2, batched: bool = False,
                  domain_ids: bool = True) -> None:
 
         schedule = weights if isinstance(weights, MixtureSchedule) else None

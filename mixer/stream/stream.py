@@ -69,15 +69,16 @@ class MixtureStream(MixtureFeed):
 
     Arguments: `shards_dir` (written by `mixer build-shards`); `rank` / `world_size` (default:
     torch.distributed, else RANK / WORLD_SIZE, else 0 / 1); `batch_size` (the DataLoader's:
-    makes the order independent of num_workers); `drop_remainder` (trim to a multiple of
-    world_size so every rank gets the same count); `read_ahead` (shards decoded ahead);
+    makes the order independent of num_workers); `drop_remainder` (default True: trim to a
+    multiple of world_size so every rank gets the same count and DDP cannot hang on an uneven
+    last step; the sequences left out are said once, in a `MixerNote`, and counted in `dropped`); `read_ahead` (shards decoded ahead);
     `batched` (yield whole [batch_size, seq_len] batches instead of sequences, for
     ``DataLoader(stream, batch_size=None)``: the same batches without per-sequence collation,
     several times faster); `domain_ids` (False: no "domain_ids", the sidecar is not read).
     """
 
     def __init__(self, shards_dir: str | Path, rank: int | None = None, world_size: int | None = None, *,
-                 batch_size: int = 1, drop_remainder: bool = False, read_ahead: int = 2,
+                 batch_size: int = 1, drop_remainder: bool = True, read_ahead: int = 2,
                  batched: bool = False, domain_ids: bool = True) -> None:
         super().__init__(ShardSource(shards_dir), rank=rank, world_size=world_size, batch_size=batch_size,
                          drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,

@@ -24,7 +24,8 @@ schedule, so they need the same token budget.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -33,6 +34,7 @@ import torch
 
 from mixer.core.errors import MixerError
 from mixer.core.kinds import ModelKind
+from mixer.core.metrics import MetricsConfig, open_metrics
 from mixer.formats.run import RUN_NAME, RunRecord
 from mixer.trainers.compact import StackedBert, StackedGPT2, mlm_chunk, mlm_targets
 from mixer.trainers.config import (
@@ -55,11 +57,13 @@ TRAINER = "stacked"  # recorded in run.json provenance: which trainer wrote the 
 
 @dataclass(frozen=True)
 class Proxy:
-    """One proxy of a batch: its data, where its run folder goes, its model seed."""
+    """One proxy of a batch: its data, where its run folder goes, its model seed, and where its
+    metrics go (TensorBoard / Weights & Biases: each proxy its own run)."""
 
     source: DataSource
     out_dir: str | Path
     seed: int = 0
+    log: MetricsConfig | None = None
 
 
 def _device(cfg: TrainConfig) -> torch.device:
@@ -179,8 +183,10 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     if progress_desc:
         bar.set_description(progress_desc)
     model.train()
-    run_steps(engine, [iter(p.source.batches) for p in proxies], optimizer, schedule, state, steps=steps, cfg=cfg,
-              preset=preset, vocab_size=vocab.size, domains=domains, bar=bar, on_step=on_step)
+    with contextlib.ExitStack() as stack:
+        metrics = [stack.enter_context(open_metrics(p.log, {**asdict(cfg), "seed": p.seed})) for p in proxies]
+        run_steps(engine, [iter(p.source.batches) for p in proxies], optimizer, schedule, state, steps=steps, cfg=cfg,
+                  preset=preset, vocab_size=vocab.size, domains=domains, bar=bar, on_step=on_step, metrics=metrics)
     return [_record(cfg, preset, p, K, RunOutcome(
                 curve=state.curves[k], domains=domains, tokens_per_domain=state.tokens_per_domain[k],
                 tokens_seen=int(state.tokens_seen[k]), steps=steps, warmup=warmup, train_time=state.train_time,

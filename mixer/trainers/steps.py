@@ -12,6 +12,10 @@ The engine owns the model side: how a micro-batch becomes a loss and gradients
 (`mixer.trainers.train` for one Hugging Face model, under DDP when launched by torchrun;
 `mixer.trainers.batched` for K stacked proxies), gradient clipping, held-out evaluation, and
 what runs after a step (the default trainer's domain-loss and step hooks).
+
+`metrics` (one `mixer.core.metrics.Metrics` per proxy, or none) receive at every log point the
+interval's mean training loss and per-domain losses, the learning rate, tokens/s and the time
+spent waiting for data, and at every evaluation each held-out set's loss.
 """
 from __future__ import annotations
 
@@ -78,10 +82,18 @@ class TrainState:
 def run_steps(engine: Engine, iterators: Sequence[Iterator[Mapping[str, torch.Tensor]]],
               optimizer: torch.optim.Optimizer, schedule: Any, state: TrainState, *, steps: int, cfg: TrainConfig,
               preset: ModelPreset, vocab_size: int, domains: Sequence[str], world: int = 1, bar: Any,
-              checkpoint: Callable[[], None] | None = None, on_step: Callable[[int], None] | None = None) -> None:
+              checkpoint: Callable[[], None] | None = None, on_step: Callable[[int], None] | None = None,
+              metrics: Sequence[Any] = ()) -> None:
     """Step from `state.step` to `steps`, then evaluate at the last step if it has not been."""
     accum, bert = preset.grad_accum, preset.model is ModelKind.BERT
     K = len(iterators)
+
+    def evaluate() -> None:
+        losses = engine.evaluate()
+        state.record_eval(losses)
+        for log, proxy in zip(metrics, losses):
+            log.scalars(state.step, {f"eval/loss/{name}": v for name, v in proxy.items()})
+
     # At least ~20 points on every training curve: the solver reads a proxy's last fifth of steps
     # to tell whether it is still learning, which 4 points of a 31-step run cannot say.
     log_every = max(1, min(cfg.log_every, steps // 20))
@@ -121,6 +133,14 @@ def run_steps(engine: Engine, iterators: Sequence[Iterator[Mapping[str, torch.Te
                 for d, s, n in zip(domains, sums, counts):
                     c["loss"][d].append(s / n if n else None)
             state.interval.zero_()
+            elapsed = state.train_time + time.perf_counter() - t_step
+            for k, log in enumerate(metrics):
+                c = state.curves[k]["train"]
+                log.scalars(state.step, {"train/loss": c["mean"][-1], "train/lr": lr,
+                                         "train/tokens_per_s": rate(int(state.tokens_seen[k]) * world, elapsed),
+                                         "train/data_wait_s": state.data_wait,
+                                         "train/data_wait_share": state.data_wait / elapsed if elapsed > 0 else 0.0,
+                                         **{f"train/loss/{d}": c["loss"][d][-1] for d in domains}})
             bar.set_postfix(loss=f"{state.curves[0]['train']['mean'][-1]:.3f}",
                             tok_s=f"{rate(int(state.tokens_seen.sum()) * world, state.train_time):.3g}")
         state.train_time += time.perf_counter() - t_step
@@ -128,10 +148,10 @@ def run_steps(engine: Engine, iterators: Sequence[Iterator[Mapping[str, torch.Te
         if on_step is not None:
             on_step(state.step)
         if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < steps:
-            state.record_eval(engine.evaluate())
+            evaluate()
         if checkpoint is not None and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 \
                 and state.step < steps:
             checkpoint()
     bar.close()
     if not state.curves[0]["eval"]["step"] or state.curves[0]["eval"]["step"][-1] != state.step:
-        state.record_eval(engine.evaluate())
+        evaluate()

@@ -24,6 +24,7 @@ import torch
 
 from mixer.core.errors import MixerError
 from mixer.core.kinds import ModelKind
+from mixer.core.metrics import MetricsConfig, open_metrics
 from mixer.formats.run import RunRecord
 from mixer.trainers.checkpoint import (
     CHECKPOINT_NAME,
@@ -140,10 +141,11 @@ class _HFEngine:
 
 
 def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iterable[DomainLossHook] = (),
-          resume: bool = False, step_hooks: Iterable[StepHook] = ()) -> RunRecord:
+          resume: bool = False, step_hooks: Iterable[StepHook] = (), log: MetricsConfig | None = None) -> RunRecord:
     """Train from random init on `source`, evaluate every domain's held-out split, write
     `out_dir/run.json` (+ checkpoint.pt, loss_curves.png) and return the record. `step_hooks`
-    (`mixer.trainers.hooks`) see each step's per-token losses and may return new sampling weights."""
+    (`mixer.trainers.hooks`) see each step's per-token losses and may return new sampling weights.
+    `log`: also send the metrics to TensorBoard / Weights & Biases (`mixer.core.metrics`; rank 0)."""
     # --- config, devices, ranks ---------------------------------------------------------------
     preset = cfg.resolve()
     device, rank, local_rank, world = _setup_device(cfg)
@@ -237,8 +239,9 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     else:
         torch.manual_seed(cfg.seed + 1 + rank)  # dropout: each rank its own stream
     model.train()
-    run_steps(engine, [it], optimizer, schedule, state, steps=steps, cfg=cfg, preset=preset, vocab_size=vocab.size,
-              domains=domains, world=world, bar=bar, checkpoint=checkpoint)
+    with open_metrics(log if master else None, config) as metrics:
+        run_steps(engine, [it], optimizer, schedule, state, steps=steps, cfg=cfg, preset=preset, vocab_size=vocab.size,
+                  domains=domains, world=world, bar=bar, checkpoint=checkpoint, metrics=[metrics])
 
     # --- checkpoint, run.json ------------------------------------------------------------------------
     checkpoint()

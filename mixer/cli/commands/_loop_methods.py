@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import quiet_option, train_spec, trainer_options, weights_table
+from mixer.cli.commands._options import (loop_out_option, model_options, plots_option, quiet_option, train_spec,
+                                         trainer_options, weights_table)
 
 
 def _train_options(f):
@@ -18,9 +19,8 @@ def _train_options(f):
         click.option("--corpus", required=True, type=click.Path(file_okay=False, path_type=Path),
                      help="Prepared corpus (`mixer prepare`)."),
         click.option("--tokens", required=True, help="Budget of every proxy run, e.g. 2M."),
-        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
-        click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True),
-        click.option("--preset", default="tiny", show_default=True, help="Trainer preset (mixer.trainers.presets)."),
+        loop_out_option(),
+        *model_options(),
         *trainer_options(),
         quiet_option(),
     ]
@@ -52,7 +52,7 @@ def _train_options(f):
               help="Run cache (default OUT/runs); share it with other loops to reuse runs.")
 @click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS", help="Run each proxy as a Ray task.")
 @click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all).")
-@click.option("--plots/--no-plots", default=True, show_default=True)
+@plots_option()
 def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, eval_domains, max_usage, usage_tokens,
                n_bootstrap, cache, ray, ray_cpus, plots, **kw) -> None:
     """RegMix: random mixtures around the token distribution -> proxies -> regression -> top-k mean."""
@@ -91,7 +91,7 @@ def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, 
                    "code); resample: batches drawn by the current weights.")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run cache (default OUT/runs).")
-@click.option("--plots/--no-plots", default=True, show_default=True)
+@plots_option()
 def doremi_cmd(tokens, eta, smoothing, mode, cache, plots, **kw) -> None:
     """DoReMi online: a reference at uniform, then a proxy with the Group DRO update every step."""
     from rich.console import Console

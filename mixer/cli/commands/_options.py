@@ -36,6 +36,43 @@ def quiet_option():
     return click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
+def weight_options(f):
+    """`--weight DOMAIN=W` (repeatable) and `--normalize`: a mixture typed on the command line."""
+    f = click.option("--normalize", is_flag=True,
+                     help="With --weight: scale the weights to sum to 1 (e.g. code=1 docs=3). A sum within 0.01 "
+                          "of 1 (3 x 0.333) is normalised without it, with a note.")(f)
+    return click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W",
+                        help="Mixture weight of one domain (repeat per domain; domains left out get 0); "
+                             "instead of --weights.")(f)
+
+
+def presets_text() -> str:
+    """The trainer presets by model, e.g. `gpt2: tiny, small, ..; bert: tiny, bert-base`."""
+    from mixer.trainers.presets import PRESETS
+
+    return "; ".join(f"{model}: {', '.join(names)}" for model, names in PRESETS.items())
+
+
+def model_options() -> list:
+    """`--model` and `--preset` of the loop commands (proxy architecture and size)."""
+    return [
+        click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True,
+                     help="Proxy architecture: gpt2 (causal LM) or bert (masked LM)."),
+        click.option("--preset", default="tiny", show_default=True, metavar="NAME",
+                     help=f"Proxy size, per --model ({presets_text()})."),
+    ]
+
+
+def plots_option():
+    return click.option("--plots/--no-plots", default=True, show_default=True,
+                        help="Write the fit and weights plots (PNG) beside the output.")
+
+
+def loop_out_option():
+    return click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                        help="Output folder: weights.json, report.html, plots (and runs/ unless --cache).")
+
+
 def max_epochs_option():
     """`--max-epochs F`: at most F passes over any domain's data (OLMo's max repetition factor);
     1 (the default) samples without replacement; `inf` lets a domain repeat without a cap. The
@@ -53,6 +90,29 @@ def data_seed_option():
                              "sweep).")
 
 
+def log_options() -> list:
+    """`--log` and `--log-dir`: training metrics also to TensorBoard / Weights & Biases."""
+    return [
+        click.option("--log", "log", default=None, metavar="tensorboard|wandb",
+                     help="Also log training loss, per-domain held-out loss, learning rate, tokens/s and data wait "
+                          "to TensorBoard and/or Weights & Biases (comma-separated; WANDB_MODE=offline for no "
+                          "account); the loop logs each proxy as a run named as its cache folder."),
+        click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="With --log: the folder of the logs, one sub-folder per run (point TensorBoard at it) "
+                          "[default: OUT/logs]."),
+    ]
+
+
+def log_settings(kw: dict[str, Any], out: str | Path) -> dict[str, Any]:
+    """The `--log` / `--log-dir` options as `TrainSpec`'s `log` and `log_dir`."""
+    from mixer.core.metrics import parse_targets
+
+    targets = parse_targets(kw.get("log"))
+    if kw.get("log_dir") is not None and not targets:
+        raise MixerError("--log-dir only applies with --log tensorboard|wandb; add --log or drop --log-dir")
+    return {"log": targets, "log_dir": str(kw.get("log_dir") or Path(out) / "logs")}
+
+
 def trainer_options() -> list:
     return [
         click.option("--seed", type=int, default=0, show_default=True, help="Model init, dropout, masks."),
@@ -62,6 +122,7 @@ def trainer_options() -> list:
                      help="Held-out sequences per domain."),
         max_epochs_option(),
         click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads per run."),
+        *log_options(),
     ]
 
 
@@ -71,7 +132,8 @@ def train_spec(kw: dict):
     from mixer.loop.runner import TrainSpec
 
     train = TrainSpec(model=kw["model"], preset=kw["preset"], seed=kw["seed"], data_seed=kw["data_seed"], lr=kw["lr"],
-                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"])
+                      eval_seqs=kw["eval_seqs"], max_epochs=kw["max_epochs"], threads=kw["threads"],
+                      **log_settings(kw, kw["out"]))
     train.train_config().resolve()
     return train
 

@@ -14,7 +14,7 @@ import click
 
 from mixer.formats.shard_index import ShardIndex
 
-from mixer.cli.commands._options import data_seed_option, max_epochs_option, quiet_option
+from mixer.cli.commands._options import data_seed_option, max_epochs_option, quiet_option, weight_options
 from mixer.cli.commands._cluster import cluster_config, cluster_options
 
 
@@ -26,10 +26,10 @@ def _default_workers() -> int:
 @click.option("--corpus", "corpus_dir", required=True, type=click.Path(file_okay=False),
               help="Folder written by `mixer prepare`.")
 @click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json with the mixture.")
-@click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W", help="Mixture weight, repeated per domain.")
+@weight_options
 @click.option("--schedule", "schedule_file", type=click.Path(dir_okay=False),
               help="schedule.json: a mixture per stage of training (written by `mixer loop autoscale`); "
-                   "the shards follow it and their index records each stage.")
+                   "the shards follow it and their index records each stage; instead of --weights/--weight.")
 @click.option("--tokens", help="Token budget, e.g. 30M or 1.2B (rounded down to whole sequences) "
                                "[default with --schedule: its last stage's end].")
 @click.option("--seq-len", type=int, default=1024, show_default=True, help="Tokens per sequence.")
@@ -40,16 +40,17 @@ def _default_workers() -> int:
 @click.option("--shard-tokens", default="32Mi", show_default=True,
               help="Tokens per shard (32Mi = 33,554,432; also 30M, 1e6).")
 @quiet_option()
-@click.option("--zstd-level", type=int, default=1, show_default=True)
+@click.option("--zstd-level", type=int, default=1, show_default=True,
+              help="zstd compression level of the shards (higher: smaller, slower to write).")
 @click.option("--threads", type=int, default=None, help="Compression threads [default: CPU count, at most 8].")
 @max_epochs_option()
 @click.option("--interleave", type=click.Choice(["auto", "midpoint", "edf"]), default="auto", show_default=True,
               help="Order of documents: midpoint (token shares, causal default) or edf (smallest deviation in "
                    "documents; masked-LM default). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
-@cluster_options()
-def command(corpus_dir, weights_file, weight_pairs, schedule_file, tokens, seq_len, data_seed, out, objective,
-            shard_tokens, quiet, zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
+@cluster_options(local="--threads")
+def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, tokens, seq_len, data_seed, out,
+            objective, shard_tokens, quiet, zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     from pathlib import Path
 
@@ -76,7 +77,7 @@ def command(corpus_dir, weights_file, weight_pairs, schedule_file, tokens, seq_l
     elif weights_file:
         weights, source = load_weights(weights_file).weights, str(weights_file)
     else:
-        weights, source = parse_weight_options(weight_pairs), "--weight"
+        weights, source = parse_weight_options(weight_pairs, normalize), "--weight"
     if tokens is None and schedule is None:
         raise MixerError("--tokens: give the token budget, e.g. --tokens 30M")
     budget = schedule.budget_tokens if tokens is None else parse_count(tokens, "--tokens")

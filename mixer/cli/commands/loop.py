@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (command_line, config_options, domain_list, quiet_option, train_spec,
-                                        trainer_options, weights_table, write_config)
+from mixer.cli.commands._options import (command_line, config_options, domain_list, loop_out_option, model_options,
+                                         quiet_option, train_spec, trainer_options, weights_table, write_config)
 from mixer.loop.defaults import DEFAULTS
 
 
@@ -23,9 +23,8 @@ def _common(f):
     opts = [
         click.option("--corpus", required=True, type=click.Path(file_okay=False, path_type=Path),
                      help="Prepared corpus (`mixer prepare`)."),
-        click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True),
-        click.option("--preset", default="tiny", show_default=True, help="Trainer preset (mixer.trainers.presets)."),
-        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
+        *model_options(),
+        loop_out_option(),
         click.option("--perturb", type=float, default=3.0, show_default=True,
                      help="Factor on each domain's weight in its perturbed run."),
         click.option("--both-directions", is_flag=True,

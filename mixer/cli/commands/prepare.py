@@ -5,21 +5,26 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import quiet_option
-
 from mixer.cli.commands._cluster import cluster_config, cluster_options
+from mixer.cli.commands._options import quiet_option
 
 
 @click.command("prepare")
-@click.option("--source", "sources", multiple=True, metavar="DOMAIN=PATH",
-              help="A domain and its raw text (folder of text files, JSONL, Parquet or a save_to_disk folder).")
+@click.option("--source", "sources", multiple=True, metavar="DOMAIN=PATH[:FIELD]",
+              help="A domain and its raw text (folder of text files, JSONL, Parquet or a save_to_disk folder); "
+                   ":FIELD names its text field (docs=a.jsonl:body). Repeat per domain.")
 @click.option("--kind", "kinds", multiple=True, metavar="DOMAIN=KIND",
               help="Domain kind: code/scientific cut a random block; encyclopedia keeps English only.")
 @click.option("--domain-map", type=click.Path(path_type=Path), help="JSON map of domains → path, kind (instead of --source).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Corpus folder to write.")
 @click.option("--tokenizer", default="gpt2", show_default=True, help="'gpt2' (bundled), 'train', or a tokenizer.json path.")
 @click.option("--vocab-size", default=8192, show_default=True, help="Vocab size for --tokenizer train.")
-@click.option("--text-field", default="text", show_default=True, help="Field holding the text in JSONL/Parquet/datasets.")
+@click.option("--text-field", "text_fields", multiple=True, metavar="[DOMAIN=]FIELD",
+              help="Field holding the text in JSONL/Parquet/datasets [default: text]: FIELD for every source, "
+                   "DOMAIN=FIELD for one (repeatable).")
+@click.option("--split", "splits", multiple=True, metavar="[DOMAIN=]SPLIT",
+              help="Only with a save_to_disk DatasetDict source: the split to prepare (needed when it has "
+                   "several); SPLIT for every such source, DOMAIN=SPLIT for one.")
 @click.option("--heldout-fraction", default=0.05, show_default=True,
               help="Share of each domain's kept documents held out for evaluation.")
 @click.option("--heldout-max", default=10_000, show_default=True, help="At most this many held-out documents per domain.")
@@ -30,12 +35,13 @@ from mixer.cli.commands._cluster import cluster_config, cluster_options
 @click.option("--min-chars", default=1000, show_default=True, help="Keep documents with more characters than this.")
 @click.option("--cut-chars", default=1000, show_default=True, help="Cut kept documents to this many characters.")
 @click.option("--max-docs", type=int, default=None, help="Read at most this many documents per domain (quick runs).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True,
+              help="Seed of the held-out choice and of the code/scientific random blocks.")
 @click.option("--workers", default=1, show_default=True, help="Processes for tokenization and language id.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @quiet_option()
-@cluster_options(task_mb=True)
-def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, heldout_fraction, heldout_max, heldout_min,
+@cluster_options(task_mb=True, local="--workers")
+def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_fields, splits, heldout_fraction, heldout_max, heldout_min,
             heldout_docs, min_chars, cut_chars, max_docs, seed, workers, overwrite, quiet, **cluster):
     """Apply the paper's preparation rules and tokenize each domain into Arrow files."""
     from rich.console import Console
@@ -50,7 +56,13 @@ def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_field, 
 
     if domain_map and sources:
         raise MixerError("give either --domain-map or --source, not both")
-    srcs = load_domain_map(domain_map, text_field) if domain_map else sources_from_options(sources, kinds, text_field)
+    if domain_map:
+        if splits or any("=" in f for f in text_fields) or len(text_fields) > 1:
+            raise MixerError("with --domain-map, give each domain's text_field and split in the map; "
+                             "--text-field FIELD alone sets the default")
+        srcs = load_domain_map(domain_map, text_fields[0] if text_fields else "text")
+    else:
+        srcs = sources_from_options(sources, kinds, text_fields, splits)
     config = PrepareConfig(sources=tuple(srcs), out=out, tokenizer=tokenizer, vocab_size=vocab_size,
                            heldout_docs=heldout_docs, heldout_fraction=heldout_fraction, heldout_max=heldout_max,
                            heldout_min=heldout_min, seed=seed, workers=workers, max_docs=max_docs,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._options import plots_option
 from mixer.core.errors import MixerError
 from mixer.loop.defaults import DEFAULTS
 
@@ -76,8 +77,8 @@ def command() -> None:
 @click.option("--bootstrap", "n_bootstrap", type=int, default=DEFAULTS.n_bootstrap, show_default=True,
               help="replicates for intervals")
 @click.option("--noise", type=float, default=None, help="std of loss/base loss, when runs are not repeated")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--plots/--no-plots", default=True, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")
+@plots_option()
 @click.option("--eval-domains", default=None, metavar="A,B,...",
               help="held-out domains whose mean metric is optimised (default: every domain)")
 def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstrap, noise, seed, plots,
@@ -128,11 +129,11 @@ def _floor(value) -> float | None:
 @command.command("autoscale")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--target", required=True, help="target budget in tokens, e.g. 10B")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
 @click.option("--validate-scale", default=None,
               help="One input's budget, e.g. 4M (3+ scales): fit without it and check its prediction.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws of DDO replicates per scale.")
-@click.option("--plots/--no-plots", default=True, show_default=True)
+@plots_option()
 def autoscale_cmd(inputs, target, out, validate_scale, seed, plots) -> None:
     """AutoScale: DDO weights.json at >= 2 scales -> weights at --target (any positive budget)."""
     from mixer.core.units import parse_count
@@ -151,7 +152,7 @@ def autoscale_cmd(inputs, target, out, validate_scale, seed, plots) -> None:
 
 @command.command("regmix")
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
 @click.option("--model", type=click.Choice(["lightgbm", "quadratic", "linear"]), default="lightgbm", show_default=True,
               help="LightGBM (RegMix's, as `mixer loop regmix`), or ridge on a quadratic / linear model.")
 @click.option("--eval-domains", default=None, metavar="A,B,...",
@@ -164,9 +165,10 @@ def autoscale_cmd(inputs, target, out, validate_scale, seed, plots) -> None:
               help="With --corpus: epochs a domain may be seen in the final run (the authors' 15)")
 @click.option("--usage-tokens", default=None,
               help="With --corpus: the final run's tokens for that bound, e.g. 25B (default: the corpus's size)")
-@click.option("--bootstrap", "n_bootstrap", type=int, default=100, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--plots/--no-plots", default=True, show_default=True)
+@click.option("--bootstrap", "n_bootstrap", type=int, default=100, show_default=True,
+              help="Bootstrap replicates for the weights' intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")
+@plots_option()
 def regmix_cmd(runs, out, model, eval_domains, corpus, max_usage, usage_tokens, n_bootstrap, seed, plots) -> None:
     """RegMix: many random-mixture runs -> regression -> best mixture."""
     from mixer.cli.commands._options import domain_list
@@ -183,10 +185,11 @@ def regmix_cmd(runs, out, model, eval_domains, corpus, max_usage, usage_tokens, 
 
 @command.command("mixing-laws")
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--bootstrap", "n_bootstrap", type=int, default=50, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--plots/--no-plots", default=True, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
+@click.option("--bootstrap", "n_bootstrap", type=int, default=50, show_default=True,
+              help="Bootstrap replicates for the weights' intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")
+@plots_option()
 def mixing_laws_cmd(runs, out, n_bootstrap, seed, plots) -> None:
     """Data Mixing Laws: per-domain L_i(r) = c_i + k_i exp(t_i . r) fitted, then minimised."""
     from mixer.solver.solutions import mixing_laws_solution
@@ -197,9 +200,10 @@ def mixing_laws_cmd(runs, out, n_bootstrap, seed, plots) -> None:
 @command.command("doremi")
 @click.option("--proxy", "proxy_path", required=True, help="run.json of the proxy, with loss_history")
 @click.option("--reference", "ref_path", required=True, help="run.json of the reference model")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--eta", type=float, default=1.0, show_default=True)
-@click.option("--smoothing", type=float, default=1e-3, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
+@click.option("--eta", type=float, default=1.0, show_default=True, help="Group DRO step size (official default).")
+@click.option("--smoothing", type=float, default=1e-3, show_default=True,
+              help="Mix the weights with uniform by this share after every step (official default).")
 def doremi_cmd(proxy_path, ref_path, out, eta, smoothing) -> None:
     """DoReMi: replay Group DRO over the proxy's logged per-domain losses."""
     from mixer.solver.runs import read_run
@@ -215,15 +219,17 @@ def doremi_cmd(proxy_path, ref_path, out, eta, smoothing) -> None:
                    "of an earlier weights.json's provenance)")
 @click.option("--gain", type=float, required=True,
               help="the gain over uniform you expect the true optimum to have, as a fraction of the metric (e.g. 0.02)")
-@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Seeds per run of the simulated sweeps (as `mixer loop --seeds`).")
 @click.option("--factors", default=",".join(repr(float(f)) for f in DEFAULTS.factors), show_default=True,
               help="the sweep's perturbation factors (grown totals)")
 @click.option("--sweeps", type=click.IntRange(min=10), default=100, show_default=True,
               help="simulated sweeps per row (more: tighter figures, longer)")
-@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=20), default=100, show_default=True)
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=20), default=100, show_default=True,
+              help="Bootstrap replicates of each simulated fit.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="processes simulating sweeps (the figures do not depend on it)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulation.")
 def power_cmd(m, noise, gain, seeds, factors, sweeps, n_bootstrap, workers, seed) -> None:
     """Size a DDO sweep before paying for it: simulate it from known laws (mixer.solver.simulate)
     and print how often the verdict would say `supported`, with the true gain and with none."""

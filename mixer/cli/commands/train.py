@@ -12,7 +12,15 @@ import os
 
 import click
 
-from mixer.cli.commands._options import data_seed_option, max_epochs_option, quiet_option
+from mixer.cli.commands._options import (
+    data_seed_option,
+    log_options,
+    log_settings,
+    max_epochs_option,
+    presets_text,
+    quiet_option,
+    weight_options,
+)
 
 
 def _provenance(pairs: tuple[str, ...]) -> dict:
@@ -33,17 +41,20 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.command("train")
 @click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True,
               help="gpt2: causal LM; bert: masked LM (15%, 80/10/10).")
-@click.option("--preset", default="tiny", show_default=True, help="gpt2: tiny|small|medium|large; bert: tiny|bert-base.")
+@click.option("--preset", default="tiny", show_default=True, metavar="NAME",
+              help=f"Model size, per --model ({presets_text()}).")
 @click.option("--shards", type=click.Path(file_okay=False), help="Train on shards from `mixer build-shards`.")
 @click.option("--corpus", type=click.Path(file_okay=False),
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
                    "[with --shards, default: the corpus index.json records].")
-@click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json of the mixture.")
-@click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W", help="Mixture weight (repeatable).")
+@click.option("--weights", "weights_file", type=click.Path(dir_okay=False),
+              help="With --corpus: weights.json of the mixture.")
+@weight_options
 @click.option("--schedule", "schedule_file", type=click.Path(dir_okay=False),
-              help="schedule.json: a mixture per stage of training (`mixer loop autoscale` writes one); "
-                   "sampled from --corpus, stage after stage (--tokens default: its last stage's end).")
-@click.option("--tokens", help="Token budget of the sampled mixture, e.g. 30M (default: the weights file's budget_tokens).")
+              help="With --corpus: schedule.json, a mixture per stage of training (`mixer loop autoscale` writes "
+                   "one), sampled stage after stage (--tokens default: its last stage's end).")
+@click.option("--tokens", help="With --corpus: token budget of the sampled mixture, e.g. 30M (default: the weights "
+                                "file's budget_tokens).")
 @click.option("--threads", type=int, default=None,
               help="Torch CPU threads (default: torch's; fix it for bitwise-reproducible CPU runs).")
 @max_epochs_option()
@@ -62,15 +73,21 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @data_seed_option()
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile (default: on CUDA).")
-@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt with the same settings.")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUT/checkpoint.pt with the same settings (written with --checkpoint-every or at "
+                   "the end).")
 @click.option("--provenance", "prov_pairs", multiple=True, metavar="KEY=VALUE",
               help="Recorded in run.json provenance (e.g. role=base, domain=code, factor=3).")
 @quiet_option()
-def command(model, preset, shards, corpus, weights_file, weight_pairs, schedule_file, tokens, threads, max_epochs, out_dir,
+@log_options()[0]
+@log_options()[1]
+def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize, schedule_file, tokens, threads,
+            max_epochs, out_dir,
             steps, batch_size, grad_accum, lr, seq_len, eval_every, eval_seqs, extra_eval, checkpoint_every, seed,
-            data_seed, device, compile_, resume, prov_pairs, quiet):
+            data_seed, device, compile_, resume, prov_pairs, quiet, log, log_dir):
     """Train GPT-2 or BERT from random init on a mixture; report held-out loss per domain."""
     from mixer.core.errors import MixerError
+    from mixer.core.metrics import MetricsConfig
     from mixer.core.units import parse_count
     from mixer.formats.weights import load_weights, parse_weight_options
     from mixer.trainers.data import source_from_corpus, source_from_shards
@@ -85,6 +102,9 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, schedule_
                       checkpoint_every=checkpoint_every, seed=seed, device=device, compile=compile_,
                       progress=not quiet)
     p = cfg.resolve()  # validates the preset and overrides before any data is touched
+    logs = log_settings({"log": log, "log_dir": log_dir}, out_dir)  # the run: OUT's name under --log-dir
+    metrics = MetricsConfig(targets=logs["log"], folder=logs["log_dir"],
+                            name=os.path.basename(os.path.abspath(out_dir))) if logs["log"] else None
     if threads is not None:
         if threads < 1:
             raise MixerError(f"--threads {threads}: need at least 1")
@@ -109,7 +129,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, schedule_
         if bool(weights_file) == bool(weight_pairs):
             raise MixerError("--corpus sampling needs the mixture: give either --weights FILE or --weight DOMAIN=W")
         mixture = load_weights(weights_file) if weights_file else None
-        weights = mixture.weights if mixture else parse_weight_options(weight_pairs)
+        weights = mixture.weights if mixture else parse_weight_options(weight_pairs, normalize)
         if tokens:
             budget = parse_count(tokens, "--tokens")
         elif mixture is not None and mixture.budget_tokens:
@@ -123,7 +143,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, schedule_
     else:
         raise MixerError("no data: give --shards DIR (built shards) or --corpus DIR with --weights and --tokens")
     source.provenance.update(_provenance(prov_pairs))
-    record = train(cfg, source, out_dir, resume=resume)
+    record = train(cfg, source, out_dir, resume=resume, log=metrics)
     if rank == 0:
         width = max(map(len, record.final_loss))
         click.echo(f"{out_dir}/run.json: {record.steps} steps, {record.tokens_seen:,} tokens, "
