@@ -91,19 +91,21 @@ def gpu_peak_flops(device: torch.device) -> tuple[float, str]:
 def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, tokens: int, source: str):
     """The DataSource a case trains on: shards built from `corpus` and read by MixtureStream, or
     the corpus read by MixtureSampler; `tokens` of the WEIGHTS mixture, epochs repeated as needed."""
-    from mixer.trainers.data import OBJECTIVE, source_from_corpus, source_from_shards
+    from mixer.core.kinds import ModelKind
+    from mixer.trainers.data import source_from_corpus, source_from_shards
 
     if source == "corpus":
         return source_from_corpus(corpus, WEIGHTS, tokens, seq_len, seed=0, model=model, batch_size=batch,
                                   max_epochs=math.inf)
-    from mixer.shards.plan import PlanConfig, build_plan
-    from mixer.shards.write import ShardConfig, write_shards
+    from mixer.shards import build
+    from mixer.shards.plan import PlanConfig
+    from mixer.shards.write import ShardConfig
 
     out = work / f"shards-{model}-{seq_len}-{tokens}"
     if not out.exists():
-        plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=tokens, seq_len=seq_len, seed=0,
-                                                      objective=OBJECTIVE[model], max_epochs=math.inf))
-        write_shards(plan, corpus, out, ShardConfig(shard_tokens=1 << 20))
+        build(corpus, WEIGHTS, out, plan=PlanConfig(tokens=tokens, seq_len=seq_len, seed=0, max_epochs=math.inf,
+                                                    objective=ModelKind.parse(model).objective),
+              shards=ShardConfig(shard_tokens=1 << 20))
     return source_from_shards(out, batch, corpus_dir=corpus, model=model)
 
 
