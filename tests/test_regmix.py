@@ -154,7 +154,7 @@ def test_loop_regmix_on_a_local_ray_cluster_matches_sequential(corpus, tmp_path)
 
 
 def test_cli_solve_regmix_with_lightgbm(tmp_path):
-    """`mixer solve regmix --model lightgbm` on random-mixture runs of a known mixing law: its answer
+    """`mixer solve regmix --regressor lightgbm` on random-mixture runs of a known mixing law: its answer
     is close to the law's own optimum (LightGBM is the default, as in `mixer loop regmix`)."""
     from mixer.formats.weights import load_weights
     from support import mixing_law_runs, write_runs
@@ -164,7 +164,7 @@ def test_cli_solve_regmix_with_lightgbm(tmp_path):
     T -= T.mean(axis=1, keepdims=True)
     write_runs(tmp_path / "mix", mixing_law_runs(c, k, T, 120, domains=("a", "b", "c")))
     out = tmp_path / "w.json"
-    r = CliRunner().invoke(main, ["solve", "regmix", str(tmp_path / "mix"), "--out", str(out), "--model", "lightgbm",
+    r = CliRunner().invoke(main, ["solve", "regmix", str(tmp_path / "mix"), "--out", str(out), "--regressor", "lightgbm",
                                   "--bootstrap", "0", "--no-plots"])
     assert r.exit_code == 0, r.output
     w = load_weights(out)

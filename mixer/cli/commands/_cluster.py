@@ -6,15 +6,15 @@ from typing import Callable
 
 import click
 
+from mixer.cli.commands._options import ray_option
+
 
 def cluster_options(*, task_mb: bool = False, local: str) -> Callable:
     """Decorator adding --ray, --ray-cpus, --shared-fs (and --task-mb for prepare); `local` names
     the command's own option for parallelism on this machine, which --ray replaces."""
     opts = [
-        click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS",
-                     help="Run the work as Ray tasks: 'local' starts a cluster here, 'auto' joins the running one "
-                          f"(same output bytes; an interrupted run resumes; {local} is then unused: each task "
-                          "takes one Ray CPU). docs/scaling.md."),
+        ray_option(f"the work (same output bytes; an interrupted run resumes; {local} is then unused: each task "
+                   "takes one Ray CPU; docs/scaling.md)"),
         click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all)."),
         click.option("--shared-fs", is_flag=True,
                      help="With --ray: the output's folder is visible at the same path on every node, so tasks write "

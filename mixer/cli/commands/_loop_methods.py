@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (loop_out_option, model_options, plots_option, quiet_option, train_spec,
+from mixer.cli.commands._options import (loop_out_option, model_options, plots_option, quiet_option, ray_option, regressor_option, train_spec,
                                          trainer_options, weights_table)
 
 
@@ -34,8 +34,7 @@ def _train_options(f):
 @click.option("--runs", type=int, default=32, show_default=True, help="Proxy mixtures fitted (the authors: 512).")
 @click.option("--held-out", type=int, default=8, show_default=True,
               help="Further mixtures trained but not fitted: the held-out rank correlation.")
-@click.option("--regressor", type=click.Choice(["lightgbm", "quadratic", "linear"]), default="lightgbm",
-              show_default=True, help="LightGBM (the authors'), or ridge on a quadratic / linear model.")
+@regressor_option()
 @click.option("--top-k", type=int, default=100, show_default=True, help="Best predicted candidates averaged.")
 @click.option("--search", "n_search", type=int, default=100_000, show_default=True, help="Candidates scored.")
 @click.option("--temperature", type=float, default=0.5, show_default=True,
@@ -50,7 +49,7 @@ def _train_options(f):
               help="Bootstrap replicates for the weights' intervals (each refits the regressor).")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run cache (default OUT/runs); share it with other loops to reuse runs.")
-@click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS", help="Run each proxy as a Ray task.")
+@ray_option("each proxy")
 @click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all).")
 @plots_option()
 def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, eval_domains, max_usage, usage_tokens,

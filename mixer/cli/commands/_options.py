@@ -53,14 +53,30 @@ def presets_text() -> str:
     return "; ".join(f"{model}: {', '.join(names)}" for model, names in PRESETS.items())
 
 
-def model_options() -> list:
-    """`--model` and `--preset` of the loop commands (proxy architecture and size)."""
+def model_options(what: str = "Proxy") -> list:
+    """`--model` and `--preset` (architecture and size) of `train` and the loop commands, declared
+    once; `what` names the model in the help ("Proxy" for the loops, "Model" for train)."""
     return [
         click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True,
-                     help="Proxy architecture: gpt2 (causal LM) or bert (masked LM)."),
+                     help=f"{what} architecture: gpt2 (causal LM) or bert (masked LM, 15 %, 80/10/10)."),
         click.option("--preset", default="tiny", show_default=True, metavar="NAME",
-                     help=f"Proxy size, per --model ({presets_text()})."),
+                     help=f"{what} size, per --model ({presets_text()})."),
     ]
+
+
+def regressor_option():
+    """`--regressor` of `mixer solve regmix` and `mixer loop regmix`: RegMix's model of loss given
+    the mixture, LightGBM by default everywhere, as its authors ran it."""
+    return click.option("--regressor", type=click.Choice(["lightgbm", "quadratic", "linear"]), default="lightgbm",
+                        show_default=True, help="LightGBM (RegMix's authors'), or ridge on a quadratic / linear model.")
+
+
+def ray_option(what: str):
+    """`--ray local|auto|ADDRESS`, declared once for every command that can run on a Ray cluster;
+    `what` says what becomes a task (and anything else the command's help must add)."""
+    return click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS",
+                        help=f"Run {what} as Ray tasks: 'local' starts a cluster here, 'auto' joins the running one, "
+                             "or give an address.")
 
 
 def plots_option():

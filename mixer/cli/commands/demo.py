@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import quiet_option
+from mixer.cli.commands._options import quiet_option, ray_option
 
 
 @click.command("demo")
@@ -17,7 +17,7 @@ from mixer.cli.commands._options import quiet_option
 @click.option("--workers", default=2, show_default=True, help="Processes for preparing the corpus (and threads writing shards).")
 @click.option("--tokenizer", default="train", show_default=True,
               help="train: a 2,048-id BPE fitted on the corpus (fast tiny proxies); gpt2: OpenAI's 50,257 ids.")
-@click.option("--ray", default=None, metavar="local|auto|ADDRESS", help="Run the proxy runs as Ray tasks.")
+@ray_option("the proxy runs")
 @quiet_option()
 def command(out, cache, quick, seed, workers, tokenizer, ray, quiet):
     """Bundled corpus → prepare → DDO at two small scales → AutoScale → shards at the target."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from mixer.cli.commands._options import (command_line, config_options, domain_list, loop_out_option, model_options,
-                                         quiet_option, train_spec, trainer_options, weights_table, write_config)
+                                         quiet_option, ray_option, train_spec, trainer_options, weights_table, write_config)
 from mixer.loop.defaults import DEFAULTS
 
 
@@ -54,8 +54,7 @@ def _common(f):
         *trainer_options(),
         click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Run cache (default OUT/runs); share it between sweeps to reuse runs."),
-        click.option("--ray", "ray", default=None, metavar="local|auto|ADDRESS",
-                     help="Run each proxy run as a Ray task: start a local cluster, or join one."),
+        ray_option("each proxy run"),
         click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all)."),
         click.option("--batch-proxies", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
                      help="Train up to K runs (GPT-2 or BERT) of equal budget at once in one stacked model "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import plots_option
+from mixer.cli.commands._options import plots_option, regressor_option
 from mixer.core.errors import MixerError
 from mixer.loop.defaults import DEFAULTS
 
@@ -153,8 +153,7 @@ def autoscale_cmd(inputs, target, out, validate_scale, seed, plots) -> None:
 @command.command("regmix")
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
-@click.option("--model", type=click.Choice(["lightgbm", "quadratic", "linear"]), default="lightgbm", show_default=True,
-              help="LightGBM (RegMix's, as `mixer loop regmix`), or ridge on a quadratic / linear model.")
+@regressor_option()
 @click.option("--eval-domains", default=None, metavar="A,B,...",
               help="held-out domains whose mean loss is the regression's target (default: every domain; "
                    "the authors regress one domain's)")
@@ -169,7 +168,7 @@ def autoscale_cmd(inputs, target, out, validate_scale, seed, plots) -> None:
               help="Bootstrap replicates for the weights' intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")
 @plots_option()
-def regmix_cmd(runs, out, model, eval_domains, corpus, max_usage, usage_tokens, n_bootstrap, seed, plots) -> None:
+def regmix_cmd(runs, out, regressor, eval_domains, corpus, max_usage, usage_tokens, n_bootstrap, seed, plots) -> None:
     """RegMix: many random-mixture runs -> regression -> best mixture."""
     from mixer.cli.commands._options import domain_list
     from mixer.core.units import parse_count
@@ -179,7 +178,7 @@ def regmix_cmd(runs, out, model, eval_domains, corpus, max_usage, usage_tokens, 
     if corpus is not None:
         prior, upper = regmix_corpus_bounds(corpus, max_usage=max_usage, usage_tokens=None if usage_tokens is None
                                             else parse_count(usage_tokens, "--usage-tokens"))
-    _show(regmix_solution(_runs(runs), out, model=model, n_bootstrap=n_bootstrap, seed=seed, plots=plots,
+    _show(regmix_solution(_runs(runs), out, model=regressor, n_bootstrap=n_bootstrap, seed=seed, plots=plots,
                           eval_domains=domain_list(eval_domains, "--eval-domains"), prior=prior, upper=upper))
 
 

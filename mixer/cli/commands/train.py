@@ -17,7 +17,7 @@ from mixer.cli.commands._options import (
     log_options,
     log_settings,
     max_epochs_option,
-    presets_text,
+    model_options,
     quiet_option,
     weight_options,
 )
@@ -39,10 +39,8 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 
 
 @click.command("train")
-@click.option("--model", type=click.Choice(["gpt2", "bert"]), default="gpt2", show_default=True,
-              help="gpt2: causal LM; bert: masked LM (15%, 80/10/10).")
-@click.option("--preset", default="tiny", show_default=True, metavar="NAME",
-              help=f"Model size, per --model ({presets_text()}).")
+@model_options("Model")[0]
+@model_options("Model")[1]
 @click.option("--shards", type=click.Path(file_okay=False), help="Train on shards from `mixer build-shards`.")
 @click.option("--corpus", type=click.Path(file_okay=False),
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
