@@ -50,7 +50,7 @@ from mixer.trainers.heldout import EvalSet, build_eval_sets
 from mixer.trainers.models import Vocab, build_model, count_params, vocab_for
 from mixer.trainers.objectives import mask_generator, mask_tokens, shift_labels
 from mixer.trainers.record import RunOutcome, make_record, run_config, write_run
-from mixer.trainers.steps import TrainState, run_steps
+from mixer.trainers.steps import StepCalls, StepPlan, TrainState, run_steps
 
 TRAINER = "stacked"  # recorded in run.json provenance: which trainer wrote the run
 
@@ -185,8 +185,9 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
     model.train()
     with contextlib.ExitStack() as stack:
         metrics = [stack.enter_context(open_metrics(p.log, {**asdict(cfg), "seed": p.seed})) for p in proxies]
-        run_steps(engine, [iter(p.source.batches) for p in proxies], optimizer, schedule, state, steps=steps, cfg=cfg,
-                  preset=preset, vocab_size=vocab.size, domains=domains, bar=bar, on_step=on_step, metrics=metrics)
+        run_steps(engine, [iter(p.source.batches) for p in proxies], optimizer, schedule, state,
+                  plan=StepPlan(steps=steps, cfg=cfg, preset=preset, vocab_size=vocab.size, domains=domains),
+                  calls=StepCalls(bar=bar, on_step=on_step, metrics=metrics))
     return [_record(cfg, preset, p, K, RunOutcome(
                 curve=state.curves[k], domains=domains, tokens_per_domain=state.tokens_per_domain[k],
                 tokens_seen=int(state.tokens_seen[k]), steps=steps, warmup=warmup, train_time=state.train_time,

@@ -2,7 +2,7 @@
 trainer), with what every run needs done the same way.
 
     state = TrainState.fresh(K, domains, eval_names, device)
-    run_steps(engine, iterators, optimizer, schedule, state, steps=..., accum=..., ...)
+    run_steps(engine, iterators, optimizer, schedule, state, plan=StepPlan(...), calls=StepCalls(bar))
 
 The loop owns the order of a step and its bookkeeping: draw one batch per proxy per micro-step
 (timing the wait), check it, let the engine run forward and backward, clip, step the optimiser
@@ -79,12 +79,37 @@ class TrainState:
                 curve["eval"]["loss"][name].append(v)
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """What decides the steps: how many, the run's settings and preset, the vocabulary the batches
+    are checked against, the domains in sidecar order, and the number of ranks."""
+
+    steps: int
+    cfg: TrainConfig
+    preset: ModelPreset
+    vocab_size: int
+    domains: Sequence[str]
+    world: int = 1
+
+
+@dataclass(frozen=True)
+class StepCalls:
+    """What the steps report to: the progress bar, the checkpoint writer, a per-step callback and
+    one metrics logger per proxy (`mixer.core.metrics`)."""
+
+    bar: Any
+    checkpoint: Callable[[], None] | None = None
+    on_step: Callable[[int], None] | None = None
+    metrics: Sequence[Any] = ()
+
+
 def run_steps(engine: Engine, iterators: Sequence[Iterator[Mapping[str, torch.Tensor]]],
-              optimizer: torch.optim.Optimizer, schedule: Any, state: TrainState, *, steps: int, cfg: TrainConfig,
-              preset: ModelPreset, vocab_size: int, domains: Sequence[str], world: int = 1, bar: Any,
-              checkpoint: Callable[[], None] | None = None, on_step: Callable[[int], None] | None = None,
-              metrics: Sequence[Any] = ()) -> None:
-    """Step from `state.step` to `steps`, then evaluate at the last step if it has not been."""
+              optimizer: torch.optim.Optimizer, schedule: Any, state: TrainState, *, plan: StepPlan,
+              calls: StepCalls) -> None:
+    """Step from `state.step` to `plan.steps`, then evaluate at the last step if it has not been."""
+    steps, cfg, preset, vocab_size, domains, world = (plan.steps, plan.cfg, plan.preset, plan.vocab_size,
+                                                      plan.domains, plan.world)
+    bar, checkpoint, on_step, metrics = calls.bar, calls.checkpoint, calls.on_step, calls.metrics
     accum, bert = preset.grad_accum, preset.model is ModelKind.BERT
     K = len(iterators)
 

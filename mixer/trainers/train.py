@@ -15,6 +15,7 @@ code runs in fp32.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -56,7 +57,7 @@ from mixer.trainers.objectives import (
     per_domain_sums,
 )
 from mixer.trainers.record import RunOutcome, make_record, run_config, write_run
-from mixer.trainers.steps import TrainState, run_steps
+from mixer.trainers.steps import StepCalls, StepPlan, TrainState, run_steps
 
 __all__ = ["DataSource", "DomainLossHook", "TrainConfig", "train"]  # the settings live in trainers.config
 
@@ -75,16 +76,29 @@ def _setup_device(cfg: TrainConfig) -> tuple[torch.device, int, int, int]:
     return torch.device(name), rank, local, world
 
 
+@dataclass
 class _HFEngine:
-    """The shared loop's model side for one Hugging Face model (K = 1), DDP-wrapped under torchrun."""
+    """The step driver's model side for one Hugging Face model (K = 1), DDP-wrapped under torchrun:
+    the raw model and its (compiled / DDP) wrapper, the data, the held-out sets, where it runs
+    (device, rank of world), the accumulation and autocast, and the per-step hooks."""
 
-    def __init__(self, cfg: TrainConfig, raw: torch.nn.Module, model: torch.nn.Module, source: DataSource,
-                 eval_sets: list[EvalSet], domains: list[str], vocab: Vocab, device: torch.device, rank: int,
-                 world: int, accum: int, autocast: contextlib.AbstractContextManager, hooks: list[DomainLossHook],
-                 step_hooks: list[StepHook]) -> None:
-        self.cfg, self.raw, self.model, self.source, self.eval_sets = cfg, raw, model, source, eval_sets
-        self.domains, self.vocab, self.device, self.rank, self.world, self.accum = domains, vocab, device, rank, world, accum
-        self.autocast, self.hooks, self.step_hooks = autocast, hooks, step_hooks
+    cfg: TrainConfig
+    raw: torch.nn.Module
+    model: torch.nn.Module
+    source: DataSource
+    eval_sets: list[EvalSet]
+    domains: list[str]
+    vocab: Vocab
+    device: torch.device
+    rank: int
+    world: int
+    accum: int
+    autocast: contextlib.AbstractContextManager
+    hooks: list[DomainLossHook]
+    step_hooks: list[StepHook]
+
+    def __post_init__(self) -> None:
+        cfg = self.cfg
         self.token_losses = causal_token_losses if cfg.model is ModelKind.GPT2 else mlm_token_losses
         self.loss_weights: list[torch.Tensor | None] = [None]  # per-domain loss weights a step hook may set
         self.seen: list[tuple] = []  # (loss, domain, counted, inputs) per micro-step, for the step hooks
@@ -226,8 +240,9 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
     hooks, step_hooks = list(hooks), list(step_hooks)
     if step_hooks and world > 1:
         raise MixerError("step hooks run on one process; train without torchrun (world size 1)")
-    engine = _HFEngine(cfg, raw, model, source, eval_sets, domains, vocab, device, rank, world, accum, autocast, hooks,
-                       step_hooks)
+    engine = _HFEngine(cfg=cfg, raw=raw, model=model, source=source, eval_sets=eval_sets, domains=domains, vocab=vocab,
+                       device=device, rank=rank, world=world, accum=accum, autocast=autocast, hooks=hooks,
+                       step_hooks=step_hooks)
 
     # --- the loop ----------------------------------------------------------------------------------
     if master:
@@ -240,8 +255,9 @@ def train(cfg: TrainConfig, source: DataSource, out_dir: str | Path, hooks: Iter
         torch.manual_seed(cfg.seed + 1 + rank)  # dropout: each rank its own stream
     model.train()
     with open_metrics(log if master else None, config) as metrics:
-        run_steps(engine, [it], optimizer, schedule, state, steps=steps, cfg=cfg, preset=preset, vocab_size=vocab.size,
-                  domains=domains, world=world, bar=bar, checkpoint=checkpoint, metrics=[metrics])
+        run_steps(engine, [it], optimizer, schedule, state,
+                  plan=StepPlan(steps=steps, cfg=cfg, preset=preset, vocab_size=vocab.size, domains=domains, world=world),
+                  calls=StepCalls(bar=bar, checkpoint=checkpoint, metrics=[metrics]))
 
     # --- checkpoint, run.json ------------------------------------------------------------------------
     checkpoint()
