@@ -92,13 +92,13 @@ def data_source(corpus: Path, work: Path, model: str, seq_len: int, batch: int, 
     """The DataSource a case trains on: shards built from `corpus` and read by MixtureStream, or
     the corpus read by MixtureSampler; `tokens` of the WEIGHTS mixture, epochs repeated as needed."""
     from mixer.core.kinds import ModelKind
+    from mixer.shards.plan import PlanConfig
     from mixer.trainers.data import source_from_corpus, source_from_shards
 
     if source == "corpus":
-        return source_from_corpus(corpus, WEIGHTS, tokens, seq_len, seed=0, model=model, batch_size=batch,
-                                  max_epochs=math.inf)
+        return source_from_corpus(corpus, WEIGHTS, PlanConfig(tokens=tokens, seq_len=seq_len, seed=0, max_epochs=math.inf),
+                                  model=model, batch_size=batch)
     from mixer.shards import build
-    from mixer.shards.plan import PlanConfig
     from mixer.shards.write import ShardConfig
 
     out = work / f"shards-{model}-{seq_len}-{tokens}"

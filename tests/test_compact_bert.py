@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mixer.shards.plan import PlanConfig
 from mixer.formats.corpus import load_manifest
 from mixer.formats.synthetic import random_skewed_corpus
 from mixer.trainers import TrainConfig, train
@@ -128,7 +129,7 @@ def test_fused_loss_bias_gradient():
 
 
 def _proxies(corpus, tmp, mixtures, seeds):
-    return [Proxy(source_from_corpus(corpus, w, BUDGET, 64, seed=s, model="bert", batch_size=8),
+    return [Proxy(source_from_corpus(corpus, w, PlanConfig(tokens=BUDGET, seq_len=64, seed=s), model="bert", batch_size=8),
                   out_dir=tmp / f"p{i}", seed=s) for i, (w, s) in enumerate(zip(mixtures, seeds))]
 
 

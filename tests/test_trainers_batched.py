@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mixer.shards.plan import PlanConfig
 from mixer.core.errors import MixerError
 from mixer.formats.synthetic import random_skewed_corpus
 from mixer.trainers import TrainConfig
@@ -69,7 +70,7 @@ def test_fused_loss_equals_cross_entropy_without_full_logits():
 
 
 def _proxies(corpus, tmp, mixtures, seeds, budget=8 * 64 * 24):
-    return [Proxy(source_from_corpus(corpus, w, budget, 64, seed=s, model="gpt2", batch_size=8),
+    return [Proxy(source_from_corpus(corpus, w, PlanConfig(tokens=budget, seq_len=64, seed=s), model="gpt2", batch_size=8),
                   out_dir=tmp / f"p{i}", seed=s) for i, (w, s) in enumerate(zip(mixtures, seeds))]
 
 

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from mixer.core.errors import MixerError
 from mixer.core.atomic import atomic_dir
-from mixer.shards.plan import check_max_epochs, max_epochs_json
+from mixer.shards.plan import PlanConfig, check_max_epochs, max_epochs_json
 
 CACHE_VERSION = 1  # bump when a change to the loop makes old cached runs wrong
 KEEP_FILES = ("run.json", "loss_curves.png")  # what a finished run folder holds
@@ -154,9 +154,10 @@ def _data_source(spec: RunSpec):
         from mixer.formats.schedule import make_schedule
 
         schedule = make_schedule(spec.schedule, source=f"run {spec.name}")
-    source = source_from_corpus(spec.corpus, spec.weights, int(spec.budget_tokens), cfg.seq_len,
-                                spec.train.data_seed, spec.train.model, cfg.batch_size,
-                                max_epochs=spec.train.max_epochs, schedule=schedule)
+    plan = PlanConfig(tokens=int(spec.budget_tokens), seq_len=cfg.seq_len, seed=spec.train.data_seed,
+                      max_epochs=spec.train.max_epochs)
+    source = source_from_corpus(spec.corpus, spec.weights if schedule is None else schedule, plan,
+                                model=spec.train.model, batch_size=cfg.batch_size)
     return replace(source, provenance={**source.provenance, **spec.provenance, "run_name": spec.name,
                                        "run_key": spec.key()})
 

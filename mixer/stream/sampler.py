@@ -81,10 +81,9 @@ class MixtureSampler(MixtureFeed):
 
     def __init__(self, corpus: Corpus | str | Path, weights: Mapping[str, float] | MixtureSchedule,
                  tokens: int | str | None, seq_len: int, seed: int = 0, *, objective: str = "causal",
-                 max_epochs: float = 1.0, interleave: str = "auto",
-                 rank: int | None = None, world_size: int | None = None, batch_size: int = 1,
-                 drop_remainder: bool = True, read_ahead: int = 2, batched: bool = False,
-                 domain_ids: bool = True) -> None:
+                 max_epochs: float = 1.0, interleave: str = "auto", **feed: Any) -> None:
+        # `feed`: MixtureStream's own keywords (rank, world_size, batch_size, drop_remainder,
+        # read_ahead, batched, domain_ids), passed to `MixtureFeed` unchanged and checked there.
 
         schedule = weights if isinstance(weights, MixtureSchedule) else None
         if tokens is None and schedule is None:
@@ -95,9 +94,7 @@ class MixtureSampler(MixtureFeed):
         corpus = as_corpus(corpus)
         plan = build_plan(corpus, weights, config) if schedule is None else \
             build_schedule_plan(corpus, schedule, config)
-        super().__init__(PlanSource(corpus, plan), rank=rank, world_size=world_size, batch_size=batch_size,
-                         drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,
-                         domain_ids=domain_ids)
+        super().__init__(PlanSource(corpus, plan), **feed)
         self.plan = plan
         self.corpus = corpus
         self.corpus_dir = corpus.folder

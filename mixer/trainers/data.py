@@ -1,7 +1,7 @@
 """Glue from CLI arguments to a `DataSource`: built shards or the corpus-side sampler.
 
     source_from_shards("shards/", corpus_dir="corpus/", batch_size=8, rank=r, world_size=w)
-    source_from_corpus("corpus/", weights, tokens=30_000_000, seq_len=1024, seed=0, ...)
+    source_from_corpus("corpus/", weights, PlanConfig(tokens=30_000_000, seq_len=1024, seed=0), model="gpt2", ...)
 
 Both wrap a `mixer.stream.stream.MixtureStream` / `mixer.stream.sampler.MixtureSampler` (an IterableDataset
 with state_dict/load_state_dict yielding one sequence dict at a time) in a DataLoader with
@@ -12,14 +12,16 @@ own part of the stream (rank, world_size).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
 from mixer.core.errors import MixerError
 from mixer.core.kinds import ModelKind
 from mixer.formats.corpus_handle import Corpus, as_corpus
+from mixer.formats.schedule import MixtureSchedule
 from mixer.formats.weights import validate_weights
+from mixer.shards.plan import PlanConfig
 from mixer.stream.sampler import MixtureSampler
 from mixer.stream.stream import MixtureStream
 from mixer.trainers.config import DataSource
@@ -54,18 +56,20 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
                       provenance={"source": {"shards": str(shards_dir), "seq_len": index.seq_len}})
 
 
-def source_from_corpus(corpus_dir: Corpus | str | Path, weights: dict[str, float] | None, tokens: int, seq_len: int,
-                       seed: int, model: str, batch_size: int, rank: int = 0, world_size: int = 1,
-                       max_epochs: float = 1.0, schedule=None) -> DataSource:
-    """Sample the mixture straight from the memory-mapped corpus (the same sequences build-shards
-    writes). With `schedule` (a `mixer.formats.schedule.MixtureSchedule`) the stream follows its
-    stages up to `tokens`, and the run records the whole run's shares as its weights."""
+def source_from_corpus(corpus_dir: Corpus | str | Path, mixture: Mapping[str, float] | MixtureSchedule,
+                       plan: PlanConfig, *, model: str, batch_size: int, rank: int = 0,
+                       world_size: int = 1) -> DataSource:
+    """Sample the mixture (weights, or a `mixer.formats.schedule.MixtureSchedule` whose stages
+    the stream follows up to `plan.tokens`) straight from the memory-mapped corpus: the same
+    sequences build-shards writes with `plan`. The model decides the objective. With a schedule
+    the run records the whole run's shares as its weights."""
     corpus = as_corpus(corpus_dir)
-    if schedule is None:
-        weights = validate_weights(weights, corpus.domain_names, source="--weights")
+    schedule = mixture if isinstance(mixture, MixtureSchedule) else None
+    weights = None if schedule is not None else validate_weights(mixture, corpus.domain_names, source="--weights")
+    tokens, seq_len, seed = plan.tokens, plan.seq_len, plan.seed
     sampler = MixtureSampler(corpus, weights if schedule is None else schedule, tokens, seq_len, seed,
-                             objective=ModelKind.parse(model).objective, max_epochs=max_epochs, rank=rank,
-                             world_size=world_size, batch_size=batch_size)
+                             objective=ModelKind.parse(model).objective, max_epochs=plan.max_epochs,
+                             interleave=plan.interleave, rank=rank, world_size=world_size, batch_size=batch_size)
     prov: dict[str, Any] = {"corpus": str(corpus.folder), "seq_len": seq_len, "data_seed": seed}
     if schedule is not None:
         weights = dict(sampler.weights)

@@ -88,6 +88,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
     from mixer.core.metrics import MetricsConfig
     from mixer.core.units import parse_count
     from mixer.formats.weights import load_weights, parse_weight_options
+    from mixer.shards.plan import PlanConfig
     from mixer.trainers.data import source_from_corpus, source_from_shards
     from mixer.trainers.train import TrainConfig, train
 
@@ -121,8 +122,9 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
             raise MixerError("--schedule is the mixture: drop --weights/--weight")
         schedule = load_schedule(schedule_file)
         budget = parse_count(tokens, "--tokens") if tokens else schedule.budget_tokens
-        source = source_from_corpus(corpus, None, budget, p.seq_len, data_seed, model, p.batch_size, rank, world,
-                                    max_epochs=max_epochs, schedule=schedule)
+        source = source_from_corpus(corpus, schedule, PlanConfig(tokens=budget, seq_len=p.seq_len, seed=data_seed,
+                                                                 max_epochs=max_epochs),
+                                    model=model, batch_size=p.batch_size, rank=rank, world_size=world)
     elif corpus:
         if bool(weights_file) == bool(weight_pairs):
             raise MixerError("--corpus sampling needs the mixture: give either --weights FILE or --weight DOMAIN=W")
@@ -135,9 +137,9 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
         else:
             raise MixerError("--corpus sampling needs --tokens (the mixture's budget, e.g. 30M); "
                              f"{weights_file or '--weight'} records no budget_tokens")
-        source = source_from_corpus(corpus, weights, budget, p.seq_len,
-                                    data_seed, model, p.batch_size, rank, world,
-                                    max_epochs=max_epochs)
+        source = source_from_corpus(corpus, weights, PlanConfig(tokens=budget, seq_len=p.seq_len, seed=data_seed,
+                                                                max_epochs=max_epochs),
+                                    model=model, batch_size=p.batch_size, rank=rank, world_size=world)
     else:
         raise MixerError("no data: give --shards DIR (built shards) or --corpus DIR with --weights and --tokens")
     source.provenance.update(_provenance(prov_pairs))
