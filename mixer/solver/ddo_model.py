@@ -133,8 +133,20 @@ def gain(fits: Mapping[str, PowerLawFit], x_ref: np.ndarray, x: np.ndarray) -> f
     return gain_rows(np.array([f.x for f in fits.values()]), x_ref, x, first.form)
 
 
-def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, noise: Noise,
-                      seed: int, level: float = 0.95, n_base: int = 0, normalised: bool = False,
+@dataclass(frozen=True)
+class Replicates:
+    """How the bootstrap replicates are drawn: how many, from which seed, the interval's level,
+    how many leading points of every domain are the shared base runs, and whether y was
+    normalised by those runs' mean (units="authors")."""
+
+    n_boot: int
+    seed: int
+    level: float = 0.95
+    n_base: int = 0
+    normalised: bool = False
+
+
+def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise, replicates: Replicates,
                       references: Mapping[str, np.ndarray] | None = None) -> Bootstrap:
     """Parametric bootstrap of the optimum and of its gain over each reference mixture.
 
@@ -157,6 +169,9 @@ def bootstrap_weights(points, fits, total, *, form, lower, upper, n_boot: int, n
     """
     domains = list(points)
     m = len(domains)
+    n_boot, seed, level, n_base, normalised = (replicates.n_boot, replicates.seed, replicates.level,
+                                               replicates.n_base, replicates.normalised)
+    lower, upper = bounds
     method, sigma = noise.source, noise.sigma
     nan = np.full(m, np.nan)
     if sigma is None or not sigma > ZERO_NOISE:
@@ -270,10 +285,11 @@ class DDO:
         planned = np.array([data.base[0].weights.get(d, 0.0) for d in domains])  # realised tokens round
         if np.max(np.abs(planned / planned.sum() - 1 / len(domains))) > 1e-6:
             references["base"] = self.x_base_ * (total / self.x_base_.sum())
-        self.bootstrap_ = bootstrap_weights(self.points_, self.fits_, total, form=self.form, lower=lower,
-                                            upper=upper, n_boot=self.n_bootstrap, noise=self.noise_, seed=self.seed,
-                                            n_base=len(data.base), normalised=self.units == "authors",
-                                            references=references)
+        self.bootstrap_ = bootstrap_weights(self.points_, self.fits_, total, form=self.form, bounds=(lower, upper),
+                                            noise=self.noise_, references=references,
+                                            replicates=Replicates(n_boot=self.n_bootstrap, seed=self.seed,
+                                                                  n_base=len(data.base),
+                                                                  normalised=self.units == "authors"))
         self.intervals_ = {d: (float(lo), float(hi)) for d, lo, hi
                            in zip(domains, self.bootstrap_.low, self.bootstrap_.high)}
         self.gains_ = {name: gain_interval(name, gain(self.fits_, x_ref, self.result_.x), self.bootstrap_)
