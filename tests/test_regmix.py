@@ -17,7 +17,7 @@ from mixer.loop.regmix import RegMixConfig, loop_regmix, plan_regmix
 from mixer.loop.runner import TrainSpec
 from mixer.loop.sweep import LoopConfig, run_folder
 from mixer.formats.synthetic import write_skewed_corpus
-from mixer.solver.baselines.regmix import regmix_weights, sample_mixtures, spearman, token_prior
+from mixer.solver.baselines.regmix import RegMixSettings, regmix_weights, sample_mixtures, spearman, token_prior
 
 OPT = np.array([0.45, 0.3, 0.15, 0.1])
 PRIOR = token_prior(np.array([10.0, 40.0, 30.0, 20.0]))
@@ -41,22 +41,22 @@ def test_token_prior_and_candidates_centre_on_the_tempered_token_distribution():
 
 def test_lightgbm_recovers_the_optimum_of_a_known_surface_and_ranks_held_out_mixtures():
     W = sample_mixtures(PRIOR, 200, seed=3)
-    res = regmix_weights(W, bowl(W), model="lightgbm", prior=PRIOR, n_search=20_000, seed=0)
+    res = regmix_weights(W, bowl(W), RegMixSettings(model="lightgbm", n_search=20_000, seed=0), prior=PRIOR)
     assert res.regressor == "lightgbm" and res.r2 > 0.99
     assert np.abs(res.x - OPT).max() < 0.08, res.x
     assert abs(res.x.sum() - 1) < 1e-12
     held = sample_mixtures(PRIOR, 40, seed=9)
     assert spearman(res.model.predict(held), bowl(held)) > 0.9
-    again = regmix_weights(W, bowl(W), model="lightgbm", prior=PRIOR, n_search=20_000, seed=0)
+    again = regmix_weights(W, bowl(W), RegMixSettings(model="lightgbm", n_search=20_000, seed=0), prior=PRIOR)
     assert np.array_equal(res.x, again.x)  # same inputs and seed, same answer
 
 
 def test_ridge_quadratic_is_kept_and_exact_on_a_quadratic_surface():
     W = sample_mixtures(PRIOR, 40, seed=4)
-    res = regmix_weights(W, bowl(W), model="quadratic", prior=PRIOR, seed=0)
+    res = regmix_weights(W, bowl(W), RegMixSettings(model="quadratic", seed=0), prior=PRIOR)
     assert np.abs(res.x - OPT).max() < 1e-4
     with pytest.raises(ValueError, match="expected one of"):
-        regmix_weights(W, bowl(W), model="forest")
+        regmix_weights(W, bowl(W), RegMixSettings(model="forest"))
 
 
 def test_spearman_known_values():

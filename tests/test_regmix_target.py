@@ -12,6 +12,7 @@ from support import mixing_law_runs, write_runs
 from mixer.core.errors import MixerError
 from mixer.solver.baselines.regmix import PriorSpec, sample_mixtures, usage_bound
 from mixer.solver.runs import read_runs
+from mixer.solver.baselines.regmix import RegMixSettings
 from mixer.solver.solutions import regmix_solution
 
 DOMAINS = ("a", "b", "c")
@@ -28,7 +29,9 @@ def runs(tmp_path_factory):
 
 
 def solve(runs, tmp_path, **kw):
-    return regmix_solution(runs, tmp_path / "w.json", n_bootstrap=0, plots=False, n_search=20_000, **kw)
+    upper = kw.pop("upper", None)
+    return regmix_solution(runs, tmp_path / "w.json", settings=RegMixSettings(n_bootstrap=0, n_search=20_000),
+                           space=(None, upper), plots=False, **kw)
 
 
 def test_the_target_loss_changes_the_chosen_mixture(runs, tmp_path):

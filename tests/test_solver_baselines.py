@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from mixer.solver.baselines import BASELINES, DoReMiWeights, doremi_weights, mixing_laws_weights, regmix_weights
+from mixer.solver.baselines.regmix import RegMixSettings
 from mixer.solver.numerics.simplex import feasible_bounds, spg_minimize
 
 
@@ -61,11 +62,11 @@ def test_regmix_recovers_quadratic_minimum():
     A = np.diag([2.0, 1.0, 1.5, 3.0]) + 0.2
     W = rng.dirichlet(np.ones(4), 60)
     y = 2.0 + np.einsum("ni,ij,nj->n", W - w_star, A, W - w_star) + rng.normal(0, 1e-6, 60)
-    res = regmix_weights(W, y, seed=0, model="quadratic")
+    res = regmix_weights(W, y, RegMixSettings(seed=0, model="quadratic"))
     assert res.r2 > 0.999
     np.testing.assert_allclose(res.x, w_star, atol=2e-3)
     with pytest.raises(ValueError, match="runs"):
-        regmix_weights(W[:5], y[:5], model="quadratic")
+        regmix_weights(W[:5], y[:5], RegMixSettings(model="quadratic"))
 
 
 def test_mixing_laws_recover_parameters_and_optimum():

@@ -26,7 +26,7 @@ from typing import Any
 from mixer.core.errors import MixerError
 from mixer.loop.runner import RunSpec
 from mixer.loop.sweep import Backend, LoopConfig, _relative, corpus_identity, make_backend, run_all
-from mixer.solver.baselines.regmix import PriorSpec, REGRESSORS, sample_mixtures
+from mixer.solver.baselines.regmix import PriorSpec, REGRESSORS, RegMixSettings, sample_mixtures
 from mixer.solver.runs import read_runs
 from mixer.solver.solutions import regmix_corpus_bounds, regmix_solution
 
@@ -149,10 +149,11 @@ def loop_regmix(cfg: RegMixConfig, budget_tokens: int, backend: Backend | None =
                             "temperature": cfg.temperature, "strengths": [cfg.min_strength, cfg.max_strength],
                             "max_usage": cfg.max_usage, "usage_tokens": cfg.usage_tokens,
                             "run_names": {s.name: _relative(paths[s.key()], out) for s in [*fitted, *held]}}
-    sol = regmix_solution(read_runs([paths[s.key()] for s in fitted]), out / "weights.json", model=cfg.regressor,
-                          n_bootstrap=lc.n_bootstrap, seed=lc.train.seed, plots=lc.plots, prior=prior,
-                          held_out=read_runs([paths[s.key()] for s in held]) if held else (), top_k=cfg.top_k,
-                          n_search=cfg.n_search, eval_domains=lc.eval_domains, upper=bound_of(cfg), provenance=prov)
+    settings = RegMixSettings(model=cfg.regressor, n_search=cfg.n_search, top_k=cfg.top_k, seed=lc.train.seed,
+                              n_bootstrap=lc.n_bootstrap)
+    sol = regmix_solution(read_runs([paths[s.key()] for s in fitted]), out / "weights.json", settings=settings,
+                          space=(prior, bound_of(cfg)), plots=lc.plots, eval_domains=lc.eval_domains,
+                          held_out=read_runs([paths[s.key()] for s in held]) if held else (), provenance=prov)
     rho = sol.provenance.get("held_out", {}).get("spearman")
     return RegMixLoopResult(weights=sol.weights, weights_path=sol.path, budget_tokens=int(budget_tokens),
                             runs={s.name: paths[s.key()] for s in fitted},

@@ -14,12 +14,15 @@ gives no interval (an empty dict) rather than a misleading one.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from mixer.solver.autoscale import fit_floored, predict_floored
 from mixer.solver.baselines import mixing_laws_weights, regmix_weights
+from mixer.solver.baselines.regmix import RegMixSettings
 
 MIN_REPLICATES = 10
 
@@ -86,17 +89,17 @@ def autoscale_replicates(replicates: Sequence[Sequence[Sequence[float]]], budget
     return out
 
 
-def regmix_replicates(W: np.ndarray, y: np.ndarray, *, model: str, n_boot: int, seed: int,
-                      prior: np.ndarray | None = None, top_k: int = 100,
+def regmix_replicates(W: np.ndarray, y: np.ndarray, settings: RegMixSettings, *, prior: np.ndarray | None = None,
                       upper: np.ndarray | None = None) -> list[np.ndarray]:
-    """RegMix optima refitted on `n_boot` resamples of the runs (rows of W, y); candidates are
-    searched among 20,000 (10,000 for LightGBM, whose predictions cost more) drawn like the fit's."""
+    """RegMix optima refitted on `settings.n_bootstrap` resamples of the runs (rows of W, y);
+    candidates are searched among 20,000 (10,000 for LightGBM, whose predictions cost more) drawn
+    like the fit's."""
     out = []
-    n_search = 10_000 if model == "lightgbm" else 20_000
-    for idx in bootstrap_rows(len(y), n_boot, seed + 1):
+    n_search = 10_000 if settings.model == "lightgbm" else 20_000
+    each = replace(settings, n_search=n_search, top_k=min(settings.top_k, n_search))
+    for idx in bootstrap_rows(len(y), settings.n_bootstrap, settings.seed + 1):
         try:
-            out.append(regmix_weights(W[idx], y[idx], model=model, n_search=n_search, seed=seed, prior=prior,
-                                      top_k=min(top_k, n_search), upper=upper).x)
+            out.append(regmix_weights(W[idx], y[idx], each, prior=prior, upper=upper).x)
         except (ValueError, np.linalg.LinAlgError):
             continue
     return out

@@ -172,14 +172,16 @@ def regmix_cmd(runs, out, regressor, eval_domains, corpus, max_usage, usage_toke
     """RegMix: many random-mixture runs -> regression -> best mixture."""
     from mixer.cli.commands._options import domain_list
     from mixer.core.units import parse_count
+    from mixer.solver.baselines.regmix import RegMixSettings
     from mixer.solver.solutions import regmix_corpus_bounds, regmix_solution
 
     prior = upper = None
     if corpus is not None:
         prior, upper = regmix_corpus_bounds(corpus, max_usage=max_usage, usage_tokens=None if usage_tokens is None
                                             else parse_count(usage_tokens, "--usage-tokens"))
-    _show(regmix_solution(_runs(runs), out, model=regressor, n_bootstrap=n_bootstrap, seed=seed, plots=plots,
-                          eval_domains=domain_list(eval_domains, "--eval-domains"), prior=prior, upper=upper))
+    settings = RegMixSettings(model=regressor, n_bootstrap=n_bootstrap, seed=seed)
+    _show(regmix_solution(_runs(runs), out, settings=settings, space=(prior, upper), plots=plots,
+                          eval_domains=domain_list(eval_domains, "--eval-domains")))
 
 
 @command.command("mixing-laws")

@@ -53,6 +53,23 @@ class PriorSpec:
 
 
 @dataclass(frozen=True)
+class RegMixSettings:
+    """How RegMix is run: the regressor (a name in REGRESSORS; LightGBM, as its authors ran it),
+    the candidates scored and the best `top_k` averaged, the seed, the quadratic's ridge and
+    refinement, how candidates are drawn around the prior, and the bootstrap resamples of the
+    runs behind the intervals."""
+
+    model: str = "lightgbm"
+    n_search: int = 100_000
+    top_k: int = 100
+    seed: int = 0
+    ridge: float = 1e-8
+    refine: bool = True
+    prior_spec: PriorSpec = PriorSpec()
+    n_bootstrap: int = 100
+
+
+@dataclass(frozen=True)
 class RegMixResult:
     x: np.ndarray             # weights
     fun: float                # predicted loss at x
@@ -188,13 +205,14 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, regressor: str, *, ridge: float 
     return _Ridge(coef, regressor), coef
 
 
-def regmix_weights(W, loss, *, model: str = "lightgbm", ridge: float = 1e-8, n_search: int = 100_000,
-                   top_k: int = 100, refine: bool = True, seed: int = 0, prior: np.ndarray | None = None,
-                   prior_spec: PriorSpec = PriorSpec(), upper: np.ndarray | None = None) -> RegMixResult:
-    """Fit `model` (a name in REGRESSORS) to (W, loss) and return the mean of the `top_k` best
-    of `n_search` candidates. `prior` (a mixture) centres the candidate Dirichlet as RegMix
+def regmix_weights(W, loss, settings: RegMixSettings = RegMixSettings(), *, prior: np.ndarray | None = None,
+                   upper: np.ndarray | None = None) -> RegMixResult:
+    """Fit `settings.model` (a name in REGRESSORS) to (W, loss) and return the mean of the
+    `top_k` best of `n_search` candidates. `prior` (a mixture) centres the candidate Dirichlet as RegMix
     does; None draws them from a flat Dirichlet(1). `upper` (per domain, `usage_bound`) rejects
     candidates above it (and bounds the quadratic's refinement)."""
+    model, ridge, n_search, top_k = settings.model, settings.ridge, settings.n_search, settings.top_k
+    refine, seed, prior_spec = settings.refine, settings.seed, settings.prior_spec
     W = np.asarray(W, float)
     y = np.asarray(loss, float)
     if model not in REGRESSORS:

@@ -17,7 +17,7 @@ from mixer.solver.baselines import doremi_weights, mixing_laws_weights
 from mixer.solver.baselines.doremi import aligned_histories
 from mixer.solver.baselines.mixing_laws import HUBER_DELTA
 from mixer.solver.baselines.nested_laws import SIZE_DELTA, STEP_DELTA
-from mixer.solver.baselines.regmix import regmix_weights, spearman, token_prior, usage_bound
+from mixer.solver.baselines.regmix import RegMixSettings, regmix_weights, spearman, token_prior, usage_bound
 from mixer.solver.intervals import mixing_laws_replicates, quantile_intervals, regmix_replicates
 from mixer.solver.nested_runs import nested_table
 from mixer.solver.plots import plot_predicted_vs_measured, plot_weight_trajectory
@@ -28,17 +28,19 @@ def _one_budget(runs: Sequence[Run]) -> int | None:
     return budgets.pop() if len(budgets) == 1 else None
 
 
-def regmix_solution(runs: Sequence[Run], out: Path, *, model: str = "lightgbm", n_bootstrap: int = 100,
-                    seed: int = 0, plots: bool = True, prior: Mapping[str, float] | None = None,
-                    held_out: Sequence[Run] = (), top_k: int = 100, n_search: int = 100_000,
-                    eval_domains: Sequence[str] | None = None, upper: Mapping[str, float] | None = None,
+def regmix_solution(runs: Sequence[Run], out: Path, *, settings: RegMixSettings = RegMixSettings(),
+                    space: tuple[Mapping[str, float] | None, Mapping[str, float] | None] = (None, None),
+                    plots: bool = True, held_out: Sequence[Run] = (), eval_domains: Sequence[str] | None = None,
                     provenance: Mapping[str, Any] | None = None) -> Solution:
-    """RegMix: regression of the target loss on the mixture (`model`: lightgbm, the authors', or
-    quadratic, linear), the mean of the `top_k` best of `n_search` candidates drawn around
-    `prior` (the token distribution; None: a flat Dirichlet) within `upper` (each domain's
-    usage bound; None: none); `held_out` runs are predicted, not fitted, and their Spearman rank
-    correlation with the measured loss is reported. The target is the mean held-out loss over
-    `eval_domains` (None: every domain; the authors regress one domain's, their Pile-CC)."""
+    """RegMix: regression of the target loss on the mixture (`settings.model`: lightgbm, the
+    authors', or quadratic, linear), the mean of the `top_k` best of `n_search` candidates drawn
+    from `space` = (prior, upper): around `prior` (the token distribution; None: a flat
+    Dirichlet) within `upper` (each domain's usage bound; None: none); `held_out` runs are
+    predicted, not fitted, and their Spearman rank correlation with the measured loss is
+    reported. The target is the mean held-out loss over `eval_domains` (None: every domain; the
+    authors regress one domain's, their Pile-CC)."""
+    prior, upper = space
+    model, n_bootstrap, top_k, n_search = settings.model, settings.n_bootstrap, settings.top_k, settings.n_search
 
     out = Path(out)
     domains, W, L = mixture_table(list(runs))
@@ -47,11 +49,10 @@ def regmix_solution(runs: Sequence[Run], out: Path, *, model: str = "lightgbm", 
     p = None if prior is None else np.array([float(prior.get(d, 0.0)) for d in domains])
     u = None if upper is None else np.array([float(upper.get(d, 1.0)) for d in domains])
     try:
-        res = regmix_weights(W, y, model=model, seed=seed, prior=p, top_k=top_k, n_search=n_search, upper=u)
+        res = regmix_weights(W, y, settings, prior=p, upper=u)
     except ValueError as exc:
         raise MixerError(f"{runs[0].path}: {exc}") from None
-    intervals = quantile_intervals(domains, regmix_replicates(W, y, model=model, n_boot=n_bootstrap, seed=seed,
-                                                              prior=p, top_k=top_k, upper=u))
+    intervals = quantile_intervals(domains, regmix_replicates(W, y, settings, prior=p, upper=u))
     prov: dict[str, Any] = {**(provenance or {}), "runs": [r.path for r in runs], "model": model, "r2": res.r2,
                             "predicted_loss": res.fun, "top_k": top_k, "n_search": n_search,
                             "target": "mean held-out loss over "
