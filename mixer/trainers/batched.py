@@ -178,7 +178,8 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
         model.hidden = torch.compile(model.hidden)
 
     state = TrainState.fresh(K, domains, [es.name for es in eval_sets], device)
-    engine = _StackedEngine(model, proxies, params, eval_sets, vocab, nd, accum, chunk, device, cfg.eval_batch_size)
+    engine = _StackedEngine(model=model, proxies=proxies, params=params, eval_sets=eval_sets, vocab=vocab, nd=nd,
+                            accum=accum, chunk=chunk, device=device, eval_batch_size=cfg.eval_batch_size)
     bar = progress_bar(steps, 0, enabled=cfg.progress)
     if progress_desc:
         bar.set_description(progress_desc)
@@ -195,24 +196,31 @@ def train_batched(cfg: TrainConfig, proxies: Sequence[Proxy], progress_desc: str
             for k, p in enumerate(proxies)]
 
 
+@dataclass
 class _StackedEngine:
-    """The shared loop's model side for K stacked proxies: one forward and backward for all K."""
+    """The step driver's model side for K stacked proxies: one forward and backward for all K.
+    `nd`: domains; `chunk`: rows of the fused LM loss at a time."""
 
-    def __init__(self, model: StackedGPT2 | StackedBert, proxies: Sequence[Proxy], params: list[torch.Tensor],
-                 eval_sets: list[EvalSet], vocab: Vocab, nd: int, accum: int, chunk: int, device: torch.device,
-                 eval_batch_size: int) -> None:
-        self.model, self.proxies, self.params, self.eval_sets, self.vocab = model, proxies, params, eval_sets, vocab
-        self.nd, self.accum, self.chunk, self.device, self.eval_batch_size = nd, accum, chunk, device, eval_batch_size
-        self.cuda = device.type == "cuda"
-        self.autocast = precision(device)
-        self.offsets = (torch.arange(len(proxies), device=device) * nd)[:, None]
+    model: StackedGPT2 | StackedBert
+    proxies: Sequence[Proxy]
+    params: list[torch.Tensor]
+    eval_sets: list[EvalSet]
+    vocab: Vocab
+    nd: int
+    accum: int
+    chunk: int
+    device: torch.device
+    eval_batch_size: int
+
+    def __post_init__(self) -> None:
+        self.cuda = self.device.type == "cuda"
+        self.autocast = precision(self.device)
+        self.offsets = (torch.arange(len(self.proxies), device=self.device) * self.nd)[:, None]
 
     def micro_step(self, batches: list, step: int, micro: int, state: TrainState) -> torch.Tensor:
         K, model = len(batches), self.model
         if isinstance(model, StackedBert):
-            doms, counted, (total, tok) = _bert_micro(model, batches, self.proxies, self.vocab, step, micro,
-                                                      self.accum, self.chunk, self.device, self.autocast,
-                                                      state.tokens_per_domain, state.tokens_seen)
+            doms, counted, (total, tok) = _bert_micro(self, batches, step, micro, state)
             total.backward()
             return _domain_sums(doms, counted, tok, self.offsets, self.nd)
         B, L = batches[0]["input_ids"].shape
@@ -259,11 +267,14 @@ def _domain_sums(doms: torch.Tensor, counted: torch.Tensor, tok: torch.Tensor, o
     return flat.view(2, K, nd).transpose(0, 1)
 
 
-def _bert_micro(model: StackedBert, batches: list, proxies: Sequence[Proxy], vocab, step: int, micro: int, accum: int,
-                chunk: int, device: torch.device, autocast, tokens_per_domain: np.ndarray, tokens_seen: np.ndarray):
-    """One BERT micro-step of K proxies: each proxy's masks as `mixer.trainers.train.train` draws them
-    alone (seeded by its seed, step, micro-step, rank 0), on the CPU; only the masked positions
-    go to the head. -> (domain, counted, (loss with gradients, per-target losses)) per target row."""
+def _bert_micro(engine: _StackedEngine, batches: list, step: int, micro: int, state: TrainState):
+    """One BERT micro-step of K proxies: each proxy's masks as `mixer.trainers.train.train` draws
+    them alone (seeded by its seed, step, micro-step, rank 0), on the CPU; only the masked
+    positions go to the head. -> (domain, counted, (loss with gradients, per-target losses)) per
+    target row."""
+    model, proxies, vocab, accum = engine.model, engine.proxies, engine.vocab, engine.accum
+    chunk, device, autocast = engine.chunk, engine.device, engine.autocast
+    tokens_per_domain, tokens_seen = state.tokens_per_domain, state.tokens_seen
     ids, attn, doms = ([b[key].long() for b in batches] for key in ("input_ids", "attention_mask", "domain_ids"))
     masked, labels = [], []
     for k, p in enumerate(proxies):
