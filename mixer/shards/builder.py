@@ -10,6 +10,7 @@ out in one place instead of `write_shards(plan, corpus, ...)` at every site.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -21,28 +22,35 @@ from mixer.shards.write import BuildStats, ShardConfig, write_shards
 from mixer.shards.distributed import write_shards_on_cluster
 
 
+@dataclass(frozen=True)
+class BuildProgress:
+    """What a build reports while it runs: `on_plan(plan)` once the stream is decided, before any
+    shard is written (the CLI reports the rounded budget there); `on_shard(done, total)` as
+    sequences are written."""
+
+    on_plan: Callable[[MixturePlan], None] | None = None
+    on_shard: Callable[[int, int], None] | None = None
+
+
 def build(corpus: Corpus | str | Path, weights: Mapping[str, float] | MixtureSchedule, out: str | Path, *,
-          plan: PlanConfig,
-          shards: ShardConfig = ShardConfig(), cluster: ClusterConfig | None = None,
-          weights_source: str = "weights", on_plan: Callable[[MixturePlan], None] | None = None,
-          on_shard: Callable[[int, int], None] | None = None) -> BuildStats:
+          plan: PlanConfig, shards: ShardConfig = ShardConfig(), cluster: ClusterConfig | None = None,
+          weights_source: str = "weights", progress: BuildProgress = BuildProgress()) -> BuildStats:
     """Sample `weights` of `corpus` at `plan.tokens` into shards under `out`; the returned stats
     hold the written `ShardIndex` (`stats.index`) and where the time went. `weights` may be a
     `MixtureSchedule` (`mixer.formats.schedule`): the shards then follow its stages and the index
     records them.
 
     `cluster`: one Ray task per shard (`mixer.shards.distributed`; the same bytes, resumable);
-    None: this process. `on_plan(plan)` is called once the stream is decided, before any shard is
-    written (the CLI reports the rounded budget there); `on_shard(done, total)` reports progress.
+    None: this process. `progress`: callbacks as the build goes (`BuildProgress`).
     """
     corpus = as_corpus(corpus)
     if isinstance(weights, MixtureSchedule):
         mixture_plan = build_schedule_plan(corpus, weights, plan)
     else:
         mixture_plan = build_plan(corpus, weights, plan, weights_source=weights_source)
-    if on_plan is not None:
-        on_plan(mixture_plan)
+    if progress.on_plan is not None:
+        progress.on_plan(mixture_plan)
     if cluster is None:
-        return write_shards(mixture_plan, corpus, out, shards, on_shard=on_shard)
+        return write_shards(mixture_plan, corpus, out, shards, on_shard=progress.on_shard)
 
-    return write_shards_on_cluster(mixture_plan, corpus, out, shards, on_shard, cluster=cluster)
+    return write_shards_on_cluster(mixture_plan, corpus, out, shards, progress.on_shard, cluster=cluster)

@@ -138,14 +138,15 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _assemble(plan: MixturePlan, out: Path, config: ShardConfig, cache: TaskCache, keys: list[str],
-              metas: list[dict], per_shard: int, stats: ClusterBuildStats, corpus_dir: str | Path) -> None:
-    """The output folder, atomically: every shard hard-linked from the cache, index.json last."""
+def _assemble(plan: MixturePlan, out: Path, config: ShardConfig, cache: TaskCache, done: list[tuple[str, dict]],
+              per_shard: int, stats: ClusterBuildStats, corpus_dir: str | Path) -> None:
+    """The output folder, atomically: every shard (`done`: its cache key and metadata, in shard
+    order) hard-linked from the cache, index.json last."""
 
     entries = []
     with atomic_dir(out, overwrite=config.overwrite) as tmp:
         t0 = time.perf_counter()
-        for k, (key, meta) in enumerate(zip(keys, metas)):
+        for k, (key, meta) in enumerate(done):
             entry = ShardEntry.from_dict(meta["entry"]).at(k * per_shard)
             data_path, side_path = _cached_files(cache.folder, key)
             _link(data_path, tmp / shard_name(k))
@@ -214,7 +215,7 @@ def write_shards_on_cluster(plan: MixturePlan, corpus: Corpus | str | Path, out:
                     if on_shard is not None:
                         on_shard(done_seq, plan.num_sequences)
                     stop_for_tests(len(stats.ran))
-            _assemble(plan, out, config, cache, keys, metas, per_shard, stats, corpus.folder)
+            _assemble(plan, out, config, cache, list(zip(keys, metas)), per_shard, stats, corpus.folder)
             cache.remove()
         finally:
             cache.remove_if_empty()  # a failure before any shard finished leaves no folder behind

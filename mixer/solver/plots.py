@@ -25,13 +25,12 @@ def _token_unit(largest: float) -> tuple[float, str]:
 
 
 def plot_fits(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: Mapping, path: str | Path,
-              optimum: Mapping[str, float] | None = None, xlabel: str = "tokens / (N/m)",
-              ylabel: str = "loss / base loss", title: str | None = None, tokens_per_unit: float | None = None,
+              optimum: Mapping[str, float] | None = None, ylabel: str = "loss / base loss", title: str | None = None, tokens_per_unit: float | None = None,
               weights: Mapping[str, float] | None = None) -> Path:
     """One panel per domain: the measured points and the fitted power law, the optimum as a
     dotted line, one legend for the figure. `tokens_per_unit`: the fit's x is in units of that
     many tokens (the authors' N/m); the axis then shows training tokens of the domain in
-    thousands / millions, and `xlabel` is replaced. `weights`: each panel's title gives the
+    thousands / millions, and the x axis says so. `weights`: each panel's title gives the
     domain's optimal weight."""
     plt = _plt()
     import matplotlib.ticker  # noqa: F401  (loaded by pyplot; named here for the tick setup)
@@ -42,6 +41,7 @@ def plot_fits(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: Mapping
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
     scale = 1.0
+    xlabel = "tokens / (N/m)"  # the fit's own units, unless tokens_per_unit converts them
     if tokens_per_unit is not None:
         largest = max(float(points[d][0].max()) for d in names) * tokens_per_unit
         div, word = _token_unit(largest)

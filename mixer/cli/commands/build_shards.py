@@ -65,6 +65,7 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
     from mixer.formats.schedule import load_schedule
     from mixer.formats.weights import load_weights, parse_weight_options
     from mixer.shards import build
+    from mixer.shards.builder import BuildProgress
     from mixer.shards.plan import PlanConfig
     from mixer.shards.write import ShardConfig
 
@@ -111,8 +112,9 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
         task = progress.add_task("shards", total=None)
         try:
             stats = build(corpus, weights if schedule is None else schedule, out, plan=plan_config,
-                          shards=shard_config, cluster=cluster, weights_source=source, on_plan=planned,
-                          on_shard=lambda done, total: progress.update(task, completed=done))
+                          shards=shard_config, cluster=cluster, weights_source=source,
+                          progress=BuildProgress(on_plan=planned,
+                                                 on_shard=lambda done, total: progress.update(task, completed=done)))
         finally:
             status.stop()
             progress.stop()

@@ -68,9 +68,12 @@ class SPGResult:
     pg_norm: float  # ||P(x - grad) - x||_inf at the end: 0 exactly at a KKT point
 
 
+SPG_MEMORY = 10  # the non-monotone line search compares with the worst of the last 10 values (Birgin et al.)
+
+
 def spg_minimize(fun: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.ndarray],
                  x0: np.ndarray, total: float, lo: np.ndarray, hi: np.ndarray, *,
-                 tol: float = 1e-10, max_iter: int = 20000, memory: int = 10) -> SPGResult:
+                 tol: float = 1e-10, max_iter: int = 20000) -> SPGResult:
     """Minimise a smooth `fun` over the feasible set by spectral projected gradient."""
     x = project(np.asarray(x0, float), total, lo, hi)
     f, g = fun(x), grad(x)
@@ -94,7 +97,7 @@ def spg_minimize(fun: Callable[[np.ndarray], float], grad: Callable[[np.ndarray]
         sy = float(s @ yv)
         alpha = min(max(float(s @ s) / sy, 1e-12), 1e12) if sy > 0 else 1e12
         x, f, g = x_new, f_new, g_new
-        recent = (recent + [f])[-memory:]
+        recent = (recent + [f])[-SPG_MEMORY:]
         pg = float(np.max(np.abs(project(x - g, total, lo, hi) - x)))
         if step < 1e-20:
             return SPGResult(x, f, False, "line search failed", it, pg)
