@@ -27,7 +27,7 @@ def lognormal_lengths(n_docs: int, mean_tokens: float, sigma: float, seed: int) 
 
 def write_synthetic_corpus(out: str | Path, train_lengths: Mapping[str, Sequence[int] | np.ndarray],
                            heldout_lengths: Mapping[str, Sequence[int] | np.ndarray] | None = None,
-                           vocab_size: int = 50257, eos_id: int | None = None, seed: int = 0,
+                           vocab_size: int = 50257, seed: int = 0,
                            overwrite: bool = False,
                            token_map: Callable[[int, np.ndarray, int], np.ndarray] | None = None,
                            tokenizer: str | Path | None = None) -> CorpusManifest:
@@ -37,7 +37,7 @@ def write_synthetic_corpus(out: str | Path, train_lengths: Mapping[str, Sequence
     can read back which document a token range came from. `tokenizer` (a tokenizer.json path)
     is stored and checksummed as the corpus's tokenizer, so samples can be decoded.
     """
-    eos_id = vocab_size - 1 if eos_id is None else eos_id
+    eos_id = vocab_size - 1  # the last id, as GPT-2's <|endoftext|> is
     dtype = token_dtype_for(vocab_size)
     heldout_lengths = heldout_lengths or {d: [] for d in train_lengths}
     rng = np.random.default_rng(seed)

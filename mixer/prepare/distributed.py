@@ -47,7 +47,7 @@ from mixer.prepare.heldout import heldout_rule, heldout_split
 from mixer.prepare.tasks import (ARRAYS, BINARY, LONG, NOT_ENGLISH, NOT_EVALUATED, SHORT, TASK_VERSION, TOKENIZED,
                                  PrepareTask, plan_tasks, prepare_task)
 from mixer.prepare.tokenizer import resolve_tokenizer
-from mixer.prepare.write import save_corpus_manifest, write_domain
+from mixer.prepare.write import KeptDocuments, save_corpus_manifest, write_domain
 
 @dataclass
 class ClusterPrepareResult(PrepareResult):
@@ -121,13 +121,14 @@ def _decide(results: list[dict[str, np.ndarray]], rep: DomainReport, config: Pre
             "source_bytes": int(cat["nbytes"].sum()), "total_tokens": int(ends[-1]) if len(ends) else 0}
 
 
-def _run(tasks: list[PrepareTask], keys: list[str], tok_json: str | None, dtype: np.dtype, cache: TaskCache,
+def _run(work: list[tuple[PrepareTask, str]], tok_json: str | None, dtype: np.dtype, cache: TaskCache,
          cluster: ClusterConfig | None, config: PrepareConfig, desc: str,
          failed: dict[str, bytes]) -> tuple[list[str], list[str], float]:
-    """Run the tasks that have no cached result; (keys run now, keys found finished, tokenizer
-    seconds summed over tasks). A task that met bad input fails the run at once, unless
+    """Run the tasks (`work`: each with its cache key) that have no cached result; (keys run now,
+    keys found finished, tokenizer seconds summed over tasks). A task that met bad input fails the run at once, unless
     `--max-docs` may stop one machine before that input: then its partial result is kept in
     `failed` for `_decide_all` to judge."""
+    tasks, keys = [t for t, _ in work], [k for _, k in work]
     finished = [cache.get(k) is not None for k in keys]
     todo = [i for i, done in enumerate(finished) if not done]
     reused = [k for k, done in zip(keys, finished) if done]
@@ -216,7 +217,7 @@ def _prepare_cached(config: PrepareConfig, out: Path, cluster: ClusterConfig | N
     ran, reused, failed = [], [], {}  # failed: results of tasks that met bad input (--max-docs may skip it)
     if config.tokenizer == "train":
         text_keys = keys_for("cut-texts", np.dtype(np.uint32))
-        ran, reused, _ = _run(tasks, text_keys, None, np.dtype(np.uint32), cache, cluster, config, "read + rules",
+        ran, reused, _ = _run(list(zip(tasks, text_keys)), None, np.dtype(np.uint32), cache, cluster, config, "read + rules",
                               failed)
         _, decided, held = _decide_all(config, per_domain(text_keys), cache, np.dtype(np.uint32), failed)
         tok = resolve_tokenizer("train", _train_texts(per_domain(text_keys), cache, failed, decided, held),
@@ -229,7 +230,7 @@ def _prepare_cached(config: PrepareConfig, out: Path, cluster: ClusterConfig | N
     timings["tokenizer_load"] = time.perf_counter() - t_start
 
     t0 = time.perf_counter()
-    now, found, tokenize_cpu = _run(tasks, keys, tok_json, dtype, cache, cluster, config, "prepare tasks", failed)
+    now, found, tokenize_cpu = _run(list(zip(tasks, keys)), tok_json, dtype, cache, cluster, config, "prepare tasks", failed)
     ran, reused = ran + now, reused + found
     timings["tasks"] = time.perf_counter() - t0
     timings["tokenize_cpu"] = tokenize_cpu  # summed over tasks (they overlap: not a wall-time stage)
@@ -248,8 +249,8 @@ def _prepare_cached(config: PrepareConfig, out: Path, cluster: ClusterConfig | N
                 raise MixerError(f"tokenizer {config.tokenizer}: produced an id beyond its vocab size "
                                  f"{tok.vocab_size}; the file is inconsistent")
             values = tokens[np.repeat(dec["mask"], dec["lengths"])]
-            domains[src.name] = write_domain(tmp, src, rep, dec["ids"], dec["lengths"][dec["mask"]], values,
-                                             held[d], dtype, config.part_tokens)
+            kept = KeptDocuments(ids=dec["ids"], lengths=dec["lengths"][dec["mask"]], values=values, held=held[d])
+            domains[src.name] = write_domain(tmp, src, rep, kept, dtype, config.part_tokens)
         manifest = save_corpus_manifest(tmp, tok, dtype, config, domains)
     cache.remove()
     timings["write"] = time.perf_counter() - t0

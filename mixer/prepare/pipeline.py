@@ -36,7 +36,7 @@ from mixer.prepare.heldout import heldout_rule, heldout_split
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
 from mixer.prepare.sources import iter_documents
 from mixer.prepare.tokenizer import encode_texts, resolve_tokenizer
-from mixer.prepare.write import save_corpus_manifest, write_domain
+from mixer.prepare.write import KeptDocuments, save_corpus_manifest, write_domain
 from mixer.prepare.distributed import prepare_on_cluster
 
 if TYPE_CHECKING:
@@ -261,8 +261,10 @@ def _prepare_locked(config: PrepareConfig, out: Path) -> PrepareResult:
     with atomic_dir(out, overwrite=config.overwrite) as tmp:
         tok.tokenizer.save(str(tmp / "tokenizer.json"))
         for src, rep in zip(config.sources, reports):
-            domains[src.name] = write_domain(tmp, src, rep, np.array(filtered[src.name][0], dtype=np.uint64),
-                                             *tokenized[src.name], splits[src.name], dtype, config.part_tokens)
+            lengths, values = tokenized[src.name]
+            kept = KeptDocuments(ids=np.array(filtered[src.name][0], dtype=np.uint64), lengths=lengths, values=values,
+                                 held=splits[src.name])
+            domains[src.name] = write_domain(tmp, src, rep, kept, dtype, config.part_tokens)
         manifest = save_corpus_manifest(tmp, tok, dtype, config, domains)
     timings["write"] = time.perf_counter() - t0
     chars = sum(len(t) for _, texts in filtered.values() for t in texts)

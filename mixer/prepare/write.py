@@ -6,6 +6,7 @@ and both record the folder in `corpus.json` with `save_corpus_manifest`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,21 @@ def write_split(root: Path, domain: str, split: str, doc_ids: np.ndarray, length
     return SplitInfo(documents=len(lengths), tokens=int(offsets[-1]), files=files)
 
 
-def write_domain(root: Path, src: DomainSource, rep: DomainReport, ids: np.ndarray, lengths: np.ndarray,
-                 values: np.ndarray, held: np.ndarray, dtype: np.dtype, part_tokens: int) -> DomainInfo:
+@dataclass(frozen=True)
+class KeptDocuments:
+    """One domain's kept documents, in order: their ids, token counts, tokens (concatenated) and
+    which of them are held out."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    values: np.ndarray
+    held: np.ndarray
+
+
+def write_domain(root: Path, src: DomainSource, rep: DomainReport, docs: KeptDocuments, dtype: np.dtype,
+                 part_tokens: int) -> DomainInfo:
     """Write one domain's train and held-out parts (documents in kept order); fill `rep`'s counts."""
+    ids, lengths, values, held = docs.ids, docs.lengths, docs.values, docs.held
     info = {}
     for split, mask in (("train", ~held), ("heldout", held)):
         idx = np.flatnonzero(mask)
