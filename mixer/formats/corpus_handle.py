@@ -19,6 +19,7 @@ from typing import Callable
 
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
+from mixer.core.urls import require_local
 from mixer.formats.corpus import (MANIFEST_NAME, CorpusManifest, DomainSplit, MLMSpecialIds, mlm_special_ids,
                                   open_split, tokenizer_file)
 from mixer.formats.schema import canonical
@@ -40,7 +41,7 @@ class Corpus:
         """Read and check `folder/corpus.json` once; errors name the file and the fix. With
         `expect_sha256`, a manifest of other content raises `mismatch(folder)` before it is
         checked: "another corpus" is the finding, whatever else is wrong with it."""
-        folder = Path(folder)
+        folder = require_local(folder, "corpus")
         path = folder / MANIFEST_NAME
         obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
         sha = hashlib.sha256(canonical(obj)).hexdigest()

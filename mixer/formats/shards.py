@@ -94,6 +94,7 @@ import zstandard
 from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
+from mixer.core.urls import require_local
 from mixer.formats.corpus_handle import Corpus
 from mixer.formats.schema import seal, seal_ok
 from mixer.formats.shard_index import (DomainRecord, FileRef, IndexProblem, ShardEntry, ShardIndex,
@@ -224,9 +225,13 @@ def write_index(folder: str | Path, index: ShardIndex) -> None:
     write_json_atomic(Path(folder) / INDEX_NAME, seal(index.to_dict()))
 
 
+READ_URLS = ("read it with MixtureStream(url, cache_dir=...) or `mixer train --shards URL`, which download the "
+             "shards into a local cache, or copy it to a local folder first")
+
+
 def read_index(folder: str | Path) -> ShardIndex:
     """Read and check `index.json`; a missing index means an incomplete or foreign folder."""
-    path = Path(folder) / INDEX_NAME
+    path = require_local(folder, "shards folder", instead=READ_URLS) / INDEX_NAME
     obj = read_json_object(path, "shard index (an unfinished build or not a shards folder)",
                            "rebuild with `mixer build-shards`")
     version = obj.get("format_version")

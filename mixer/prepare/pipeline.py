@@ -30,6 +30,7 @@ from mixer.core.errors import MixerError
 from mixer.core.lock import output_lock
 from mixer.core.paths import refuse_nested
 from mixer.core.units import format_count
+from mixer.core.urls import require_local
 from mixer.formats.corpus import DomainInfo, token_dtype_for
 from mixer.prepare.config import DomainReport, DomainSource, PrepareConfig, PrepareResult, check_kept, is_path
 from mixer.prepare.heldout import heldout_rule, heldout_split
@@ -131,6 +132,8 @@ def validate_sources(sources: Sequence[DomainSource], rules: PrepareRules = Prep
         if s.name in seen:
             raise MixerError(f"domain {s.name!r} is given twice; merge its paths into one folder or rename one")
         seen.add(s.name)
+        if is_path(s.path):
+            require_local(s.path, f"source of domain {s.name!r}")
         if is_path(s.path) and not Path(s.path).exists():
             raise MixerError(f"{s.path}: source path of domain {s.name!r} does not exist; check --source {s.name}=PATH")
         if s.kind not in rules.kinds():
@@ -202,7 +205,7 @@ def prepare_corpus(config: PrepareConfig, cluster: "ClusterConfig | None" = None
         raise MixerError(f"--heldout-max {config.heldout_max} / --heldout-min {config.heldout_min}: use 0 or more")
     if config.workers < 1:
         raise MixerError(f"--workers {config.workers}: need at least 1 process")
-    out = Path(config.out)
+    out = require_local(config.out, "--out")
     for s in config.sources:
         if is_path(s.path):
             refuse_nested(out, s.path, f"the source of domain {s.name!r}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from mixer.core.cluster import ClusterConfig
+from mixer.core.urls import require_local
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.schedule import MixtureSchedule
 from mixer.shards.plan import MixturePlan, PlanConfig, build_plan, build_schedule_plan
@@ -43,6 +44,7 @@ def build(corpus: Corpus | str | Path, weights: Mapping[str, float] | MixtureSch
     `cluster`: one Ray task per shard (`mixer.shards.distributed`; the same bytes, resumable);
     None: this process. `progress`: callbacks as the build goes (`BuildProgress`).
     """
+    require_local(out, "--out")
     corpus = as_corpus(corpus)
     if isinstance(weights, MixtureSchedule):
         mixture_plan = build_schedule_plan(corpus, weights, plan)

@@ -9,14 +9,24 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (loop_out_option, model_options, plots_option, quiet_option, ray_option, regressor_option, train_spec,
-                                         trainer_options, weights_table)
+from mixer.cli.commands._options import (
+    LocalPath,
+    loop_out_option,
+    model_options,
+    plots_option,
+    quiet_option,
+    ray_option,
+    regressor_option,
+    train_spec,
+    trainer_options,
+    weights_table,
+)
 
 
 def _train_options(f):
     """Corpus, output and trainer options shared by the baseline loops."""
     opts = [
-        click.option("--corpus", required=True, type=click.Path(file_okay=False, path_type=Path),
+        click.option("--corpus", required=True, type=LocalPath(file_okay=False, path_type=Path),
                      help="Prepared corpus (`mixer prepare`)."),
         click.option("--tokens", required=True, help="Budget of every proxy run, e.g. 2M."),
         loop_out_option(),
@@ -47,7 +57,7 @@ def _train_options(f):
               help="The final run's tokens for that bound, e.g. 25B (default: the corpus's size, the authors' form).")
 @click.option("--bootstrap", "n_bootstrap", type=int, default=50, show_default=True,
               help="Bootstrap replicates for the weights' intervals (each refits the regressor).")
-@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--cache", type=LocalPath(file_okay=False, path_type=Path), default=None,
               help="Run cache (default OUT/runs); share it with other loops to reuse runs.")
 @ray_option("each proxy")
 @click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all).")
@@ -88,7 +98,7 @@ def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, 
 @click.option("--mode", type=click.Choice(["reweight", "resample"]), default="reweight", show_default=True,
               help="reweight: proxy batches at the base weights, loss weighted by the DRO weights (the official "
                    "code); resample: batches drawn by the current weights.")
-@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--cache", type=LocalPath(file_okay=False, path_type=Path), default=None,
               help="Run cache (default OUT/runs).")
 @plots_option()
 def doremi_cmd(tokens, eta, smoothing, mode, cache, plots, **kw) -> None:

@@ -29,7 +29,35 @@ from typing import Any
 import click
 
 from mixer.core.errors import MixerError
+from mixer.core.urls import is_remote, require_local
 from mixer.loop.defaults import DEFAULTS
+
+
+def _param_name(param: click.Parameter | None) -> str:
+    if param is None:
+        return "path"
+    return param.opts[0] if param.opts and param.opts[0].startswith("-") else param.human_readable_name
+
+
+class LocalPath(click.Path):
+    """`click.Path` for arguments that take a local path only: a URL (`s3://bucket/x`, which
+    `Path` would turn into the local folder `s3:/bucket/x`) is one line and exit 2 naming it
+    (`mixer.core.urls.require_local`); `file://` URLs become their path."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not isinstance(value, os.PathLike):
+            value = str(require_local(value, _param_name(param)))
+        return super().convert(value, param, ctx)
+
+
+class StoragePath(click.Path):
+    """`click.Path` for arguments that also take an fsspec URL (`s3://`, `gs://`, ...; see
+    docs/storage.md): a URL is passed on unchanged as a string, a local path as `click.Path` does."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and is_remote(value):
+            return value
+        return super().convert(value, param, ctx)
 
 
 def quiet_option():
@@ -85,7 +113,7 @@ def plots_option():
 
 
 def loop_out_option():
-    return click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+    return click.option("--out", required=True, type=LocalPath(file_okay=False, path_type=Path),
                         help="Output folder: weights.json, report.html, plots (and runs/ unless --cache).")
 
 
@@ -113,7 +141,7 @@ def log_options() -> list:
                      help="Also log training loss, per-domain held-out loss, learning rate, tokens/s and data wait "
                           "to TensorBoard and/or Weights & Biases (comma-separated; WANDB_MODE=offline for no "
                           "account); the loop logs each proxy as a run named as its cache folder."),
-        click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        click.option("--log-dir", type=LocalPath(file_okay=False, path_type=Path), default=None,
                      help="With --log: the folder of the logs, one sub-folder per run (point TensorBoard at it) "
                           "[default: OUT/logs]."),
     ]
@@ -209,7 +237,7 @@ def config_options(f):
     f = click.option("--show", is_flag=True,
                      help="List the planned runs, their state (finished / missing / partial) and folders; "
                           "train nothing.")(f)
-    return click.option("--config", type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
+    return click.option("--config", type=LocalPath(dir_okay=False, path_type=Path), is_eager=True,
                         expose_value=True, callback=config_callback,
                         help="TOML file of options (long names without --); options on the line override it. "
                              "Every run writes its resolved options to OUT/loop.toml.")(f)

@@ -12,10 +12,15 @@ import os
 
 import click
 
-from mixer.formats.shard_index import ShardIndex
-
-from mixer.cli.commands._options import data_seed_option, max_epochs_option, quiet_option, weight_options
 from mixer.cli.commands._cluster import cluster_config, cluster_options
+from mixer.cli.commands._options import (
+    LocalPath,
+    data_seed_option,
+    max_epochs_option,
+    quiet_option,
+    weight_options,
+)
+from mixer.formats.shard_index import ShardIndex
 
 
 def _default_workers() -> int:
@@ -23,18 +28,18 @@ def _default_workers() -> int:
 
 
 @click.command("build-shards")
-@click.option("--corpus", "corpus_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--corpus", "corpus_dir", required=True, type=LocalPath(file_okay=False),
               help="Folder written by `mixer prepare`.")
-@click.option("--weights", "weights_file", type=click.Path(dir_okay=False), help="weights.json with the mixture.")
+@click.option("--weights", "weights_file", type=LocalPath(dir_okay=False), help="weights.json with the mixture.")
 @weight_options
-@click.option("--schedule", "schedule_file", type=click.Path(dir_okay=False),
+@click.option("--schedule", "schedule_file", type=LocalPath(dir_okay=False),
               help="schedule.json: a mixture per stage of training (written by `mixer loop autoscale`); "
                    "the shards follow it and their index records each stage; instead of --weights/--weight.")
 @click.option("--tokens", help="Token budget, e.g. 30M or 1.2B (rounded down to whole sequences) "
                                "[default with --schedule: its last stage's end].")
 @click.option("--seq-len", type=int, default=1024, show_default=True, help="Tokens per sequence.")
 @data_seed_option()
-@click.option("--out", required=True, type=click.Path(), help="Output folder (must not exist unless --overwrite).")
+@click.option("--out", required=True, type=LocalPath(), help="Output folder (must not exist unless --overwrite).")
 @click.option("--objective", type=click.Choice(["causal", "mlm"]), default="causal", show_default=True,
               help="causal: documents joined by EOS; mlm: [CLS] doc [SEP] [PAD].., one document per row.")
 @click.option("--shard-tokens", default="32Mi", show_default=True,

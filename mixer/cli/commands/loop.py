@@ -14,14 +14,26 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import (command_line, config_options, domain_list, loop_out_option, model_options,
-                                         quiet_option, ray_option, train_spec, trainer_options, weights_table, write_config)
+from mixer.cli.commands._options import (
+    LocalPath,
+    command_line,
+    config_options,
+    domain_list,
+    loop_out_option,
+    model_options,
+    quiet_option,
+    ray_option,
+    train_spec,
+    trainer_options,
+    weights_table,
+    write_config,
+)
 from mixer.loop.defaults import DEFAULTS
 
 
 def _common(f):
     opts = [
-        click.option("--corpus", required=True, type=click.Path(file_okay=False, path_type=Path),
+        click.option("--corpus", required=True, type=LocalPath(file_okay=False, path_type=Path),
                      help="Prepared corpus (`mixer prepare`)."),
         *model_options(),
         loop_out_option(),
@@ -52,7 +64,7 @@ def _common(f):
         click.option("--floor-uniform", type=float, default=DEFAULTS.floor_uniform, show_default=True,
                      help="Weight floor as a fraction of 1/m (the authors' 0.2; 0: none)."),
         *trainer_options(),
-        click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+        click.option("--cache", type=LocalPath(file_okay=False, path_type=Path), default=None,
                      help="Run cache (default OUT/runs); share it between sweeps to reuse runs."),
         ray_option("each proxy run"),
         click.option("--ray-cpus", type=int, default=None, help="CPUs of a --ray local cluster (default: all)."),
@@ -139,8 +151,8 @@ def ddo_cmd(tokens, **kw) -> None:
     """One DDO sweep: base + perturbed runs at --tokens -> OUT/weights.json."""
     from rich.console import Console
 
-    from mixer.loop.sweep import loop_ddo, plan_sweep, plan_validation
     from mixer.core.units import parse_count
+    from mixer.loop.sweep import loop_ddo, plan_sweep, plan_validation
 
     budget = parse_count(tokens, "--tokens")
     if kw.pop("show"):
@@ -192,8 +204,8 @@ def autoscale_cmd(scales, target, train_target, validate_scale, stage_tokens, **
     """DDO at each --scales budget, AutoScale to --target -> OUT/weights.json and OUT/schedule.json."""
     from rich.console import Console
 
-    from mixer.loop.autoscale import loop_autoscale, plan_autoscale
     from mixer.core.units import format_count, parse_count
+    from mixer.loop.autoscale import loop_autoscale, plan_autoscale
 
     budgets = [parse_count(s, "--scales") for s in scales.split(",")]
     n_target = parse_count(target, "--target")

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from mixer.cli.commands._cluster import cluster_config, cluster_options
-from mixer.cli.commands._options import quiet_option
+from mixer.cli.commands._options import LocalPath, quiet_option
 
 
 @click.command("prepare")
@@ -15,8 +15,8 @@ from mixer.cli.commands._options import quiet_option
                    ":FIELD names its text field (docs=a.jsonl:body). Repeat per domain.")
 @click.option("--kind", "kinds", multiple=True, metavar="DOMAIN=KIND",
               help="Domain kind: code/scientific cut a random block; encyclopedia keeps English only.")
-@click.option("--domain-map", type=click.Path(path_type=Path), help="JSON map of domains → path, kind (instead of --source).")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Corpus folder to write.")
+@click.option("--domain-map", type=LocalPath(path_type=Path), help="JSON map of domains → path, kind (instead of --source).")
+@click.option("--out", required=True, type=LocalPath(path_type=Path), help="Corpus folder to write.")
 @click.option("--tokenizer", default="gpt2", show_default=True, help="'gpt2' (bundled), 'train', or a tokenizer.json path.")
 @click.option("--vocab-size", default=8192, show_default=True, help="Vocab size for --tokenizer train.")
 @click.option("--text-field", "text_fields", multiple=True, metavar="[DOMAIN=]FIELD",
@@ -47,10 +47,9 @@ def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_fields,
     from rich.console import Console
 
     from mixer.cli.commands._options import print_whole
-
+    from mixer.core.errors import MixerError
     from mixer.prepare.config import PrepareConfig
     from mixer.prepare.domain_map import load_domain_map, sources_from_options
-    from mixer.core.errors import MixerError
     from mixer.prepare.pipeline import prepare_corpus, summary_table
     from mixer.prepare.rules import PrepareRules
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import plots_option, regressor_option
+from mixer.cli.commands._options import LocalPath, plots_option, regressor_option
 from mixer.core.errors import MixerError
 from mixer.loop.defaults import DEFAULTS
 
@@ -63,7 +63,7 @@ def command() -> None:
 
 @command.command("ddo")
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
+@click.option("--out", required=True, type=LocalPath(dir_okay=False, path_type=Path), help="weights.json to write")
 @click.option("--form", type=click.Choice(["shifted", "plain"]), default="shifted", show_default=True,
               help="shifted: (n0 + x)^-b + c (paper eq. 2); plain: x^-b + c (Algorithm 1)")
 @click.option("--units", type=click.Choice(["authors", "raw"]), default="authors", show_default=True,
@@ -85,8 +85,8 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
             eval_domains) -> None:
     """DDO: base + perturbed runs of one scale -> optimal weights at that scale."""
     from mixer.cli.commands._options import domain_list
-    from mixer.solver.runs import group_ddo
     from mixer.solver.ddo_model import DDO
+    from mixer.solver.runs import group_ddo
     from mixer.solver.solutions import ddo_solution
 
     data = group_ddo(_runs(runs), metric=metric, eval_domains=domain_list(eval_domains, "--eval-domains"))
@@ -129,7 +129,7 @@ def _floor(value) -> float | None:
 @command.command("autoscale")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--target", required=True, help="target budget in tokens, e.g. 10B")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
+@click.option("--out", required=True, type=LocalPath(dir_okay=False, path_type=Path), help="weights.json to write")
 @click.option("--validate-scale", default=None,
               help="One input's budget, e.g. 4M (3+ scales): fit without it and check its prediction.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws of DDO replicates per scale.")
@@ -152,12 +152,12 @@ def autoscale_cmd(inputs, target, out, validate_scale, seed, plots) -> None:
 
 @command.command("regmix")
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
+@click.option("--out", required=True, type=LocalPath(dir_okay=False, path_type=Path), help="weights.json to write")
 @regressor_option()
 @click.option("--eval-domains", default=None, metavar="A,B,...",
               help="held-out domains whose mean loss is the regression's target (default: every domain; "
                    "the authors regress one domain's)")
-@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--corpus", type=LocalPath(file_okay=False, path_type=Path), default=None,
               help="The runs' prepared corpus: candidates drawn around its token distribution within the usage "
                    "bound, as published (default: a flat Dirichlet, no bound)")
 @click.option("--max-usage", type=float, default=15.0, show_default=True,
@@ -186,7 +186,7 @@ def regmix_cmd(runs, out, regressor, eval_domains, corpus, max_usage, usage_toke
 
 @command.command("mixing-laws")
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
+@click.option("--out", required=True, type=LocalPath(dir_okay=False, path_type=Path), help="weights.json to write")
 @click.option("--bootstrap", "n_bootstrap", type=int, default=50, show_default=True,
               help="Bootstrap replicates for the weights' intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")
@@ -201,7 +201,7 @@ def mixing_laws_cmd(runs, out, n_bootstrap, seed, plots) -> None:
 @command.command("doremi")
 @click.option("--proxy", "proxy_path", required=True, help="run.json of the proxy, with loss_history")
 @click.option("--reference", "ref_path", required=True, help="run.json of the reference model")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="weights.json to write")
+@click.option("--out", required=True, type=LocalPath(dir_okay=False, path_type=Path), help="weights.json to write")
 @click.option("--eta", type=float, default=1.0, show_default=True, help="Group DRO step size (official default).")
 @click.option("--smoothing", type=float, default=1e-3, show_default=True,
               help="Mix the weights with uniform by this share after every step (official default).")

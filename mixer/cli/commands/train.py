@@ -13,6 +13,7 @@ import os
 import click
 
 from mixer.cli.commands._options import (
+    LocalPath,
     data_seed_option,
     log_options,
     log_settings,
@@ -41,14 +42,14 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.command("train")
 @model_options("Model")[0]
 @model_options("Model")[1]
-@click.option("--shards", type=click.Path(file_okay=False), help="Train on shards from `mixer build-shards`.")
-@click.option("--corpus", type=click.Path(file_okay=False),
+@click.option("--shards", type=LocalPath(file_okay=False), help="Train on shards from `mixer build-shards`.")
+@click.option("--corpus", type=LocalPath(file_okay=False),
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
                    "[with --shards, default: the corpus index.json records].")
-@click.option("--weights", "weights_file", type=click.Path(dir_okay=False),
+@click.option("--weights", "weights_file", type=LocalPath(dir_okay=False),
               help="With --corpus: weights.json of the mixture.")
 @weight_options
-@click.option("--schedule", "schedule_file", type=click.Path(dir_okay=False),
+@click.option("--schedule", "schedule_file", type=LocalPath(dir_okay=False),
               help="With --corpus: schedule.json, a mixture per stage of training (`mixer loop autoscale` writes "
                    "one), sampled stage after stage (--tokens default: its last stage's end).")
 @click.option("--tokens", help="With --corpus: token budget of the sampled mixture, e.g. 30M (default: the weights "
@@ -56,7 +57,7 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--threads", type=int, default=None,
               help="Torch CPU threads (default: torch's; fix it for bitwise-reproducible CPU runs).")
 @max_epochs_option()
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--out", "out_dir", required=True, type=LocalPath(file_okay=False), help="Run folder.")
 @click.option("--steps", type=int, help="Optimiser steps (default: as many as the budget fills).")
 @click.option("--batch-size", type=int, help="Sequences per micro-step per device (default: the preset's).")
 @click.option("--grad-accum", type=int, help="Micro-steps per optimiser step (default: the preset's).")

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._options import LocalPath
+
 
 @click.command("verify")
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=LocalPath(path_type=Path))
 def command(folder: Path) -> None:
     """Check every file of a corpus or shards folder against its recorded checksums."""
     from mixer.formats.verify import verify_folder

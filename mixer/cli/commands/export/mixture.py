@@ -14,11 +14,13 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._options import LocalPath
+
 TARGETS = ("megatron", "hf", "mosaic", "litdata", "olmo", "torchtitan")  # mixer.export.targets.TARGETS
 
 
 @click.command("export")
-@click.argument("weights", type=click.Path(path_type=Path))
+@click.argument("weights", type=LocalPath(path_type=Path))
 @click.option("--to", "target", type=click.Choice(TARGETS), required=True,
               help="The library whose configuration to write.")
 @click.option("--prefix", default="", metavar="PREFIX",
@@ -26,7 +28,7 @@ TARGETS = ("megatron", "hf", "mosaic", "litdata", "olmo", "torchtitan")  # mixer
                    "[default: the domain name].")
 @click.option("--path", "paths", multiple=True, metavar="DOMAIN=PATH",
               help="One domain's data path, over --prefix (repeatable).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", type=LocalPath(dir_okay=False, path_type=Path), default=None,
               help="Write the configuration to this file instead of printing it.")
 def command(weights: Path, target: str, prefix: str, paths: tuple[str, ...], out: Path | None) -> None:
     """Write weights.json as Megatron's blend, HF interleave_datasets, Mosaic streams, litdata

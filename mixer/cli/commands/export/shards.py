@@ -10,14 +10,16 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._options import LocalPath
+
 
 @click.command("export-shards")
-@click.argument("shards", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("shards", type=LocalPath(file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(("megatron",)), required=True,
               help="The on-disk dataset format to write.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar="PREFIX",
+@click.option("--out", type=LocalPath(dir_okay=False, path_type=Path), required=True, metavar="PREFIX",
               help="Output prefix: PREFIX.bin and PREFIX.idx (megatron).")
-@click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--corpus", "corpus_dir", type=LocalPath(file_okay=False, path_type=Path), default=None,
               help="The corpus the shards were built from (its vocabulary size picks the token dtype) "
                    "[default: the corpus path the index records].")
 def command(shards: Path, fmt: str, out: Path, corpus_dir: Path | None) -> None:
