@@ -18,21 +18,28 @@ opened: a corrupt or truncated shard raises `MixerError` naming the file. See do
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mixer.core.errors import MixerError
+from mixer.core.urls import is_remote
 from mixer.formats.shard_index import ShardIndex
 from mixer.formats.shards import read_index, read_shard, read_shard_domains
 from mixer.stream.feed import MixtureFeed, stream_fingerprint
+from mixer.stream.shard_cache import ShardCache
 
 
 class ShardSource:
-    """The sequences of a shards folder, read shard by shard (a shard is a read unit)."""
+    """The sequences of a shards folder, read shard by shard (a shard is a read unit). With a
+    `ShardCache` (a URL), each shard is made local and verified before it is read, the next
+    ones prefetched, and consumed ones evicted over the cache's limit."""
 
-    def __init__(self, shards_dir: str | Path) -> None:
-        self.folder = Path(shards_dir)
+    def __init__(self, shards_dir: str | Path, cache: ShardCache | None = None) -> None:
+        self.cache = cache
+        self.folder = cache.folder if cache is not None else Path(shards_dir)
         self.with_domains = True  # read the per-token domain sidecar
-        self.index: ShardIndex = read_index(self.folder)  # checked whole: shape, order, counts
+        self.index: ShardIndex = cache.index if cache is not None else read_index(self.folder)  # checked whole
         ix = self.index
         self.seq_len = ix.seq_len
         self.num_sequences = ix.num_sequences
@@ -53,15 +60,34 @@ class ShardSource:
     def shard_path(self, unit: int) -> Path:
         return self.folder / self.index.shards[unit].file
 
+    def plan(self, units: list[int]) -> None:
+        """The order this process will read shards in (the cache prefetches along it)."""
+        if self.cache is not None:
+            self.cache.plan(units)
+
     def read(self, unit: int, runs: np.ndarray):
         """(tokens, domains) of each global (first, count) run inside shard `unit`; the shard's
         and its domain sidecar's xxh64 are verified first."""
-        path = self.shard_path(unit)
-        tokens = read_shard(path, self.index)
-        domains = read_shard_domains(path, self.index) if self.with_domains else None
+        if self.cache is None:
+            tokens, domains = self._load(unit)
+        else:
+            for attempt in range(3):  # another process sharing the cache may evict it in between
+                self.cache.fetch(unit)
+                try:
+                    tokens, domains = self._load(unit)
+                    break
+                except MixerError:
+                    if attempt == 2 or self.shard_path(unit).exists():
+                        raise
+            self.cache.consumed(unit)
         base = int(self.bounds[unit])
         return [(tokens[a - base:a - base + c], None if domains is None else domains[a - base:a - base + c])
                 for a, c in runs.tolist()]
+
+    def _load(self, unit: int) -> tuple[np.ndarray, np.ndarray | None]:
+        path = self.shard_path(unit)
+        tokens = read_shard(path, self.index)
+        return tokens, read_shard_domains(path, self.index) if self.with_domains else None
 
 
 class MixtureStream(MixtureFeed):
@@ -75,15 +101,28 @@ class MixtureStream(MixtureFeed):
     `batched` (yield whole [batch_size, seq_len] batches instead of sequences, for
     ``DataLoader(stream, batch_size=None)``: the same batches without per-sequence collation,
     several times faster); `domain_ids` (False: no "domain_ids", the sidecar is not read).
+
+    `shards_dir` may be an fsspec URL (`s3://bucket/shards`; `pip install 'mixer-toolkit[s3]'`):
+    the shards are then downloaded into `cache_dir` (default `~/.cache/mixer/shards/...`),
+    verified on download, `prefetch` ahead, and consumed ones evicted while the cache holds more
+    than `cache_limit` bytes (`mixer.stream.shard_cache`); `storage_options` go to the fsspec
+    backend (credentials otherwise come from its usual environment / profile). The sequences
+    are the same as from the folder on disk.
     """
 
     def __init__(self, shards_dir: str | Path, rank: int | None = None, world_size: int | None = None, *,
                  batch_size: int = 1, drop_remainder: bool = True, read_ahead: int = 2,
-                 batched: bool = False, domain_ids: bool = True) -> None:
-        super().__init__(ShardSource(shards_dir), rank=rank, world_size=world_size, batch_size=batch_size,
+                 batched: bool = False, domain_ids: bool = True, cache_dir: str | Path | None = None,
+                 cache_limit: int | None = None, prefetch: int = 2,
+                 storage_options: dict[str, Any] | None = None) -> None:
+        cache = None
+        if is_remote(shards_dir):
+            cache = ShardCache(str(shards_dir), cache_dir, cache_limit=cache_limit, prefetch=prefetch,
+                               storage_options=storage_options)
+        super().__init__(ShardSource(shards_dir, cache), rank=rank, world_size=world_size, batch_size=batch_size,
                          drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,
                          domain_ids=domain_ids)
-        self.shards_dir = Path(shards_dir)
+        self.shards_dir = shards_dir if cache is not None else Path(shards_dir)
         self.index = self.source.index
         self.domains = self.source.domains
         self.weights = self.source.weights
