@@ -4,6 +4,7 @@ disk (0 and 2 workers, 2 ranks, resume), a corrupt object is caught on download 
 cache evicts consumed shards over its limit and serves a second pass without the server."""
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -134,3 +135,73 @@ def test_corrupt_object_is_caught_on_download_and_named(shards, endpoint, tmp_pa
 def test_not_a_shards_url_is_one_clear_error(endpoint, tmp_path):
     with pytest.raises(MixerError, match=r"^s3://mixer-test/nothing/index\.json: no index\.json"):
         MixtureStream(f"s3://{BUCKET}/nothing", cache_dir=tmp_path)
+
+
+# --- writing: build-shards --out s3:// -------------------------------------------------------------
+
+BUILD = ["--weight", "code=0.2", "--weight", "news=0.5", "--weight", "web=0.3", "--tokens", "4800",
+         "--seq-len", str(SEQ_LEN), "--data-seed", "11", "--shard-tokens", str(40 * SEQ_LEN), "--quiet"]
+
+
+def build_cli(corpus: Path, out: str, *extra: str):
+    from click.testing import CliRunner
+
+    from mixer.cli.main import main
+
+    return CliRunner().invoke(main, ["build-shards", "--corpus", str(corpus), *BUILD, "--out", out, *extra])
+
+
+def test_build_shards_to_s3_uploads_the_local_build(corpus, endpoint, tmp_path, monkeypatch):
+    from s3_server import objects
+
+    from mixer.formats.shards import read_index
+
+    monkeypatch.chdir(tmp_path)
+    local = build_cli(corpus, str(tmp_path / "local"))
+    assert local.exit_code == 0, local.output
+    r = build_cli(corpus, f"s3://{BUCKET}/built")
+    assert r.exit_code == 0, r.output
+    assert f"-> s3://{BUCKET}/built" in r.output
+    assert sorted(os.listdir(tmp_path)) == ["local"]  # nothing written locally (no ./s3:/...)
+    got = objects(BUCKET, "built")
+    files = {p.name: p.read_bytes() for p in (tmp_path / "local").iterdir()}
+    assert sorted(got) == sorted(files)  # no lock object left, nothing else
+    for name, data in files.items():
+        if name != "index.json":
+            assert got[name] == data, name  # byte-identical shards and sidecars
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "remote" / "index.json").write_bytes(got["index.json"])
+    remote_index, local_index = read_index(tmp_path / "remote").to_dict(), read_index(tmp_path / "local").to_dict()
+    assert "corpus_path" not in remote_index and local_index.pop("corpus_path").endswith("/corpus")
+    assert remote_index == local_index
+    # the stream from what was uploaded is the stream from the local build
+    stream = MixtureStream(f"s3://{BUCKET}/built", batch_size=B, cache_dir=tmp_path / "cache")
+    assert np.array_equal(rows(DataLoader(stream, batch_size=B)), local_rows(tmp_path / "local"))
+    # written once: a second build of the same URL is refused unless --overwrite
+    again = build_cli(corpus, f"s3://{BUCKET}/built")
+    assert again.exit_code == 2 and "output already exists" in again.output and "s3://mixer-test/built" in again.output
+    over = build_cli(corpus, f"s3://{BUCKET}/built", "--overwrite")
+    assert over.exit_code == 0, over.output
+    assert objects(BUCKET, "built") == got
+
+
+def test_second_writer_of_a_url_fails_at_once_naming_the_holder(corpus, endpoint, tmp_path):
+    from s3_server import objects
+
+    from mixer.core.urls import filesystem
+    from mixer.shards.remote import remote_lock
+
+    url = f"s3://{BUCKET}/contended"
+    fs, root = filesystem(url)
+    with remote_lock(fs, root, url):
+        r = build_cli(corpus, url)
+        assert r.exit_code == 2, r.output
+        line = r.output.strip()
+        assert "\n" not in line and f"{url}: another build is writing it (pid {os.getpid()} on " in line
+        assert f"delete {url}/.mixer.lock" in line
+        assert list(objects(BUCKET, "contended")) == [".mixer.lock"]  # the second writer wrote nothing
+        with pytest.raises(MixerError, match="another build is writing it"):  # the store refuses the create
+            with remote_lock(fs, root, url):
+                pass
+    assert objects(BUCKET, "contended") == {}  # released
+    assert build_cli(corpus, url).exit_code == 0

@@ -10,17 +10,19 @@ out in one place instead of `write_shards(plan, corpus, ...)` at every site.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
 from mixer.core.cluster import ClusterConfig
-from mixer.core.urls import require_local
+from mixer.core.errors import MixerError
+from mixer.core.urls import is_remote, require_local
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.schedule import MixtureSchedule
-from mixer.shards.plan import MixturePlan, PlanConfig, build_plan, build_schedule_plan
-from mixer.shards.write import BuildStats, ShardConfig, write_shards
 from mixer.shards.distributed import write_shards_on_cluster
+from mixer.shards.plan import MixturePlan, PlanConfig, build_plan, build_schedule_plan
+from mixer.shards.remote import build_to_url
+from mixer.shards.write import BuildStats, ShardConfig, write_shards
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,21 @@ def build(corpus: Corpus | str | Path, weights: Mapping[str, float] | MixtureSch
     `MixtureSchedule` (`mixer.formats.schedule`): the shards then follow its stages and the index
     records them.
 
+    `out` may be an fsspec URL (`s3://bucket/shards`): built locally, then uploaded with
+    `index.json` last under a lock object (`mixer.shards.remote`); its index records no corpus_path.
+
     `cluster`: one Ray task per shard (`mixer.shards.distributed`; the same bytes, resumable);
     None: this process. `progress`: callbacks as the build goes (`BuildProgress`).
     """
-    require_local(out, "--out")
+    if is_remote(out):  # object storage: built locally, uploaded shards first and index.json last
+        if cluster is not None:
+            raise MixerError(f"--out {out}: a Ray build into object storage is not supported yet; build without "
+                             "--ray, or into a shared folder and upload it")
+        local = replace(shards, overwrite=False, record_corpus_path=False)
+        return build_to_url(str(out), lambda folder: build(corpus, weights, folder, plan=plan, shards=local,
+                                                           weights_source=weights_source, progress=progress),
+                            overwrite=shards.overwrite)
+    out = require_local(out, "--out")
     corpus = as_corpus(corpus)
     if isinstance(weights, MixtureSchedule):
         mixture_plan = build_schedule_plan(corpus, weights, plan)

@@ -33,6 +33,9 @@ class ShardConfig:
     # 144 MB/s per core) at the same ratio (1.42 vs 1.41): `python -m bench.sampler`
     workers: int = 2  # compression threads; output bytes do not depend on it
     overwrite: bool = False  # replace an existing output folder
+    # index.json's `corpus_path` (the corpus relative to the output); False for an output that is
+    # uploaded to object storage, where a local corpus has no relative path (mixer.shards.remote)
+    record_corpus_path: bool = True
 
 
 @dataclass
@@ -111,7 +114,8 @@ def write_shards(plan: MixturePlan, corpus: Corpus | str | Path, out: str | Path
                 finish_one()
         while pending:
             finish_one()
-        stats.index = make_index(plan, entries, per_shard, corpus_reference(out, sources.corpus_dir))
+        stats.index = make_index(plan, entries, per_shard, corpus_reference(out, sources.corpus_dir)
+                                 if config.record_corpus_path else None)
         write_index(tmp, stats.index)
     stats.shards, stats.tokens = n_shards, plan.budget_tokens
     stats.wall_s = time.perf_counter() - t_start

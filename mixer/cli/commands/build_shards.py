@@ -15,6 +15,7 @@ import click
 from mixer.cli.commands._cluster import cluster_config, cluster_options
 from mixer.cli.commands._options import (
     LocalPath,
+    StoragePath,
     data_seed_option,
     max_epochs_option,
     quiet_option,
@@ -39,7 +40,9 @@ def _default_workers() -> int:
                                "[default with --schedule: its last stage's end].")
 @click.option("--seq-len", type=int, default=1024, show_default=True, help="Tokens per sequence.")
 @data_seed_option()
-@click.option("--out", required=True, type=LocalPath(), help="Output folder (must not exist unless --overwrite).")
+@click.option("--out", required=True, type=StoragePath(),
+              help="Output folder, or an object-storage URL (s3://bucket/shards, any fsspec URL; "
+                   "docs/storage.md); must not exist unless --overwrite.")
 @click.option("--objective", type=click.Choice(["causal", "mlm"]), default="causal", show_default=True,
               help="causal: documents joined by EOS; mlm: [CLS] doc [SEP] [PAD].., one document per row.")
 @click.option("--shard-tokens", default="32Mi", show_default=True,
@@ -57,6 +60,7 @@ def _default_workers() -> int:
 def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, tokens, seq_len, data_seed, out,
             objective, shard_tokens, quiet, zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
+    import contextlib
     from pathlib import Path
 
     from rich.console import Console
@@ -66,6 +70,7 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
     from mixer.core.lock import output_lock
     from mixer.core.paths import refuse_nested
     from mixer.core.units import parse_count
+    from mixer.core.urls import is_remote
     from mixer.formats.corpus_handle import Corpus
     from mixer.formats.schedule import load_schedule
     from mixer.formats.weights import load_weights, parse_weight_options
@@ -93,14 +98,16 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
                                workers=_default_workers() if threads is None else threads, overwrite=overwrite)
     if shard_config.workers < 1:
         raise MixerError(f"--threads {shard_config.workers}: need at least 1 compression thread")
-    refuse_nested(out, corpus_dir, "the corpus")
+    remote = is_remote(out)  # object storage: mixer.shards.remote checks, locks and uploads
+    if not remote:
+        refuse_nested(out, corpus_dir, "the corpus")
     cluster = cluster_config(**cluster)  # None: this process; else one Ray task per shard, the same bytes
-    if Path(out).exists() and not overwrite:  # fail before any work
+    if not remote and Path(out).exists() and not overwrite:  # fail before any work
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
     corpus = Corpus.open(corpus_dir)  # corpus.json read once for the whole command
 
     err = Console(stderr=True)
-    with output_lock(out):  # a second writer of --out fails now, not after its planning
+    with contextlib.nullcontext() if remote else output_lock(out):  # a second writer fails now, not after planning
         status = err.status("planning the mixture")
         status.start()
 
