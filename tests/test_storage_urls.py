@@ -102,16 +102,16 @@ def test_library_entry_points_refuse_urls(corpus, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     src = tmp_path / "src.jsonl"
     src.write_text('{"text": "a document"}\n')
-    calls = {
-        "corpus": lambda: Corpus.open(URL),
-        "shards folder": lambda: read_index(URL),
-        "corpus ": lambda: MixtureSampler(URL, {"code": 1.0}, 1000, 16),
-        "--out": lambda: build(corpus, {"code": 1.0}, URL, plan=PlanConfig(tokens=1000, seq_len=16)),
-        "source of domain 'web'": lambda: prepare_corpus(PrepareConfig(
-            sources=(DomainSource("web", f"{URL}/d.jsonl"),), out=tmp_path / "c", progress=False)),
-        "--out ": lambda: prepare_corpus(PrepareConfig(sources=(DomainSource("web", src),), out=URL, progress=False)),
-    }
-    for what, call in calls.items():
-        with pytest.raises(MixerError, match=f"^{what.strip()} s3://bucket/thing"):
+    calls = [
+        ("corpus", lambda: Corpus.open(URL)),
+        ("shards folder", lambda: read_index(URL)),
+        ("corpus", lambda: MixtureSampler(URL, {"code": 1.0}, 1000, 16)),
+        ("corpus", lambda: build(URL, {"code": 1.0}, tmp_path / "s", plan=PlanConfig(tokens=1000, seq_len=16))),
+        ("source of domain 'web'", lambda: prepare_corpus(PrepareConfig(
+            sources=(DomainSource("web", f"{URL}/d.jsonl"),), out=tmp_path / "c", progress=False))),
+        ("--out", lambda: prepare_corpus(PrepareConfig(sources=(DomainSource("web", src),), out=URL, progress=False))),
+    ]
+    for what, call in calls:
+        with pytest.raises(MixerError, match=f"^{what} s3://bucket/thing"):
             call()
     assert os.listdir(tmp_path) == ["src.jsonl"]

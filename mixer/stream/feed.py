@@ -268,9 +268,9 @@ class MixtureFeed(torch.utils.data.IterableDataset):
     def _pieces(self, tasks: list) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Raw (tokens, domains) row blocks of at most PIECE_TOKENS, units decoded ahead."""
         rows = max(1, PIECE_TOKENS // self.seq_len)
-        plan = getattr(self.source, "plan", None)  # a source that fetches ahead (a cache) learns the order
-        if plan is not None:
-            plan([unit for unit, _ in tasks])
+        read_order = getattr(self.source, "read_order", None)  # a source that fetches ahead learns the order
+        if read_order is not None:
+            read_order([unit for unit, _ in tasks])
         units = read_ahead(lambda task: list(self.source.read(*task)), tasks, depth=max(1, self.read_ahead - 1))
         try:
             for pieces in units:

@@ -3,7 +3,7 @@ downloaded into a local folder as the stream reaches them.
 
     cache = ShardCache("s3://bucket/shards", cache_dir="/scratch/cache", cache_limit=20 << 30)
     cache.folder            # a local shards folder: index.json and the shards fetched so far
-    cache.plan(units)       # the order this process will read shards in (prefetch follows it)
+    cache.read_order(units)       # the order this process will read shards in (prefetch follows it)
     cache.fetch(unit)       # the shard and its sidecar are local and verified; the next ones start
     cache.consumed(unit)    # read: may be evicted once the cache is over its limit
 
@@ -131,7 +131,7 @@ class ShardCache:
                     raise MixerError(f"{path}: cannot write to the shard cache ({exc}); free space or choose "
                                      "another cache_dir / a smaller cache_limit") from None
 
-    def plan(self, units: list[int]) -> None:
+    def read_order(self, units: list[int]) -> None:
         """The order this process reads shards in; prefetch follows it."""
         self._order = [u for i, u in enumerate(units) if i == 0 or units[i - 1] != u]
 

@@ -60,10 +60,10 @@ class ShardSource:
     def shard_path(self, unit: int) -> Path:
         return self.folder / self.index.shards[unit].file
 
-    def plan(self, units: list[int]) -> None:
+    def read_order(self, units: list[int]) -> None:
         """The order this process will read shards in (the cache prefetches along it)."""
         if self.cache is not None:
-            self.cache.plan(units)
+            self.cache.read_order(units)
 
     def read(self, unit: int, runs: np.ndarray):
         """(tokens, domains) of each global (first, count) run inside shard `unit`; the shard's
