@@ -205,3 +205,34 @@ def test_second_writer_of_a_url_fails_at_once_naming_the_holder(corpus, endpoint
                 pass
     assert objects(BUCKET, "contended") == {}  # released
     assert build_cli(corpus, url).exit_code == 0
+
+
+def test_train_on_s3_shards_equals_train_on_the_same_shards_on_disk(endpoint, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mixer.cli.main import main
+    from mixer.formats.run import load_run
+    from mixer.formats.synthetic import write_skewed_corpus
+
+    rng = np.random.default_rng(1)
+    corpus = tmp_path / "c"
+    write_skewed_corpus(corpus, {"code": rng.integers(40, 200, 80), "news": rng.integers(40, 200, 80)},
+                        {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)
+    built = CliRunner().invoke(main, ["build-shards", "--corpus", str(corpus), "--weight", "code=0.4", "--weight",
+                                      "news=0.6", "--tokens", "8k", "--seq-len", "64", "--shard-tokens", "2k",
+                                      "--quiet", "--out", str(tmp_path / "shards")])
+    assert built.exit_code == 0, built.output
+    upload_folder(tmp_path / "shards", BUCKET, "train")
+    url = f"s3://{BUCKET}/train"
+    monkeypatch.setenv("MIXER_CACHE", str(tmp_path / "cache"))
+    common = ["train", "--model", "gpt2", "--preset", "tiny", "--eval-seqs", "4", "--quiet", "--steps", "4"]
+    a = CliRunner().invoke(main, [*common, "--shards", str(tmp_path / "shards"), "--out", str(tmp_path / "a")])
+    assert a.exit_code == 0, a.output
+    b = CliRunner().invoke(main, [*common, "--shards", url, "--corpus", str(corpus), "--out", str(tmp_path / "b")])
+    assert b.exit_code == 0, b.output
+    ra, rb = load_run(tmp_path / "a" / "run.json"), load_run(tmp_path / "b" / "run.json")
+    assert ra.tokens_per_domain == rb.tokens_per_domain and ra.final_loss == pytest.approx(rb.final_loss, rel=1e-6)
+    assert list((tmp_path / "cache" / "shards").iterdir())  # read through the cache
+    no_corpus = CliRunner().invoke(main, [*common, "--shards", url, "--out", str(tmp_path / "c2")])
+    assert no_corpus.exit_code == 2
+    assert f"--shards {url}: shards on object storage record no corpus path; pass --corpus DIR" in no_corpus.output

@@ -94,7 +94,7 @@ import zstandard
 from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
-from mixer.core.urls import require_local
+from mixer.core.urls import is_remote, require_local
 from mixer.formats.corpus_handle import Corpus
 from mixer.formats.schema import seal, seal_ok
 from mixer.formats.shard_index import (DomainRecord, FileRef, IndexProblem, ShardEntry, ShardIndex,
@@ -171,7 +171,10 @@ def corpus_of(shards_dir: str | Path, index: ShardIndex, corpus_dir: str | Path 
     one the shards were built from (`corpus_manifest_sha256`); a moved or rebuilt corpus is one
     line naming both folders and the fix."""
 
-    shards_dir = Path(shards_dir)
+    if corpus_dir is None and is_remote(shards_dir):
+        raise MixerError(f"--shards {shards_dir}: shards on object storage record no corpus path; pass --corpus DIR, "
+                         "the local corpus they were built from (its held-out sets and tokenizer)")
+    shards_dir = Path(shards_dir) if corpus_dir is None else shards_dir
     if corpus_dir is None:
         recorded = index.corpus_path
         if not recorded:

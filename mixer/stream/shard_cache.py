@@ -11,7 +11,7 @@ Why a cache and not reads through fsspec: a shard is one zstd frame read whole, 
 costs nothing extra, lets the existing reader (`read_shard`, which checks xxh64) run unchanged,
 and is read again for free on the next epoch or run while it fits.
 
-- Layout: `cache_dir/<index checksum>/` holds `index.json` and the shard files under their own
+- Layout: `cache_dir/<xxh64 of index.json>/` holds `index.json` and the shard files under their own
   names, so a rebuilt remote (a new index) never meets a stale shard of the old one.
 - Every object's xxh64 is checked on download, before it is published into the cache (under a
   temporary name, then renamed: another process reading the same cache never sees half a file);
@@ -50,7 +50,7 @@ RETRY_WAIT_S = 0.5
 def default_cache_dir(url: str) -> Path:
     """`$MIXER_CACHE` or `~/.cache/mixer`, then `shards/<xxh64 of the URL>`."""
     root = Path(os.environ.get("MIXER_CACHE") or Path.home() / ".cache" / "mixer")
-    return root / "shards" / xxhash.xxh64_hexdigest(url.rstrip("/"))
+    return root / "shards" / xxhash.xxh64_hexdigest(url.rstrip("/").encode())
 
 
 class ShardCache:
@@ -70,7 +70,7 @@ class ShardCache:
         staging.mkdir(parents=True, exist_ok=True)
         _publish(staging / INDEX_NAME, index_bytes)
         index = read_index(staging)  # checked whole: seal, version, shape
-        self.folder = root / index.to_dict().get("checksum", xxhash.xxh64_hexdigest(index_bytes))[:16]
+        self.folder = root / xxhash.xxh64_hexdigest(index_bytes)  # one folder per index version
         self.folder.mkdir(parents=True, exist_ok=True)
         os.replace(staging / INDEX_NAME, self.folder / INDEX_NAME)
         staging.rmdir()

@@ -126,3 +126,10 @@ class MixtureStream(MixtureFeed):
         self.index = self.source.index
         self.domains = self.source.domains
         self.weights = self.source.weights
+
+
+def shards_index(shards: str | Path, cache_dir: str | Path | None = None) -> ShardIndex:
+    """The checked `index.json` of a shards folder or URL (a URL's is fetched into its cache)."""
+    if is_remote(shards):
+        return ShardCache(str(shards), cache_dir).index
+    return read_index(shards)

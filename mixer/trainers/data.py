@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.urls import is_remote
 from mixer.core.kinds import ModelKind
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.schedule import MixtureSchedule
@@ -37,9 +38,8 @@ def source_from_shards(shards_dir: str | Path, batch_size: int, corpus_dir: str 
                        rank: int = 0, world_size: int = 1, model: str | None = None) -> DataSource:
     """Stream built shards; the corpus they were built from (`corpus_dir`, by default the one
     index.json records) supplies the held-out splits."""
-    shards_dir = Path(shards_dir)
-
-    index_path = shards_dir / INDEX_NAME
+    shards_dir = shards_dir if is_remote(shards_dir) else Path(shards_dir)
+    index_path = f"{shards_dir}/{INDEX_NAME}"
     stream = MixtureStream(shards_dir, rank=rank, world_size=world_size, batch_size=batch_size)
     index = stream.index  # index.json, read once by the stream
     corpus = corpus_of(shards_dir, index, corpus_dir)  # default: the corpus index.json records

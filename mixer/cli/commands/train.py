@@ -14,6 +14,7 @@ import click
 
 from mixer.cli.commands._options import (
     LocalPath,
+    StoragePath,
     data_seed_option,
     log_options,
     log_settings,
@@ -42,7 +43,9 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.command("train")
 @model_options("Model")[0]
 @model_options("Model")[1]
-@click.option("--shards", type=LocalPath(file_okay=False), help="Train on shards from `mixer build-shards`.")
+@click.option("--shards", type=StoragePath(file_okay=False),
+              help="Train on shards from `mixer build-shards`: a folder, or a URL (s3://bucket/shards, read through "
+                   "the cache $MIXER_CACHE, default ~/.cache/mixer; docs/storage.md).")
 @click.option("--corpus", type=LocalPath(file_okay=False),
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
                    "[with --shards, default: the corpus index.json records].")
@@ -94,9 +97,9 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
     from mixer.trainers.train import TrainConfig, train
 
     if shards and seq_len is None:  # built shards fix the sequence length: it flows from the data to the spec
-        from mixer.formats.shards import read_index
+        from mixer.stream.stream import shards_index
 
-        seq_len = read_index(shards).seq_len
+        seq_len = shards_index(shards).seq_len
     cfg = TrainConfig(model=model, preset=preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                       seq_len=seq_len, eval_every=eval_every, eval_seqs=eval_seqs, extra_eval=tuple(extra_eval),
                       checkpoint_every=checkpoint_every, seed=seed, device=device, compile=compile_,
