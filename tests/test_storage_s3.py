@@ -236,3 +236,41 @@ def test_train_on_s3_shards_equals_train_on_the_same_shards_on_disk(endpoint, tm
     no_corpus = CliRunner().invoke(main, [*common, "--shards", url, "--out", str(tmp_path / "c2")])
     assert no_corpus.exit_code == 2
     assert f"--shards {url}: shards on object storage record no corpus path; pass --corpus DIR" in no_corpus.output
+
+
+def test_kill_during_upload_leaves_nothing_complete_and_the_rerun_finishes(corpus, endpoint, tmp_path):
+    """kill -9 part-way through the upload: shard objects but no index.json (reads as unfinished);
+    the rerun on this host takes over the dead writer's lock object and publishes the build."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from s3_server import objects
+
+    url = f"s3://{BUCKET}/killed"
+    many = [a if a != str(40 * SEQ_LEN) else str(SEQ_LEN) for a in BUILD]  # 150 shards: 300 objects to upload
+    code = "import sys; from mixer.cli.main import main; sys.exit(main())"
+    args = [sys.executable, "-c", code, "build-shards", "--corpus", str(corpus), *many, "--out", url]
+    proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    c = client()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        keys = [o["Key"] for o in c.list_objects_v2(Bucket=BUCKET, Prefix="killed/").get("Contents", [])]
+        if any(k.endswith(".zst") for k in keys):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = objects(BUCKET, "killed")
+    assert ".mixer.lock" in left and any(k.endswith(".zst") for k in left) and "index.json" not in left
+    with pytest.raises(MixerError, match="no index.json: not a shards folder, or its build has not finished"):
+        MixtureStream(url, cache_dir=tmp_path / "cache")
+    rerun = build_cli(corpus, url, "--shard-tokens", str(SEQ_LEN))
+    assert rerun.exit_code == 0, rerun.output
+    local = build_cli(corpus, str(tmp_path / "local"), "--shard-tokens", str(SEQ_LEN))
+    assert local.exit_code == 0, local.output
+    done = objects(BUCKET, "killed")
+    assert sorted(done) == sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert all(done[p.name] == p.read_bytes() for p in (tmp_path / "local").glob("*.zst"))

@@ -12,9 +12,9 @@ One writer per URL: a lock object `URL/.mixer.lock` (holder: host, pid, start ti
 with a conditional PUT (`If-None-Match: *`, fsspec's `mode="create"`), which the store itself
 makes exclusive: a second writer fails at once naming the holder. Where a backend cannot create
 conditionally, the fallback is check-then-put, which two writers starting in the same instant
-can both pass; the message of a held lock says how to clear it. A lock object is not released by
-a killed writer (there is no `flock` on a bucket): delete `URL/.mixer.lock` once that run is
-known to be dead.
+can both pass. A lock object is not released by a killed writer (there is no `flock` on a
+bucket): a rerun on the same host takes over a lock whose process is gone; from another host
+the message says to delete `URL/.mixer.lock` once that run is known to be dead.
 
 `index.json` of a URL output records no `corpus_path`: a local corpus has no path relative to a
 bucket, so readers are given the corpus (`--corpus`). Every shard object is byte-identical to
@@ -44,21 +44,13 @@ def remote_lock(fs: Any, root: str, url: str) -> Iterator[None]:
     path = join(root, LOCK_NAME)
     holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                          "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
-    try:
-        try:
-            fs.pipe_file(path, holder, mode="create")
-        except (TypeError, NotImplementedError):  # a backend without conditional create: check, then put
-            if fs.exists(path):
-                raise FileExistsError(path) from None
-            fs.pipe_file(path, holder)
-    except FileExistsError:
-        raise MixerError(f"{url}: another build is writing it ({_holder(fs, path)}); wait for it, or if that run "
-                         f"is dead delete {join(url, LOCK_NAME)} and run again") from None
-    except OSError as exc:
-        if "PreconditionFailed" in str(exc) or "412" in str(exc):
-            raise MixerError(f"{url}: another build is writing it ({_holder(fs, path)}); wait for it, or if that "
-                             f"run is dead delete {join(url, LOCK_NAME)} and run again") from None
-        raise MixerError(f"{url}: cannot write the lock object ({exc}); check the URL and credentials") from None
+    if not _create(fs, path, holder, url):
+        held = _holder(fs, path)
+        if not (held and held.get("host") == socket.gethostname() and not _alive(held.get("pid"))) or \
+                not _take_over(fs, path, holder, url):
+            who = f"pid {held['pid']} on {held['host']} since {held['since']}" if held else "holder unknown"
+            raise MixerError(f"{url}: another build is writing it ({who}); wait for it, or if that run is dead "
+                             f"delete {join(url, LOCK_NAME)} and run again")
     try:
         yield
     finally:
@@ -66,12 +58,48 @@ def remote_lock(fs: Any, root: str, url: str) -> Iterator[None]:
             fs.rm_file(path)
 
 
-def _holder(fs: Any, path: str) -> str:
+def _create(fs: Any, path: str, data: bytes, url: str) -> bool:
+    """Create the lock object only if absent (conditional PUT); False if it exists."""
+    try:
+        try:
+            fs.pipe_file(path, data, mode="create")
+        except (TypeError, NotImplementedError):  # a backend without conditional create: check, then put
+            if fs.exists(path):
+                return False
+            fs.pipe_file(path, data)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if "PreconditionFailed" in str(exc) or "412" in str(exc):
+            return False
+        raise MixerError(f"{url}: cannot write the lock object ({exc}); check the URL and credentials") from None
+    return True
+
+
+def _take_over(fs: Any, path: str, data: bytes, url: str) -> bool:
+    """The holder was a process of this host that is gone (killed): remove its lock, create ours.
+    Two reruns racing here: the store lets one create win."""
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm_file(path)
+    return _create(fs, path, data, url)
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError):
+        return True  # someone else's process, or an unreadable pid: assume it holds the lock
+    return True
+
+
+def _holder(fs: Any, path: str) -> dict[str, Any] | None:
     try:
         h = json.loads(fs.cat_file(path))
-        return f"pid {h['pid']} on {h['host']} since {h['since']}"
+        return h if {"pid", "host", "since"} <= set(h) else None
     except Exception:  # noqa: BLE001 - the holder is only named in a message; any failure says "unknown"
-        return "holder unknown"
+        return None
 
 
 def build_to_url(url: str, write_local: Callable[[Path], Any], *, overwrite: bool,
