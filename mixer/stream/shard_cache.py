@@ -152,7 +152,15 @@ class ShardCache:
                 self._pending.pop(unit, None)
         return self.folder / self.index.shards[unit].file
 
+    def _cached(self, unit: int) -> bool:
+        e = self.index.shards[unit]
+        return (self.folder / e.file).exists() and (self.folder / e.domains.file).exists()
+
     def _submit(self, unit: int) -> Future:
+        if unit not in self._pending and self._cached(unit):  # a warm cache: no thread hop
+            done: Future = Future()
+            done.set_result(None)
+            return done
         if unit not in self._pending:
             self._pending[unit] = self._pool.submit(self._ensure, unit)
         return self._pending[unit]
