@@ -274,3 +274,22 @@ def test_kill_during_upload_leaves_nothing_complete_and_the_rerun_finishes(corpu
     done = objects(BUCKET, "killed")
     assert sorted(done) == sorted(p.name for p in (tmp_path / "local").iterdir())
     assert all(done[p.name] == p.read_bytes() for p in (tmp_path / "local").glob("*.zst"))
+
+
+def test_server_gone_mid_stream_is_one_error_never_a_skipped_shard(shards, tmp_path):
+    """The store stops answering after index.json was read (shard 0 already cached): the stream
+    yields shard 0 and then ends in one error naming shard 1's URL after retries; none skipped."""
+    import shutil
+
+    with s3_server():
+        client().create_bucket(Bucket=BUCKET)
+        upload_folder(shards, BUCKET, "gone")
+        stream = MixtureStream(f"s3://{BUCKET}/gone", cache_dir=tmp_path / "cache")
+    folder = stream.source.cache.folder
+    for name in ("shard-00000.zst", "shard-00000.domains.zst"):
+        shutil.copy(shards / name, folder / name)
+    got = []
+    with pytest.raises(MixerError, match=r"^s3://mixer-test/gone/shard-00001\.zst: download failed after 3 attempts"):
+        for item in stream:
+            got.append(item["input_ids"].numpy())
+    assert len(got) == 40 and np.array_equal(np.stack(got), local_rows(shards)[:40])
