@@ -276,20 +276,35 @@ def test_kill_during_upload_leaves_nothing_complete_and_the_rerun_finishes(corpu
     assert all(done[p.name] == p.read_bytes() for p in (tmp_path / "local").glob("*.zst"))
 
 
-def test_server_gone_mid_stream_is_one_error_never_a_skipped_shard(shards, tmp_path):
+def test_server_gone_mid_stream_is_one_error_never_a_skipped_shard(shards, endpoint, tmp_path):
     """The store stops answering after index.json was read (shard 0 already cached): the stream
-    yields shard 0 and then ends in one error naming shard 1's URL after retries; none skipped."""
+    yields shard 0 and then ends in one error naming shard 1's URL after retries; none skipped.
+    A second server of its own, reached through `storage_options` (the endpoint fixture's
+    credentials)."""
     import shutil
 
-    with s3_server():
-        client().create_bucket(Bucket=BUCKET)
-        upload_folder(shards, BUCKET, "gone")
-        stream = MixtureStream(f"s3://{BUCKET}/gone", cache_dir=tmp_path / "cache")
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from s3_server import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    gone = f"http://127.0.0.1:{port}"
+    try:
+        c = boto3.client("s3", endpoint_url=gone)
+        c.create_bucket(Bucket="gone")
+        for p in shards.iterdir():
+            c.put_object(Bucket="gone", Key=f"shards/{p.name}", Body=p.read_bytes())
+        stream = MixtureStream("s3://gone/shards", cache_dir=tmp_path / "cache",
+                               storage_options={"client_kwargs": {"endpoint_url": gone}})
+    finally:
+        server.stop()
     folder = stream.source.cache.folder
     for name in ("shard-00000.zst", "shard-00000.domains.zst"):
         shutil.copy(shards / name, folder / name)
     got = []
-    with pytest.raises(MixerError, match=r"^s3://mixer-test/gone/shard-00001\.zst: download failed after 3 attempts"):
+    with pytest.raises(MixerError, match=r"^s3://gone/shards/shard-00001\.zst: download failed after 3 attempts"):
         for item in stream:
             got.append(item["input_ids"].numpy())
     assert len(got) == 40 and np.array_equal(np.stack(got), local_rows(shards)[:40])
