@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from s3_server import client, s3_server, upload_folder
+from test_stream import SEQ_LEN, make_corpus, make_shards, rows
 from torch.utils.data import DataLoader
 
 from mixer import MixtureStream
 from mixer.core.errors import MixerError
-from s3_server import client, s3_server, upload_folder
-from test_stream import SEQ_LEN, make_corpus, make_shards, rows
 
 B = 4
 BUCKET = "mixer-test"
@@ -200,9 +200,8 @@ def test_second_writer_of_a_url_fails_at_once_naming_the_holder(corpus, endpoint
         assert "\n" not in line and f"{url}: another build is writing it (pid {os.getpid()} on " in line
         assert f"delete {url}/.mixer.lock" in line
         assert list(objects(BUCKET, "contended")) == [".mixer.lock"]  # the second writer wrote nothing
-        with pytest.raises(MixerError, match="another build is writing it"):  # the store refuses the create
-            with remote_lock(fs, root, url):
-                pass
+        with pytest.raises(MixerError, match="another build is writing it"), remote_lock(fs, root, url):
+            pass  # the store refuses the create
     assert objects(BUCKET, "contended") == {}  # released
     assert build_cli(corpus, url).exit_code == 0
 

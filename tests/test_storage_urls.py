@@ -12,7 +12,14 @@ from click.testing import CliRunner
 from mixer.cli.commands._options import LocalPath, StoragePath
 from mixer.cli.main import main
 from mixer.core.errors import MixerError
-from mixer.core.urls import filesystem, is_remote, is_url, local_path, require_local, url_scheme
+from mixer.core.urls import (
+    filesystem,
+    is_remote,
+    is_url,
+    local_path,
+    require_local,
+    url_scheme,
+)
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
 URL = "s3://bucket/thing"

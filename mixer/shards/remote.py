@@ -28,8 +28,9 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from mixer.core.errors import MixerError
 from mixer.core.urls import filesystem, join
@@ -112,22 +113,21 @@ def build_to_url(url: str, write_local: Callable[[Path], Any], *, overwrite: boo
     if fs.exists(index) and not overwrite:  # fail before any work
         raise MixerError(f"{url}: output already exists (it has an index.json); choose another URL or pass "
                          "--overwrite")
-    with remote_lock(fs, root, url):
-        with tempfile.TemporaryDirectory(prefix="mixer-upload-") as tmp:
-            folder = Path(tmp) / "shards"
-            result = write_local(folder)
-            names = sorted(p.name for p in folder.iterdir() if p.is_file())
-            if INDEX_NAME not in names:
-                raise MixerError(f"{folder}: the local build wrote no {INDEX_NAME}")  # a bug, said plainly
-            try:
-                if fs.exists(index):  # --overwrite: the old output stops reading as complete first
-                    fs.rm_file(index)
-                    for old in fs.find(root):
-                        if not old.rstrip("/").endswith(LOCK_NAME):
-                            fs.rm_file(old)
-                for name in [n for n in names if n != INDEX_NAME] + [INDEX_NAME]:
-                    fs.pipe_file(join(root, name), (folder / name).read_bytes())
-            except OSError as exc:
-                raise MixerError(f"{url}: upload failed ({exc}); nothing reads as complete (no {INDEX_NAME}); "
-                                 "run again") from None
+    with remote_lock(fs, root, url), tempfile.TemporaryDirectory(prefix="mixer-upload-") as tmp:
+        folder = Path(tmp) / "shards"
+        result = write_local(folder)
+        names = sorted(p.name for p in folder.iterdir() if p.is_file())
+        if INDEX_NAME not in names:
+            raise MixerError(f"{folder}: the local build wrote no {INDEX_NAME}")  # a bug, said plainly
+        try:
+            if fs.exists(index):  # --overwrite: the old output stops reading as complete first
+                fs.rm_file(index)
+                for old in fs.find(root):
+                    if not old.rstrip("/").endswith(LOCK_NAME):
+                        fs.rm_file(old)
+            for name in [n for n in names if n != INDEX_NAME] + [INDEX_NAME]:
+                fs.pipe_file(join(root, name), (folder / name).read_bytes())
+        except OSError as exc:
+            raise MixerError(f"{url}: upload failed ({exc}); nothing reads as complete (no {INDEX_NAME}); "
+                             "run again") from None
     return result
