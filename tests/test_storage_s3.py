@@ -143,7 +143,7 @@ BUILD = ["--weight", "code=0.2", "--weight", "news=0.5", "--weight", "web=0.3", 
          "--seq-len", str(SEQ_LEN), "--data-seed", "11", "--shard-tokens", str(40 * SEQ_LEN), "--quiet"]
 
 
-def build_cli(corpus: Path, out: str, *extra: str):
+def build_cli(corpus: Path | str, out: str, *extra: str):
     from click.testing import CliRunner
 
     from mixer.cli.main import main
@@ -232,6 +232,17 @@ def test_train_on_s3_shards_equals_train_on_the_same_shards_on_disk(endpoint, tm
     ra, rb = load_run(tmp_path / "a" / "run.json"), load_run(tmp_path / "b" / "run.json")
     assert ra.tokens_per_domain == rb.tokens_per_domain and ra.final_loss == pytest.approx(rb.final_loss, rel=1e-6)
     assert list((tmp_path / "cache" / "shards").iterdir())  # read through the cache
+    # the corpus itself on the bucket: sampled from its cached copy, the same sequences as the shards
+    c = client()
+    for p in sorted(corpus.rglob("*")):
+        if p.is_file():
+            c.put_object(Bucket=BUCKET, Key=f"train-corpus/{p.relative_to(corpus).as_posix()}", Body=p.read_bytes())
+    sampled = CliRunner().invoke(main, [*common, "--corpus", f"s3://{BUCKET}/train-corpus", "--weight", "code=0.4",
+                                        "--weight", "news=0.6", "--tokens", "8k", "--seq-len", "64",
+                                        "--out", str(tmp_path / "s")])
+    assert sampled.exit_code == 0, sampled.output
+    rs = load_run(tmp_path / "s" / "run.json")
+    assert rs.tokens_per_domain == ra.tokens_per_domain and rs.final_loss == pytest.approx(ra.final_loss, rel=1e-6)
     no_corpus = CliRunner().invoke(main, [*common, "--shards", url, "--out", str(tmp_path / "c2")])
     assert no_corpus.exit_code == 2
     assert f"--shards {url}: shards on object storage record no corpus path; pass --corpus DIR" in no_corpus.output
@@ -307,3 +318,32 @@ def test_server_gone_mid_stream_is_one_error_never_a_skipped_shard(shards, endpo
         for item in stream:
             got.append(item["input_ids"].numpy())
     assert len(got) == 40 and np.array_equal(np.stack(got), local_rows(shards)[:40])
+
+
+def test_corpus_on_s3_is_downloaded_once_and_builds_the_same_shards(corpus, endpoint, tmp_path, monkeypatch):
+    """`build-shards --corpus s3://...`: the corpus is fetched once into $MIXER_CACHE/corpora and
+    the shards equal those built from the local corpus; a second build reads only corpus.json."""
+    from s3_server import objects
+
+    c = client()
+    for p in sorted(corpus.rglob("*")):
+        if p.is_file():
+            c.put_object(Bucket=BUCKET, Key=f"corpus/{p.relative_to(corpus).as_posix()}", Body=p.read_bytes())
+    monkeypatch.setenv("MIXER_CACHE", str(tmp_path / "cache"))
+    local = build_cli(corpus, str(tmp_path / "local"))
+    assert local.exit_code == 0, local.output
+    remote = build_cli(f"s3://{BUCKET}/corpus", str(tmp_path / "from-s3"))
+    assert remote.exit_code == 0, remote.output
+    for p in (tmp_path / "local").glob("*.zst"):
+        assert (tmp_path / "from-s3" / p.name).read_bytes() == p.read_bytes()
+    (copy,) = (tmp_path / "cache" / "corpora").iterdir()
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*") if p.is_file()) == \
+        sorted(p.relative_to(corpus) for p in corpus.rglob("*") if p.is_file())
+    # the corpus's parts deleted from the bucket: a second build needs only corpus.json (the cached copy)
+    for key in objects(BUCKET, "corpus"):
+        if key != "corpus.json":
+            c.delete_object(Bucket=BUCKET, Key=f"corpus/{key}")
+    again = build_cli(f"s3://{BUCKET}/corpus", str(tmp_path / "again"))
+    assert again.exit_code == 0, again.output
+    missing = build_cli(f"s3://{BUCKET}/no-corpus", str(tmp_path / "x"))
+    assert missing.exit_code == 2 and "s3://mixer-test/no-corpus/corpus.json: not found" in missing.output

@@ -71,9 +71,6 @@ def test_every_path_argument_of_every_command_says_whether_it_takes_urls():
 CASES = [
     ("prepare --out", ["prepare", "--source", "web={src}", "--out", URL]),
     ("prepare --source", ["prepare", "--source", f"web={URL}/data.jsonl", "--out", "{tmp}/c"]),
-    ("build-shards --corpus", ["build-shards", "--corpus", URL, "--weight", "code=1", "--tokens", "1k",
-                               "--out", "{tmp}/s"]),
-    ("train --corpus", ["train", "--corpus", URL, "--weight", "code=1", "--tokens", "1k", "--out", "{tmp}/r"]),
     ("loop --corpus", ["loop", "ddo", "--corpus", URL, "--tokens", "1k", "--out", "{tmp}/l"]),
     ("loop --out", ["loop", "ddo", "--corpus", "{corpus}", "--tokens", "1k", "--out", URL]),
     ("inspect", ["inspect", URL]),
@@ -98,22 +95,15 @@ def test_cli_refuses_a_url_it_cannot_take(name, args, corpus, tmp_path, monkeypa
 
 
 def test_library_entry_points_refuse_urls(corpus, tmp_path, monkeypatch):
-    from mixer import MixtureSampler
-    from mixer.formats.corpus_handle import Corpus
     from mixer.formats.shards import read_index
     from mixer.prepare.config import DomainSource, PrepareConfig
     from mixer.prepare.pipeline import prepare_corpus
-    from mixer.shards import build
-    from mixer.shards.plan import PlanConfig
 
     monkeypatch.chdir(tmp_path)
     src = tmp_path / "src.jsonl"
     src.write_text('{"text": "a document"}\n')
     calls = [
-        ("corpus", lambda: Corpus.open(URL)),
         ("shards folder", lambda: read_index(URL)),
-        ("corpus", lambda: MixtureSampler(URL, {"code": 1.0}, 1000, 16)),
-        ("corpus", lambda: build(URL, {"code": 1.0}, tmp_path / "s", plan=PlanConfig(tokens=1000, seq_len=16))),
         ("source of domain 'web'", lambda: prepare_corpus(PrepareConfig(
             sources=(DomainSource("web", f"{URL}/d.jsonl"),), out=tmp_path / "c", progress=False))),
         ("--out", lambda: prepare_corpus(PrepareConfig(sources=(DomainSource("web", src),), out=URL, progress=False))),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,56 @@ def as_typed(path: Any) -> str:
         scheme, rest = text.split(":", 1)
         return f"{scheme}:/{rest}"
     return text
+
+
+def cache_root() -> Path:
+    """Where downloads from object storage are kept: `$MIXER_CACHE`, default `~/.cache/mixer`."""
+    return Path(os.environ.get("MIXER_CACHE") or Path.home() / ".cache" / "mixer")
+
+
+def download_folder(url: str, dest: Path, storage_options: dict[str, Any] | None = None) -> Path:
+    """Copy every object under `url` (names starting with "." left out: locks, temporaries) to
+    the local folder `dest`, which appears whole or not at all (a temporary sibling, renamed);
+    `dest` already there is taken as is (callers key it by content)."""
+    if dest.exists():
+        return dest
+    fs, root = filesystem(url, storage_options)
+    root = root.rstrip("/")
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    try:
+        for path in sorted(fs.find(root)):
+            rel = path[len(root) + 1:]
+            if not rel or any(part.startswith(".") for part in rel.split("/")):
+                continue
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(fs.cat_file(path))
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # another process published it first: theirs is the same content
+            if not dest.exists():
+                raise
+    except MixerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - each fsspec backend raises its own types
+        raise MixerError(f"{url}: download into {dest} failed ({type(exc).__name__}: {exc}); check the URL, "
+                         "credentials and free space, and run again") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def read_object(fs: Any, path: str, url: str) -> bytes:
+    """The bytes of one object; a missing one raises FileNotFoundError (the caller names what it
+    is), any other failure (endpoint, credentials) one `MixerError` naming the URL."""
+    try:
+        return fs.cat_file(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - each fsspec backend raises its own types
+        raise MixerError(f"{url}: cannot read it ({type(exc).__name__}: {exc}); check the storage endpoint "
+                         "and credentials") from None
 
 
 def join(url: str, name: str) -> str:

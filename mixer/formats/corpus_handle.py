@@ -13,17 +13,31 @@ the spot, for scripts and tests; commands open the handle once and pass it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
-from mixer.core.urls import require_local
-from mixer.formats.corpus import (MANIFEST_NAME, CorpusManifest, DomainSplit, MLMSpecialIds, mlm_special_ids,
-                                  open_split, tokenizer_file)
+from mixer.core.urls import (
+    cache_root,
+    download_folder,
+    filesystem,
+    is_remote,
+    join,
+    read_object,
+    require_local,
+)
+from mixer.formats.corpus import (
+    MANIFEST_NAME,
+    CorpusManifest,
+    DomainSplit,
+    MLMSpecialIds,
+    mlm_special_ids,
+    open_split,
+    tokenizer_file,
+)
 from mixer.formats.schema import canonical
-
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,7 @@ class Corpus:
         """Read and check `folder/corpus.json` once; errors name the file and the fix. With
         `expect_sha256`, a manifest of other content raises `mismatch(folder)` before it is
         checked: "another corpus" is the finding, whatever else is wrong with it."""
-        folder = require_local(folder, "corpus")
+        folder = fetch_corpus(str(folder)) if is_remote(folder) else require_local(folder, "corpus")
         path = folder / MANIFEST_NAME
         obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
         sha = hashlib.sha256(canonical(obj)).hexdigest()
@@ -70,6 +84,23 @@ class Corpus:
 
     def __fspath__(self) -> str:
         return str(self.folder)
+
+
+def fetch_corpus(url: str) -> Path:
+    """A corpus on object storage (`s3://bucket/corpus`), downloaded once into
+    `$MIXER_CACHE/corpora/<sha256 of its corpus.json>/` and opened from there: the manifest's
+    content names the copy, so a changed corpus is fetched again and an unchanged one never is.
+    The Arrow parts' checksums are verified when they are opened, as for any corpus."""
+    fs, root = filesystem(url)
+    try:
+        manifest = read_object(fs, join(root, MANIFEST_NAME), join(url, MANIFEST_NAME))
+    except FileNotFoundError:
+        raise MixerError(f"{join(url, MANIFEST_NAME)}: not found; point --corpus at a folder written by "
+                         "`mixer prepare` (uploaded whole)") from None
+    dest = download_folder(url, cache_root() / "corpora" / hashlib.sha256(manifest).hexdigest()[:32])
+    if (dest / MANIFEST_NAME).read_bytes() != manifest:
+        raise MixerError(f"{url}: its {MANIFEST_NAME} changed during the download; run again")
+    return dest
 
 
 def as_corpus(corpus: Corpus | str | Path) -> Corpus:

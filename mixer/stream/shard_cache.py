@@ -39,7 +39,7 @@ from typing import Any
 import xxhash
 
 from mixer.core.errors import MixerError
-from mixer.core.urls import filesystem, join
+from mixer.core.urls import cache_root, filesystem, join
 from mixer.formats.shard_index import ShardIndex
 from mixer.formats.shards import INDEX_NAME, read_index
 
@@ -49,8 +49,7 @@ RETRY_WAIT_S = 0.5
 
 def default_cache_dir(url: str) -> Path:
     """`$MIXER_CACHE` or `~/.cache/mixer`, then `shards/<xxh64 of the URL>`."""
-    root = Path(os.environ.get("MIXER_CACHE") or Path.home() / ".cache" / "mixer")
-    return root / "shards" / xxhash.xxh64_hexdigest(url.rstrip("/").encode())
+    return cache_root() / "shards" / xxhash.xxh64_hexdigest(url.rstrip("/").encode())
 
 
 class ShardCache:

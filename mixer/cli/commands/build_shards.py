@@ -29,8 +29,9 @@ def _default_workers() -> int:
 
 
 @click.command("build-shards")
-@click.option("--corpus", "corpus_dir", required=True, type=LocalPath(file_okay=False),
-              help="Folder written by `mixer prepare`.")
+@click.option("--corpus", "corpus_dir", required=True, type=StoragePath(file_okay=False),
+              help="Folder written by `mixer prepare`, or its URL (s3://bucket/corpus: downloaded once into "
+                   "$MIXER_CACHE, default ~/.cache/mixer; docs/storage.md).")
 @click.option("--weights", "weights_file", type=LocalPath(dir_okay=False), help="weights.json with the mixture.")
 @weight_options
 @click.option("--schedule", "schedule_file", type=LocalPath(dir_okay=False),
@@ -99,7 +100,7 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
     if shard_config.workers < 1:
         raise MixerError(f"--threads {shard_config.workers}: need at least 1 compression thread")
     remote = is_remote(out)  # object storage: mixer.shards.remote checks, locks and uploads
-    if not remote:
+    if not remote and not is_remote(corpus_dir):
         refuse_nested(out, corpus_dir, "the corpus")
     cluster = cluster_config(**cluster)  # None: this process; else one Ray task per shard, the same bytes
     if not remote and Path(out).exists() and not overwrite:  # fail before any work

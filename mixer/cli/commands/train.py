@@ -46,9 +46,10 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--shards", type=StoragePath(file_okay=False),
               help="Train on shards from `mixer build-shards`: a folder, or a URL (s3://bucket/shards, read through "
                    "the cache $MIXER_CACHE, default ~/.cache/mixer; docs/storage.md).")
-@click.option("--corpus", type=LocalPath(file_okay=False),
+@click.option("--corpus", type=StoragePath(file_okay=False),
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
-                   "[with --shards, default: the corpus index.json records].")
+                   "[with --shards, default: the corpus index.json records]. A URL is downloaded once into "
+                   "$MIXER_CACHE (docs/storage.md).")
 @click.option("--weights", "weights_file", type=LocalPath(dir_okay=False),
               help="With --corpus: weights.json of the mixture.")
 @weight_options
