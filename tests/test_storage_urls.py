@@ -70,7 +70,6 @@ def test_every_path_argument_of_every_command_says_whether_it_takes_urls():
 # One row per argument that a user would point at object storage; the URL must not be taken.
 CASES = [
     ("prepare --out", ["prepare", "--source", "web={src}", "--out", URL]),
-    ("prepare --source", ["prepare", "--source", f"web={URL}/data.jsonl", "--out", "{tmp}/c"]),
     ("loop --corpus", ["loop", "ddo", "--corpus", URL, "--tokens", "1k", "--out", "{tmp}/l"]),
     ("loop --out", ["loop", "ddo", "--corpus", "{corpus}", "--tokens", "1k", "--out", URL]),
     ("inspect", ["inspect", URL]),
@@ -104,11 +103,19 @@ def test_library_entry_points_refuse_urls(corpus, tmp_path, monkeypatch):
     src.write_text('{"text": "a document"}\n')
     calls = [
         ("shards folder", lambda: read_index(URL)),
-        ("source of domain 'web'", lambda: prepare_corpus(PrepareConfig(
-            sources=(DomainSource("web", f"{URL}/d.jsonl"),), out=tmp_path / "c", progress=False))),
         ("--out", lambda: prepare_corpus(PrepareConfig(sources=(DomainSource("web", src),), out=URL, progress=False))),
     ]
     for what, call in calls:
         with pytest.raises(MixerError, match=f"^{what} s3://bucket/thing"):
             call()
     assert os.listdir(tmp_path) == ["src.jsonl"]
+
+
+def test_a_ray_build_into_a_url_is_refused_before_any_work(corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["build-shards", "--corpus", str(corpus), "--weight", "code=1", "--tokens", "1k",
+                                  "--seq-len", "16", "--ray", "local", "--out", URL])
+    assert r.exit_code == 2 and r.output.strip() == (
+        f"error: --out {URL}: a Ray build into object storage is not supported yet; build without --ray, or into a "
+        "shared folder and upload it")
+    assert os.listdir(tmp_path) == []

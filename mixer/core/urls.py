@@ -89,17 +89,18 @@ def cache_root() -> Path:
     return Path(os.environ.get("MIXER_CACHE") or Path.home() / ".cache" / "mixer")
 
 
-def download_folder(url: str, dest: Path, storage_options: dict[str, Any] | None = None) -> Path:
-    """Copy every object under `url` (names starting with "." left out: locks, temporaries) to
-    the local folder `dest`, which appears whole or not at all (a temporary sibling, renamed);
-    `dest` already there is taken as is (callers key it by content)."""
+def download_folder(url: str, dest: Path, storage_options: dict[str, Any] | None = None, *,
+                    only: list[str] | None = None) -> Path:
+    """Copy every object under `url` (names starting with "." left out: locks, temporaries), or
+    the names in `only`, to the local folder `dest`, which appears whole or not at all (a
+    temporary sibling, renamed); `dest` already there is taken as is (callers key it by content)."""
     if dest.exists():
         return dest
     fs, root = filesystem(url, storage_options)
     root = root.rstrip("/")
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     try:
-        for path in sorted(fs.find(root)):
+        for path in sorted(fs.find(root)) if only is None else [f"{root}/{name}" for name in only]:
             rel = path[len(root) + 1:]
             if not rel or any(part.startswith(".") for part in rel.split("/")):
                 continue

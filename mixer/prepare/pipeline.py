@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import time
+from dataclasses import replace
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -30,12 +31,12 @@ from mixer.core.errors import MixerError
 from mixer.core.lock import output_lock
 from mixer.core.paths import refuse_nested
 from mixer.core.units import format_count
-from mixer.core.urls import require_local
+from mixer.core.urls import is_remote, require_local
 from mixer.formats.corpus import DomainInfo, token_dtype_for
 from mixer.prepare.config import DomainReport, DomainSource, PrepareConfig, PrepareResult, check_kept, is_path
 from mixer.prepare.heldout import heldout_rule, heldout_split
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
-from mixer.prepare.sources import iter_documents
+from mixer.prepare.sources import fetch_remote, iter_documents
 from mixer.prepare.tokenizer import encode_texts, resolve_tokenizer
 from mixer.prepare.write import KeptDocuments, save_corpus_manifest, write_domain
 from mixer.prepare.distributed import prepare_on_cluster
@@ -122,7 +123,7 @@ def _batches(items: Sequence, size: int) -> Iterator[list]:
 # ---- driver ---------------------------------------------------------------------------------
 
 
-def validate_sources(sources: Sequence[DomainSource], rules: PrepareRules = PrepareRules()) -> None:
+def validate_names(sources: Sequence[DomainSource]) -> None:
     if not sources:
         raise MixerError("no sources given; pass --source DOMAIN=PATH (or --domain-map FILE)")
     seen: set[str] = set()
@@ -132,6 +133,11 @@ def validate_sources(sources: Sequence[DomainSource], rules: PrepareRules = Prep
         if s.name in seen:
             raise MixerError(f"domain {s.name!r} is given twice; merge its paths into one folder or rename one")
         seen.add(s.name)
+
+
+def validate_sources(sources: Sequence[DomainSource], rules: PrepareRules = PrepareRules()) -> None:
+    validate_names(sources)
+    for s in sources:
         if is_path(s.path):
             require_local(s.path, f"source of domain {s.name!r}")
         if is_path(s.path) and not Path(s.path).exists():
@@ -195,7 +201,13 @@ def _tokenize(texts: list[str], tokenizer_path: str, pool: Executor, batch_docs:
 def prepare_corpus(config: PrepareConfig, cluster: "ClusterConfig | None" = None) -> PrepareResult:
     """Raw text -> corpus folder `config.out`, holding the output's lock from the first step
     (a second `prepare` into the same folder fails at once, naming this one). With `cluster`
-    the work runs as Ray tasks (`mixer.prepare.distributed`) and gives the same bytes."""
+    the work runs as Ray tasks (`mixer.prepare.distributed`) and gives the same bytes. Sources on
+    object storage (`s3://bucket/data.jsonl`) are fetched once into the local cache first
+    (`mixer.prepare.sources.fetch_remote`)."""
+    require_local(config.out, "--out")
+    if any(is_path(s.path) and is_remote(s.path) for s in config.sources):
+        validate_names(config.sources)  # a bad domain name fails before any download
+        config = replace(config, sources=tuple(fetch_remote(s) for s in config.sources))
     validate_sources(config.sources, config.rules)
     if config.heldout_docs is not None and config.heldout_docs < 0:
         raise MixerError(f"--heldout-docs {config.heldout_docs} is negative; use 0 or more")

@@ -20,10 +20,15 @@ import gzip
 import json
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
+import xxhash
+
 from mixer.core.errors import MixerError, MixerNote
+from mixer.core.urls import as_typed, cache_root, download_folder, filesystem, is_remote
+from mixer.prepare.config import DomainSource
 
 Document = tuple[str, str | None]  # (key, text); text None: a skipped binary / undecodable file
 FIELD_FIX = "name the field with --source DOMAIN=PATH:FIELD or --text-field DOMAIN=FIELD"
@@ -201,3 +206,34 @@ def iter_documents(path: str | Path | Any, text_field: str = "text", fmt: str = 
     if fmt == "hf":
         return read_hf_dataset(path, text_field, split)
     raise MixerError(f"{path}: unknown source format {fmt!r}; use text, jsonl, parquet or hf")
+
+
+def fetch_remote(source: DomainSource) -> DomainSource:
+    """`source` with an object-storage path (`s3://bucket/data.jsonl`, or a prefix of files)
+    replaced by its local copy in `$MIXER_CACHE/sources/<key>/`, fetched once: the key hashes the
+    URL and every object's name, size and ETag (or modification time), so a changed source is
+    fetched again. The corpus does not record source paths, so it is the same bytes as when
+    prepared from a local copy. Other sources are returned as they are."""
+    if not isinstance(source.path, (str, os.PathLike)) or not is_remote(source.path):
+        return source
+    url = as_typed(source.path).rstrip("/")
+    fs, root = filesystem(url)
+    try:
+        single = fs.isfile(root)
+        listing = [fs.info(root)] if single else fs.find(root, detail=True).values()
+    except Exception as exc:  # noqa: BLE001 - each fsspec backend raises its own types
+        raise MixerError(f"{url}: cannot list the source of domain {source.name!r} ({type(exc).__name__}: {exc}); "
+                         "check the URL, endpoint and credentials") from None
+    stamp = sorted((str(o.get("name")), int(o.get("size") or 0), str(o.get("ETag") or o.get("mtime") or ""))
+                   for o in listing)
+    if not stamp:
+        raise MixerError(f"{url}: source of domain {source.name!r} holds no objects; check --source "
+                         f"{source.name}=URL")
+    key = xxhash.xxh64_hexdigest(json.dumps([url, stamp]).encode())
+    dest = cache_root() / "sources" / key
+    if single:  # one object: a folder holding just it, under its own name (its suffix names the format)
+        name = url.rsplit("/", 1)[-1]
+        parent = url[:-len(name) - 1]
+        folder = download_folder(parent, dest, only=[name])
+        return replace(source, path=folder / name)
+    return replace(source, path=download_folder(url, dest))
