@@ -119,3 +119,12 @@ def test_a_ray_build_into_a_url_is_refused_before_any_work(corpus, tmp_path, mon
         f"error: --out {URL}: a Ray build into object storage is not supported yet; build without --ray, or into a "
         "shared folder and upload it")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_url_in_a_domain_map_is_kept_as_given(tmp_path):
+    from mixer.prepare.domain_map import load_domain_map
+
+    (tmp_path / "map.json").write_text('{"domains": {"news": {"path": "s3://bucket/news.jsonl", "kind": "news"},'
+                                       ' "web": {"path": "web", "kind": "web"}}}')
+    news, web = load_domain_map(tmp_path / "map.json")
+    assert news.path == "s3://bucket/news.jsonl" and web.path == (tmp_path / "web").resolve()

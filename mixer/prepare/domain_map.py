@@ -5,7 +5,8 @@
                  "wiki": {"path": "wiki.jsonl", "kind": "encyclopedia", "text_field": "body"},
                  "qa": {"path": "qa_saved", "split": "train"}}}
 
-Relative paths are resolved against the map file's folder, so a map travels with its data.
+Relative paths are resolved against the map file's folder, so a map travels with its data; a URL
+(`s3://bucket/news.jsonl`) is kept as given (docs/storage.md).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Iterable
 
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
+from mixer.core.urls import is_url
 from mixer.prepare.config import DomainSource
 from mixer.prepare.rules import PrepareRules
 
@@ -32,8 +34,8 @@ def load_domain_map(path: str | Path, text_field: str = "text") -> list[DomainSo
         if kind not in PrepareRules().kinds():
             raise MixerError(f"{path}: domain {name!r} has unknown kind {kind!r}; use one of "
                              f"{', '.join(PrepareRules().kinds())}")
-        sources.append(DomainSource(name=name, path=(path.parent / spec["path"]).resolve(),
-                                    kind=kind, fmt=str(spec.get("format", "auto")),
+        where = spec["path"] if is_url(spec["path"]) else (path.parent / spec["path"]).resolve()
+        sources.append(DomainSource(name=name, path=where, kind=kind, fmt=str(spec.get("format", "auto")),
                                     text_field=str(spec.get("text_field", text_field)),
                                     split=None if spec.get("split") is None else str(spec["split"])))
     return sources
