@@ -23,10 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mixer.core.errors import MixerError
 from mixer.loop.runner import RunSpec
-from mixer.loop.sweep import Backend, LoopConfig, _relative, corpus_identity, make_backend, run_all
-from mixer.solver.baselines.regmix import PriorSpec, REGRESSORS, RegMixSettings, sample_mixtures
+from mixer.loop.sweep import (
+    Backend,
+    LoopConfig,
+    _relative,
+    corpus_identity,
+    make_backend,
+    run_all,
+)
+from mixer.solver.baselines.regmix import (
+    REGRESSORS,
+    PriorSpec,
+    RegMixSettings,
+    sample_mixtures,
+)
 from mixer.solver.runs import read_runs
 from mixer.solver.solutions import regmix_corpus_bounds, regmix_solution
 
@@ -103,7 +117,6 @@ def plan_regmix(cfg: RegMixConfig, budget_tokens: int) -> tuple[list[RunSpec], l
     seeded by the data seed and the budget, so the held-out mixtures come from the same law; the
     first `runs + held_out` distinct ones (rounding to 2e-4 makes corner draws repeat; the
     authors deduplicate too, `sort_and_deduplicate`)."""
-    import numpy as np
 
 
     _check(cfg)

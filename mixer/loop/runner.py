@@ -19,12 +19,12 @@ import json
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from mixer.core.errors import MixerError
 from mixer.core.atomic import atomic_dir
+from mixer.core.errors import MixerError
 from mixer.shards.plan import PlanConfig, check_max_epochs, max_epochs_json
 
 CACHE_VERSION = 1  # bump when a change to the loop makes old cached runs wrong
@@ -48,7 +48,7 @@ class TrainSpec:
     max_epochs: float = 1.0  # the most passes over any domain's data (1: without replacement; math.inf: no cap)
     threads: int = 1  # torch CPU threads per run; results are bitwise reproducible only at a fixed count
     device: str = "auto"  # "auto": the run's GPU if it has one, else CPU
-    trainer: str = "hf"  # "hf": mixer.trainers.train.train; "stacked": mixer.trainers.batched (what --batch-proxies trains)
+    trainer: str = "hf"  # "hf": mixer.trainers.hf_train.train; "stacked": mixer.trainers.batched (what --batch-proxies trains)
     log: tuple[str, ...] = ()  # metrics also to "tensorboard" / "wandb" (mixer.core.metrics); not in the key
     log_dir: str = ""  # their folder: one run per proxy, named as its cache folder
 
@@ -65,7 +65,7 @@ class TrainSpec:
         return {**settings, "max_epochs": max_epochs_json(self.max_epochs)}
 
     def train_config(self, progress: bool = False):
-        from mixer.trainers.train import TrainConfig
+        from mixer.trainers.hf_train import TrainConfig
 
         return TrainConfig(model=self.model, preset=self.preset, seed=self.seed, lr=self.lr,
                            batch_size=self.batch_size, seq_len=self.seq_len, eval_seqs=self.eval_seqs,
@@ -144,7 +144,6 @@ def exact_count(n: int) -> str:
 
 def _data_source(spec: RunSpec):
     """The mixture sampled straight from the corpus, tagged with the run's provenance."""
-    from dataclasses import replace
 
     from mixer.trainers.data import source_from_corpus
 
@@ -166,7 +165,7 @@ def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:
     """Train one run in a temporary folder; return its finished files (run.json, loss_curves.png)."""
     import torch
 
-    from mixer.trainers.train import train
+    from mixer.trainers.hf_train import train
 
     torch.set_num_threads(spec.train.threads)  # reductions split by thread count: fix it for bitwise equality
     tmp = Path(tempfile.mkdtemp(prefix=f"mixer-run-{spec.name.replace('/', '_')}-"))

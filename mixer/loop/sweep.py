@@ -25,14 +25,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
+
 from mixer.core.errors import MixerError
-from mixer.loop.defaults import DEFAULTS
-from mixer.loop.runner import RunSpec, TrainSpec, commit, execute, is_finished
 from mixer.core.lock import stale_siblings
 from mixer.formats.corpus import load_manifest, manifest_sha256
 from mixer.loop.batched_backend import BatchedBackend
+from mixer.loop.defaults import DEFAULTS
 from mixer.loop.ray_backend import RayBackend
 from mixer.loop.report import ddo_report
+from mixer.loop.runner import RunSpec, TrainSpec, commit, execute, is_finished
 from mixer.solver.ddo import plan
 from mixer.solver.ddo_model import DDO
 from mixer.solver.intervals import scale_seed
@@ -140,7 +142,6 @@ def plan_sweep(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[RunSp
 def plan_validation(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[RunSpec]:
     """`cfg.validate` held-out mixtures at this budget, drawn around the base weights
     (Dirichlet with concentration 10 per domain, seeded by the data seed), never fitted."""
-    import numpy as np
 
     if cfg.validate < 0:
         raise MixerError(f"--validate {cfg.validate}: give 0 or more held-out mixtures")

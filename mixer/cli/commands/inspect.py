@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from mixer.formats.corpus_handle import Corpus
 from mixer.formats.shard_index import ShardIndex
@@ -79,7 +80,6 @@ def verify(shards_dir: Path, index: ShardIndex, out) -> None:
 
 def show_samples(shards_dir: Path, index: ShardIndex, corpus: Corpus, k: int, out) -> None:
     """Sequences 0, N/k, 2N/k, ..: each cut at document boundaries and labelled by domain."""
-    import numpy as np
     from rich.panel import Panel
     from rich.text import Text
     from tokenizers import Tokenizer

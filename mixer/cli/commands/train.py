@@ -90,7 +90,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
     from mixer.formats.weights import load_weights, parse_weight_options
     from mixer.shards.plan import PlanConfig
     from mixer.trainers.data import source_from_corpus, source_from_shards
-    from mixer.trainers.train import TrainConfig, train
+    from mixer.trainers.hf_train import TrainConfig, train
 
     if shards and seq_len is None:  # built shards fix the sequence length: it flows from the data to the spec
         from mixer.formats.shards import read_index
