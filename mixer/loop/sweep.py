@@ -29,7 +29,7 @@ import numpy as np
 
 from mixer.core.errors import MixerError
 from mixer.core.lock import stale_siblings
-from mixer.formats.corpus import load_manifest, manifest_sha256
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.loop.batched_backend import BatchedBackend
 from mixer.loop.defaults import DEFAULTS
 from mixer.loop.ray_backend import RayBackend
@@ -108,9 +108,10 @@ class DDOLoopResult:
 
 # --- planning -----------------------------------------------------------------------------------
 
-def corpus_identity(corpus: Path) -> tuple[list[str], str]:
-
-    return load_manifest(corpus).domain_names, manifest_sha256(corpus)
+def corpus_identity(corpus: Corpus | Path) -> tuple[list[str], str]:
+    """The corpus's domains and manifest sha256 (a folder is opened here; a handle is read)."""
+    opened = as_corpus(corpus)
+    return opened.domain_names, opened.sha256
 
 
 def _seeded(spec: RunSpec, k: int) -> RunSpec:
@@ -162,8 +163,12 @@ def plan_validation(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[
 # --- running, with the cache ----------------------------------------------------------------------
 
 def sequential_backend(specs: Sequence[RunSpec]) -> Iterator[tuple[RunSpec, dict[str, bytes]]]:
+    """The runs one after another in this process, sharing one opened handle per corpus."""
+    opened: dict[str, Corpus] = {}
     for spec in specs:
-        yield spec, execute(spec)
+        if spec.corpus not in opened:
+            opened[spec.corpus] = Corpus.open(spec.corpus)
+        yield spec, execute(spec, corpus=opened[spec.corpus])
 
 
 def make_backend(cfg: LoopConfig) -> Backend:
