@@ -17,9 +17,9 @@ from mixer.cli.commands._options import (
     log_options,
     log_settings,
     max_epochs_option,
+    mixture_options,
     model_options,
     quiet_option,
-    weight_options,
 )
 
 
@@ -45,14 +45,7 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
 @click.option("--corpus", type=click.Path(file_okay=False),
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
                    "[with --shards, default: the corpus index.json records].")
-@click.option("--weights", "weights_file", type=click.Path(dir_okay=False),
-              help="With --corpus: weights.json of the mixture.")
-@weight_options
-@click.option("--schedule", "schedule_file", type=click.Path(dir_okay=False),
-              help="With --corpus: schedule.json, a mixture per stage of training (`mixer loop autoscale` writes "
-                   "one), sampled stage after stage (--tokens default: its last stage's end).")
-@click.option("--tokens", help="With --corpus: token budget of the sampled mixture, e.g. 30M (default: the weights "
-                                "file's budget_tokens).")
+@mixture_options(given="With --corpus: ")
 @click.option("--threads", type=int, default=None,
               help="Torch CPU threads (default: torch's; fix it for bitwise-reproducible CPU runs).")
 @max_epochs_option()
