@@ -34,6 +34,7 @@ from mixer.loop.sweep import (
     plan_validation,
     run_all,
     solve_runs,
+    with_corpus_opened,
 )
 from mixer.solver.solutions import ScaleOptimum, autoscale_solution
 from mixer.solver.solutions.schedule import autoscale_schedule
@@ -137,6 +138,7 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
     `mixer.solver.solutions.autoscale_solution`). `stage_tokens`: the length of each stage of
     schedule.json (default: the smallest scale, at most 64 stages)."""
 
+    cfg = with_corpus_opened(cfg)
     scales, per_scale, checks = _plan(cfg, scales, target, validate_scale)
     out = Path(cfg.out)
     backend = backend or make_backend(cfg)

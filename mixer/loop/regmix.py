@@ -19,7 +19,7 @@ DDO sweep plans perturbations of one base mixture, RegMix random mixtures of the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from mixer.loop.sweep import (
     corpus_identity,
     make_backend,
     run_all,
+    with_corpus_opened,
 )
 from mixer.solver.baselines.regmix import (
     REGRESSORS,
@@ -152,6 +153,7 @@ def plan_regmix(cfg: RegMixConfig, budget_tokens: int) -> tuple[list[RunSpec], l
 def loop_regmix(cfg: RegMixConfig, budget_tokens: int, backend: Backend | None = None) -> RegMixLoopResult:
     """Plan, run (resuming from the cache), fit and search; weights.json in `cfg.loop.out`."""
 
+    cfg = replace(cfg, loop=with_corpus_opened(cfg.loop))  # corpus.json read once for the sweep
     fitted, held = plan_regmix(cfg, budget_tokens)
     lc = cfg.loop
     paths, ran = run_all([*fitted, *held], lc.cache_dir, backend or make_backend(lc), lc.progress,

@@ -21,6 +21,7 @@ Runs execute one by one in this process, or as Ray tasks (`ray="local"|"auto"|AD
 from __future__ import annotations
 
 import os
+from functools import partial
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -47,7 +48,7 @@ Backend = Callable[[Sequence[RunSpec]], Iterator[tuple[RunSpec, dict[str, bytes]
 
 @dataclass(frozen=True)
 class LoopConfig:
-    corpus: Path  # prepared corpus (`mixer prepare`)
+    corpus: Path | Corpus  # prepared corpus (`mixer prepare`); the loops open it once (`with_corpus_opened`)
     out: Path  # weights.json, plots and the run cache go here
     train: TrainSpec = field(default_factory=TrainSpec)  # model, preset, seeds, trainer settings
     factors: tuple[float, ...] = DEFAULTS.factors  # DDO perturbations of each domain's weight (authors: 3 and 1/5)
@@ -162,9 +163,11 @@ def plan_validation(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[
 
 # --- running, with the cache ----------------------------------------------------------------------
 
-def sequential_backend(specs: Sequence[RunSpec]) -> Iterator[tuple[RunSpec, dict[str, bytes]]]:
-    """The runs one after another in this process, sharing one opened handle per corpus."""
-    opened: dict[str, Corpus] = {}
+def sequential_backend(specs: Sequence[RunSpec], corpus: Corpus | None = None
+                       ) -> Iterator[tuple[RunSpec, dict[str, bytes]]]:
+    """The runs one after another in this process, sharing one opened handle per corpus
+    (`corpus`: the sweep's, already opened)."""
+    opened: dict[str, Corpus] = {} if corpus is None else {str(corpus.folder): corpus}
     for spec in specs:
         if spec.corpus not in opened:
             opened[spec.corpus] = Corpus.open(spec.corpus)
@@ -178,7 +181,7 @@ def make_backend(cfg: LoopConfig) -> Backend:
 
         return BatchedBackend(cfg.batch_proxies)
     if cfg.ray is None:
-        return sequential_backend
+        return partial(sequential_backend, corpus=cfg.corpus if isinstance(cfg.corpus, Corpus) else None)
 
     return RayBackend(cfg.ray, num_cpus=cfg.ray_cpus)
 
@@ -267,8 +270,14 @@ def _relative(path: Path, start: Path) -> str:
 
 # --- the command --------------------------------------------------------------------------------------
 
+def with_corpus_opened(cfg: LoopConfig) -> LoopConfig:
+    """`cfg` with its corpus opened (corpus.json read once for the whole sweep; a handle is kept)."""
+    return cfg if isinstance(cfg.corpus, Corpus) else replace(cfg, corpus=Corpus.open(cfg.corpus))
+
+
 def loop_ddo(cfg: LoopConfig, budget_tokens: int, backend: Backend | None = None) -> DDOLoopResult:
     """Plan, run (resuming from the cache), fit and solve one DDO sweep; weights.json in `cfg.out`."""
+    cfg = with_corpus_opened(cfg)
     specs = plan_sweep(cfg, budget_tokens)
     checks = plan_validation(cfg, budget_tokens)
     backend = backend or make_backend(cfg)
