@@ -6,7 +6,7 @@
 #    SDPA with the padding mask, head on the masked positions only), on shards read by MixtureStream.
 #    Each case is saved as it finishes, so a case cut by the time limit loses only itself.
 # 2. python -m bench.train --device cuda --sweep 11: 11 GPT-2 tiny proxies of a DDO sweep (1 + 2·5),
-#    one after another (mixer.trainers.train.train) vs together (mixer.trainers.batched), 320k tokens each.
+#    one after another (mixer.trainers.hf_train.train) vs together (mixer.trainers.batched), 320k tokens each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-bench/results}"

@@ -9,7 +9,7 @@ shards (`mixer.shards.plan.build_plan` + `write_shards`, what `mixer build-shard
 streamed by `MixtureStream` through `mixer.trainers.data.source_from_shards` (DataLoader, pinned
 memory on a GPU, shards decompressed ahead on a thread); `--source corpus` reads the corpus
 through `MixtureSampler` instead (`source_from_corpus`, what the loop's proxies read).
-Trainers: "hf" is `mixer.trainers.train.train` (the Hugging Face classes), "stacked" is
+Trainers: "hf" is `mixer.trainers.hf_train.train` (the Hugging Face classes), "stacked" is
 `mixer.trainers.batched.train_batched` with one proxy (the compact GPT-2 / BERT of `mixer.trainers.compact`:
 SDPA, fused QKV for BERT, fused chunked LM loss; BERT's head only on the masked positions). Stacked cases on a GPU run with dropout 0 (flash attention; the
 usual setting of MFU figures); the hf cases keep the preset's dropout; each case records its own.
@@ -155,7 +155,7 @@ def run_case(corpus: Path, work: Path, device: str, model: str, preset: str, seq
 
 
 def sweep(args) -> None:
-    """A DDO sweep's proxies, one by one (`mixer.loop.runner.execute`: mixer.trainers.train.train, the
+    """A DDO sweep's proxies, one by one (`mixer.loop.runner.execute`: mixer.trainers.hf_train.train, the
     Hugging Face model) against all at once (`mixer.loop.runner.execute_batch`:
     mixer.trainers.batched, one stacked model): the same specs (`plan_sweep` of a GPT-2-vocab corpus),
     from start to finished run.json and plot, in this process, with the same torch thread count."""

@@ -169,3 +169,21 @@ def test_preset_help_lists_the_presets():
     ("loop ddo", "--ray-cpus", "--ray local")])
 def test_an_option_that_matters_only_with_another_says_so(command, option, needs):
     assert needs in visible(commands()[command])[option].help
+
+
+def test_help_of_every_command_imports_no_heavy_library():
+    """`mixer --help` and every command's `--help` stay light: the command modules import the
+    library inside their functions, and option help (the presets' names) reads no trainer; no
+    torch, numba, matplotlib or ray is imported to print help (a subprocess, so this test run's
+    own imports do not count)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from mixer.cli import main\n"
+            "names = [c for c in main.list_commands(None)]\n"
+            "for argv in [['--help']] + [[n, '--help'] for n in names]:\n"
+            "    assert CliRunner().invoke(main, argv).exit_code == 0, argv\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'numba', 'matplotlib', 'ray'})\n"
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"help imported {out}"

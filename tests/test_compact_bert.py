@@ -1,7 +1,7 @@
 """The stacked BERT (mixer.trainers.compact.bert) is BertForMaskedLM: its weights load into the HF class
 and out again, and both give the same logits and the same masked-LM loss; K BERT proxies trained
 together (mixer.trainers.batched) give, bit for bit on a CPU, the losses each gives alone; with dropout
-0 a stacked proxy follows the HF trainer (mixer.trainers.train.train) to fp32 rounding."""
+0 a stacked proxy follows the HF trainer (mixer.trainers.hf_train.train) to fp32 rounding."""
 from __future__ import annotations
 
 import numpy as np

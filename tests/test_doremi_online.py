@@ -17,7 +17,7 @@ from mixer.loop.doremi import DoReMiConfig, loop_doremi
 from mixer.loop.runner import TrainSpec
 from mixer.formats.synthetic import random_skewed_corpus
 from mixer.solver.baselines.doremi import DoReMiWeights, per_token_excess
-from mixer.trainers.train import DataSource, TrainConfig, train
+from mixer.trainers.hf_train import DataSource, TrainConfig, train
 from mixer.trainers.hooks import WeightedDomainSampler
 
 

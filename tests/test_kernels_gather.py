@@ -29,7 +29,7 @@ def test_causal_window_matches_concatenation(n_parts, n_seg, seq_len, data):
     r1 = data.draw(st.integers(r0, len(stream)))
     out = np.zeros(r1 - r0, np.uint16)
     dom_out = np.zeros(r1 - r0, np.uint8)
-    causal_frame(seg_dst, seg_count, seg_dom, 0, n_seg, r0, 1001, out, dom_out)
+    causal_frame(seg_dst, seg_count, seg_dom, (0, n_seg), r0, 1001, out, dom_out)
     part, src, dst, cnt = sort_pieces(*clip_pieces(seg_dst, seg_count, seg_src, seg_part, 0, n_seg, r0, r1))
     keys = part.astype(np.int64) * 10**6 + src
     assert np.all(np.diff(keys) >= 0)  # reads in address order
@@ -45,7 +45,7 @@ def test_causal_window_matches_concatenation(n_parts, n_seg, seq_len, data):
 def test_mlm_frame_layout():
     out = np.full(2 * 6, 77, np.uint16)
     dom_out = np.zeros(12, np.uint8)
-    mlm_frame(np.array([9, 3, 0], np.int64), np.array([2, 1, 0], np.int16), 1, 6, 100, 101, 102, out, dom_out)
+    mlm_frame(np.array([9, 3, 0], np.int64), np.array([2, 1, 0], np.int16), 1, 6, (100, 101, 102), out, dom_out)
     # rows 1 and 2: content slots keep what the gather wrote (77 here)
     assert out.tolist() == [100, 77, 77, 77, 101, 102, 100, 101, 102, 102, 102, 102]
     assert dom_out.tolist() == [1] * 6 + [0] * 6

@@ -49,7 +49,7 @@ def copy_tree(dst: Path) -> Path:
 
 @pytest.mark.parametrize("module, wrong", [
     ("mixer/formats/weights.py", "import mixer.loop.sweep"),    # a format reaching up to the loop
-    ("mixer/solver/runs.py", "import mixer.trainers.train"),     # two peers of one layer
+    ("mixer/solver/runs.py", "import mixer.trainers.hf_train"),     # two peers of one layer
     ("mixer/kernels/pack.py", "import mixer.core.errors"),      # two peers of the bottom layer
     ("mixer/stream/feed.py", "import mixer.cli.main"),          # the data path reaching up to the CLI
 ])

@@ -92,13 +92,13 @@ def test_interrupted_sweep_resumes_without_rerunning(corpus, sequential, tmp_pat
     calls: list[str] = []
     real = mixer.loop.sweep.execute
 
-    def counting(spec: RunSpec, limit: int | None = None):
+    def counting(spec: RunSpec, limit: int | None = None, **kw):
         calls.append(spec.name)
         if limit is not None and len(calls) > limit:
             raise KeyboardInterrupt  # killed while training the second missing run
-        return real(spec)
+        return real(spec, **kw)
 
-    monkeypatch.setattr(mixer.loop.sweep, "execute", lambda spec: counting(spec, limit=1))
+    monkeypatch.setattr(mixer.loop.sweep, "execute", lambda spec, **kw: counting(spec, limit=1, **kw))
     with pytest.raises(KeyboardInterrupt):
         loop_ddo(config(corpus, out), BUDGET)
     assert calls == [specs[2].name, specs[3].name]

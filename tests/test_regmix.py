@@ -102,13 +102,13 @@ def test_loop_regmix_end_to_end_and_resumes_after_a_kill(corpus, tmp_path, monke
     calls: list[str] = []
     real = mixer.loop.sweep.execute
 
-    def counting(spec, limit=None):
+    def counting(spec, limit=None, **kw):
         calls.append(spec.name)
         if limit is not None and len(calls) > limit:
             raise KeyboardInterrupt
-        return real(spec)
+        return real(spec, **kw)
 
-    monkeypatch.setattr(mixer.loop.sweep, "execute", lambda spec: counting(spec, limit=1))
+    monkeypatch.setattr(mixer.loop.sweep, "execute", lambda spec, **kw: counting(spec, limit=1, **kw))
     with pytest.raises(KeyboardInterrupt):
         loop_regmix(config(corpus, out), 8192)
     calls.clear()

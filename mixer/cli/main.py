@@ -9,6 +9,7 @@ line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -35,7 +36,6 @@ class _Commands(click.Group):
     """The commands, each reporting `MixerError` as a one-line error and exit code 2."""
 
     def invoke(self, ctx: click.Context):
-        import warnings
 
         from mixer.core.errors import MixerNote
 

@@ -22,10 +22,7 @@ class Objective(StrEnum):
     @classmethod
     def parse(cls, value: object, *, where: str = "--objective") -> Objective:
         """`value` as an Objective, or one line naming `where` and the choices."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise MixerError(f"{where} {value!r}: choose one of {', '.join(m.value for m in cls)}") from None
+        return _parse(cls, value, where)
 
     @property
     def packs_documents(self) -> bool:
@@ -42,12 +39,17 @@ class ModelKind(StrEnum):
     @classmethod
     def parse(cls, value: object, *, where: str = "--model") -> ModelKind:
         """`value` as a ModelKind, or one line naming `where` and the choices."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise MixerError(f"{where} {value!r}: unknown; choose one of {', '.join(m.value for m in cls)}") from None
+        return _parse(cls, value, where, "unknown; ")
 
     @property
     def objective(self) -> Objective:
         """The objective this architecture trains."""
         return Objective.CAUSAL if self is ModelKind.GPT2 else Objective.MLM
+
+
+def _parse(kind: type[StrEnum], value: object, where: str, lead: str = ""):
+    """A member of `kind`, or the one-line error both vocabularies give."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise MixerError(f"{where} {value!r}: {lead}choose one of {', '.join(m.value for m in kind)}") from None

@@ -11,6 +11,7 @@ same weights.json and options give the same bytes.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,7 +101,6 @@ def yaml_comment_block(mix: ExportMixture) -> str:
 
 def quoted(text: str) -> str:
     """A double-quoted string valid in YAML and TOML alike (JSON's escaping is a subset of both)."""
-    import json
 
     return json.dumps(text, ensure_ascii=False)
 

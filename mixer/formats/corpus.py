@@ -36,7 +36,7 @@ A format-1 corpus (no checksums) is refused with a one-line request to re-run `m
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,6 @@ def save_manifest(corpus_dir: str | Path, manifest: CorpusManifest) -> CorpusMan
     """Write `corpus.json` (the one writer: `mixer prepare` and the test corpora both use it),
     with the size, xxh3-64 and sha256 of every Arrow part and the tokenizer, and its own seal.
     Returns the manifest with `files` filled in."""
-    from dataclasses import replace
 
     if manifest.format_version != FORMAT_VERSION:
         raise MixerError(f"{corpus_dir}: manifest format_version {manifest.format_version}, this writer is {FORMAT_VERSION}")

@@ -13,6 +13,8 @@ side of f: each domain is within half of one of its own documents of its share o
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from mixer.kernels._jit import njit
@@ -134,7 +136,6 @@ def interleave_midpoint_threaded(seg_len: np.ndarray, dom_start: np.ndarray, thr
                                  out_dom: np.ndarray | None = None, out_pos: np.ndarray | None = None):
     """`interleave_midpoint` with the keys and the merge split over `threads` threads (the
     kernels release the GIL); the result is identical for any thread count."""
-    from concurrent.futures import ThreadPoolExecutor
 
     m = int(dom_start[-1])
     key = np.empty(m, dtype=np.float64)

@@ -42,10 +42,11 @@ def clip_pieces(seg_dst, seg_count, seg_src, seg_part, j0, j1, r0, r1):
 
 
 @njit
-def causal_frame(seg_dst, seg_count, seg_dom, j0, j1, r0, eos, out, dom_out):
-    """Write the EOS after every segment and the domain of every position of the window
-    out[0:len(out)] = stream[r0:r0+len(out)]; the content itself comes from the gather.
-    An empty `dom_out` skips the domains."""
+def causal_frame(seg_dst, seg_count, seg_dom, span, r0, eos, out, dom_out):
+    """Write the EOS after every segment j in `span` = (j0, j1) and the domain of every position
+    of the window out[0:len(out)] = stream[r0:r0+len(out)]; the content itself comes from the
+    gather. An empty `dom_out` skips the domains."""
+    j0, j1 = span
     r1 = r0 + out.shape[0]
     with_dom = dom_out.shape[0] > 0
     for j in range(j0, j1):
@@ -63,9 +64,11 @@ def causal_frame(seg_dst, seg_count, seg_dom, j0, j1, r0, eos, out, dom_out):
 
 
 @njit
-def mlm_frame(seg_count, seg_dom, k0, seq_len, cls, sep, pad, out, dom_out):
+def mlm_frame(seg_count, seg_dom, k0, seq_len, special, out, dom_out):
     """Rows k0.. of a masked-LM stream: `[CLS]`, room for the content, `[SEP]`, `[PAD]` to the
-    end; out and dom_out hold n_rows * seq_len positions (an empty dom_out skips the domains)."""
+    end (`special` = (cls, sep, pad)); out and dom_out hold n_rows * seq_len positions (an empty
+    dom_out skips the domains)."""
+    cls, sep, pad = special
     n = out.shape[0] // seq_len
     with_dom = dom_out.shape[0] > 0
     for r in range(n):

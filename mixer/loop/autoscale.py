@@ -14,18 +14,28 @@ mixture, its schedule, uniform) to `out/target.json`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from mixer.core.errors import MixerError
-from mixer.loop.sweep import (Backend, DDOLoopResult, LoopConfig, corpus_identity, make_backend, plan_sweep,
-                              plan_validation, run_all, solve_runs)
-from mixer.loop.runner import RunSpec
-from mixer.core.units import format_count
 from mixer.core.atomic import write_json_atomic
+from mixer.core.errors import MixerError
+from mixer.core.units import format_count
 from mixer.formats.run import load_run
 from mixer.loop.report import autoscale_report
+from mixer.loop.runner import RunSpec
+from mixer.loop.sweep import (
+    Backend,
+    DDOLoopResult,
+    LoopConfig,
+    corpus_identity,
+    make_backend,
+    plan_sweep,
+    plan_validation,
+    run_all,
+    solve_runs,
+    with_corpus_opened,
+)
 from mixer.solver.solutions import ScaleOptimum, autoscale_solution
 from mixer.solver.solutions.schedule import autoscale_schedule
 from mixer.solver.verdict import Recommendation
@@ -128,6 +138,7 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
     `mixer.solver.solutions.autoscale_solution`). `stage_tokens`: the length of each stage of
     schedule.json (default: the smallest scale, at most 64 stages)."""
 
+    cfg = with_corpus_opened(cfg)
     scales, per_scale, checks = _plan(cfg, scales, target, validate_scale)
     out = Path(cfg.out)
     backend = backend or make_backend(cfg)
@@ -164,7 +175,6 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
                                                                sol.provenance["recommended"]["why"]),
                                  schedule=sched.schedule, schedule_path=sched.path)
     if cfg.report:
-        from dataclasses import replace
 
 
         result = replace(result, report=autoscale_report(result, out / "report.html", cfg))

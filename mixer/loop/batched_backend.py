@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
+from mixer.formats.corpus_handle import Corpus
 from mixer.core.errors import MixerError
 from mixer.loop.runner import RunSpec, execute_batch, group_key
 
@@ -33,6 +34,7 @@ class BatchedBackend:
                 raise MixerError(f"run {s.name}: trainer {s.train.trainer!r}; batched proxies need trainer 'stacked'")
             groups.setdefault(group_key(s), []).append(s)
         for group in groups.values():
+            corpus = Corpus.open(group[0].corpus)  # a group reads one corpus (group_key): one handle
             for a in range(0, len(group), self.k):
                 chunk = group[a:a + self.k]
-                yield from zip(chunk, execute_batch(chunk))
+                yield from zip(chunk, execute_batch(chunk, corpus=corpus))

@@ -153,7 +153,7 @@ def _train_reference(spec: RunSpec) -> dict[str, bytes]:
     """runner.execute, keeping the model: the proxy's hook needs it."""
     import torch
 
-    from mixer.trainers.train import train
+    from mixer.trainers.hf_train import train
 
     torch.set_num_threads(spec.train.threads)
     tmp = Path(tempfile.mkdtemp(prefix="mixer-doremi-ref-"))
@@ -178,7 +178,7 @@ def _train_proxy(cfg: DoReMiConfig, spec: RunSpec, reference) -> dict[str, bytes
     import torch
 
     from mixer.trainers.hooks import WeightedDomainSampler
-    from mixer.trainers.train import train
+    from mixer.trainers.hf_train import train
 
     torch.set_num_threads(spec.train.threads)
     tc = spec.train.train_config(progress=cfg.progress)

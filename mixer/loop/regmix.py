@@ -19,14 +19,29 @@ DDO sweep plans perturbations of one base mixture, RegMix random mixtures of the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mixer.core.errors import MixerError
 from mixer.loop.runner import RunSpec
-from mixer.loop.sweep import Backend, LoopConfig, _relative, corpus_identity, make_backend, run_all
-from mixer.solver.baselines.regmix import PriorSpec, REGRESSORS, RegMixSettings, sample_mixtures
+from mixer.loop.sweep import (
+    Backend,
+    LoopConfig,
+    _relative,
+    corpus_identity,
+    make_backend,
+    run_all,
+    with_corpus_opened,
+)
+from mixer.solver.baselines.regmix import (
+    REGRESSORS,
+    PriorSpec,
+    RegMixSettings,
+    sample_mixtures,
+)
 from mixer.solver.runs import read_runs
 from mixer.solver.solutions import regmix_corpus_bounds, regmix_solution
 
@@ -103,7 +118,6 @@ def plan_regmix(cfg: RegMixConfig, budget_tokens: int) -> tuple[list[RunSpec], l
     seeded by the data seed and the budget, so the held-out mixtures come from the same law; the
     first `runs + held_out` distinct ones (rounding to 2e-4 makes corner draws repeat; the
     authors deduplicate too, `sort_and_deduplicate`)."""
-    import numpy as np
 
 
     _check(cfg)
@@ -139,6 +153,7 @@ def plan_regmix(cfg: RegMixConfig, budget_tokens: int) -> tuple[list[RunSpec], l
 def loop_regmix(cfg: RegMixConfig, budget_tokens: int, backend: Backend | None = None) -> RegMixLoopResult:
     """Plan, run (resuming from the cache), fit and search; weights.json in `cfg.loop.out`."""
 
+    cfg = replace(cfg, loop=with_corpus_opened(cfg.loop))  # corpus.json read once for the sweep
     fitted, held = plan_regmix(cfg, budget_tokens)
     lc = cfg.loop
     paths, ran = run_all([*fitted, *held], lc.cache_dir, backend or make_backend(lc), lc.progress,

@@ -19,12 +19,13 @@ import json
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from mixer.core.errors import MixerError
+from mixer.formats.corpus_handle import Corpus
 from mixer.core.atomic import atomic_dir
+from mixer.core.errors import MixerError
 from mixer.shards.plan import PlanConfig, check_max_epochs, max_epochs_json
 
 CACHE_VERSION = 1  # bump when a change to the loop makes old cached runs wrong
@@ -48,7 +49,7 @@ class TrainSpec:
     max_epochs: float = 1.0  # the most passes over any domain's data (1: without replacement; math.inf: no cap)
     threads: int = 1  # torch CPU threads per run; results are bitwise reproducible only at a fixed count
     device: str = "auto"  # "auto": the run's GPU if it has one, else CPU
-    trainer: str = "hf"  # "hf": mixer.trainers.train.train; "stacked": mixer.trainers.batched (what --batch-proxies trains)
+    trainer: str = "hf"  # "hf": mixer.trainers.hf_train.train; "stacked": mixer.trainers.batched (what --batch-proxies trains)
     log: tuple[str, ...] = ()  # metrics also to "tensorboard" / "wandb" (mixer.core.metrics); not in the key
     log_dir: str = ""  # their folder: one run per proxy, named as its cache folder
 
@@ -65,7 +66,7 @@ class TrainSpec:
         return {**settings, "max_epochs": max_epochs_json(self.max_epochs)}
 
     def train_config(self, progress: bool = False):
-        from mixer.trainers.train import TrainConfig
+        from mixer.trainers.hf_train import TrainConfig
 
         return TrainConfig(model=self.model, preset=self.preset, seed=self.seed, lr=self.lr,
                            batch_size=self.batch_size, seq_len=self.seq_len, eval_seqs=self.eval_seqs,
@@ -142,9 +143,9 @@ def exact_count(n: int) -> str:
     return str(n)
 
 
-def _data_source(spec: RunSpec):
-    """The mixture sampled straight from the corpus, tagged with the run's provenance."""
-    from dataclasses import replace
+def _data_source(spec: RunSpec, corpus: Corpus | None = None):
+    """The mixture sampled straight from the corpus (`corpus`: the spec's, already opened by the
+    caller, or None to open it here), tagged with the run's provenance."""
 
     from mixer.trainers.data import source_from_corpus
 
@@ -156,17 +157,19 @@ def _data_source(spec: RunSpec):
         schedule = make_schedule(spec.schedule, source=f"run {spec.name}")
     plan = PlanConfig(tokens=int(spec.budget_tokens), seq_len=cfg.seq_len, seed=spec.train.data_seed,
                       max_epochs=spec.train.max_epochs)
-    source = source_from_corpus(spec.corpus, spec.weights if schedule is None else schedule, plan,
+    source = source_from_corpus(spec.corpus if corpus is None else corpus,
+                                spec.weights if schedule is None else schedule, plan,
                                 model=spec.train.model, batch_size=cfg.batch_size)
     return replace(source, provenance={**source.provenance, **spec.provenance, "run_name": spec.name,
                                        "run_key": spec.key()})
 
 
-def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:
-    """Train one run in a temporary folder; return its finished files (run.json, loss_curves.png)."""
+def execute(spec: RunSpec, progress: bool = False, corpus: Corpus | None = None) -> dict[str, bytes]:
+    """Train one run in a temporary folder; return its finished files (run.json, loss_curves.png).
+    `corpus`: the spec's corpus already opened (runs of one process share one handle)."""
     import torch
 
-    from mixer.trainers.train import train
+    from mixer.trainers.hf_train import train
 
     torch.set_num_threads(spec.train.threads)  # reductions split by thread count: fix it for bitwise equality
     tmp = Path(tempfile.mkdtemp(prefix=f"mixer-run-{spec.name.replace('/', '_')}-"))
@@ -174,8 +177,9 @@ def execute(spec: RunSpec, progress: bool = False) -> dict[str, bytes]:
         if spec.train.trainer not in ("hf", "stacked"):
             raise MixerError(f"run {spec.name}: trainer {spec.train.trainer!r}; use 'hf' or 'stacked'")
         if spec.train.trainer == "stacked":  # the batched trainer with this one proxy: what a batch gives it
-            return execute_batch([spec], progress)[0]
-        train(spec.train.train_config(progress=progress), _data_source(spec), tmp / "run", log=spec.metrics())
+            return execute_batch([spec], progress, corpus)[0]
+        train(spec.train.train_config(progress=progress), _data_source(spec, corpus), tmp / "run",
+              log=spec.metrics())
         return {name: (tmp / "run" / name).read_bytes() for name in KEEP_FILES if (tmp / "run" / name).exists()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -187,8 +191,10 @@ def group_key(spec: RunSpec) -> tuple:
     return spec.corpus, int(spec.budget_tokens), tuple(sorted(train.items()))
 
 
-def execute_batch(specs: Sequence[RunSpec], progress: bool = False) -> list[dict[str, bytes]]:
-    """Train the specs together (one group: same corpus, budget and trainer settings); their files."""
+def execute_batch(specs: Sequence[RunSpec], progress: bool = False,
+                  corpus: Corpus | None = None) -> list[dict[str, bytes]]:
+    """Train the specs together (one group: same corpus, budget and trainer settings); their files.
+    `corpus`: their corpus already opened, or None to open it once here."""
     import torch
 
     from mixer.trainers.batched import Proxy, train_batched
@@ -198,7 +204,8 @@ def execute_batch(specs: Sequence[RunSpec], progress: bool = False) -> list[dict
     torch.set_num_threads(specs[0].train.threads)  # as `execute`: bitwise results need a fixed count
     tmp = Path(tempfile.mkdtemp(prefix="mixer-batch-"))
     try:
-        proxies = [Proxy(_data_source(s), out_dir=tmp / str(i), seed=s.train.seed, log=s.metrics())
+        corpus = Corpus.open(specs[0].corpus) if corpus is None else corpus  # one handle for the group
+        proxies = [Proxy(_data_source(s, corpus), out_dir=tmp / str(i), seed=s.train.seed, log=s.metrics())
                    for i, s in enumerate(specs)]
         train_batched(specs[0].train.train_config(progress=progress), proxies,
                       progress_desc=f"{len(specs)} proxies" if progress else None)

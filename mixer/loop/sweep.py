@@ -21,18 +21,21 @@ Runs execute one by one in this process, or as Ray tasks (`ray="local"|"auto"|AD
 from __future__ import annotations
 
 import os
+from functools import partial
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
+
 from mixer.core.errors import MixerError
-from mixer.loop.defaults import DEFAULTS
-from mixer.loop.runner import RunSpec, TrainSpec, commit, execute, is_finished
 from mixer.core.lock import stale_siblings
-from mixer.formats.corpus import load_manifest, manifest_sha256
+from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.loop.batched_backend import BatchedBackend
+from mixer.loop.defaults import DEFAULTS
 from mixer.loop.ray_backend import RayBackend
 from mixer.loop.report import ddo_report
+from mixer.loop.runner import RunSpec, TrainSpec, commit, execute, is_finished
 from mixer.solver.ddo import plan
 from mixer.solver.ddo_model import DDO
 from mixer.solver.intervals import scale_seed
@@ -45,7 +48,7 @@ Backend = Callable[[Sequence[RunSpec]], Iterator[tuple[RunSpec, dict[str, bytes]
 
 @dataclass(frozen=True)
 class LoopConfig:
-    corpus: Path  # prepared corpus (`mixer prepare`)
+    corpus: Path | Corpus  # prepared corpus (`mixer prepare`); the loops open it once (`with_corpus_opened`)
     out: Path  # weights.json, plots and the run cache go here
     train: TrainSpec = field(default_factory=TrainSpec)  # model, preset, seeds, trainer settings
     factors: tuple[float, ...] = DEFAULTS.factors  # DDO perturbations of each domain's weight (authors: 3 and 1/5)
@@ -106,9 +109,10 @@ class DDOLoopResult:
 
 # --- planning -----------------------------------------------------------------------------------
 
-def corpus_identity(corpus: Path) -> tuple[list[str], str]:
-
-    return load_manifest(corpus).domain_names, manifest_sha256(corpus)
+def corpus_identity(corpus: Corpus | Path) -> tuple[list[str], str]:
+    """The corpus's domains and manifest sha256 (a folder is opened here; a handle is read)."""
+    opened = as_corpus(corpus)
+    return opened.domain_names, opened.sha256
 
 
 def _seeded(spec: RunSpec, k: int) -> RunSpec:
@@ -140,7 +144,6 @@ def plan_sweep(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[RunSp
 def plan_validation(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[RunSpec]:
     """`cfg.validate` held-out mixtures at this budget, drawn around the base weights
     (Dirichlet with concentration 10 per domain, seeded by the data seed), never fitted."""
-    import numpy as np
 
     if cfg.validate < 0:
         raise MixerError(f"--validate {cfg.validate}: give 0 or more held-out mixtures")
@@ -160,9 +163,15 @@ def plan_validation(cfg: LoopConfig, budget_tokens: int, tag: str = "") -> list[
 
 # --- running, with the cache ----------------------------------------------------------------------
 
-def sequential_backend(specs: Sequence[RunSpec]) -> Iterator[tuple[RunSpec, dict[str, bytes]]]:
+def sequential_backend(specs: Sequence[RunSpec], corpus: Corpus | None = None
+                       ) -> Iterator[tuple[RunSpec, dict[str, bytes]]]:
+    """The runs one after another in this process, sharing one opened handle per corpus
+    (`corpus`: the sweep's, already opened)."""
+    opened: dict[str, Corpus] = {} if corpus is None else {str(corpus.folder): corpus}
     for spec in specs:
-        yield spec, execute(spec)
+        if spec.corpus not in opened:
+            opened[spec.corpus] = Corpus.open(spec.corpus)
+        yield spec, execute(spec, corpus=opened[spec.corpus])
 
 
 def make_backend(cfg: LoopConfig) -> Backend:
@@ -172,7 +181,7 @@ def make_backend(cfg: LoopConfig) -> Backend:
 
         return BatchedBackend(cfg.batch_proxies)
     if cfg.ray is None:
-        return sequential_backend
+        return partial(sequential_backend, corpus=cfg.corpus if isinstance(cfg.corpus, Corpus) else None)
 
     return RayBackend(cfg.ray, num_cpus=cfg.ray_cpus)
 
@@ -261,8 +270,14 @@ def _relative(path: Path, start: Path) -> str:
 
 # --- the command --------------------------------------------------------------------------------------
 
+def with_corpus_opened(cfg: LoopConfig) -> LoopConfig:
+    """`cfg` with its corpus opened (corpus.json read once for the whole sweep; a handle is kept)."""
+    return cfg if isinstance(cfg.corpus, Corpus) else replace(cfg, corpus=Corpus.open(cfg.corpus))
+
+
 def loop_ddo(cfg: LoopConfig, budget_tokens: int, backend: Backend | None = None) -> DDOLoopResult:
     """Plan, run (resuming from the cache), fit and solve one DDO sweep; weights.json in `cfg.out`."""
+    cfg = with_corpus_opened(cfg)
     specs = plan_sweep(cfg, budget_tokens)
     checks = plan_validation(cfg, budget_tokens)
     backend = backend or make_backend(cfg)

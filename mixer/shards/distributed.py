@@ -29,25 +29,31 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import xxhash
 
-from mixer.core.atomic import write_bytes_atomic
+from mixer.core.atomic import atomic_dir, write_bytes_atomic
 from mixer.core.cluster import ClusterConfig, connected, run_tasks, stop_for_tests
 from mixer.core.errors import MixerError
+from mixer.core.lock import output_lock
 from mixer.core.task_cache import TaskCache, pack, task_key, unpack, write_entry
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.shard_index import ShardEntry
-from mixer.formats.shards import corpus_reference, encode_shard, make_index, shard_name, sidecar_name, write_index
+from mixer.formats.shards import (
+    corpus_reference,
+    encode_shard,
+    make_index,
+    shard_name,
+    sidecar_name,
+    write_index,
+)
+from mixer.shards.gather import _segments_for, gather_sequences, open_sources
 from mixer.shards.plan import MixturePlan
 from mixer.shards.write import BuildStats, ShardConfig, shard_layout
-from mixer.core.atomic import atomic_dir
-from mixer.core.lock import output_lock
-from mixer.shards.gather import _segments_for, gather_sequences, open_sources
 
 TASK_VERSION = 1  # bump when a change makes cached shards of an older mixer wrong
 
@@ -79,7 +85,6 @@ def window_plan(plan: MixturePlan, first: int, count: int) -> MixturePlan:
     inside the kernels, so it is sent whole (once, through the object store)."""
     if not plan.objective.packs_documents:
         return plan
-    from dataclasses import replace
 
 
     _, _, j0, j1 = _segments_for(plan, first, count)

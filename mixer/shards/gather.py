@@ -121,13 +121,12 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     if plan.objective.packs_documents:
         # EOS and sidecar: segments write disjoint positions, so halves of them run side by side
         cut = [j0, j1] if threads <= 1 or j1 - j0 < 1 << 14 else [j0, (j0 + j1) // 2, j1]
-        futures = [_pool().submit(causal_frame, plan.seg_dst, plan.seg_count, plan.seg_domain, a, b, r0,
+        futures = [_pool().submit(causal_frame, plan.seg_dst, plan.seg_count, plan.seg_domain, (a, b), r0,
                                   plan.eos_id, flat, dflat) for a, b in zip(cut[:-1], cut[1:])]
         for f in futures:
             f.result()
     else:
-        cls, sep, pad = plan.special
-        mlm_frame(plan.seg_count, plan.seg_domain, first, plan.seq_len, cls, sep, pad, flat, dflat)
+        mlm_frame(plan.seg_count, plan.seg_domain, first, plan.seq_len, tuple(plan.special), flat, dflat)
 
     if (j1 - j0) * _LARGE_WINDOW >= plan.num_segments:
         # A large window (a shard, the whole stream): scan the plan's address-ordered segments.

@@ -27,6 +27,7 @@ per-domain targets count sequences.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -38,7 +39,9 @@ import xxhash
 from mixer.core.errors import MixerError
 from mixer.core.kinds import Objective
 from mixer.formats.corpus_handle import Corpus, as_corpus
-from mixer.formats.shards import MAX_DOMAINS  # domain indices fit the widest sidecar dtype, uint16
+from mixer.formats.shards import (
+    MAX_DOMAINS,  # domain indices fit the widest sidecar dtype, uint16
+)
 from mixer.formats.weights import validate_weights
 
 INTERLEAVES = ("auto", "midpoint", "edf")
@@ -227,7 +230,6 @@ def build_schedule_plan(corpus: Corpus | str | Path, schedule, config: PlanConfi
     exact per-domain counts and today's interleave, one permutation per domain consumed across
     stages (`mixer.shards.stages`). A one-stage schedule gives exactly `build_plan`'s plan.
     A domain a stage asks more of than it holds is one `MixerError` naming the stage and domain."""
-    import warnings
 
     from mixer.shards.stages import stage_bounds
 
@@ -250,7 +252,12 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
     from mixer.kernels.edf import smallest_feasible_items
     from mixer.kernels.interleave import interleave_midpoint_threaded
     from mixer.kernels.targets import largest_remainder
-    from mixer.shards.stages import PlanStage, check_stage_sizes, select_stages, stage_label
+    from mixer.shards.stages import (
+        PlanStage,
+        check_stage_sizes,
+        select_stages,
+        stage_label,
+    )
 
     corpus_dir, manifest, sha = corpus.folder, corpus.manifest, corpus.sha256
     names = tuple(sorted(w0))

@@ -108,16 +108,8 @@ def plot_weights_curve(budgets: Sequence[float], weights: np.ndarray, domains: S
         ax.axvline(target, color="C3", ls="--", lw=1.0, label=f"target {target:,.0f} tokens")
     ax.set_xscale("log")
     ax.set_xlim(x.min(), x.max())
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("training budget (tokens, log scale)")
-    ax.set_ylabel("domain weight (stacked; layers sum to 1)")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save_stacked(plt, fig, ax, path, xlabel="training budget (tokens, log scale)",
+                         ylabel="domain weight (stacked; layers sum to 1)", title=title)
 
 
 def plot_schedule(bounds: Sequence[int], weights: np.ndarray, domains: Sequence[str], path: str | Path,
@@ -134,9 +126,15 @@ def plot_schedule(bounds: Sequence[int], weights: np.ndarray, domains: Sequence[
     for i, b in enumerate(marks):
         ax.axvline(b / div, color="k", ls=":", lw=0.8, label="DDO scales (measured)" if i == 0 else None)
     ax.set_xlim(0, edges[-1])
+    return _save_stacked(plt, fig, ax, path, xlabel=f"training tokens ({word})",
+                         ylabel="stage weight (stacked; layers sum to 1)", title=title)
+
+
+def _save_stacked(plt, fig, ax, path: str | Path, *, xlabel: str, ylabel: str, title: str | None) -> Path:
+    """The shared finish of the stacked-weight plots: axes in words, legend outside, written."""
     ax.set_ylim(0, 1)
-    ax.set_xlabel(f"training tokens ({word})")
-    ax.set_ylabel("stage weight (stacked; layers sum to 1)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))

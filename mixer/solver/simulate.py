@@ -18,16 +18,17 @@ by a given gain, for power curves.
 """
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Sequence
 
 import numpy as np
 
 from mixer.solver.ddo import plan, solve_ddo
-from mixer.solver.numerics.root import bracketed_newton
-from mixer.solver.runs import Run
 from mixer.solver.ddo_model import DDO
-from mixer.solver.runs import group_ddo
+from mixer.solver.numerics.root import bracketed_newton
+from mixer.solver.runs import Run, group_ddo
 from mixer.solver.verdict import ddo_verdict
 
 BUDGET_PER_DOMAIN = 1_000_000  # tokens per domain at uniform: the units only (y does not depend on it)
@@ -240,8 +241,6 @@ def simulate_setting(setting: Setting, sweeps: int, *, seed: int = 0, n_bootstra
                      workers: int = 1) -> Summary:
     """`sweeps` sweeps of `setting`, on `workers` processes (the same numbers whatever their count)."""
     if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        from functools import partial
 
         with ProcessPoolExecutor(workers) as pool:
             outcomes = list(pool.map(partial(run_sweep, setting, seed=seed, n_bootstrap=n_bootstrap), range(sweeps),

@@ -10,10 +10,10 @@ dropout generator, MLM masks, optimiser state, gradient clipping and curve; noth
 another, so on a CPU K proxies trained together give, bit for bit, the losses each gives alone
 (`train_batched` with that one proxy; a test asserts equality). The initial weights are those
 `mixer.trainers.models.build_model` draws for the seed (the Hugging Face initialisation), and the
-run.json / loss_curves.png written per proxy are the same files `mixer.trainers.train.train` writes,
+run.json / loss_curves.png written per proxy are the same files `mixer.trainers.hf_train.train` writes,
 and the step itself is the loop both trainers run (`mixer.trainers.steps.run_steps`), so the
 schedule, logging, evaluation points and data-wait timing are the default trainer's.
-BERT proxies are masked as `mixer.trainers.train.train` masks them (15 %, 80/10/10, seeded by (seed,
+BERT proxies are masked as `mixer.trainers.hf_train.train` masks them (15 %, 80/10/10, seeded by (seed,
 step, micro-step, rank 0)), so with dropout 0 a proxy follows the HF trainer's run to fp32
 rounding (a test bounds the gap); with dropout the two draw different dropout masks (per-proxy
 generators here, the global RNG there).
@@ -25,6 +25,7 @@ schedule, so they need the same token budget.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -67,7 +68,6 @@ class Proxy:
 
 
 def _device(cfg: TrainConfig) -> torch.device:
-    import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise MixerError("train_batched runs in one process; start it without torchrun")
@@ -268,7 +268,7 @@ def _domain_sums(doms: torch.Tensor, counted: torch.Tensor, tok: torch.Tensor, o
 
 
 def _bert_micro(engine: _StackedEngine, batches: list, step: int, micro: int, state: TrainState):
-    """One BERT micro-step of K proxies: each proxy's masks as `mixer.trainers.train.train` draws
+    """One BERT micro-step of K proxies: each proxy's masks as `mixer.trainers.hf_train.train` draws
     them alone (seeded by its seed, step, micro-step, rank 0), on the CPU; only the masked
     positions go to the head. -> (domain, counted, (loss with gradients, per-target losses)) per
     target row."""
@@ -298,7 +298,7 @@ def _bert_micro(engine: _StackedEngine, batches: list, step: int, micro: int, st
 
 
 def _record(cfg, preset, proxy: Proxy, K: int, outcome: RunOutcome, vocab_size: int) -> RunRecord:
-    """Proxy k's run.json (and plot), the files `mixer.trainers.train.train` writes; train time is the
+    """Proxy k's run.json (and plot), the files `mixer.trainers.hf_train.train` writes; train time is the
     batch's, shared by its K proxies."""
     config = run_config(cfg, preset, outcome.steps, 1, vocab_size, seed=proxy.seed)
     record = make_record(preset, proxy.source, outcome, seed=proxy.seed, config=config,

@@ -1,6 +1,6 @@
 """What a training run is given: its settings (`TrainConfig`), its data (`DataSource`), and the
 pieces both trainers apply the same way (device, warm-up and schedule, batch checks, progress),
-so the default trainer (`mixer.trainers.train.train`) and the stacked one
+so the default trainer (`mixer.trainers.hf_train.train`) and the stacked one
 (`mixer.trainers.batched.train_batched`) cannot drift apart on them.
 """
 from __future__ import annotations

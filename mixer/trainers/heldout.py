@@ -7,6 +7,7 @@ runs are comparable). The sets are built once, before training, from the memory-
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,9 @@ from mixer.core.errors import MixerError
 from mixer.core.kinds import ModelKind
 from mixer.formats.corpus import DomainSplit
 from mixer.formats.corpus_handle import Corpus, as_corpus
-from mixer.trainers.models import Vocab
-from mixer.trainers.objectives import mask_tokens, shift_labels
 from mixer.trainers.checkpoint import CHECKPOINT_NAME, read_checkpoint
-from mixer.trainers.models import build_model, vocab_for
+from mixer.trainers.models import Vocab, build_model, vocab_for
+from mixer.trainers.objectives import mask_tokens, shift_labels
 from mixer.trainers.presets import ModelPreset
 
 EVAL_MASK_SEED = 1234  # fixed for every run: held-out MLM losses of different runs are comparable
@@ -129,7 +129,6 @@ def evaluate_checkpoint(run_dir: str | Path, corpus_dir: str | Path, domains: li
                         device: str = "cpu") -> dict[str, float]:
     """Held-out loss of a finished run's checkpoint on `corpus_dir` (its own corpus, or another
     corpus prepared with the same tokenizer: an out-of-domain check after the fact)."""
-    import contextlib
 
 
     path = Path(run_dir) / CHECKPOINT_NAME

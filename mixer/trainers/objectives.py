@@ -7,6 +7,7 @@ token (causal), or the masked positions (MLM).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -18,7 +19,6 @@ MASK_PROB = 0.15  # BERT: 15% of tokens are predicted; of those 80% [MASK], 10% 
 def mask_generator(seed: int, step: int, micro: int, rank: int = 0) -> torch.Generator:
     """The generator of one micro-step's BERT masks: from (seed, step, micro-step, rank) alone,
     so a resumed run redraws the same masks and a batched proxy draws the ones it draws alone."""
-    import numpy as np
 
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, micro, rank]).generate_state(1)[0]))
 

@@ -1,4 +1,4 @@
-"""The run.json record of a finished training run, as both trainers write it: `mixer.trainers.train.train`
+"""The run.json record of a finished training run, as both trainers write it: `mixer.trainers.hf_train.train`
 (one model, the Hugging Face classes) and `mixer.trainers.batched.train_batched` (K stacked proxies).
 
 One record builder and one writer, so a run trained either way gives the same fields (the

@@ -9,7 +9,7 @@ The loop owns the order of a step and its bookkeeping: draw one batch per proxy 
 and the schedule, add the step's per-domain loss sums into the log interval, write the curves
 every `log_every` steps, evaluate every `eval_every` and checkpoint every `checkpoint_every`.
 The engine owns the model side: how a micro-batch becomes a loss and gradients
-(`mixer.trainers.train` for one Hugging Face model, under DDP when launched by torchrun;
+(`mixer.trainers.hf_train` for one Hugging Face model, under DDP when launched by torchrun;
 `mixer.trainers.batched` for K stacked proxies), gradient clipping, held-out evaluation, and
 what runs after a step (the default trainer's domain-loss and step hooks).
 

@@ -19,6 +19,7 @@ from mixer.cli.commands._options import (
     regressor_option,
     train_spec,
     trainer_options,
+    usage_options,
     weights_table,
 )
 
@@ -51,10 +52,7 @@ def _train_options(f):
               help="Token distribution ^ T centres the candidate Dirichlet.")
 @click.option("--eval-domains", default=None, metavar="A,B,...",
               help="Held-out domains whose mean loss is the regression's target (default: every domain).")
-@click.option("--max-usage", type=float, default=15.0, show_default=True,
-              help="Epochs a domain may be seen in the final run: mixtures above it are not drawn (the authors' 15).")
-@click.option("--usage-tokens", default=None,
-              help="The final run's tokens for that bound, e.g. 25B (default: the corpus's size, the authors' form).")
+@usage_options(given="")
 @click.option("--bootstrap", "n_bootstrap", type=int, default=50, show_default=True,
               help="Bootstrap replicates for the weights' intervals (each refits the regressor).")
 @click.option("--cache", type=LocalPath(file_okay=False, path_type=Path), default=None,

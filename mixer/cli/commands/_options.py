@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,38 @@ def weight_options(f):
     return click.option("--weight", "weight_pairs", multiple=True, metavar="DOMAIN=W",
                         help="Mixture weight of one domain (repeat per domain; domains left out get 0); "
                              "instead of --weights.")(f)
+
+
+def mixture_options(f=None, *, given: str = ""):
+    """The mixture and its budget, declared once for build-shards and train: `--weights FILE`,
+    `--weight DOMAIN=W` / `--normalize`, `--schedule FILE` and `--tokens`. `given`: the condition
+    under which they apply, said first in their help (train: "With --corpus: ")."""
+    def apply(fn):
+        fn = click.option("--tokens", help=f"{given}token budget, e.g. 30M or 1.2B (rounded down to whole sequences; "
+                                           "default: the weights file's budget_tokens, or the schedule's last stage's "
+                                           "end).")(fn)
+        fn = click.option("--schedule", "schedule_file", type=LocalPath(dir_okay=False),
+                          help=f"{given}schedule.json, a mixture per stage of training (`mixer loop autoscale` "
+                               "writes one), followed stage after stage; instead of --weights/--weight.")(fn)
+        fn = weight_options(fn)
+        return click.option("--weights", "weights_file", type=LocalPath(dir_okay=False),
+                            help=f"{given}weights.json of the mixture.")(fn)
+
+    return apply if f is None else apply(f)
+
+
+def usage_options(f=None, *, given: str = ""):
+    """RegMix's usage bound, declared once for `solve regmix` and `loop regmix`: `--max-usage`
+    epochs of a domain in the final run of `--usage-tokens`."""
+    def apply(fn):
+        fn = click.option("--usage-tokens", default=None,
+                          help=f"{given}the final run's tokens for that bound, e.g. 25B (default: the corpus's "
+                               "size, the authors' form).")(fn)
+        return click.option("--max-usage", type=float, default=15.0, show_default=True,
+                            help=f"{given}epochs a domain may be seen in the final run: mixtures above it are not "
+                                 "drawn (the authors' 15).")(fn)
+
+    return apply if f is None else apply(f)
 
 
 def presets_text() -> str:
@@ -198,7 +231,6 @@ def _options(command: click.Command) -> dict[str, click.Option]:
 
 def read_config(ctx: click.Context, path: Path) -> dict[str, Any]:
     """The file as click's `default_map` ({parameter name: value}), checked against the command."""
-    import tomllib
 
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))

@@ -14,12 +14,11 @@ import click
 
 from mixer.cli.commands._cluster import cluster_config, cluster_options
 from mixer.cli.commands._options import (
-    LocalPath,
     StoragePath,
     data_seed_option,
     max_epochs_option,
+    mixture_options,
     quiet_option,
-    weight_options,
 )
 from mixer.formats.shard_index import ShardIndex
 
@@ -32,13 +31,7 @@ def _default_workers() -> int:
 @click.option("--corpus", "corpus_dir", required=True, type=StoragePath(file_okay=False),
               help="Folder written by `mixer prepare`, or its URL (s3://bucket/corpus: downloaded once into "
                    "$MIXER_CACHE, default ~/.cache/mixer; docs/storage.md).")
-@click.option("--weights", "weights_file", type=LocalPath(dir_okay=False), help="weights.json with the mixture.")
-@weight_options
-@click.option("--schedule", "schedule_file", type=LocalPath(dir_okay=False),
-              help="schedule.json: a mixture per stage of training (written by `mixer loop autoscale`); "
-                   "the shards follow it and their index records each stage; instead of --weights/--weight.")
-@click.option("--tokens", help="Token budget, e.g. 30M or 1.2B (rounded down to whole sequences) "
-                               "[default with --schedule: its last stage's end].")
+@mixture_options(given="")
 @click.option("--seq-len", type=int, default=1024, show_default=True, help="Tokens per sequence.")
 @data_seed_option()
 @click.option("--out", required=True, type=StoragePath(),
@@ -84,15 +77,18 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
         raise MixerError("give the mixture once: as --weights weights.json, as --weight DOMAIN=W (one per domain) "
                          "or as --schedule schedule.json")
     schedule = weights = None
+    recorded = None  # the budget the mixture file records, the default of --tokens
     if schedule_file:
         schedule, source = load_schedule(schedule_file), str(schedule_file)
+        recorded = schedule.budget_tokens
     elif weights_file:
-        weights, source = load_weights(weights_file).weights, str(weights_file)
+        mixture = load_weights(weights_file)
+        weights, source, recorded = mixture.weights, str(weights_file), mixture.budget_tokens
     else:
         weights, source = parse_weight_options(weight_pairs, normalize), "--weight"
-    if tokens is None and schedule is None:
-        raise MixerError("--tokens: give the token budget, e.g. --tokens 30M")
-    budget = schedule.budget_tokens if tokens is None else parse_count(tokens, "--tokens")
+    if tokens is None and not recorded:
+        raise MixerError(f"--tokens: give the token budget, e.g. --tokens 30M ({source} records none)")
+    budget = int(recorded) if tokens is None else parse_count(tokens, "--tokens")
     plan_config = PlanConfig(tokens=budget, seq_len=seq_len, seed=data_seed,
                              objective=objective, max_epochs=max_epochs, interleave=interleave)
     shard_config = ShardConfig(shard_tokens=parse_count(shard_tokens, "--shard-tokens"), zstd_level=zstd_level,

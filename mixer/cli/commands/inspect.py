@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from mixer.cli.commands._options import LocalPath
 from mixer.formats.corpus_handle import Corpus
@@ -80,7 +81,6 @@ def verify(shards_dir: Path, index: ShardIndex, out) -> None:
 
 def show_samples(shards_dir: Path, index: ShardIndex, corpus: Corpus, k: int, out) -> None:
     """Sequences 0, N/k, 2N/k, ..: each cut at document boundaries and labelled by domain."""
-    import numpy as np
     from rich.panel import Panel
     from rich.text import Text
     from tokenizers import Tokenizer

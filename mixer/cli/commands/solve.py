@@ -10,7 +10,12 @@ from pathlib import Path
 
 import click
 
-from mixer.cli.commands._options import LocalPath, plots_option, regressor_option
+from mixer.cli.commands._options import (
+    LocalPath,
+    plots_option,
+    regressor_option,
+    usage_options,
+)
 from mixer.core.errors import MixerError
 from mixer.loop.defaults import DEFAULTS
 
@@ -160,10 +165,7 @@ def autoscale_cmd(inputs, target, out, validate_scale, seed, plots) -> None:
 @click.option("--corpus", type=LocalPath(file_okay=False, path_type=Path), default=None,
               help="The runs' prepared corpus: candidates drawn around its token distribution within the usage "
                    "bound, as published (default: a flat Dirichlet, no bound)")
-@click.option("--max-usage", type=float, default=15.0, show_default=True,
-              help="With --corpus: epochs a domain may be seen in the final run (the authors' 15)")
-@click.option("--usage-tokens", default=None,
-              help="With --corpus: the final run's tokens for that bound, e.g. 25B (default: the corpus's size)")
+@usage_options(given="With --corpus: ")
 @click.option("--bootstrap", "n_bootstrap", type=int, default=100, show_default=True,
               help="Bootstrap replicates for the weights' intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")

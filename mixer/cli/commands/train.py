@@ -19,9 +19,9 @@ from mixer.cli.commands._options import (
     log_options,
     log_settings,
     max_epochs_option,
+    mixture_options,
     model_options,
     quiet_option,
-    weight_options,
 )
 
 
@@ -50,14 +50,7 @@ def _provenance(pairs: tuple[str, ...]) -> dict:
               help="The corpus (held-out splits, vocab); with --weights/--tokens, sample the mixture from it "
                    "[with --shards, default: the corpus index.json records]. A URL is downloaded once into "
                    "$MIXER_CACHE (docs/storage.md).")
-@click.option("--weights", "weights_file", type=LocalPath(dir_okay=False),
-              help="With --corpus: weights.json of the mixture.")
-@weight_options
-@click.option("--schedule", "schedule_file", type=LocalPath(dir_okay=False),
-              help="With --corpus: schedule.json, a mixture per stage of training (`mixer loop autoscale` writes "
-                   "one), sampled stage after stage (--tokens default: its last stage's end).")
-@click.option("--tokens", help="With --corpus: token budget of the sampled mixture, e.g. 30M (default: the weights "
-                                "file's budget_tokens).")
+@mixture_options(given="With --corpus: ")
 @click.option("--threads", type=int, default=None,
               help="Torch CPU threads (default: torch's; fix it for bitwise-reproducible CPU runs).")
 @max_epochs_option()
@@ -95,7 +88,7 @@ def command(model, preset, shards, corpus, weights_file, weight_pairs, normalize
     from mixer.formats.weights import load_weights, parse_weight_options
     from mixer.shards.plan import PlanConfig
     from mixer.trainers.data import source_from_corpus, source_from_shards
-    from mixer.trainers.train import TrainConfig, train
+    from mixer.trainers.hf_train import TrainConfig, train
 
     if shards and seq_len is None:  # built shards fix the sequence length: it flows from the data to the spec
         from mixer.stream.stream import shards_index

@@ -12,7 +12,7 @@ import numpy as np
 from mixer.core.errors import MixerError
 from mixer.solver.runs import Run, mixture_table
 from mixer.solver.solutions.written import Solution, plot_path, write_solution
-from mixer.formats.corpus import load_manifest
+from mixer.formats.corpus_handle import as_corpus
 from mixer.solver.baselines import doremi_weights, mixing_laws_weights
 from mixer.solver.baselines.doremi import aligned_histories
 from mixer.solver.baselines.mixing_laws import HUBER_DELTA
@@ -86,7 +86,7 @@ def regmix_corpus_bounds(corpus: str | Path, *, temperature: float = 0.5, max_us
     """`(prior, upper)` from a prepared corpus's training tokens: the candidates' Dirichlet centre
     (token shares ^ temperature) and each domain's usage bound (`regmix.usage_bound`)."""
 
-    tokens = load_manifest(corpus).tokens("train")
+    tokens = as_corpus(corpus).manifest.tokens("train")
     counts = [tokens[d] for d in tokens]
     try:
         p, u = token_prior(counts, temperature), usage_bound(counts, max_usage=max_usage, train_tokens=usage_tokens)
