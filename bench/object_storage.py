@@ -5,7 +5,7 @@ same shards on local disk, in one run, alternated.
 
 * disk: `MixtureStream(folder)`, a consumer loop over `DataLoader(stream, batch_size=B)` (one
   consumer thread, no workers), `input_ids` + `domain_ids` int64 [B, L] per batch.
-* s3, cold: `MixtureStream("s3://bench/shards", cache_dir=fresh)`: every shard downloaded over
+* s3, cold: `MixtureStream(ShardCache("s3://bench/shards", fresh_folder))`: every shard downloaded over
   HTTP from moto in server mode (in this process, so its request handling competes for the same
   2 cores and the GIL: a real store is faster), verified, prefetched 2 ahead. Information only.
 * s3, warm: the same URL and cache folder again: `index.json` fetched, the shards read from the
@@ -83,10 +83,10 @@ def one_pass(source: str | Path, batch_size: int, cache_dir: Path | None = None)
     from torch.utils.data import DataLoader
 
     from mixer import MixtureStream
+    from mixer.stream.shard_cache import ShardCache
 
     t0 = time.perf_counter()
-    kw = {} if cache_dir is None else {"cache_dir": cache_dir}
-    stream = MixtureStream(source, batch_size=batch_size, **kw)
+    stream = MixtureStream(source if cache_dir is None else ShardCache(str(source), cache_dir), batch_size=batch_size)
     tokens = 0
     for batch in DataLoader(stream, batch_size=batch_size):
         tokens += batch["input_ids"].numel()

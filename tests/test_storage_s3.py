@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from mixer import MixtureStream
 from mixer.core.errors import MixerError
+from mixer.stream.shard_cache import ShardCache
 
 B = 4
 BUCKET = "mixer-test"
@@ -53,7 +54,7 @@ def test_stream_from_s3_equals_the_stream_from_disk(shards, url, tmp_path, worke
     cache = tmp_path / "cache"
     want = local_rows(shards)
     assert len(want) == 150
-    got = rows(DataLoader(MixtureStream(url, batch_size=B, cache_dir=cache), batch_size=B, num_workers=workers))
+    got = rows(DataLoader(MixtureStream(ShardCache(url, cache), batch_size=B), batch_size=B, num_workers=workers))
     assert np.array_equal(got, want)
     folders = list(cache.iterdir())
     assert len(folders) == 1  # one folder per index version
@@ -65,7 +66,7 @@ def test_stream_from_s3_equals_the_stream_from_disk(shards, url, tmp_path, worke
 def test_two_ranks_from_s3_equal_two_ranks_from_disk(shards, url, tmp_path):
     for rank in (0, 1):
         want = local_rows(shards, rank=rank, world_size=2)
-        got = rows(DataLoader(MixtureStream(url, rank=rank, world_size=2, batch_size=B, cache_dir=tmp_path / "c"),
+        got = rows(DataLoader(MixtureStream(ShardCache(url, tmp_path / "c"), rank=rank, world_size=2, batch_size=B),
                               batch_size=B, num_workers=2))
         assert len(got) == 75 and np.array_equal(got, want)
 
@@ -73,12 +74,12 @@ def test_two_ranks_from_s3_equal_two_ranks_from_disk(shards, url, tmp_path):
 def test_resume_mid_stream_from_s3(shards, url, tmp_path):
     want = local_rows(shards, rank=1, world_size=2)
     for k in (3, 11):  # inside the first shard, and past a shard boundary
-        stream = MixtureStream(url, rank=1, world_size=2, batch_size=B, cache_dir=tmp_path / f"a{k}")
+        stream = MixtureStream(ShardCache(url, tmp_path / f"a{k}"), rank=1, world_size=2, batch_size=B)
         it = iter(DataLoader(stream, batch_size=B))
         head = rows([next(it) for _ in range(k)])
         del it
         state = pickle.loads(pickle.dumps(stream.state_dict()))
-        resumed = MixtureStream(url, rank=1, world_size=2, batch_size=B, cache_dir=tmp_path / f"b{k}")
+        resumed = MixtureStream(ShardCache(url, tmp_path / f"b{k}"), rank=1, world_size=2, batch_size=B)
         resumed.load_state_dict(state)  # the same fingerprint as from disk: the same stream
         assert state["fingerprint"] == MixtureStream(shards).state_dict()["fingerprint"]
         tail = rows(DataLoader(resumed, batch_size=B))
@@ -89,7 +90,7 @@ def test_cache_limit_evicts_consumed_shards(shards, url, tmp_path):
     cache = tmp_path / "small"
     shard_bytes = max((shards / "shard-00000.zst").stat().st_size + (shards / "shard-00000.domains.zst").stat().st_size,
                       1)
-    stream = MixtureStream(url, batch_size=B, cache_dir=cache, cache_limit=shard_bytes, prefetch=1)
+    stream = MixtureStream(ShardCache(url, cache, cache_limit=shard_bytes, prefetch=1), batch_size=B)
     seen_files = []
     got = []
     folder = None
@@ -107,15 +108,15 @@ def test_a_warm_cache_needs_only_the_index(shards, corpus, endpoint, tmp_path):
     upload_folder(other, BUCKET, "warm")
     cache = tmp_path / "cache"
     first = local_rows(other)
-    assert np.array_equal(rows(DataLoader(MixtureStream(f"s3://{BUCKET}/warm", batch_size=B, cache_dir=cache),
+    assert np.array_equal(rows(DataLoader(MixtureStream(ShardCache(f"s3://{BUCKET}/warm", cache), batch_size=B),
                                           batch_size=B)), first)
     c = client()
     for p in other.glob("shard-*"):
         c.delete_object(Bucket=BUCKET, Key=f"warm/{p.name}")
-    again = rows(DataLoader(MixtureStream(f"s3://{BUCKET}/warm", batch_size=B, cache_dir=cache), batch_size=B))
+    again = rows(DataLoader(MixtureStream(ShardCache(f"s3://{BUCKET}/warm", cache), batch_size=B), batch_size=B))
     assert np.array_equal(again, first)
     with pytest.raises(MixerError, match=r"s3://mixer-test/warm/shard-00000\.zst: missing, though index\.json"):
-        list(MixtureStream(f"s3://{BUCKET}/warm", batch_size=B, cache_dir=tmp_path / "cold"))
+        list(MixtureStream(ShardCache(f"s3://{BUCKET}/warm", tmp_path / "cold"), batch_size=B))
 
 
 def test_corrupt_object_is_caught_on_download_and_named(shards, endpoint, tmp_path):
@@ -126,7 +127,7 @@ def test_corrupt_object_is_caught_on_download_and_named(shards, endpoint, tmp_pa
     cache = tmp_path / "cache"
     seen = 0
     with pytest.raises(MixerError, match=r"^s3://mixer-test/bad/shard-00002\.zst: checksum mismatch on download"):
-        for _ in MixtureStream(f"s3://{BUCKET}/bad", cache_dir=cache):
+        for _ in MixtureStream(ShardCache(f"s3://{BUCKET}/bad", cache)):
             seen += 1
     assert seen == 80  # the two good shards before it, never a skipped shard
     assert not list(cache.rglob("shard-00002.zst"))  # nothing unverified published into the cache
@@ -134,7 +135,7 @@ def test_corrupt_object_is_caught_on_download_and_named(shards, endpoint, tmp_pa
 
 def test_not_a_shards_url_is_one_clear_error(endpoint, tmp_path):
     with pytest.raises(MixerError, match=r"^s3://mixer-test/nothing/index\.json: no index\.json"):
-        MixtureStream(f"s3://{BUCKET}/nothing", cache_dir=tmp_path)
+        ShardCache(f"s3://{BUCKET}/nothing", tmp_path)
 
 
 # --- writing: build-shards --out s3:// -------------------------------------------------------------
@@ -175,7 +176,7 @@ def test_build_shards_to_s3_uploads_the_local_build(corpus, endpoint, tmp_path, 
     assert "corpus_path" not in remote_index and local_index.pop("corpus_path").endswith("/corpus")
     assert remote_index == local_index
     # the stream from what was uploaded is the stream from the local build
-    stream = MixtureStream(f"s3://{BUCKET}/built", batch_size=B, cache_dir=tmp_path / "cache")
+    stream = MixtureStream(ShardCache(f"s3://{BUCKET}/built", tmp_path / "cache"), batch_size=B)
     assert np.array_equal(rows(DataLoader(stream, batch_size=B)), local_rows(tmp_path / "local"))
     # written once: a second build of the same URL is refused unless --overwrite
     again = build_cli(corpus, f"s3://{BUCKET}/built")
@@ -276,7 +277,7 @@ def test_kill_during_upload_leaves_nothing_complete_and_the_rerun_finishes(corpu
     left = objects(BUCKET, "killed")
     assert ".mixer.lock" in left and any(k.endswith(".zst") for k in left) and "index.json" not in left
     with pytest.raises(MixerError, match="no index.json: not a shards folder, or its build has not finished"):
-        MixtureStream(url, cache_dir=tmp_path / "cache")
+        MixtureStream(ShardCache(url, tmp_path / "cache"))
     rerun = build_cli(corpus, url, "--shard-tokens", str(SEQ_LEN))
     assert rerun.exit_code == 0, rerun.output
     local = build_cli(corpus, str(tmp_path / "local"), "--shard-tokens", str(SEQ_LEN))
@@ -306,8 +307,8 @@ def test_server_gone_mid_stream_is_one_error_never_a_skipped_shard(shards, endpo
         c.create_bucket(Bucket="gone")
         for p in shards.iterdir():
             c.put_object(Bucket="gone", Key=f"shards/{p.name}", Body=p.read_bytes())
-        stream = MixtureStream("s3://gone/shards", cache_dir=tmp_path / "cache",
-                               storage_options={"client_kwargs": {"endpoint_url": gone}})
+        stream = MixtureStream(ShardCache("s3://gone/shards", tmp_path / "cache",
+                                          storage_options={"client_kwargs": {"endpoint_url": gone}}))
     finally:
         server.stop()
     folder = stream.source.cache.folder

@@ -18,7 +18,6 @@ opened: a corrupt or truncated shard raises `MixerError` naming the file. See do
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -35,7 +34,7 @@ class ShardSource:
     `ShardCache` (a URL), each shard is made local and verified before it is read, the next
     ones prefetched, and consumed ones evicted over the cache's limit."""
 
-    def __init__(self, shards_dir: str | Path, cache: ShardCache | None = None) -> None:
+    def __init__(self, shards_dir: str | Path | ShardCache, cache: ShardCache | None = None) -> None:
         self.cache = cache
         self.folder = cache.folder if cache is not None else Path(shards_dir)
         self.with_domains = True  # read the per-token domain sidecar
@@ -102,27 +101,28 @@ class MixtureStream(MixtureFeed):
     ``DataLoader(stream, batch_size=None)``: the same batches without per-sequence collation,
     several times faster); `domain_ids` (False: no "domain_ids", the sidecar is not read).
 
-    `shards_dir` may be an fsspec URL (`s3://bucket/shards`; `pip install 'mixer-toolkit[s3]'`):
-    the shards are then downloaded into `cache_dir` (default `~/.cache/mixer/shards/...`),
-    verified on download, `prefetch` ahead, and consumed ones evicted while the cache holds more
-    than `cache_limit` bytes (`mixer.stream.shard_cache`); `storage_options` go to the fsspec
-    backend (credentials otherwise come from its usual environment / profile). The sequences
-    are the same as from the folder on disk.
+    `shards_dir` may be an fsspec URL (`s3://bucket/shards`; `pip install 'mixer-toolkit[s3]'`),
+    or a `ShardCache` of one that says where and how (`mixer.stream.shard_cache`):
+
+        MixtureStream(ShardCache("s3://bucket/shards", cache_dir="/scratch/c", cache_limit=20 << 30))
+
+    The shards are downloaded into the cache folder (a plain URL: `$MIXER_CACHE`, default
+    `~/.cache/mixer/shards/...`), verified on download, prefetched, and consumed ones evicted
+    while the cache holds more than its limit (none for a plain URL). Credentials come from the
+    backend's usual environment / profile, or the cache's `storage_options`. The sequences are
+    the same as from the folder on disk.
     """
 
-    def __init__(self, shards_dir: str | Path, rank: int | None = None, world_size: int | None = None, *,
-                 batch_size: int = 1, drop_remainder: bool = True, read_ahead: int = 2,
-                 batched: bool = False, domain_ids: bool = True, cache_dir: str | Path | None = None,
-                 cache_limit: int | None = None, prefetch: int = 2,
-                 storage_options: dict[str, Any] | None = None) -> None:
-        cache = None
-        if is_remote(shards_dir):
-            cache = ShardCache(str(shards_dir), cache_dir, cache_limit=cache_limit, prefetch=prefetch,
-                               storage_options=storage_options)
+    def __init__(self, shards_dir: str | Path | ShardCache, rank: int | None = None, world_size: int | None = None,
+                 *, batch_size: int = 1, drop_remainder: bool = True, read_ahead: int = 2,
+                 batched: bool = False, domain_ids: bool = True) -> None:
+        cache = shards_dir if isinstance(shards_dir, ShardCache) else None
+        if cache is None and is_remote(shards_dir):
+            cache = ShardCache(str(shards_dir))
         super().__init__(ShardSource(shards_dir, cache), rank=rank, world_size=world_size, batch_size=batch_size,
                          drop_remainder=drop_remainder, read_ahead=read_ahead, batched=batched,
                          domain_ids=domain_ids)
-        self.shards_dir = shards_dir if cache is not None else Path(shards_dir)
+        self.shards_dir = cache.url if cache is not None else Path(shards_dir)
         self.index = self.source.index
         self.domains = self.source.domains
         self.weights = self.source.weights
