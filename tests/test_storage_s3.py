@@ -391,3 +391,34 @@ def test_prepare_from_s3_jsonl_and_parquet_sources_equals_prepare_from_local_fil
                                         "--out", str(tmp_path / "x")])
     assert missing.exit_code == 2 and f"s3://{BUCKET}/raw/nothing.jsonl: source of domain 'web'" in missing.output
     assert not (tmp_path / "x").exists()
+
+
+def test_a_full_cache_disk_is_one_clear_error_and_nothing_half_cached(shards, url, tmp_path):
+    """The cache's disk fills up (a file-size limit in a child process stands in for a small
+    tmpfs: writes past it fail with EFBIG): one `MixerError` naming the cache, and no file in the
+    cache that a later reader would take for a shard."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    limit = (shards / "shard-00000.zst").stat().st_size // 2  # not even one shard fits
+    code = f"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+from mixer import MixtureStream
+from mixer.core.errors import MixerError
+from mixer.stream.shard_cache import ShardCache
+stream = MixtureStream(ShardCache({url!r}, {str(cache)!r}))
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+try:
+    next(iter(stream))
+except MixerError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert r.returncode == 2, r.stderr
+    assert "cannot write to the shard cache" in r.stdout and "free space or choose another cache_dir" in r.stdout
+    (folder,) = cache.iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == ["index.json"]  # no partial shard, no temporary left
