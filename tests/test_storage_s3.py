@@ -422,3 +422,18 @@ except MixerError as exc:
     assert "cannot write to the shard cache" in r.stdout and "free space or choose another cache_dir" in r.stdout
     (folder,) = cache.iterdir()
     assert sorted(p.name for p in folder.iterdir()) == ["index.json"]  # no partial shard, no temporary left
+
+
+def test_fetch_prefetches_the_next_shards_of_the_read_order(url, tmp_path):
+    import time
+
+    cache = ShardCache(url, tmp_path / "cache", prefetch=2)
+    cache.read_order([3, 1, 0, 2])  # this process's order (a rank's or worker's share)
+    assert cache.fetch(3).read_bytes()  # shard 3 is local when fetch returns ...
+    names = [cache.index.shards[u].file for u in (1, 0, 2)]
+    deadline = time.monotonic() + 30
+    while not all((cache.folder / n).exists() for n in names[:2]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (cache.folder / names[0]).exists() and (cache.folder / names[1]).exists()  # ... 1 and 0 follow it
+    time.sleep(0.2)
+    assert not (cache.folder / names[2]).exists()  # 2 is three ahead: not yet

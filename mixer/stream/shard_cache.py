@@ -66,15 +66,19 @@ class ShardCache:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir(self.url)
         index_bytes = self._download(INDEX_NAME, None)
         staging = root / f".index-{os.getpid()}-{threading.get_ident()}"
-        staging.mkdir(parents=True, exist_ok=True)
-        _publish(staging / INDEX_NAME, index_bytes)
-        index = read_index(staging)  # checked whole: seal, version, shape
-        self.folder = root / xxhash.xxh64_hexdigest(index_bytes)  # one folder per index version
-        self.folder.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / INDEX_NAME, self.folder / INDEX_NAME)
-        staging.rmdir()
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+            _publish(staging / INDEX_NAME, index_bytes)
+            index = read_index(staging)  # checked whole: seal, version, shape
+            self.folder = root / xxhash.xxh64_hexdigest(index_bytes)  # one folder per index version
+            self.folder.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / INDEX_NAME, self.folder / INDEX_NAME)
+            staging.rmdir()
+        except OSError as exc:
+            raise MixerError(f"{root}: cannot write to the shard cache ({exc}); free space or choose another "
+                             "cache_dir") from None
         self.index: ShardIndex = index
-        self._order: list[int] = list(range(len(index.shards)))
+        self.read_order(list(range(len(index.shards))))
         self._consumed: list[int] = []
 
     # --- per process ------------------------------------------------------------------------
@@ -133,6 +137,9 @@ class ShardCache:
     def read_order(self, units: list[int]) -> None:
         """The order this process reads shards in; prefetch follows it."""
         self._order = [u for i, u in enumerate(units) if i == 0 or units[i - 1] != u]
+        self._at = {}  # unit -> its first place in the order (a dict: fetch is O(1) per shard)
+        for i, u in enumerate(self._order):
+            self._at.setdefault(u, i)
 
     def fetch(self, unit: int) -> Path:
         """Make shard `unit` local (waiting for its download) and start the next ones; returns
@@ -140,8 +147,8 @@ class ShardCache:
         self._process()
         with self._lock:
             futures = [self._submit(unit)]
-            if unit in self._order:
-                at = self._order.index(unit)
+            at = self._at.get(unit)
+            if at is not None:
                 for u in self._order[at + 1:at + 1 + self.prefetch]:
                     self._submit(u)
         try:
