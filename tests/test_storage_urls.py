@@ -73,7 +73,6 @@ CASES = [
     ("loop --corpus", ["loop", "ddo", "--corpus", URL, "--tokens", "1k", "--out", "{tmp}/l"]),
     ("loop --out", ["loop", "ddo", "--corpus", "{corpus}", "--tokens", "1k", "--out", URL]),
     ("inspect", ["inspect", URL]),
-    ("verify", ["verify", URL]),
     ("export-shards", ["export-shards", URL, "--out", "{tmp}/x", "--format", "megatron"]),
     ("train --out", ["train", "--corpus", "{corpus}", "--weight", "code=1", "--tokens", "1k", "--out", URL]),
 ]

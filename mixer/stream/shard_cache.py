@@ -40,6 +40,7 @@ import xxhash
 
 from mixer.core.errors import MixerError
 from mixer.core.urls import cache_root, filesystem, join
+from mixer.formats.corpus_handle import fetch_corpus
 from mixer.formats.shard_index import ShardIndex
 from mixer.formats.shards import INDEX_NAME, read_index
 
@@ -210,3 +211,22 @@ def _publish(path: Path, data: bytes) -> None:
 
 def _folder_bytes(folder: Path) -> int:
     return sum(e.stat().st_size for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
+
+
+def local_copy(url: str) -> Path:
+    """A whole shards folder or corpus on object storage as a local folder, for the commands
+    that read every byte (`mixer verify`, `mixer inspect`): shards (a URL with `index.json`)
+    are downloaded into their cache, each verified on download; a corpus is fetched once
+    (`mixer.formats.corpus_handle.fetch_corpus`)."""
+    fs, root = filesystem(url)
+    try:
+        is_shards = fs.exists(join(root, INDEX_NAME))
+    except Exception as exc:  # noqa: BLE001 - each fsspec backend raises its own types
+        raise MixerError(f"{url}: cannot read it ({type(exc).__name__}: {exc}); check the storage endpoint "
+                         "and credentials") from None
+    if not is_shards:
+        return fetch_corpus(url)
+    cache = ShardCache(url)
+    for unit in range(len(cache.index.shards)):
+        cache.fetch(unit)
+    return cache.folder
