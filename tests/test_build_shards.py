@@ -229,3 +229,14 @@ def test_interrupted_build_leaves_nothing_that_looks_complete(corpus, tmp_path):
         write_shards(plan, corpus, tmp_path / "s", ShardConfig(shard_tokens=4096, workers=2),
                      on_shard=stop)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_quiet_prints_one_summary_line_and_no_table(corpus, tmp_path):
+    """--quiet: one line (shards, tokens, domains, rate, where), not a row per domain (at 10,000
+    domains the table alone was 10,000 lines); without it, the per-domain table."""
+    quiet = build(corpus, tmp_path / "q", "--quiet")
+    assert quiet.exit_code == 0, quiet.output
+    lines = [line for line in quiet.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and "3 domains" in lines[0] and str(tmp_path / "q") in lines[0]
+    loud = build(corpus, tmp_path / "l")
+    assert loud.exit_code == 0 and all(d in loud.stdout for d in ("code", "news", "wiki"))

@@ -127,12 +127,13 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
         finally:
             status.stop()
             progress.stop()
-    Console().print(summary_table(stats.index))
-    if stats.index.stages:
-        Console().print(stages_table(stats.index))
+    if not quiet:  # --quiet: the one summary line below (a table of 10,000 domains is 10,000 lines)
+        Console().print(summary_table(stats.index))
+        if stats.index.stages:
+            Console().print(stages_table(stats.index))
     rate = stats.tokens / stats.wall_s if stats.wall_s else float("inf")
-    Console().print(f"{stats.shards} shards, {stats.tokens:,} tokens in {stats.wall_s:.1f} s "
-                    f"({rate / 1e6:.1f} M tokens/s) -> {out}")
+    click.echo(f"{stats.shards} shards, {stats.tokens:,} tokens of {stats.index.domain_count} domains in "
+               f"{stats.wall_s:.1f} s ({rate / 1e6:.1f} M tokens/s) -> {out}")  # one line, never wrapped
 
 
 def summary_table(index: ShardIndex):
