@@ -47,7 +47,7 @@ from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
 from mixer.formats.checksums import FileChecksum, file_checksum, verify_file
-from mixer.formats.schema import SEAL_KEY, canonical, check, seal, seal_ok
+from mixer.formats.schema import SEAL_KEY, check, seal, seal_ok
 
 FORMAT_VERSION = 2
 MANIFEST_NAME = "corpus.json"
@@ -177,14 +177,6 @@ def load_manifest(corpus_dir: str | Path) -> CorpusManifest:
     path = Path(corpus_dir) / MANIFEST_NAME
     obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
     return CorpusManifest.from_json(obj, source=str(path))
-
-
-def manifest_sha256(corpus_dir: str | Path) -> str:
-    """Hash of the manifest's canonical JSON: ties shards and runs to the exact corpus they came
-    from (whitespace does not count; any change of content does)."""
-    path = Path(corpus_dir) / MANIFEST_NAME
-    obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
-    return hashlib.sha256(canonical(obj)).hexdigest()
 
 
 def tokenizer_file(corpus_dir: str | Path, manifest: CorpusManifest) -> Path:
