@@ -148,7 +148,8 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
                     for s in scales)
     optima = [ScaleOptimum(source=str(r.weights_path), budget_tokens=s, tokens=r.tokens,
                            replicates=r.estimator.bootstrap_.samples.tolist(), intervals=r.intervals,
-                           verdict=r.verdict, metric=cfg.metric, floor=cfg.floor(len(r.weights)))
+                           verdict=r.verdict, metric=cfg.metric, floor=cfg.floor(len(r.weights)),
+                           curves=r.estimator.curves_json())
               for s, r in zip(scales, results)]
     prov = {"scales": {format_count(s): str(r.weights_path.relative_to(out)) for s, r in zip(scales, results)},
             "ddo_weights": {format_count(s): r.weights for s, r in zip(scales, results)},

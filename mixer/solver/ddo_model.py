@@ -41,7 +41,7 @@ class Gain:
     weights were chosen on these curves, so their fitted gain is too high); `low`/`high` is the
     95 % interval `corrected` +- 1.96 `sd` of the optimism; `clears` is the verdict's test,
     `corrected` > `Z_DECISION` * `sd` (see `bootstrap_weights`)."""
-    reference: str  # "uniform" or "base"
+    reference: str  # "uniform", "base", or (at AutoScale's target) "direct transfer"
     estimate: float
     corrected: float = float("nan")
     sd: float = float("nan")
@@ -60,7 +60,7 @@ class Gain:
 
     @property
     def against(self) -> str:
-        return "uniform" if self.reference == "uniform" else "the base mixture"
+        return {"base": "the base mixture"}.get(self.reference, self.reference)
 
     def describe(self, metric: str) -> str:
         """"+0.021 of the base perplexity, 95 % interval [+0.008, +0.034]" (or no interval)."""
@@ -83,6 +83,8 @@ class Bootstrap:
     optimism: dict[str, np.ndarray] = field(default_factory=dict)  # per reference: estimated - true gain
     failures: int = 0             # replicates whose fit failed numerically
     n_boot: int = 0
+    thetas: np.ndarray | None = None  # (n_ok, m, p) every replicate's curve parameters, rows as `samples`
+    scales: np.ndarray | None = None  # (n_ok,) each replicate's y scale (its redrawn base; 1: none)
 
 
 def _bounds(spec, domains, total) -> np.ndarray | None:
@@ -197,7 +199,7 @@ def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise,
     T = np.stack(thetas, axis=1)  # (n_boot, m, p)
     a_all = T[:, :, 0] if form == "shifted" else np.zeros((n_boot, m))
     fitted = np.array([f.x for f in fits.values()])
-    samples, optimism, failures = [], {r: [] for r in references}, 0
+    samples, optimism, failures, kept = [], {r: [] for r in references}, 0, []
     for k in range(n_boot):
         if not np.all(np.isfinite(T[k])):
             failures += 1
@@ -208,6 +210,7 @@ def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise,
             failures += 1
             continue
         samples.append(res.weights)
+        kept.append(k)
         for name, x_ref in references.items():
             optimism[name].append(gain_rows(T[k], x_ref, res.x, form) / scale[k] - gain_rows(fitted, x_ref, res.x, form))
     samples = np.array(samples).reshape(-1, m)
@@ -220,7 +223,8 @@ def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise,
     return Bootstrap(samples, low, high, method,
                      f"{level:.0%} percentile interval of {samples.shape[0]} parametric bootstrap replicates "
                      f"(noise from {method}, {noise.dof} dof, its uncertainty drawn per replicate)",
-                     optimism={r: np.array(v) for r, v in optimism.items()}, failures=failures, n_boot=n_boot)
+                     optimism={r: np.array(v) for r, v in optimism.items()}, failures=failures, n_boot=n_boot,
+                     thetas=T[kept], scales=scale[kept])
 
 
 def gain_interval(reference: str, estimate: float, boot: Bootstrap) -> Gain:
@@ -338,6 +342,15 @@ class DDO:
                 out.append(f"domain {d!r}: weight held at its cap")
         return out
 
+    def curves_json(self) -> dict:
+        """The fitted curves and every bootstrap replicate's, in weights.json: what AutoScale needs to
+        predict the loss of any mixture at another budget (`mixer.solver.target_gain`)."""
+        boot = self.bootstrap_
+        return {"form": self.form, "unit_tokens": self.budget_tokens_ / len(self.domains_),
+                "domains": list(self.domains_), "params": [f.x.tolist() for f in self.fits_.values()],
+                "replicate_params": [] if boot.thetas is None else boot.thetas.round(12).tolist(),
+                "replicate_scale": [] if boot.scales is None else boot.scales.round(15).tolist()}
+
     def summary(self) -> dict:
         """JSON-ready record of the fits and the solve (goes into weights.json provenance)."""
         return {
@@ -360,6 +373,7 @@ class DDO:
             "design": self.design_,
             "tail_drop": None if self.tail_ is None else self.tail_.to_json(),
             "bootstrap_weights": self.bootstrap_.samples.round(12).tolist(),
+            "curves": self.curves_json(),
             "kkt": {"lambda": self.result_.lam, "iterations": self.result_.iterations, "message": self.result_.message},
             "predicted_loss_at_optimum_fit_units": self.predicted_optimum_,
             "warnings": self.warnings_,

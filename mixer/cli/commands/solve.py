@@ -122,7 +122,8 @@ def _read_optimum(path: Path):
                         replicates=mw.provenance.get("bootstrap_weights") or [],
                         intervals={d: tuple(v) for d, v in mw.intervals.items()},
                         verdict=None if mw.verdict is None else Verdict(mw.verdict == "supported", tuple(mw.reasons)),
-                        metric=mw.provenance.get("metric"), floor=_floor(mw.provenance.get("floor")))
+                        metric=mw.provenance.get("metric"), floor=_floor(mw.provenance.get("floor")),
+                        curves=mw.provenance.get("curves"))
 
 
 def _floor(value) -> float | None:
@@ -234,12 +235,12 @@ def doremi_cmd(proxy_path, ref_path, out, eta, smoothing) -> None:
               help="processes simulating sweeps (the figures do not depend on it)")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulation.")
 def power_cmd(m, noise, gain, seeds, factors, sweeps, n_bootstrap, workers, seed) -> None:
-    """Size a DDO sweep before paying for it: simulate it from known laws (mixer.solver.simulate)
+    """Size a DDO sweep before paying for it: simulate it from known laws (mixer.solver.simulation)
     and print how often the verdict would say `supported`, with the true gain and with none."""
     from rich.console import Console
     from rich.table import Table
 
-    from mixer.solver.simulate import Setting, simulate_setting
+    from mixer.solver.simulation.sweeps import Setting, simulate_setting
 
     try:
         fs = tuple(float(x) for x in factors.split(","))
