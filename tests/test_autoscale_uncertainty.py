@@ -66,7 +66,7 @@ def curve_optima(budgets, *, sd=0.004, n=40, verdicts=None, nu=NU, b=B):
         params = np.column_stack([nu * budget / top, b, np.zeros(m)])  # the curves in this scale's x units
         reps = params * np.exp(sd * rng.standard_normal((n, m, 3)))
         curves = {"form": "shifted", "unit_tokens": budget / m, "domains": DOMAINS, "params": params.tolist(),
-                  "replicate_params": reps.tolist(), "replicate_scale": [1.0] * n}
+                  "replicate_params": reps.tolist(), "replicate_scale": [1.0] * n, "replicate_starts": 30}
         out.append(replace(o, curves=curves))
     return out
 
@@ -399,3 +399,10 @@ def test_no_curves_is_a_reason_not_a_pass(tmp_path):
     assert not sol.verdict.supported
     assert any("no predicted loss at the target" in r for r in sol.verdict.reasons)
     assert any("no loss model at the target" in n for n in sol.notes)
+
+
+def test_curves_bootstrapped_with_few_starts_are_flagged(tmp_path):
+    optima = curve_optima(SCALES_CURVES)
+    optima[-1] = replace(optima[-1], curves={**optima[-1].curves, "replicate_starts": 2})
+    sol = autoscale_solution(optima, 10**8, tmp_path / "w.json", plots=False)
+    assert any("tried 2 grid starts" in n and "--for-autoscale" in n for n in sol.notes)

@@ -86,11 +86,14 @@ def command() -> None:
 @plots_option()
 @click.option("--eval-domains", default=None, metavar="A,B,...",
               help="held-out domains whose mean metric is optimised (default: every domain)")
+@click.option("--for-autoscale", is_flag=True,
+              help="refit every bootstrap replicate from all 30 grid starts (slower): AutoScale reads these "
+                   "curves at its target, far from their points, where 2 starts understate the spread")
 def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstrap, noise, seed, plots,
-            eval_domains) -> None:
+            eval_domains, for_autoscale) -> None:
     """DDO: base + perturbed runs of one scale -> optimal weights at that scale."""
     from mixer.cli.commands._options import domain_list
-    from mixer.solver.ddo_model import DDO
+    from mixer.solver.ddo_model import DDO, REPLICATE_STARTS, TARGET_REPLICATE_STARTS, Starts
     from mixer.solver.runs import group_ddo
     from mixer.solver.solutions import ddo_solution
 
@@ -99,7 +102,9 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
         floor = floor_uniform / len(data.domains)
     prov = {"runs": [r.path for r in data.base] + [r.path for d in data.domains for r in data.perturbed[d]],
             "corpus_sha256": data.base[0].corpus_sha256}
-    estimator = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise, seed=seed)
+    starts = Starts(replicates=TARGET_REPLICATE_STARTS if for_autoscale else REPLICATE_STARTS)
+    estimator = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise, seed=seed,
+                    starts=starts)
     _show(ddo_solution(data, out, estimator=estimator, provenance=prov, plots=plots))
 
 

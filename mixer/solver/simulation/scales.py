@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from mixer.solver.ddo import solve_ddo
-from mixer.solver.ddo_model import DDO
+from mixer.solver.ddo_model import DDO, TARGET_REPLICATE_STARTS, Starts
 from mixer.solver.intervals import scale_seed
 from mixer.solver.runs import group_ddo
 from mixer.solver.simulation.sweeps import simulate_sweep
@@ -110,6 +110,7 @@ class StudyOutcome:
     recommended: str
     true_gains: dict          # {comparison: true gain at the target, units of the largest base}
     predicted: dict           # {comparison: the predicted gain (the fitted curves' estimate)}
+    corrected: dict           # {comparison: (corrected gain, its standard error)}
     gain_covered: dict        # {comparison: the 95 % interval holds it (NaN: no interval)}
     weights_covered: np.ndarray  # per domain: AutoScale's interval holds the true optimum at the target
     regret: float             # true loss of the recommended weights minus the best of the three choices
@@ -125,7 +126,8 @@ def run_study(setting: ScalesSetting, index: int, *, seed: int = 0, n_bootstrap:
     for n in budgets:
         runs = simulate_sweep(AtScale(law, n), rng, factors=setting.factors, seeds=setting.seeds,
                               noise=setting.noise, budget=n)
-        est = DDO(floor=floor, n_bootstrap=n_bootstrap, seed=scale_seed(seed + index, n)).fit(group_ddo(runs, "loss"))
+        est = DDO(floor=floor, n_bootstrap=n_bootstrap, seed=scale_seed(seed + index, n),
+                  starts=Starts(replicates=TARGET_REPLICATE_STARTS)).fit(group_ddo(runs, "loss"))
         optima.append(ScaleOptimum(source=f"sim-{n}", budget_tokens=n, tokens=dict(est.tokens_),
                                    replicates=est.bootstrap_.samples.tolist(), intervals=dict(est.intervals_),
                                    verdict=ddo_verdict(est), metric="loss", floor=floor, curves=est.curves_json()))
@@ -150,6 +152,7 @@ def run_study(setting: ScalesSetting, index: int, *, seed: int = 0, n_bootstrap:
                      else np.nan for j, d in enumerate(domains)], float)
     return StudyOutcome(supported=sol.verdict.supported, recommended=str(sol.recommended), true_gains=true,
                         predicted={k: g["estimate"] for k, g in gains.items()},
+                        corrected={k: (g["corrected"], g["sd"]) for k, g in gains.items()},
                         gain_covered=covered, weights_covered=wcov,
                         regret=(L[str(sol.recommended)] - min(L.values())) / unit)
 

@@ -13,7 +13,7 @@ from mixer.solver.verdict import ScaleCheck, autoscale_verdict, recommend
 from mixer.solver.solutions.written import ScaleOptimum, Solution, plot_path, write_solution
 from mixer.solver.autoscale import fit_floored, predict_floored
 from mixer.solver.intervals import autoscale_chain, quantile_intervals
-from mixer.solver.ddo_model import Gain
+from mixer.solver.ddo_model import TARGET_REPLICATE_STARTS, Gain
 from mixer.solver.target_gain import Mixture, ScaleCurves, target_gain
 from mixer.solver.plots import plot_weights_curve
 
@@ -168,7 +168,8 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
     if floored:
         notes += (f"held at the DDO floor {floor:.4g} at every scale, kept there at the target: {', '.join(floored)}",)
     notes += (() if check is None else _check_notes(check)) + _direct_transfer_note(intervals, direct)
-    notes += target_gain_lines(gains, target, f"{budgets[-1]:,}", optima[-1].metric or "metric")
+    notes += target_gain_lines(gains, target, f"{budgets[-1]:,}", optima[-1].metric or "metric",
+                               int((optima[-1].curves or {}).get("replicate_starts", 0)))
     notes += (f"recommended: {rec.choice} ({rec.why})",)
     prov["notes"] = list(notes)
     weights = write_solution(out, auto_w, "autoscale", int(target), prov, intervals, verdict)
@@ -209,12 +210,18 @@ def target_gains(largest: ScaleOptimum, domains: list[str], target: float, auto_
             DT_OVER_UNIFORM: target_gain(curves, target, direct, uniform, at_l)}
 
 
-def target_gain_lines(gains: Mapping[str, Gain], target: int, largest: str, metric: str) -> tuple[str, ...]:
+def target_gain_lines(gains: Mapping[str, Gain], target: int, largest: str, metric: str,
+                      starts: int) -> tuple[str, ...]:
     """What people read: each comparison at the target with its interval."""
     if not gains:
         return ("no loss model at the target: the largest scale's weights.json has no fitted curves (solved by "
                 "an older version); solve it again to get the predicted gains",)
-    head = (f"predicted at the target ({target:,} tokens; the {largest}-token scale's curves, in units of its base "
+    head = ()
+    if starts < TARGET_REPLICATE_STARTS:
+        head = (f"note: the {largest}-token scale's bootstrap refits tried {starts} grid starts; the gains' intervals "
+                "at the target are then too narrow (about half the spread in simulation): solve it with "
+                "`mixer solve ddo --for-autoscale`",)
+    head += (f"predicted at the target ({target:,} tokens; the {largest}-token scale's curves, in units of its base "
             f"{metric}; > 0: the first is better):",)
     return head + tuple(f"  {name}: {g.describe(metric)}" for name, g in gains.items())
 
