@@ -20,6 +20,7 @@ from pathlib import Path
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
 from mixer.core.urls import (
+    as_typed,
     cache_root,
     download_folder,
     filesystem,
@@ -55,7 +56,7 @@ class Corpus:
         """Read and check `folder/corpus.json` once; errors name the file and the fix. With
         `expect_sha256`, a manifest of other content raises `mismatch(folder)` before it is
         checked: "another corpus" is the finding, whatever else is wrong with it."""
-        folder = fetch_corpus(str(folder)) if is_remote(folder) else require_local(folder, "corpus")
+        folder = fetch_corpus(as_typed(folder)) if is_remote(folder) else require_local(folder, "corpus")
         path = folder / MANIFEST_NAME
         obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
         sha = hashlib.sha256(canonical(obj)).hexdigest()
