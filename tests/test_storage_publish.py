@@ -131,6 +131,8 @@ def test_inspect_and_export_shards_of_a_url_equal_those_of_the_folder(endpoint, 
     sample = cli("inspect", url, "--sample", "2", "--corpus", corpus)  # the corpus matched; it has no tokenizer
     assert "corpus.json: this corpus records no tokenizer" in sample.output, sample.output
     one_error(cli("inspect", url, "--sample", "2"), url, "record no corpus path; pass --corpus")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     a = cli("export-shards", shards, "--format", "megatron", "--out", tmp_path / "a" / "mix")
     b = cli("export-shards", url, "--corpus", corpus, "--format", "megatron", "--out", tmp_path / "b" / "mix")
     assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
