@@ -282,3 +282,31 @@ def test_a_full_disk_under_the_staging_folder_is_one_error_and_nothing_complete(
     assert len(err) == 1 and err[0].startswith(f"error: {url}: the local build before the upload failed"), r.stderr
     assert "free space there (or point MIXER_CACHE at a larger disk)" in err[0]
     assert objects(BUCKET, "full") == {}
+
+
+# --- the loop: --corpus URL, --out URL ----------------------------------------------------------------
+
+@pytest.mark.slow  # two sweeps of 7 tiny runs: ~40 s on 2 cores
+def test_loop_with_corpus_and_out_on_s3_gives_the_local_weights(endpoint, tmp_path):
+    """`mixer loop ddo --corpus s3://... --out s3://...`: the corpus fetched once, the sweep run in
+    a staging folder and uploaded with weights.json last; the weights are the local sweep's and
+    the objects are the local output's files."""
+    from mixer.formats.synthetic import random_skewed_corpus
+
+    corpus = random_skewed_corpus(tmp_path / "lc", ("a", "b", "c"), 150, 12)
+    c = client()
+    for p in sorted(corpus.rglob("*")):
+        if p.is_file():
+            c.put_object(Bucket=BUCKET, Key=f"lc/{p.relative_to(corpus).as_posix()}", Body=p.read_bytes())
+    args = ["--tokens", "8192", "--factors", "2,0.5", "--eval-seqs", "8", "--bootstrap", "0", "--quiet"]
+    local = cli("loop", "ddo", "--corpus", corpus, "--out", tmp_path / "local", *args)
+    assert local.exit_code == 0, local.output
+    url = f"s3://{BUCKET}/loop"
+    r = cli("loop", "ddo", "--corpus", f"s3://{BUCKET}/lc", "--out", url, *args)
+    assert r.exit_code == 0, r.output
+    assert f"wrote {url}/weights.json" in r.output and f"config: {url}/loop.toml" in r.output
+    got, want = objects(BUCKET, "loop"), files_of(tmp_path / "local")
+    assert sorted(got) == sorted(want) and sum(k.endswith("run.json") for k in got) == 7
+    assert json.loads(got["weights.json"])["weights"] == json.loads(want["weights.json"])["weights"]
+    toml = got["loop.toml"].decode()
+    assert f'out = "{url}"' in toml and f'corpus = "s3://{BUCKET}/lc"' in toml, toml
