@@ -7,9 +7,9 @@
 
 A task returns the finished run's files as bytes (`mixer.loop.runner.execute`); the driver commits
 them to the cache, so workers need the corpus at the same path but no shared output folder. A
-corpus given as a URL (`corpus_url`, `--corpus s3://bucket/corpus`) needs not even that: a worker
-without the driver's copy fetches it into its own cache (`$MIXER_CACHE/corpora/`, keyed by the
-manifest's sha256, so the same bytes under the same name) and trains from there.
+corpus given as a URL (`corpus_url`, `--corpus s3://bucket/corpus`) needs not even that: each
+task opens the URL, fetched once per node into its own cache (`$MIXER_CACHE/corpora/`, keyed by
+the manifest's sha256), and trains from there.
 Each task fixes its torch thread count (`TrainSpec.threads`) and asks Ray for that many CPUs,
 so a 2-CPU local cluster runs two single-thread runs at once and gets the same losses, bit for
 bit, as a sequential sweep. Ray is an optional dependency (`pip install "ray[default]"`).
@@ -19,7 +19,6 @@ Connecting (local / auto / an address) is `mixer.core.cluster.connect`, which `p
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Iterator, Sequence
 
 from mixer.core.cluster import ClusterConfig, connected, run_tasks
@@ -28,9 +27,9 @@ from mixer.loop.runner import execute
 
 
 def _remote_execute(spec: RunSpec, corpus_url: str | None = None) -> tuple[RunSpec, dict[str, bytes]]:
-    """Run `spec` on a worker; the driver's corpus folder missing here and a URL given: fetch it."""
+    """Run `spec` on a worker; with `corpus_url`, from this node's copy of the corpus at the URL."""
     run = spec
-    if corpus_url is not None and not (Path(spec.corpus) / "corpus.json").is_file():
+    if corpus_url is not None:
         from mixer.formats.corpus_handle import Corpus
 
         corpus = Corpus.open(corpus_url)

@@ -71,7 +71,6 @@ class LoopConfig:
     progress: bool = True
     report: bool = True  # write out/report.html (weights, verdict, plots, loss curves, how to reproduce)
     reproduce: tuple[str, ...] = ()  # the commands report.html gives to reproduce this run (the CLI's own)
-    corpus_url: str | None = None  # the corpus's URL when it was given as one: Ray workers fetch it themselves
 
     def __post_init__(self) -> None:
         if self.batch_proxies and self.train.trainer != "stacked":  # batched runs are the stacked trainer's
@@ -184,7 +183,8 @@ def make_backend(cfg: LoopConfig) -> Backend:
     if cfg.ray is None:
         return partial(sequential_backend, corpus=cfg.corpus if isinstance(cfg.corpus, Corpus) else None)
 
-    return RayBackend(cfg.ray, num_cpus=cfg.ray_cpus, corpus_url=cfg.corpus_url)
+    url = cfg.corpus.url if isinstance(cfg.corpus, Corpus) else None  # opened from a URL: workers open it too
+    return RayBackend(cfg.ray, num_cpus=cfg.ray_cpus, corpus_url=url)
 
 
 def run_folder(cache: Path, spec: RunSpec) -> Path:

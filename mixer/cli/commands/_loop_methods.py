@@ -32,16 +32,15 @@ def loop_corpus_option():
                         help="Prepared corpus (`mixer prepare`), a folder or URL (downloaded once into $MIXER_CACHE).")
 
 
-def loop_corpus(corpus: Any) -> tuple[Any, str | None]:
+def loop_corpus(corpus: Any) -> Any:
     """The loops' `--corpus`: a folder as given, or a URL opened now (fetched once into the
-    cache: `mixer.formats.corpus_handle.fetch_corpus`) with the URL kept for Ray workers."""
+    cache: `mixer.formats.corpus_handle.fetch_corpus`; the handle keeps the URL for Ray workers)."""
     if not is_remote(corpus):
-        return corpus, None
+        return corpus
     from mixer.core.urls import as_typed
     from mixer.formats.corpus_handle import Corpus
 
-    url = as_typed(corpus)
-    return Corpus.open(url), url
+    return Corpus.open(as_typed(corpus))
 
 
 def run_loop_out(out: Any, run: Any, *, finish: Any = None) -> tuple[Any, str]:
@@ -119,12 +118,12 @@ def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, 
     from mixer.loop.regmix import RegMixConfig, loop_regmix
     from mixer.loop.sweep import LoopConfig
 
-    corpus, corpus_url = loop_corpus(kw["corpus"])
+    corpus = loop_corpus(kw["corpus"])
 
     def run(out):
         loop = LoopConfig(corpus=corpus, out=out, train=train_spec(kw), n_bootstrap=n_bootstrap, cache=cache,
                           ray=ray, ray_cpus=ray_cpus, plots=plots, progress=not kw["quiet"],
-                          eval_domains=domain_list(eval_domains, "--eval-domains"), corpus_url=corpus_url)
+                          eval_domains=domain_list(eval_domains, "--eval-domains"))
         cfg = RegMixConfig(loop=loop, runs=runs, held_out=held_out, regressor=regressor, top_k=top_k,
                            n_search=n_search, temperature=temperature, max_usage=max_usage,
                            usage_tokens=None if usage_tokens is None else parse_count(usage_tokens, "--usage-tokens"))
@@ -161,7 +160,7 @@ def doremi_cmd(tokens, eta, smoothing, mode, cache, plots, **kw) -> None:
     from mixer.core.units import parse_count
     from mixer.loop.doremi import DoReMiConfig, loop_doremi
 
-    corpus, _ = loop_corpus(kw["corpus"])
+    corpus = loop_corpus(kw["corpus"])
     res, where = run_loop_out(kw["out"], lambda out: loop_doremi(
         DoReMiConfig(corpus=corpus, out=out, train=train_spec(kw), eta=eta, smoothing=smoothing, mode=mode, cache=cache,
                      plots=plots, progress=not kw["quiet"]), parse_count(tokens, "--tokens")))

@@ -120,7 +120,7 @@ def _finish(out: Path) -> None:
 
 
 def _config(kw: dict, out=None, corpus=None):
-    """The LoopConfig of the options; `out` / `corpus` (with its URL) where the CLI resolved them."""
+    """The LoopConfig of the options; `out` / `corpus` where the CLI resolved them."""
     from mixer.core.errors import MixerError
     from mixer.loop.sweep import LoopConfig
     if kw["factors"]:
@@ -131,8 +131,8 @@ def _config(kw: dict, out=None, corpus=None):
     else:
         factors = (kw["perturb"], 1 / kw["perturb"]) if kw["both_directions"] else (kw["perturb"],)
     train = train_spec(kw)
-    corpus, corpus_url = corpus or (kw["corpus"], None)
-    return LoopConfig(corpus=corpus, out=kw["out"] if out is None else out, train=train, corpus_url=corpus_url, factors=factors,
+    return LoopConfig(corpus=kw["corpus"] if corpus is None else corpus, out=kw["out"] if out is None else out,
+                      train=train, factors=factors,
                       keep_total=kw["total"] == "fixed", floor_uniform=kw["floor_uniform"] or None,
                       eval_domains=domain_list(kw["eval_domains"], "--eval-domains"),
                       metric=kw["metric"], seeds=kw["seeds"], validate=kw["validate"], n_bootstrap=kw["n_bootstrap"],
