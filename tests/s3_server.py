@@ -34,10 +34,14 @@ def s3_server() -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in (*ENV, "AWS_ENDPOINT_URL")}
     os.environ.update(ENV, AWS_ENDPOINT_URL=endpoint)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()  # one made for another test module's server points elsewhere
     try:
         yield endpoint
     finally:
         server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

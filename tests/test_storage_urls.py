@@ -103,13 +103,12 @@ def test_library_entry_points_refuse_urls(corpus, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["src.jsonl"]
 
 
-def test_a_ray_build_into_a_url_is_refused_before_any_work(corpus, tmp_path, monkeypatch):
+def test_a_ray_build_into_a_url_with_shared_fs_is_refused_before_any_work(corpus, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(main, ["build-shards", "--corpus", str(corpus), "--weight", "code=1", "--tokens", "1k",
-                                  "--seq-len", "16", "--ray", "local", "--out", URL])
+                                  "--seq-len", "16", "--ray", "local", "--shared-fs", "--out", URL])
     assert r.exit_code == 2 and r.output.strip() == (
-        f"error: --out {URL}: a Ray build into object storage is not supported yet; build without --ray, or into a "
-        "shared folder and upload it")
+        f"error: --out {URL}: --shared-fs does not apply to an output on object storage; drop it")
     assert os.listdir(tmp_path) == []
 
 
