@@ -112,6 +112,23 @@ def test_prepare_out_url_uploads_the_local_corpus_manifest_last(endpoint, tmp_pa
     assert objects(BUCKET, "corpus") == want
 
 
+def test_prepare_whose_manifest_upload_fails_leaves_no_corpus_and_the_rerun_finishes(endpoint, tmp_path):
+    """The store refuses every PUT of corpus.json: every part is on the URL, corpus.json is not,
+    so the URL does not open as a corpus; the store back, the same command publishes it."""
+    src = raw_sources(tmp_path)
+    url = f"s3://{BUCKET}/corpus-down"
+    with FaultProxy(endpoint) as proxy, endpoint_at(proxy.url):
+        proxy.fault = lambda method, path: "503" if method == "PUT" and "corpus.json" in path else None
+        one_error(cli("prepare", *src, "--out", url), f"{url}/corpus.json: upload failed after 3 attempts",
+                  "nothing reads as complete (no corpus.json)")
+    left = objects(BUCKET, "corpus-down")
+    assert "corpus.json" not in left and ".mixer.partial" in left and any(k.endswith(".arrow") for k in left)
+    one_error(cli("verify", url), f"{url}/corpus.json: not found")
+    assert cli("prepare", *src, "--out", url).exit_code == 0
+    assert cli("prepare", *src, "--out", tmp_path / "local").exit_code == 0
+    assert objects(BUCKET, "corpus-down") == files_of(tmp_path / "local")
+
+
 def test_objects_that_are_no_mixer_output_are_never_replaced(endpoint, corpus, tmp_path):
     client().put_object(Bucket=BUCKET, Key="mine/notes.txt", Body=b"keep me")
     for extra in ((), ("--overwrite",)):
