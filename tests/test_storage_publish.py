@@ -112,9 +112,10 @@ def test_prepare_out_url_uploads_the_local_corpus_manifest_last(endpoint, tmp_pa
     assert objects(BUCKET, "corpus") == want
 
 
-def test_prepare_whose_manifest_upload_fails_leaves_no_corpus_and_the_rerun_finishes(endpoint, tmp_path):
+def test_prepare_whose_manifest_upload_fails_leaves_no_corpus_and_the_rerun_finishes(endpoint, tmp_path, monkeypatch):
     """The store refuses every PUT of corpus.json: every part is on the URL, corpus.json is not,
     so the URL does not open as a corpus; the store back, the same command publishes it."""
+    monkeypatch.setattr("mixer.core.urls.RETRY_WAIT_S", 0.01)  # the retries still happen, without the waits
     src = raw_sources(tmp_path)
     url = f"s3://{BUCKET}/corpus-down"
     with FaultProxy(endpoint) as proxy, endpoint_at(proxy.url):
@@ -236,9 +237,10 @@ def test_uploads_ride_out_503s_and_dropped_connections(endpoint, corpus, tmp_pat
     assert sorted(got) == sorted(want) and all(got[k] == v for k, v in want.items() if k != "index.json")
 
 
-def test_a_store_failing_part_way_is_one_error_and_the_rerun_finishes(endpoint, corpus, tmp_path):
+def test_a_store_failing_part_way_is_one_error_and_the_rerun_finishes(endpoint, corpus, tmp_path, monkeypatch):
     """After 3 shard objects every PUT answers 503: one error naming the object's URL, exit 2,
     no index.json; the store back, the same command finishes the output."""
+    monkeypatch.setattr("mixer.core.urls.RETRY_WAIT_S", 0.01)  # the retries still happen, without the waits
     url = f"s3://{BUCKET}/down"
     puts: list[str] = []
 
