@@ -146,6 +146,8 @@ def test_inspect_and_export_shards_of_a_url_equal_those_of_the_folder(endpoint, 
     r = cli("inspect", url)
     assert r.exit_code == 0, r.output
     assert "verified 4 shards and their domain sidecars" in r.output and f"{url}: read through the shard cache" in r.output
+    quick = cli("inspect", url, "--no-verify")  # index.json only
+    assert quick.exit_code == 0 and "150 sequences" in quick.output and "verified" not in quick.output
     sample = cli("inspect", url, "--sample", "2", "--corpus", corpus)  # the corpus matched; it has no tokenizer
     assert "corpus.json: this corpus records no tokenizer" in sample.output, sample.output
     one_error(cli("inspect", url, "--sample", "2"), url, "record no corpus path; pass --corpus")

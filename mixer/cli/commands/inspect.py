@@ -59,7 +59,12 @@ def command(shards_arg: Path | None, shards_opt: Path | None, sample: int, corpu
     if index.stages:
         out.print(stages_table(index))
     sizes = sum((shards_dir / e.file).stat().st_size for e in index.shards if (shards_dir / e.file).exists())
-    if url is not None:
+    if url is not None:  # the sizes on the store (--no-verify downloads index.json only)
+        from mixer.core.urls import filesystem
+
+        fs, root = filesystem(url)
+        listed = {k.rsplit("/", 1)[-1]: v.get("size", 0) for k, v in fs.find(root, detail=True).items()}
+        sizes = sum(int(listed.get(e.file, 0)) for e in index.shards)
         out.print(f"{url}: read through the shard cache {shards_dir}")
     out.print(f"{len(index.shards)} shards of up to {index.sequences_per_shard} sequences; "
               f"{index.num_sequences:,} sequences x seq_len {index.seq_len} = {index.budget_tokens:,} "
