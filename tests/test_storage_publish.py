@@ -309,10 +309,12 @@ def test_a_full_disk_under_the_staging_folder_is_one_error_and_nothing_complete(
 # --- the loop: --corpus URL, --out URL ----------------------------------------------------------------
 
 @pytest.mark.slow  # two sweeps of 7 tiny runs: ~40 s on 2 cores
-def test_loop_with_corpus_and_out_on_s3_gives_the_local_weights(endpoint, tmp_path):
+def test_loop_with_corpus_and_out_on_s3_gives_the_local_weights(endpoint, tmp_path, monkeypatch):
     """`mixer loop ddo --corpus s3://... --out s3://...`: the corpus fetched once, the sweep run in
-    a staging folder and uploaded with weights.json last; the weights are the local sweep's and
-    the objects are the local output's files."""
+    a staging folder and uploaded with weights.json last; interrupted after 3 runs, nothing on the
+    URL and the rerun trains only the other 4; the weights are the local sweep's and the objects
+    are the local output's files."""
+    import mixer.loop.sweep
     from mixer.formats.synthetic import random_skewed_corpus
 
     corpus = random_skewed_corpus(tmp_path / "lc", ("a", "b", "c"), 150, 12)
@@ -324,8 +326,21 @@ def test_loop_with_corpus_and_out_on_s3_gives_the_local_weights(endpoint, tmp_pa
     local = cli("loop", "ddo", "--corpus", corpus, "--out", tmp_path / "local", *args)
     assert local.exit_code == 0, local.output
     url = f"s3://{BUCKET}/loop"
+    real, calls = mixer.loop.sweep.execute, []
+
+    def stop_after_three(spec, **kw):
+        calls.append(spec.name)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return real(spec, **kw)
+
+    monkeypatch.setattr(mixer.loop.sweep, "execute", stop_after_three)
+    stopped = cli("loop", "ddo", "--corpus", f"s3://{BUCKET}/lc", "--out", url, *args)
+    assert stopped.exit_code != 0 and objects(BUCKET, "loop") == {}  # not even the finished runs: no upload began
+    monkeypatch.setattr(mixer.loop.sweep, "execute", real)
     r = cli("loop", "ddo", "--corpus", f"s3://{BUCKET}/lc", "--out", url, *args)
     assert r.exit_code == 0, r.output
+    assert "7 runs, 4 trained now, 3 from the cache" in r.output
     assert f"wrote {url}/weights.json" in r.output and f"config: {url}/loop.toml" in r.output
     got, want = objects(BUCKET, "loop"), files_of(tmp_path / "local")
     assert sorted(got) == sorted(want) and sum(k.endswith("run.json") for k in got) == 7
