@@ -102,3 +102,15 @@ def test_loop_on_ray_with_the_corpus_on_s3_gives_the_sequential_weights(cluster,
         "weights"]
     assert sorted(got) == sorted(files_of(tmp_path / "seq"))
     assert (cluster / "corpora").is_dir() and os.listdir(cluster / "corpora")
+
+
+def test_prepare_on_ray_into_s3_equals_the_one_machine_corpus(cluster, tmp_path):
+    from test_storage_publish import raw_sources
+
+    src = raw_sources(tmp_path)
+    one = cli("prepare", *src, "--out", tmp_path / "one")
+    assert one.exit_code == 0, one.output
+    url = f"s3://{BUCKET}/ray-corpus"
+    r = cli("prepare", *src, "--out", url, "--ray", "local", "--task-mb", "0.001")
+    assert r.exit_code == 0, r.output
+    assert objects(BUCKET, "ray-corpus") == files_of(tmp_path / "one")
