@@ -183,7 +183,8 @@ def make_backend(cfg: LoopConfig) -> Backend:
     if cfg.ray is None:
         return partial(sequential_backend, corpus=cfg.corpus if isinstance(cfg.corpus, Corpus) else None)
 
-    return RayBackend(cfg.ray, num_cpus=cfg.ray_cpus)
+    url = cfg.corpus.url if isinstance(cfg.corpus, Corpus) else None  # opened from a URL: workers open it too
+    return RayBackend(cfg.ray, num_cpus=cfg.ray_cpus, corpus_url=url)
 
 
 def run_folder(cache: Path, spec: RunSpec) -> Path:
