@@ -98,14 +98,13 @@ def _cached_files(folder: Path, key: str) -> tuple[Path, Path]:
     return folder / f"{key}.zst", folder / f"{key}.domains.zst"
 
 
-def shard_task(plan: MixturePlan, corpus_dir: str, k: int, first: int, count: int, level: int,
-               key: str, cache_dir: str | None, corpus_url: str | None = None) -> bytes:
-    """One shard, gathered and compressed on a worker. With `cache_dir` (a folder every node
-    sees) the task writes the shard into the cache itself and returns only its index entry.
-    With `corpus_url` the worker opens the corpus from the URL (its own cached copy)."""
+def shard_task(plan: MixturePlan, source: str, k: int, first: int, count: int, level: int,
+               key: str, cache_dir: str | None) -> bytes:
+    """One shard, gathered and compressed on a worker. `source`: the corpus folder, or the URL it
+    was opened from (the worker then opens its own cached copy). With `cache_dir` (a folder
+    every node sees) the task writes the shard into the cache itself and returns only its index entry."""
 
     t0 = time.perf_counter()
-    source = corpus_url if corpus_url is not None else corpus_dir
     tokens, domains = gather_sequences(plan, open_sources(source, plan), first, count, threads=1)
     t1 = time.perf_counter()
     entry, data, side, secs = encode_shard(k, tokens, domains, level)
@@ -203,12 +202,12 @@ def write_shards_on_cluster(plan: MixturePlan, corpus: Corpus | str | Path, out:
             if on_shard is not None and stats.reused:
                 on_shard(done_seq, plan.num_sequences)
             shared = cluster is not None and cluster.shared_fs
-            corpus_dir = str(corpus.folder.resolve())
+            source = corpus.url if corpus.url is not None else str(corpus.folder.resolve())
             with connected(cluster if todo else None) as ray:  # nothing left to run: no cluster to start
                 whole = ray.put(plan) if ray is not None and not plan.objective.packs_documents else plan
                 cache_dir = str(cache.folder.resolve()) if shared else None
-                args = [(window_plan(plan, first, count) if plan.objective.packs_documents else whole, corpus_dir, k, first,
-                         count, config.zstd_level, keys[k], cache_dir, corpus.url) for k, first, count in todo]
+                args = [(window_plan(plan, first, count) if plan.objective.packs_documents else whole, source, k, first,
+                         count, config.zstd_level, keys[k], cache_dir) for k, first, count in todo]
                 for i, result in run_tasks(shard_task, args, cluster):
                     k = todo[i][0]
                     blobs, meta = unpack(result)
