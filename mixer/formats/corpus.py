@@ -98,7 +98,7 @@ class CorpusManifest:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any], source: str = MANIFEST_NAME) -> "CorpusManifest":
+    def from_json(cls, obj: dict[str, Any], source: str = MANIFEST_NAME) -> CorpusManifest:
         """Check the manifest's version, seal and shape; every problem names `source`."""
         fix = "re-run `mixer prepare` to write it again"
         version = obj.get("format_version")
@@ -147,7 +147,7 @@ def _consistency(obj: dict[str, Any]) -> str | None:
     for f in listed:
         if f not in obj["files"]:
             return f"{f} has no checksum in 'files'"
-        if Path(f).is_absolute() or ".." in Path(f).parts:
+        if f.startswith("/") or ".." in f.split("/"):  # (strings: 20,000 Path objects cost 0.1 s)
             return f"{f} is not a path inside the corpus"
     for name, d in obj["domains"].items():
         for split, sp in d["splits"].items():
@@ -235,6 +235,20 @@ class ArrowPart:
         return np.diff(self.offsets)
 
 
+def _numpy_view(array: pa.Array) -> np.ndarray:
+    """A null-free primitive Arrow array as a read-only NumPy view of its data buffer (no copy).
+    `Array.to_numpy` does the same but imports pandas on first use, a third of a second of every
+    command that opens a corpus."""
+    try:
+        dtype = np.dtype(str(array.type))
+    except TypeError:  # not a NumPy number type: let Arrow say what it is
+        return array.to_numpy(zero_copy_only=True)
+    buf = array.buffers()[1]
+    if buf is None:  # an empty array may carry no data buffer
+        return np.zeros(0, dtype)
+    return np.frombuffer(buf, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
 def open_part(path: str | Path, dtype: np.dtype | str | None = None,
               checksum: FileChecksum | None = None) -> ArrowPart:
     """Memory-map one part. With `checksum` (from corpus.json) the file's bytes are verified
@@ -259,9 +273,9 @@ def open_part(path: str | Path, dtype: np.dtype | str | None = None,
         tokens = batch.column(1)
         if batch.column(0).null_count or tokens.null_count or tokens.values.null_count:
             raise MixerError(f"{path}: holds null values, which the corpus format never writes; {fix}")
-        offsets = tokens.offsets.to_numpy(zero_copy_only=True)
-        values = tokens.values.to_numpy(zero_copy_only=True)
-        doc_ids = batch.column(0).to_numpy(zero_copy_only=True)
+        offsets = _numpy_view(tokens.offsets)
+        values = _numpy_view(tokens.values)
+        doc_ids = _numpy_view(batch.column(0))
     except FileNotFoundError:
         raise MixerError(f"{path}: Arrow file missing from the corpus; {fix}") from None
     except (pa.ArrowException, OSError, ValueError, IndexError) as exc:
