@@ -235,14 +235,26 @@ class ArrowPart:
         return np.diff(self.offsets)
 
 
+_SCHEMAS: dict[np.dtype, pa.Schema] = {}
+_DTYPES: dict[pa.DataType, np.dtype] = {}
+
+
+def _schema_of(dtype: np.dtype) -> pa.Schema:
+    if dtype not in _SCHEMAS:
+        _SCHEMAS[dtype] = arrow_schema(dtype)
+    return _SCHEMAS[dtype]
+
+
 def _numpy_view(array: pa.Array) -> np.ndarray:
     """A null-free primitive Arrow array as a read-only NumPy view of its data buffer (no copy).
     `Array.to_numpy` does the same but imports pandas on first use, a third of a second of every
     command that opens a corpus."""
-    try:
-        dtype = np.dtype(str(array.type))
-    except TypeError:  # not a NumPy number type: let Arrow say what it is
-        return array.to_numpy(zero_copy_only=True)
+    dtype = _DTYPES.get(array.type)
+    if dtype is None:
+        try:
+            dtype = _DTYPES[array.type] = np.dtype(str(array.type))
+        except TypeError:  # not a NumPy number type: let Arrow say what it is
+            return array.to_numpy(zero_copy_only=True)
     buf = array.buffers()[1]
     if buf is None:  # an empty array may carry no data buffer
         return np.zeros(0, dtype)
@@ -265,7 +277,9 @@ def open_part(path: str | Path, dtype: np.dtype | str | None = None,
         if reader.num_record_batches != 1:
             raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; {fix}")
         batch = reader.get_batch(0)
-        if batch.schema.names != ["doc_id", "tokens"] or batch.schema.field("doc_id").type != pa.uint64() \
+        if dtype is not None and batch.schema.equals(_schema_of(np.dtype(dtype))):
+            pass  # the format's exact schema: one comparison instead of the three below (10,000 parts)
+        elif batch.schema.names != ["doc_id", "tokens"] or batch.schema.field("doc_id").type != pa.uint64() \
                 or not pa.types.is_large_list(batch.schema.field("tokens").type):
             raise MixerError(f"{path}: columns {batch.schema.to_string(show_schema_metadata=False)!r} are not "
                              f"(doc_id: uint64, tokens: large_list); {fix}")
