@@ -206,6 +206,21 @@ def whole_vs_limit(name: str, corpus: Path, weights: dict, tokens: int, scratch:
     return res
 
 
+FLOOR = ("import numpy as np, pyarrow, zstandard, xxhash, click; from mixer.kernels.targets import largest_remainder; "
+         "largest_remainder(np.ones(2) / 2, 10)")
+
+
+def floor(repeats: int) -> dict:
+    """What any process that runs one of mixer's numba kernels pays before any work: python,
+    numpy, pyarrow, zstandard, click, numba and the first kernel loaded from numba's cache (its
+    registries import scipy). Pinned to one CPU, like the 1-thread rows."""
+    runs = [run_pinned([sys.executable, "-c", FLOOR], 1) for _ in range(repeats)]
+    bare = [run_pinned([sys.executable, "-c", "import numpy, pyarrow, zstandard, xxhash, click"], 1)
+            for _ in range(repeats)]
+    return {"code": FLOOR, "runs_s": runs, "median_s": statistics.median(runs), "without_numba_runs_s": bare,
+            "without_numba_s": statistics.median(bare)}
+
+
 def equal_domains_corpus(path: Path, k: int, tokens: int) -> dict:
     """K domains of Zipf tokens, each 1.3x its share of `tokens` (equal weights); cached by a stamp."""
     from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
@@ -302,6 +317,9 @@ def main(argv: list[str] | None = None) -> dict:
     threads = tuple(t for t in ((1,) if args.quick else (1, 2)) if t <= len(os.sched_getaffinity(0)))
     res: dict = {"machine": machine({"build-shards": "--threads 1 and 2, pinned to as many CPUs",
                                      "limit": "zstd -T1 and -T2, pinned the same"}), "quick": args.quick}
+    f = res["floor"] = floor(repeats)
+    print(f"start-up floor (python + numpy + pyarrow + zstandard + click, then numba and one cached kernel), "
+          f"1 CPU: {f['median_s']:.2f} s, of which numba {f['median_s'] - f['without_numba_s']:.2f} s")
     real = Path(args.real_corpus) if args.real_corpus else (None if args.quick else real_corpus(scratch / "real"))
     if real is not None:
         weights, tokens = real_weights(real)
