@@ -1,21 +1,25 @@
 """Shards are byte-identical to those of earlier releases for the same inputs.
 
 `build-shards` is made faster over time (lazy Arrow parts, fewer imports, more threads); none of
-that may change a byte of what it writes. `GOLDEN` (tests/data/build_golden.json) holds the sha256 of every file that the code
-of commit cf52aa0 (before the whole-command speed work of issue 28) wrote for these seeded
-synthetic corpora: a causal mixture in several shards, masked LM, a two-stage schedule, 300
-domains (a uint16 sidecar) with a second epoch, and the Ray path's tasks run in this process.
+that may change a byte of what it writes. `GOLDEN` (tests/data/build_golden.json) holds the
+sha256 of every file that the code of commit cf52aa0 (before the whole-command speed work of
+issue 28) wrote for these seeded synthetic corpora: a causal mixture in several shards, the same from domains cut into three Arrow
+parts each, masked LM, a two-stage schedule, 300 domains (a uint16 sidecar) with further epochs,
+and the Ray path's tasks run in this process.
 index.json is hashed without the fields that name the corpus manifest's bytes (its sha256 and the
 index's own seal), which depend on the Arrow writer's version rather than on mixer, and without
 `corpus_path`, which depends on where the temporary folders are.
 """
 import hashlib
+import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mixer.formats.corpus import load_manifest, open_split, save_manifest, write_part
 from mixer.formats.schedule import make_schedule
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 from mixer.shards import build
@@ -49,7 +53,29 @@ def corpora(tmp_path_factory):
     many = root / "many"
     write_synthetic_corpus(many, {f"d{i:03d}": lognormal_lengths(8, 40, 0.5, 100 + i) for i in range(300)},
                            vocab_size=70000, seed=9)  # uint32 tokens, uint16 sidecar
-    return {"small": small, "many": many}
+    return {"small": small, "many": many, "parts": split_into_parts(small, root / "parts", 3)}
+
+
+def split_into_parts(src: Path, out: Path, n: int) -> Path:
+    """`src` again with every train split cut into `n` Arrow parts (documents in the same order)."""
+    manifest = load_manifest(src)
+    domains = {}
+    for name, info in manifest.domains.items():
+        whole = open_split(src, name, "train").parts[0]
+        cuts = np.linspace(0, len(whole.doc_ids), n + 1).astype(int)
+        files = []
+        for p, (a, b) in enumerate(itertools.pairwise(cuts)):
+            rel = f"{name}/train/part-{p:05d}.arrow"
+            (out / name / "train").mkdir(parents=True, exist_ok=True)
+            offsets = whole.offsets[a:b + 1]
+            write_part(out / rel, whole.doc_ids[a:b], offsets - offsets[0], whole.values[offsets[0]:offsets[-1]])
+            files.append(rel)
+        held = info.splits["heldout"]
+        (out / name / "heldout").mkdir(parents=True, exist_ok=True)
+        (out / held.files[0]).write_bytes((src / held.files[0]).read_bytes())
+        domains[name] = replace(info, splits={"train": replace(info.splits["train"], files=files), "heldout": held})
+    save_manifest(out, replace(manifest, domains=domains))
+    return out
 
 
 def cases(corpora, out: Path) -> dict[str, Path]:
@@ -73,6 +99,7 @@ def cases(corpora, out: Path) -> dict[str, Path]:
     wm = {f"d{i:03d}": float(x) for i, x in enumerate(np.random.default_rng(4).dirichlet(np.ones(300)))}
     case("many_domains", many, wm, plan=PlanConfig(tokens=40_000, seq_len=100, seed=2, max_epochs=float("inf")),
          shards=ShardConfig(shard_tokens=20_000, workers=2))
+    case("multi_part", corpora["parts"], w, plan=PlanConfig(tokens=30_000, seq_len=128, seed=7), shards=shards)
     built["cluster_in_process"] = out / "cluster_in_process"
     plan = build_plan(small, w, PlanConfig(tokens=30_000, seq_len=128, seed=7))
     write_shards_on_cluster(plan, small, built["cluster_in_process"], shards, cluster=None)
@@ -81,6 +108,9 @@ def cases(corpora, out: Path) -> dict[str, Path]:
 
 def test_shards_are_byte_identical_to_the_recorded_ones(corpora, tmp_path):
     got = {name: file_digests(folder) for name, folder in cases(corpora, tmp_path).items()}
-    assert got["causal"] == got["causal_one_thread"] == got["cluster_in_process"]  # threads, Ray path: same bytes
+    # threads, the Ray path and parts (the same documents cut into 3 Arrow files per domain): same shards
+    assert got["causal"] == got["causal_one_thread"] == got["cluster_in_process"]
+    assert {k: v for k, v in got["multi_part"].items() if k != "index.json"} == \
+        {k: v for k, v in got["causal"].items() if k != "index.json"}
     assert len(got["causal"]) == 2 * 8 + 1 and len(got["many_domains"]) == 2 * 2 + 1
     assert got == json.loads(GOLDEN.read_text())
