@@ -51,7 +51,7 @@ class Corpus:
     # (domain, split) -> its opened parts: a command that plans and then gathers opens and
     # validates each Arrow part once (10,000 domains are 10,000 parts, not 20,000). Not pickled:
     # memory maps belong to one process, and a copy would carry their bytes.
-    _splits: dict = field(default_factory=dict, compare=False, repr=False)
+    _splits: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def open(cls, folder: str | Path, *, expect_sha256: str | None = None,
