@@ -67,7 +67,7 @@ def verify_file(path: str | Path, expected: FileChecksum, record: str, fix: str,
     `sha256=True`) are those `record` (e.g. "corpus.json") holds; `fix` says what to do.
     `data`: the file's bytes already mapped by the caller (a buffer), hashed in place so its
     pages are faulted in once, for the hash and the reader together."""
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     try:
         st = path.stat()
     except FileNotFoundError:
