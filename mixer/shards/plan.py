@@ -29,10 +29,10 @@ from __future__ import annotations
 import math
 import posixpath
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import xxhash
@@ -376,13 +376,13 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
         np.cumsum(all_counts[:-1] + 1, out=dst[1:])
     else:
         dst = np.arange(len(g), dtype=np.int64) * config.seq_len + 1
-    arrays = dict(
-        targets=targets, available_tokens=avail_tok, available_documents=avail_doc, epochs=epochs,
-        part_domain=np.array(part_domain, np.int32), seg_domain=stream_dom,
-        seg_doc=np.concatenate([p[0] for i in range(len(names)) for p in picked[i]])[g],
-        seg_start=np.zeros(len(g), np.int64), seg_count=all_counts,
-        seg_part=np.concatenate(seg_part)[g], seg_src=np.concatenate(seg_src)[g], seg_dst=dst,
-    )
+    arrays = {
+        "targets": targets, "available_tokens": avail_tok, "available_documents": avail_doc, "epochs": epochs,
+        "part_domain": np.array(part_domain, np.int32), "seg_domain": stream_dom,
+        "seg_doc": np.concatenate([p[0] for i in range(len(names)) for p in picked[i]])[g],
+        "seg_start": np.zeros(len(g), np.int64), "seg_count": all_counts,
+        "seg_part": np.concatenate(seg_part)[g], "seg_src": np.concatenate(seg_src)[g], "seg_dst": dst,
+    }
     for a in arrays.values():
         a.setflags(write=False)
     stages = () if n_stages == 1 else tuple(
