@@ -1,6 +1,7 @@
 """The counter-based permutation: a reference splitmix64, fixed values, permutation property."""
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mixer.kernels.permute import document_hashes, permutation, splitmix64, stream_key
 
@@ -59,3 +60,18 @@ def test_different_keys_give_different_orders():
     b = permutation(1000, np.uint64(stream_key(np.uint64(1), np.uint64(5), np.uint64(0))))
     c = permutation(1000, np.uint64(stream_key(np.uint64(0), np.uint64(5), np.uint64(1))))
     assert not np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_both_sorts_give_the_same_order_around_the_switch():
+    """Small domains are sorted by a comparison sort, large ones by the radix sort; both are
+    stable, so the permutation is the hash order with ties by index on either side."""
+    from mixer.kernels.permute import _RADIX_FROM
+    from mixer.kernels.radix import argsort_u64
+
+    for n in (0, 1, 2, 31, _RADIX_FROM - 1, _RADIX_FROM, _RADIX_FROM + 1, 3 * _RADIX_FROM):
+        key = np.uint64(stream_key(np.uint64(5), np.uint64(n), np.uint64(1)))
+        h = document_hashes(n, key)
+        perm = permutation(n, key)
+        assert perm.dtype == np.int64
+        np.testing.assert_array_equal(perm, argsort_u64(h))
+        np.testing.assert_array_equal(perm, np.argsort(h, kind="stable"))

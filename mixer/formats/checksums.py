@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import mmap
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,14 +67,15 @@ def verify_file(path: str | Path, expected: FileChecksum, record: str, fix: str,
     `sha256=True`) are those `record` (e.g. "corpus.json") holds; `fix` says what to do.
     `data`: the file's bytes already mapped by the caller (a buffer), hashed in place so its
     pages are faulted in once, for the hash and the reader together."""
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     try:
         st = path.stat()
     except FileNotFoundError:
         raise MixerError(f"{path}: file listed in {record} is missing; {fix}") from None
     except OSError as exc:
         raise MixerError(f"{path}: cannot read ({exc.strerror}); {fix}") from None
-    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, expected.xxh3_64)
+    # (device, inode) names the file whatever the path to it (no realpath: 0.1 ms a part)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, expected.xxh3_64)
     if not sha256:
         with _LOCK:
             if key in _VERIFIED:

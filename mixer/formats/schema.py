@@ -49,17 +49,57 @@ def _type_name(spec: Spec) -> str:
 
 
 def check(value: Any, spec: Spec, where: str = "") -> str | None:
-    """The first place where `value` does not match `spec`, as ``"field: problem"``, or None."""
-    here = where or "(top level)"
+    """The first place where `value` does not match `spec`, as ``"field: problem"``, or None.
+
+    The path to the problem is spelled only once one is found: a corpus of 10,000 domains is
+    200,000 checks, and formatting each one's path took longer than the checks."""
+    found = _find(value, spec)
+    if found is None:
+        return None
+    steps, problem = found
+    for step in reversed(steps):
+        where = f"{where}[{step}]" if isinstance(step, int) else (f"{where}.{step}" if where else step)
+    if isinstance(problem, tuple):  # a required key is missing: the path names it
+        return f"{where + '.' if where else ''}{problem[1]}: missing"
+    return f"{where or '(top level)'}: {problem}"
+
+
+def _leaf_types(spec: dict) -> tuple[tuple[str, tuple], ...] | None:
+    """For an object spec whose fields are all required plain types (a corpus's 20,000 file
+    checksums, a mapping's items): (field, exact types that pass) per field; else None."""
+    out = []
+    for key, sub in spec.items():
+        allowed = sub if isinstance(sub, tuple) else (sub,)
+        if key is str or key.endswith("?") or not all(isinstance(t, type) for t in allowed):
+            return None
+        out.append((key, allowed))
+    return tuple(out)
+
+
+def _leaves_ok(value: dict, leaves: tuple[tuple[str, tuple], ...]) -> bool:
+    """Every field present with exactly an allowed type (what `_find` would accept too)."""
+    for name, allowed in leaves:
+        if name not in value or type(value[name]) not in allowed:
+            return False
+    return True
+
+
+def _find(value: Any, spec: Spec) -> tuple[list, Any] | None:
+    """None, or (the steps to the problem, innermost first: keys and list indices; the problem:
+    a text, or ("missing", key))."""
     if isinstance(spec, dict):
         if not isinstance(value, dict):
-            return f"{here}: expected an object"
+            return [], "expected an object"
         if len(spec) == 1 and next(iter(spec)) is str:  # a mapping name -> item
             item = spec[str]
+            leaves = _leaf_types(item) if isinstance(item, dict) else None
             for k, v in value.items():
-                problem = check(v, item, f"{where}.{k}" if where else k)
-                if problem:
-                    return problem
+                if leaves is not None and type(v) is dict and _leaves_ok(v, leaves):
+                    continue  # the common case, without a call per field
+                found = _find(v, item)
+                if found is not None:
+                    found[0].append(k)
+                    return found
             return None
         for key, sub in spec.items():
             optional = key.endswith("?")
@@ -67,24 +107,26 @@ def check(value: Any, spec: Spec, where: str = "") -> str | None:
             if name not in value:
                 if optional:
                     continue
-                return f"{where + '.' if where else ''}{name}: missing"
-            problem = check(value[name], sub, f"{where}.{name}" if where else name)
-            if problem:
-                return problem
+                return [], ("missing", name)
+            found = _find(value[name], sub)
+            if found is not None:
+                found[0].append(name)
+                return found
         return None
     if isinstance(spec, list):
         if not isinstance(value, list):
-            return f"{here}: expected a list"
+            return [], "expected a list"
         for i, v in enumerate(value):
-            problem = check(v, spec[0], f"{where}[{i}]")
-            if problem:
-                return problem
+            found = _find(v, spec[0])
+            if found is not None:
+                found[0].append(i)
+                return found
         return None
     allowed = spec if isinstance(spec, tuple) else (spec,)
     if isinstance(value, bool) and bool not in allowed:  # JSON true is not a count
-        return f"{here}: expected {_type_name(spec)}, found a boolean"
+        return [], f"expected {_type_name(spec)}, found a boolean"
     if float in allowed and isinstance(value, int) and not isinstance(value, bool):
         return None
     if not isinstance(value, allowed):
-        return f"{here}: expected {_type_name(spec)}, found {type(value).__name__}"
+        return [], f"expected {_type_name(spec)}, found {type(value).__name__}"
     return None

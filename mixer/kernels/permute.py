@@ -45,7 +45,16 @@ def document_hashes(n, key):
     return out
 
 
+# Below this many documents a comparison sort is faster than the radix sort, whose four passes
+# each clear and sum 65,536 counters (0.25 ms for a 30-document domain; 10,000 domains paid 3 s).
+_RADIX_FROM = 4096
+
+
 @njit
 def permutation(n, key):
-    """int64[n]: the documents 0..n-1 in the order of their hashes under `key`."""
-    return argsort_u64(document_hashes(n, key))
+    """int64[n]: the documents 0..n-1 in the order of their hashes under `key` (ties by index:
+    both sorts are stable, so the order does not depend on which one ran)."""
+    hashes = document_hashes(n, key)
+    if n < _RADIX_FROM:
+        return np.argsort(hashes, kind="mergesort").astype(np.int64)
+    return argsort_u64(hashes)

@@ -111,6 +111,8 @@ def select_stages(lengths: np.ndarray, targets: np.ndarray, *, key_of: Callable[
             used = epoch + 1
         if not docs:
             out.append((np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        elif len(docs) == 1:  # one pass served the stage (the usual case): no copy
+            out.append((docs[0], counts[0]))
         else:
             out.append((np.concatenate(docs), np.concatenate(counts)))
     return out, used

@@ -55,10 +55,8 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
             objective, shard_tokens, quiet, zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
     """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
     import contextlib
+    import time
     from pathlib import Path
-
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from mixer.core.errors import MixerError
     from mixer.core.lock import output_lock
@@ -103,37 +101,76 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
     corpus = Corpus.open(corpus_dir)  # corpus.json read once for the whole command
 
-    err = Console(stderr=True)
     with contextlib.nullcontext() if remote else output_lock(out):  # a second writer fails now, not after planning
-        status = err.status("planning the mixture")
-        status.start()
-
-        def planned(plan) -> None:
-            status.stop()
-            if plan.budget_tokens != plan_config.tokens:
-                err.print(f"note: --tokens {plan_config.tokens} rounded down to {plan.budget_tokens} "
-                          f"({plan.num_sequences} sequences of {seq_len})")
-            progress.start()
-            progress.update(task, total=plan.num_sequences)
-
-        progress = Progress(TextColumn("[bold]build-shards"), BarColumn(), TextColumn("{task.completed}/{task.total} seq"),
-                            TimeRemainingColumn(), console=err, transient=False, disable=quiet)
-        task = progress.add_task("shards", total=None)
+        shown = _Shown(quiet, seq_len, plan_config.tokens)
+        t0 = time.perf_counter()
         try:
             stats = build(corpus, weights if schedule is None else schedule, out, plan=plan_config,
                           shards=shard_config, cluster=cluster, weights_source=source,
-                          progress=BuildProgress(on_plan=planned,
-                                                 on_shard=lambda done, total: progress.update(task, completed=done)))
+                          progress=BuildProgress(on_plan=shown.planned, on_shard=shown.advance))
         finally:
-            status.stop()
-            progress.stop()
+            shown.stop()
     if not quiet:  # --quiet: the one summary line below (a table of 10,000 domains is 10,000 lines)
+        from rich.console import Console
+
         Console().print(summary_table(stats.index))
         if stats.index.stages:
             Console().print(stages_table(stats.index))
-    rate = stats.tokens / stats.wall_s if stats.wall_s else float("inf")
+    wall = time.perf_counter() - t0  # plan and shards: the build, not only its writing
+    rate = stats.tokens / wall if wall else float("inf")
     click.echo(f"{stats.shards} shards, {stats.tokens:,} tokens of {stats.index.domain_count} domains in "
-               f"{stats.wall_s:.1f} s ({rate / 1e6:.1f} M tokens/s) -> {out}")  # one line, never wrapped
+               f"{wall:.1f} s ({rate / 1e6:.1f} M tokens/s) -> {out}")  # one line, never wrapped
+
+
+class _Shown:
+    """What the command shows while it builds: a spinner while planning, then a progress bar
+    (rich, on stderr); with --quiet neither, and rich is not even imported (a tenth of a second
+    of a command that takes a second or two). The note that --tokens was rounded is printed
+    either way."""
+
+    def __init__(self, quiet: bool, seq_len: int, tokens: int) -> None:
+        self.quiet, self.seq_len, self.tokens = quiet, seq_len, tokens
+        self.status = self.progress = self.task = None
+        if not quiet:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.err = Console(stderr=True)
+            self.status = self.err.status("planning the mixture")
+            self.status.start()
+            self.progress = Progress(TextColumn("[bold]build-shards"), BarColumn(),
+                                     TextColumn("{task.completed}/{task.total} seq"), TimeRemainingColumn(),
+                                     console=self.err, transient=False)
+            self.task = self.progress.add_task("shards", total=None)
+
+    def planned(self, plan) -> None:
+        if self.status is not None:
+            self.status.stop()
+        if plan.budget_tokens != self.tokens:
+            note = (f"note: --tokens {self.tokens} rounded down to {plan.budget_tokens} "
+                    f"({plan.num_sequences} sequences of {self.seq_len})")
+            if self.quiet:
+                click.echo(note, err=True)
+            else:
+                self.err.print(note)
+        if self.progress is not None:
+            self.progress.start()
+            self.progress.update(self.task, total=plan.num_sequences)
+
+    def advance(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+        if self.progress is not None:
+            self.progress.stop()
 
 
 def summary_table(index: ShardIndex):
