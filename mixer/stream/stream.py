@@ -24,7 +24,7 @@ import numpy as np
 from mixer.core.errors import MixerError
 from mixer.core.urls import is_remote
 from mixer.formats.shard_index import ShardIndex
-from mixer.formats.shards import read_index, read_shard, read_shard_domains
+from mixer.formats.shards import read_index, read_shard, read_shard_domains, sidecar_dtype
 from mixer.stream.feed import MixtureFeed, stream_fingerprint
 from mixer.stream.shard_cache import ShardCache
 
@@ -45,6 +45,7 @@ class ShardSource:
         self.objective = ix.objective
         self.domains = ix.domain_order
         self.pad_id = None if ix.special_tokens is None else ix.special_tokens.pad
+        self.dtypes = (np.dtype(ix.dtype), sidecar_dtype(ix.domain_count))  # of read()'s (tokens, domains)
         self.fingerprint = stream_fingerprint(ix.corpus_manifest_sha256, ix.objective, ix.seq_len, ix.seed,
                                               ix.weights, ix.num_sequences,
                                               [(st.first_sequence, st.sequences, [st.weights[d] for d in ix.domain_order])
