@@ -147,6 +147,11 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         return -(-n // self.batch_size) if self.batched else n
 
     @property
+    def _unit_depth(self) -> int:
+        """Read units decoded ahead on a thread; read_ahead=0: none, all on the consumer's thread."""
+        return max(1, self.read_ahead - 1) if self.read_ahead > 0 else 0
+
+    @property
     def budget_tokens(self) -> int:
         return self.source.num_sequences * self.seq_len
 
@@ -285,7 +290,7 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         read_order = getattr(self.source, "read_order", None)  # a source that fetches ahead learns the order
         if read_order is not None:
             read_order([unit for unit, _ in tasks])
-        units = read_ahead(lambda task: list(self.source.read(*task)), tasks, depth=max(1, self.read_ahead - 1))
+        units = read_ahead(lambda task: list(self.source.read(*task)), tasks, depth=self._unit_depth)
         try:
             for pieces in units:
                 yield from pieces

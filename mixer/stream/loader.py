@@ -100,7 +100,7 @@ class StreamLoader:
         if plan:
             slots = int(self.loader_kwargs.get("prefetch_factor") or 2) + 1
             ring = _Ring(feed.source, self.num_workers, slots, self.chunk_rows)
-            chunks = _Chunks(feed.source, plan, ring, max(1, feed.read_ahead - 1))
+            chunks = _Chunks(feed.source, plan, ring, feed._unit_depth)
             it = iter(torch.utils.data.DataLoader(chunks, batch_size=None, num_workers=self.num_workers,
                                                   **self.loader_kwargs))
             try:
