@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 
 from mixer import MixtureSampler, MixtureStream
 from mixer.core.errors import MixerError
+from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
-from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 from mixer.stream.partition import deal_chunks, split_runs
 
 SEQ_LEN = 32

@@ -36,7 +36,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -93,7 +94,7 @@ def default_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
         r, w = dist.get_rank(), dist.get_world_size()
     else:
         try:
-            r, w = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+            r, w = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
         except ValueError:
             raise MixerError(f"RANK={os.environ.get('RANK')!r} / WORLD_SIZE={os.environ.get('WORLD_SIZE')!r}: "
                              "not integers; fix the environment or pass rank= and world_size=") from None

@@ -32,7 +32,8 @@ yielded, so `loader.state_dict()` after k batches is ``consumed = k * batch_size
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ class StreamLoader:
 
     def __len__(self) -> int:
         """Batches per pass of this rank."""
-        return -(-self.feed._length // self.feed.batch_size)
+        return (self.feed._length + self.feed.batch_size - 1) // self.feed.batch_size
 
     @property
     def batch_size(self) -> int:

@@ -17,20 +17,21 @@ other.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.units import parse_count
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.schedule import MixtureSchedule
 from mixer.formats.shards import sidecar_dtype
-from mixer.stream.feed import MixtureFeed, stream_fingerprint
-from mixer.core.units import parse_count
 from mixer.shards.gather import gather_sequences, open_sources
 from mixer.shards.plan import PlanConfig, build_plan, build_schedule_plan
+from mixer.stream.feed import MixtureFeed, stream_fingerprint
 
 UNIT_TOKENS = 1 << 20  # tokens per read unit: the granularity of the read-ahead
 

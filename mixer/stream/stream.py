@@ -24,7 +24,12 @@ import numpy as np
 from mixer.core.errors import MixerError
 from mixer.core.urls import is_remote
 from mixer.formats.shard_index import ShardIndex
-from mixer.formats.shards import read_index, read_shard, read_shard_domains, sidecar_dtype
+from mixer.formats.shards import (
+    read_index,
+    read_shard,
+    read_shard_domains,
+    sidecar_dtype,
+)
 from mixer.stream.feed import MixtureFeed, stream_fingerprint
 from mixer.stream.shard_cache import ShardCache
 
