@@ -10,20 +10,22 @@ as ``DataLoader(stream, batch_size=B)`` for any number of workers, per-sequence 
 stream alike.
 
 Why not a plain DataLoader with workers: it hands every batch over as its own shared-memory
-tensors (a new segment and a file descriptor passed over a socket per tensor, ~1 ms each on a
+tensors (a new segment and a file descriptor passed over a socket per tensor, 1-3 ms each on a
 busy VM), and its round-robin of batch-sized blocks makes every worker decode every shard.
 Measured on 2 cores, that made 2 workers 8x slower than none. Here instead:
 
 * 0 workers: batches are cut in this process straight from the stream (no DataLoader
-  machinery per batch), shards decoded ahead on one background thread.
+  machinery per batch), widened to int64 one batch at a time, shards decoded ahead on one
+  background thread (`read_ahead=0`: on the consumer's thread).
 * workers: each shard is cut into *parts* of at most `PART_TOKENS` tokens (a whole shard
   when it is smaller), dealt to the workers round-robin, so a worker decodes only the shards
-  it is dealt; a worker widens its part to int64 straight into shared memory in *chunks* of
-  `CHUNK_TOKENS` tokens and hands each chunk over whole (one tensor per field). This process
-  puts the chunks back in stream order (`partition.deal_chunks` says which worker has which)
-  and cuts them into batches (views, a copy only where a batch joins two shards). It holds at
-  most about one part of the next worker's chunks while it finishes the current part:
-  ~16 bytes per token of a part with domain ids, 128 MiB at the default.
+  it is dealt. A worker copies its rows, still raw (uint16/uint32 tokens, uint8/uint16 domain
+  ids), in *chunks* of `CHUNK_TOKENS` tokens into shared-memory slots made once per pass
+  (`_Ring`) and hands over only the slot's number. This process copies each chunk out,
+  frees its slot, puts the chunks back in stream order (`partition.deal_chunks` says which
+  worker has which) and cuts and widens batches as with 0 workers. While it finishes one
+  worker's part it holds the next worker's chunks already delivered: at most about one part
+  (3 bytes a token raw, ~24 MiB at the default).
 
 The position lives in this process (the stream's `state_dict()`), counted as batches are
 yielded, so `loader.state_dict()` after k batches is ``consumed = k * batch_size`` whatever
