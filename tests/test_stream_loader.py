@@ -155,3 +155,22 @@ def test_deal_chunks_known_answer():
         (0, 2, [[80, 8]]), (0, 2, [[88, 8]]), (1, 2, [[96, 5]])]
     assert sum(r[0][1] for _, _, r in got) == 98
     assert [g.tolist() for g in split_runs(np.array([[0, 3], [10, 4]]), 5)] == [[[0, 3], [10, 2]], [[12, 2]]]
+
+
+def test_corrupt_shard_read_by_a_worker_is_named_and_stops_the_loader(shards, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in shards.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    victim = bad / "shard-00002.zst"
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    victim.write_bytes(bytes(data))
+    stream = MixtureStream(bad, batch_size=4)
+    got = []
+    with pytest.raises(MixerError, match=r"shard-00002\.zst: checksum mismatch"):
+        for batch in stream.loader(2, **SMALL):
+            got.append(batch)  # noqa: PERF402 (the loop is cut short by the error)
+    # shards 0 and 1 (80 sequences) came before it, in order; the position says so
+    assert same(got, reference(MixtureStream(shards, batch_size=4))[:len(got)]) and len(got) <= 20
+    assert stream.state_dict()["consumed"] == 4 * len(got)

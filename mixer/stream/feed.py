@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -44,6 +44,7 @@ import torch
 import xxhash
 
 from mixer.core.errors import MixerError, MixerNote
+from mixer.stream.batching import cut_batches
 from mixer.stream.partition import (
     check_split,
     rank_range,
@@ -272,7 +273,7 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         if batched:  # cut batches from the decoded rows, widened per batch: small, reused allocations
             rows = self._rows(tasks)
             try:
-                for batch in _cut(rows, local[:, 1].tolist(), self._convert):
+                for batch in cut_batches(rows, local[:, 1].tolist(), self._convert):
                     self._yielded += len(batch["input_ids"])
                     yield batch
             finally:
@@ -317,32 +318,6 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         if self.source.pad_id is not None:
             out["attention_mask"] = torch.from_numpy(attention_mask(tokens, self.source.pad_id))
         return out
-
-
-def _cut(rows: Iterator[tuple[np.ndarray, np.ndarray | None]], sizes: list[int],
-         convert: Callable[[tuple[np.ndarray, np.ndarray | None]], dict[str, torch.Tensor]]
-         ) -> Iterator[dict[str, torch.Tensor]]:
-    """Cut a stream of raw (tokens, domains) row blocks into batches of the given sizes, each
-    converted whole (a batch joining two blocks is joined before it is widened)."""
-    tokens = domains = None
-    at = have = 0
-    for size in sizes:
-        if size <= have - at:
-            yield convert((tokens[at:at + size], None if domains is None else domains[at:at + size]))
-            at += size
-            continue
-        parts, need = [], size
-        while need:
-            if at == have:
-                tokens, domains = next(rows)
-                at, have = 0, len(tokens)
-            k = min(need, have - at)
-            parts.append((tokens[at:at + k], None if domains is None else domains[at:at + k]))
-            at, need = at + k, need - k
-        joined = np.concatenate([t for t, _ in parts]) if len(parts) > 1 else parts[0][0]
-        side = None if parts[0][1] is None else \
-            (np.concatenate([d for _, d in parts]) if len(parts) > 1 else parts[0][1])
-        yield convert((joined, side))
 
 
 def _blocks(pieces: Iterator[dict[str, torch.Tensor]], sizes: list[int]) -> Iterator[dict[str, torch.Tensor]]:

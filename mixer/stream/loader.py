@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
-from mixer.stream.feed import MixtureFeed, _cut
+from mixer.stream.batching import cut_batches
 from mixer.stream.partition import deal_chunks, merge_runs, to_global, worker_runs
 from mixer.stream.readahead import read_ahead
 
@@ -50,12 +50,12 @@ PART_TOKENS = 1 << 23  # tokens of a shard dealt to one worker (larger shards ar
 
 
 class StreamLoader:
-    """Batches of a `MixtureFeed` in stream order, read by `num_workers` processes (0: this one).
+    """Batches of a `MixtureFeed` (`feed`) in stream order, read by `num_workers` processes (0: this one).
 
     `collate_fn` is applied to each whole batch in this process (e.g. `MixtureCollator()`),
     `pin_memory` pins each batch; other keywords go to the workers' `DataLoader`."""
 
-    def __init__(self, feed: MixtureFeed, num_workers: int = 0, *, collate_fn: Callable | None = None,
+    def __init__(self, feed: Any, num_workers: int = 0, *, collate_fn: Callable | None = None,
                  pin_memory: bool = False, chunk_tokens: int = CHUNK_TOKENS, part_tokens: int = PART_TOKENS,
                  **loader_kwargs: Any) -> None:
         if not isinstance(num_workers, int) or num_workers < 0:
@@ -107,7 +107,7 @@ class StreamLoader:
             it = iter(torch.utils.data.DataLoader(chunks, batch_size=None, num_workers=self.num_workers,
                                                   **self.loader_kwargs))
             try:
-                for batch in _cut(_in_order(it, ring, len(plan)), local[:, 1].tolist(), feed._convert):
+                for batch in cut_batches(_in_order(it, ring, len(plan)), local[:, 1].tolist(), feed._convert):
                     feed._yielded += len(batch["input_ids"])
                     yield batch
             finally:
