@@ -154,6 +154,10 @@ def test_deal_chunks_known_answer():
         (1, 1, [[40, 8]]), (1, 1, [[48, 8]]), (0, 1, [[56, 8]]), (0, 1, [[64, 8]]), (1, 1, [[72, 8]]),
         (0, 2, [[80, 8]]), (0, 2, [[88, 8]]), (1, 2, [[96, 5]])]
     assert sum(r[0][1] for _, _, r in got) == 98
+    # lead=1: the main process reads the first part while the workers start; then round-robin
+    led = deal_chunks(np.array([[3, 98]], dtype=np.int64), bounds, 2, 16, 8, lead=1)
+    assert [w for w, _, _ in led] == [-1, -1, 0, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0]
+    assert [(u, r.tolist()) for _, u, r in led] == [(u, r) for _, u, r in got]
     assert [g.tolist() for g in split_runs(np.array([[0, 3], [10, 4]]), 5)] == [[[0, 3], [10, 2]], [[12, 2]]]
 
 

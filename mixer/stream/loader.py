@@ -33,6 +33,7 @@ yielded, so `loader.state_dict()` after k batches is ``consumed = k * batch_size
 """
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -42,7 +43,13 @@ import torch
 
 from mixer.core.errors import MixerError
 from mixer.stream.batching import cut_batches
-from mixer.stream.partition import deal_chunks, merge_runs, to_global, worker_runs
+from mixer.stream.partition import (
+    deal_chunks,
+    merge_runs,
+    to_global,
+    unit_tasks,
+    worker_runs,
+)
 from mixer.stream.readahead import read_ahead
 
 CHUNK_TOKENS = 1 << 20  # tokens per hand-over from a worker (8 MiB per int64 field)
@@ -99,22 +106,30 @@ class StreamLoader:
         local = worker_runs(length, start, feed.batch_size, 0, 1)
         runs = to_global(np.array([[start, length - start]], dtype=np.int64), feed._runs) if length > start \
             else np.zeros((0, 2), np.int64)
-        plan = deal_chunks(runs, feed.source.bounds, self.num_workers, self.part_rows, self.chunk_rows)
-        if plan:
+        # this process reads the first part itself while the workers start (~0.1-0.3 s a pass)
+        plan = deal_chunks(runs, feed.source.bounds, self.num_workers, self.part_rows, self.chunk_rows, lead=1)
+        own = [chunk for w, _, chunk in plan if w < 0]  # the first chunks of the plan
+        it = ring = head = None
+        if len(plan) > len(own):
             slots = int(self.loader_kwargs.get("prefetch_factor") or 2) + 1
             ring = _Ring(feed.source, self.num_workers, slots, self.chunk_rows)
             chunks = _Chunks(feed.source, plan, ring, feed._unit_depth)
             it = iter(torch.utils.data.DataLoader(chunks, batch_size=None, num_workers=self.num_workers,
                                                   **self.loader_kwargs))
-            try:
-                for batch in cut_batches(_in_order(it, ring, len(plan)), local[:, 1].tolist(), feed._convert):
-                    feed._yielded += len(batch["input_ids"])
-                    yield batch
-            finally:
+        try:
+            head = feed._rows(unit_tasks(np.concatenate(own), feed.source.bounds)) if own else iter(())
+            blocks = head if it is None else itertools.chain(head, _in_order(it, ring, len(own), len(plan)))
+            for batch in cut_batches(blocks, local[:, 1].tolist(), feed._convert):
+                feed._yielded += len(batch["input_ids"])
+                yield batch
+        finally:
+            if own:
+                head.close()  # its decode-ahead thread
+            if ring is not None:
                 ring.closed()
-                shutdown = getattr(it, "_shutdown_workers", None)
-                if shutdown is not None:  # stop the workers now, not at garbage collection
-                    shutdown()
+            shutdown = getattr(it, "_shutdown_workers", None)
+            if shutdown is not None:  # stop the workers now, not at garbage collection
+                shutdown()
         feed._end_pass()
 
 
@@ -156,12 +171,13 @@ class _Ring:
         self.released[-1] = 1
 
 
-def _in_order(items: Iterator[dict[str, int]], ring: _Ring, count: int
+def _in_order(items: Iterator[dict[str, int]], ring: _Ring, first: int, count: int
               ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """The workers' chunks, copied out of their slots as they arrive, in stream order."""
+    """The workers' chunks `first`.. `count - 1`, copied out of their slots as they arrive, in
+    stream order."""
     pending: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     released = ring.released.numpy()
-    want = 0
+    want = first
     for item in items:
         tokens, domains = ring.views(item["worker"], item["slot"], item["rows"])
         pending[item["chunk"]] = (tokens.copy(), None if domains is None else domains.copy())
