@@ -3,6 +3,7 @@ when litdata cannot be imported next to the project's torch):
 
     python bench/litdata_peer.py write RAW OUT SEQ_LEN          # litdata.optimize, TokensLoader
     python bench/litdata_peer.py read OUT SEQ_LEN BATCH WORKERS  # one pass; prints a JSON line
+    python bench/litdata_peer.py version
 
 `write` stores the rows of RAW (uint16 [*, SEQ_LEN], the stream's tokens in stream order) with
 `litdata.optimize(..., item_loader=TokensLoader())`, uncompressed: litdata at its best here.
@@ -56,7 +57,11 @@ def read(out: str, seq_len: int, batch: int, workers: int) -> dict:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "write":
+    if sys.argv[1] == "version":
+        import litdata
+
+        print(litdata.__version__)
+    elif sys.argv[1] == "write":
         write(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         print(json.dumps(read(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))))

@@ -258,6 +258,7 @@ def run(argv: list[str] | None = None) -> dict:
         print(f"data: {budget / 1e6:.0f}M tokens, seq_len {L}, B {B}, {len(list(shards.glob('shard-?????.zst')))} "
               f"shards ({time.perf_counter() - t0:.1f} s to build); load average {os.getloadavg()[0]:.2f}", flush=True)
         hf = lit = None
+        versions: dict[str, str] = {}
         if not args.no_peers:
             hf = HFPeer(corpus, L)
             python, how = litdata_python(args.cache, may_create=not args.quick)
@@ -267,6 +268,8 @@ def run(argv: list[str] | None = None) -> dict:
                 try:
                     litdata_run(python, "write", raw, work / "litdata", L)
                     lit = (python, work / "litdata")
+                    versions["litdata"] = litdata_run(python, "version").strip()
+                    versions["litdata_python"] = str(python)
                 except (RuntimeError, subprocess.SubprocessError) as exc:
                     notes.append(f"litdata skipped: {exc}")
         runs = configurations(corpus, shards, budget, L, B, slow, hf, lit)
@@ -295,7 +298,7 @@ def run(argv: list[str] | None = None) -> dict:
         ratios = report(res, notes)
         out = {"machine": before, "loadavg_after": list(os.getloadavg()), "repeats": args.repeats,
                "tokens": budget, "seq_len": L, "batch_size": B, "slow_tokens": slow,
-               "peer_pins": {"litdata": LITDATA_PINS, "mosaic": STREAMING_PINS},
+               "peer_pins": {"litdata": LITDATA_PINS, "mosaic": STREAMING_PINS}, "peer_versions": versions,
                "python": sys.version.split()[0], "results": res, "ratios": ratios, "notes": notes}
         if hf is not None:
             out["hf_interleave"] = {"setup_s": hf.setup_s, **hf.realised(), "target": WEIGHTS}
