@@ -137,6 +137,8 @@ def test_collate_pin_and_bad_arguments(shards):
 
     batch = next(iter(MixtureStream(shards, batch_size=4).loader(2, collate_fn=MixtureCollator())))
     assert torch.equal(batch["labels"], batch["input_ids"]) and batch["labels"].shape == (4, SEQ_LEN)
+    pinned = next(iter(MixtureStream(shards, batch_size=4).loader(0, pin_memory=True)))
+    assert pinned["input_ids"].is_pinned() == torch.cuda.is_available()  # no GPU: skipped, as a DataLoader does
     with pytest.raises(MixerError, match="batch_size= is the stream's"):
         MixtureStream(shards, batch_size=4).loader(2, batch_size=8)
     with pytest.raises(MixerError, match="num_workers -1"):

@@ -72,7 +72,9 @@ class StreamLoader:
                 raise MixerError(f"stream.loader(): {key}= is the stream's to decide (batch_size is the stream's "
                                  f"{feed.batch_size}, the order is the stream's); leave it out")
         self.feed, self.num_workers = feed, num_workers
-        self.collate_fn, self.pin_memory, self.loader_kwargs = collate_fn, pin_memory, loader_kwargs
+        # pinning needs a GPU; without one it is skipped, as a DataLoader does
+        self.collate_fn, self.loader_kwargs = collate_fn, loader_kwargs
+        self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
         rows = max(1, chunk_tokens // feed.seq_len // feed.batch_size) * feed.batch_size
         self.chunk_rows = rows  # a multiple of batch_size: chunks of a shard never split a batch
         self.part_rows = max(1, part_tokens // feed.seq_len // rows) * rows
