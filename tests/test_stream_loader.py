@@ -180,3 +180,17 @@ def test_corrupt_shard_read_by_a_worker_is_named_and_stops_the_loader(shards, tm
     # shards 0 and 1 (80 sequences) came before it, in order; the position says so
     assert same(got, reference(MixtureStream(shards, batch_size=4))[:len(got)]) and len(got) <= 20
     assert stream.state_dict()["consumed"] == 4 * len(got)
+
+
+def test_shards_on_object_storage_through_loader_workers(shards, tmp_path):
+    """Each worker downloads (into the shared cache folder) only the shards it is dealt."""
+    from s3_server import client, s3_server, upload_folder
+
+    from mixer.stream.shard_cache import ShardCache
+
+    want = reference(MixtureStream(shards, batch_size=4))
+    with s3_server():
+        client().create_bucket(Bucket="mixer-loader")
+        upload_folder(shards, "mixer-loader", "shards")
+        stream = MixtureStream(ShardCache("s3://mixer-loader/shards", tmp_path / "cache"), batch_size=4)
+        assert same(list(stream.loader(2, **SMALL)), want)

@@ -213,6 +213,9 @@ class _Chunks(torch.utils.data.IterableDataset):
             groups[-1][1].append((k, int(chunk_runs[:, 1].sum())))
             runs[-1].append(chunk_runs)
         tasks = [(unit, merge_runs(np.concatenate(r))) for (unit, _), r in zip(groups, runs)]
+        read_order = getattr(self.source, "read_order", None)  # a shard cache prefetches along it
+        if read_order is not None:
+            read_order([unit for unit, _ in tasks])
         units = read_ahead(lambda task: list(self.source.read(*task)), tasks, depth=self.depth)
         item = 0
         try:
