@@ -188,9 +188,16 @@ def test_shards_on_object_storage_through_loader_workers(shards, tmp_path):
 
     from mixer.stream.shard_cache import ShardCache
 
+    s3fs = pytest.importorskip("s3fs", reason="the object-storage tests need s3fs (mixer-toolkit[s3])")
     want = reference(MixtureStream(shards, batch_size=4))
-    with s3_server():
-        client().create_bucket(Bucket="mixer-loader")
-        upload_folder(shards, "mixer-loader", "shards")
-        stream = MixtureStream(ShardCache("s3://mixer-loader/shards", tmp_path / "cache"), batch_size=4)
-        assert same(list(stream.loader(2, **SMALL)), want)
+    # s3fs caches filesystems by their arguments, not by AWS_ENDPOINT_URL: one made against
+    # another test's (stopped) server would be reused, and ours after us
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        with s3_server():
+            client().create_bucket(Bucket="mixer-loader")
+            upload_folder(shards, "mixer-loader", "shards")
+            stream = MixtureStream(ShardCache("s3://mixer-loader/shards", tmp_path / "cache"), batch_size=4)
+            assert same(list(stream.loader(2, **SMALL)), want)
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
