@@ -10,6 +10,9 @@ same shards on local disk, in one run, alternated.
   2 cores and the GIL: a real store is faster), verified, prefetched 2 ahead. Information only.
 * s3, warm: the same URL and cache folder again: `index.json` fetched, the shards read from the
   cache. Goal (issue 26): >= 0.8x of disk.
+* publish: what `build-shards --out s3://...` adds to a local build: the built folder copied into
+  the staging folder, every object hashed (the upload journal) and PUT, `index.json` last
+  (`mixer.core.urls.publish_folder`), to the same moto server. Information only.
 
 disk and warm runs alternate (disk, warm, disk, warm, ...) so drift in the shared machine's
 load hits both; ratios quote medians (`bench.common.timed`). Token ids are Zipf-distributed
@@ -93,6 +96,19 @@ def one_pass(source: str | Path, batch_size: int, cache_dir: Path | None = None)
     return time.perf_counter() - t0, tokens
 
 
+def publish(shards: Path, work: Path) -> tuple[float, int]:
+    """Seconds to publish the built folder at a new URL (`publish_folder`), and its bytes."""
+    import shutil
+
+    from mixer.core.urls import publish_folder
+
+    os.environ["MIXER_CACHE"] = str(work / "mixer-cache")
+    t0 = time.perf_counter()
+    publish_folder(f"s3://{BUCKET}/published", lambda folder: shutil.copytree(shards, folder), marker="index.json",
+                   overwrite=False)
+    return time.perf_counter() - t0, sum(p.stat().st_size for p in shards.iterdir())
+
+
 def main() -> None:
     from mixer.core.units import parse_count
 
@@ -117,6 +133,7 @@ def main() -> None:
             for _ in range(args.repeats):  # alternated
                 disk.append(one_pass(shards, args.batch_size)[0])
                 warm.append(one_pass(url, args.batch_size, work / "cache")[0])
+            publish_s, publish_bytes = publish(shards, work)
         finally:
             server.stop()
     med = {"disk": statistics.median(disk), "s3_warm": statistics.median(warm)}
@@ -127,6 +144,8 @@ def main() -> None:
         "disk": {"median_s": med["disk"], "best_s": min(disk), "runs_s": disk, "tokens_per_s": rate["disk"]},
         "s3_warm": {"median_s": med["s3_warm"], "best_s": min(warm), "runs_s": warm, "tokens_per_s": rate["s3_warm"]},
         "s3_cold": {"s": cold_s, "tokens_per_s": tokens / cold_s, "server": "moto ThreadedMotoServer, this process"},
+        "publish": {"s": publish_s, "bytes": publish_bytes, "mb_per_s": publish_bytes / publish_s / 1e6,
+                    "server": "moto ThreadedMotoServer, this process"},
         "ratio_warm_over_disk": ratio, "goal": goal(ratio, 0.8),
         "machine": machine({"consumer": 1, "dataloader_workers": 0, "prefetch_threads": 2}),
         "load_before": list(load_before), "load_after": list(os.getloadavg()), "endpoint": endpoint,
@@ -137,6 +156,8 @@ def main() -> None:
     print(f"disk       {rate['disk'] / 1e6:8.1f} M tokens/s")
     print(f"s3 warm    {rate['s3_warm'] / 1e6:8.1f} M tokens/s   {ratio:.2f}x disk   {goal(ratio, 0.8)}")
     print(f"s3 cold    {tokens / cold_s / 1e6:8.1f} M tokens/s   (moto in this process; information)")
+    print(f"publish    {publish_bytes / publish_s / 1e6:8.1f} MB/s        ({publish_bytes / 1e6:.1f} MB of shards to "
+          "moto in this process; information)")
     print(f"-> {RESULTS}")
 
 

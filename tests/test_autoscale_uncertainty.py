@@ -3,6 +3,7 @@ coverage measured on simulated cases), floored domains, interpolation, a held-ou
 recommended choice and the verdict's wording. Known answers come from Theorem 1's closed form:
 for L = L0 + sum_i beta_i N_i^-gamma_i, N_i* = (beta_i gamma_i / lambda)^(1/(1+gamma_i))."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from mixer.cli import main
 from mixer.core.errors import MixerError
 from mixer.formats.weights import MixtureWeights, save_weights
+from mixer.solver.ddo import solve_ddo
 from mixer.solver.autoscale import fit_autoscale, fit_floored, predict, predict_floored
 from mixer.solver.intervals import autoscale_replicates, quantile_intervals, replicate_indices, scale_seed
 from mixer.solver.numerics.root import bracketed_newton
@@ -43,6 +45,38 @@ def optimum(budget, tokens, *, sd=0.004, n=40, seed=0, verdict=YES, floor=None, 
     return ScaleOptimum(source=f"ddo-{budget}", budget_tokens=int(budget), tokens=dict(zip(domains, map(float, tokens))),
                         replicates=reps.tolist(), intervals={d: (float(a), float(b)) for d, a, b in zip(domains, lo, hi)},
                         verdict=verdict, floor=floor)
+
+
+# A world in DDO's own curve family, so the largest scale's curves are exact: the mean loss is
+# L(t) = sum_j (NU_j + t_j / U)^(-B_j) in absolute tokens t, U = the largest budget / m. The optimum
+# at any budget n is DDO's, solved in those absolute units (shifts small: nearly Theorem 1's law).
+NU, B = np.array([0.02, 0.05, 0.01, 0.03]), np.array([0.3, 0.6, 0.2, 0.8])
+
+
+def curve_optima(budgets, *, sd=0.004, n=40, verdicts=None, nu=NU, b=B):
+    """ScaleOptimum per budget from the world above, each with its curves (replicate curves:
+    the exact ones, perturbed by relative `sd`)."""
+    m, top = len(nu), max(budgets)
+    unit = top / m
+    out = []
+    for i, budget in enumerate(budgets):
+        x = solve_ddo(nu, b, m * budget / top).x
+        o = optimum(budget, x * unit, sd=sd, n=n, seed=i, verdict=(verdicts or [YES] * len(budgets))[i])
+        rng = np.random.default_rng([i, 7])
+        params = np.column_stack([nu * budget / top, b, np.zeros(m)])  # the curves in this scale's x units
+        reps = params * np.exp(sd * rng.standard_normal((n, m, 3)))
+        curves = {"form": "shifted", "unit_tokens": budget / m, "domains": DOMAINS, "params": params.tolist(),
+                  "replicate_params": reps.tolist(), "replicate_scale": [1.0] * n, "replicate_starts": 30}
+        out.append(replace(o, curves=curves))
+    return out
+
+
+def true_loss(weights, n, nu=NU, b=B):
+    t = np.asarray(weights) * n / (max(SCALES_CURVES) / len(nu))
+    return float(np.sum((nu + t) ** (-b)))
+
+
+SCALES_CURVES = (1e6, 3e6)
 
 
 # --- 1. independent bootstrap streams ------------------------------------------------------------
@@ -217,7 +251,7 @@ def _write_ddo(path, o: ScaleOptimum):
     reps = np.asarray(o.replicates)[:, [list(o.tokens).index(d) for d in names]].tolist()
     save_weights(path, MixtureWeights(weights=w, method="ddo", budget_tokens=o.budget_tokens,
                                       provenance={"tokens_per_domain": o.tokens, "bootstrap_weights": reps,
-                                                  "floor": o.floor, "metric": "loss"},
+                                                  "floor": o.floor, "metric": "loss", "curves": o.curves},
                                       intervals={d: list(v) for d, v in o.intervals.items()}, verdict="supported"))
 
 
@@ -234,7 +268,22 @@ def test_cli_validate_scale(tmp_path):
     assert r.exit_code == 0, r.output
     prov = json.loads((tmp_path / "a.json").read_text())["provenance"]
     assert prov["validate_scale"]["max_abs_diff"] < 1e-9 and "held-out scale 3,000,000" in r.output
+    # these files carry no fitted curves: the target's loss cannot be predicted, so not AutoScale
+    assert prov["recommended"]["choice"] == "direct-transfer" and "no loss model at the target" in r.output
+
+
+def test_cli_reads_the_curves_and_recommends_autoscale(tmp_path):
+    paths = []
+    for i, o in enumerate(curve_optima(SCALES_CURVES)):
+        paths.append(tmp_path / f"w{i}.json")
+        _write_ddo(paths[-1], o)
+    r = CliRunner().invoke(main, ["solve", "autoscale", *map(str, paths), "--target", "100M",
+                                  "--out", str(tmp_path / "a.json"), "--no-plots"])
+    assert r.exit_code == 0, r.output
+    prov = json.loads((tmp_path / "a.json").read_text())["provenance"]
     assert prov["recommended"]["choice"] == "autoscale" and "recommended: autoscale" in r.output
+    assert prov["target_gain"]["autoscale over direct transfer"]["clears"]
+    assert "autoscale over uniform: +" in r.output
 
 
 # --- 5. the recommended choice -------------------------------------------------------------------
@@ -248,11 +297,13 @@ def test_recommend_follows_the_rule():
     assert recommend(NO, auto, None, direct, "4M").choice == "uniform"
 
 
-@pytest.mark.parametrize("verdicts, choice", [((YES, YES), "autoscale"), ((NO, YES), "direct-transfer"),
-                                              ((YES, NO), "uniform")])
-def test_solution_recommends_and_writes_it(tmp_path, verdicts, choice):
-    optima = [optimum(b, exact_optimum(b), seed=i, verdict=v) for i, (b, v) in enumerate(zip((1e6, 3e6), verdicts))]
-    sol = autoscale_solution(optima, 10**8, tmp_path / "w.json", plots=False)
+@pytest.mark.parametrize("verdicts, target, choice", [((YES, YES), 10**8, "autoscale"),
+                                                      ((NO, YES), 4 * 10**6, "direct-transfer"),
+                                                      ((NO, YES), 10**8, "uniform"),  # the weights drift: worse there
+                                                      ((YES, NO), 10**8, "uniform")])
+def test_solution_recommends_and_writes_it(tmp_path, verdicts, target, choice):
+    optima = curve_optima((1e6, 3e6), verdicts=list(verdicts))
+    sol = autoscale_solution(optima, target, tmp_path / "w.json", plots=False)
     assert sol.recommended == choice
     rec = json.loads((tmp_path / "w.json").read_text())["provenance"]["recommended"]
     assert rec["choice"] == choice and rec["weights"] == pytest.approx(sol.recommended_weights) and rec["why"]
@@ -300,3 +351,58 @@ def test_a_value_just_outside_prints_digits_that_show_it():
     printed = reasons[0].split("gives 'a' ")[1].split(",")[0]
     lo = reasons[0].split("interval [")[1].split(",")[0]
     assert float(printed) < float(lo) and printed != lo
+
+
+# --- 7. the verdict is about the target: predicted gains from the largest scale's curves -------
+
+def test_target_gain_recovers_the_true_gain_at_the_target(tmp_path):
+    """Curves exact at the largest scale: the predicted gain of every comparison at a target 30x
+    beyond equals the true loss difference there, and its interval holds it."""
+    optima = curve_optima(SCALES_CURVES)
+    target = 10**8
+    sol = autoscale_solution(optima, target, tmp_path / "w.json", plots=False)
+    gains = sol.provenance["target_gain"]
+    auto = np.array([sol.weights[d] for d in DOMAINS])
+    direct = np.array([optima[-1].tokens[d] for d in DOMAINS]) / SCALES_CURVES[-1]
+    uniform = np.full(4, 0.25)
+    true = {"autoscale over uniform": true_loss(uniform, target) - true_loss(auto, target),
+            "autoscale over direct transfer": true_loss(direct, target) - true_loss(auto, target),
+            "direct transfer over uniform": true_loss(uniform, target) - true_loss(direct, target)}
+    for name, g in gains.items():
+        assert g["estimate"] == pytest.approx(true[name], rel=1e-9, abs=1e-12)
+        assert g["interval"][0] <= true[name] <= g["interval"][1]
+    assert true["autoscale over direct transfer"] > 0 and gains["autoscale over direct transfer"]["clears"]
+    assert sol.verdict.supported and sol.recommended == "autoscale"
+    assert any(n.startswith("predicted at the target (100,000,000 tokens") for n in sol.notes)
+
+
+def test_autoscale_not_better_than_direct_transfer_is_unsupported(tmp_path):
+    """Target at the largest scale: the extrapolation is direct transfer, its gain over it is 0."""
+    optima = curve_optima(SCALES_CURVES)
+    sol = autoscale_solution(optima, int(SCALES_CURVES[-1]), tmp_path / "w.json", plots=False)
+    assert not sol.verdict.supported
+    assert any("autoscale over direct transfer" in r and "do not show" in r for r in sol.verdict.reasons)
+    assert sol.recommended == "direct-transfer"
+
+
+def test_direct_transfer_within_noise_at_the_target_recommends_uniform(tmp_path):
+    """Identical domains: uniform is optimal everywhere, so nothing beats it at the target."""
+    optima = curve_optima(SCALES_CURVES, nu=np.full(4, 0.03), b=np.full(4, 0.4), sd=0.02)
+    sol = autoscale_solution(optima, 10**8, tmp_path / "w.json", plots=False)
+    assert not sol.verdict.supported and sol.recommended == "uniform"
+    assert "predicted gain over uniform at the target" in sol.provenance["recommended"]["why"]
+
+
+def test_no_curves_is_a_reason_not_a_pass(tmp_path):
+    optima = [replace(o, curves=None) for o in curve_optima(SCALES_CURVES)]
+    sol = autoscale_solution(optima, 10**8, tmp_path / "w.json", plots=False)
+    assert not sol.verdict.supported
+    assert any("no predicted loss at the target" in r for r in sol.verdict.reasons)
+    assert any("no loss model at the target" in n for n in sol.notes)
+
+
+def test_curves_bootstrapped_with_few_starts_are_flagged(tmp_path):
+    optima = curve_optima(SCALES_CURVES)
+    optima[-1] = replace(optima[-1], curves={**optima[-1].curves, "replicate_starts": 2})
+    sol = autoscale_solution(optima, 10**8, tmp_path / "w.json", plots=False)
+    assert any("tried 2 grid starts" in n and "--for-autoscale" in n for n in sol.notes)

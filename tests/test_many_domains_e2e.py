@@ -15,7 +15,7 @@ from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
 from support import ddo_sweep, write_runs
 from mixer.solver.ddo import solve_ddo
-from mixer.solver.ddo_model import DDO
+from mixer.solver.ddo_model import DDO, Starts
 from mixer.solver.runs import group_ddo, read_runs
 
 K = 1000
@@ -64,7 +64,7 @@ def test_thousand_domains_prepare_build_stream_solve(tmp_path):
     b = rng.uniform(0.2, 1.0, K)
     runs = ddo_sweep(manifest.domain_names, np.zeros(K), b, budget=10_000_000, factors=(3.0,))
     data = group_ddo(read_runs(write_runs(tmp_path / "runs", runs)))
-    est = DDO(form="plain", n_bootstrap=0, n_starts=2).fit(data)
+    est = DDO(form="plain", n_bootstrap=0, starts=Starts(fit=2)).fit(data)
     truth = solve_ddo(np.zeros(K), b, float(K)).weights
     got = np.array([est.weights_[d] for d in manifest.domain_names])
     assert abs(got.sum() - 1) < 1e-9 and np.max(np.abs(got - truth)) < 1e-4

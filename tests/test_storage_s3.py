@@ -198,10 +198,11 @@ def test_second_writer_of_a_url_fails_at_once_naming_the_holder(corpus, endpoint
         r = build_cli(corpus, url)
         assert r.exit_code == 2, r.output
         line = r.output.strip()
-        assert "\n" not in line and f"{url}: another build is writing it (pid {os.getpid()} on " in line
+        assert "\n" not in line, repr(line)
+        assert f"{url}: another mixer process is writing it (pid {os.getpid()} on " in line
         assert f"delete {url}/.mixer.lock" in line
         assert list(objects(BUCKET, "contended")) == [".mixer.lock"]  # the second writer wrote nothing
-        with pytest.raises(MixerError, match="another build is writing it"), remote_lock(fs, root, url):
+        with pytest.raises(MixerError, match="another mixer process is writing it"), remote_lock(fs, root, url):
             pass  # the store refuses the create
     assert objects(BUCKET, "contended") == {}  # released
     assert build_cli(corpus, url).exit_code == 0

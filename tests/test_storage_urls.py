@@ -69,11 +69,9 @@ def test_every_path_argument_of_every_command_says_whether_it_takes_urls():
 
 # One row per argument that a user would point at object storage; the URL must not be taken.
 CASES = [
-    ("prepare --out", ["prepare", "--source", "web={src}", "--out", URL]),
-    ("loop --corpus", ["loop", "ddo", "--corpus", URL, "--tokens", "1k", "--out", "{tmp}/l"]),
-    ("loop --out", ["loop", "ddo", "--corpus", "{corpus}", "--tokens", "1k", "--out", URL]),
-    ("inspect", ["inspect", URL]),
-    ("export-shards", ["export-shards", URL, "--out", "{tmp}/x", "--format", "megatron"]),
+    ("loop --cache", ["loop", "ddo", "--corpus", "{corpus}", "--tokens", "1k", "--out", "{tmp}/l", "--cache", URL]),
+    ("export-shards --out", ["export-shards", "{tmp}/s", "--out", URL, "--format", "megatron"]),
+    ("solve --out", ["solve", "ddo", "{tmp}/r", "--out", URL]),
     ("train --out", ["train", "--corpus", "{corpus}", "--weight", "code=1", "--tokens", "1k", "--out", URL]),
 ]
 
@@ -94,29 +92,23 @@ def test_cli_refuses_a_url_it_cannot_take(name, args, corpus, tmp_path, monkeypa
 
 def test_library_entry_points_refuse_urls(corpus, tmp_path, monkeypatch):
     from mixer.formats.shards import read_index
-    from mixer.prepare.config import DomainSource, PrepareConfig
-    from mixer.prepare.pipeline import prepare_corpus
 
     monkeypatch.chdir(tmp_path)
     src = tmp_path / "src.jsonl"
     src.write_text('{"text": "a document"}\n')
-    calls = [
-        ("shards folder", lambda: read_index(URL)),
-        ("--out", lambda: prepare_corpus(PrepareConfig(sources=(DomainSource("web", src),), out=URL, progress=False))),
-    ]
+    calls = [("shards folder", lambda: read_index(URL))]
     for what, call in calls:
         with pytest.raises(MixerError, match=f"^{what} s3://bucket/thing"):
             call()
     assert os.listdir(tmp_path) == ["src.jsonl"]
 
 
-def test_a_ray_build_into_a_url_is_refused_before_any_work(corpus, tmp_path, monkeypatch):
+def test_a_ray_build_into_a_url_with_shared_fs_is_refused_before_any_work(corpus, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(main, ["build-shards", "--corpus", str(corpus), "--weight", "code=1", "--tokens", "1k",
-                                  "--seq-len", "16", "--ray", "local", "--out", URL])
+                                  "--seq-len", "16", "--ray", "local", "--shared-fs", "--out", URL])
     assert r.exit_code == 2 and r.output.strip() == (
-        f"error: --out {URL}: a Ray build into object storage is not supported yet; build without --ray, or into a "
-        "shared folder and upload it")
+        f"error: --out {URL}: --shared-fs does not apply to an output on object storage; drop it")
     assert os.listdir(tmp_path) == []
 
 

@@ -1,4 +1,4 @@
-"""The verdict against known answers: sweeps simulated from known laws (mixer.solver.simulate),
+"""The verdict against known answers: sweeps simulated from known laws (mixer.solver.simulation),
 every defect the calibration found pinned by a test that failed before its fix, and a small
 seeded version of the calibration benchmark (bench.calibration has the full one)."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from mixer.solver.ddo import plan
 from mixer.solver.ddo_model import DDO
 from mixer.solver.powerlaw import _round_sig, fit_power_law, power_law
 from mixer.solver.runs import group_ddo
-from mixer.solver.simulate import (Setting, identical_law, random_law, simulate_setting, simulate_sweep,
+from mixer.solver.simulation.sweeps import (Setting, identical_law, random_law, simulate_setting, simulate_sweep,
                                    useless_law)
 from mixer.solver.verdict import ddo_verdict
 

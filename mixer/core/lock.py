@@ -14,6 +14,15 @@ that one is put back as NAME, so a crash never loses both outputs.
 
 Nested use for the same output in one thread is re-entrant (the CLI locks before planning;
 the library function it calls locks again). The lock file is removed on release.
+
+An output on object storage (`s3://bucket/shards`) has no `flock`: `remote_lock` creates the
+object `URL/.mixer.lock` (holder: host, pid, start time) with a conditional PUT (`If-None-Match:
+*`, fsspec's `mode="create"`), which the store itself makes exclusive: a second writer fails at
+once naming the holder. Where a backend cannot create conditionally, the fallback is
+check-then-put, which two writers starting in the same instant can both pass. A killed writer
+leaves its lock object behind: a rerun on the same host takes over a lock whose process is gone;
+from another host the message names the holder and says to delete the object once that run is
+known to be dead.
 """
 from __future__ import annotations
 
@@ -25,7 +34,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from mixer.core.errors import MixerError
 
@@ -125,3 +134,73 @@ def output_lock(final: str | os.PathLike) -> Iterator[None]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             os.close(fd)  # closing the last descriptor releases the flock
+
+
+REMOTE_LOCK_NAME = ".mixer.lock"
+
+
+@contextlib.contextmanager
+def remote_lock(fs: Any, root: str, url: str) -> Iterator[None]:
+    """Hold `url/.mixer.lock` while writing `url` (`fs`, `root`: its fsspec filesystem and path);
+    a held lock is one `MixerError` naming its holder and how to clear it."""
+    path = f"{root.rstrip('/')}/{REMOTE_LOCK_NAME}"
+    holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+    if not _create(fs, path, holder, url):
+        held = _remote_holder(fs, path)
+        dead_here = bool(held) and held.get("host") == socket.gethostname() and not _alive(held.get("pid"))
+        if not (dead_here and _take_over(fs, path, holder, url)):
+            who = f"pid {held['pid']} on {held['host']} since {held['since']}" if held else "holder unknown"
+            lock = f"{url.rstrip('/')}/{REMOTE_LOCK_NAME}"
+            raise MixerError(f"{url}: another mixer process is writing it ({who}); wait for it, or if that run is "
+                             f"dead delete {lock} (e.g. `aws s3 rm {lock}`) and run again")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # the store gone: the lock stays, and names this process
+            fs.rm_file(path)
+
+
+def _create(fs: Any, path: str, data: bytes, url: str) -> bool:
+    """Create the lock object only if absent (conditional PUT); False if it exists."""
+    try:
+        try:
+            fs.pipe_file(path, data, mode="create")
+        except (TypeError, NotImplementedError):  # a backend without conditional create: check, then put
+            if fs.exists(path):
+                return False
+            fs.pipe_file(path, data)
+    except FileExistsError:
+        return False
+    except Exception as exc:  # noqa: BLE001 - each fsspec backend raises its own types
+        if "PreconditionFailed" in str(exc) or "412" in str(exc):
+            return False
+        raise MixerError(f"{url}: cannot write its lock object ({type(exc).__name__}: {exc}); check the URL, "
+                         "the storage endpoint and credentials") from None
+    return True
+
+
+def _take_over(fs: Any, path: str, data: bytes, url: str) -> bool:
+    """The holder was a process of this host that is gone (killed): remove its lock, create ours.
+    Two reruns racing here: the store lets one create win."""
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm_file(path)
+    return _create(fs, path, data, url)
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError):
+        return True  # someone else's process, or an unreadable pid: assume it holds the lock
+    return True
+
+
+def _remote_holder(fs: Any, path: str) -> dict[str, Any] | None:
+    try:
+        h = json.loads(fs.cat_file(path))
+        return h if {"pid", "host", "since"} <= set(h) else None
+    except Exception:  # noqa: BLE001 - the holder is only named in a message; any failure says "unknown"
+        return None

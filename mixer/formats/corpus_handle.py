@@ -20,6 +20,7 @@ from pathlib import Path
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
 from mixer.core.urls import (
+    as_typed,
     cache_root,
     download_folder,
     filesystem,
@@ -48,6 +49,7 @@ class Corpus:
     folder: Path
     manifest: CorpusManifest
     sha256: str
+    url: str | None = None  # where it was opened from, when a URL (`folder` is then its cached copy)
 
     @classmethod
     def open(cls, folder: str | Path, *, expect_sha256: str | None = None,
@@ -55,14 +57,15 @@ class Corpus:
         """Read and check `folder/corpus.json` once; errors name the file and the fix. With
         `expect_sha256`, a manifest of other content raises `mismatch(folder)` before it is
         checked: "another corpus" is the finding, whatever else is wrong with it."""
-        folder = fetch_corpus(str(folder)) if is_remote(folder) else require_local(folder, "corpus")
+        url = as_typed(folder) if is_remote(folder) else None
+        folder = fetch_corpus(url) if url is not None else require_local(folder, "corpus")
         path = folder / MANIFEST_NAME
         obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
         sha = hashlib.sha256(canonical(obj)).hexdigest()
         if expect_sha256 is not None and sha != expect_sha256:
             raise (mismatch(folder) if mismatch is not None else
                    MixerError(f"{path}: not the corpus expected (sha256 {sha[:12]}… vs {expect_sha256[:12]}…)"))
-        return cls(folder=folder, manifest=CorpusManifest.from_json(obj, source=str(path)), sha256=sha)
+        return cls(folder=folder, manifest=CorpusManifest.from_json(obj, source=str(path)), sha256=sha, url=url)
 
     @property
     def domain_names(self) -> list[str]:

@@ -24,6 +24,7 @@ from mixer.core.units import format_count
 from mixer.formats.run import load_run
 from mixer.loop.report import autoscale_report
 from mixer.loop.runner import RunSpec
+from mixer.solver.ddo_model import TARGET_REPLICATE_STARTS
 from mixer.loop.sweep import (
     Backend,
     DDOLoopResult,
@@ -144,11 +145,12 @@ def loop_autoscale(cfg: LoopConfig, scales: Sequence[int], target: int, train_ta
     backend = backend or make_backend(cfg)
     paths, ran = run_all([x for s in scales for x in (*per_scale[s], *checks[s])], cfg.cache_dir, backend,
                          cfg.progress, desc=f"DDO @ {len(scales)} scales")
-    results = tuple(solve_runs(cfg, per_scale[s], paths, out / f"scale-{format_count(s)}", held_out=checks[s])
-                    for s in scales)
+    results = tuple(solve_runs(cfg, per_scale[s], paths, out / f"scale-{format_count(s)}", held_out=checks[s],
+                               replicate_starts=TARGET_REPLICATE_STARTS) for s in scales)
     optima = [ScaleOptimum(source=str(r.weights_path), budget_tokens=s, tokens=r.tokens,
                            replicates=r.estimator.bootstrap_.samples.tolist(), intervals=r.intervals,
-                           verdict=r.verdict, metric=cfg.metric, floor=cfg.floor(len(r.weights)))
+                           verdict=r.verdict, metric=cfg.metric, floor=cfg.floor(len(r.weights)),
+                           curves=r.estimator.curves_json())
               for s, r in zip(scales, results)]
     prov = {"scales": {format_count(s): str(r.weights_path.relative_to(out)) for s, r in zip(scales, results)},
             "ddo_weights": {format_count(s): r.weights for s, r in zip(scales, results)},

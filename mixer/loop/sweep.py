@@ -37,7 +37,7 @@ from mixer.loop.ray_backend import RayBackend
 from mixer.loop.report import ddo_report
 from mixer.loop.runner import RunSpec, TrainSpec, commit, execute, is_finished
 from mixer.solver.ddo import plan
-from mixer.solver.ddo_model import DDO
+from mixer.solver.ddo_model import DDO, REPLICATE_STARTS, Starts
 from mixer.solver.intervals import scale_seed
 from mixer.solver.runs import group_ddo, read_run, read_runs
 from mixer.solver.solutions import ddo_solution
@@ -183,7 +183,8 @@ def make_backend(cfg: LoopConfig) -> Backend:
     if cfg.ray is None:
         return partial(sequential_backend, corpus=cfg.corpus if isinstance(cfg.corpus, Corpus) else None)
 
-    return RayBackend(cfg.ray, num_cpus=cfg.ray_cpus)
+    url = cfg.corpus.url if isinstance(cfg.corpus, Corpus) else None  # opened from a URL: workers open it too
+    return RayBackend(cfg.ray, num_cpus=cfg.ray_cpus, corpus_url=url)
 
 
 def run_folder(cache: Path, spec: RunSpec) -> Path:
@@ -240,10 +241,11 @@ def run_all(specs: Iterable[RunSpec], cache: Path, backend: Backend, progress: b
 # --- fitting and solving ---------------------------------------------------------------------------
 
 def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path], out: Path,
-               held_out: Sequence[RunSpec] = ()) -> DDOLoopResult:
+               held_out: Sequence[RunSpec] = (), replicate_starts: int = REPLICATE_STARTS) -> DDOLoopResult:
     """Fit the DDO power laws on a finished sweep; write `out/weights.json` and its plots
     (`mixer.solver.solutions.ddo_solution`, the same path as `mixer solve ddo`); `held_out` runs are
-    predicted, not fitted, and enter the verdict."""
+    predicted, not fitted, and enter the verdict. `replicate_starts`: grid starts per bootstrap
+    refit (AutoScale's scales use `TARGET_REPLICATE_STARTS`: their curves are read at the target)."""
 
     run_paths = {s.name: paths[s.key()] for s in specs}
     data = group_ddo(read_runs(list(run_paths.values())), metric=cfg.metric, eval_domains=cfg.eval_domains)
@@ -253,7 +255,8 @@ def solve_runs(cfg: LoopConfig, specs: Sequence[RunSpec], paths: dict[str, Path]
             "corpus_sha256": specs[0].corpus_sha256, "keep_total": cfg.keep_total, "train": cfg.train.to_json(),
             "seeds": cfg.seeds, "eval_domains": None if cfg.eval_domains is None else list(cfg.eval_domains)}
     estimator = DDO(form=cfg.fit_form(), units=cfg.units, floor=floor, n_bootstrap=cfg.n_bootstrap,
-                    n_starts=cfg.n_starts, seed=scale_seed(cfg.train.seed, data.budget_tokens))  # streams per scale
+                    starts=Starts(fit=cfg.n_starts, replicates=replicate_starts),
+                    seed=scale_seed(cfg.train.seed, data.budget_tokens))  # independent streams per scale
     sol = ddo_solution(data, Path(out) / "weights.json", estimator=estimator, provenance=prov, plots=cfg.plots,
                        hint="add a factor (--both-directions) or more budget",
                        held_out={s.name: run for s, run in zip(held_out, checks)})

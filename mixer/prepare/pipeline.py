@@ -31,8 +31,8 @@ from mixer.core.errors import MixerError
 from mixer.core.lock import output_lock
 from mixer.core.paths import refuse_nested
 from mixer.core.units import format_count
-from mixer.core.urls import is_remote, require_local
-from mixer.formats.corpus import DomainInfo, token_dtype_for
+from mixer.core.urls import as_typed, is_remote, publish_folder, require_local
+from mixer.formats.corpus import MANIFEST_NAME, DomainInfo, token_dtype_for
 from mixer.prepare.config import DomainReport, DomainSource, PrepareConfig, PrepareResult, check_kept, is_path
 from mixer.prepare.heldout import heldout_rule, heldout_split
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
@@ -203,8 +203,13 @@ def prepare_corpus(config: PrepareConfig, cluster: "ClusterConfig | None" = None
     (a second `prepare` into the same folder fails at once, naming this one). With `cluster`
     the work runs as Ray tasks (`mixer.prepare.distributed`) and gives the same bytes. Sources on
     object storage (`s3://bucket/data.jsonl`) are fetched once into the local cache first
-    (`mixer.prepare.sources.fetch_remote`)."""
-    require_local(config.out, "--out")
+    (`mixer.prepare.sources.fetch_remote`). An `out` on object storage (`s3://bucket/corpus`) is
+    prepared into a local staging folder and uploaded, `corpus.json` last
+    (`mixer.core.urls.publish_folder`): the objects are the files of the local run."""
+    if is_remote(config.out):
+        url = as_typed(config.out)
+        return publish_folder(url, lambda folder: prepare_corpus(replace(config, out=folder, overwrite=False), cluster),
+                              marker=MANIFEST_NAME, overwrite=config.overwrite)
     if any(is_path(s.path) and is_remote(s.path) for s in config.sources):
         validate_names(config.sources)  # a bad domain name fails before any download
         config = replace(config, sources=tuple(fetch_remote(s) for s in config.sources))

@@ -50,13 +50,12 @@ def build(corpus: Corpus | str | Path, weights: Mapping[str, float] | MixtureSch
     None: this process. `progress`: callbacks as the build goes (`BuildProgress`).
     """
     if is_remote(out):  # object storage: built locally, uploaded shards first and index.json last
-        if cluster is not None:
-            raise MixerError(f"--out {out}: a Ray build into object storage is not supported yet; build without "
-                             "--ray, or into a shared folder and upload it")
+        if cluster is not None and cluster.shared_fs:  # tasks return their bytes; the driver uploads them
+            raise MixerError(f"--out {out}: --shared-fs does not apply to an output on object storage; drop it")
         local = replace(shards, overwrite=False, record_corpus_path=False)
         return build_to_url(str(out), lambda folder: build(corpus, weights, folder, plan=plan, shards=local,
-                                                           weights_source=weights_source, progress=progress),
-                            overwrite=shards.overwrite)
+                                                           cluster=cluster, weights_source=weights_source,
+                                                           progress=progress), overwrite=shards.overwrite)
     out = require_local(out, "--out")
     corpus = as_corpus(corpus)
     if isinstance(weights, MixtureSchedule):

@@ -10,7 +10,8 @@ independent zstd frame and its place in the stream is fixed by the plan, so the 
 byte-identical to `write_shards` whatever the number of workers or the order tasks finish in.
 
 Where the bytes go: workers read the corpus at the same absolute path as the driver (a shared
-or replicated corpus folder). With `shared_fs=False` (default) a task returns its compressed
+or replicated corpus folder), or, for a corpus opened from a URL (`--corpus s3://...`), each
+worker opens the URL itself (fetched once per node into its `$MIXER_CACHE`). With `shared_fs=False` (default) a task returns its compressed
 shard (about `shard_tokens` x token bytes / compression ratio) and the driver writes it; with
 `shared_fs=True` the output's parent folder is visible on every node and the task writes the
 files there itself, returning only their checksums. Memory per task: the shard's tokens and
@@ -98,12 +99,14 @@ def _cached_files(folder: Path, key: str) -> tuple[Path, Path]:
 
 
 def shard_task(plan: MixturePlan, corpus_dir: str, k: int, first: int, count: int, level: int,
-               key: str, cache_dir: str | None) -> bytes:
+               key: str, cache_dir: str | None, corpus_url: str | None = None) -> bytes:
     """One shard, gathered and compressed on a worker. With `cache_dir` (a folder every node
-    sees) the task writes the shard into the cache itself and returns only its index entry."""
+    sees) the task writes the shard into the cache itself and returns only its index entry.
+    With `corpus_url` the worker opens the corpus from the URL (its own cached copy)."""
 
     t0 = time.perf_counter()
-    tokens, domains = gather_sequences(plan, open_sources(corpus_dir, plan), first, count, threads=1)
+    source = corpus_url if corpus_url is not None else corpus_dir
+    tokens, domains = gather_sequences(plan, open_sources(source, plan), first, count, threads=1)
     t1 = time.perf_counter()
     entry, data, side, secs = encode_shard(k, tokens, domains, level)
     meta = {"entry": entry.to_dict(), "gather_s": t1 - t0, **secs, "bytes": len(data) + len(side)}
@@ -205,7 +208,7 @@ def write_shards_on_cluster(plan: MixturePlan, corpus: Corpus | str | Path, out:
                 whole = ray.put(plan) if ray is not None and not plan.objective.packs_documents else plan
                 cache_dir = str(cache.folder.resolve()) if shared else None
                 args = [(window_plan(plan, first, count) if plan.objective.packs_documents else whole, corpus_dir, k, first,
-                         count, config.zstd_level, keys[k], cache_dir) for k, first, count in todo]
+                         count, config.zstd_level, keys[k], cache_dir, corpus.url) for k, first, count in todo]
                 for i, result in run_tasks(shard_task, args, cluster):
                     k = todo[i][0]
                     blobs, meta = unpack(result)

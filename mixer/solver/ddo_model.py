@@ -41,7 +41,7 @@ class Gain:
     weights were chosen on these curves, so their fitted gain is too high); `low`/`high` is the
     95 % interval `corrected` +- 1.96 `sd` of the optimism; `clears` is the verdict's test,
     `corrected` > `Z_DECISION` * `sd` (see `bootstrap_weights`)."""
-    reference: str  # "uniform" or "base"
+    reference: str  # "uniform", "base", or (at AutoScale's target) "direct transfer"
     estimate: float
     corrected: float = float("nan")
     sd: float = float("nan")
@@ -60,7 +60,7 @@ class Gain:
 
     @property
     def against(self) -> str:
-        return "uniform" if self.reference == "uniform" else "the base mixture"
+        return {"base": "the base mixture"}.get(self.reference, self.reference)
 
     def describe(self, metric: str) -> str:
         """"+0.021 of the base perplexity, 95 % interval [+0.008, +0.034]" (or no interval)."""
@@ -83,6 +83,8 @@ class Bootstrap:
     optimism: dict[str, np.ndarray] = field(default_factory=dict)  # per reference: estimated - true gain
     failures: int = 0             # replicates whose fit failed numerically
     n_boot: int = 0
+    thetas: np.ndarray | None = None  # (n_ok, m, p) every replicate's curve parameters, rows as `samples`
+    scales: np.ndarray | None = None  # (n_ok,) each replicate's y scale (its redrawn base; 1: none)
 
 
 def _bounds(spec, domains, total) -> np.ndarray | None:
@@ -108,8 +110,12 @@ def fit_and_solve(points: Mapping[str, tuple[np.ndarray, np.ndarray]], total: fl
 
 
 # Grid starts a bootstrap replicate tries besides the warm start: a replicate warm-started alone
-# stays in the fitted curve's basin and understates the spread of the optimum.
+# stays in the fitted curve's basin and understates the spread of the optimum. 2 is enough for the
+# optimum at the measured scale (bench.calibration's DDO rows); reading the curves far beyond
+# their points (AutoScale's target) needs every start of the grid: with 2, the predicted gains'
+# standard errors came out half the true spread (z sd 1.4 over 60 simulated studies, 1.0 with all).
 REPLICATE_STARTS = 2
+TARGET_REPLICATE_STARTS = 30
 
 
 def residual_noise(points, fits, form: str) -> Noise:
@@ -134,6 +140,15 @@ def gain(fits: Mapping[str, PowerLawFit], x_ref: np.ndarray, x: np.ndarray) -> f
 
 
 @dataclass(frozen=True)
+class Starts:
+    """Start points of the fits: `fit` for each domain's curve (None: the whole grid), `replicates`
+    grid starts per bootstrap refit besides the warm start (`TARGET_REPLICATE_STARTS` when the
+    curves will be read far from their points, as AutoScale's target does)."""
+    fit: int | None = None
+    replicates: int = REPLICATE_STARTS
+
+
+@dataclass(frozen=True)
 class Replicates:
     """How the bootstrap replicates are drawn: how many, from which seed, the interval's level,
     how many leading points of every domain are the shared base runs, and whether y was
@@ -144,6 +159,7 @@ class Replicates:
     level: float = 0.95
     n_base: int = 0
     normalised: bool = False
+    starts: int = REPLICATE_STARTS  # grid starts per replicate refit besides the warm start
 
 
 def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise, replicates: Replicates,
@@ -153,7 +169,7 @@ def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise,
     Replicate k draws the noise's own uncertainty first (sigma_k = sigma * sqrt(dof / chi2_dof),
     the scaled-inverse-chi-square draw for a standard deviation measured with `dof` degrees of
     freedom; known noise is used as it is), then new y around the fitted curves with sigma_k,
-    refits every curve from the warm start and `REPLICATE_STARTS` grid starts, and solves again.
+    refits every curve from the warm start and `replicates.starts` grid starts, and solves again.
     The first `n_base` points of every domain are the same base runs, so a replicate draws their
     noise once and shares it between all domains' fits (as the real data does); with
     units="authors" y was also divided by those runs' mean, which the replicate redraws as well.
@@ -192,12 +208,12 @@ def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise,
     for d, (x, y) in points.items():
         eps = np.concatenate([base_noise, rng.standard_normal((n_boot, x.size - n_base)) * sig[:, None]], axis=1)
         Y = (fits[d].predict(x)[None, :] + eps) * scale[:, None]
-        th, _ = fit_power_law_batch(x, Y, form=form, theta0=np.tile(fits[d].x, (n_boot, 1)), n_grid=REPLICATE_STARTS)
+        th, _ = fit_power_law_batch(x, Y, form=form, theta0=np.tile(fits[d].x, (n_boot, 1)), n_grid=replicates.starts)
         thetas.append(th)
     T = np.stack(thetas, axis=1)  # (n_boot, m, p)
     a_all = T[:, :, 0] if form == "shifted" else np.zeros((n_boot, m))
     fitted = np.array([f.x for f in fits.values()])
-    samples, optimism, failures = [], {r: [] for r in references}, 0
+    samples, optimism, failures, kept = [], {r: [] for r in references}, 0, []
     for k in range(n_boot):
         if not np.all(np.isfinite(T[k])):
             failures += 1
@@ -208,6 +224,7 @@ def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise,
             failures += 1
             continue
         samples.append(res.weights)
+        kept.append(k)
         for name, x_ref in references.items():
             optimism[name].append(gain_rows(T[k], x_ref, res.x, form) / scale[k] - gain_rows(fitted, x_ref, res.x, form))
     samples = np.array(samples).reshape(-1, m)
@@ -220,7 +237,8 @@ def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise,
     return Bootstrap(samples, low, high, method,
                      f"{level:.0%} percentile interval of {samples.shape[0]} parametric bootstrap replicates "
                      f"(noise from {method}, {noise.dof} dof, its uncertainty drawn per replicate)",
-                     optimism={r: np.array(v) for r, v in optimism.items()}, failures=failures, n_boot=n_boot)
+                     optimism={r: np.array(v) for r, v in optimism.items()}, failures=failures, n_boot=n_boot,
+                     thetas=T[kept], scales=scale[kept])
 
 
 def gain_interval(reference: str, estimate: float, boot: Bootstrap) -> Gain:
@@ -239,15 +257,17 @@ class DDO:
     """
 
     def __init__(self, *, form: str = "shifted", units: str = "authors", floor=None, cap=None,
-                 n_starts: int | None = None, n_bootstrap: int = 200, noise: float | None = None, seed: int = 0):
+                 starts: "Starts | None" = None, n_bootstrap: int = 200, noise: float | None = None, seed: int = 0):
         self.form = form
         self.units = units
         self.floor = floor
         self.cap = cap
-        self.n_starts = n_starts
+        self.starts = starts or Starts()
+        self.n_starts = self.starts.fit
         self.n_bootstrap = n_bootstrap
         self.noise = noise
         self.seed = seed
+        self.replicate_starts = self.starts.replicates
 
     def fit(self, data: DDOData) -> "DDO":
         if self.form not in FORMS:
@@ -289,7 +309,8 @@ class DDO:
                                             noise=self.noise_, references=references,
                                             replicates=Replicates(n_boot=self.n_bootstrap, seed=self.seed,
                                                                   n_base=len(data.base),
-                                                                  normalised=self.units == "authors"))
+                                                                  normalised=self.units == "authors",
+                                                                  starts=self.replicate_starts))
         self.intervals_ = {d: (float(lo), float(hi)) for d, lo, hi
                            in zip(domains, self.bootstrap_.low, self.bootstrap_.high)}
         self.gains_ = {name: gain_interval(name, gain(self.fits_, x_ref, self.result_.x), self.bootstrap_)
@@ -338,6 +359,16 @@ class DDO:
                 out.append(f"domain {d!r}: weight held at its cap")
         return out
 
+    def curves_json(self) -> dict:
+        """The fitted curves and every bootstrap replicate's, in weights.json: what AutoScale needs to
+        predict the loss of any mixture at another budget (`mixer.solver.target_gain`)."""
+        boot = self.bootstrap_
+        return {"form": self.form, "unit_tokens": self.budget_tokens_ / len(self.domains_),
+                "domains": list(self.domains_), "params": [f.x.tolist() for f in self.fits_.values()],
+                "replicate_params": [] if boot.thetas is None else boot.thetas.round(12).tolist(),
+                "replicate_scale": [] if boot.scales is None else boot.scales.round(15).tolist(),
+                "replicate_starts": self.replicate_starts}
+
     def summary(self) -> dict:
         """JSON-ready record of the fits and the solve (goes into weights.json provenance)."""
         return {
@@ -360,6 +391,7 @@ class DDO:
             "design": self.design_,
             "tail_drop": None if self.tail_ is None else self.tail_.to_json(),
             "bootstrap_weights": self.bootstrap_.samples.round(12).tolist(),
+            "curves": self.curves_json(),
             "kkt": {"lambda": self.result_.lam, "iterations": self.result_.iterations, "message": self.result_.message},
             "predicted_loss_at_optimum_fit_units": self.predicted_optimum_,
             "warnings": self.warnings_,

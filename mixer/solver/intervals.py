@@ -57,12 +57,12 @@ def replicate_indices(counts: Sequence[int], n: int, seed: int) -> np.ndarray:
     return np.column_stack([rng.integers(0, c, n) for c in counts])
 
 
-def autoscale_replicate_fits(replicates: Sequence[Sequence[Sequence[float]]], budgets: Sequence[int], *,
-                             floor: float | None = None, seed: int = 0, n: int | None = None) -> list:
-    """One `FlooredFit` per draw of an independent DDO replicate at each scale: `replicates[s][k]`
-    is replicate k's weights at scale s (budget `budgets[s]`); `n` draws (default: the most
-    replicates any scale has). A scale with fewer than `MIN_REPLICATES` replicates gives none:
-    resampling a handful would pass off their spread as the whole."""
+def autoscale_chain_fits(replicates: Sequence[Sequence[Sequence[float]]], budgets: Sequence[int], *,
+                         floor: float | None = None, seed: int = 0, n: int | None = None) -> list[tuple]:
+    """(`FlooredFit`, replicate index per scale) per draw of an independent DDO replicate at each
+    scale: `replicates[s][k]` is replicate k's weights at scale s (budget `budgets[s]`); `n` draws
+    (default: the most replicates any scale has). A scale with fewer than `MIN_REPLICATES`
+    replicates gives none: resampling a handful would pass off their spread as the whole."""
     if not replicates or not all(len(s) >= MIN_REPLICATES for s in replicates):
         return []
     reps = [np.asarray(s, float) * b for s, b in zip(replicates, budgets)]
@@ -70,23 +70,38 @@ def autoscale_replicate_fits(replicates: Sequence[Sequence[Sequence[float]]], bu
     out = []
     for row in idx:
         try:
-            out.append(fit_floored([r[k] for r, k in zip(reps, row)], floor))
+            out.append((fit_floored([r[k] for r, k in zip(reps, row)], floor), row))
         except ValueError:
             continue
     return out
+
+
+def autoscale_replicate_fits(replicates: Sequence[Sequence[Sequence[float]]], budgets: Sequence[int], *,
+                             floor: float | None = None, seed: int = 0, n: int | None = None) -> list:
+    """The fits of `autoscale_chain_fits`, without their indices."""
+    return [fit for fit, _ in autoscale_chain_fits(replicates, budgets, floor=floor, seed=seed, n=n)]
+
+
+def autoscale_chain(replicates: Sequence[Sequence[Sequence[float]]], budgets: Sequence[int], target: float, *,
+                    floor: float | None = None, seed: int = 0, n: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """AutoScale weights at `target`, one per chain replicate (`autoscale_chain_fits`), and the
+    (k, scales) replicate indices each was drawn from: row k's last index is the largest scale's
+    replicate, whose curves judge that replicate's mixtures at the target."""
+    weights, rows = [], []
+    for fit, row in autoscale_chain_fits(replicates, budgets, floor=floor, seed=seed, n=n):
+        try:
+            weights.append(predict_floored(fit, float(target)).weights)
+            rows.append(row)
+        except ValueError:
+            continue
+    return weights, np.array(rows, int).reshape(-1, len(budgets))
 
 
 def autoscale_replicates(replicates: Sequence[Sequence[Sequence[float]]], budgets: Sequence[int],
                          target: float, *, floor: float | None = None, seed: int = 0,
                          n: int | None = None) -> list[np.ndarray]:
-    """AutoScale weights at `target`, one per replicate fit (`autoscale_replicate_fits`)."""
-    out = []
-    for fit in autoscale_replicate_fits(replicates, budgets, floor=floor, seed=seed, n=n):
-        try:
-            out.append(predict_floored(fit, float(target)).weights)
-        except ValueError:
-            continue
-    return out
+    """AutoScale weights at `target`, one per chain replicate (`autoscale_chain`)."""
+    return autoscale_chain(replicates, budgets, target, floor=floor, seed=seed, n=n)[0]
 
 
 def regmix_replicates(W: np.ndarray, y: np.ndarray, settings: RegMixSettings, *, prior: np.ndarray | None = None,

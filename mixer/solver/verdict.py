@@ -30,14 +30,17 @@ DDO (one scale), all of:
      by less than the predicted gain (`mixer.solver.noise.tail_drop`).
 AutoScale (several scales): every scale's DDO verdict is supported (a scale not judged is not);
 with three or more scales the log-linear fit passes through every scale's interval; a scale held
-out of the fit (`--validate-scale`), when given, is predicted inside its DDO interval; and no
-extrapolated weight's 95 % interval spans more than `UNDETERMINED_SPAN` = 0.25 of the simplex.
+out of the fit (`--validate-scale`), when given, is predicted inside its DDO interval; no
+extrapolated weight's 95 % interval spans more than `UNDETERMINED_SPAN` = 0.25 of the simplex; and
+at the target the predicted gain of the extrapolated weights over uniform and over direct transfer
+(the largest scale's curves read at the target budget, the whole chain bootstrapped:
+`mixer.solver.target_gain`) each exceeds `Z_DECISION` of its standard errors.
 "Outside an interval" means outside by more than `OUTSIDE_TOL` (1e-6), and the numbers are
 printed with enough digits to show it.
 
 What to use instead (`recommend`): AutoScale's weights only when its verdict is supported;
 otherwise direct transfer (the largest scale's DDO weights) when that scale's DDO verdict is
-supported; otherwise uniform.
+supported and its predicted gain over uniform at the target clears the same bar; otherwise uniform.
 """
 from __future__ import annotations
 
@@ -230,10 +233,13 @@ class ScaleCheck:
 def autoscale_verdict(scale_verdicts: Mapping[str, Verdict | None], domains: Sequence[str],
                       intervals: Mapping[str, tuple[float, float]], fitted_weights: np.ndarray | None = None,
                       scale_intervals: Sequence[Mapping[str, tuple[float, float]]] = (),
-                      scale_names: Sequence[str] = (), held_out: ScaleCheck | None = None) -> Verdict:
+                      scale_names: Sequence[str] = (), held_out: ScaleCheck | None = None,
+                      gains: Mapping[str, Any] | None = None) -> Verdict:
     """The AutoScale checks: each scale supported, the trend through every scale's interval, the
-    held-out scale predicted, the extrapolated weights determined. `fitted_weights[s]` is the
-    log-linear fit's weights at scale s."""
+    held-out scale predicted, the extrapolated weights determined, and at the target the
+    predicted gain over uniform and over direct transfer each clearing `Z_DECISION` of its
+    standard errors (`gains`, `mixer.solver.target_gain`; None: not judged, as before those
+    were computed). `fitted_weights[s]` is the log-linear fit's weights at scale s."""
     reasons: list[str] = []
     for name, v in scale_verdicts.items():
         if v is None:
@@ -255,11 +261,29 @@ def autoscale_verdict(scale_verdicts: Mapping[str, Verdict | None], domains: Seq
         reasons += held_out.reasons()
     if not intervals:
         reasons.append("no interval on the extrapolated weights (the DDO inputs carry no bootstrap replicates)")
+    if gains is not None:
+        reasons += _target_reasons(gains)
     for d, (lo, hi) in intervals.items():
         if hi - lo > UNDETERMINED_SPAN:
             reasons.append(f"domain {d!r}: extrapolated weight undetermined, 95 % interval [{lo:.2f}, {hi:.2f}] "
                            f"spans more than {UNDETERMINED_SPAN:g}")
     return Verdict(supported=not reasons, reasons=tuple(reasons))
+
+
+def _target_reasons(gains: Mapping[str, Any]) -> list[str]:
+    if not gains:
+        return ["no predicted loss at the target: the largest scale's weights.json carries no fitted curves; "
+                "solve that scale again"]
+    out = []
+    for name in ("autoscale over uniform", "autoscale over direct transfer"):
+        g = gains.get(name)
+        if g is None or g.sd != g.sd:
+            out.append(f"at the target, {name}: no interval on the predicted gain (too few bootstrap replicates)")
+        elif not g.clears:
+            out.append(f"at the target, the predicted gain of {name} is {g.describe('metric')}: less than "
+                       f"{Z_DECISION:g} of its standard errors ({g.sd:.2g}); the runs do not show the "
+                       "extrapolation to be better")
+    return out
 
 
 @dataclass(frozen=True)
@@ -280,13 +304,21 @@ class Recommendation:
 
 
 def recommend(autoscale: Verdict, autoscale_weights: Mapping[str, float], largest: Verdict | None,
-              largest_weights: Mapping[str, float], largest_name: str) -> Recommendation:
+              largest_weights: Mapping[str, float], largest_name: str, direct_gain: Any = None) -> Recommendation:
     """AutoScale when its verdict is supported; else direct transfer of the largest scale's DDO
-    weights when that scale's verdict is supported; else uniform. Nothing cleverer: a choice
-    the runs do not support is not made better by weighing it against another."""
+    weights when that scale's verdict is supported and, where the target's loss is predicted
+    (`direct_gain`: its gain over uniform there), that gain clears `Z_DECISION` of its standard
+    errors; else uniform. Nothing cleverer: a choice the runs do not support is not made better
+    by weighing it against another."""
     if autoscale.supported:
         return Recommendation("autoscale", dict(autoscale_weights),
                               "the AutoScale verdict is supported: every check passed")
+    if largest is not None and largest.supported and direct_gain is not None and not direct_gain.clears:
+        domains = list(largest_weights or autoscale_weights)
+        return Recommendation("uniform", {d: 1 / len(domains) for d in domains},
+                              f"the DDO optimum at the largest scale ({largest_name}) is supported there, but its "
+                              f"predicted gain over uniform at the target is {direct_gain.describe('metric')}, "
+                              "within the noise; AutoScale's verdict is unsupported")
     if largest is not None and largest.supported:
         return Recommendation("direct-transfer", dict(largest_weights),
                               f"the AutoScale verdict is unsupported, the DDO optimum at the largest scale "

@@ -226,7 +226,16 @@ def local_copy(url: str) -> Path:
                          "and credentials") from None
     if not is_shards:
         return fetch_corpus(url)
+    return shards_copy(url)
+
+
+def shards_copy(url: str, *, whole: bool = True) -> Path:
+    """The shards at `url` as a local folder in their cache (`default_cache_dir`): every shard
+    and sidecar downloaded and verified (`whole`), or `index.json` alone. For the commands that
+    read shards as a folder (`mixer inspect`, `mixer export-shards`); a URL that holds no
+    `index.json` is one error naming it."""
     cache = ShardCache(url)
-    for unit in range(len(cache.index.shards)):
-        cache.fetch(unit)
+    if whole:
+        for unit in range(len(cache.index.shards)):
+            cache.fetch(unit)
     return cache.folder

@@ -6,11 +6,13 @@ appear on commands that have no use for them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mixer.cli.commands._options import (
     LocalPath,
+    StoragePath,
     loop_out_option,
     model_options,
     plots_option,
@@ -22,13 +24,59 @@ from mixer.cli.commands._options import (
     usage_options,
     weights_table,
 )
+from mixer.core.urls import is_remote
+
+
+def loop_corpus_option():
+    return click.option("--corpus", required=True, type=StoragePath(file_okay=False, path_type=Path),
+                        help="Prepared corpus (`mixer prepare`), a folder or URL (downloaded once into $MIXER_CACHE).")
+
+
+def loop_corpus(corpus: Any) -> Any:
+    """The loops' `--corpus`: a folder as given, or a URL opened now (fetched once into the
+    cache: `mixer.formats.corpus_handle.fetch_corpus`; the handle keeps the URL for Ray workers)."""
+    if not is_remote(corpus):
+        return corpus
+    from mixer.core.urls import as_typed
+    from mixer.formats.corpus_handle import Corpus
+
+    return Corpus.open(as_typed(corpus))
+
+
+def run_loop_out(out: Any, run: Any, *, finish: Any = None) -> tuple[Any, str]:
+    """`run(folder)`: a loop writing its output into `folder`; `finish(folder)` then writes
+    loop.toml. `out` a URL: the loop runs in a local staging folder kept until the upload
+    succeeds (an interrupted sweep resumes from its finished runs), then every file is uploaded,
+    weights.json last (`mixer.core.urls.publish_folder`). Returns (result, where it was written)."""
+    def local(folder):
+        res = run(folder)
+        if finish is not None:
+            finish(folder)
+        return res
+
+    if not is_remote(out):
+        return local(out), str(out)
+    from mixer.core.urls import as_typed, publish_folder
+
+    url = as_typed(out)
+    return publish_folder(url, local, marker="weights.json", overwrite=True, fresh=False), url
+
+
+def published_path(path: Any, where: str) -> str:
+    """`path` (a file the loop wrote in its staging folder) as its URL under `where`; a local
+    output's path unchanged."""
+    if not is_remote(where):
+        return str(path)
+    from mixer.core.urls import staging_folder
+
+    rel = Path(path).relative_to(staging_folder(where) / "out").as_posix()
+    return f"{where.rstrip('/')}/{rel}"
 
 
 def _train_options(f):
     """Corpus, output and trainer options shared by the baseline loops."""
     opts = [
-        click.option("--corpus", required=True, type=LocalPath(file_okay=False, path_type=Path),
-                     help="Prepared corpus (`mixer prepare`)."),
+        loop_corpus_option(),
         click.option("--tokens", required=True, help="Budget of every proxy run, e.g. 2M."),
         loop_out_option(),
         *model_options(),
@@ -70,13 +118,18 @@ def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, 
     from mixer.loop.regmix import RegMixConfig, loop_regmix
     from mixer.loop.sweep import LoopConfig
 
-    loop = LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train_spec(kw), n_bootstrap=n_bootstrap, cache=cache,
-                      ray=ray, ray_cpus=ray_cpus, plots=plots, progress=not kw["quiet"],
-                      eval_domains=domain_list(eval_domains, "--eval-domains"))
-    cfg = RegMixConfig(loop=loop, runs=runs, held_out=held_out, regressor=regressor, top_k=top_k, n_search=n_search,
-                       temperature=temperature, max_usage=max_usage,
-                       usage_tokens=None if usage_tokens is None else parse_count(usage_tokens, "--usage-tokens"))
-    res = loop_regmix(cfg, parse_count(tokens, "--tokens"))
+    corpus = loop_corpus(kw["corpus"])
+
+    def run(out):
+        loop = LoopConfig(corpus=corpus, out=out, train=train_spec(kw), n_bootstrap=n_bootstrap, cache=cache,
+                          ray=ray, ray_cpus=ray_cpus, plots=plots, progress=not kw["quiet"],
+                          eval_domains=domain_list(eval_domains, "--eval-domains"))
+        cfg = RegMixConfig(loop=loop, runs=runs, held_out=held_out, regressor=regressor, top_k=top_k,
+                           n_search=n_search, temperature=temperature, max_usage=max_usage,
+                           usage_tokens=None if usage_tokens is None else parse_count(usage_tokens, "--usage-tokens"))
+        return loop_regmix(cfg, parse_count(tokens, "--tokens"))
+
+    res, where = run_loop_out(kw["out"], run)
     console = Console(width=120)
     console.print(weights_table(f"RegMix ({regressor}) at {res.budget_tokens:,} tokens (weight [95 % interval])",
                                 {"prior": res.prior, "weight": res.weights}, {"weight": res.intervals}))
@@ -85,7 +138,8 @@ def regmix_cmd(tokens, runs, held_out, regressor, top_k, n_search, temperature, 
                   f"{total - res.ran} from the cache")
     for note in res.notes:
         console.print(note, soft_wrap=True, markup=False)
-    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)
+    console.print(f"wrote {published_path(res.weights_path, where)}"
+                  + "".join(f"\nplot: {published_path(p, where)}" for p in res.plots), soft_wrap=True)
 
 
 @click.command("doremi")
@@ -106,15 +160,17 @@ def doremi_cmd(tokens, eta, smoothing, mode, cache, plots, **kw) -> None:
     from mixer.core.units import parse_count
     from mixer.loop.doremi import DoReMiConfig, loop_doremi
 
-    cfg = DoReMiConfig(corpus=kw["corpus"], out=kw["out"], train=train_spec(kw), eta=eta, smoothing=smoothing,
-                       mode=mode, cache=cache, plots=plots, progress=not kw["quiet"])
-    res = loop_doremi(cfg, parse_count(tokens, "--tokens"))
+    corpus = loop_corpus(kw["corpus"])
+    res, where = run_loop_out(kw["out"], lambda out: loop_doremi(
+        DoReMiConfig(corpus=corpus, out=out, train=train_spec(kw), eta=eta, smoothing=smoothing, mode=mode, cache=cache,
+                     plots=plots, progress=not kw["quiet"]), parse_count(tokens, "--tokens")))
     final = dict(zip(res.domains, map(float, res.trajectory[-1])))
     console = Console(width=120)
     console.print(weights_table(f"DoReMi online at {res.budget_tokens:,} tokens ({len(res.trajectory)} steps)",
                                 {"average (answer)": res.weights, "last step": final}))
     console.print(f"{res.ran} runs trained now, {2 - res.ran} from the cache")
-    console.print(f"wrote {res.weights_path}" + "".join(f"\nplot: {p}" for p in res.plots), soft_wrap=True)
+    console.print(f"wrote {published_path(res.weights_path, where)}"
+                  + "".join(f"\nplot: {published_path(p, where)}" for p in res.plots), soft_wrap=True)
 
 
 COMMANDS = (regmix_cmd, doremi_cmd)

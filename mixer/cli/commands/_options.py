@@ -146,8 +146,10 @@ def plots_option():
 
 
 def loop_out_option():
-    return click.option("--out", required=True, type=LocalPath(file_okay=False, path_type=Path),
-                        help="Output folder: weights.json, report.html, plots (and runs/ unless --cache).")
+    return click.option("--out", required=True, type=StoragePath(file_okay=False, path_type=Path),
+                        help="Output folder: weights.json, report.html, plots (and runs/ unless --cache); or a URL "
+                             "(s3://bucket/loop: run in a local staging folder, uploaded with weights.json last).")
+
 
 
 def max_epochs_option():
@@ -295,7 +297,7 @@ def config_text(command: click.Command, kw: dict[str, Any], out: Path) -> str:
         if value is None:
             lines.append(f"# {key} = (not set)")
             continue
-        if isinstance(param.type, click.Path):
+        if isinstance(param.type, click.Path) and not is_remote(value):
             value = os.path.relpath(Path(value).resolve(), Path(out).resolve())
         lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

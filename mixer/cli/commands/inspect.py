@@ -4,6 +4,8 @@ optionally a few sequences decoded so a person can read what the model will see.
     mixer inspect --shards shards/                  # index table + verify xxh64 and sha256
     mixer inspect --shards shards/ --sample 3       # + 3 sequences as text, by domain
     mixer inspect shards/                           # the folder may also be given bare
+    mixer inspect s3://bucket/shards --corpus s3://bucket/corpus --sample 3
+                                                    # a URL: downloaded into the shard cache first
 """
 from __future__ import annotations
 
@@ -12,19 +14,19 @@ from pathlib import Path
 import click
 import numpy as np
 
-from mixer.cli.commands._options import LocalPath
+from mixer.cli.commands._options import StoragePath
 from mixer.formats.corpus_handle import Corpus
 from mixer.formats.shard_index import ShardIndex
 
 
 @click.command("inspect")
-@click.argument("shards_arg", required=False, type=LocalPath(file_okay=False, path_type=Path))
-@click.option("--shards", "shards_opt", type=LocalPath(file_okay=False, path_type=Path),
-              help="Shards folder from `mixer build-shards` (as in `mixer train --shards`).")
+@click.argument("shards_arg", required=False, type=StoragePath(file_okay=False, path_type=Path))
+@click.option("--shards", "shards_opt", type=StoragePath(file_okay=False, path_type=Path),
+              help="Shards folder from `mixer build-shards` (as in `mixer train --shards`), or its URL.")
 @click.option("--sample", "sample", type=int, default=0, show_default=True, metavar="K",
               help="Decode K sequences (evenly spaced over the stream) with the corpus's tokenizer.")
-@click.option("--corpus", "corpus_dir", type=LocalPath(file_okay=False, path_type=Path), default=None,
-              help="The corpus the shards were built from (its tokenizer.json decodes --sample) "
+@click.option("--corpus", "corpus_dir", type=StoragePath(file_okay=False, path_type=Path), default=None,
+              help="The corpus the shards were built from, a folder or URL (its tokenizer.json decodes --sample) "
                    "[default: the corpus path the index records].")
 @click.option("--no-verify", is_flag=True, help="Skip reading every shard to verify its checksums.")
 def command(shards_arg: Path | None, shards_opt: Path | None, sample: int, corpus_dir: Path | None,
@@ -35,20 +37,35 @@ def command(shards_arg: Path | None, shards_opt: Path | None, sample: int, corpu
 
     from mixer.cli.commands.build_shards import stages_table, summary_table
     from mixer.core.errors import MixerError
+    from mixer.core.urls import is_remote
     from mixer.formats.shards import corpus_of, read_index
+    from mixer.stream.shard_cache import shards_copy
 
     if (shards_arg is None) == (shards_opt is None):
         raise MixerError("give the shards folder once: --shards DIR (or as the only argument)")
     shards_dir = shards_arg or shards_opt
-    out = Console()
-    index = read_index(shards_dir)
     if sample < 0:
         raise MixerError(f"--sample {sample}: must be >= 0")
+    url = shards_dir if is_remote(shards_dir) else None
+    if url is not None:  # downloaded into the shard cache (each object verified on download), then read as a folder
+        if sample and corpus_dir is None:
+            raise MixerError(f"{url}: shards on object storage record no corpus path; pass --corpus DIR or URL, the "
+                             "corpus they were built from (its tokenizer decodes --sample)")
+        shards_dir = shards_copy(url, whole=bool(sample) or not no_verify)
+    out = Console()
+    index = read_index(shards_dir)
     corpus = corpus_of(shards_dir, index, corpus_dir) if sample else None  # a wrong corpus fails first
     out.print(summary_table(index))
     if index.stages:
         out.print(stages_table(index))
     sizes = sum((shards_dir / e.file).stat().st_size for e in index.shards if (shards_dir / e.file).exists())
+    if url is not None:  # the sizes on the store (--no-verify downloads index.json only)
+        from mixer.core.urls import filesystem
+
+        fs, root = filesystem(url)
+        listed = {k.rsplit("/", 1)[-1]: v.get("size", 0) for k, v in fs.find(root, detail=True).items()}
+        sizes = sum(int(listed.get(e.file, 0)) for e in index.shards)
+        out.print(f"{url}: read through the shard cache {shards_dir}")
     out.print(f"{len(index.shards)} shards of up to {index.sequences_per_shard} sequences; "
               f"{index.num_sequences:,} sequences x seq_len {index.seq_len} = {index.budget_tokens:,} "
               f"{index.dtype} tokens; {sizes / 1e6:.1f} MB compressed; seed {index.seed}")

@@ -14,6 +14,12 @@ from pathlib import Path
 
 import click
 
+from mixer.cli.commands._loop_methods import (
+    loop_corpus,
+    loop_corpus_option,
+    published_path,
+    run_loop_out,
+)
 from mixer.cli.commands._options import (
     LocalPath,
     command_line,
@@ -33,8 +39,7 @@ from mixer.loop.defaults import DEFAULTS
 
 def _common(f):
     opts = [
-        click.option("--corpus", required=True, type=LocalPath(file_okay=False, path_type=Path),
-                     help="Prepared corpus (`mixer prepare`)."),
+        loop_corpus_option(),
         *model_options(),
         loop_out_option(),
         click.option("--perturb", type=float, default=3.0, show_default=True,
@@ -89,9 +94,12 @@ def _show(kw: dict, specs_of) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from mixer.core.urls import as_typed, is_remote, staging_folder
     from mixer.loop.sweep import show_plan
 
-    cfg = _config(kw)
+    out = kw["out"]  # a URL: its runs are staged locally (`run_loop_out`)
+    cfg = _config(kw, out=staging_folder(as_typed(out)) / "out" if is_remote(out) else None,
+                  corpus=loop_corpus(kw["corpus"]))
     rows = show_plan(specs_of(cfg), cfg.cache_dir)
     table = Table(title=f"planned runs (folders under {cfg.cache_dir})")
     for col in ("run", "state", "folder"):
@@ -111,7 +119,8 @@ def _finish(out: Path) -> None:
     write_config(ctx.command, ctx.params, out)
 
 
-def _config(kw: dict):
+def _config(kw: dict, out=None, corpus=None):
+    """The LoopConfig of the options; `out` / `corpus` where the CLI resolved them."""
     from mixer.core.errors import MixerError
     from mixer.loop.sweep import LoopConfig
     if kw["factors"]:
@@ -122,7 +131,8 @@ def _config(kw: dict):
     else:
         factors = (kw["perturb"], 1 / kw["perturb"]) if kw["both_directions"] else (kw["perturb"],)
     train = train_spec(kw)
-    return LoopConfig(corpus=kw["corpus"], out=kw["out"], train=train, factors=factors,
+    return LoopConfig(corpus=kw["corpus"] if corpus is None else corpus, out=kw["out"] if out is None else out,
+                      train=train, factors=factors,
                       keep_total=kw["total"] == "fixed", floor_uniform=kw["floor_uniform"] or None,
                       eval_domains=domain_list(kw["eval_domains"], "--eval-domains"),
                       metric=kw["metric"], seeds=kw["seeds"], validate=kw["validate"], n_bootstrap=kw["n_bootstrap"],
@@ -157,9 +167,9 @@ def ddo_cmd(tokens, **kw) -> None:
     budget = parse_count(tokens, "--tokens")
     if kw.pop("show"):
         return _show(kw, lambda cfg: [*plan_sweep(cfg, budget), *plan_validation(cfg, budget)])
-    cfg = _config(kw)
-    res = loop_ddo(cfg, budget)
-    _finish(cfg.out)
+    corpus = loop_corpus(kw["corpus"])
+    cfg = _config(kw, corpus=corpus)
+    res, where = run_loop_out(kw["out"], lambda out: loop_ddo(_config(kw, out, corpus), budget), finish=_finish)
     console = Console(width=120)
     console.print(weights_table(f"DDO at {res.budget_tokens:,} tokens ({cfg.metric}; weight [95 % interval])",
                                 {"weight": res.weights}, {"weight": res.intervals}))
@@ -178,15 +188,19 @@ def ddo_cmd(tokens, **kw) -> None:
         zs = "" if z is None else f" ({z:+.1f} noise units)"
         console.print(f"held-out {name}: predicted {pred:.4f}, measured {meas:.4f}{zs}", soft_wrap=True)
     print_verdict(console, res.verdict)
-    _wrote(console, res)
+    _wrote(console, res, where)
 
 
-def _wrote(console, res) -> None:
-    lines = [f"wrote {res.weights_path}", *([f"wrote {res.schedule_path}"] if getattr(res, "schedule_path", None) else []),
-             *(f"plot: {p}" for p in res.plots)]
+def _wrote(console, res, where: str) -> None:
+    def at(p):
+        return published_path(p, where)
+
+    lines = [f"wrote {at(res.weights_path)}",
+             *([f"wrote {at(res.schedule_path)}"] if getattr(res, "schedule_path", None) else []),
+             *(f"plot: {at(p)}" for p in res.plots)]
     if res.report is not None:
-        lines.append(f"report: {res.report}")
-    lines.append(f"config: {res.weights_path.parent / 'loop.toml'}")
+        lines.append(f"report: {at(res.report)}")
+    lines.append(f"config: {at(res.weights_path.parent / 'loop.toml')}")
     console.print("\n".join(lines), soft_wrap=True)
 
 
@@ -212,10 +226,12 @@ def autoscale_cmd(scales, target, train_target, validate_scale, stage_tokens, **
     held = None if validate_scale is None else parse_count(validate_scale, "--validate-scale")
     if kw.pop("show"):
         return _show(kw, lambda cfg: plan_autoscale(cfg, budgets, n_target, validate_scale=held))
-    cfg = _config(kw)
+    corpus = loop_corpus(kw["corpus"])
+    cfg = _config(kw, corpus=corpus)
     step = None if stage_tokens is None else parse_count(stage_tokens, "--stage-tokens")
-    res = loop_autoscale(cfg, budgets, n_target, train_target=train_target, validate_scale=held, stage_tokens=step)
-    _finish(cfg.out)
+    res, where = run_loop_out(kw["out"], lambda out: loop_autoscale(
+        _config(kw, out, corpus), budgets, n_target, train_target=train_target, validate_scale=held, stage_tokens=step),
+        finish=_finish)
     cols = {f"DDO @ {format_count(r.budget_tokens)}": r.weights for r in res.scales}
     ivs = {f"DDO @ {format_count(r.budget_tokens)}": r.intervals for r in res.scales}
     cols[f"AutoScale @ {format_count(res.target)}"] = res.weights
@@ -232,7 +248,7 @@ def autoscale_cmd(scales, target, train_target, validate_scale, stage_tokens, **
     if res.comparison:
         for name, c in res.comparison.items():
             console.print(f"{name:>18}: mean held-out loss {c['mean_loss']:.4f}, mean perplexity {c['mean_perplexity']:.2f}")
-    _wrote(console, res)
+    _wrote(console, res, where)
 
 
 def _add_baselines() -> None:

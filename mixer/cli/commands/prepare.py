@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from mixer.cli.commands._cluster import cluster_config, cluster_options
-from mixer.cli.commands._options import LocalPath, quiet_option
+from mixer.cli.commands._options import LocalPath, StoragePath, quiet_option
 
 
 @click.command("prepare")
@@ -16,7 +16,8 @@ from mixer.cli.commands._options import LocalPath, quiet_option
 @click.option("--kind", "kinds", multiple=True, metavar="DOMAIN=KIND",
               help="Domain kind: code/scientific cut a random block; encyclopedia keeps English only.")
 @click.option("--domain-map", type=LocalPath(path_type=Path), help="JSON map of domains → path, kind (instead of --source).")
-@click.option("--out", required=True, type=LocalPath(path_type=Path), help="Corpus folder to write.")
+@click.option("--out", required=True, type=StoragePath(path_type=Path),
+              help="Corpus folder to write, or a URL (s3://bucket/corpus: uploaded, corpus.json last).")
 @click.option("--tokenizer", default="gpt2", show_default=True, help="'gpt2' (bundled), 'train', or a tokenizer.json path.")
 @click.option("--vocab-size", default=8192, show_default=True, help="Vocab size for --tokenizer train.")
 @click.option("--text-field", "text_fields", multiple=True, metavar="[DOMAIN=]FIELD",

@@ -86,11 +86,14 @@ def command() -> None:
 @plots_option()
 @click.option("--eval-domains", default=None, metavar="A,B,...",
               help="held-out domains whose mean metric is optimised (default: every domain)")
+@click.option("--for-autoscale", is_flag=True,
+              help="refit every bootstrap replicate from all 30 grid starts (slower): AutoScale reads these "
+                   "curves at its target, far from their points, where 2 starts understate the spread")
 def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstrap, noise, seed, plots,
-            eval_domains) -> None:
+            eval_domains, for_autoscale) -> None:
     """DDO: base + perturbed runs of one scale -> optimal weights at that scale."""
     from mixer.cli.commands._options import domain_list
-    from mixer.solver.ddo_model import DDO
+    from mixer.solver.ddo_model import DDO, REPLICATE_STARTS, TARGET_REPLICATE_STARTS, Starts
     from mixer.solver.runs import group_ddo
     from mixer.solver.solutions import ddo_solution
 
@@ -99,7 +102,9 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
         floor = floor_uniform / len(data.domains)
     prov = {"runs": [r.path for r in data.base] + [r.path for d in data.domains for r in data.perturbed[d]],
             "corpus_sha256": data.base[0].corpus_sha256}
-    estimator = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise, seed=seed)
+    starts = Starts(replicates=TARGET_REPLICATE_STARTS if for_autoscale else REPLICATE_STARTS)
+    estimator = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise, seed=seed,
+                    starts=starts)
     _show(ddo_solution(data, out, estimator=estimator, provenance=prov, plots=plots))
 
 
@@ -122,7 +127,8 @@ def _read_optimum(path: Path):
                         replicates=mw.provenance.get("bootstrap_weights") or [],
                         intervals={d: tuple(v) for d, v in mw.intervals.items()},
                         verdict=None if mw.verdict is None else Verdict(mw.verdict == "supported", tuple(mw.reasons)),
-                        metric=mw.provenance.get("metric"), floor=_floor(mw.provenance.get("floor")))
+                        metric=mw.provenance.get("metric"), floor=_floor(mw.provenance.get("floor")),
+                        curves=mw.provenance.get("curves"))
 
 
 def _floor(value) -> float | None:
@@ -234,12 +240,12 @@ def doremi_cmd(proxy_path, ref_path, out, eta, smoothing) -> None:
               help="processes simulating sweeps (the figures do not depend on it)")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulation.")
 def power_cmd(m, noise, gain, seeds, factors, sweeps, n_bootstrap, workers, seed) -> None:
-    """Size a DDO sweep before paying for it: simulate it from known laws (mixer.solver.simulate)
+    """Size a DDO sweep before paying for it: simulate it from known laws (mixer.solver.simulation)
     and print how often the verdict would say `supported`, with the true gain and with none."""
     from rich.console import Console
     from rich.table import Table
 
-    from mixer.solver.simulate import Setting, simulate_setting
+    from mixer.solver.simulation.sweeps import Setting, simulate_setting
 
     try:
         fs = tuple(float(x) for x in factors.split(","))

@@ -12,7 +12,9 @@ from mixer.solver.verdict import ScaleCheck, autoscale_verdict, recommend
 
 from mixer.solver.solutions.written import ScaleOptimum, Solution, plot_path, write_solution
 from mixer.solver.autoscale import fit_floored, predict_floored
-from mixer.solver.intervals import autoscale_replicates, quantile_intervals
+from mixer.solver.intervals import autoscale_chain, quantile_intervals
+from mixer.solver.ddo_model import TARGET_REPLICATE_STARTS, Gain
+from mixer.solver.target_gain import Mixture, ScaleCurves, target_gain
 from mixer.solver.plots import plot_weights_curve
 
 
@@ -136,21 +138,27 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
         res = predict_floored(ff, float(target))
     except ValueError as exc:
         raise MixerError(f"{out}: AutoScale failed ({exc})") from None
-    reps = autoscale_replicates([_columns(o, domains) for o in optima], budgets, target, floor=floor, seed=seed)
+    columns_ = [_columns(o, domains) for o in optima]
+    reps, rows = autoscale_chain(columns_, budgets, target, floor=floor, seed=seed)
     intervals = quantile_intervals(domains, reps)
     try:
         at_scales = np.array([predict_floored(ff, float(b)).weights for b in budgets])
     except ValueError:
         at_scales = None
     check = None if h is None else _scale_check(N, optima, domains, h, floor)
-    verdict = autoscale_verdict({f"{o.budget_tokens:,}": o.verdict for o in optima}, domains, intervals, at_scales,
-                                [o.intervals for o in optima], [f"{b:,}" for b in budgets], held_out=check)
     auto_w = dict(zip(domains, map(float, res.weights)))
     direct = {d: float(N[-1, j] / N[-1].sum()) for j, d in enumerate(domains)}
-    rec = recommend(verdict, auto_w, optima[-1].verdict, direct, f"{budgets[-1]:,} tokens")
+    gains = target_gains(optima[-1], domains, float(target), res.weights, N[-1] / N[-1].sum(), reps, rows,
+                         columns_[-1])
+    verdict = autoscale_verdict({f"{o.budget_tokens:,}": o.verdict for o in optima}, domains, intervals, at_scales,
+                                [o.intervals for o in optima], [f"{b:,}" for b in budgets], held_out=check,
+                                gains=gains)
+    rec = recommend(verdict, auto_w, optima[-1].verdict, direct, f"{budgets[-1]:,} tokens",
+                    gains.get(DT_OVER_UNIFORM))
     prov = {**(provenance or {}), **_autoscale_provenance(ff, res, domains, budgets, floor, intervals),
             "validate_scale": None if check is None else check.to_json(),
-            "direct_transfer": direct, "recommended": rec.to_json()}
+            "direct_transfer": direct, "recommended": rec.to_json(),
+            "target_gain": {name: g.to_json() for name, g in gains.items()}}
     columns = {f"w @ {b:.3g}": [f"{N[i, j] / N[i].sum():.4f}" for j in range(len(domains))]
                for i, b in enumerate(budgets)}
     notes: tuple[str, ...] = ()
@@ -160,6 +168,8 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
     if floored:
         notes += (f"held at the DDO floor {floor:.4g} at every scale, kept there at the target: {', '.join(floored)}",)
     notes += (() if check is None else _check_notes(check)) + _direct_transfer_note(intervals, direct)
+    notes += target_gain_lines(gains, target, f"{budgets[-1]:,}", optima[-1].metric or "metric",
+                               int((optima[-1].curves or {}).get("replicate_starts", 0)))
     notes += (f"recommended: {rec.choice} ({rec.why})",)
     prov["notes"] = list(notes)
     weights = write_solution(out, auto_w, "autoscale", int(target), prov, intervals, verdict)
@@ -175,6 +185,45 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
                     provenance=prov, title=f"AutoScale to {target:,} tokens (t = {t})", columns=columns,
                     notes=notes, plots=drawn, estimator=ff.fit, verdict=verdict, recommended=rec.choice,
                     recommended_weights=rec.weights)
+
+
+AUTO_OVER_UNIFORM, AUTO_OVER_DT, DT_OVER_UNIFORM = ("autoscale over uniform", "autoscale over direct transfer",
+                                                   "direct transfer over uniform")
+
+
+def target_gains(largest: ScaleOptimum, domains: list[str], target: float, auto_w: np.ndarray, direct_w: np.ndarray,
+                 reps: list, rows: np.ndarray, largest_reps: list) -> dict[str, Gain]:
+    """The three comparisons at the target (`mixer.solver.target_gain`), from the largest scale's
+    curves: {} when its weights.json carries none (solved before they were written)."""
+    curves = ScaleCurves.from_json(largest.curves, domains)
+    if curves is None:
+        return {}
+    m = len(domains)
+    paired = bool(len(reps)) and curves.replicates.shape[0] == len(largest_reps) and rows.size > 0
+    at_l = rows[:, -1] if paired else np.zeros(0, int)
+    uniform = Mixture("uniform", np.full(m, 1.0 / m))
+    direct = Mixture("direct transfer", np.asarray(direct_w, float),
+                     np.asarray(largest_reps, float)[at_l] if paired else None)
+    auto = Mixture("AutoScale", np.asarray(auto_w, float), np.asarray(reps, float) if paired else None)
+    return {AUTO_OVER_UNIFORM: target_gain(curves, target, auto, uniform, at_l),
+            AUTO_OVER_DT: target_gain(curves, target, auto, direct, at_l),
+            DT_OVER_UNIFORM: target_gain(curves, target, direct, uniform, at_l)}
+
+
+def target_gain_lines(gains: Mapping[str, Gain], target: int, largest: str, metric: str,
+                      starts: int) -> tuple[str, ...]:
+    """What people read: each comparison at the target with its interval."""
+    if not gains:
+        return ("no loss model at the target: the largest scale's weights.json has no fitted curves (solved by "
+                "an older version); solve it again to get the predicted gains",)
+    head = ()
+    if starts < TARGET_REPLICATE_STARTS:
+        head = (f"note: the {largest}-token scale's bootstrap refits tried {starts} grid starts; the gains' intervals "
+                "at the target are then too narrow (about half the spread in simulation): solve it with "
+                "`mixer solve ddo --for-autoscale`",)
+    head += (f"predicted at the target ({target:,} tokens; the {largest}-token scale's curves, in units of its base "
+            f"{metric}; > 0: the first is better):",)
+    return head + tuple(f"  {name}: {g.describe(metric)}" for name, g in gains.items())
 
 
 def _autoscale_provenance(ff, res, domains: list[str], budgets: list[int], floor: float | None,

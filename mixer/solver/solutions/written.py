@@ -40,6 +40,7 @@ class ScaleOptimum:
     verdict: Verdict | None = None  # the DDO verdict at this scale (None: not judged, e.g. an old file)
     metric: str | None = None  # what the DDO fit (None: not recorded)
     floor: float | None = None  # DDO's weight floor at this scale (None: none); floored domains stay floored
+    curves: dict | None = None  # DDO's fitted curves and replicates (`DDO.curves_json`): the loss model at the target
 
 
 def plot_path(out: Path, name: str) -> Path:

@@ -31,6 +31,7 @@ from mixer.solver.numerics.root import bracketed_newton
 from mixer.solver.runs import Run, group_ddo
 from mixer.solver.verdict import ddo_verdict
 
+BASE_LOSS = 3.0  # the base run's loss in nats (y is relative to it: any value gives the same fits)
 BUDGET_PER_DOMAIN = 1_000_000  # tokens per domain at uniform: the units only (y does not depend on it)
 
 
@@ -93,18 +94,19 @@ def scaled_to_gain(law: TrueLaw, gain: float, *, floor: float | None = None) -> 
 
 
 def simulate_sweep(law: TrueLaw, rng: np.random.Generator, *, factors: Sequence[float], seeds: int,
-                   noise: float, keep_total: bool = False, base_loss: float = 3.0,
-                   domains: Sequence[str] | None = None) -> list[Run]:
-    """The runs of one DDO sweep drawn from `law` (see the module docstring)."""
+                   noise: float, keep_total: bool = False,
+                   domains: Sequence[str] | None = None, budget: int | None = None) -> list[Run]:
+    """The runs of one DDO sweep drawn from `law` (see the module docstring); `law` is anything
+    with `m` and `y(x)` (`mixer.solver.simulation.scales` passes one scale of a law in tokens)."""
     names = list(domains or [f"d{i}" for i in range(law.m)])
-    budget = BUDGET_PER_DOMAIN * law.m
+    budget = int(budget or BUDGET_PER_DOMAIN * law.m)
     unit = budget / law.m
     runs = []
     for p in plan(names, budget, factors=factors, keep_total=keep_total):
         tokens = {d: max(1, int(round(w * p.budget_tokens))) for d, w in p.weights.items()}
         y = law.y(np.array([tokens[d] for d in names]) / unit)
         for k in range(seeds):
-            loss = base_loss * (y + noise * rng.standard_normal())
+            loss = BASE_LOSS * (y + noise * rng.standard_normal())
             prov = p.provenance
             runs.append(Run(path=f"{p.name}-s{k}", corpus_sha256="simulated", budget_tokens=p.budget_tokens,
                             weights=dict(p.weights), tokens_per_domain=tokens, final_loss={d: loss for d in names},

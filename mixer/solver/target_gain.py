@@ -1,0 +1,98 @@
+"""The predicted loss of a mixture at another budget, and one mixture's gain over another there,
+with its interval: AutoScale's verdict is about the target, not about the scales it measured.
+
+Model: the largest measured scale's DDO curves, read in tokens. DDO fits each domain's held-out
+metric (a fraction of that scale's base run) as f_j(x) = (n0_j + x)^(-b_j) + c_j, x = tokens_j /
+(N/m); the additive model `y(w, T) = sum_j f_j(w_j T / (N/m))` predicts the metric of weights w at
+a budget T (paper §2.2, and Theorem 1's premise: each domain's contribution is a power law in its
+own tokens). The gain of mixture A over B at T is y(B, T) - y(A, T), in units of the largest
+scale's base metric; > 0 means A is better.
+
+Interval: a bootstrap of the whole chain. Chain replicate k takes DDO replicate r_k of the largest
+scale (its curves and its optimum, which is direct transfer's weights in that replicate) and the
+AutoScale weights extrapolated from one independent replicate of every scale
+(`mixer.solver.intervals.autoscale_chain`). In the bootstrap's world the truth is the fitted
+curves, so replicate k's error is its own predicted gain of the mixtures it chose minus the
+fitted curves' gain of those same mixtures. `corrected` = estimate - mean error, `sd` = the
+errors' spread, as for DDO's gain (`mixer.solver.ddo_model.gain_interval`); the verdict asks the
+same `Z_DECISION` of it.
+
+What it does not carry: the error of the curves' form far from the budget they were fitted at.
+`bench.calibration` measures that with a law whose exponents drift with scale ("bent").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from mixer.solver.ddo_model import Gain
+from mixer.solver.powerlaw import FORMS, power_law_rows
+
+MIN_REPLICATES = 10
+
+
+@dataclass(frozen=True)
+class ScaleCurves:
+    """One scale's fitted DDO curves and its bootstrap replicates' (`DDO.curves_json`)."""
+    form: str
+    unit_tokens: float          # tokens per x unit at that scale (its budget / m)
+    domains: tuple[str, ...]
+    params: np.ndarray          # (m, p)
+    replicates: np.ndarray      # (n, m, p), rows as the scale's bootstrap weights
+    scales: np.ndarray          # (n,) each replicate's y scale
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any] | None, domains: Sequence[str]) -> "ScaleCurves | None":
+        """From weights.json's `curves` with columns in `domains` order; None when absent or not of
+        this shape (an older file: AutoScale then says it cannot predict the gain)."""
+        if not record or record.get("form") not in FORMS or set(record.get("domains", ())) != set(domains):
+            return None
+        order = [list(record["domains"]).index(d) for d in domains]
+        p = len(FORMS[record["form"]])
+        params = np.asarray(record["params"], float)
+        reps = np.asarray(record.get("replicate_params") or np.empty((0, len(domains), p)), float)
+        scales = np.asarray(record.get("replicate_scale") or np.ones(reps.shape[0]), float)
+        if params.shape != (len(domains), p) or reps.ndim != 3 or reps.shape[1:] != (len(domains), p) \
+                or scales.shape != (reps.shape[0],) or not float(record.get("unit_tokens", 0)) > 0:
+            return None
+        return cls(form=record["form"], unit_tokens=float(record["unit_tokens"]), domains=tuple(domains),
+                   params=params[order], replicates=reps[:, order], scales=scales)
+
+    def loss(self, weights: np.ndarray, target: float, theta: np.ndarray | None = None) -> float:
+        """The additive model's metric (fit units, up to a constant) of `weights` at `target` tokens."""
+        x = np.asarray(weights, float) * (float(target) / self.unit_tokens)
+        return float(np.sum(power_law_rows(x, self.params if theta is None else theta, self.form)))
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """A mixture compared at the target: its weights and, per chain replicate, the weights that
+    replicate chose (None: the same in every replicate, e.g. uniform)."""
+    name: str
+    weights: np.ndarray
+    replicates: np.ndarray | None = None
+
+
+def target_gain(curves: ScaleCurves, target: float, better: Mixture, reference: Mixture,
+                rows: np.ndarray) -> Gain:
+    """`better`'s predicted gain over `reference` at `target` (see the module docstring). `rows[k]`:
+    the largest scale's replicate index used by chain replicate k (the rows of the mixtures'
+    `replicates`)."""
+    estimate = curves.loss(reference.weights, target) - curves.loss(better.weights, target)
+    rows = np.asarray(rows, int)
+    if rows.size < MIN_REPLICATES or curves.replicates.shape[0] == 0:
+        return Gain(reference.name, estimate)
+    errors = []
+    for k, r in enumerate(rows):
+        wa = better.weights if better.replicates is None else better.replicates[k]
+        wb = reference.weights if reference.replicates is None else reference.replicates[k]
+        theta, s = curves.replicates[r], curves.scales[r]
+        own = (curves.loss(wb, target, theta) - curves.loss(wa, target, theta)) / s
+        errors.append(own - (curves.loss(wb, target) - curves.loss(wa, target)))
+    err = np.asarray(errors)
+    err = err[np.isfinite(err)]
+    if err.size < MIN_REPLICATES:
+        return Gain(reference.name, estimate)
+    return Gain(reference.name, estimate, corrected=float(estimate - err.mean()), sd=float(err.std(ddof=1)))
