@@ -4,7 +4,7 @@ background thread (`mixer.stream.readahead`), with a resumable position.
 
 A source is anything with `num_sequences`, `seq_len`, `pad_id` (None unless masked LM),
 `fingerprint` (names the stream: equal for shards and sampler of the same plan), `bounds`
-(int64[U + 1]: read unit u holds sequences bounds[u]..bounds[u+1], e.g. one shard) and
+(int64[U + 1]: read unit u holds sequences bounds[u]..bounds[u+1], e.g. one shard), `dtypes` and
 ``read(u, runs)``: for global (first, count) runs inside unit u, an iterable of
 ``(tokens [count, seq_len], domains [count, seq_len] uint8 or uint16)``.
 
@@ -36,13 +36,15 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Iterator, Mapping, Protocol
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import xxhash
 
 from mixer.core.errors import MixerError, MixerNote
+from mixer.stream.batching import cut_batches
 from mixer.stream.partition import (
     check_split,
     rank_range,
@@ -65,6 +67,7 @@ class SequenceSource(Protocol):
     fingerprint: str
     bounds: np.ndarray
     with_domains: bool  # False: read() returns None for domains
+    dtypes: tuple[np.dtype, np.dtype]  # of the (tokens, domains) arrays read() returns
 
     def read(self, unit: int, runs: np.ndarray): ...
 
@@ -92,7 +95,7 @@ def default_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
         r, w = dist.get_rank(), dist.get_world_size()
     else:
         try:
-            r, w = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+            r, w = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
         except ValueError:
             raise MixerError(f"RANK={os.environ.get('RANK')!r} / WORLD_SIZE={os.environ.get('WORLD_SIZE')!r}: "
                              "not integers; fix the environment or pass rank= and world_size=") from None
@@ -146,21 +149,28 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         return -(-n // self.batch_size) if self.batched else n
 
     @property
+    def _unit_depth(self) -> int:
+        """Read units decoded ahead on a thread; read_ahead=0: none, all on the consumer's thread."""
+        return max(1, self.read_ahead - 1) if self.read_ahead > 0 else 0
+
+    @property
     def budget_tokens(self) -> int:
         return self.source.num_sequences * self.seq_len
 
     def loader(self, num_workers: int = 0, *, stateful: bool = False, **kwargs: Any):
-        """A DataLoader over this stream with its own `batch_size` (the size its blocks are dealt
-        to workers in), so the number is written once: `DataLoader(stream, batch_size=B)` with a
-        B other than the stream's would split the stream's blocks across batches. `batched`
-        streams yield whole batches (`batch_size=None`). `stateful=True` returns torchdata's
-        `StatefulDataLoader`, whose `state_dict` resumes exactly with workers; other keyword
-        arguments go to the loader (e.g. `pin_memory=True`, `collate_fn=MixtureCollator()`)."""
-        if stateful:
-            from torchdata.stateful_dataloader import StatefulDataLoader as Loader
-        else:
-            Loader = torch.utils.data.DataLoader
-        return Loader(self, batch_size=None if self.batched else self.batch_size, num_workers=num_workers, **kwargs)
+        """The fast way to read this stream: a `StreamLoader` (`mixer.stream.loader`) yielding
+        this rank's batches of the stream's `batch_size`, in stream order, the same for any
+        `num_workers` and equal to ``DataLoader(stream, batch_size=B)``'s. With 0 workers the
+        batches are cut in this process (no DataLoader); with workers each worker decodes
+        whole shards of its own and hands over ~1M-token chunks in shared memory, which this
+        process cuts into batches. The loader's `state_dict()` is the stream's, exact at any
+        `num_workers` (`stateful` is accepted and changes nothing). Keywords: `pin_memory`,
+        `collate_fn` (called on each whole batch, e.g. `MixtureCollator()`), the rest go to
+        the workers' DataLoader (e.g. `multiprocessing_context`, `timeout`)."""
+        from mixer.stream.loader import StreamLoader
+
+        del stateful  # the loader always resumes exactly
+        return StreamLoader(self, num_workers, **kwargs)
 
     # --- position ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -231,9 +241,11 @@ class MixtureFeed(torch.utils.data.IterableDataset):
 
     # --- iteration --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        info = torch.utils.data.get_worker_info()
-        layout = (info.id, info.num_workers) if info is not None and info.num_workers > 1 else None
-        self._read_by_workers.fill_(0 if info is None else 1)  # who holds the position: main process or workers
+        return self._iterate(self.batched)
+
+    def _begin_pass(self, layout: tuple[int, int] | None) -> None:
+        """Settle the position this pass starts from, for `layout` (worker, num_workers) or the
+        main process (None)."""
         if self._layout is None:  # a rank-level position: deal blocks afresh from there
             self._start, self._yielded = self._start + self._yielded, 0
         elif self._layout != layout and self._yielded:
@@ -242,43 +254,61 @@ class MixtureFeed(torch.utils.data.IterableDataset):
                              f"{self._layout[1]} and cannot resume in {now}; use the same num_workers "
                              "(StatefulDataLoader) or load_state_dict({'consumed': n})")
         self._layout = layout
-        worker, workers = layout or (0, 1)
-        local = worker_runs(self._length, self._start, self.batch_size, worker, workers, skip=self._yielded)
-        runs = to_global(local, self._runs)
-        pieces = read_ahead(self._convert, self._pieces(unit_tasks(runs, self.source.bounds)),
-                            depth=self.read_ahead * 2)
-        if self.batched:
-            try:
-                for batch in _blocks(pieces, local[:, 1].tolist()):
-                    self._yielded += len(batch["input_ids"])
-                    yield batch
-            finally:
-                pieces.close()
-        else:
-            for piece in pieces:
-                rows = {k: v.unbind(0) for k, v in piece.items()}
-                for i in range(len(rows["input_ids"])):
-                    self._yielded += 1
-                    yield {k: v[i] for k, v in rows.items()}
+
+    def _end_pass(self) -> None:
         self.epoch += 1
         self._start, self._yielded, self._layout = 0, 0, None
         if len(self._pool) != 1 or self._pool[0, 1] != self.source.num_sequences:  # a resized pass ends: whole again
             self._set_pool(np.array([[0, self.source.num_sequences]], dtype=np.int64))
 
-    def _pieces(self, tasks: list) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Raw (tokens, domains) row blocks of at most PIECE_TOKENS, units decoded ahead."""
-        rows = max(1, PIECE_TOKENS // self.seq_len)
+    def _iterate(self, batched: bool) -> Iterator[dict[str, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        layout = (info.id, info.num_workers) if info is not None and info.num_workers > 1 else None
+        self._read_by_workers.fill_(0 if info is None else 1)  # who holds the position: main process or workers
+        self._begin_pass(layout)
+        worker, workers = layout or (0, 1)
+        local = worker_runs(self._length, self._start, self.batch_size, worker, workers, skip=self._yielded)
+        runs = to_global(local, self._runs)
+        tasks = unit_tasks(runs, self.source.bounds)
+        if batched:  # cut batches from the decoded rows, widened per batch: small, reused allocations
+            rows = self._rows(tasks)
+            try:
+                for batch in cut_batches(rows, local[:, 1].tolist(), self._convert):
+                    self._yielded += len(batch["input_ids"])
+                    yield batch
+            finally:
+                rows.close()
+        else:
+            pieces = read_ahead(self._convert, self._pieces(tasks), depth=self.read_ahead * 2)
+            for piece in pieces:
+                rows = {k: v.unbind(0) for k, v in piece.items()}
+                for i in range(len(rows["input_ids"])):
+                    self._yielded += 1
+                    yield {k: v[i] for k, v in rows.items()}
+        self._end_pass()
+
+    def _rows(self, tasks: list) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Raw (tokens, domains) row blocks of each run, in order, units decoded ahead on a thread."""
         read_order = getattr(self.source, "read_order", None)  # a source that fetches ahead learns the order
         if read_order is not None:
             read_order([unit for unit, _ in tasks])
-        units = read_ahead(lambda task: list(self.source.read(*task)), tasks, depth=max(1, self.read_ahead - 1))
+        units = read_ahead(lambda task: list(self.source.read(*task)), tasks, depth=self._unit_depth)
         try:
             for pieces in units:
-                for tokens, domains in pieces:
-                    for a in range(0, len(tokens), rows):
-                        yield tokens[a:a + rows], None if domains is None else domains[a:a + rows]
+                yield from pieces
         finally:
             units.close()
+
+    def _pieces(self, tasks: list) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Raw (tokens, domains) row blocks of at most PIECE_TOKENS."""
+        rows = max(1, PIECE_TOKENS // self.seq_len)
+        blocks = self._rows(tasks)
+        try:
+            for tokens, domains in blocks:
+                for a in range(0, len(tokens), rows):
+                    yield tokens[a:a + rows], None if domains is None else domains[a:a + rows]
+        finally:
+            blocks.close()
 
     def _convert(self, piece: tuple[np.ndarray, np.ndarray]) -> dict[str, torch.Tensor]:
         tokens, domains = piece

@@ -141,3 +141,40 @@ def unit_tasks(runs: np.ndarray, bounds: np.ndarray) -> list[tuple[int, np.ndarr
                 tasks.append((u, [[first, stop - first]]))
             first = stop
     return [(u, np.array(r, dtype=np.int64)) for u, r in tasks]
+
+
+def split_runs(runs: np.ndarray, rows: int) -> list[np.ndarray]:
+    """Cut (first, count) runs, in order, into groups of `rows` rows (the last may hold fewer)."""
+    groups: list[np.ndarray] = []
+    cur: list[list[int]] = []
+    have = 0
+    for first, count in runs.tolist():
+        while count:
+            take = min(count, rows - have)
+            cur.append([first, take])
+            first, count, have = first + take, count - take, have + take
+            if have == rows:
+                groups.append(np.array(cur, dtype=np.int64))
+                cur, have = [], 0
+    if cur:
+        groups.append(np.array(cur, dtype=np.int64))
+    return groups
+
+
+def deal_chunks(runs: np.ndarray, bounds: np.ndarray, workers: int, part_rows: int,
+                chunk_rows: int, lead: int = 0) -> list[tuple[int, int, np.ndarray]]:
+    """How `MixtureFeed.loader()` shares a rank's global (first, count) `runs` among DataLoader
+    workers: [(worker, unit, runs)] of every chunk, in stream order. Each read unit (a shard) is
+    cut into parts of at most `part_rows` sequences; the first `lead` parts go to the main
+    process (worker -1: it reads them while the workers start), then part i to worker
+    ``(i - lead) % workers``; each part is cut into chunks of at most `chunk_rows`. A worker
+    decodes only the units it is dealt (all of a unit when it holds one part), and each chunk
+    crosses to the main process whole."""
+    out: list[tuple[int, int, np.ndarray]] = []
+    part = 0
+    for unit, unit_runs in unit_tasks(runs, bounds):
+        for piece in split_runs(unit_runs, part_rows):
+            worker = -1 if part < lead else (part - lead) % workers
+            out.extend((worker, unit, chunk) for chunk in split_runs(piece, chunk_rows))
+            part += 1
+    return out

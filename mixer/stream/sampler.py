@@ -17,19 +17,21 @@ other.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
+from mixer.core.units import parse_count
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.schedule import MixtureSchedule
-from mixer.stream.feed import MixtureFeed, stream_fingerprint
-from mixer.core.units import parse_count
+from mixer.formats.shards import sidecar_dtype
 from mixer.shards.gather import gather_sequences, open_sources
 from mixer.shards.plan import PlanConfig, build_plan, build_schedule_plan
+from mixer.stream.feed import MixtureFeed, stream_fingerprint
 
 UNIT_TOKENS = 1 << 20  # tokens per read unit: the granularity of the read-ahead
 
@@ -45,6 +47,7 @@ class PlanSource:
         self.seq_len = plan.seq_len
         self.num_sequences = plan.num_sequences
         self.pad_id = None if plan.special is None else plan.special[2]
+        self.dtypes = (np.dtype(plan.dtype), sidecar_dtype(len(plan.domains)))  # of read()'s (tokens, domains)
         self.fingerprint = stream_fingerprint(plan.corpus_sha256, plan.objective, plan.seq_len, plan.seed,
                                               dict(zip(plan.domains, plan.weights)), plan.num_sequences,
                                               [(s.first_sequence, s.sequences, s.weights) for s in plan.stages])

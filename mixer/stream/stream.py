@@ -1,17 +1,18 @@
 """`MixtureStream`: built shards as a PyTorch IterableDataset for any training loop.
 
-    from torch.utils.data import DataLoader
     from mixer import MixtureStream
 
     stream = MixtureStream("shards/", batch_size=8)            # rank / world size from torchrun
-    for batch in DataLoader(stream, batch_size=8, num_workers=2):
+    for batch in stream.loader(num_workers=2):                 # = DataLoader(stream, batch_size=8), faster
         batch["input_ids"], batch["domain_ids"]                # int64 [8, seq_len] each
         # masked-LM shards add batch["attention_mask"]
 
-Each rank reads a contiguous 1/world_size of the sequences; its DataLoader workers take
-`batch_size` blocks round-robin, so the batches are the same for any number of workers (pass
-the DataLoader's batch_size). `state_dict()` / `load_state_dict()` resume at the exact next
-sequence, also per worker under `torchdata`'s `StatefulDataLoader`. Shards are decompressed
+Each rank reads a contiguous 1/world_size of the sequences. `stream.loader()`
+(`mixer.stream.loader`) deals whole shards to its workers and hands batches over in stream
+order; a plain DataLoader's workers take `batch_size` blocks round-robin, so its batches are
+the same for any number of workers too (pass the DataLoader's batch_size). `state_dict()` /
+`load_state_dict()` resume at the exact next sequence, also through the loader at any number
+of workers, and per worker under `torchdata`'s `StatefulDataLoader`. Shards are decompressed
 ahead of the loop on a background thread, and every shard's xxh64 is checked when it is
 opened: a corrupt or truncated shard raises `MixerError` naming the file. See docs/reader.md.
 """
@@ -24,7 +25,12 @@ import numpy as np
 from mixer.core.errors import MixerError
 from mixer.core.urls import is_remote
 from mixer.formats.shard_index import ShardIndex
-from mixer.formats.shards import read_index, read_shard, read_shard_domains
+from mixer.formats.shards import (
+    read_index,
+    read_shard,
+    read_shard_domains,
+    sidecar_dtype,
+)
 from mixer.stream.feed import MixtureFeed, stream_fingerprint
 from mixer.stream.shard_cache import ShardCache
 
@@ -45,6 +51,7 @@ class ShardSource:
         self.objective = ix.objective
         self.domains = ix.domain_order
         self.pad_id = None if ix.special_tokens is None else ix.special_tokens.pad
+        self.dtypes = (np.dtype(ix.dtype), sidecar_dtype(ix.domain_count))  # of read()'s (tokens, domains)
         self.fingerprint = stream_fingerprint(ix.corpus_manifest_sha256, ix.objective, ix.seq_len, ix.seed,
                                               ix.weights, ix.num_sequences,
                                               [(st.first_sequence, st.sequences, [st.weights[d] for d in ix.domain_order])
@@ -96,7 +103,7 @@ class MixtureStream(MixtureFeed):
     torch.distributed, else RANK / WORLD_SIZE, else 0 / 1); `batch_size` (the DataLoader's:
     makes the order independent of num_workers); `drop_remainder` (default True: trim to a
     multiple of world_size so every rank gets the same count and DDP cannot hang on an uneven
-    last step; the sequences left out are said once, in a `MixerNote`, and counted in `dropped`); `read_ahead` (shards decoded ahead);
+    last step; the sequences left out are said once, in a `MixerNote`, and counted in `dropped`); `read_ahead` (shards decoded ahead on a thread; 0: none, all on the consumer's thread);
     `batched` (yield whole [batch_size, seq_len] batches instead of sequences, for
     ``DataLoader(stream, batch_size=None)``: the same batches without per-sequence collation,
     several times faster); `domain_ids` (False: no "domain_ids", the sidecar is not read).
