@@ -232,6 +232,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sweeps", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--studies", type=int, default=None,
+                    help="AutoScale whole-chain studies per row (default: --sweeps; each is a sweep at every scale)")
     ap.add_argument("--quick", action="store_true", help="fewer rows (for a smoke run)")
     ap.add_argument("--table", action="store_true", help="print --out's results as a markdown table and stop")
     ap.add_argument("--part", choices=("all", "ddo", "autoscale"), default="all",
@@ -274,7 +276,8 @@ def main(argv=None) -> int:
     for setting in chain_settings(args.quick) if args.part != "ddo" else ():
         t0 = time.perf_counter()
         row = {"group": "autoscale-chain", "bootstrap": args.bootstrap,
-               **simulate_studies(setting, args.sweeps, n_bootstrap=args.bootstrap, workers=args.workers)}
+               **simulate_studies(setting, args.studies or args.sweeps, n_bootstrap=args.bootstrap,
+                                  workers=args.workers)}
         rec = ", ".join(f"{k} {v:.0%}" for k, v in row["recommended"].items())
         print(f"chain {row['setting']}: gain cover {row['gain_coverage']:.1%}, weight cover {row['coverage']:.1%}, "
               f"supported {row['supported']:.1%}, AutoScale truly better {row['autoscale_truly_better']:.1%}, "

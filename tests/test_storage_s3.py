@@ -461,3 +461,24 @@ def test_verify_a_url_reads_every_object(shards, corpus, url, endpoint, tmp_path
     bad = CliRunner().invoke(main, ["verify", f"s3://{BUCKET}/vbad"])
     assert bad.exit_code == 2
     assert "s3://mixer-test/vbad/shard-00001.domains.zst: checksum mismatch on download" in bad.output
+
+
+
+def test_mixture_sampler_from_an_s3_corpus_equals_the_local_one(corpus, endpoint, tmp_path, monkeypatch):
+    """`MixtureSampler("s3://...")`: the corpus downloaded once into the cache, then the same
+    sequences as the same corpus on disk."""
+    from mixer import MixtureSampler
+    from mixer.formats.corpus_handle import Corpus
+
+    monkeypatch.setenv("MIXER_CACHE", str(tmp_path / "cache"))
+    c = client()
+    for p in sorted(corpus.rglob("*")):
+        if p.is_file():
+            c.put_object(Bucket=BUCKET, Key=f"sampler-corpus/{p.relative_to(corpus).as_posix()}", Body=p.read_bytes())
+    names = Corpus.open(corpus).manifest.domain_names
+    weights = {d: 1 / len(names) for d in names}
+    kw = {"tokens": 60 * SEQ_LEN, "seq_len": SEQ_LEN, "seed": 3, "batch_size": B}
+    local = rows(MixtureSampler(corpus, weights, **kw))
+    remote = rows(MixtureSampler(f"s3://{BUCKET}/sampler-corpus", weights, **kw))
+    assert local.size == 60 * SEQ_LEN
+    np.testing.assert_array_equal(local, remote)
