@@ -314,9 +314,10 @@ def blend_items(w, counts, out_dom, out_pos, lanes=4):
             return dev[0]
         if b >= cap:
             break
-        if 4 * f < n:
-            prefix = 4 * f
-            b1 = search(w, counts, b, MARGIN / 8.0, prefix, tmp_dom, tmp_pos, dev, MARGIN / 8.0)
+        if 4 * f < n:  # (the prefix grows, and b1 with it: every round tries a larger tolerance)
+            prefix = min(n, max(4 * f + 4, 2 * prefix))
+            b1 = max(b + MARGIN / 8.0 - margin,
+                     search(w, counts, b, MARGIN / 8.0, prefix, tmp_dom, tmp_pos, dev, MARGIN / 8.0))
         else:
             margin *= 2.0
     return smallest(w, counts, out_dom, out_pos)
@@ -370,7 +371,7 @@ def search(w, counts, lo, step, prefix, tmp_dom, tmp_pos, dev, tol=1e-12):
             hi = min(mid, dev[0])
         else:
             lo = mid
-    return hi
+    return max(hi, lo + tol)  # (on a prefix where lo did not fail, still above lo)
 
 
 @njit
