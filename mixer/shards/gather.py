@@ -58,10 +58,16 @@ class CorpusSources:
     # where each part's values start, for the stream-order gather (recomputed in a copy made in
     # another process, whose buffers live elsewhere)
     addresses: np.ndarray = field(init=False, repr=False, compare=False)
+    # the parts' one dtype when every part is contiguous (the stream-order gather reads them by
+    # address); None otherwise, and the gather copies pieces instead
+    dtype: np.dtype | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "addresses", np.array([v.__array_interface__["data"][0] for v in self.values],
                                                        dtype=np.int64))
+        dtypes = {v.dtype for v in self.values}
+        uniform = len(dtypes) == 1 and all(v.flags.c_contiguous for v in self.values)
+        object.__setattr__(self, "dtype", dtypes.pop() if uniform else None)
 
     def __reduce__(self):
         return (CorpusSources, (self.corpus_dir, self.values))
@@ -131,10 +137,10 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     flat = out.reshape(-1)
     r0, r1, j0, j1 = _segments_for(plan, first, count)
 
-    if plan.objective.packs_documents and all(v.dtype == out.dtype for v in sources.values):
+    if plan.objective.packs_documents and sources.dtype == out.dtype:
         _causal_rows(plan, sources, r0, r1, j0, j1, threads, flat, dflat)
         return out, domains_out
-    if plan.objective.packs_documents:  # parts of another dtype than the plan's: frame, then copy
+    if plan.objective.packs_documents:  # parts of another dtype, or strided: frame, then copy pieces
         causal_frame(plan.seg_dst, plan.seg_count, plan.seg_domain, (j0, j1), r0, plan.eos_id, flat, dflat)
     else:
         mlm_frame(plan.seg_count, plan.seg_domain, first, plan.seq_len, tuple(plan.special), flat, dflat)
