@@ -1,114 +1,106 @@
-"""The interleave against Megatron-Core's `build_blending_indices`: prefix error and speed.
+"""The interleave of unit items against Megatron-Core's `build_blending_indices`: prefix error and speed.
 
-    python -m bench.interleave [--vectors 100] [--items 100k] [--speed-items 10M]
+    python -m bench.interleave [--vectors 300] [--items 100k] [--speed-items 10M] [--repeats 5]
 
-Ours is `mixer.kernels.edf` (the order with the smallest prefix deviation; `build_plan` uses it for
-masked-LM rows, which are unit items like Megatron's samples); the midpoint merge the plan uses
-for causal documents (a token-level bound) is printed beside it on the same items.
+Ours is `mixer.kernels.blend.blend_items` (exact largest-remainder counts, a prefix error never
+above Megatron's on the same weights); `mixer.kernels.edf.smallest_feasible_items` (what
+masked-LM plans use today: the smallest deviation against the *rounded* shares) is printed
+beside it.
 
-Prefix error: for K = 7, 30 and 1000, `--vectors` random weight vectors drawn from a flat
-Dirichlet and rounded to whole items (largest remainder over `--items`), so both blends can
-meet them exactly; both get the same rounded vector, and both are measured the way Megatron
-measures samples: max over prefixes n and datasets i of |count_i(n) - w_i n|. The result is
-the distribution over vectors (median, max) and on how many vectors ours is larger: the goal
-is none. Speed: the same call on `--speed-items` items (fewer at K >= 1000, where Megatron is
-O(N K) slow), median of `--repeats` runs each; both write into arrays allocated outside the
-timing, as Megatron's API requires. Goal: >= 10x Megatron at K = 1000. K = 10,000 is reported
-as a figure. At K >= 1000 the O(N K) sides (Megatron, the midpoint merge) run on 1/5 and 1/50
-of the items: their items/s does not depend on N; edf always runs on all of them.
+Prefix error: for K = 7, 30 and 1000, `--vectors` flat-Dirichlet weight vectors, unrounded.
+Megatron gets w and N; ours gets w and the counts N w rounded by largest remainder (each domain
+exactly its share of a shard). Both are measured the way Megatron measures samples, against
+the same unrounded w: max over prefixes n and datasets i of |count_i(n) - w_i n|. Goal: ours
+larger on no vector; the worst case (largest ours - Megatron) is printed.
+
+Speed: items/s of each call on `--speed-items` items (Megatron on 1/5 and 1/50 of them at
+K = 1000 and 10,000, where it is O(N K) slow: its items/s does not depend on N), both on one
+thread (neither has a threaded mode), runs alternated, median of `--repeats`; both write into
+arrays allocated outside the timing, as Megatron's API requires. Goal: >= 1x at K = 7.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bench.common import goal, machine, timed
+from bench.common import goal, machine
 
 RESULTS = Path(__file__).parent / "results" / "interleave.json"
 
 
-def ours(seg_len: np.ndarray, dom_start: np.ndarray, threads: int, out_dom=None, out_pos=None):
-    """The plan's interleave for causal documents (the token-level midpoint merge), on items."""
-    from mixer.kernels.interleave import interleave_midpoint_threaded
+def alternated(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, Any]]:
+    """Each function run `repeats` times, one round of all of them after another (so a change in
+    the machine's load hits every side alike); {name: {median_s, best_s, runs_s}}."""
+    runs: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            runs[name].append(time.perf_counter() - t0)
+    return {name: {"median_s": statistics.median(r), "best_s": min(r), "runs_s": r} for name, r in runs.items()}
 
-    return interleave_midpoint_threaded(seg_len, dom_start, threads=threads, out_dom=out_dom, out_pos=out_pos)
+
+def ours(w: np.ndarray, counts: np.ndarray, out_dom: np.ndarray, out_pos: np.ndarray) -> float:
+    from mixer.kernels.blend import blend_items
+
+    return blend_items(w, counts, out_dom, out_pos)
 
 
-def ours_edf(seg_len: np.ndarray, dom_start: np.ndarray, threads: int = 1, out_dom=None, out_pos=None):
-    """`mixer.kernels.edf.smallest_feasible_items`, as `build_plan` calls it for masked-LM rows: the
-    order with the smallest maximum prefix deviation (one thread). Unit items only."""
+def edf_rounded(counts: np.ndarray, out_dom: np.ndarray, out_pos: np.ndarray) -> None:
     from mixer.kernels.edf import smallest_feasible_items
 
-    m = int(dom_start[-1])
-    out_dom = np.empty(m, np.int32) if out_dom is None else out_dom
-    out_pos = np.empty(m, np.int64) if out_pos is None else out_pos
-    smallest_feasible_items(np.diff(dom_start), out_dom, out_pos)
-    return out_dom, out_pos
-
-
-def rounded_weights(rng: np.random.Generator, k: int, items: int) -> tuple[np.ndarray, np.ndarray]:
-    """(counts, weights): a flat-Dirichlet vector rounded to whole items, and counts / items."""
-    from mixer.kernels.targets import largest_remainder
-
-    counts = largest_remainder(rng.dirichlet(np.ones(k)), items)
-    return counts, counts / items
+    smallest_feasible_items(counts, out_dom, out_pos)
 
 
 def prefix_error(k: int, vectors: int, items: int, blend_fn, seed: int = 0) -> dict:
     from bench.megatron_blend import blend
     from mixer.kernels.deviation import max_prefix_deviation_items
+    from mixer.kernels.targets import largest_remainder
 
     rng = np.random.default_rng(seed + k)
     mine, edf, theirs = [], [], []
+    d, p = np.empty(items, np.int32), np.empty(items, np.int64)
     for _ in range(vectors):
-        counts, w = rounded_weights(rng, k, items)
-        dom_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        mine.append(max_prefix_deviation_items(ours(np.ones(items, np.int64), dom_start, 2)[0], w))
-        edf.append(max_prefix_deviation_items(ours_edf(np.ones(items, np.int64), dom_start)[0], w))
+        w = rng.dirichlet(np.ones(k))
+        counts = largest_remainder(w, items)
+        ours(w, counts, d, p)
+        mine.append(max_prefix_deviation_items(d, w))
+        edf_rounded(counts, d, p)
+        edf.append(max_prefix_deviation_items(d, w))
         theirs.append(max_prefix_deviation_items(blend(blend_fn, w, items), w))
-    mine_a, edf_a, theirs_a = np.array(mine), np.array(edf), np.array(theirs)
+    a, e, m = np.array(mine), np.array(edf), np.array(theirs)
+    worst = int(np.argmax(a - m))
     return {"K": k, "vectors": vectors, "items": items,
-            "midpoint_median": float(np.median(mine_a)), "midpoint_max": float(mine_a.max()),
-            "edf_median": float(np.median(edf_a)), "edf_max": float(edf_a.max()),
-            "megatron_median": float(np.median(theirs_a)), "megatron_max": float(theirs_a.max()),
-            "vectors_where_midpoint_larger": int(np.sum(mine_a > theirs_a + 1e-9)),
-            "vectors_where_edf_larger": int(np.sum(edf_a > theirs_a + 1e-9)),
-            "edf_largest_excess": float(np.max(edf_a - theirs_a))}
+            "blend_median": float(np.median(a)), "blend_max": float(a.max()),
+            "edf_rounded_median": float(np.median(e)), "edf_rounded_max": float(e.max()),
+            "megatron_median": float(np.median(m)), "megatron_max": float(m.max()),
+            "vectors_where_blend_larger": int(np.sum(a > m + 1e-12)),
+            "vectors_where_edf_rounded_larger": int(np.sum(e > m + 1e-12)),
+            "worst_case": {"blend": float(a[worst]), "megatron": float(m[worst]), "excess": float(a[worst] - m[worst])}}
 
 
 def speed(k: int, items: int, megatron_items: int, repeats: int, blend_fn) -> dict:
-    rng = np.random.default_rng(k)
-    counts, w = rounded_weights(rng, k, items)
-    dom_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    seg_len = np.ones(items, np.int64)
-    d, p = np.empty(items, np.int16 if k < 2**15 else np.int32), np.empty(items, np.int64)
-    ours(seg_len[:1000], np.minimum(dom_start, 1000), 1)  # compile outside the timing
-    # The midpoint merge is O(N K) like Megatron: time it on as many items as Megatron gets
-    mc, _ = rounded_weights(rng, k, megatron_items)
-    m_start = np.concatenate([[0], np.cumsum(mc)]).astype(np.int64)
-    m_len, md, mp = np.ones(megatron_items, np.int64), d[:megatron_items], p[:megatron_items]
-    t1, _ = timed(lambda: ours(m_len, m_start, 1, md, mp), repeats)
-    t2, _ = timed(lambda: ours(m_len, m_start, 2, md, mp), repeats)
-    ours_edf(seg_len[:1000], np.minimum(dom_start, 1000))  # compile
-    de = np.empty(items, np.int32)
-    te, _ = timed(lambda: ours_edf(seg_len, dom_start, 1, de, p), repeats)
-    di, si = np.zeros(megatron_items, np.int16), np.zeros(megatron_items, np.int64)
-    _, wm = rounded_weights(rng, k, megatron_items)
-    tm, _ = timed(lambda: blend_fn(di, si, wm, k, megatron_items, False), repeats)
-    res = {"K": k, "items": items, "megatron_items": megatron_items,
-           "ours_1t": t1, "ours_2t": t2, "edf": te, "megatron": tm,
-           "edf_Mitems_per_s": items / te["median_s"] / 1e6,
-           "ours_1t_Mitems_per_s": megatron_items / t1["median_s"] / 1e6,
-           "ours_2t_Mitems_per_s": megatron_items / t2["median_s"] / 1e6,
-           "megatron_Mitems_per_s": megatron_items / tm["median_s"] / 1e6}
-    res["ratio_1t"] = res["ours_1t_Mitems_per_s"] / res["megatron_Mitems_per_s"]
-    res["ratio_2t"] = res["ours_2t_Mitems_per_s"] / res["megatron_Mitems_per_s"]
-    res["ratio_edf"] = res["edf_Mitems_per_s"] / res["megatron_Mitems_per_s"]
+    from mixer.kernels.targets import largest_remainder
+
+    w = np.random.default_rng(1000 + k).dirichlet(np.ones(k))
+    counts = largest_remainder(w, items)
+    d, p = np.empty(items, np.int32), np.empty(items, np.int64)
+    di, si = np.zeros(megatron_items, np.int16 if k < 2**15 else np.int32), np.zeros(megatron_items, np.int64)
+    ours(w, largest_remainder(w, 1000), d[:1000], p[:1000])  # compile outside the timing
+    t = alternated({"blend": lambda: ours(w, counts, d, p),
+                    "megatron": lambda: blend_fn(di, si, w, k, megatron_items, False)}, repeats)
+    res = {"K": k, "items": items, "megatron_items": megatron_items, "blend": t["blend"], "megatron": t["megatron"],
+           "blend_Mitems_per_s": items / t["blend"]["median_s"] / 1e6,
+           "megatron_Mitems_per_s": megatron_items / t["megatron"]["median_s"] / 1e6}
+    res["ratio_1t"] = res["blend_Mitems_per_s"] / res["megatron_Mitems_per_s"]
     return res
 
 
@@ -117,25 +109,25 @@ def run(vectors: int, items: int, speed_items: int, repeats: int) -> dict:
 
     blend_fn, which = load()
     print(f"interleave vs {which}")
-    out = {"peer": which, "prefix_error": [], "speed": []}
+    out: dict[str, Any] = {"peer": which, "prefix_error": [], "speed": []}
     for k in (7, 30, 1000):
         t0 = time.perf_counter()
         r = prefix_error(k, vectors, items, blend_fn)
         out["prefix_error"].append(r)
-        print(f"  prefix error K={k:>5} over {vectors} random vectors x {items:,} items (median / max): "
-              f"Megatron {r['megatron_median']:.3f} / {r['megatron_max']:.3f}; edf {r['edf_median']:.3f} / "
-              f"{r['edf_max']:.3f}, larger than Megatron on {r['vectors_where_edf_larger']}/{vectors} (goal 0: "
-              f"{'met' if r['vectors_where_edf_larger'] == 0 else 'MISSED'}); midpoint (causal) {r['midpoint_median']:.3f} / "
-              f"{r['midpoint_max']:.3f}, larger on {r['vectors_where_midpoint_larger']}/{vectors} "
-              f"({time.perf_counter() - t0:.0f} s)")
-    for k, n, nm in ((7, speed_items, speed_items), (30, speed_items, speed_items),
-                     (1000, speed_items, max(speed_items // 5, 1000)), (10000, speed_items, max(speed_items // 50, 1000))):
-        r = speed(k, n, nm, repeats, blend_fn)
+        wc = r["worst_case"]
+        print(f"  prefix error K={k:>4}, {vectors} unrounded vectors x {items:,} items (median / max): Megatron "
+              f"{r['megatron_median']:.3f} / {r['megatron_max']:.3f}; blend {r['blend_median']:.3f} / "
+              f"{r['blend_max']:.3f}, larger on {r['vectors_where_blend_larger']}/{vectors} (goal 0: "
+              f"{'met' if r['vectors_where_blend_larger'] == 0 else 'MISSED'}; worst case {wc['blend']:.4f} vs "
+              f"{wc['megatron']:.4f}, {wc['excess']:+.4f}); edf on rounded shares larger on "
+              f"{r['vectors_where_edf_rounded_larger']}/{vectors} ({time.perf_counter() - t0:.0f} s)")
+    for k, nm in ((7, speed_items), (30, speed_items), (1000, max(speed_items // 5, 1000)),
+                  (10000, max(speed_items // 50, 1000))):
+        r = speed(k, speed_items, nm, repeats, blend_fn)
         out["speed"].append(r)
-        tail = f"; {goal(r['ratio_edf'], 10)}" if k == 1000 else ""
-        print(f"  speed K={k:>5}: Megatron {r['megatron_Mitems_per_s']:.2f} M items/s (1 thread: it has no threaded "
-              f"mode); edf {r['edf_Mitems_per_s']:.2f} (1 thread) -> {r['ratio_edf']:.2f}x{tail}; midpoint (causal) "
-              f"{r['ours_2t_Mitems_per_s']:.1f} on 2 threads ({r['ours_1t_Mitems_per_s']:.1f} on 1) -> {r['ratio_2t']:.1f}x")
+        tail = f" ({goal(r['ratio_1t'], 1)})" if k == 7 else ""
+        print(f"  speed K={k:>5}, 1 thread vs 1 thread: blend {r['blend_Mitems_per_s']:.1f} M items/s, Megatron "
+              f"{r['megatron_Mitems_per_s']:.1f} -> {r['ratio_1t']:.2f}x{tail}; 2 threads: neither has a threaded mode")
     return out
 
 
@@ -143,19 +135,20 @@ def main() -> None:
     from mixer.core.units import parse_count
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--vectors", type=int, default=100)
+    ap.add_argument("--vectors", type=int, default=300)
     ap.add_argument("--items", default="100k", help="items per weight vector for the prefix error")
     ap.add_argument("--speed-items", default="10M")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
-    before = machine({"ours": 2, "megatron": 1})
+    before = machine({"blend": 1, "megatron": 1})
     res = run(args.vectors, parse_count(args.items, "--items"), parse_count(args.speed_items, "--speed-items"),
               args.repeats)
     res["machine"] = before
     res["loadavg_after"] = list(os.getloadavg())
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {RESULTS}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ assignment inside the loop is slower still.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import carray, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from mixer.kernels._jit import njit
 from mixer.kernels.radix import argsort_u64
@@ -44,3 +48,70 @@ def gather_pieces(values, src, dst, cnt, lo, hi, out):
         d = np.uint64(dst[q])
         for t in range(np.uint64(cnt[q])):
             out[d + t] = values[s + t]
+
+
+@intrinsic
+def _pointer(typingctx, address, like):
+    """A typed pointer to `like`'s element type at the integer `address` (a part's values
+    buffer): the stream-order gather reads several memory-mapped parts, which no one array spans."""
+    sig = types.CPointer(like.dtype)(types.int64, like)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, address):
+    """Ask for the cache line at `address` ahead of its use (llvm.prefetch: read, keep)."""
+    sig = types.void(types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr_t = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [ptr_t, ir.IntType(32), ir.IntType(32), ir.IntType(32)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        i32 = ir.IntType(32)
+        builder.call(fn, [builder.inttoptr(args[0], ptr_t), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_AHEAD = 8  # segments whose first source lines are requested before they are copied
+_LINES = 4
+
+
+@njit
+def gather_frame(addresses, seg_part, seg_src, seg_dst, seg_count, seg_dom, j0, j1, r0, eos, out, dom_out,
+                 ahead=_AHEAD, lines=_LINES):
+    """Causal rows in stream order, in one pass over segments j0..j1 of the window
+    out = stream[r0 : r0 + len(out)]: each segment's content (from the part whose values start
+    at addresses[part], of out's dtype), the EOS after it, and its domain at every position it
+    covers in dom_out (skipped when empty). Writes go front to back; each segment's read is one
+    contiguous run. Segments of a range write disjoint positions, so ranges run side by side."""
+    r1 = r0 + out.shape[0]
+    with_dom = dom_out.shape[0] > 0
+    size = out.itemsize
+    for j in range(j0, j1):
+        if ahead > 0 and j + ahead < j1:
+            f = j + ahead
+            at = addresses[seg_part[f]] + seg_src[f] * size
+            for line in range(min(lines, (seg_count[f] * size + 63) // 64)):
+                _prefetch(at + 64 * line)
+        a = seg_dst[j]
+        e = a + seg_count[j]  # the EOS position
+        lo = max(a, r0)
+        hi = min(e, r1)
+        if hi > lo:
+            values = carray(_pointer(addresses[seg_part[j]], out), (seg_src[j] + (hi - a),))
+            s = np.uint64(seg_src[j] + (lo - a))
+            d = np.uint64(lo - r0)
+            for t in range(np.uint64(hi - lo)):
+                out[d + t] = values[s + t]
+        if r0 <= e < r1:
+            out[e - r0] = eos
+        if with_dom:
+            dj = seg_dom[j]
+            for p in range(np.uint64(lo - r0), np.uint64(min(e + 1, r1) - r0)):
+                dom_out[p] = dj

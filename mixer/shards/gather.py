@@ -4,16 +4,19 @@
     tokens, domains = gather_sequences(plan, sources, first=0, count=8)   # [8, seq_len] each
 
 `build-shards` writes exactly these rows, shard after shard; a sampler that needs no files
-calls the same function for the rows it wants. The copy runs in the numba kernel
-`mixer.kernels.gather.gather_pieces` (GIL released) over the pieces in source-address order, split
-between `threads` threads.
+calls the same function for the rows it wants. Causal rows come from one pass in stream order
+(`mixer.kernels.gather.gather_frame`: content, EOS and domain ids written front to back, each
+segment's source lines requested a few segments ahead), the window cut into `threads` ranges
+of equal tokens that run side by side (the kernels release the GIL). Masked-LM rows copy their
+pieces in source-address order (`gather_pieces`).
 """
 from __future__ import annotations
 
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +55,22 @@ class CorpusSources:
 
     corpus_dir: Path
     values: tuple[np.ndarray, ...]
+    # where each part's values start, for the stream-order gather (recomputed in a copy made in
+    # another process, whose buffers live elsewhere)
+    addresses: np.ndarray = field(init=False, repr=False, compare=False)
+    # the parts' one dtype when every part is contiguous (the stream-order gather reads them by
+    # address); None otherwise, and the gather copies pieces instead
+    dtype: np.dtype | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "addresses", np.array([v.__array_interface__["data"][0] for v in self.values],
+                                                       dtype=np.int64))
+        dtypes = {v.dtype for v in self.values}
+        uniform = len(dtypes) == 1 and all(v.flags.c_contiguous for v in self.values)
+        object.__setattr__(self, "dtype", dtypes.pop() if uniform else None)
+
+    def __reduce__(self):
+        return (CorpusSources, (self.corpus_dir, self.values))
 
 
 def open_sources(corpus: Corpus | str | Path, plan: MixturePlan) -> CorpusSources:
@@ -118,13 +137,11 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     flat = out.reshape(-1)
     r0, r1, j0, j1 = _segments_for(plan, first, count)
 
-    if plan.objective.packs_documents:
-        # EOS and sidecar: segments write disjoint positions, so halves of them run side by side
-        cut = [j0, j1] if threads <= 1 or j1 - j0 < 1 << 14 else [j0, (j0 + j1) // 2, j1]
-        futures = [_pool().submit(causal_frame, plan.seg_dst, plan.seg_count, plan.seg_domain, (a, b), r0,
-                                  plan.eos_id, flat, dflat) for a, b in zip(cut[:-1], cut[1:])]
-        for f in futures:
-            f.result()
+    if plan.objective.packs_documents and sources.dtype == out.dtype:
+        _causal_rows(plan, sources, r0, r1, j0, j1, threads, flat, dflat)
+        return out, domains_out
+    if plan.objective.packs_documents:  # parts of another dtype, or strided: frame, then copy pieces
+        causal_frame(plan.seg_dst, plan.seg_count, plan.seg_domain, (j0, j1), r0, plan.eos_id, flat, dflat)
     else:
         mlm_frame(plan.seg_count, plan.seg_domain, first, plan.seq_len, tuple(plan.special), flat, dflat)
 
@@ -152,7 +169,27 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     if len(cuts) <= 2 or threads <= 1:
         run(0, len(cnt))
     else:
-        futures = [_pool().submit(run, a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+        futures = [_pool().submit(run, a, b) for a, b in pairwise(cuts)]
         for f in futures:
             f.result()
     return out, domains_out
+
+
+def _causal_rows(plan: MixturePlan, sources: CorpusSources, r0: int, r1: int, j0: int, j1: int, threads: int,
+                 flat: np.ndarray, dflat: np.ndarray) -> None:
+    """Stream positions r0..r1 (segments j0..j1) into flat / dflat: `threads` ranges of segments
+    of about equal tokens, each one `gather_frame` pass (they write disjoint positions)."""
+    from mixer.kernels.gather import gather_frame
+
+    def run(a: int, b: int) -> None:
+        gather_frame(sources.addresses, plan.seg_part, plan.seg_src, plan.seg_dst, plan.seg_count, plan.seg_domain,
+                     a, b, r0, plan.eos_id, flat, dflat)
+
+    if threads <= 1 or j1 - j0 < 1 << 10:
+        run(j0, j1)
+        return
+    cuts = [j0] + [max(j0, min(j1, int(np.searchsorted(plan.seg_dst, r0 + (r1 - r0) * t // threads))))
+                   for t in range(1, threads)] + [j1]
+    futures = [_pool().submit(run, a, b) for a, b in pairwise(cuts) if b > a]
+    for f in futures:
+        f.result()
