@@ -78,7 +78,7 @@ def test_heaps_and_scan_agree():
     d1, p1, dev = np.empty(n, np.int32), np.empty(n, np.int64), np.zeros(1)
     assert edf_weights(w, counts, b, n, d1, p1, dev) == -1
     d2, p2, res = np.empty(n, np.int32), np.empty(n, np.int64), np.empty((1, 2))
-    scan_lanes(w, counts, b, np.array([0, n], np.int64), np.zeros((1, 60), np.int64), True, d2, p2, res)
+    scan_lanes(w, counts, b, (np.array([0, n], np.int64), np.zeros((1, 60), np.int64)), True, d2, p2, res)
     assert res[0, 0] == -1 and np.array_equal(d1, d2) and abs(res[0, 1] - dev[0]) < 1e-12
 
 

@@ -75,10 +75,10 @@ def test_stream_order_gather_matches_concatenation(n_parts, n_seg, dtype, data):
     cut = data.draw(st.integers(0, n_seg))
     out, dom_out = np.zeros(r1 - r0, dtype), np.zeros(r1 - r0, np.uint8)
     for a, b in ((0, cut), (cut, n_seg)):
-        gather_frame(addresses, seg_part, seg_src, seg_dst, seg_count, seg_dom, a, b, r0, 1001, out, dom_out)
+        gather_frame(addresses, (seg_part, seg_src, seg_dst, seg_count, seg_dom), (a, b, r0), 1001, out, dom_out)
     assert np.array_equal(out, stream[r0:r1])
     assert np.array_equal(dom_out, doms[r0:r1])
     out2 = np.zeros(r1 - r0, dtype)  # without the sidecar: the tokens alone
-    gather_frame(addresses, seg_part, seg_src, seg_dst, seg_count, seg_dom, 0, n_seg, r0, 1001, out2,
+    gather_frame(addresses, (seg_part, seg_src, seg_dst, seg_count, seg_dom), (0, n_seg, r0), 1001, out2,
                  np.empty(0, np.uint8))
     assert np.array_equal(out2, stream[r0:r1])

@@ -54,12 +54,14 @@ def _inverse(w, counts):
 
 
 @njit
-def scan_lanes(w, counts, b, bounds, start, check_end, out_dom, out_pos, res):
-    """EDF by a linear scan over the K heads, on lanes q = 0..L-1 in lock-step: lane q fills
-    slots bounds[q]..bounds[q + 1] from the counts start[q] (those after bounds[q] slots).
+def scan_lanes(w, counts, b, lanes, check_end, out_dom, out_pos, res):
+    """EDF by a linear scan over the K heads, on lanes q = 0..L-1 in lock-step (`lanes` =
+    (bounds, start)): lane q fills slots bounds[q]..bounds[q + 1] from the counts start[q] (those
+    after bounds[q] slots).
     res[q] = (first slot that fails or -1, the lane's largest prefix error); the first failure
     stops every lane. With `check_end`, a lane that ends on counts other than the next lane's
     start (the last: `counts`) fails."""
+    bounds, start = lanes
     k = counts.shape[0]
     n_lanes = bounds.shape[0] - 1
     inv = _inverse(w, counts)
@@ -248,7 +250,7 @@ def edf_weights(w, counts, b, limit, out_dom, out_pos, dev):
     if k > _SCAN_K:
         return _heaps(w, counts, b, limit, out_dom, out_pos, dev)
     res = np.empty((1, 2))
-    scan_lanes(w, counts, b, np.array([0, limit], np.int64), np.zeros((1, k), np.int64), False,
+    scan_lanes(w, counts, b, (np.array([0, limit], np.int64), np.zeros((1, k), np.int64)), False,
                out_dom, out_pos, res)
     dev[0] = res[0, 1]
     return np.int64(res[0, 0])
@@ -263,7 +265,7 @@ def full_pass(w, counts, b, lanes, out_dom, out_pos, dev):
         return _heaps(w, counts, b, n, out_dom, out_pos, dev)
     bounds, start = lane_splits(w, counts, b, lanes)
     res = np.empty((bounds.shape[0] - 1, 2))
-    scan_lanes(w, counts, b, bounds, start, True, out_dom, out_pos, res)
+    scan_lanes(w, counts, b, (bounds, start), True, out_dom, out_pos, res)
     dev[0] = 0.0
     for q in range(res.shape[0]):
         if res[q, 0] >= 0:
@@ -306,7 +308,7 @@ def blend_items(w, counts, out_dom, out_pos, lanes=4):
     prefix = min(n, PREFIX)
     lo = lower_bound(w, counts)
     margin = MARGIN
-    b1 = search(w, counts, lo, 1.0 / 64.0, prefix, tmp_dom, tmp_pos, dev, MARGIN / 8.0)
+    b1 = search(w, counts, lo, 1.0 / 64.0, prefix, (tmp_dom, tmp_pos, dev), MARGIN / 8.0)
     while True:
         b = min(b1 + margin, cap)
         f = full_pass(w, counts, b, lanes, out_dom, out_pos, dev)
@@ -317,7 +319,7 @@ def blend_items(w, counts, out_dom, out_pos, lanes=4):
         if 4 * f < n:  # (the prefix grows, and b1 with it: every round tries a larger tolerance)
             prefix = min(n, max(4 * f + 4, 2 * prefix))
             b1 = max(b + MARGIN / 8.0 - margin,
-                     search(w, counts, b, MARGIN / 8.0, prefix, tmp_dom, tmp_pos, dev, MARGIN / 8.0))
+                     search(w, counts, b, MARGIN / 8.0, prefix, (tmp_dom, tmp_pos, dev), MARGIN / 8.0))
         else:
             margin *= 2.0
     return smallest(w, counts, out_dom, out_pos)
@@ -338,7 +340,7 @@ def smallest(w, counts, out_dom, out_pos):
     prefix = min(n, PREFIX)
     step = 1.0 / 64.0
     while True:
-        hi = search(w, counts, lo, step, prefix, tmp_dom, tmp_pos, dev)
+        hi = search(w, counts, lo, step, prefix, (tmp_dom, tmp_pos, dev))
         f = edf_weights(w, counts, hi, n, out_dom, out_pos, dev)
         if f < 0:
             return dev[0]
@@ -348,11 +350,12 @@ def smallest(w, counts, out_dom, out_pos):
 
 
 @njit
-def search(w, counts, lo, step, prefix, tmp_dom, tmp_pos, dev, tol=1e-12):
+def search(w, counts, lo, step, prefix, scratch, tol=1e-12):
     """The smallest tolerance above `lo` (which fails) that EDF meets on the first `prefix`
     slots, to 1e-12: steps up from lo by `step`, doubling; then bisects. Every tolerance met
     gives a stream whose own error (<= the tolerance) is met too, so `hi` drops to it; a probe
-    just below `hi` that fails ends the search."""
+    just below `hi` that fails ends the search. `scratch`: (items, positions, error) buffers."""
+    tmp_dom, tmp_pos, dev = scratch
     hi = lo + step
     while edf_weights(w, counts, hi, prefix, tmp_dom, tmp_pos, dev) >= 0:
         if hi > 4.0:  # never reached: the rounding keeps every count within 1 of its quota

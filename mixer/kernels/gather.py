@@ -83,13 +83,16 @@ _LINES = 4
 
 
 @njit
-def gather_frame(addresses, seg_part, seg_src, seg_dst, seg_count, seg_dom, j0, j1, r0, eos, out, dom_out,
-                 ahead=_AHEAD, lines=_LINES):
+def gather_frame(addresses, segments, window, eos, out, dom_out, ahead=_AHEAD, lines=_LINES):
     """Causal rows in stream order, in one pass over segments j0..j1 of the window
     out = stream[r0 : r0 + len(out)]: each segment's content (from the part whose values start
     at addresses[part], of out's dtype), the EOS after it, and its domain at every position it
     covers in dom_out (skipped when empty). Writes go front to back; each segment's read is one
-    contiguous run. Segments of a range write disjoint positions, so ranges run side by side."""
+    contiguous run. Segments of a range write disjoint positions, so ranges run side by side.
+    `segments` = (seg_part, seg_src, seg_dst, seg_count, seg_dom), the plan's segment arrays;
+    `window` = (j0, j1, r0)."""
+    seg_part, seg_src, seg_dst, seg_count, seg_dom = segments
+    j0, j1, r0 = window
     r1 = r0 + out.shape[0]
     with_dom = dom_out.shape[0] > 0
     size = out.itemsize

@@ -138,7 +138,7 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     r0, r1, j0, j1 = _segments_for(plan, first, count)
 
     if plan.objective.packs_documents and sources.dtype == out.dtype:
-        _causal_rows(plan, sources, r0, r1, j0, j1, threads, flat, dflat)
+        _causal_rows(plan, sources, (r0, r1), (j0, j1), threads, flat, dflat)
         return out, domains_out
     if plan.objective.packs_documents:  # parts of another dtype, or strided: frame, then copy pieces
         causal_frame(plan.seg_dst, plan.seg_count, plan.seg_domain, (j0, j1), r0, plan.eos_id, flat, dflat)
@@ -175,15 +175,18 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     return out, domains_out
 
 
-def _causal_rows(plan: MixturePlan, sources: CorpusSources, r0: int, r1: int, j0: int, j1: int, threads: int,
-                 flat: np.ndarray, dflat: np.ndarray) -> None:
-    """Stream positions r0..r1 (segments j0..j1) into flat / dflat: `threads` ranges of segments
-    of about equal tokens, each one `gather_frame` pass (they write disjoint positions)."""
+def _causal_rows(plan: MixturePlan, sources: CorpusSources, rows: tuple[int, int], segments: tuple[int, int],
+                 threads: int, flat: np.ndarray, dflat: np.ndarray) -> None:
+    """Stream positions `rows` = (r0, r1), segments `segments` = (j0, j1), into flat / dflat:
+    `threads` ranges of segments of about equal tokens, each one `gather_frame` pass (they write
+    disjoint positions)."""
     from mixer.kernels.gather import gather_frame
 
+    (r0, r1), (j0, j1) = rows, segments
+    arrays = (plan.seg_part, plan.seg_src, plan.seg_dst, plan.seg_count, plan.seg_domain)
+
     def run(a: int, b: int) -> None:
-        gather_frame(sources.addresses, plan.seg_part, plan.seg_src, plan.seg_dst, plan.seg_count, plan.seg_domain,
-                     a, b, r0, plan.eos_id, flat, dflat)
+        gather_frame(sources.addresses, arrays, (a, b, r0), plan.eos_id, flat, dflat)
 
     if threads <= 1 or j1 - j0 < 1 << 10:
         run(j0, j1)
