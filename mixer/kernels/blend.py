@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from mixer.kernels._jit import njit
+from mixer.kernels.edf import _ipop, _ipush  # the same binary heap of int64 keys
 
 _BIG = np.int64(2**62)
 _SCAN_K = 48  # up to this many domains the linear scan beats the heaps
@@ -162,38 +163,6 @@ def lane_splits(w, counts, b, n_lanes):
 
 
 @njit
-def _hpush(h, n, key):
-    c = n
-    while c > 0:
-        par = (c - 1) >> 1
-        if h[par] <= key:
-            break
-        h[c] = h[par]
-        c = par
-    h[c] = key
-    return n + 1
-
-
-@njit
-def _hpop(h, n):
-    n -= 1
-    key = h[n]
-    c = 0
-    while True:
-        ch = 2 * c + 1
-        if ch >= n:
-            break
-        if ch + 1 < n and h[ch + 1] < h[ch]:
-            ch += 1
-        if key <= h[ch]:
-            break
-        h[c] = h[ch]
-        c = ch
-    h[c] = key
-    return n
-
-
-@njit
 def _heaps(w, counts, b, limit, out_dom, out_pos, dev):
     """EDF with a heap of waiting heads (release << 16 | domain) and one of ready heads
     (deadline << 16 | domain); returns -1 or the first slot that fails."""
@@ -210,19 +179,19 @@ def _heaps(w, counts, b, limit, out_dom, out_pos, dev):
             r, d = _window(1.0, b, inv[i])
             dl[i] = d
             if r <= 0:
-                nr = _hpush(ready, nr, (d << 16) | i)
+                nr = _ipush(ready, nr, (d << 16) | i)
             else:
-                nw = _hpush(wait, nw, (r << 16) | i)
+                nw = _ipush(wait, nw, (r << 16) | i)
     worst = 0.0
     for p in range(limit):
         while nw > 0 and (wait[0] >> 16) <= p:
             i = wait[0] & 0xFFFF
-            nw = _hpop(wait, nw)
-            nr = _hpush(ready, nr, (dl[i] << 16) | i)
+            nw = _ipop(wait, nw)
+            nr = _ipush(ready, nr, (dl[i] << 16) | i)
         if nr == 0 or (ready[0] >> 16) < p:
             return p
         i = ready[0] & 0xFFFF
-        nr = _hpop(ready, nr)
+        nr = _ipop(ready, nr)
         c = taken[i]
         out_dom[p] = i
         out_pos[p] = c
@@ -233,9 +202,9 @@ def _heaps(w, counts, b, limit, out_dom, out_pos, dev):
             r, d = _window(c + 1.0, b, inv[i])
             dl[i] = d
             if r <= p + 1:
-                nr = _hpush(ready, nr, (d << 16) | i)
+                nr = _ipush(ready, nr, (d << 16) | i)
             else:
-                nw = _hpush(wait, nw, (r << 16) | i)
+                nw = _ipush(wait, nw, (r << 16) | i)
     dev[0] = _tail(w, taken, limit, worst)
     return -1
 

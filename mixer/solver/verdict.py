@@ -101,16 +101,21 @@ class HeldOut:
                 "max_abs_z_allowed": HELDOUT_Z_MAX}
 
 
+def _gain_reason(g, subject: str, metric: str, advice: str) -> str | None:
+    """The reason a predicted gain (`mixer.solver.ddo_model.Gain`) does not back the decision, or None."""
+    if g is None or g.sd != g.sd:
+        return f"no interval on the predicted gain {subject}, so it cannot be told from noise"
+    if not g.clears:
+        return (f"the predicted gain {subject} is {g.describe(metric)}: less than {Z_DECISION:g} of its standard "
+                f"errors ({g.sd:.2g}); {advice}")
+    return None
+
+
 def _gain_reasons(est) -> list[str]:
-    out = []
-    for g in est.gains_.values():
-        if g.sd != g.sd:
-            out.append(f"no interval on the predicted gain over {g.against}, so it cannot be told from noise")
-        elif not g.clears:
-            out.append(f"the predicted gain over {g.against} is {g.describe(est.metric_)}: less than {Z_DECISION:g} "
-                       f"of its standard errors ({g.sd:.2g}), within the run-to-run noise; use larger perturbations, "
-                       "longer proxies or more seeds (`mixer solve power` sizes a sweep)")
-    return out
+    advice = ("within the run-to-run noise; use larger perturbations, longer proxies or more seeds "
+              "(`mixer solve power` sizes a sweep)")
+    found = (_gain_reason(g, f"over {g.against}", est.metric_, advice) for g in est.gains_.values())
+    return [r for r in found if r]
 
 
 def ddo_verdict(est, held_out: HeldOut | None = None) -> Verdict:
@@ -274,16 +279,10 @@ def _target_reasons(gains: Mapping[str, Any]) -> list[str]:
     if not gains:
         return ["no predicted loss at the target: the largest scale's weights.json carries no fitted curves; "
                 "solve that scale again"]
-    out = []
-    for name in ("autoscale over uniform", "autoscale over direct transfer"):
-        g = gains.get(name)
-        if g is None or g.sd != g.sd:
-            out.append(f"at the target, {name}: no interval on the predicted gain (too few bootstrap replicates)")
-        elif not g.clears:
-            out.append(f"at the target, the predicted gain of {name} is {g.describe('metric')}: less than "
-                       f"{Z_DECISION:g} of its standard errors ({g.sd:.2g}); the runs do not show the "
-                       "extrapolation to be better")
-    return out
+    found = (_gain_reason(gains.get(name), f"of {name} at the target", "metric",
+                          "the runs do not show the extrapolation to be better")
+             for name in ("autoscale over uniform", "autoscale over direct transfer"))
+    return [r for r in found if r]
 
 
 @dataclass(frozen=True)
