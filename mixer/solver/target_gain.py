@@ -67,6 +67,22 @@ class ScaleCurves:
 
 
 @dataclass(frozen=True)
+class TargetGains:
+    """The comparisons at the target ({name: Gain}) and the metric their units are a fraction of."""
+    metric: str
+    gains: dict
+
+    def get(self, name: str) -> Gain | None:
+        return self.gains.get(name)
+
+    def items(self):
+        return self.gains.items()
+
+    def __bool__(self) -> bool:
+        return bool(self.gains)
+
+
+@dataclass(frozen=True)
 class Mixture:
     """A mixture compared at the target: its weights and, per chain replicate, the weights that
     replicate chose (None: the same in every replicate, e.g. uniform)."""

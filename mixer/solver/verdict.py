@@ -279,7 +279,7 @@ def _target_reasons(gains: Mapping[str, Any]) -> list[str]:
     if not gains:
         return ["no predicted loss at the target: the largest scale's weights.json carries no fitted curves; "
                 "solve that scale again"]
-    found = (_gain_reason(gains.get(name), f"of {name} at the target", "metric",
+    found = (_gain_reason(gains.get(name), f"of {name} at the target", getattr(gains, "metric", "metric"),
                           "the runs do not show the extrapolation to be better")
              for name in ("autoscale over uniform", "autoscale over direct transfer"))
     return [r for r in found if r]

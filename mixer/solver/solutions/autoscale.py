@@ -14,7 +14,7 @@ from mixer.solver.solutions.written import ScaleOptimum, Solution, plot_path, wr
 from mixer.solver.autoscale import fit_floored, predict_floored
 from mixer.solver.intervals import autoscale_chain, quantile_intervals
 from mixer.solver.ddo_model import TARGET_REPLICATE_STARTS, Gain
-from mixer.solver.target_gain import Mixture, ScaleCurves, target_gain
+from mixer.solver.target_gain import Mixture, ScaleCurves, TargetGains, target_gain
 from mixer.solver.plots import plot_weights_curve
 
 
@@ -148,8 +148,9 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
     check = None if h is None else _scale_check(N, optima, domains, h, floor)
     auto_w = dict(zip(domains, map(float, res.weights)))
     direct = {d: float(N[-1, j] / N[-1].sum()) for j, d in enumerate(domains)}
-    gains = target_gains(optima[-1], domains, float(target), res.weights, N[-1] / N[-1].sum(), reps, rows,
-                         columns_[-1])
+    gains = TargetGains(optima[-1].metric or "metric",
+                        target_gains(optima[-1], domains, float(target), res.weights, N[-1] / N[-1].sum(), reps,
+                                     rows, columns_[-1]))
     verdict = autoscale_verdict({f"{o.budget_tokens:,}": o.verdict for o in optima}, domains, intervals, at_scales,
                                 [o.intervals for o in optima], [f"{b:,}" for b in budgets], held_out=check,
                                 gains=gains)
@@ -210,7 +211,7 @@ def target_gains(largest: ScaleOptimum, domains: list[str], target: float, auto_
             DT_OVER_UNIFORM: target_gain(curves, target, direct, uniform, at_l)}
 
 
-def target_gain_lines(gains: Mapping[str, Gain], target: int, largest: str, metric: str,
+def target_gain_lines(gains: TargetGains, target: int, largest: str, metric: str,
                       starts: int) -> tuple[str, ...]:
     """What people read: each comparison at the target with its interval."""
     if not gains:
