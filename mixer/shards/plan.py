@@ -1,28 +1,25 @@
 """The mixture plan: which document, which token range, where in the output stream.
 
-`build_plan(corpus, weights, config)` turns a prepared corpus, a mixture and a token
-budget into a `MixturePlan` without touching a token: it reads only document lengths (the
-Arrow offsets). The plan is a few arrays of one entry per segment (a document, or the first
-tokens of the last one a domain takes), in stream order; `mixer.shards.gather.gather_sequences`
-turns any range of its sequences into tokens, so `build-shards` and an in-process sampler
-produce the same stream from the same plan.
+`build_plan(corpus, weights, config)` turns a prepared corpus, a mixture and a token budget into a
+`MixturePlan` without touching a token: it reads only document lengths (the Arrow offsets). The plan
+is a few arrays of one entry per segment (a document, or the first tokens of the last one a domain
+takes), in stream order; `mixer.shards.gather.gather_sequences` turns any range of its sequences
+into tokens, so `build-shards` and an in-process sampler produce the same stream from the same plan.
 
 Steps (see docs/sampler.md): largest-remainder targets (`mixer.kernels.targets`); per domain a
 seeded counter-based permutation (`mixer.kernels.permute`) walked until the target is met exactly
 (`mixer.kernels.select`), with further epochs only up to `max_epochs`; the interleave (causal
-documents: the token-level midpoint merge, `mixer.kernels.interleave`; masked-LM rows, which are
-equal units like Megatron's samples: the order with the smallest prefix deviation,
-`mixer.kernels.edf`); packing offsets (causal: back to back with one EOS each; masked LM:
-one document per row).
+documents: the token-level midpoint merge, `mixer.kernels.interleave`; masked-LM rows, equal units
+like Megatron's samples: the smallest prefix deviation, `mixer.kernels.edf`, or `blend`); packing
+offsets (causal: back to back, one EOS each; masked LM: one document per row).
 
-Schedules (`build_schedule_plan`, `mixer.shards.stages`): a mixture that changes stage by stage
-is planned stage after stage, each as one mixture is, with one permutation per domain consumed
-across the stages; the stages are concatenated.
+Schedules (`build_schedule_plan`, `mixer.shards.stages`): a mixture that changes stage by stage is
+planned stage after stage, each as one mixture is, with one permutation per domain consumed across
+the stages; the stages are concatenated.
 
-Budget rule: the budget is a whole number of sequences. A causal budget that is not a
-multiple of `seq_len` is rounded *down* to one (`MixturePlan.budget_tokens`, the requested
-value kept in `tokens_requested`); masked LM uses `tokens // seq_len` sequences, and its
-per-domain targets count sequences.
+Budget rule: the budget is a whole number of sequences. A causal budget that is not a multiple of
+`seq_len` is rounded *down* to one (`MixturePlan.budget_tokens`, the requested value kept in
+`tokens_requested`); masked LM uses `tokens // seq_len` sequences and counts its targets in them.
 """
 from __future__ import annotations
 
@@ -45,7 +42,7 @@ from mixer.formats.shards import (
 )
 from mixer.formats.weights import validate_weights
 
-INTERLEAVES = ("auto", "midpoint", "edf")
+INTERLEAVES = ("auto", "midpoint", "edf", "blend")
 
 
 @dataclass(frozen=True)
@@ -60,8 +57,8 @@ class PlanConfig:
     # replacement; above 1 a domain smaller than its target takes further epochs, each a fresh
     # permutation, and one that would need more than the cap is refused by name; math.inf: no cap.
     max_epochs: float = 1.0
-    # "auto": causal -> "midpoint" (each domain within half a document of its token share),
-    # mlm -> "edf"; "edf" on causal documents: the smallest deviation in documents, not tokens
+    # "auto": causal -> "midpoint" (each domain within half a document of its token share), mlm -> "edf";
+    # "edf" on causal: the smallest deviation in documents; "blend" (mlm): Megatron's error at most
     interleave: str = "auto"
     cls_id: int | None = None  # masked-LM specials; None takes `mlm_special_ids(manifest)`
     sep_id: int | None = None
@@ -179,6 +176,8 @@ def max_epochs_json(value: float) -> float | None:
 def _check_config(config: PlanConfig) -> None:
     if config.interleave not in INTERLEAVES:
         raise MixerError(f"--interleave {config.interleave!r}: choose one of {', '.join(INTERLEAVES)}")
+    if config.interleave == "blend" and config.objective is not Objective.MLM:  # documents are not equal units
+        raise MixerError("--interleave blend: orders masked-LM rows; for causal documents use auto or midpoint")
     min_len = 3 if config.objective is Objective.MLM else 1
     if not isinstance(config.seq_len, int) or config.seq_len < min_len:
         raise MixerError(f"--seq-len {config.seq_len!r}: must be an integer >= {min_len} for {config.objective}")
@@ -250,6 +249,7 @@ def build_schedule_plan(corpus: Corpus | str | Path, schedule, config: PlanConfi
 def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]], bounds: np.ndarray,
            until: list[int], config: PlanConfig) -> MixturePlan:
     """Decide the stream of `len(stage_w)` stages; stage k fills sequences bounds[k]..bounds[k+1]."""
+    from mixer.kernels.blend import blend_items
     from mixer.kernels.edf import smallest_feasible_items
     from mixer.kernels.interleave import interleave_midpoint_threaded
     from mixer.kernels.targets import largest_remainder
@@ -340,9 +340,8 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
                 src[sel] = part.offsets[d[sel] - first_doc[p]]
             seg_part.append((local + len(parts)).astype(np.int32))
         seg_src.append(src)
-        # The parts as paths relative to the corpus folder: the manifest's names, normalised as
-        # `Path.relative_to` would (cheaper by 40 us a part; `..` and absolute names are refused
-        # when the manifest is read)
+        # Parts relative to the corpus folder: the manifest's names normalised as `relative_to`
+        # would (40 us a part cheaper; `..` and absolute names are refused when it is read)
         for f in manifest.domains[name].splits["train"].files:
             parts.append(posixpath.normpath(f))
             part_domain.append(i)
@@ -358,9 +357,11 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
         counts = [picked[i][k][1] for i in range(len(names))]
         dom_start = np.cumsum([0] + [len(c) for c in counts]).astype(np.int64)
         n_seg = int(dom_start[-1])
-        if interleave == "edf":  # segments as unit items (mlm: rows): the smallest prefix deviation in them
+        if interleave in ("edf", "blend"):  # segments as unit items (mlm: rows)
             stream_dom, stream_pos = np.empty(n_seg, np.int32), np.empty(n_seg, np.int64)
-            smallest_feasible_items(np.diff(dom_start), stream_dom, stream_pos)
+            c = np.diff(dom_start)  # edf: the smallest prefix deviation; blend: Megatron's at most, to W[k]
+            smallest_feasible_items(c, stream_dom, stream_pos) if interleave == "edf" else \
+                blend_items(np.asarray(W[k], np.float64), c, stream_dom, stream_pos)
         else:  # documents of unequal length: each domain within half a document of its token share
             units_k = np.concatenate([c + 1 if causal else np.ones(len(c), np.int64) for c in counts]).astype(np.int64)
             stream_dom, stream_pos = interleave_midpoint_threaded(units_k, dom_start, threads=2,

@@ -46,9 +46,10 @@ def _default_workers() -> int:
               help="zstd compression level of the shards (higher: smaller, slower to write).")
 @click.option("--threads", type=int, default=None, help="Compression threads [default: CPU count, at most 8].")
 @max_epochs_option()
-@click.option("--interleave", type=click.Choice(["auto", "midpoint", "edf"]), default="auto", show_default=True,
-              help="Order of documents: midpoint (token shares, causal default) or edf (smallest deviation in "
-                   "documents; masked-LM default). docs/sampler.md.")
+@click.option("--interleave", type=click.Choice(["auto", "midpoint", "edf", "blend"]), default="auto", show_default=True,
+              help="Order of documents: midpoint (token shares, causal default), edf (smallest deviation in "
+                   "documents; masked-LM default) or blend (masked LM: every prefix within Megatron's error of "
+                   "the weights as given). docs/sampler.md.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 @cluster_options(local="--threads")
 def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, tokens, seq_len, data_seed, out,
