@@ -155,6 +155,9 @@ def chain_checks(row: dict) -> list[tuple[str, str, bool]]:
     if row["gain_coverage"] == row["gain_coverage"]:
         out.append(("gain intervals at the target cover the true gains 90-98 %", f"{row['gain_coverage']:.1%}",
                     0.90 <= row["gain_coverage"] <= 0.98))
+    if row["coverage"] == row["coverage"]:
+        out.append(("weight intervals cover the target optimum 90-98 %", f"{row['coverage']:.1%}",
+                    0.90 <= row["coverage"] <= 0.98))
     out.append(("supported while no better than direct transfer or uniform <= 5 %", f"{row['supported_wrong']:.1%}",
                 row["supported_wrong"] <= 0.05))
     return out
