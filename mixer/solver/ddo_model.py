@@ -25,10 +25,8 @@ from mixer.solver.powerlaw import FORMS, PowerLawFit, fit_power_law, fit_power_l
 from mixer.solver.runs import DDOData, Run
 
 
-# How many bootstrap standard deviations the optimism-corrected gain must clear for the verdict to
-# say `supported`. Set by the calibration benchmark (bench.calibration): 1.96 (a 95 % interval
-# excluding 0) said supported in 17 % of sweeps whose true gain was ~1.3 standard errors;
-# 2.5 keeps that near 10 % and still supports >= 80 % of sweeps at >= 4 standard errors.
+# Bootstrap standard deviations the corrected gain must clear for `supported` (bench.calibration):
+# 1.96 said supported in 17 % of sweeps whose true gain was ~1.3 SE; 2.5 keeps that near 10 %.
 Z_DECISION = 2.5
 
 
@@ -109,11 +107,9 @@ def fit_and_solve(points: Mapping[str, tuple[np.ndarray, np.ndarray]], total: fl
     return fits, solve_ddo(a, b, total, lower=lower, upper=upper)
 
 
-# Grid starts a bootstrap replicate tries besides the warm start: a replicate warm-started alone
-# stays in the fitted curve's basin and understates the spread of the optimum. 2 is enough for the
-# optimum at the measured scale (bench.calibration's DDO rows); reading the curves far beyond
-# their points (AutoScale's target) needs every start of the grid: with 2, the predicted gains'
-# standard errors came out half the true spread (z sd 1.4 over 60 simulated studies, 1.0 with all).
+# Grid starts a bootstrap replicate tries besides the warm start (warm-started alone it stays in the
+# fitted basin). 2 suffice for the optimum (bench.calibration); curves read far beyond their points
+# (AutoScale's target) need all: with 2 the gains' standard errors were half the true spread.
 REPLICATE_STARTS = 2
 TARGET_REPLICATE_STARTS = 30
 
@@ -141,9 +137,7 @@ def gain(fits: Mapping[str, PowerLawFit], x_ref: np.ndarray, x: np.ndarray) -> f
 
 @dataclass(frozen=True)
 class Starts:
-    """Start points of the fits: `fit` for each domain's curve (None: the whole grid), `replicates`
-    grid starts per bootstrap refit besides the warm start (`TARGET_REPLICATE_STARTS` when the
-    curves will be read far from their points, as AutoScale's target does)."""
+    """Grid starts: `fit` per domain's curve (None: all), `replicates` per bootstrap refit."""
     fit: int | None = None
     replicates: int = REPLICATE_STARTS
 
@@ -241,12 +235,23 @@ def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise,
                      thetas=T[kept], scales=scale[kept])
 
 
+MIN_GAIN_REPLICATES = 10  # fewer replicates' errors give no interval on a gain
+
+
+def corrected_gain(reference: str, estimate: float, errors: np.ndarray | None) -> Gain:
+    """`estimate` less the replicates' mean error, sd their spread (DDO's and AutoScale's gains)."""
+    err = np.asarray([] if errors is None else errors, float)
+    err = err[np.isfinite(err)]
+    if err.size < MIN_GAIN_REPLICATES:
+        return Gain(reference, estimate)
+    return Gain(reference, estimate, corrected=float(estimate - err.mean()), sd=float(err.std(ddof=1)))
+
+
 def gain_interval(reference: str, estimate: float, boot: Bootstrap) -> Gain:
     """The optimism-corrected gain and its spread (`Gain`) from `bootstrap_weights`' replicates."""
-    opt = boot.optimism.get(reference)
-    if opt is None or opt.size < 10 or np.isnan(boot.low).any():
+    if np.isnan(boot.low).any():
         return Gain(reference, estimate)
-    return Gain(reference, estimate, corrected=float(estimate - opt.mean()), sd=float(opt.std(ddof=1)))
+    return corrected_gain(reference, estimate, boot.optimism.get(reference))
 
 
 class DDO:
@@ -263,11 +268,9 @@ class DDO:
         self.floor = floor
         self.cap = cap
         self.starts = starts or Starts()
-        self.n_starts = self.starts.fit
         self.n_bootstrap = n_bootstrap
         self.noise = noise
         self.seed = seed
-        self.replicate_starts = self.starts.replicates
 
     def fit(self, data: DDOData) -> "DDO":
         if self.form not in FORMS:
@@ -282,7 +285,7 @@ class DDO:
             lower = np.where(np.isnan(lower), 0.0, lower)
         self.points_ = data.points(self.units)
         self.fits_, self.result_ = fit_and_solve(self.points_, total, form=self.form, lower=lower, upper=upper,
-                                                 n_starts=self.n_starts)
+                                                 n_starts=self.starts.fit)
         self.domains_ = tuple(domains)
         self.total_ = total
         self.unit_x_, self.unit_y_ = unit_x, unit_y
@@ -310,7 +313,7 @@ class DDO:
                                             replicates=Replicates(n_boot=self.n_bootstrap, seed=self.seed,
                                                                   n_base=len(data.base),
                                                                   normalised=self.units == "authors",
-                                                                  starts=self.replicate_starts))
+                                                                  starts=self.starts.replicates))
         self.intervals_ = {d: (float(lo), float(hi)) for d, lo, hi
                            in zip(domains, self.bootstrap_.low, self.bootstrap_.high)}
         self.gains_ = {name: gain_interval(name, gain(self.fits_, x_ref, self.result_.x), self.bootstrap_)
@@ -360,14 +363,13 @@ class DDO:
         return out
 
     def curves_json(self) -> dict:
-        """The fitted curves and every bootstrap replicate's, in weights.json: what AutoScale needs to
-        predict the loss of any mixture at another budget (`mixer.solver.target_gain`)."""
+        """Fitted and replicate curves for weights.json: AutoScale's loss at the target (`target_gain`)."""
         boot = self.bootstrap_
         return {"form": self.form, "unit_tokens": self.budget_tokens_ / len(self.domains_),
                 "domains": list(self.domains_), "params": [f.x.tolist() for f in self.fits_.values()],
                 "replicate_params": [] if boot.thetas is None else boot.thetas.round(12).tolist(),
                 "replicate_scale": [] if boot.scales is None else boot.scales.round(15).tolist(),
-                "replicate_starts": self.replicate_starts}
+                "replicate_starts": self.starts.replicates}
 
     def summary(self) -> dict:
         """JSON-ready record of the fits and the solve (goes into weights.json provenance)."""

@@ -27,11 +27,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mixer.solver.ddo_model import Gain
+from mixer.solver.ddo_model import Gain, corrected_gain
 from mixer.solver.powerlaw import FORMS, power_law_rows
-
-MIN_REPLICATES = 10
-
 
 @dataclass(frozen=True)
 class ScaleCurves:
@@ -98,7 +95,7 @@ def target_gain(curves: ScaleCurves, target: float, better: Mixture, reference: 
     `replicates`)."""
     estimate = curves.loss(reference.weights, target) - curves.loss(better.weights, target)
     rows = np.asarray(rows, int)
-    if rows.size < MIN_REPLICATES or curves.replicates.shape[0] == 0:
+    if curves.replicates.shape[0] == 0:
         return Gain(reference.name, estimate)
     errors = []
     for k, r in enumerate(rows):
@@ -107,8 +104,4 @@ def target_gain(curves: ScaleCurves, target: float, better: Mixture, reference: 
         theta, s = curves.replicates[r], curves.scales[r]
         own = (curves.loss(wb, target, theta) - curves.loss(wa, target, theta)) / s
         errors.append(own - (curves.loss(wb, target) - curves.loss(wa, target)))
-    err = np.asarray(errors)
-    err = err[np.isfinite(err)]
-    if err.size < MIN_REPLICATES:
-        return Gain(reference.name, estimate)
-    return Gain(reference.name, estimate, corrected=float(estimate - err.mean()), sd=float(err.std(ddof=1)))
+    return corrected_gain(reference.name, estimate, np.asarray(errors))
