@@ -37,3 +37,20 @@ def test_a_small_seeded_calibration_never_supports_a_worse_mixture():
     assert row["sweeps"] == 6 and row["supported_wrong"] == 0.0
     assert row["gain_coverage"] >= 0.75     # 18 intervals; the 200-study rows are in docs/solver.md
     assert abs(sum(row["recommended"].values()) - 1) < 1e-12
+
+
+def test_gains_at_the_target_are_centred_on_the_fit_with_the_rms_error():
+    """DDO's gain subtracts the replicates' mean error; AutoScale's at the target keep the fitted
+    gain and widen by the bias instead (the correction overshot 8x beyond the fitted budget)."""
+    from mixer.solver.ddo_model import corrected_gain
+
+    err = np.array([0.01, 0.03, 0.02, 0.04, 0.0, 0.02, 0.01, 0.03, 0.02, 0.02])
+    ddo = corrected_gain("uniform", 0.1, err)
+    assert ddo.corrected == pytest.approx(0.08) and ddo.sd == pytest.approx(err.std(ddof=1))
+    target = corrected_gain("uniform", 0.1, err, rms=True)
+    assert target.corrected == 0.1 and target.sd == pytest.approx(np.sqrt(np.mean(err ** 2)))
+    assert target.method == "rms" and target.to_json()["method"] == "rms"
+    assert target.low < ddo.low and target.high > 0.1 + 1.96 * 0.02
+    out = run_study(ScalesSetting(), 1, n_bootstrap=30)
+    for k, (centre, _) in out.corrected.items():
+        assert centre == out.predicted[k]

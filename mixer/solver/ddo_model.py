@@ -20,7 +20,7 @@ import numpy as np
 
 from mixer.solver.ddo import DDOResult, solve_ddo
 from mixer.solver.noise import (ZERO_NOISE, Noise, domain_effects, lack_of_fit, lack_of_fit_test, measure_noise,
-                                tail_drop)
+                                residual_noise, tail_drop)
 from mixer.solver.powerlaw import FORMS, PowerLawFit, fit_power_law, fit_power_law_batch, power_law_rows
 from mixer.solver.runs import DDOData, Run
 
@@ -38,11 +38,14 @@ class Gain:
     `estimate` is the fitted curves' gain; `corrected` removes the bootstrap's mean optimism (the
     weights were chosen on these curves, so their fitted gain is too high); `low`/`high` is the
     95 % interval `corrected` +- 1.96 `sd` of the optimism; `clears` is the verdict's test,
-    `corrected` > `Z_DECISION` * `sd` (see `bootstrap_weights`)."""
+    `corrected` > `Z_DECISION` * `sd` (see `bootstrap_weights`). With `method` "rms" (AutoScale's
+    gains at the target) `corrected` is the estimate itself and `sd` the replicates' root-mean-square
+    error: read far beyond the fitted budget the bootstrap's correction overshot (`corrected_gain`)."""
     reference: str  # "uniform", "base", or (at AutoScale's target) "direct transfer"
     estimate: float
     corrected: float = float("nan")
     sd: float = float("nan")
+    method: str = "corrected"
 
     @property
     def low(self) -> float:
@@ -68,7 +71,8 @@ class Gain:
 
     def to_json(self) -> dict:
         return {"reference": self.reference, "estimate": self.estimate, "corrected": self.corrected, "sd": self.sd,
-                "interval": [self.low, self.high], "z_decision": Z_DECISION, "clears": self.clears}
+                "method": self.method, "interval": [self.low, self.high], "z_decision": Z_DECISION,
+                "clears": self.clears}
 
 
 @dataclass(frozen=True)
@@ -112,15 +116,6 @@ def fit_and_solve(points: Mapping[str, tuple[np.ndarray, np.ndarray]], total: fl
 # (AutoScale's target) need all: with 2 the gains' standard errors were half the true spread.
 REPLICATE_STARTS = 2
 TARGET_REPLICATE_STARTS = 30
-
-
-def residual_noise(points, fits, form: str) -> Noise:
-    """Noise from the fits' residuals, when there are more distinct points than parameters."""
-    dof = sum(np.unique(x).size - len(FORMS[form]) for x, _ in points.values())
-    if dof <= 0:
-        return Noise(sigma=None, dof=0, source="none")
-    rss = sum(float(f.residuals @ f.residuals) for f in fits.values())
-    return Noise(sigma=float(np.sqrt(rss / dof)), dof=dof, source="residuals")
 
 
 def gain_rows(thetas: np.ndarray, x_ref: np.ndarray, x: np.ndarray, form: str) -> float:
@@ -238,12 +233,16 @@ def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise,
 MIN_GAIN_REPLICATES = 10  # fewer replicates' errors give no interval on a gain
 
 
-def corrected_gain(reference: str, estimate: float, errors: np.ndarray | None) -> Gain:
-    """`estimate` less the replicates' mean error, sd their spread (DDO's and AutoScale's gains)."""
+def corrected_gain(reference: str, estimate: float, errors: np.ndarray | None, *, rms: bool = False) -> Gain:
+    """`estimate` less the replicates' mean error, sd their spread (DDO's gain); with `rms`, the
+    estimate itself with the errors' root-mean-square as sd (AutoScale's, at the target: there the
+    correction moved the centre away from the truth as often as towards it, `bench.calibration`)."""
     err = np.asarray([] if errors is None else errors, float)
     err = err[np.isfinite(err)]
     if err.size < MIN_GAIN_REPLICATES:
         return Gain(reference, estimate)
+    if rms:
+        return Gain(reference, estimate, corrected=estimate, sd=float(np.sqrt(np.mean(err ** 2))), method="rms")
     return Gain(reference, estimate, corrected=float(estimate - err.mean()), sd=float(err.std(ddof=1)))
 
 

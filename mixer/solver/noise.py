@@ -8,6 +8,8 @@ moves by chance. Both are measured here, in the fit's units (y = aggregate metri
 - `measure_noise`: runs of the same planned mixture (same role, domain and factor) with other
   seeds form a group; the pooled within-group standard deviation of y is the noise `sigma` of one
   run (dof = runs - groups). The same is done per domain on that domain's own held-out metric.
+- `residual_noise`: without repeats, the pooled deviation of the fits' residuals (when there are
+  more distinct points than parameters);
 - `domain_effects`: for each domain, the mean y at its fewest tokens minus the mean y at its most,
   with its standard error from `sigma`; `z = delta / se`. |z| < 2 means the domain's tokens moved
   the loss by less than run-to-run noise can explain (95 %).
@@ -27,6 +29,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from mixer.solver.powerlaw import FORMS
 from mixer.solver.runs import DDOData, Run
 
 Z_SUPPORTED = 2.0  # |effect| / standard error below this: within noise (two-sided ~95 %)
@@ -112,6 +115,15 @@ def measure_noise(data: DDOData, unit_y: float) -> Noise:
         s, _ = _pooled_std([np.array([r.metric(data.metric)[d] for r in g]) for g in groups])
         per_domain[d] = float(s) if s is not None else float("nan")
     return Noise(sigma=sigma, dof=dof, source="seeds", groups=len(groups), per_domain_std=per_domain)
+
+
+def residual_noise(points, fits, form: str) -> Noise:
+    """Noise from the fits' residuals, when there are more distinct points than parameters."""
+    dof = sum(np.unique(x).size - len(FORMS[form]) for x, _ in points.values())
+    if dof <= 0:
+        return Noise(sigma=None, dof=0, source="none")
+    rss = sum(float(f.residuals @ f.residuals) for f in fits.values())
+    return Noise(sigma=float(np.sqrt(rss / dof)), dof=dof, source="residuals")
 
 
 def domain_effects(points: Mapping[str, tuple[np.ndarray, np.ndarray]], sigma: float | None) -> dict[str, Effect]:

@@ -13,9 +13,11 @@ scale (its curves and its optimum, which is direct transfer's weights in that re
 AutoScale weights extrapolated from one independent replicate of every scale
 (`mixer.solver.intervals.autoscale_chain`). In the bootstrap's world the truth is the fitted
 curves, so replicate k's error is its own predicted gain of the mixtures it chose minus the
-fitted curves' gain of those same mixtures. `corrected` = estimate - mean error, `sd` = the
-errors' spread, as for DDO's gain (`mixer.solver.ddo_model.gain_interval`); the verdict asks the
-same `Z_DECISION` of it.
+fitted curves' gain of those same mixtures. The interval is centred on the fitted gain, with the
+errors' root-mean-square as its standard error (bias and spread together), not corrected by their
+mean as DDO's gain is: 8x beyond the fitted budget the correction moved the centre away from the
+truth as often as towards it (simulated 2-scale studies, exact law: 87 % coverage corrected, 93 %
+centred with the rms; `bench.calibration`). The verdict asks the same `Z_DECISION` of it.
 
 What it does not carry: the error of the curves' form far from the budget they were fitted at.
 `bench.calibration` measures that with a law whose exponents drift with scale ("bent").
@@ -104,4 +106,4 @@ def target_gain(curves: ScaleCurves, target: float, better: Mixture, reference: 
         theta, s = curves.replicates[r], curves.scales[r]
         own = (curves.loss(wb, target, theta) - curves.loss(wa, target, theta)) / s
         errors.append(own - (curves.loss(wb, target) - curves.loss(wa, target)))
-    return corrected_gain(reference.name, estimate, np.asarray(errors))
+    return corrected_gain(reference.name, estimate, np.asarray(errors), rms=True)
