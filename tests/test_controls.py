@@ -75,6 +75,41 @@ def test_control_corpora_junk_and_halves(tmp_path):
     assert set(_docs(other, "beta-a", "train")) != set(_docs(neg, "beta-a", "train"))
 
 
+def test_junk_kinds_draw_only_their_alphabet_and_are_planted_as_their_own_domains(tmp_path):
+    import string
+
+    from bench.controls import build_controls, junk_domain
+
+    for kind, allowed in (("letters", string.ascii_lowercase), ("numbers", string.digits),
+                          ("symbols", string.ascii_letters + string.digits + string.punctuation)):
+        folder = write_junk_text(tmp_path / kind, 3, kind=kind)
+        text = "".join(p.read_text(encoding="utf-8") for p in sorted(folder.iterdir()))
+        assert set(text) - set(" \n") <= set(allowed) and len(text) > 3 * 1200
+        if kind == "symbols":   # every character class turns up
+            assert set(text) & set(string.punctuation) and set(text) & set(string.digits)
+    # the letters kind is the first control's junk, byte for byte; the others have their own stream
+    assert (tmp_path / "letters" / "junk-00000.txt").read_text() == junk_document_text(0)
+    assert junk_domain("letters") == JUNK and junk_domain("numbers") == "junk-numbers"
+    with pytest.raises(ValueError, match="unknown junk kind 'emoji'"):
+        write_junk_text(tmp_path / "bad", 1, kind="emoji")
+    raw = _raw(tmp_path / "raw", docs=40)
+    ctl = build_controls(tmp_path / "ctl", quick=True, raw=raw, progress=False, split="beta",
+                         junk=("letters", "numbers"))
+    assert load_manifest(ctl.positive).domain_names == ["alpha", "beta", "gamma", JUNK, "junk-numbers"]
+    assert ctl.junk == (JUNK, "junk-numbers") and ctl.real == ("alpha", "beta", "gamma")
+    assert "junk-numbers" not in load_manifest(ctl.negative).domain_names
+
+
+def junk_document_text(k: int) -> str:
+    """Document k of the letters junk as the first control wrote it (seed [0, 0x1A2B])."""
+    from bench.controls import junk_document
+
+    rng = np.random.default_rng([0, 0x1A2B])
+    for _ in range(k):
+        junk_document(rng, 1200)
+    return junk_document(rng, 1200)
+
+
 @pytest.fixture(scope="module")
 def quick_controls(tmp_path_factory):
     """The benchmark's quick mode, run once for both tests (10 min 16 s on 2 CPU cores shared with other jobs)."""
