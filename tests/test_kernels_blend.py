@@ -14,6 +14,7 @@ from mixer.kernels.blend import (
     scan_lanes,
     smallest,
 )
+from mixer.kernels.blend_lanes import WIDE, wide_pass
 from mixer.kernels.deviation import max_prefix_deviation_items
 from mixer.kernels.targets import largest_remainder
 
@@ -67,6 +68,22 @@ def test_lanes_give_the_same_stream():
         outs.append((d, dev[0]))
     for d, dev in outs[1:]:
         assert np.array_equal(d, outs[0][0]) and dev == outs[0][1]
+
+
+def test_side_by_side_lanes_give_the_one_lane_stream():
+    """`wide_pass` (32 lanes side by side) gives one lane's stream and error, bit for bit; where
+    one lane misses late (b = 0.82: at slot 253,945), it misses too."""
+    w = np.random.default_rng(7).dirichlet(np.ones(7))
+    n = 300_000
+    counts = largest_remainder(w, n)
+    assert len(lane_splits(w, counts, 0.86, WIDE, False)[0]) == WIDE + 1
+    d1, p1, dev = np.empty(n, np.int32), np.empty(n, np.int64), np.zeros(1)
+    d2, p2 = np.empty(n, np.int32), np.empty(n, np.int64)
+    assert full_pass(w, counts, 0.86, 1, d1, p1, dev) == -1
+    assert wide_pass(w, counts, 0.86, d2, p2) == dev[0] > 0.85
+    assert np.array_equal(d1, d2) and np.array_equal(p1, p2)
+    assert full_pass(w, counts, 0.82, 1, d1, p1, dev) == 253_945
+    assert wide_pass(w, counts, 0.82, d2, p2) == -1.0
 
 
 def test_heaps_and_scan_agree():

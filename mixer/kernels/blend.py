@@ -20,16 +20,19 @@ ever longer prefixes; not seen on random weights).
 Speed. At a tolerance B < 1, the counts after p slots are forced wherever every domain's
 window [w_i p - B, w_i p + B] holds one integer; from such a slot on, EDF's choices do not
 depend on what came before. The stream is cut at forced slots into lanes that one thread
-advances in lock-step (their dependency chains overlap in the CPU) or several threads share;
-the result is the same for any number of lanes or threads. Small K scan the K heads (a min
-over packed (deadline << 16 | domain) keys); large K keep two heaps (waiting by release, ready
-by deadline): O(N log K).
+advances together (their dependency chains overlap in the CPU) or several threads share; the
+result is the same for any number of lanes or threads. Small K scan the K heads: the whole
+stream on 32 lanes side by side (`blend_lanes`: the scan is vector code over the lanes), the
+prefix probes and a missed pass on a few lanes in lock-step (a min over packed
+(deadline << 16 | domain) keys, whose first miss steers the search); large K keep two heaps
+(waiting by release, ready by deadline): O(N log K).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from mixer.kernels._jit import njit
+from mixer.kernels.blend_lanes import lane_splits, wide_ok, wide_pass
 from mixer.kernels.edf import _ipop, _ipush  # the same binary heap of int64 keys
 
 _BIG = np.int64(2**62)
@@ -124,45 +127,6 @@ def _tail(w, taken, limit, worst):
 
 
 @njit
-def forced_counts(w, counts, b, p, out):
-    """True, with the counts in `out`, when every order within tolerance b has those counts
-    after p slots (each domain's window holds one integer, and they add up to p)."""
-    s = 0
-    for i in range(counts.shape[0]):
-        lo = max(0, np.int64(np.ceil(w[i] * p - b)))
-        hi = min(counts[i], np.int64(np.floor(w[i] * p + b)))
-        if lo != hi:
-            return False
-        out[i] = lo
-        s += lo
-    return s == p
-
-
-@njit
-def lane_splits(w, counts, b, n_lanes):
-    """(bounds int64[L + 1], start int64[L, K]): at most n_lanes lanes cut at forced slots, the
-    first at or after q N / n_lanes (searched over 2^16 slots; fewer lanes where none is)."""
-    k = counts.shape[0]
-    n = 0
-    for i in range(k):
-        n += counts[i]
-    bounds = np.zeros(n_lanes + 1, np.int64)
-    start = np.zeros((n_lanes, k), np.int64)
-    c = np.empty(k, np.int64)
-    m = 1
-    for q in range(1, n_lanes if b < 1.0 else 1):
-        p = max(q * n // n_lanes, bounds[m - 1] + 1)
-        while p < min(n, q * n // n_lanes + (1 << 16)) and not forced_counts(w, counts, b, p, c):
-            p += 1
-        if p < n and forced_counts(w, counts, b, p, c):
-            bounds[m] = p
-            start[m] = c
-            m += 1
-    bounds[m] = n
-    return bounds[:m + 1].copy(), start[:m].copy()
-
-
-@njit
 def _heaps(w, counts, b, limit, out_dom, out_pos, dev):
     """EDF with a heap of waiting heads (release << 16 | domain) and one of ready heads
     (deadline << 16 | domain); returns -1 or the first slot that fails."""
@@ -227,7 +191,8 @@ def edf_weights(w, counts, b, limit, out_dom, out_pos, dev):
 
 @njit
 def full_pass(w, counts, b, lanes, out_dom, out_pos, dev):
-    """The whole stream at tolerance b, on up to `lanes` lanes (one thread); as `edf_weights`."""
+    """The whole stream at tolerance b, on up to `lanes` lanes in lock-step (one thread); as
+    `edf_weights`. (`blend_items` tries `blend_lanes.wide_pass` first: the same stream.)"""
     k = counts.shape[0]
     n = out_dom.shape[0]
     if k > _SCAN_K:
@@ -280,7 +245,11 @@ def blend_items(w, counts, out_dom, out_pos, lanes=4):
     b1 = search(w, counts, lo, 1.0 / 64.0, prefix, (tmp_dom, tmp_pos, dev), MARGIN / 8.0)
     while True:
         b = min(b1 + margin, cap)
-        f = full_pass(w, counts, b, lanes, out_dom, out_pos, dev)
+        if k <= _SCAN_K and wide_ok(w, counts, b):  # many lanes side by side: the same stream
+            d = wide_pass(w, counts, b, out_dom, out_pos)
+            if d >= 0.0:
+                return d
+        f = full_pass(w, counts, b, lanes, out_dom, out_pos, dev)  # (its first miss steers b)
         if f < 0:
             return dev[0]
         if b >= cap:

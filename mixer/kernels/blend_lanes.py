@@ -1,0 +1,162 @@
+"""`blend.py`'s whole-stream EDF pass with many lanes side by side: the speed of `blend_items`.
+
+At a tolerance b < 1 the stream is cut at forced slots (every order within b has the same
+counts there, `forced_counts`), so each lane is EDF from known counts, and the lanes together
+give the one-lane stream whenever every lane meets its windows and ends on the next lane's
+counts (a lane that fails says nothing about where one lane would fail: `blend.full_pass` then
+asks the lock-step scan, whose first miss steers the tolerance search).
+
+Why side by side: the state of lane q for domain i sits at [i * L + q], so the scan for the
+earliest deadline is one loop over the K domains whose body runs over the L lanes elementwise
+(vector instructions, no branch). Each head is one float pair: the key deadline * 2^16 + i
+(exact below 2^53: `wide_ok`) and the release * 2^60; max(key, release * 2^60 - p * 2^60) is
+the key when the head is released at slot p and at least 2^60 when not, so a plain min picks
+EDF's head (ties: the lower domain, as the packed integer keys of `blend.scan_lanes`). The
+window of a domain's next item is computed one item ahead, off the chain from slot to slot.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mixer.kernels._jit import njit
+
+WIDE = 32  # lanes side by side (past 16 the vector scan no longer shrinks per slot)
+_SC = 2.0 ** 60
+_EXACT = 2.0 ** 36  # deadlines below it keep deadline * 2^16 + i exact in a float64
+
+
+@njit
+def forced_counts(w, counts, b, p, out):
+    """True, with the counts in `out`, when every order within tolerance b has those counts
+    after p slots (each domain's window holds one integer, and they add up to p)."""
+    s = 0
+    for i in range(counts.shape[0]):
+        lo = max(0, np.int64(np.ceil(w[i] * p - b)))
+        hi = min(counts[i], np.int64(np.floor(w[i] * p + b)))
+        if lo != hi:
+            return False
+        out[i] = lo
+        s += lo
+    return s == p
+
+
+@njit
+def lane_splits(w, counts, b, n_lanes, patient=True):
+    """(bounds int64[L + 1], start int64[L, K]): at most n_lanes lanes cut at forced slots, the
+    first at or after q N / n_lanes (searched over 2^16 slots; fewer lanes where none is).
+    Not `patient`: stop at the first lane without one (where forced slots are that rare, as at
+    K = 30, a later search would most likely scan its 2^16 slots in vain too)."""
+    k = counts.shape[0]
+    n = 0
+    for i in range(k):
+        n += counts[i]
+    bounds = np.zeros(n_lanes + 1, np.int64)
+    start = np.zeros((n_lanes, k), np.int64)
+    c = np.empty(k, np.int64)
+    m = 1
+    for q in range(1, n_lanes if b < 1.0 else 1):
+        p = max(q * n // n_lanes, bounds[m - 1] + 1)
+        while p < min(n, q * n // n_lanes + (1 << 16)) and not forced_counts(w, counts, b, p, c):
+            p += 1
+        if p < n and forced_counts(w, counts, b, p, c):
+            bounds[m] = p
+            start[m] = c
+            m += 1
+        elif not patient:
+            break
+    bounds[m] = n
+    return bounds[:m + 1].copy(), start[:m].copy()
+
+
+@njit
+def _head(j, b, inv_w, i):
+    """(release * 2^60, deadline * 2^16 + i) of item j (1-based) of domain i, as floats: the
+    same products as `blend._window` (ceil, floor), so the same integers."""
+    return (np.ceil((j - b) * inv_w) - 1.0) * _SC, np.floor((j - 1 + b) * inv_w) * 65536.0 + i
+
+
+@njit
+def wide_ok(w, counts, b):
+    """True when every deadline stays below 2^36 (then the float keys are exact)."""
+    for i in range(counts.shape[0]):
+        if counts[i] > 0 and (counts[i] - 1 + b) / w[i] >= _EXACT:
+            return False
+    return True
+
+
+@njit
+def wide_pass(w, counts, b, out_dom, out_pos):
+    """EDF at tolerance b over the whole stream on up to `WIDE` lanes side by side; the stream's
+    largest prefix error (the same float as one lane's) when every lane meets its windows and
+    ends on the counts the next lane starts from, else -1.0 (the output is then partial); -1.0
+    too, untried, where fewer than WIDE / 4 lanes are found (one lane side by side with nothing
+    is slower than the lock-step scan: at K = 30 forced slots are that rare)."""
+    bounds, start = lane_splits(w, counts, b, WIDE, False)
+    k = counts.shape[0]
+    m = bounds.shape[0] - 1
+    if m < WIDE // 4:
+        return -1.0
+    inv = np.zeros(k)
+    for i in range(k):
+        if counts[i] > 0:
+            inv[i] = 1.0 / w[i]
+    key = np.full(k * m, np.inf)  # the head's; nkey, nrel: the next item's
+    rel = np.full(k * m, np.inf)
+    nkey = np.full(k * m, np.inf)
+    nrel = np.full(k * m, np.inf)
+    taken = np.zeros(k * m, np.int64)
+    worst = np.zeros(m)
+    pos = bounds[:-1].copy()
+    best = np.empty(m)
+    ps = np.empty(m)
+    longest = 0
+    for q in range(m):
+        longest = max(longest, bounds[q + 1] - bounds[q])
+        for i in range(k):
+            t = start[q, i]
+            taken[i * m + q] = t
+            if t < counts[i]:
+                rel[i * m + q], key[i * m + q] = _head(t + 1.0, b, inv[i], i)
+            if t + 1 < counts[i]:
+                nrel[i * m + q], nkey[i * m + q] = _head(t + 2.0, b, inv[i], i)
+    for _ in range(longest):
+        for q in range(m):
+            ps[q] = pos[q] * _SC
+            best[q] = np.inf
+        for i in range(k):  # the scan: elementwise over the lanes
+            o = i * m
+            for q in range(m):
+                x = rel[o + q] - ps[q]
+                x = max(x, key[o + q])
+                best[q] = min(best[q], x)
+        for q in range(m):
+            p = pos[q]
+            if p >= bounds[q + 1]:
+                continue
+            v = best[q]
+            if v >= 2.0 ** 53 or v < p * 65536.0:  # none released, or a deadline passed
+                return -1.0
+            i = np.int64(v) & 0xFFFF
+            oi = i * m + q
+            c = taken[oi]
+            out_dom[np.uint64(p)] = i  # (unsigned: no wraparound test)
+            out_pos[np.uint64(p)] = c
+            key[oi] = nkey[oi]
+            rel[oi] = nrel[oi]
+            worst[q] = max(worst[q], w[i] * p - c, (c + 1.0) - w[i] * (p + 1))  # just before / after it
+            c += 1
+            taken[oi] = c
+            if c + 1 < counts[i]:
+                nrel[oi], nkey[oi] = _head(c + 2.0, b, inv[i], i)
+            else:
+                nrel[oi] = np.inf
+                nkey[oi] = np.inf
+            pos[q] = p + 1
+    dev = 0.0
+    for q in range(m):
+        end = bounds[q + 1]
+        for i in range(k):  # every domain's last prefix in the lane (dominated but for the last lane)
+            dev = max(dev, worst[q], abs(taken[i * m + q] - w[i] * end))
+            if taken[i * m + q] != (start[q + 1, i] if q + 1 < m else counts[i]):
+                return -1.0
+    return dev
