@@ -36,6 +36,7 @@ A format-1 corpus (no checksums) is refused with a one-line request to re-run `m
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -261,19 +262,37 @@ def _numpy_view(array: pa.Array) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
 
 
+_READ_OPTIONS = pa.ipc.IpcReadOptions()  # one for every part (pyarrow makes a fresh one per call otherwise)
+_SMALL_PART = 1 << 16  # parts up to this size are read whole: one read costs less than setting up a map
+
+
+def _part_bytes(path: Path) -> tuple[pa.Buffer, os.stat_result]:
+    """The file's bytes and its stat: a small part read whole (a corpus of 10,000 domains is
+    10,000 small parts, and mapping one costs more than reading it), a larger one memory-mapped
+    (zero-copy: the pages the kernels read are the page cache's)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        if st.st_size <= _SMALL_PART:
+            return pa.py_buffer(os.read(fd, st.st_size)), st  # (a short read fails the checksum)
+    finally:
+        os.close(fd)
+    return pa.memory_map(str(path), "r").read_buffer(), st
+
+
 def open_part(path: str | Path, dtype: np.dtype | str | None = None,
               checksum: FileChecksum | None = None) -> ArrowPart:
-    """Memory-map one part. With `checksum` (from corpus.json) the file's bytes are verified
-    first; then its structure is validated (one batch, the format's types, no nulls, offsets
-    monotone and inside the values buffer), so no buffer handed to a kernel can point outside
-    the file. Any failure is a `MixerError` naming the file."""
+    """Map (or, when small, read) one part. With `checksum` (from corpus.json) the file's bytes
+    are verified first; then its structure is validated (one batch, the format's types, no
+    nulls, offsets monotone and inside the values buffer), so no buffer handed to a kernel can
+    point outside the file. Any failure is a `MixerError` naming the file."""
     path = path if isinstance(path, Path) else Path(path)  # (re-making a Path costs 10 us a part)
     fix = "re-run `mixer prepare`"
     try:
-        data = pa.memory_map(str(path), "r").read_buffer()  # zero-copy: the map the kernels read
-        if checksum is not None:
-            verify_file(path, checksum, MANIFEST_NAME, fix, data=data)  # before a byte of it is parsed
-        reader = pa.ipc.open_file(data)
+        data, st = _part_bytes(path)
+        if checksum is not None:  # before a byte of it is parsed
+            verify_file(path, checksum, MANIFEST_NAME, fix, data=data, stat=st)
+        reader = pa.ipc.RecordBatchFileReader(data, options=_READ_OPTIONS)
         if reader.num_record_batches != 1:
             raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; {fix}")
         batch = reader.get_batch(0)
@@ -284,12 +303,13 @@ def open_part(path: str | Path, dtype: np.dtype | str | None = None,
             raise MixerError(f"{path}: columns {batch.schema.to_string(show_schema_metadata=False)!r} are not "
                              f"(doc_id: uint64, tokens: large_list); {fix}")
         batch.validate(full=True)  # offsets monotone and in range, buffer sizes: O(documents)
-        tokens = batch.column(1)
-        if batch.column(0).null_count or tokens.null_count or tokens.values.null_count:
+        ids, tokens = batch.columns
+        values = tokens.values
+        if ids.null_count or tokens.null_count or values.null_count:
             raise MixerError(f"{path}: holds null values, which the corpus format never writes; {fix}")
         offsets = _numpy_view(tokens.offsets)
-        values = _numpy_view(tokens.values)
-        doc_ids = _numpy_view(batch.column(0))
+        values = _numpy_view(values)
+        doc_ids = _numpy_view(ids)
     except FileNotFoundError:
         raise MixerError(f"{path}: Arrow file missing from the corpus; {fix}") from None
     except (pa.ArrowException, OSError, ValueError, IndexError) as exc:
