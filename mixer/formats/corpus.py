@@ -99,14 +99,15 @@ class CorpusManifest:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any], source: str = MANIFEST_NAME) -> CorpusManifest:
-        """Check the manifest's version, seal and shape; every problem names `source`."""
+    def from_json(cls, obj: dict[str, Any], source: str = MANIFEST_NAME, sealed: bool | None = None) -> CorpusManifest:
+        """Check the manifest's version, seal and shape; every problem names `source`. `sealed`:
+        the seal's verdict when the caller has it (`Corpus.open`), else checked here."""
         fix = "re-run `mixer prepare` to write it again"
         version = obj.get("format_version")
         if version == 1:
             raise MixerError(f"{source}: corpus format_version 1 (no per-file checksums) is no longer read; "
                              "re-run `mixer prepare` with this version of mixer")
-        if not seal_ok(obj):
+        if not (seal_ok(obj) if sealed is None else sealed):
             raise MixerError(f"{source}: damaged corpus manifest (its checksum does not match its content); {fix}")
         if version != FORMAT_VERSION:
             raise MixerError(f"{source}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
