@@ -101,7 +101,7 @@ def _compile(spec: Spec) -> Callable[[Any], bool]:
         if len(spec) == 1 and next(iter(spec)) is str:  # a mapping name -> item
             item = _compile(spec[str])
             return lambda v: isinstance(v, dict) and all(map(item, v.values()))
-        fields = [(key[:-1] if key.endswith("?") else key, key.endswith("?"), _compile(sub))
+        fields = [(key.removesuffix("?"), key.endswith("?"), _compile(sub))
                   for key, sub in spec.items()]
 
         def fields_ok(v: Any) -> bool:
