@@ -342,6 +342,8 @@ class DomainSplit:
         """Token count of every document (int64), concatenated over parts."""
         if not self.parts:
             return np.zeros(0, dtype=np.int64)
+        if len(self.parts) == 1:  # (no concatenation: 10,000 one-part domains)
+            return self.parts[0].lengths.astype(np.int64, copy=False)
         return np.concatenate([p.lengths for p in self.parts]).astype(np.int64, copy=False)
 
     def document(self, k: int) -> np.ndarray:

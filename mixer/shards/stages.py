@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.kernels.permute import permutation
+from mixer.kernels.select import select_causal, select_mlm
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,6 @@ def select_stages(lengths: np.ndarray, targets: np.ndarray, *, key_of: Callable[
     `targets[k]`: what stage k takes; `key_of(epoch)`: the permutation key of each pass;
     `where(k)`: stage k and the domain, for the error when a pass past `max_epochs` is needed
     (only possible across stages, where each stage's cut document wastes its tail)."""
-    from mixer.kernels.permute import permutation
-    from mixer.kernels.select import select_causal, select_mlm
-
     n = len(lengths)
     allowed = math.inf if math.isinf(max_epochs) else math.ceil(max_epochs)
     epoch, pos, used = 0, 0, 0
