@@ -47,6 +47,7 @@ import pyarrow as pa
 from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
+from mixer.formats.arrow_ipc import arrow_schema, learn_layout, read_part, write_part  # noqa: F401 (write_part: importable here as ever)
 from mixer.formats.checksums import FileChecksum, file_checksum, verify_file
 from mixer.formats.schema import SEAL_KEY, check, seal, seal_ok
 
@@ -211,18 +212,6 @@ def token_dtype_for(vocab_size: int) -> np.dtype:
     raise MixerError(f"tokenizer vocab size {vocab_size} exceeds uint32; use a tokenizer with at most 2**32 ids")
 
 
-def arrow_schema(dtype: np.dtype) -> pa.Schema:
-    return pa.schema([("doc_id", pa.uint64()), ("tokens", pa.large_list(pa.from_numpy_dtype(dtype)))])
-
-
-def write_part(path: str | Path, doc_ids: np.ndarray, offsets: np.ndarray, values: np.ndarray) -> None:
-    """Write one Arrow IPC file holding a single record batch (contiguous buffers for the kernels)."""
-    tokens = pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), pa.array(values))
-    batch = pa.record_batch([pa.array(doc_ids.astype(np.uint64)), tokens], schema=arrow_schema(values.dtype))
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-
-
 @dataclass(frozen=True)
 class ArrowPart:
     """Zero-copy views of one Arrow file: document i is ``values[offsets[i]:offsets[i+1]]``."""
@@ -286,31 +275,17 @@ def open_part(path: str | Path, dtype: np.dtype | str | None = None,
     """Map (or, when small, read) one part. With `checksum` (from corpus.json) the file's bytes
     are verified first; then its structure is validated (one batch, the format's types, no
     nulls, offsets monotone and inside the values buffer), so no buffer handed to a kernel can
-    point outside the file. Any failure is a `MixerError` naming the file."""
+    point outside the file: the writer's exact layout by `arrow_ipc.read_part`, any other file
+    by pyarrow. Any failure is a `MixerError` naming the file."""
     path = path if isinstance(path, Path) else Path(path)  # (re-making a Path costs 10 us a part)
     fix = "re-run `mixer prepare`"
     try:
         data, st = _part_bytes(path)
         if checksum is not None:  # before a byte of it is parsed
             verify_file(path, checksum, MANIFEST_NAME, fix, data=data, stat=st)
-        reader = pa.ipc.RecordBatchFileReader(data, options=_READ_OPTIONS)
-        if reader.num_record_batches != 1:
-            raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; {fix}")
-        batch = reader.get_batch(0)
-        if dtype is not None and batch.schema.equals(_schema_of(np.dtype(dtype))):
-            pass  # the format's exact schema: one comparison instead of the three below (10,000 parts)
-        elif batch.schema.names != ["doc_id", "tokens"] or batch.schema.field("doc_id").type != pa.uint64() \
-                or not pa.types.is_large_list(batch.schema.field("tokens").type):
-            raise MixerError(f"{path}: columns {batch.schema.to_string(show_schema_metadata=False)!r} are not "
-                             f"(doc_id: uint64, tokens: large_list); {fix}")
-        batch.validate(full=True)  # offsets monotone and in range, buffer sizes: O(documents)
-        ids, tokens = batch.columns
-        values = tokens.values
-        if ids.null_count or tokens.null_count or values.null_count:
-            raise MixerError(f"{path}: holds null values, which the corpus format never writes; {fix}")
-        offsets = _numpy_view(tokens.offsets)
-        values = _numpy_view(values)
-        doc_ids = _numpy_view(ids)
+        # the layout of a part pyarrow has validated, read from the bytes (`arrow_ipc`); else pyarrow
+        found = None if dtype is None else read_part(data, np.dtype(dtype))
+        doc_ids, offsets, values = found if found is not None else _pyarrow_views(path, data, dtype, fix)
     except FileNotFoundError:
         raise MixerError(f"{path}: Arrow file missing from the corpus; {fix}") from None
     except (pa.ArrowException, OSError, ValueError, IndexError) as exc:
@@ -322,7 +297,29 @@ def open_part(path: str | Path, dtype: np.dtype | str | None = None,
     if len(offsets) != len(doc_ids) + 1 or (len(offsets) and (offsets[0] < 0 or offsets[-1] > len(values))) \
             or (offsets[1:] < offsets[:-1]).any():
         raise MixerError(f"{path}: token offsets are not monotone inside the values buffer; {fix}")
+    if found is None and dtype is not None:  # valid: a model for the next parts of its layout
+        learn_layout(data, np.dtype(dtype), (doc_ids, offsets, values))
     return ArrowPart(path=path, doc_ids=doc_ids, offsets=offsets, values=values)
+
+
+def _pyarrow_views(path: Path, data: pa.Buffer, dtype, fix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(doc_ids, offsets, values) of any Arrow file, through pyarrow and its full validation."""
+    reader = pa.ipc.RecordBatchFileReader(data, options=_READ_OPTIONS)
+    if reader.num_record_batches != 1:
+        raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; {fix}")
+    batch = reader.get_batch(0)
+    if dtype is not None and batch.schema.equals(_schema_of(np.dtype(dtype))):
+        pass  # the format's exact schema: one comparison instead of the three below
+    elif batch.schema.names != ["doc_id", "tokens"] or batch.schema.field("doc_id").type != pa.uint64() \
+            or not pa.types.is_large_list(batch.schema.field("tokens").type):
+        raise MixerError(f"{path}: columns {batch.schema.to_string(show_schema_metadata=False)!r} are not "
+                         f"(doc_id: uint64, tokens: large_list); {fix}")
+    batch.validate(full=True)  # offsets monotone and in range, buffer sizes: O(documents)
+    ids, tokens = batch.columns
+    values = tokens.values
+    if ids.null_count or tokens.null_count or values.null_count:
+        raise MixerError(f"{path}: holds null values, which the corpus format never writes; {fix}")
+    return _numpy_view(ids), _numpy_view(tokens.offsets), _numpy_view(values)
 
 
 @dataclass(frozen=True)
