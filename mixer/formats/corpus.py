@@ -223,7 +223,7 @@ class ArrowPart:
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
+        return self.offsets[1:] - self.offsets[:-1]  # np.diff's values, without its overhead (10,000 parts)
 
 
 _SCHEMAS: dict[np.dtype, pa.Schema] = {}
