@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 MAGIC = b"ARROW1"
+_HEAD = MAGIC + bytes(2)
 _I32, _U32, _U16, _I64 = struct.Struct("<i"), struct.Struct("<I"), struct.Struct("<H"), struct.Struct("<q")
 _BLOCK = struct.Struct("<qi4xq")  # offset, metaDataLength, (padding), bodyLength
 _PAIR = struct.Struct("<qq")  # FieldNode (length, null_count), Buffer (offset, length)
@@ -98,8 +100,7 @@ class _Layout:
     footer_head: bytes  # the footer up to the block
     footer_tail: bytes  # after the block, to the end of the file (footer length, magic)
     meta: int  # the batch's metadata, its 8-byte prefix included (the block's metaDataLength)
-    mask: np.ndarray  # uint8[meta]: 0 where the metadata holds a number of this part
-    fixed: bytes  # the metadata with those numbers zeroed
+    fixed: tuple[tuple[int, bytes], ...]  # (where, bytes) of the metadata between those numbers
     rows_at: int  # RecordBatch.length (in the metadata, from its prefix)
     body_len_at: int  # Message.bodyLength
     nodes_at: int  # the 3 field nodes (length, null count)
@@ -125,12 +126,15 @@ def _layout_of(ref) -> _Layout:
     if bytes(ref[offset:offset + 4]) != b"\xff\xff\xff\xff":
         raise _Unexpected
     where = {k: v + 8 for k, v in where.items()}  # from the start of the encapsulated message
-    mask = np.full(meta, 0xFF, np.uint8)
-    for name, width in (("rows_at", 8), ("body_len_at", 8), ("nodes_at", 3 * 16), ("buffers_at", 6 * 16)):
-        mask[where[name]:where[name] + width] = 0
-    fixed = bytes(np.frombuffer(ref, np.uint8, meta, offset) & mask)
+    numbers = sorted((where[name], where[name] + width) for name, width in
+                     (("rows_at", 8), ("body_len_at", 8), ("nodes_at", 3 * 16), ("buffers_at", 6 * 16)))
+    cuts = [0, *(x for pair in numbers for x in pair), meta]
+    head = bytes(ref[offset:offset + meta])
+    fixed = tuple((a, head[a:b]) for a, b in zip(cuts[::2], cuts[1::2]) if b > a)
+    if any(b > c for (_, b), (c, _) in pairwise(numbers)):  # overlapping: not a layout to read
+        raise _Unexpected
     return _Layout(footer_len=footer_len, block_at=at, footer_head=footer[:at],
-                   footer_tail=bytes(ref[start + at + _BLOCK.size:size]), meta=meta, mask=mask, fixed=fixed, **where)
+                   footer_tail=bytes(ref[start + at + _BLOCK.size:size]), meta=meta, fixed=fixed, **where)
 
 
 _LAYOUTS: dict[np.dtype, _Layout] = {}
@@ -171,17 +175,18 @@ def _read(data, dtype: np.dtype, t: _Layout | None = None):
     t = _LAYOUTS.get(dtype) if t is None else t
     if t is None:
         raise _Unexpected
-    size = len(data)
+    view = memoryview(data).cast("B")  # (unsigned bytes, compared in place: no copies)
+    size = len(view)
     start = size - 10 - t.footer_len
     block = start + t.block_at
-    if start < 8 or bytes(data[:8]) != MAGIC + bytes(2) or bytes(data[start:block]) != t.footer_head \
-            or bytes(data[block + _BLOCK.size:size]) != t.footer_tail:
+    if start < 8 or view[:8] != _HEAD or view[start:block] != t.footer_head \
+            or view[block + _BLOCK.size:size] != t.footer_tail:
         raise _Unexpected
-    offset, meta, body_len = _BLOCK.unpack_from(data, block)
+    offset, meta, body_len = _BLOCK.unpack_from(view, block)
     body = offset + meta
     if meta != t.meta or offset < 8 or body % 8 or body_len <= 0 or body + body_len > start \
-            or bytes(np.frombuffer(data, np.uint8, meta, offset) & t.mask) != t.fixed \
-            or _I64.unpack_from(data, offset + t.body_len_at)[0] != body_len:
+            or any(view[offset + a:offset + a + len(b)] != b for a, b in t.fixed) \
+            or _I64.unpack_from(view, offset + t.body_len_at)[0] != body_len:
         raise _Unexpected
     rows = _I64.unpack_from(data, offset + t.rows_at)[0]
     n_ids, ids_nulls, n_docs, doc_nulls, n_values, value_nulls = _NODES.unpack_from(data, offset + t.nodes_at)
