@@ -185,15 +185,18 @@ def _read(data, dtype: np.dtype, t: _Layout | None = None):
     offset, meta, body_len = _BLOCK.unpack_from(view, block)
     body = offset + meta
     if meta != t.meta or offset < 8 or body % 8 or body_len <= 0 or body + body_len > start \
-            or any(view[offset + a:offset + a + len(b)] != b for a, b in t.fixed) \
             or _I64.unpack_from(view, offset + t.body_len_at)[0] != body_len:
         raise _Unexpected
+    for at, fixed in t.fixed:
+        if view[offset + at:offset + at + len(fixed)] != fixed:
+            raise _Unexpected
     rows = _I64.unpack_from(data, offset + t.rows_at)[0]
     n_ids, ids_nulls, n_docs, doc_nulls, n_values, value_nulls = _NODES.unpack_from(data, offset + t.nodes_at)
     buffers = _BUFFERS.unpack_from(data, offset + t.buffers_at)
     if rows < 1 or n_ids != rows or n_docs != rows or n_values < 0 or ids_nulls or doc_nulls or value_nulls \
-            or buffers[1] or buffers[5] or buffers[9] \
-            or any(buffers[k] < 0 or buffers[k + 1] < 0 or buffers[k] + buffers[k + 1] > body_len for k in range(0, 12, 2)):
+            or buffers[1] or buffers[5] or buffers[9] or min(buffers) < 0 \
+            or max(buffers[0] + buffers[1], buffers[2] + buffers[3], buffers[4] + buffers[5], buffers[6] + buffers[7],
+                   buffers[8] + buffers[9], buffers[10] + buffers[11]) > body_len:
         raise _Unexpected  # (buffers 0, 2, 4 are validity bitmaps: empty)
     ids_off, ids_len, offs_off, offs_len, vals_off, vals_len = buffers[2:4] + buffers[6:8] + buffers[10:12]
     if ids_len < 8 * rows or offs_len < 8 * (rows + 1) or vals_len < dtype.itemsize * n_values \
