@@ -364,8 +364,9 @@ def open_split(corpus_dir: str | Path, domain: str, split: str = "train",
         raise MixerError(f"domain {domain!r} has no {split!r} split in {corpus_dir / MANIFEST_NAME}")
     parts = [open_part(corpus_dir / f, manifest.token_dtype, manifest.files[f]) for f in info.files]
     split_obj = DomainSplit(domain=domain, split=split, parts=parts)
-    n_docs = split_obj.num_documents
-    n_tok = int(sum(int(p.offsets[-1] - p.offsets[0]) for p in parts))
+    n_docs, n_tok = 0, 0
+    for p in parts:
+        n_docs, n_tok = n_docs + len(p.doc_ids), n_tok + int(p.offsets[-1] - p.offsets[0])
     if n_docs != info.documents or n_tok != info.tokens:
         raise MixerError(
             f"{corpus_dir / domain / split}: holds {n_docs} documents / {n_tok} tokens but corpus.json says "

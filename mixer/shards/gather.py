@@ -82,14 +82,14 @@ def open_sources(corpus: Corpus | str | Path, plan: MixturePlan) -> CorpusSource
         raise MixerError(f"{corpus_dir}/corpus.json differs from the corpus this plan was built from "
                          f"(sha256 {plan.corpus_sha256[:12]}…); rebuild the plan for this corpus")
     values: list[np.ndarray] = []
-    files = corpus.manifest.domains
+    files, n = corpus.manifest.domains, len(plan.parts)
     for i in np.unique(plan.part_domain).tolist():  # the domains the plan reads, in order
         name = plan.domains[i]
-        parts = corpus.split(name, "train").parts
         # the plan names parts as the manifest does, normalised (`build_plan`): compared as
         # strings, since a relative Path per part costs more than the rest of this loop
-        for f, part in zip(files[name].splits["train"].files, parts):
-            if len(values) >= len(plan.parts) or plan.parts[len(values)] != posixpath.normpath(f):
+        for f, part in zip(files[name].splits["train"].files, corpus.split(name, "train").parts):
+            k = len(values)
+            if k >= n or plan.parts[k] != posixpath.normpath(f):
                 raise MixerError(f"{part.path}: not the part the plan expects; rebuild the plan for this corpus")
             values.append(part.values)
     if len(values) != len(plan.parts):

@@ -287,24 +287,23 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
     splits, lengths = {}, {}
     avail_tok = np.zeros(len(names), np.int64)
     avail_doc = np.zeros(len(names), np.int64)
-    for i, name in enumerate(names):
-        if targets[i] == 0:
+    for i, (name, target) in enumerate(zip(names, targets.tolist())):  # (Python ints: 10,000 domains)
+        if target == 0:
             info = manifest.domains[name].splits["train"]
             avail_tok[i], avail_doc[i] = info.tokens, info.documents
             continue
         splits[name] = corpus.split(name, "train")
         lengths[name] = np.ascontiguousarray(splits[name].lengths(), dtype=np.int64)
-        avail_tok[i] = int(lengths[name].sum())
-        avail_doc[i] = len(lengths[name])
-        units = avail_tok[i] + avail_doc[i] if causal else avail_doc[i]
+        avail_tok[i], avail_doc[i] = tok, doc = int(lengths[name].sum()), len(lengths[name])
+        units = tok + doc if causal else doc
         if n_stages > 1:
-            st.check_stage_sizes(name, T[:, i], int(units), config.max_epochs, bounds, config.seq_len,
-                              "tokens (with one EOS per document)" if causal else "documents")
-        elif avail_doc[i] == 0 or (targets[i] > units and config.max_epochs == 1):
-            raise _too_small(name, w0[name], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), budget, config)
-        elif targets[i] > config.max_epochs * units:  # never true for math.inf
+            st.check_stage_sizes(name, T[:, i], units, config.max_epochs, bounds, config.seq_len,
+                                 "tokens (with one EOS per document)" if causal else "documents")
+        elif doc == 0 or (target > units and config.max_epochs == 1):
+            raise _too_small(name, w0[name], target, tok, doc, budget, config)
+        elif target > config.max_epochs * units:  # never true for math.inf
             raise MixerError(f"domain {name!r}: weight {w0[name]:g} of a {budget}-token budget needs "
-                             f"{targets[i] / units:.2f} passes over its data, above --max-epochs "
+                             f"{target / units:.2f} passes over its data, above --max-epochs "
                              f"{config.max_epochs:g}; lower its weight or the budget, or raise the cap")
 
     # Per domain: its documents for every stage (one permutation, consumed across stages).
