@@ -101,11 +101,13 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
     cluster = cluster_config(**cluster)  # None: this process; else one Ray task per shard, the same bytes
     if not remote and Path(out).exists() and not overwrite:  # fail before any work
         raise MixerError(f"{out}: output already exists; choose another path or pass --overwrite")
-    # No cyclic garbage collection while building: the manifest and the opened parts are objects that
-    # live to the end (200,000 for 10,000 domains), and the full collections their growth sets off
-    # find nothing to free (0.3 s of such a build; the build makes next to no cycles).
+    # No cyclic garbage collection while building here: the manifest and the opened parts are objects
+    # that live to the end (200,000 for 10,000 domains), and the full collections their growth sets
+    # off find nothing to free (0.3 s of such a build; the build makes next to no cycles). A Ray
+    # build keeps it: its driver runs as long as the cluster's tasks, among Ray's objects.
     collecting = gc.isenabled()
-    gc.disable()
+    if cluster is None:
+        gc.disable()
     try:
         corpus = Corpus.open(corpus_dir)  # corpus.json read once for the whole command
         with contextlib.nullcontext() if remote else output_lock(out):  # a second writer fails now, not after planning
