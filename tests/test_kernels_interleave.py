@@ -5,8 +5,8 @@ from hypothesis import given, settings, strategies as st
 
 import pytest
 
-from mixer.kernels.interleave import (interleave_midpoint, interleave_midpoint_threaded, lane_bounds, merge_lanes,
-                                midpoint_keys, prefix_deviation)
+from mixer.kernels.interleave import (SORT_FROM_DOMAINS, interleave_midpoint, interleave_midpoint_threaded, lane_bounds,
+                                      merge_lanes, midpoint_keys, prefix_deviation)
 
 
 def ref_interleave(seg_len, dom_start):
@@ -118,3 +118,25 @@ def test_lanes_and_threads_give_the_same_order(threads):
         merge_lanes(key, dom_start, lane_bounds(key, dom_start, lanes), od, op)
         np.testing.assert_array_equal(od, rd)
         np.testing.assert_array_equal(op, rp)
+
+
+@pytest.mark.parametrize("k", [SORT_FROM_DOMAINS, SORT_FROM_DOMAINS + 1, 3000])
+def test_many_domains_sort_gives_the_merge_order(k):
+    """Past SORT_FROM_DOMAINS domains the order comes from a stable sort of the keys: the same
+    as the merge's and the reference's, ties (equal keys in two domains) to the lower domain."""
+    rng = np.random.default_rng(k)
+    counts = rng.integers(0, 12, k)
+    counts[::7], counts[1:3] = 0, 4  # domains with no segment; two alike
+    seg_len = np.maximum(1, rng.lognormal(3, 1.2, counts.sum())).astype(np.int64)
+    seg_len[: counts[1] + counts[2]] = 5  # domains 1 and 2: the same keys (ties to the lower domain)
+    dom_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    rd, rp = ref_interleave(seg_len, dom_start)
+    d, p = interleave_midpoint_threaded(seg_len, dom_start, 2, out_dom=np.empty(len(seg_len), np.int32))
+    np.testing.assert_array_equal(d, rd)
+    np.testing.assert_array_equal(p, rp)
+    key = np.empty(len(seg_len))
+    midpoint_keys(seg_len, dom_start, key)
+    od, op = np.empty_like(d), np.empty_like(p)
+    merge_lanes(key, dom_start, lane_bounds(key, dom_start, 2), od, op)
+    np.testing.assert_array_equal(od, rd)
+    np.testing.assert_array_equal(op, rp)

@@ -42,3 +42,30 @@ def test_select_causal_cuts_the_last_document():
 def test_select_mlm_truncates():
     docs, counts = select_mlm(np.array([5, 100, 0]), np.array([1, 2, 0]), 2, 8)
     assert docs.tolist() == [1, 2] and counts.tolist() == [8, 0]
+
+
+def test_first_passes_of_many_domains_in_one_call_equal_one_call_each():
+    from mixer.kernels.permute import permutation, stream_key
+    from mixer.kernels.select import select_causal_first_passes
+
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 30, 200)
+    lengths = rng.integers(0, 300, sizes.sum()).astype(np.int64)
+    dom_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    totals = np.add.reduceat(lengths + 1, dom_start[:-1])
+    targets = (totals * rng.uniform(0, 1.3, 200)).astype(np.int64)  # some need a second pass
+    targets[::9] = 0
+    hashes = rng.integers(0, 2**62, 200).astype(np.uint64)
+    docs, counts, picked, taken = select_causal_first_passes(lengths, dom_start, targets, np.uint64(5), hashes)
+    short = 0
+    for i in range(200):
+        a, b = dom_start[i], dom_start[i + 1]
+        if targets[i] == 0:
+            assert picked[i] == taken[i] == 0
+            continue
+        key = np.uint64(stream_key(np.uint64(5), hashes[i], np.uint64(0)))  # as the plan keys a pass
+        d, c, t = select_causal(lengths[a:b], permutation(b - a, key), targets[i])
+        assert taken[i] == t and picked[i] == len(d)
+        assert docs[a:a + picked[i]].tolist() == d.tolist() and counts[a:a + picked[i]].tolist() == c.tolist()
+        short += t < targets[i]
+    assert 0 < short < 200

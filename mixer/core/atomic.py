@@ -8,14 +8,15 @@ first, and the next writer to get the lock removes the temporary siblings of a k
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from mixer.core.errors import MixerError
+from mixer.core.jsonio import dumps_sorted
 from mixer.core.lock import output_lock
 
 
@@ -76,4 +77,4 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, fsync: bool = False
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON with sorted keys (byte-stable for equal content) via a temp file + rename."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    write_bytes_atomic(path, (dumps_sorted(obj) + "\n").encode("utf-8"))

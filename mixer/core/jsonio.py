@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,13 @@ class _DuplicateKey(ValueError):
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """json.loads keeps the last of two equal keys without a word (`{"a": 0.5, "a": 0.3}`
     would mean a=0.3): refuse them instead."""
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _DuplicateKey(key)
-        obj[key] = value
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # (a loop per pair is a tenth of a second of a corpus.json of 10,000 domains)
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
     return obj
 
 
@@ -39,3 +43,68 @@ def read_json_object(path: str | Path, what: str, fix: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise MixerError(f"{path}: the {what} is not a JSON object; {fix}")
     return obj
+
+
+class _Unusual(Exception):
+    """A value `dumps_sorted` leaves to the json module (not a plain dict, list, str, number)."""
+
+
+_LITERALS = {None: "null", True: "true", False: "false"}
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
+_FLAT: dict[str, Any] = {}  # the C encoder, by the indent of a container's items
+
+
+def _not_json(o: Any) -> Any:
+    raise _Unusual
+
+
+def _flat(o: Any, inner: str) -> str:
+    """A container of scalars through the json module's C encoder (what `json.dumps` without
+    an indent runs): its items separated by `,` + `inner`; the brackets are re-spaced by the caller."""
+    enc = _FLAT.get(inner)
+    if enc is None:
+        enc = _FLAT[inner] = c_make_encoder(None, _not_json, encode_basestring_ascii, None, ": ", "," + inner,
+                                            True, False, True)  # sort_keys, not skipkeys, allow_nan
+    return "".join(enc(o, 0))
+
+
+def _encode(o: Any, nl: str) -> str:
+    t = type(o)
+    if t is dict or t is list or t is tuple:
+        if not o:
+            return "{}" if t is dict else "[]"
+        inner = nl + "  "
+        if c_make_encoder is not None and _SCALARS.issuperset(map(type, o.values() if t is dict else o)):
+            body = _flat(o, inner)
+            return body[0] + inner + body[1:-1] + nl + body[-1]
+        if t is not dict:
+            return "[" + inner + ("," + inner).join([_encode(v, inner) for v in o]) + nl + "]"
+        if not _STR.issuperset(map(type, o)):
+            raise _Unusual
+        return "{" + inner + ("," + inner).join([encode_basestring_ascii(k) + ": " + _encode(v, inner)
+                                                 for k, v in sorted(o.items())]) + nl + "}"
+    if t is str:
+        return encode_basestring_ascii(o)
+    if t is int:
+        return int.__repr__(o)
+    if t is float:
+        if not math.isfinite(o):  # NaN, Infinity: the json module's own spelling
+            raise _Unusual
+        return float.__repr__(o)
+    if o is None or t is bool:
+        return _LITERALS[o]
+    raise _Unusual
+
+
+def dumps_sorted(obj: Any) -> str:
+    """`json.dumps(obj, indent=2, sort_keys=True)`, byte for byte, several times faster: with an
+    indent the json module encodes in Python, one generator per value (a tenth of a second of
+    an `index.json` of 10,000 domains); here containers of scalars go through its C encoder.
+    Anything but plain dicts with string keys, lists, tuples, strings, floats, ints, booleans
+    and None (or a cycle) goes to the json module itself."""
+    try:
+        return _encode(obj, "\n")
+    except (_Unusual, RecursionError):
+        pass
+    return json.dumps(obj, indent=2, sort_keys=True)  # (outside the except: its errors stand alone)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,14 +63,15 @@ _LOCK = threading.Lock()
 
 
 def verify_file(path: str | Path, expected: FileChecksum, record: str, fix: str, *, sha256: bool = False,
-                data=None) -> None:
+                data=None, stat: os.stat_result | None = None) -> None:
     """Raise `MixerError` naming `path` unless its size and xxh3-64 (and sha256 with
     `sha256=True`) are those `record` (e.g. "corpus.json") holds; `fix` says what to do.
     `data`: the file's bytes already mapped by the caller (a buffer), hashed in place so its
-    pages are faulted in once, for the hash and the reader together."""
+    pages are faulted in once, for the hash and the reader together; `stat`: the file's stat
+    when the caller has it (from the descriptor it read `data` through)."""
     path = path if isinstance(path, Path) else Path(path)
     try:
-        st = path.stat()
+        st = path.stat() if stat is None else stat
     except FileNotFoundError:
         raise MixerError(f"{path}: file listed in {record} is missing; {fix}") from None
     except OSError as exc:

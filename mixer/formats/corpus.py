@@ -36,6 +36,7 @@ A format-1 corpus (no checksums) is refused with a one-line request to re-run `m
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ import pyarrow as pa
 from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
+from mixer.formats.arrow_ipc import arrow_schema, learn_layout, read_part, write_part  # noqa: F401 (write_part: importable here as ever)
 from mixer.formats.checksums import FileChecksum, file_checksum, verify_file
 from mixer.formats.schema import SEAL_KEY, check, seal, seal_ok
 
@@ -98,14 +100,15 @@ class CorpusManifest:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any], source: str = MANIFEST_NAME) -> CorpusManifest:
-        """Check the manifest's version, seal and shape; every problem names `source`."""
+    def from_json(cls, obj: dict[str, Any], source: str = MANIFEST_NAME, sealed: bool | None = None) -> CorpusManifest:
+        """Check the manifest's version, seal and shape; every problem names `source`. `sealed`:
+        the seal's verdict when the caller has it (`Corpus.open`), else checked here."""
         fix = "re-run `mixer prepare` to write it again"
         version = obj.get("format_version")
         if version == 1:
             raise MixerError(f"{source}: corpus format_version 1 (no per-file checksums) is no longer read; "
                              "re-run `mixer prepare` with this version of mixer")
-        if not seal_ok(obj):
+        if not (seal_ok(obj) if sealed is None else sealed):
             raise MixerError(f"{source}: damaged corpus manifest (its checksum does not match its content); {fix}")
         if version != FORMAT_VERSION:
             raise MixerError(f"{source}: format_version {version!r} is not supported (expected {FORMAT_VERSION}); "
@@ -209,18 +212,6 @@ def token_dtype_for(vocab_size: int) -> np.dtype:
     raise MixerError(f"tokenizer vocab size {vocab_size} exceeds uint32; use a tokenizer with at most 2**32 ids")
 
 
-def arrow_schema(dtype: np.dtype) -> pa.Schema:
-    return pa.schema([("doc_id", pa.uint64()), ("tokens", pa.large_list(pa.from_numpy_dtype(dtype)))])
-
-
-def write_part(path: str | Path, doc_ids: np.ndarray, offsets: np.ndarray, values: np.ndarray) -> None:
-    """Write one Arrow IPC file holding a single record batch (contiguous buffers for the kernels)."""
-    tokens = pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), pa.array(values))
-    batch = pa.record_batch([pa.array(doc_ids.astype(np.uint64)), tokens], schema=arrow_schema(values.dtype))
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-
-
 @dataclass(frozen=True)
 class ArrowPart:
     """Zero-copy views of one Arrow file: document i is ``values[offsets[i]:offsets[i+1]]``."""
@@ -232,7 +223,7 @@ class ArrowPart:
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
+        return self.offsets[1:] - self.offsets[:-1]  # np.diff's values, without its overhead (10,000 parts)
 
 
 _SCHEMAS: dict[np.dtype, pa.Schema] = {}
@@ -261,35 +252,40 @@ def _numpy_view(array: pa.Array) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
 
 
+_READ_OPTIONS = pa.ipc.IpcReadOptions()  # one for every part (pyarrow makes a fresh one per call otherwise)
+_SMALL_PART = 1 << 16  # parts up to this size are read whole: one read costs less than setting up a map
+
+
+def _part_bytes(path: Path) -> tuple[pa.Buffer, os.stat_result]:
+    """The file's bytes and its stat: a small part read whole (a corpus of 10,000 domains is
+    10,000 small parts, and mapping one costs more than reading it), a larger one memory-mapped
+    (zero-copy: the pages the kernels read are the page cache's)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        if st.st_size <= _SMALL_PART:
+            return pa.py_buffer(os.read(fd, st.st_size)), st  # (a short read fails the checksum)
+    finally:
+        os.close(fd)
+    return pa.memory_map(str(path), "r").read_buffer(), st
+
+
 def open_part(path: str | Path, dtype: np.dtype | str | None = None,
               checksum: FileChecksum | None = None) -> ArrowPart:
-    """Memory-map one part. With `checksum` (from corpus.json) the file's bytes are verified
-    first; then its structure is validated (one batch, the format's types, no nulls, offsets
-    monotone and inside the values buffer), so no buffer handed to a kernel can point outside
-    the file. Any failure is a `MixerError` naming the file."""
+    """Map (or, when small, read) one part. With `checksum` (from corpus.json) the file's bytes
+    are verified first; then its structure is validated (one batch, the format's types, no
+    nulls, offsets monotone and inside the values buffer), so no buffer handed to a kernel can
+    point outside the file: the writer's exact layout by `arrow_ipc.read_part`, any other file
+    by pyarrow. Any failure is a `MixerError` naming the file."""
     path = path if isinstance(path, Path) else Path(path)  # (re-making a Path costs 10 us a part)
     fix = "re-run `mixer prepare`"
     try:
-        data = pa.memory_map(str(path), "r").read_buffer()  # zero-copy: the map the kernels read
-        if checksum is not None:
-            verify_file(path, checksum, MANIFEST_NAME, fix, data=data)  # before a byte of it is parsed
-        reader = pa.ipc.open_file(data)
-        if reader.num_record_batches != 1:
-            raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; {fix}")
-        batch = reader.get_batch(0)
-        if dtype is not None and batch.schema.equals(_schema_of(np.dtype(dtype))):
-            pass  # the format's exact schema: one comparison instead of the three below (10,000 parts)
-        elif batch.schema.names != ["doc_id", "tokens"] or batch.schema.field("doc_id").type != pa.uint64() \
-                or not pa.types.is_large_list(batch.schema.field("tokens").type):
-            raise MixerError(f"{path}: columns {batch.schema.to_string(show_schema_metadata=False)!r} are not "
-                             f"(doc_id: uint64, tokens: large_list); {fix}")
-        batch.validate(full=True)  # offsets monotone and in range, buffer sizes: O(documents)
-        tokens = batch.column(1)
-        if batch.column(0).null_count or tokens.null_count or tokens.values.null_count:
-            raise MixerError(f"{path}: holds null values, which the corpus format never writes; {fix}")
-        offsets = _numpy_view(tokens.offsets)
-        values = _numpy_view(tokens.values)
-        doc_ids = _numpy_view(batch.column(0))
+        data, st = _part_bytes(path)
+        if checksum is not None:  # before a byte of it is parsed
+            verify_file(path, checksum, MANIFEST_NAME, fix, data=data, stat=st)
+        # the layout of a part pyarrow has validated, read from the bytes (`arrow_ipc`); else pyarrow
+        found = None if dtype is None else read_part(data, np.dtype(dtype))
+        doc_ids, offsets, values = found if found is not None else _pyarrow_views(path, data, dtype, fix)
     except FileNotFoundError:
         raise MixerError(f"{path}: Arrow file missing from the corpus; {fix}") from None
     except (pa.ArrowException, OSError, ValueError, IndexError) as exc:
@@ -301,7 +297,29 @@ def open_part(path: str | Path, dtype: np.dtype | str | None = None,
     if len(offsets) != len(doc_ids) + 1 or (len(offsets) and (offsets[0] < 0 or offsets[-1] > len(values))) \
             or (offsets[1:] < offsets[:-1]).any():
         raise MixerError(f"{path}: token offsets are not monotone inside the values buffer; {fix}")
+    if found is None and dtype is not None:  # valid: a model for the next parts of its layout
+        learn_layout(data, np.dtype(dtype), (doc_ids, offsets, values))
     return ArrowPart(path=path, doc_ids=doc_ids, offsets=offsets, values=values)
+
+
+def _pyarrow_views(path: Path, data: pa.Buffer, dtype, fix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(doc_ids, offsets, values) of any Arrow file, through pyarrow and its full validation."""
+    reader = pa.ipc.RecordBatchFileReader(data, options=_READ_OPTIONS)
+    if reader.num_record_batches != 1:
+        raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; {fix}")
+    batch = reader.get_batch(0)
+    if dtype is not None and batch.schema.equals(_schema_of(np.dtype(dtype))):
+        pass  # the format's exact schema: one comparison instead of the three below
+    elif batch.schema.names != ["doc_id", "tokens"] or batch.schema.field("doc_id").type != pa.uint64() \
+            or not pa.types.is_large_list(batch.schema.field("tokens").type):
+        raise MixerError(f"{path}: columns {batch.schema.to_string(show_schema_metadata=False)!r} are not "
+                         f"(doc_id: uint64, tokens: large_list); {fix}")
+    batch.validate(full=True)  # offsets monotone and in range, buffer sizes: O(documents)
+    ids, tokens = batch.columns
+    values = tokens.values
+    if ids.null_count or tokens.null_count or values.null_count:
+        raise MixerError(f"{path}: holds null values, which the corpus format never writes; {fix}")
+    return _numpy_view(ids), _numpy_view(tokens.offsets), _numpy_view(values)
 
 
 @dataclass(frozen=True)
@@ -321,6 +339,8 @@ class DomainSplit:
         """Token count of every document (int64), concatenated over parts."""
         if not self.parts:
             return np.zeros(0, dtype=np.int64)
+        if len(self.parts) == 1:  # (no concatenation: 10,000 one-part domains)
+            return self.parts[0].lengths.astype(np.int64, copy=False)
         return np.concatenate([p.lengths for p in self.parts]).astype(np.int64, copy=False)
 
     def document(self, k: int) -> np.ndarray:
@@ -344,8 +364,9 @@ def open_split(corpus_dir: str | Path, domain: str, split: str = "train",
         raise MixerError(f"domain {domain!r} has no {split!r} split in {corpus_dir / MANIFEST_NAME}")
     parts = [open_part(corpus_dir / f, manifest.token_dtype, manifest.files[f]) for f in info.files]
     split_obj = DomainSplit(domain=domain, split=split, parts=parts)
-    n_docs = split_obj.num_documents
-    n_tok = int(sum(int(p.offsets[-1] - p.offsets[0]) for p in parts))
+    n_docs, n_tok = 0, 0
+    for p in parts:
+        n_docs, n_tok = n_docs + len(p.doc_ids), n_tok + int(p.offsets[-1] - p.offsets[0])
     if n_docs != info.documents or n_tok != info.tokens:
         raise MixerError(
             f"{corpus_dir / domain / split}: holds {n_docs} documents / {n_tok} tokens but corpus.json says "

@@ -38,7 +38,7 @@ from mixer.formats.corpus import (
     open_split,
     tokenizer_file,
 )
-from mixer.formats.schema import canonical
+from mixer.formats.schema import canonical_and_seal_ok
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,13 @@ class Corpus:
         folder = fetch_corpus(url) if url is not None else require_local(folder, "corpus")
         path = folder / MANIFEST_NAME
         obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
-        sha = hashlib.sha256(canonical(obj)).hexdigest()
+        whole, sealed = canonical_and_seal_ok(obj)  # one encoding for the sha256 and the seal
+        sha = hashlib.sha256(whole).hexdigest()
         if expect_sha256 is not None and sha != expect_sha256:
             raise (mismatch(folder) if mismatch is not None else
                    MixerError(f"{path}: not the corpus expected (sha256 {sha[:12]}… vs {expect_sha256[:12]}…)"))
-        return cls(folder=folder, manifest=CorpusManifest.from_json(obj, source=str(path)), sha256=sha, url=url)
+        return cls(folder=folder, manifest=CorpusManifest.from_json(obj, source=str(path), sealed=sealed), sha256=sha,
+                   url=url)
 
     @property
     def domain_names(self) -> list[str]:

@@ -14,6 +14,7 @@ A damaged `corpus.json` or `index.json` must be named as damaged, never surface 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import xxhash
@@ -40,6 +41,22 @@ def seal_ok(obj: dict[str, Any]) -> bool:
     return isinstance(stored, str) and seal(obj)[SEAL_KEY] == stored
 
 
+def canonical_and_seal_ok(obj: dict[str, Any]) -> tuple[bytes, bool]:
+    """`(canonical(obj), seal_ok(obj))` with each top-level value encoded once: the two cover the
+    same values but for the seal field, so a corpus.json of 10,000 domains (8 MB) is encoded
+    once instead of twice. The same bytes and verdict as the two calls."""
+    if not all(type(k) is str for k in obj):  # (never so in parsed JSON)
+        return canonical(obj), seal_ok(obj)
+    items = {k: json.dumps(k, ensure_ascii=True) + ":" + canonical(v).decode("ascii") for k, v in obj.items()}
+    keys = sorted(items)
+    whole = ("{" + ",".join(items[k] for k in keys) + "}").encode("ascii")
+    stored = obj.get(SEAL_KEY)
+    if not isinstance(stored, str):
+        return whole, False
+    body = "{" + ",".join(items[k] for k in keys if k != SEAL_KEY) + "}"
+    return whole, xxhash.xxh3_64_hexdigest(body.encode("ascii")) == stored
+
+
 def _type_name(spec: Spec) -> str:
     if isinstance(spec, tuple):
         return " or ".join(_type_name(s) for s in spec)
@@ -53,6 +70,8 @@ def check(value: Any, spec: Spec, where: str = "") -> str | None:
 
     The path to the problem is spelled only once one is found: a corpus of 10,000 domains is
     200,000 checks, and formatting each one's path took longer than the checks."""
+    if _passes(spec)(value):  # the usual verdict, from a predicate built once per spec
+        return None
     found = _find(value, spec)
     if found is None:
         return None
@@ -62,6 +81,47 @@ def check(value: Any, spec: Spec, where: str = "") -> str | None:
     if isinstance(problem, tuple):  # a required key is missing: the path names it
         return f"{where + '.' if where else ''}{problem[1]}: missing"
     return f"{where or '(top level)'}: {problem}"
+
+
+_COMPILED: dict[int, tuple[Spec, Callable[[Any], bool]]] = {}
+
+
+def _passes(spec: Spec) -> Callable[[Any], bool]:
+    """A predicate true exactly when `_find(value, spec)` finds nothing, built once per spec:
+    closures instead of interpreting the spec at each of a corpus's 200,000 values. A value it
+    refuses goes through `_find`, which names the problem."""
+    hit = _COMPILED.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        hit = _COMPILED[id(spec)] = (spec, _compile(spec))
+    return hit[1]
+
+
+def _compile(spec: Spec) -> Callable[[Any], bool]:
+    if isinstance(spec, dict):
+        if len(spec) == 1 and next(iter(spec)) is str:  # a mapping name -> item
+            item = _compile(spec[str])
+            return lambda v: isinstance(v, dict) and all(map(item, v.values()))
+        fields = [(key.removesuffix("?"), key.endswith("?"), _compile(sub))
+                  for key, sub in spec.items()]
+
+        def fields_ok(v: Any) -> bool:
+            if not isinstance(v, dict):
+                return False
+            for name, optional, ok in fields:
+                if name in v:
+                    if not ok(v[name]):
+                        return False
+                elif not optional:
+                    return False
+            return True
+        return fields_ok
+    if isinstance(spec, list):
+        item = _compile(spec[0])
+        return lambda v: isinstance(v, list) and all(map(item, v))
+    allowed = spec if isinstance(spec, tuple) else (spec,)
+    # exact types that pass at once (an int where a float is allowed too); others: `_find`'s rules
+    exact = frozenset(allowed) | ({int} if float in allowed else set())
+    return lambda v: type(v) in exact or _find(v, spec) is None
 
 
 def _leaf_types(spec: dict) -> tuple[tuple[str, tuple], ...] | None:

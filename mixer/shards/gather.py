@@ -13,6 +13,7 @@ pieces in source-address order (`gather_pieces`).
 from __future__ import annotations
 
 import os
+import posixpath
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -81,12 +82,14 @@ def open_sources(corpus: Corpus | str | Path, plan: MixturePlan) -> CorpusSource
         raise MixerError(f"{corpus_dir}/corpus.json differs from the corpus this plan was built from "
                          f"(sha256 {plan.corpus_sha256[:12]}…); rebuild the plan for this corpus")
     values: list[np.ndarray] = []
-    for i, name in enumerate(plan.domains):
-        if not np.any(plan.part_domain == i):
-            continue
-        for part in corpus.split(name, "train").parts:
-            rel = part.path.relative_to(corpus_dir).as_posix()
-            if len(values) >= len(plan.parts) or plan.parts[len(values)] != rel:
+    files, n = corpus.manifest.domains, len(plan.parts)
+    for i in np.unique(plan.part_domain).tolist():  # the domains the plan reads, in order
+        name = plan.domains[i]
+        # the plan names parts as the manifest does, normalised (`build_plan`): compared as
+        # strings, since a relative Path per part costs more than the rest of this loop
+        for f, part in zip(files[name].splits["train"].files, corpus.split(name, "train").parts):
+            k = len(values)
+            if k >= n or plan.parts[k] != posixpath.normpath(f):
                 raise MixerError(f"{part.path}: not the part the plan expects; rebuild the plan for this corpus")
             values.append(part.values)
     if len(values) != len(plan.parts):

@@ -253,12 +253,7 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
     from mixer.kernels.edf import smallest_feasible_items
     from mixer.kernels.interleave import interleave_midpoint_threaded
     from mixer.kernels.targets import largest_remainder
-    from mixer.shards.stages import (
-        PlanStage,
-        check_stage_sizes,
-        select_stages,
-        stage_label,
-    )
+    from mixer.shards import stages as st
 
     manifest, sha = corpus.manifest, corpus.sha256
     names = tuple(sorted(w0))
@@ -292,39 +287,40 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
     splits, lengths = {}, {}
     avail_tok = np.zeros(len(names), np.int64)
     avail_doc = np.zeros(len(names), np.int64)
-    for i, name in enumerate(names):
-        if targets[i] == 0:
+    for i, (name, target) in enumerate(zip(names, targets.tolist())):  # (Python ints: 10,000 domains)
+        if target == 0:
             info = manifest.domains[name].splits["train"]
             avail_tok[i], avail_doc[i] = info.tokens, info.documents
             continue
         splits[name] = corpus.split(name, "train")
         lengths[name] = np.ascontiguousarray(splits[name].lengths(), dtype=np.int64)
-        avail_tok[i] = int(lengths[name].sum())
-        avail_doc[i] = len(lengths[name])
-        units = avail_tok[i] + avail_doc[i] if causal else avail_doc[i]
+        avail_tok[i], avail_doc[i] = tok, doc = int(lengths[name].sum()), len(lengths[name])
+        units = tok + doc if causal else doc
         if n_stages > 1:
-            check_stage_sizes(name, T[:, i], int(units), config.max_epochs, bounds, config.seq_len,
-                              "tokens (with one EOS per document)" if causal else "documents")
-        elif avail_doc[i] == 0 or (targets[i] > units and config.max_epochs == 1):
-            raise _too_small(name, w0[name], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), budget, config)
-        elif targets[i] > config.max_epochs * units:  # never true for math.inf
+            st.check_stage_sizes(name, T[:, i], units, config.max_epochs, bounds, config.seq_len,
+                                 "tokens (with one EOS per document)" if causal else "documents")
+        elif doc == 0 or (target > units and config.max_epochs == 1):
+            raise _too_small(name, w0[name], target, tok, doc, budget, config)
+        elif target > config.max_epochs * units:  # never true for math.inf
             raise MixerError(f"domain {name!r}: weight {w0[name]:g} of a {budget}-token budget needs "
-                             f"{targets[i] / units:.2f} passes over its data, above --max-epochs "
+                             f"{target / units:.2f} passes over its data, above --max-epochs "
                              f"{config.max_epochs:g}; lower its weight or the budget, or raise the cap")
 
     # Per domain: its documents for every stage (one permutation, consumed across stages).
     picked = [[(np.zeros(0, np.int64), np.zeros(0, np.int64))] * n_stages for _ in names]
     epochs = np.zeros(len(names), np.int64)
     parts, part_domain, seg_part, seg_src = [], [], [], []
+    # Causal, one stage: every domain's first pass in one kernel call (10,000 domains); the rest below.
+    one_pass = st.first_passes(lengths, names, targets, config.seed, domain_hash) if causal and n_stages == 1 else {}
     for i, name in enumerate(names):
         if targets[i] == 0:
             seg_part.append(np.zeros(0, np.int32))
             seg_src.append(np.zeros(0, np.int64))
             continue
-        picked[i], epochs[i] = select_stages(
+        picked[i], epochs[i] = ([one_pass[i]], 1) if i in one_pass else st.select_stages(
             lengths[name], T[:, i], key_of=_key_of(config, name), causal=causal, max_content=config.seq_len - 2,
             max_epochs=config.max_epochs,
-            where=lambda k, name=name: f"{stage_label(k, bounds, config.seq_len)}: domain {name!r}")
+            where=lambda k, name=name: f"{st.stage_label(k, bounds, config.seq_len)}: domain {name!r}")
         d = picked[i][0][0] if n_stages == 1 else np.concatenate([p[0] for p in picked[i]])
         # Where each document's tokens are: its part (global id) and offset in that part's values.
         sp = splits[name]
@@ -387,7 +383,7 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
     for a in arrays.values():
         a.setflags(write=False)
     stages = () if n_stages == 1 else tuple(
-        PlanStage(first_sequence=int(bounds[k]), sequences=int(stage_seqs[k]), until_tokens=int(until[k]),
+        st.PlanStage(first_sequence=int(bounds[k]), sequences=int(stage_seqs[k]), until_tokens=int(until[k]),
                   weights=tuple(float(x) for x in W[k]), targets=tuple(int(x) for x in T[k]))
         for k in range(n_stages))
     plan = MixturePlan(

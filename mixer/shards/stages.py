@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.kernels.permute import permutation
+from mixer.kernels.select import select_causal, select_causal_first_passes, select_mlm
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,6 @@ def select_stages(lengths: np.ndarray, targets: np.ndarray, *, key_of: Callable[
     `targets[k]`: what stage k takes; `key_of(epoch)`: the permutation key of each pass;
     `where(k)`: stage k and the domain, for the error when a pass past `max_epochs` is needed
     (only possible across stages, where each stage's cut document wastes its tail)."""
-    from mixer.kernels.permute import permutation
-    from mixer.kernels.select import select_causal, select_mlm
-
     n = len(lengths)
     allowed = math.inf if math.isinf(max_epochs) else math.ceil(max_epochs)
     epoch, pos, used = 0, 0, 0
@@ -116,3 +115,21 @@ def select_stages(lengths: np.ndarray, targets: np.ndarray, *, key_of: Callable[
         else:
             out.append((np.concatenate(docs), np.concatenate(counts)))
     return out, used
+
+
+def first_passes(lengths: dict[str, np.ndarray], names: Sequence[str], targets: np.ndarray, seed: int,
+                 domain_hash: Callable[[str], int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{domain index: (docs, counts)} of every domain of `names` (causal, one stage) whose target
+    its first permutation pass meets, selected in one kernel call: exactly what `select_stages`
+    gives such a domain. `lengths`: the documents of the domains with a target. Domains left out
+    (a target of 0, or one pass short) go through `select_stages`."""
+    each = [lengths.get(name, np.zeros(0, np.int64)) for name in names]
+    dom_start = np.zeros(len(each) + 1, np.int64)
+    np.cumsum([len(x) for x in each], out=dom_start[1:])
+    flat = np.concatenate(each).astype(np.int64, copy=False) if each else np.zeros(0, np.int64)
+    hashes = np.array([domain_hash(name) for name in names], np.uint64)
+    docs, counts, picked, taken = select_causal_first_passes(flat, dom_start, np.asarray(targets, np.int64),
+                                                             np.uint64(seed), hashes)
+    done = np.flatnonzero((taken == targets) & (targets > 0)).tolist()
+    return {i: (docs[dom_start[i]:dom_start[i] + picked[i]], counts[dom_start[i]:dom_start[i] + picked[i]])
+            for i in done}
