@@ -72,6 +72,12 @@ def junk_domain(kind: str) -> str:
     return JUNK if kind == "letters" else f"{JUNK}-{kind}"
 
 
+def junk_tag(kinds) -> str:
+    """What folder and result names carry for these junk kinds: nothing for the default (letters
+    alone, so its cache and results keep their names), `-<kind>-<kind>...` otherwise."""
+    return "" if tuple(kinds) == ("letters",) else "-" + "-".join(kinds)
+
+
 def junk_document(rng: np.random.Generator, chars: int, kind: str = "letters") -> str:
     """Random words (lengths 1-9, characters uniform over the kind's alphabet: lower-case letters,
     printable symbols or digits) separated by spaces and an occasional newline, at least `chars`
@@ -208,7 +214,7 @@ def build_controls(out: str | Path, *, quick: bool = False, split: str = "news",
         raw = Path(out).parent / "raw"
         if not (raw / "domains.json").is_file():
             assemble_default_corpus(raw, overwrite=True, progress=progress)
-    tag = "" if tuple(junk) == ("letters",) else "-" + "-".join(junk)
+    tag = junk_tag(junk)
     base = prepare_base(Path(raw), 300 if quick else 1000, out / f"base{tag}", max_docs=300 if quick else None,
                         seed=seed, progress=progress, junk=tuple(junk))
     junk_names = tuple(junk_domain(k) for k in junk)
@@ -466,7 +472,7 @@ def main(argv=None) -> None:
     show(res)
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
-        tag = "" if cfg.junk == ("letters",) else "-" + "-".join(cfg.junk)
+        tag = junk_tag(cfg.junk)
         name = f"controls{tag}_quick.json" if args.quick else f"controls{tag}.json"
         (RESULTS / name).write_text(json.dumps(res, indent=2, sort_keys=True, default=str) + "\n")
         print(f"wrote {RESULTS / name} ({res['timings_s']['total']:.0f} s)")

@@ -11,6 +11,7 @@
   base run is 1; so with `keep_total=False` (Algorithm 1) each domain's points lie on
   `(n0_j + x)^(-b_j) + c_j` and the DDO optimum is `solve_ddo(n0, b, m)`.
 - the browser harness (`chromium_path`, `load_in_browser`) for the HTML report's tests.
+- `corrupt_copy`: a copy of a folder of files with one byte of one file flipped.
 
 Synthetic corpora, which benchmarks and examples use too, are `mixer.formats.synthetic`.
 """
@@ -215,3 +216,16 @@ def load_in_browser(page: str | Path, timeout: float = 120.0) -> dict:
     import html as _html
 
     return json.loads(_html.unescape(found.group(1)))
+
+
+def corrupt_copy(src: str | Path, dst: str | Path, victim: str, *, offset: int | None = None, xor: int = 0x40) -> Path:
+    """The files of folder `src` copied into a new folder `dst`, one byte of file `victim` xor-ed
+    with `xor`: at `offset` (negative: from the end), or in the middle when None."""
+    dst = Path(dst)
+    dst.mkdir()
+    for f in Path(src).iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    data = bytearray((dst / victim).read_bytes())
+    data[len(data) // 2 if offset is None else offset] ^= xor
+    (dst / victim).write_bytes(bytes(data))
+    return dst

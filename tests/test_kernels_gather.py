@@ -14,18 +14,26 @@ def _stream(parts, seg_part, seg_src, seg_count, eos):
     return np.concatenate(pieces)
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 30), st.integers(1, 17), st.data())
-def test_causal_window_matches_concatenation(n_parts, n_seg, seq_len, data):
+def _segments(data, n_parts: int, n_seg: int, dtype, dom_dtype):
+    """Random parts and segments (part, source, destination, count, domain; an EOS after each)
+    and the stream and domain ids they make, by concatenation."""
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    parts = [rng.integers(0, 1000, 200).astype(np.uint16) for _ in range(n_parts)]
+    parts = [rng.integers(0, 1000, 200).astype(dtype) for _ in range(n_parts)]
     seg_part = rng.integers(0, n_parts, n_seg).astype(np.int32)
     seg_count = rng.integers(0, 20, n_seg).astype(np.int64)
     seg_src = rng.integers(0, 180, n_seg).astype(np.int64)
-    seg_dom = rng.integers(0, 4, n_seg).astype(np.int16)
+    seg_dom = rng.integers(0, 4, n_seg).astype(dom_dtype)
     seg_dst = np.concatenate([[0], np.cumsum(seg_count + 1)[:-1]]).astype(np.int64)
     stream = _stream(parts, seg_part, seg_src, seg_count, 1001)
     doms = np.repeat(seg_dom, seg_count + 1).astype(np.uint8)
+    return parts, (seg_part, seg_src, seg_dst, seg_count, seg_dom), stream, doms
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 30), st.integers(1, 17), st.data())
+def test_causal_window_matches_concatenation(n_parts, n_seg, seq_len, data):
+    parts, (seg_part, seg_src, seg_dst, seg_count, seg_dom), stream, doms = _segments(
+        data, n_parts, n_seg, np.uint16, np.int16)
     r0 = data.draw(st.integers(0, len(stream)))
     r1 = data.draw(st.integers(r0, len(stream)))
     out = np.zeros(r1 - r0, np.uint16)
@@ -60,25 +68,16 @@ def test_stream_order_gather_matches_concatenation(n_parts, n_seg, dtype, data):
     two ranges side by side write the same as one."""
     from mixer.kernels.gather import gather_frame
 
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    parts = [rng.integers(0, 1000, 200).astype(dtype) for _ in range(n_parts)]
+    parts, segments, stream, doms = _segments(data, n_parts, n_seg, dtype, np.int32)
     addresses = np.array([p.ctypes.data for p in parts], np.int64)
-    seg_part = rng.integers(0, n_parts, n_seg).astype(np.int32)
-    seg_count = rng.integers(0, 20, n_seg).astype(np.int64)
-    seg_src = rng.integers(0, 180, n_seg).astype(np.int64)
-    seg_dom = rng.integers(0, 4, n_seg).astype(np.int32)
-    seg_dst = np.concatenate([[0], np.cumsum(seg_count + 1)[:-1]]).astype(np.int64)
-    stream = _stream(parts, seg_part, seg_src, seg_count, 1001)
-    doms = np.repeat(seg_dom, seg_count + 1).astype(np.uint8)
     r0 = data.draw(st.integers(0, len(stream)))
     r1 = data.draw(st.integers(r0, len(stream)))
     cut = data.draw(st.integers(0, n_seg))
     out, dom_out = np.zeros(r1 - r0, dtype), np.zeros(r1 - r0, np.uint8)
     for a, b in ((0, cut), (cut, n_seg)):
-        gather_frame(addresses, (seg_part, seg_src, seg_dst, seg_count, seg_dom), (a, b, r0), 1001, out, dom_out)
+        gather_frame(addresses, segments, (a, b, r0), 1001, out, dom_out)
     assert np.array_equal(out, stream[r0:r1])
     assert np.array_equal(dom_out, doms[r0:r1])
     out2 = np.zeros(r1 - r0, dtype)  # without the sidecar: the tokens alone
-    gather_frame(addresses, (seg_part, seg_src, seg_dst, seg_count, seg_dom), (0, n_seg, r0), 1001, out2,
-                 np.empty(0, np.uint8))
+    gather_frame(addresses, segments, (0, n_seg, r0), 1001, out2, np.empty(0, np.uint8))
     assert np.array_equal(out2, stream[r0:r1])

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support import corrupt_copy
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from mixer.cli import main
+from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
-from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 
 VOCAB = 500
 
@@ -85,14 +86,7 @@ def test_shards_record_their_corpus_and_a_moved_corpus_names_both_paths(built, t
 
 def test_inspect_names_a_corrupt_shard(built, tmp_path):
     _, shards = built
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in shards.iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
-    victim = bad / "shard-00003.zst"
-    data = bytearray(victim.read_bytes())
-    data[-3] ^= 1
-    victim.write_bytes(bytes(data))
+    bad = corrupt_copy(shards, tmp_path / "bad", "shard-00003.zst", offset=-3, xor=1)
     r = invoke(str(bad))
     assert r.exit_code == 2
     assert "shard-00003.zst: checksum mismatch" in r.output

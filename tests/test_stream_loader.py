@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import corrupt_copy
 from torch.utils.data import DataLoader
 
 from mixer import MixtureSampler, MixtureStream
@@ -164,14 +165,7 @@ def test_deal_chunks_known_answer():
 
 
 def test_corrupt_shard_read_by_a_worker_is_named_and_stops_the_loader(shards, tmp_path):
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in shards.iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
-    victim = bad / "shard-00002.zst"
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0x40
-    victim.write_bytes(bytes(data))
+    bad = corrupt_copy(shards, tmp_path / "bad", "shard-00002.zst")
     stream = MixtureStream(bad, batch_size=4)
     got = []
     with pytest.raises(MixerError, match=r"shard-00002\.zst: checksum mismatch"):
