@@ -16,7 +16,9 @@ larger on no vector; the worst case (largest ours - Megatron) is printed.
 Speed: items/s of each call on `--speed-items` items (Megatron on 1/5 and 1/50 of them at
 K = 1000 and 10,000, where it is O(N K) slow: its items/s does not depend on N), both on one
 thread (neither has a threaded mode), runs alternated, median of `--repeats`; both write into
-arrays allocated outside the timing, as Megatron's API requires. Goal: >= 1x at K = 7.
+arrays allocated outside the timing, as Megatron's API requires. The physical limit of the same
+output, timed in the same rounds: filling blend's two arrays (domain int32 and position int64,
+12 bytes an item) with no decision made. Goal: >= 1x at K = 7.
 """
 from __future__ import annotations
 
@@ -96,11 +98,15 @@ def speed(k: int, items: int, megatron_items: int, repeats: int, blend_fn) -> di
     di, si = np.zeros(megatron_items, np.int16 if k < 2**15 else np.int32), np.zeros(megatron_items, np.int64)
     ours(w, largest_remainder(w, 1000), d[:1000], p[:1000])  # compile outside the timing
     t = alternated({"blend": lambda: ours(w, counts, d, p),
-                    "megatron": lambda: blend_fn(di, si, w, k, megatron_items, False)}, repeats)
+                    "megatron": lambda: blend_fn(di, si, w, k, megatron_items, False),
+                    # the physical limit: writing blend's two output arrays, nothing decided
+                    "fill": lambda: (d.fill(k - 1), p.fill(items))}, repeats)
     res = {"K": k, "items": items, "megatron_items": megatron_items, "blend": t["blend"], "megatron": t["megatron"],
-           "blend_Mitems_per_s": items / t["blend"]["median_s"] / 1e6,
-           "megatron_Mitems_per_s": megatron_items / t["megatron"]["median_s"] / 1e6}
+           "fill": t["fill"], "blend_Mitems_per_s": items / t["blend"]["median_s"] / 1e6,
+           "megatron_Mitems_per_s": megatron_items / t["megatron"]["median_s"] / 1e6,
+           "fill_Mitems_per_s": items / t["fill"]["median_s"] / 1e6}
     res["ratio_1t"] = res["blend_Mitems_per_s"] / res["megatron_Mitems_per_s"]
+    res["ratio_to_limit"] = res["blend_Mitems_per_s"] / res["fill_Mitems_per_s"]
     return res
 
 
@@ -127,7 +133,9 @@ def run(vectors: int, items: int, speed_items: int, repeats: int) -> dict:
         out["speed"].append(r)
         tail = f" ({goal(r['ratio_1t'], 1)})" if k == 7 else ""
         print(f"  speed K={k:>5}, 1 thread vs 1 thread: blend {r['blend_Mitems_per_s']:.1f} M items/s, Megatron "
-              f"{r['megatron_Mitems_per_s']:.1f} -> {r['ratio_1t']:.2f}x{tail}; 2 threads: neither has a threaded mode")
+              f"{r['megatron_Mitems_per_s']:.1f} -> {r['ratio_1t']:.2f}x{tail}; limit (fill of the same output "
+              f"arrays) {r['fill_Mitems_per_s']:.0f} M items/s, blend at {r['ratio_to_limit']:.2f}x of it; 2 threads: "
+              "neither has a threaded mode")
     return out
 
 
