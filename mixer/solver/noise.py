@@ -197,10 +197,10 @@ def lack_of_fit_test(points: Mapping[str, tuple[np.ndarray, np.ndarray]], fits: 
 # `tail_drop` reads the base runs' training curves (run.json `loss_history`, the per-domain loss
 # logged every few steps), averages the metric over the evaluation domains, and measures by how
 # much it fell over the last fifth of the steps (a least-squares line through those points, so one
-# noisy batch does not decide it), in the fit's units. The verdict compares that drop with the
-# effect the decision rests on (the predicted gain over uniform): a drop larger than the gain means
-# the proxies are undertrained for this question. `tokens_needed` estimates the budget at which
-# the drop would fall below the gain, from the curve's own decay: for L(t) = C + A t^(-alpha) the
+# noisy batch does not decide it), in the fit's units. The verdict compares that drop with how much
+# the domains' measured effects differ (`mixer.solver.verdict.effect_spread`): a larger drop means
+# the proxies drift faster than they tell the domains apart. `tokens_needed` estimates the budget at
+# which the drop would fall below that, from the curve's own decay: for L(t) = C + A t^(-alpha) the
 # slope falls as t^(-alpha-1), so alpha is read off the slopes of the middle and the last fifth, and
 # the drop over the last fifth scales as T^(-alpha).
 
@@ -213,11 +213,11 @@ class TailDrop:
     alpha: float  # the curve's decay exponent (see the module docstring)
     runs: int  # base runs with a usable curve
 
-    def tokens_needed(self, budget_tokens: int, gain: float) -> int | None:
-        """Budget at which the drop over the last fifth would be below `gain` (None: not finite)."""
-        if not gain > 0 or not self.drop > gain:
+    def tokens_needed(self, budget_tokens: int, effect: float) -> int | None:
+        """Budget at which the drop over the last fifth would be below `effect` (None: not finite)."""
+        if not effect > 0 or not self.drop > effect:
             return None
-        factor = (self.drop / gain) ** (1.0 / self.alpha)
+        factor = (self.drop / effect) ** (1.0 / self.alpha)
         return int(math.ceil(budget_tokens * factor)) if math.isfinite(factor) and factor < 1e6 else None
 
     def to_json(self) -> dict:

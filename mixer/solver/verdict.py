@@ -27,7 +27,8 @@ DDO (one scale), all of:
   7. held-out runs, when there are any, are predicted within `HELDOUT_Z_MAX` = 3 standard
      deviations of one run's noise;
   8. the proxies are not undertrained: the base runs' loss fell over their last fifth of steps
-     by less than the predicted gain (`mixer.solver.noise.tail_drop`).
+     (`mixer.solver.noise.tail_drop`) by less than the domains' measured effects differ (the
+     largest effect minus the smallest: what the sweep measures that decides the mixture).
 AutoScale (several scales): every scale's DDO verdict is supported (a scale not judged is not);
 with three or more scales the log-linear fit passes through every scale's interval; a scale held
 out of the fit (`--validate-scale`), when given, is predicted inside its DDO interval; no
@@ -118,6 +119,32 @@ def _gain_reasons(est) -> list[str]:
     return [r for r in found if r]
 
 
+def effect_spread(est) -> tuple[float, str, str] | None:
+    """The largest difference between two domains' measured effects (fit units) and the two domains:
+    what the sweep measures that decides the mixture. With grown totals every domain's effect also
+    holds what any extra tokens would do, the same for every domain, so only differences count."""
+    known = {d: e.delta for d, e in est.effects_.items() if e.delta == e.delta}
+    if len(known) < 2:
+        return None
+    hi, lo = max(known, key=known.get), min(known, key=known.get)
+    return known[hi] - known[lo], hi, lo
+
+
+def undertrained_reason(est) -> str | None:
+    """Check 8: the base runs' loss still falls, over their last fifth of steps, by more than the
+    effects being measured differ (`effect_spread`); then the sweep measures where training stopped
+    as much as the data. None when it does not (or when there are no curves to read)."""
+    tail, spread = est.tail_, effect_spread(est)
+    if tail is None or spread is None or not tail.drop > max(spread[0], 0.0):
+        return None
+    need = tail.tokens_needed(est.budget_tokens_, spread[0])
+    fix = (f"train proxies on about {need:,} tokens or more" if need else
+           "train the proxies much longer (the effects are too small to say how much)")
+    return (f"undertrained proxies: the base run's {est.metric_} still fell by {tail.drop:.3g} (of the base) over its "
+            f"last fifth of steps, more than the domains' measured effects differ ({spread[0]:.3g}, between "
+            f"{spread[1]!r} and {spread[2]!r}); {fix}")
+
+
 def ddo_verdict(est, held_out: HeldOut | None = None) -> Verdict:
     """Apply checks 1-8 of the module docstring to a fitted `mixer.solver.ddo_model.DDO`."""
     reasons: list[str] = []
@@ -157,15 +184,9 @@ def ddo_verdict(est, held_out: HeldOut | None = None) -> Verdict:
                 if abs(zi) > HELDOUT_Z_MAX:
                     reasons.append(f"held-out run {name!r}: predicted {pred:.4g}, measured {meas:.4g} "
                                    f"({zi:+.1f} noise units; allowed {HELDOUT_Z_MAX:g})")
-    tail, g = est.tail_, est.gains_.get("uniform")
-    gain_now = g.corrected if g is not None and g.corrected == g.corrected else (g.estimate if g else 0.0)
-    if tail is not None and g is not None and tail.drop > max(gain_now, 0.0):
-        need = tail.tokens_needed(est.budget_tokens_, gain_now)
-        fix = (f"train proxies on about {need:,} tokens or more" if need else
-               "train the proxies much longer (the gain is too small to say how much)")
-        reasons.append(f"undertrained proxies: the base run's {est.metric_} still fell by {tail.drop:.3g} (of the "
-                       f"base) over its last fifth of steps, more than the predicted gain {gain_now:+.3g} the "
-                       f"decision rests on; {fix}")
+    said = undertrained_reason(est)
+    if said:
+        reasons.append(said)
     return Verdict(supported=not reasons, reasons=tuple(reasons))
 
 
