@@ -131,9 +131,9 @@ def test_negative_control_quick(quick_controls):
 
 @pytest.mark.slow
 @pytest.mark.xfail(raises=AssertionError, strict=False,
-                   reason="measured at the quick budget (64k-token proxies, 2 seeds): junk at its floor, but its "
-                          "interval reaches past 1/m, the verdict is unsupported (gain within the noise, proxies "
-                          "undertrained) and the target intervals overlap; see docs/loop.md#controls")
+                   reason="measured at the quick budget (64k-token proxies, 2 seeds; 3 target seeds): junk at its "
+                          "floor, but its interval reaches past 1/m, the verdict is unsupported (gain within the "
+                          "noise) and the target intervals overlap; see docs/loop.md#controls")
 def test_positive_control_quick(quick_controls):
     """A planted junk domain: floor weight with an interval below 1/m, supported, and a mixture
     that beats uniform at the target with 95 % intervals apart."""
