@@ -1,6 +1,7 @@
 """`mixer build-shards` as a user runs it (a fresh process) loads only what the build needs: no
 other command's module, and none of the packages numba would import for features no mixer kernel
-uses (`mixer.kernels.without_numba_extras`); the shards are the bytes the library writes without it."""
+uses (`mixer.kernels.without_numba_extras`); its objects are frozen before Python's teardown; the
+shards are the bytes the library writes without either."""
 from __future__ import annotations
 
 import importlib
@@ -19,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOT_NEEDED = {"scipy", "cffi", "yaml", "torch", "pandas", "matplotlib", "ray", "rich", "fsspec"}
 OTHER_COMMANDS = ("corpus", "demo", "export", "inspect", "loop", "prepare", "solve", "train", "verify")
 RUN = """
-import sys
+import atexit, gc, sys
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count()))  # runs after the command's own
 from mixer.cli import main
 try:
     main(sys.argv[1:])
@@ -38,13 +40,16 @@ def corpus(tmp_path_factory):
 
 
 def build_in_fresh_process(corpus: Path, out: Path, *extra: str, env: dict | None = None) -> set[str]:
-    """The modules a fresh `mixer build-shards --quiet` process has imported when it ends."""
+    """The modules a fresh `mixer build-shards --quiet` process has imported when it ends; and
+    that its objects were frozen before Python's teardown (no full collections at exit)."""
     args = ["build-shards", "--corpus", str(corpus), "--weight", "code=0.4", "--weight", "news=0.6", "--tokens", "20k",
             "--seq-len", "128", "--data-seed", "3", "--shard-tokens", "4096", "--out", str(out), "--quiet", *extra]
     res = subprocess.run([sys.executable, "-c", RUN, *args], check=False, capture_output=True, text=True, cwd=out.parent,
                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, timeout=600)
     assert res.returncode == 0, res.stderr
-    return set(res.stdout.split())
+    *lines, last = res.stdout.splitlines()
+    assert last.startswith("frozen at exit: ") and int(last.split()[-1]) > 10_000, last  # numba's objects, 0 without
+    return set(lines[-1].split())
 
 
 def library_build(corpus: Path, out: Path, objective: str = "causal") -> dict[str, bytes]:
