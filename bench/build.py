@@ -230,14 +230,16 @@ def whole_vs_limit(name: str, corpus: Path, weights: dict, tokens: int, scratch:
     return res
 
 
-FLOOR = ("import numpy as np, pyarrow, zstandard, xxhash, click; from mixer.kernels.targets import largest_remainder; "
-         "largest_remainder(np.ones(2) / 2, 10)")
+FLOOR = ("import numpy as np, pyarrow, zstandard, xxhash, click; from mixer.kernels import without_numba_extras\n"
+         "with without_numba_extras():\n"
+         "    from mixer.kernels.targets import largest_remainder; largest_remainder(np.ones(2) / 2, 10)")
 
 
 def floor(repeats: int) -> dict:
-    """What any process that runs one of mixer's numba kernels pays before any work: python,
-    numpy, pyarrow, zstandard, click, numba and the first kernel loaded from numba's cache (its
-    registries import scipy). Pinned to one CPU, like the 1-thread rows."""
+    """What a process that runs one of mixer's numba kernels pays before any work, as
+    build-shards runs them: python, numpy, pyarrow, zstandard, click, numba and the first kernel
+    loaded from numba's cache (numba's registries, without scipy, cffi and yaml:
+    `without_numba_extras`). Pinned to one CPU, like the 1-thread rows."""
     runs = [run_pinned([sys.executable, "-c", FLOOR], 1) for _ in range(repeats)]
     bare = [run_pinned([sys.executable, "-c", "import numpy, pyarrow, zstandard, xxhash, click"], 1)
             for _ in range(repeats)]

@@ -54,9 +54,10 @@ def every_path_param():
         for p in cmd.params:
             if isinstance(p.type, click.Path):
                 yield " ".join(names), p
-        if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
-                yield from walk(sub, (*names, name))
+        if isinstance(cmd, click.Group):  # `mixer` loads each command when named: ask it
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                yield from walk(cmd.get_command(ctx, name), (*names, name))
     return list(walk(main, ()))
 
 

@@ -1,8 +1,9 @@
 """The `mixer` command line: a thin click layer over library functions.
 
 Every command lives in its own module `mixer/cli/commands/<name>.py` exposing `command` (a click
-command), listed once below with a plain import (so the layer contract sees every edge). The
-command modules import the library inside their functions, which keeps `mixer -h` fast.
+command), listed once in `load` with a plain import (so the layer contract sees every edge) that
+runs only when the command is named. The command modules import the library inside their
+functions, which keeps `mixer -h` fast.
 Commands parse options, build a config dataclass and call the library; `MixerError` becomes one
 line on stderr and exit code 2.
 """
@@ -13,27 +14,52 @@ import warnings
 
 import click
 
-from mixer.cli.commands import (
-    build_shards,
-    corpus,
-    demo,
-    inspect,
-    loop,
-    prepare,
-    solve,
-    train,
-    verify,
-)
-from mixer.cli.commands.export import mixture as export
-from mixer.cli.commands.export import shards as export_shards
 from mixer.core.errors import MixerError
 
-COMMANDS = {m.command.name: m.command for m in (build_shards, corpus, demo, export, export_shards, inspect, loop,
-                                                  prepare, solve, train, verify)}
+NAMES = ("build-shards", "corpus", "demo", "export", "export-shards", "inspect", "loop", "prepare", "solve", "train",
+         "verify")
+
+
+def load(name: str) -> click.Command:
+    """The command `name`, its module imported only now: `mixer build-shards` imports none of the
+    other commands' modules (their own imports, such as the loop's, cost tens of milliseconds of a
+    command that takes about a second). `mixer -h` loads all eleven."""
+    if name == "build-shards":
+        from mixer.cli.commands import build_shards as module
+    elif name == "corpus":
+        from mixer.cli.commands import corpus as module
+    elif name == "demo":
+        from mixer.cli.commands import demo as module
+    elif name == "export":
+        from mixer.cli.commands.export import mixture as module
+    elif name == "export-shards":
+        from mixer.cli.commands.export import shards as module
+    elif name == "inspect":
+        from mixer.cli.commands import inspect as module
+    elif name == "loop":
+        from mixer.cli.commands import loop as module
+    elif name == "prepare":
+        from mixer.cli.commands import prepare as module
+    elif name == "solve":
+        from mixer.cli.commands import solve as module
+    elif name == "train":
+        from mixer.cli.commands import train as module
+    elif name == "verify":
+        from mixer.cli.commands import verify as module
+    else:
+        raise KeyError(name)
+    return module.command
 
 
 class _Commands(click.Group):
-    """The commands, each reporting `MixerError` as a one-line error and exit code 2."""
+    """The commands, each loaded when named (`load`) and reporting `MixerError` as a one-line
+    error and exit code 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(NAMES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load(cmd_name) if cmd_name in NAMES else None
 
     def invoke(self, ctx: click.Context):
 
@@ -59,7 +85,7 @@ class _Commands(click.Group):
                 sys.exit(MixerError.exit_code)
 
 
-@click.group(cls=_Commands, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mixer-toolkit")
 def main() -> None:
     """mixer: find, build and feed the compute-optimal data mixture (AutoScale)."""

@@ -249,8 +249,6 @@ def build_schedule_plan(corpus: Corpus | str | Path, schedule, config: PlanConfi
 def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]], bounds: np.ndarray,
            until: list[int], config: PlanConfig) -> MixturePlan:
     """Decide the stream of `len(stage_w)` stages; stage k fills sequences bounds[k]..bounds[k+1]."""
-    from mixer.kernels.blend import blend_items
-    from mixer.kernels.edf import smallest_feasible_items
     from mixer.kernels.interleave import interleave_midpoint_threaded
     from mixer.kernels.targets import largest_remainder
     from mixer.shards import stages as st
@@ -356,6 +354,10 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
         if interleave in ("edf", "blend"):  # segments as unit items (mlm: rows)
             stream_dom, stream_pos = np.empty(n_seg, np.int32), np.empty(n_seg, np.int64)
             c = np.diff(dom_start)  # edf: the smallest prefix deviation; blend: Megatron's at most, to W[k]
+            # Imported here: a causal build imports neither module (and their kernels' numba objects).
+            from mixer.kernels.blend import blend_items
+            from mixer.kernels.edf import smallest_feasible_items
+
             smallest_feasible_items(c, stream_dom, stream_pos) if interleave == "edf" else \
                 blend_items(np.asarray(W[k], np.float64), c, stream_dom, stream_pos)
         else:  # documents of unequal length: each domain within half a document of its token share
