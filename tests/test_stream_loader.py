@@ -3,7 +3,6 @@
 order), an exact position in the main process, and the deal itself."""
 from __future__ import annotations
 
-import itertools
 import pickle
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from mixer.core.errors import MixerError
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
-from mixer.stream.batching import cut_batches
 from mixer.stream.partition import deal_chunks, split_runs, unit_tasks
 
 SEQ_LEN = 32
@@ -173,33 +171,6 @@ def test_unit_tasks_known_answer():
     got = [(u, r.tolist()) for u, r in unit_tasks(runs, bounds)]
     assert got == [(0, [[3, 8], [30, 10]]), (1, [[40, 40]]), (2, [[80, 10], [95, 2], [100, 5]])]
     assert unit_tasks(np.zeros((0, 2), np.int64), bounds) == []
-
-
-def test_batches_widened_together_equal_batches_widened_one_by_one():
-    """`cut_batches` converts runs of equal-size batches inside a block together and hands out
-    views: the batches equal those converted one by one, for sizes that change mid-stream and
-    blocks that end mid-batch."""
-    rng = np.random.default_rng(3)
-    tokens = rng.integers(0, 60000, (200, 5)).astype(np.uint16)
-    domains = rng.integers(0, 3, (200, 5)).astype(np.uint8)
-    cuts = [0, 13, 14, 60, 64, 150, 200]  # blocks of 13, 1, 46, 4, 86, 50 rows
-    sizes = [3] + [4] * 30 + [2, 2, 5, 5, 5] + [7] * 8 + [1]
-
-    def convert(piece):
-        t, d = piece
-        out = {"input_ids": torch.from_numpy(t.astype(np.int64))}
-        if d is not None:
-            out["domain_ids"] = torch.from_numpy(d.astype(np.int64))
-        return out
-
-    for side in (domains, None):
-        blocks = [(tokens[a:b], None if side is None else side[a:b]) for a, b in itertools.pairwise(cuts)]
-        one = list(cut_batches(iter(blocks), sizes, convert))
-        assert [len(b["input_ids"]) for b in one] == sizes
-        assert torch.equal(torch.cat([b["input_ids"] for b in one]), torch.from_numpy(tokens[:sum(sizes)].astype(np.int64)))
-        for widen in (2, 9, 64):
-            grouped = list(cut_batches(iter(blocks), sizes, convert, widen))
-            assert same(grouped, one) and [set(b) for b in grouped] == [set(b) for b in one], widen
 
 
 def test_corrupt_shard_read_by_a_worker_is_named_and_stops_the_loader(shards, tmp_path):

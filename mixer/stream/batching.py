@@ -7,44 +7,18 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-WIDEN_TOKENS = 1 << 16  # tokens widened at once (512 KiB of int64: stays in cache), handed out as views
-
 
 def cut_batches(rows: Iterator[tuple[np.ndarray, np.ndarray | None]], sizes: list[int],
-                convert: Callable[[tuple[np.ndarray, np.ndarray | None]], dict[str, torch.Tensor]],
-                widen_rows: int = 1) -> Iterator[dict[str, torch.Tensor]]:
-    """Cut a stream of raw (tokens, domains) row blocks into batches of the given sizes.
-    Consecutive batches of one size inside one block are converted together, up to
-    `widen_rows` rows at a time, and handed out as views of that conversion: one widening and
-    one dict per group instead of per batch (a batch is ~10 us of Python otherwise, as much as
-    widening it). A batch joining two blocks is joined raw, then converted alone."""
-    n = len(sizes)
-    # ends[i]: one past the last batch of the run of equal sizes that batch i belongs to
-    change = np.flatnonzero(np.diff(np.asarray(sizes, dtype=np.int64))) + 1
-    bounds = np.r_[change, n]
-    ends = np.repeat(bounds, np.diff(np.r_[0, bounds])).tolist()
+         convert: Callable[[tuple[np.ndarray, np.ndarray | None]], dict[str, torch.Tensor]]
+         ) -> Iterator[dict[str, torch.Tensor]]:
+    """Cut a stream of raw (tokens, domains) row blocks into batches of the given sizes, each
+    converted whole (a batch joining two blocks is joined before it is widened)."""
     tokens = domains = None
-    at = have = i = 0
-    while i < n:
-        size = sizes[i]
-        while at == have:  # this block is used up: the next one (only when a batch needs it)
-            tokens, domains = next(rows)
-            at, have = 0, len(tokens)
+    at = have = 0
+    for size in sizes:
         if size <= have - at:
-            m = min(max(1, widen_rows // size), (have - at) // size, ends[i] - i)
-            stop = at + m * size
-            batch = convert((tokens[at:stop], None if domains is None else domains[at:stop]))
-            at, i = stop, i + m
-            if m == 1:
-                yield batch
-            elif len(batch) == 1:
-                (key, value), = batch.items()
-                for view in value.split(size):
-                    yield {key: view}
-            else:
-                keys = tuple(batch)
-                for views in zip(*(v.split(size) for v in batch.values())):
-                    yield dict(zip(keys, views))
+            yield convert((tokens[at:at + size], None if domains is None else domains[at:at + size]))
+            at += size
             continue
         parts, need = [], size
         while need:
@@ -58,4 +32,3 @@ def cut_batches(rows: Iterator[tuple[np.ndarray, np.ndarray | None]], sizes: lis
         side = None if parts[0][1] is None else \
             (np.concatenate([d for _, d in parts]) if len(parts) > 1 else parts[0][1])
         yield convert((joined, side))
-        i += 1

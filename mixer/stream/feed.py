@@ -44,7 +44,7 @@ import torch
 import xxhash
 
 from mixer.core.errors import MixerError, MixerNote
-from mixer.stream.batching import WIDEN_TOKENS, cut_batches
+from mixer.stream.batching import cut_batches
 from mixer.stream.partition import (
     check_split,
     rank_range,
@@ -152,11 +152,6 @@ class MixtureFeed(torch.utils.data.IterableDataset):
     def _unit_depth(self) -> int:
         """Read units decoded ahead on a thread; read_ahead=0: none, all on the consumer's thread."""
         return max(1, self.read_ahead - 1) if self.read_ahead > 0 else 0
-
-    @property
-    def widen_rows(self) -> int:
-        """Rows widened to int64 at once when batches are cut (`batching.cut_batches`)."""
-        return max(1, WIDEN_TOKENS // self.seq_len)
 
     @property
     def budget_tokens(self) -> int:
@@ -275,13 +270,11 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         local = worker_runs(self._length, self._start, self.batch_size, worker, workers, skip=self._yielded)
         runs = to_global(local, self._runs)
         tasks = unit_tasks(runs, self.source.bounds)
-        if batched:  # cut batches from the decoded rows, widened a few batches at a time
+        if batched:  # cut batches from the decoded rows, widened per batch: small, reused allocations
             rows = self._rows(tasks)
             sizes = local[:, 1].tolist()
-            # in a DataLoader worker each batch is its own tensors: a view would send its whole group
-            widen = self.widen_rows if info is None else 1
             try:
-                for size, batch in zip(sizes, cut_batches(rows, sizes, self._convert, widen)):
+                for size, batch in zip(sizes, cut_batches(rows, sizes, self._convert)):
                     self._yielded += size
                     yield batch
             finally:

@@ -127,7 +127,7 @@ class StreamLoader:
             head = feed._rows(unit_tasks(np.concatenate(own), feed.source.bounds)) if own else iter(())
             blocks = head if it is None else itertools.chain(head, _in_order(it, ring, len(own), len(plan)))
             sizes = local[:, 1].tolist()
-            for size, batch in zip(sizes, cut_batches(blocks, sizes, feed._convert, feed.widen_rows)):
+            for size, batch in zip(sizes, cut_batches(blocks, sizes, feed._convert)):
                 feed._yielded += size
                 yield batch
         finally:
