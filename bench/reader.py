@@ -3,6 +3,7 @@ against the same work done by hand and three peers, in one run on the same seque
 
     python -m bench.reader [--tokens 64M] [--seq-len 1024] [--batch-size 8] [--repeats 5]
     python -m bench.reader --quick          # seconds: a smoke test (4M tokens, one round)
+    python -m bench.reader --no-peers --tokens 16M --repeats 15 --only decode_widen_tokens,stream_tokens_1thread
 
 * ours: a consumer loop over `stream.loader(num_workers)` (`mixer.stream.loader`), each batch
   `input_ids` + `domain_ids` int64 [B, L] tensors (as a trainer receives them). "1 thread" is
@@ -23,7 +24,9 @@ against the same work done by hand and three peers, in one run on the same seque
 * MosaicML streaming 0.13 (`--mosaic`, off by default: its own venv, ~3 min on first use).
 
 Every figure is the median of `--repeats` rounds; within a round every configuration runs once,
-in the same order, so load changes hit all alike. Goals (issue 28) are printed with their ratio,
+in the same order, so load changes hit all alike. Each run's CPU time in this process is kept
+beside its wall time (`cpu_tokens_per_s`: all the work of a 1-thread configuration, robust to
+other jobs on a shared machine; the worker configurations' workers are not in it). Goals (issue 28) are printed with their ratio,
 met or MISSED. Token ids are Zipf-distributed (`bench.common.zipf_map`), so the shards compress
 as real ones do. Writes bench/results/reader.json (or --out) with the load average before and
 after, thread counts and versions.
@@ -161,17 +164,20 @@ def alternate(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dic
     seen: dict[str, list] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = fn()
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             if isinstance(out, dict):  # a peer in its own process times its own loop
-                seen[name].append((out["tokens"], out["wall_s"]))
+                seen[name].append((out["tokens"], out["wall_s"], None))
             else:
-                seen[name].append((out, wall))
+                seen[name].append((out, wall, cpu))
     res = {}
     for name, obs in seen.items():
-        rates = [t / w for t, w in obs]
+        rates = [t / w for t, w, _ in obs]
         res[name] = {"tokens_per_s": float(np.median(rates)), "runs_tokens_per_s": rates, "tokens": obs[-1][0]}
+        if obs[0][2] is not None:
+            cpu = [t / c for t, _, c in obs]
+            res[name].update(cpu_tokens_per_s=float(np.median(cpu)), runs_cpu_tokens_per_s=cpu)
     return res
 
 
@@ -200,7 +206,9 @@ def report(r: dict[str, dict], notes: list[str]) -> dict[str, float]:
             print(f"  {what}: not measured")
             return
         ratios[key] = f(num) / f(den)
-        print(f"  {what}: {ratios[key]:.2f}x" + (f" ({goal(ratios[key], target)})" if target else ""))
+        cpu = [r[k].get("cpu_tokens_per_s") for k in (num, den)]
+        on_cpu = f"; CPU time {cpu[0] / cpu[1]:.2f}x" if key.endswith("decode_widen") and None not in cpu else ""
+        print(f"  {what}: {ratios[key]:.2f}x" + (f" ({goal(ratios[key], target)}{on_cpu})" if target else ""))
 
     print("goals (issue 28); headline 1 thread vs 1 thread, 2 workers beside it:")
     check("loader_w2_vs_w0", "stream_w2", "stream_w0", 1.5, "stream.loader(2) vs its own 0 workers")
@@ -236,10 +244,12 @@ def run(argv: list[str] | None = None) -> dict:
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "mixer" / "bench")
     ap.add_argument("--mosaic", action="store_true", help="Add the MosaicML streaming peer (own venv).")
     ap.add_argument("--no-peers", action="store_true", help="Only ours and decode + widen.")
+    ap.add_argument("--only", default=None, help="Comma-separated configurations to run (e.g. "
+                    "decode_widen_tokens,stream_tokens_1thread); default all.")
     ap.add_argument("--quick", action="store_true",
                     help="Smoke test: 4M tokens, 1 round, no venv created, 1M slow tokens.")
     ap.add_argument("--out", type=Path, default=None, help="Result JSON (default bench/results/reader.json; "
-                    "--quick: not written unless given).")
+                    "--quick or --only: not written unless given).")
     args = ap.parse_args(argv)
     quick = {"tokens": "4M", "repeats": 1, "slow_tokens": "1M"}
     full = {"tokens": "64M", "repeats": 5, "slow_tokens": "8M"}
@@ -273,6 +283,11 @@ def run(argv: list[str] | None = None) -> dict:
                 except (RuntimeError, subprocess.SubprocessError) as exc:
                     notes.append(f"litdata skipped: {exc}")
         runs = configurations(corpus, shards, budget, L, B, slow, hf, lit)
+        if args.only:
+            unknown = set(args.only.split(",")) - set(runs)
+            if unknown:
+                ap.error(f"--only: no configuration {', '.join(sorted(unknown))}; choose from {', '.join(runs)}")
+            runs = {k: fn for k, fn in runs.items() if k in args.only.split(",")}
         if not args.quick:  # one untimed round of ours: imports, page cache, first-use costs
             alternate({k: fn for k, fn in runs.items() if k.startswith(("stream", "sampler", "decode"))
                        and k != "stream_perseq_w2"}, 1)
@@ -302,7 +317,7 @@ def run(argv: list[str] | None = None) -> dict:
                "python": sys.version.split()[0], "results": res, "ratios": ratios, "notes": notes}
         if hf is not None:
             out["hf_interleave"] = {"setup_s": hf.setup_s, **hf.realised(), "target": WEIGHTS}
-        path = args.out if args.out is not None else (None if args.quick else RESULTS)
+        path = args.out if args.out is not None else (None if args.quick or args.only else RESULTS)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(out, indent=2) + "\n")

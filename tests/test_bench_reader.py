@@ -35,3 +35,21 @@ def test_reader_quick_with_peers(tmp_path, capsys):
     # litdata imports in the dev venv; where it does not, --quick skips it with a note
     assert "litdata_w0" in out["results"] or any("litdata skipped" in n for n in out["notes"])
     assert "vs litdata" in capsys.readouterr().out
+
+
+def test_reader_only_some_configurations_with_cpu_time(tmp_path, monkeypatch, capsys):
+    """--only runs the named configurations and writes no results file unless --out is given;
+    every run in this process carries its CPU time beside its wall time."""
+    monkeypatch.setattr("bench.reader.RESULTS", tmp_path / "reader.json")
+    out = run(["--no-peers", "--tokens", "512K", "--seq-len", "256", "--repeats", "2",
+               "--only", "decode_widen_tokens,stream_tokens_1thread"])
+    res = out["results"]
+    assert set(res) == {"decode_widen_tokens", "stream_tokens_1thread"}
+    for r in res.values():
+        assert r["tokens"] == 512_000 and len(r["runs_cpu_tokens_per_s"]) == 2 and r["cpu_tokens_per_s"] > 0
+    assert set(out["ratios"]) == {"stream_tokens_vs_decode_widen"}
+    assert "tokens only:" in (printed := capsys.readouterr().out) and "CPU time" in printed
+    assert not (tmp_path / "reader.json").exists()
+    with pytest.raises(SystemExit) as exc:
+        run(["--no-peers", "--tokens", "512K", "--seq-len", "256", "--only", "stream_nope"])
+    assert exc.value.code == 2

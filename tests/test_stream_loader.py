@@ -17,7 +17,7 @@ from mixer.core.errors import MixerError
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 from mixer.shards.plan import PlanConfig, build_plan
 from mixer.shards.write import ShardConfig, write_shards
-from mixer.stream.partition import deal_chunks, split_runs
+from mixer.stream.partition import deal_chunks, split_runs, unit_tasks
 
 SEQ_LEN = 32
 WEIGHTS = {"code": 0.2, "news": 0.5, "web": 0.3}
@@ -162,6 +162,15 @@ def test_deal_chunks_known_answer():
     assert [w for w, _, _ in led] == [-1, -1, 0, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0]
     assert [(u, r.tolist()) for _, u, r in led] == [(u, r) for _, u, r in got]
     assert [g.tolist() for g in split_runs(np.array([[0, 3], [10, 4]]), 5)] == [[[0, 3], [10, 2]], [[12, 2]]]
+
+
+def test_unit_tasks_known_answer():
+    """Runs split at shard bounds, touching runs merged (also across a bound), empty runs dropped."""
+    bounds = np.array([0, 40, 80, 120], dtype=np.int64)
+    runs = np.array([[3, 4], [7, 4], [20, 0], [30, 60], [95, 2], [100, 5]], dtype=np.int64)
+    got = [(u, r.tolist()) for u, r in unit_tasks(runs, bounds)]
+    assert got == [(0, [[3, 8], [30, 10]]), (1, [[40, 40]]), (2, [[80, 10], [95, 2], [100, 5]])]
+    assert unit_tasks(np.zeros((0, 2), np.int64), bounds) == []
 
 
 def test_corrupt_shard_read_by_a_worker_is_named_and_stops_the_loader(shards, tmp_path):

@@ -272,9 +272,10 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         tasks = unit_tasks(runs, self.source.bounds)
         if batched:  # cut batches from the decoded rows, widened per batch: small, reused allocations
             rows = self._rows(tasks)
+            sizes = local[:, 1].tolist()
             try:
-                for batch in cut_batches(rows, local[:, 1].tolist(), self._convert):
-                    self._yielded += len(batch["input_ids"])
+                for size, batch in zip(sizes, cut_batches(rows, sizes, self._convert)):
+                    self._yielded += size
                     yield batch
             finally:
                 rows.close()

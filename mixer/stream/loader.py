@@ -95,6 +95,11 @@ class StreamLoader:
 
     def __iter__(self) -> Iterator[Any]:
         batches = self.feed._iterate(True) if self.num_workers == 0 else self._from_workers()
+        if not self.pin_memory and self.collate_fn is None:
+            return batches  # nothing to do per batch: no generator between the stream and the loop
+        return self._finish(batches)
+
+    def _finish(self, batches: Iterator[dict[str, torch.Tensor]]) -> Iterator[Any]:
         for batch in batches:
             if self.pin_memory:
                 batch = {k: v.pin_memory() for k, v in batch.items()}
@@ -121,8 +126,9 @@ class StreamLoader:
         try:
             head = feed._rows(unit_tasks(np.concatenate(own), feed.source.bounds)) if own else iter(())
             blocks = head if it is None else itertools.chain(head, _in_order(it, ring, len(own), len(plan)))
-            for batch in cut_batches(blocks, local[:, 1].tolist(), feed._convert):
-                feed._yielded += len(batch["input_ids"])
+            sizes = local[:, 1].tolist()
+            for size, batch in zip(sizes, cut_batches(blocks, sizes, feed._convert)):
+                feed._yielded += size
                 yield batch
         finally:
             if own:

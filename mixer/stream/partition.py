@@ -123,24 +123,28 @@ def worker_runs(length: int, start: int, batch_size: int, worker: int, num_worke
 
 def unit_tasks(runs: np.ndarray, bounds: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """Group global (first, count) runs, in increasing order, by read unit (a shard): returns
-    [(unit, int64[m, 2] runs clipped to that unit)], the units in the order they are needed.
-    `bounds` is int64[U + 1], unit u holding sequences bounds[u]..bounds[u+1]."""
-    tasks: list[tuple[int, list]] = []
-    for first, count in runs.tolist():
-        end = first + count
-        while first < end:
-            u = int(np.searchsorted(bounds, first, side="right")) - 1
-            stop = min(end, int(bounds[u + 1]))
-            if tasks and tasks[-1][0] == u:
-                last = tasks[-1][1]
-                if last[-1][0] + last[-1][1] == first:  # merge touching runs
-                    last[-1][1] += stop - first
-                else:
-                    last.append([first, stop - first])
-            else:
-                tasks.append((u, [[first, stop - first]]))
-            first = stop
-    return [(u, np.array(r, dtype=np.int64)) for u, r in tasks]
+    [(unit, int64[m, 2] runs clipped to that unit)], the units in the order they are needed,
+    touching runs merged. `bounds` is int64[U + 1], unit u holding sequences bounds[u]..bounds[u+1].
+    Vectorised: a pass plans one run per batch (thousands), so a Python loop over them costs
+    as much as widening a shard."""
+    runs = np.asarray(runs, dtype=np.int64).reshape(-1, 2)
+    runs = runs[runs[:, 1] > 0]
+    if not len(runs):
+        return []
+    first, end = runs[:, 0], runs[:, 0] + runs[:, 1]
+    head = np.ones(len(runs), dtype=bool)  # a run that does not continue the one before it
+    head[1:] = first[1:] != end[:-1]
+    first, end = first[head], end[np.r_[np.flatnonzero(head)[1:] - 1, len(runs) - 1]]
+    lo = np.searchsorted(bounds, first, side="right") - 1  # the unit of each run's first and last sequence
+    hi = np.searchsorted(bounds, end - 1, side="right") - 1
+    k = hi - lo + 1  # pieces of each run, one per unit it spans
+    which = np.repeat(np.arange(len(first)), k)
+    unit = lo[which] + np.arange(len(which)) - np.repeat(np.cumsum(k) - k, k)
+    a = np.maximum(first[which], bounds[unit])
+    b = np.minimum(end[which], bounds[unit + 1])
+    pieces = np.stack([a, b - a], axis=1)
+    cut = np.flatnonzero(unit[1:] != unit[:-1]) + 1
+    return [(int(unit[i]), p) for i, p in zip(np.r_[0, cut], np.split(pieces, cut))]
 
 
 def split_runs(runs: np.ndarray, rows: int) -> list[np.ndarray]:
