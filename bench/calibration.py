@@ -59,6 +59,9 @@ def check(group: str, s: Summary) -> list[tuple[str, str, bool]]:
                     s.mean_error > 0.02))
     elif s.reported > 0 and s.coverage == s.coverage:
         out.append(("coverage 90-98 %", f"{s.coverage:.1%}", 0.90 <= s.coverage <= 0.98))
+    if not s.setting.keep_total and s.gain_coverage == s.gain_coverage:
+        out.append(("gain intervals cover the returned weights' true gain 90-98 %", f"{s.gain_coverage:.1%}",
+                    0.90 <= s.gain_coverage <= 0.98))
     ratio = s.optimum_gain / s.gain_se if s.gain_se > 1e-9 else float("inf")
     if s.setting.noise > 0 and ratio <= 1.0:
         out.append(("false supported <= 5 % (gain <= 1 SE)", f"{s.supported:.1%}", s.supported <= 0.05))
@@ -191,8 +194,9 @@ def plot_power(rows: list[dict], path: Path) -> Path:
 
 def markdown(record: dict) -> str:
     """The results as the table docs/solver.md shows."""
-    head = ("| rows | setting | sweeps | weight intervals cover | mean width | supported | supported but worse "
-            "than uniform | true gain / SE | mean max weight error |\n|---|---|---|---|---|---|---|---|---|")
+    head = ("| rows | setting | sweeps | weight intervals cover | mean width | gain intervals cover | supported | "
+            "supported but worse than uniform | true gain / SE | mean max weight error |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in record["rows"]:
         if r["group"].startswith("autoscale"):
@@ -200,7 +204,8 @@ def markdown(record: dict) -> str:
         pct = (lambda v: "n/a" if v != v else f"{v:.1%}")
         num = (lambda v, f: "n/a" if v is None or v != v else format(v, f))
         lines.append(f"| {r['group']} | {r['setting']} | {r['sweeps']} | {pct(r['coverage'])} | "
-                     f"{num(r['mean_width'], '.3f')} | {pct(r['supported'])} | {pct(r['supported_worse'])} | "
+                     f"{num(r['mean_width'], '.3f')} | {pct(r.get('gain_coverage', float('nan')))} | "
+                     f"{pct(r['supported'])} | {pct(r['supported_worse'])} | "
                      f"{num(r['gain_over_se'], '.1f')} | {num(r['mean_error'], '.3f')} |")
     auto = [r for r in record["rows"] if r["group"] == "autoscale"]
     if auto:
