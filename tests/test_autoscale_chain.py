@@ -50,7 +50,8 @@ def test_gains_at_the_target_are_centred_on_the_fit_with_the_rms_error():
     target = corrected_gain("uniform", 0.1, err, rms=True)
     assert target.corrected == 0.1 and target.sd == pytest.approx(np.sqrt(np.mean(err ** 2)))
     assert target.method == "rms" and target.to_json()["method"] == "rms"
-    assert target.low < ddo.low and target.high > 0.1 + 1.96 * 0.02
+    assert target.low == pytest.approx(0.1 - 1.96 * target.sd) and target.high > 0.1 + 1.96 * 0.02
+    assert ddo.low == pytest.approx(0.08 - 2.5 * ddo.sd) and ddo.clears == (ddo.low > 0)
     out = run_study(ScalesSetting(), 1, n_bootstrap=30)
     for k, (centre, _) in out.corrected.items():
         assert centre == out.predicted[k]

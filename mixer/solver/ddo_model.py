@@ -2,8 +2,7 @@
 for every weight. `DDO(...).fit(group_ddo(read_runs(paths)))` is what `mixer solve ddo` runs.
 
 Intervals: a parametric bootstrap (new y drawn around the fitted curves with the noise `sigma`,
-every curve refitted, the optimum solved again) with `sigma`, by what the runs allow
-(`mixer.solver.noise`):
+every curve refitted, the optimum solved again), `sigma` as the runs allow (`mixer.solver.noise`):
   * repeated runs (same domain and factor, other seeds): the pooled seed-to-seed spread
     ("seeds"; resampling 2 or 3 seeds would understate it by a factor (K-1)/K);
   * `noise` given (std of y in fit units, e.g. measured in another sweep): that ("given");
@@ -25,8 +24,8 @@ from mixer.solver.powerlaw import FORMS, PowerLawFit, fit_power_law, fit_power_l
 from mixer.solver.runs import DDOData, Run
 
 
-# Bootstrap standard deviations the corrected gain must clear for `supported` (bench.calibration):
-# 1.96 said supported in 17 % of sweeps whose true gain was ~1.3 SE; 2.5 keeps that near 10 %.
+# Bootstrap SDs the corrected gain must clear for `supported`, its 95 % interval's half-width
+# (bench.calibration): 1.96 said supported in 17 % of sweeps whose true gain was ~1.3 SE.
 Z_DECISION = 2.5
 
 
@@ -35,12 +34,12 @@ class Gain:
     """How much lower the mean held-out metric is predicted at the returned weights than at a
     reference mixture (fit units: a fraction of the base run's metric; > 0 means better).
 
-    `estimate` is the fitted curves' gain; `corrected` removes the bootstrap's mean optimism (the
-    weights were chosen on these curves, so their fitted gain is too high); `low`/`high` is the
-    95 % interval `corrected` +- 1.96 `sd` of the optimism; `clears` is the verdict's test,
-    `corrected` > `Z_DECISION` * `sd` (see `bootstrap_weights`). With `method` "rms" (AutoScale's
-    gains at the target) `corrected` is the estimate itself and `sd` the replicates' root-mean-square
-    error: read far beyond the fitted budget the bootstrap's correction overshot (`corrected_gain`)."""
+    `estimate`: the fitted curves' gain; `corrected` less the bootstrap's mean optimism (the weights
+    were chosen on these curves); the 95 % interval `corrected` +- `Z_DECISION` `sd`, whose lying
+    above 0 is the verdict's test (`clears`). Not 1.96: around fits of 3 parameters through 4 points
+    the parametric bootstrap's spread is 1.2-1.5x too small (docs/solver.md). With `method` "rms"
+    (AutoScale at the target: `corrected_gain`) the centre is the estimate, `sd` the replicates'
+    rms error, the interval +- 1.96 `sd` (calibrated there); the verdict asks `Z_DECISION` of it."""
     reference: str  # "uniform", "base", or (at AutoScale's target) "direct transfer"
     estimate: float
     corrected: float = float("nan")
@@ -48,12 +47,16 @@ class Gain:
     method: str = "corrected"
 
     @property
+    def multiplier(self) -> float:
+        return 1.96 if self.method == "rms" else Z_DECISION
+
+    @property
     def low(self) -> float:
-        return self.corrected - 1.96 * self.sd
+        return self.corrected - self.multiplier * self.sd
 
     @property
     def high(self) -> float:
-        return self.corrected + 1.96 * self.sd
+        return self.corrected + self.multiplier * self.sd
 
     @property
     def clears(self) -> bool:
@@ -167,10 +170,8 @@ def bootstrap_weights(points, fits, total, *, form, bounds: tuple, noise: Noise,
     because the fitted curves rate them best, so the fitted gain is optimistic (the winner's
     curse: with identical domains it is > 0 whatever the noise). Replicate k measures that
     optimism in a world whose truth is the fitted curves: (its fitted gain at its own optimum)
-    minus (the true gain there). The gain's estimate is the fitted gain minus the mean optimism,
-    its standard error the optimism's standard deviation (`gain_interval`). (The percentile form
-    of the same interval covered the true gain in only 70-85 % of simulated sweeps: its tails
-    are noisier than its spread.)
+    minus (the true gain there). The gain: the fitted gain less the mean optimism, its standard
+    error the optimism's SD (`gain_interval`; the percentile form covered 70-85 % in simulation).
     """
     domains = list(points)
     m = len(domains)
