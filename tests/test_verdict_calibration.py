@@ -178,3 +178,7 @@ def test_small_calibration_no_false_support_coverage_and_power():
     assert big.optimum_gain / big.gain_se >= 4
     assert big.supported >= 0.7 and big.supported_worse == 0
     assert 0.8 <= big.coverage <= 1.0
+    # the gain's 95 % interval holds the returned weights' true gain (corrected +- 1.96 sd held it
+    # in 21 of these 24 random-law sweeps, +- 2.5 sd in 22; 83.5 % against 92.5 % over 200)
+    rnd = simulate_setting(Setting("random", noise=0.005), 24, n_bootstrap=100, workers=2)
+    assert rnd.gain_coverage >= 0.9 and big.gain_coverage >= 0.9 and null.gain_coverage >= 0.9
