@@ -198,6 +198,22 @@ def test_build_shards_on_ray_is_byte_identical(cluster, corpus, tmp_path):
     assert folder_bytes(tmp_path / "mlm1") == folder_bytes(tmp_path / "mlm")
 
 
+def settled_tasks(work: Path, *, quiet_s: float = 1.0, limit_s: float = 60.0) -> int:
+    """Finished task files in `work` once no temporary file is left and the count has held for
+    `quiet_s` (at most `limit_s`)."""
+    import time
+
+    end, last, since = time.monotonic() + limit_s, -1, time.monotonic()
+    while time.monotonic() < end:
+        count = len(list(work.glob("*.task")))
+        if count != last or any(work.glob(".*.tmp-*")):
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+        time.sleep(0.05)
+    return last
+
+
 def test_build_shards_killed_half_way_reruns_only_unfinished_shards(cluster, corpus, tmp_path, monkeypatch):
     from mixer.shards.distributed import write_shards_on_cluster
     from mixer.shards.plan import PlanConfig, build_plan
@@ -209,8 +225,10 @@ def test_build_shards_killed_half_way_reruns_only_unfinished_shards(cluster, cor
     monkeypatch.setenv(STOP_ENV, "6")
     r = build(corpus, tmp_path / "ray", "--ray", "local", "--shared-fs")
     assert r.exit_code != 0 and not (tmp_path / "ray").exists()
-    finished = len(list((tmp_path / ".ray.work").glob("*.task")))
-    assert 6 <= finished < 15  # tasks in flight when it stopped may have finished too (they write themselves)
+    # Tasks in flight when it stopped still finish and write themselves: wait until none is writing
+    # and the finished set holds still (counted too early, one finishing late was "reused" uncounted).
+    finished = settled_tasks(tmp_path / ".ray.work")
+    assert 6 <= finished < 15
     monkeypatch.delenv(STOP_ENV)
     stats = write_shards_on_cluster(plan, corpus, tmp_path / "ray", config, cluster=ClusterConfig())
     assert len(stats.reused) == finished and len(stats.ran) == 15 - finished
