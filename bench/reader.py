@@ -284,10 +284,10 @@ def run(argv: list[str] | None = None) -> dict:
                     notes.append(f"litdata skipped: {exc}")
         runs = configurations(corpus, shards, budget, L, B, slow, hf, lit)
         if args.only:
-            unknown = set(args.only.split(",")) - set(runs)
-            if unknown:
-                ap.error(f"--only: no configuration {', '.join(sorted(unknown))}; choose from {', '.join(runs)}")
-            runs = {k: fn for k, fn in runs.items() if k in args.only.split(",")}
+            wanted = set(args.only.split(","))
+            if wanted - set(runs):
+                ap.error(f"--only: no configuration {', '.join(sorted(wanted - set(runs)))}; choose from {', '.join(runs)}")
+            runs = {k: fn for k, fn in runs.items() if k in wanted}
         if not args.quick:  # one untimed round of ours: imports, page cache, first-use costs
             alternate({k: fn for k, fn in runs.items() if k.startswith(("stream", "sampler", "decode"))
                        and k != "stream_perseq_w2"}, 1)

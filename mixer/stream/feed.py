@@ -261,6 +261,15 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         if len(self._pool) != 1 or self._pool[0, 1] != self.source.num_sequences:  # a resized pass ends: whole again
             self._set_pool(np.array([[0, self.source.num_sequences]], dtype=np.int64))
 
+    def _counted_batches(self, blocks, local: np.ndarray) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches cut from decoded row `blocks` by this pass's runs `local` (their sizes), the
+        position advanced by each batch's planned size (no per-batch `len`), for both the
+        0-worker path and the loader's workers."""
+        sizes = local[:, 1].tolist()
+        for size, batch in zip(sizes, cut_batches(blocks, sizes, self._convert)):
+            self._yielded += size
+            yield batch
+
     def _iterate(self, batched: bool) -> Iterator[dict[str, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         layout = (info.id, info.num_workers) if info is not None and info.num_workers > 1 else None
@@ -272,11 +281,8 @@ class MixtureFeed(torch.utils.data.IterableDataset):
         tasks = unit_tasks(runs, self.source.bounds)
         if batched:  # cut batches from the decoded rows, widened per batch: small, reused allocations
             rows = self._rows(tasks)
-            sizes = local[:, 1].tolist()
             try:
-                for size, batch in zip(sizes, cut_batches(rows, sizes, self._convert)):
-                    self._yielded += size
-                    yield batch
+                yield from self._counted_batches(rows, local)
             finally:
                 rows.close()
         else:

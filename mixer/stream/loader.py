@@ -42,7 +42,6 @@ import numpy as np
 import torch
 
 from mixer.core.errors import MixerError
-from mixer.stream.batching import cut_batches
 from mixer.stream.partition import (
     deal_chunks,
     merge_runs,
@@ -126,10 +125,7 @@ class StreamLoader:
         try:
             head = feed._rows(unit_tasks(np.concatenate(own), feed.source.bounds)) if own else iter(())
             blocks = head if it is None else itertools.chain(head, _in_order(it, ring, len(own), len(plan)))
-            sizes = local[:, 1].tolist()
-            for size, batch in zip(sizes, cut_batches(blocks, sizes, feed._convert)):
-                feed._yielded += size
-                yield batch
+            yield from feed._counted_batches(blocks, local)
         finally:
             if own:
                 head.close()  # its decode-ahead thread
