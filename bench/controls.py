@@ -461,11 +461,14 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads per proxy run.")
     p.add_argument("--junk", default="letters",
                    help=f"Junk domains planted in the positive control, by kind ({', '.join(JUNK_KINDS)}).")
+    p.add_argument("--seeds", type=int, default=ControlsConfig.seeds, help="Seeds of every proxy run (>= 2).")
     p.add_argument("--target-seeds", type=int, default=10, help="Seeds of each mixture at the target (>= 3).")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--no-save", action="store_true", help="Do not write bench/results/controls.json.")
     args = p.parse_args(argv)
-    cfg = ControlsConfig(out=Path(args.out), quick=args.quick, proxy_tokens=args.proxy_tokens,
+    if args.seeds < 2:
+        p.error(f"--seeds {args.seeds}: at least 2 (the noise the verdict rests on is measured from them)")
+    cfg = ControlsConfig(seeds=args.seeds, out=Path(args.out), quick=args.quick, proxy_tokens=args.proxy_tokens,
                          split=args.split, threads=args.threads, raw=Path(args.raw) if args.raw else None,
                          junk=_junk_kinds(p, args.junk), target_seeds=args.target_seeds, progress=not args.quiet)
     res = run_controls(cfg)

@@ -196,7 +196,9 @@ def test_cli_seeds_give_intervals_held_out_checks_and_a_printed_verdict(cli_seed
         assert np.isfinite(lo) and np.isfinite(hi) and lo - 1e-12 <= w["weights"][d] <= hi + 1e-12
     prov = w["provenance"]
     assert prov["metric"] == "perplexity" and prov["seeds"] == 2
-    assert prov["noise"]["source"] == "seeds" and prov["noise"]["sigma"] > 0 and prov["noise"]["dof"] == 7
+    # 7 runs x 2 seeds: 7 dof between seeds, less 1 for the seeds' shared offset (block_seeds)
+    assert prov["noise"]["source"] == "seeds" and prov["noise"]["sigma"] > 0 and prov["noise"]["dof"] == 6
+    assert set(prov["noise"]["seed_offsets"]) == {"0", "1"}
     assert prov["held_out"]["runs"] == ["heldout-0"] and len(prov["held_out"]["z"]) == 1
     assert "held-out heldout-0: predicted" in output
     assert set(prov["effects"]) == set(DOMAINS)

@@ -3,8 +3,8 @@ for every weight. `DDO(...).fit(group_ddo(read_runs(paths)))` is what `mixer sol
 
 Intervals: a parametric bootstrap (new y drawn around the fitted curves with the noise `sigma`,
 every curve refitted, the optimum solved again), `sigma` as the runs allow (`mixer.solver.noise`):
-  * repeated runs (same domain and factor, other seeds): the pooled seed-to-seed spread
-    ("seeds"; resampling 2 or 3 seeds would understate it by a factor (K-1)/K);
+  * repeated runs (same domain and factor, other seeds): the pooled seed-to-seed spread, each
+    seed's shared offset taken off first ("seeds"; resampling 2 or 3 seeds would understate it);
   * `noise` given (std of y in fit units, e.g. measured in another sweep): that ("given");
   * more distinct points than parameters: the pooled residual deviation ("residuals");
   * otherwise (3 points, 3 parameters, no repeats): no interval, and the result says why.
@@ -21,8 +21,7 @@ from mixer.solver.ddo import DDOResult, solve_ddo
 from mixer.solver.noise import (ZERO_NOISE, Noise, domain_effects, lack_of_fit, lack_of_fit_test, measure_noise,
                                 residual_noise, tail_drop)
 from mixer.solver.powerlaw import FORMS, PowerLawFit, fit_power_law, fit_power_law_batch, power_law_rows
-from mixer.solver.runs import DDOData, Run
-
+from mixer.solver.runs import DDOData, Run, block_seeds
 
 # Bootstrap SDs the corrected gain must clear for `supported`, its 95 % interval's half-width
 # (bench.calibration): 1.96 said supported in 17 % of sweeps whose true gain was ~1.3 SE.
@@ -258,23 +257,22 @@ class DDO:
     """Scikit-learn-like DDO estimator over a `mixer.solver.runs.DDOData` sweep.
 
     floor, cap: weight bounds, one number for every domain or a `{domain: weight}` mapping
-    (the authors floored at 1/5 of uniform: `floor=0.2 / m`).
+    (the authors floored at 1/5 of uniform: `floor=0.2 / m`). seed_blocks: each seed's shared
+    offset is taken off its runs first (`mixer.solver.runs.block_seeds`).
     """
 
     def __init__(self, *, form: str = "shifted", units: str = "authors", floor=None, cap=None,
-                 starts: "Starts | None" = None, n_bootstrap: int = 200, noise: float | None = None, seed: int = 0):
-        self.form = form
-        self.units = units
-        self.floor = floor
-        self.cap = cap
+                 starts: "Starts | None" = None, n_bootstrap: int = 200, noise: float | None = None, seed: int = 0,
+                 seed_blocks: bool = True):
+        self.form, self.units, self.floor, self.cap = form, units, floor, cap
         self.starts = starts or Starts()
         self.n_bootstrap = n_bootstrap
-        self.noise = noise
-        self.seed = seed
+        self.noise, self.seed, self.seed_blocks = noise, seed, seed_blocks
 
     def fit(self, data: DDOData) -> "DDO":
         if self.form not in FORMS:
             raise ValueError(f"form {self.form!r}: expected one of {sorted(FORMS)}")
+        data = self.data_ = block_seeds(data) if self.seed_blocks else data
         domains = list(data.domains)
         unit_x, unit_y = data.units(self.units)
         total = data.budget_tokens / unit_x
@@ -341,7 +339,7 @@ class DDO:
 
     def measure_runs(self, runs: Sequence[Run]) -> np.ndarray:
         """The measured y (fit units) of runs, in the metric and units of the fit."""
-        return np.array([r.aggregate(self.metric_, self.eval_domains_) for r in runs]) / self.unit_y_
+        return np.array([self.data_.y(r) for r in runs]) / self.unit_y_
 
     def _warnings(self) -> list[str]:
         out = []

@@ -49,10 +49,12 @@ class Noise:
     source: str  # "seeds" (repeats), "given" (--noise), "residuals" (fit residuals) or "none"
     groups: int = 0  # groups of repeated runs that entered the estimate
     per_domain_std: dict[str, float] = field(default_factory=dict)  # std of each domain's own metric (metric units)
+    seed_offsets: dict[int, float] | None = None  # each seed's shared offset taken off first (fit units; `block_seeds`)
 
     def to_json(self) -> dict:
         return {"sigma": self.sigma, "dof": self.dof, "source": self.source, "groups": self.groups,
-                "per_domain_std": self.per_domain_std}
+                "per_domain_std": self.per_domain_std,
+                "seed_offsets": None if self.seed_offsets is None else {str(k): v for k, v in self.seed_offsets.items()}}
 
 
 @dataclass(frozen=True)
@@ -104,17 +106,23 @@ def _pooled_std(groups: list[np.ndarray]) -> tuple[float | None, int]:
 
 
 def measure_noise(data: DDOData, unit_y: float) -> Noise:
-    """Pooled within-group std of y (= aggregate metric / `unit_y`) over groups of seed repeats."""
+    """Pooled within-group std of y (= aggregate metric / `unit_y`) over groups of seed repeats;
+    with seeds as blocks (`data.seed_offsets`), the two-way model's residual std, whose dof also
+    pays for the offsets."""
     groups = [g for g in _groups(data).values() if len(g) >= 2]
     if not groups:
         return Noise(sigma=None, dof=0, source="none")
     ys = [np.array([data.y(r) for r in g]) / unit_y for g in groups]
     sigma, dof = _pooled_std(ys)
+    if sigma is not None and data.seed_dof:
+        sigma, dof = sigma * math.sqrt(dof / (dof - data.seed_dof)), dof - data.seed_dof
     per_domain = {}
     for d in data.domains:
         s, _ = _pooled_std([np.array([r.metric(data.metric)[d] for r in g]) for g in groups])
         per_domain[d] = float(s) if s is not None else float("nan")
-    return Noise(sigma=sigma, dof=dof, source="seeds", groups=len(groups), per_domain_std=per_domain)
+    offsets = None if not data.seed_offsets else {s: v / unit_y for s, v in data.seed_offsets.items()}
+    return Noise(sigma=sigma, dof=dof, source="seeds", groups=len(groups), per_domain_std=per_domain,
+                 seed_offsets=offsets)
 
 
 def residual_noise(points, fits, form: str) -> Noise:

@@ -89,8 +89,11 @@ def command() -> None:
 @click.option("--for-autoscale", is_flag=True,
               help="refit every bootstrap replicate from all 30 grid starts (slower): AutoScale reads these "
                    "curves at its target, far from their points, where 2 starts understate the spread")
+@click.option("--independent-seeds", is_flag=True,
+              help="leave each seed's offset shared by all its runs in the noise (default: taken off first, "
+                   "the runs of one seed share its model and data seeds)")
 def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstrap, noise, seed, plots,
-            eval_domains, for_autoscale) -> None:
+            eval_domains, for_autoscale, independent_seeds) -> None:
     """DDO: base + perturbed runs of one scale -> optimal weights at that scale."""
     from mixer.cli.commands._options import domain_list
     from mixer.solver.ddo_model import DDO, REPLICATE_STARTS, TARGET_REPLICATE_STARTS, Starts
@@ -104,7 +107,7 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
             "corpus_sha256": data.base[0].corpus_sha256}
     starts = Starts(replicates=TARGET_REPLICATE_STARTS if for_autoscale else REPLICATE_STARTS)
     estimator = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise, seed=seed,
-                    starts=starts)
+                    starts=starts, seed_blocks=not independent_seeds)
     _show(ddo_solution(data, out, estimator=estimator, provenance=prov, plots=plots))
 
 

@@ -7,7 +7,9 @@ held-out metric / its value at uniform): `y(x) = 1 + sum_j [(n0_j + x_j)^(-b_j) 
 additive over domains. A sweep is planned exactly as the loop plans it (`mixer.solver.ddo.plan`),
 every planned run is repeated with `seeds` seeds, and each run's y gets independent Gaussian
 noise of standard deviation `noise` (a fraction of the base metric: 0.005 is half a percent of
-the loss). The runs come back as `mixer.solver.runs.Run` objects with metric "loss", so the same
+the loss), plus, with `seed_noise`, one Gaussian offset per seed shared by every run of that seed
+(real proxies trained with the same model and data seeds land high or low together:
+`mixer.solver.runs.block_seeds`). The runs come back as `mixer.solver.runs.Run` objects with metric "loss", so the same
 `group_ddo` -> `DDO.fit` -> `ddo_verdict` path that reads real run.json files judges them.
 
 Laws: `identical` (every domain the same: the optimum is uniform and no mixture beats it),
@@ -94,19 +96,21 @@ def scaled_to_gain(law: TrueLaw, gain: float, *, floor: float | None = None) -> 
 
 
 def simulate_sweep(law: TrueLaw, rng: np.random.Generator, *, factors: Sequence[float], seeds: int,
-                   noise: float, keep_total: bool = False,
+                   noise: float, keep_total: bool = False, seed_noise: float = 0.0,
                    domains: Sequence[str] | None = None, budget: int | None = None) -> list[Run]:
     """The runs of one DDO sweep drawn from `law` (see the module docstring); `law` is anything
     with `m` and `y(x)` (`mixer.solver.simulation.scales` passes one scale of a law in tokens)."""
     names = list(domains or [f"d{i}" for i in range(law.m)])
     budget = int(budget or BUDGET_PER_DOMAIN * law.m)
     unit = budget / law.m
+    # drawn only when asked for, so that sweeps without it keep their random streams
+    shared = seed_noise * rng.standard_normal(seeds) if seed_noise > 0 else np.zeros(seeds)
     runs = []
     for p in plan(names, budget, factors=factors, keep_total=keep_total):
         tokens = {d: max(1, int(round(w * p.budget_tokens))) for d, w in p.weights.items()}
         y = law.y(np.array([tokens[d] for d in names]) / unit)
         for k in range(seeds):
-            loss = BASE_LOSS * (y + noise * rng.standard_normal())
+            loss = BASE_LOSS * (y + noise * rng.standard_normal() + shared[k])
             prov = p.provenance
             runs.append(Run(path=f"{p.name}-s{k}", corpus_sha256="simulated", budget_tokens=p.budget_tokens,
                             weights=dict(p.weights), tokens_per_domain=tokens, final_loss={d: loss for d in names},
@@ -132,11 +136,12 @@ class Outcome:
 WEIGHT_TOL = 1e-6  # an interval "covers" a weight within this (exact, noise-free answers)
 
 
-def judge(law: TrueLaw, runs: list[Run], *, floor: float | None, n_bootstrap: int, seed: int) -> Outcome:
+def judge(law: TrueLaw, runs: list[Run], *, floor: float | None, n_bootstrap: int, seed: int,
+          seed_blocks: bool = True) -> Outcome:
     """Fit the sweep as `mixer solve ddo` does and compare every figure with the truth."""
 
     data = group_ddo(runs, metric="loss")
-    est = DDO(floor=floor, n_bootstrap=n_bootstrap, seed=seed).fit(data)
+    est = DDO(floor=floor, n_bootstrap=n_bootstrap, seed=seed, seed_blocks=seed_blocks).fit(data)
     verdict = ddo_verdict(est)
     truth = law.optimum(floor)
     w = np.array([est.weights_[d] for d in data.domains])
@@ -163,12 +168,16 @@ class Setting:
     factors: tuple[float, ...] = (1 / 3, 2.0, 4.0)
     keep_total: bool = False
     floor_uniform: float = 0.2
+    seed_noise: float = 0.0  # sd of each seed's offset shared by its runs (fit units)
+    seed_blocks: bool = True  # the estimator takes each seed's offset off first (`DDO(seed_blocks=...)`)
 
     @property
     def name(self) -> str:
         extra = f", gain {self.gain:g}" if self.gain is not None else ""
         total = f", fixed totals, factors {', '.join(f'{f:.3g}' for f in self.factors)}" if self.keep_total else ""
-        return f"{self.law}, m={self.m}, noise {self.noise:g}, seeds {self.seeds}{extra}{total}"
+        shared = f", seed offsets {self.seed_noise:g}" if self.seed_noise else ""
+        blocks = "" if self.seed_blocks else ", seeds not blocked"
+        return f"{self.law}, m={self.m}, noise {self.noise:g}, seeds {self.seeds}{extra}{total}{shared}{blocks}"
 
     def draw(self, rng: np.random.Generator) -> TrueLaw:
         if self.law == "identical":
@@ -192,8 +201,9 @@ def run_sweep(setting: Setting, index: int, *, seed: int = 0, n_bootstrap: int =
     rng = np.random.default_rng([seed, index, setting.m, int(setting.noise * 1e6), setting.seeds])
     law = setting.draw(rng)
     runs = simulate_sweep(law, rng, factors=setting.factors, seeds=setting.seeds, noise=setting.noise,
-                          keep_total=setting.keep_total)
-    return judge(law, runs, floor=setting.floor_uniform / setting.m, n_bootstrap=n_bootstrap, seed=index)
+                          keep_total=setting.keep_total, seed_noise=setting.seed_noise)
+    return judge(law, runs, floor=setting.floor_uniform / setting.m, n_bootstrap=n_bootstrap, seed=index,
+                 seed_blocks=setting.seed_blocks)
 
 
 @dataclass(frozen=True)
