@@ -112,10 +112,12 @@ def junk_document_text(k: int) -> str:
 
 @pytest.fixture(scope="module")
 def quick_controls(tmp_path_factory):
-    """The benchmark's quick mode, run once for both tests (10 min 16 s on 2 CPU cores shared with other jobs)."""
+    """The benchmark's quick mode with 2 proxy seeds and 10 target seeds, run once for both tests
+    (10 min 16 s on 2 CPU cores shared with other jobs; the full mode's 8 and 20 take an hour)."""
     from bench.controls import ControlsConfig, run_controls
 
-    return run_controls(ControlsConfig(out=tmp_path_factory.mktemp("controls"), quick=True, progress=False))
+    return run_controls(ControlsConfig(out=tmp_path_factory.mktemp("controls"), quick=True, progress=False,
+                                       seeds=2, target_seeds=10))
 
 
 def _failed(res, control):
