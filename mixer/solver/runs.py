@@ -233,7 +233,9 @@ def block_seeds(data: DDOData) -> DDOData:
     The classic remedy for common random numbers is a two-way additive model, y = mixture +
     seed, fitted by least squares over the groups run with two or more seeds; each seed's
     offset (centred on the runs' mean, so the base level is kept) is taken off, and the noise
-    loses one degree of freedom per offset (`seed_dof`). Returned unchanged when there is
+    loses one degree of freedom per offset (`seed_dof`). Additive in the metric: a seed that
+    shifts the loss by a fixed amount scales the perplexity by a fixed factor, but across the few
+    percent one sweep spans the two differ by a fraction of the noise. Returned unchanged when there is
     nothing to estimate: fewer than two seeds repeated, seeds not linked through shared
     mixtures, or too few runs left to measure the noise."""
     groups: dict[tuple, list[Run]] = {}
