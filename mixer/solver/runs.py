@@ -227,16 +227,16 @@ def block_seeds(data: DDOData) -> DDOData:
     The loop trains every planned mixture with the same seeds (model initialisation and data
     order), so a seed that lands lower does so in every run it trains: on the CPU controls
     (`bench.controls`) seed 1 was lower than seed 0 in 19 of 19 mixtures, by 6 % of the
-    perplexity on average, against a spread of 4 % between mixtures. Left in, that shared part
-    counts as run-to-run noise twice over: it inflates the noise, and with it every interval,
-    although it moves every mixture alike and cancels in the comparisons that decide the weights.
+    perplexity on average (sd 4 % over the mixtures). Left in, that shared part is counted as
+    run-to-run noise: it inflates the noise, and with it every interval, although it moves every
+    mixture alike and cancels in the comparisons that decide the weights.
     The classic remedy for common random numbers is a two-way additive model, y = mixture +
     seed, fitted by least squares over the groups run with two or more seeds; each seed's
     offset (centred on the runs' mean, so the base level is kept) is taken off, and the noise
     loses one degree of freedom per offset (`seed_dof`). Additive in the metric: a seed that
     shifts the loss by a fixed amount scales the perplexity by a fixed factor, but across the few
-    percent one sweep spans the two differ by a fraction of the noise. Returned unchanged when there is
-    nothing to estimate: fewer than two seeds repeated, seeds not linked through shared
+    percent one sweep spans the two differ by a fraction of the noise. Returned unchanged when
+    there is nothing to estimate: fewer than two seeds repeated, seeds not linked through shared
     mixtures, or too few runs left to measure the noise."""
     groups: dict[tuple, list[Run]] = {}
     for r in data.runs():
