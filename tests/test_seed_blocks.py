@@ -10,7 +10,7 @@ import pytest
 
 from mixer.solver.ddo_model import DDO
 from mixer.solver.runs import block_seeds, group_ddo
-from mixer.solver.simulation.sweeps import BASE_LOSS, Setting, random_law, simulate_setting, simulate_sweep
+from mixer.solver.simulation.sweeps import BASE_LOSS, Setting, SweepNoise, random_law, simulate_setting, simulate_sweep
 
 FACTORS = (1 / 3, 2.0, 4.0)
 
@@ -18,7 +18,7 @@ FACTORS = (1 / 3, 2.0, 4.0)
 def _sweep(seed_noise: float, *, noise: float = 0.002, seeds: int = 3, rng_seed: int = 7):
     rng = np.random.default_rng(rng_seed)
     law = random_law(3, rng)
-    runs = simulate_sweep(law, rng, factors=FACTORS, seeds=seeds, noise=noise, seed_noise=seed_noise)
+    runs = simulate_sweep(law, rng, factors=FACTORS, seeds=seeds, noise=SweepNoise(noise, seed_noise))
     # the offsets the simulator drew: the first draws after the law (see simulate_sweep)
     again = np.random.default_rng(rng_seed)
     random_law(3, again)
@@ -28,13 +28,13 @@ def _sweep(seed_noise: float, *, noise: float = 0.002, seeds: int = 3, rng_seed:
 
 def test_offsets_shared_by_a_seed_are_recovered_and_leave_the_run_noise():
     runs, drawn = _sweep(0.03)
-    data = group_ddo(runs, metric="loss")
+    data = group_ddo(runs, metric="loss", seed_blocks=False)
     blocked = block_seeds(data)
-    assert blocked.seed_dof == 2
+    assert blocked.seed_dof == 2 and group_ddo(runs, metric="loss") == blocked
     got = np.array([blocked.seed_offsets[k] for k in range(3)]) / BASE_LOSS
     # centred on the runs' mean (every seed trains the same number of runs here)
     assert np.allclose(got, drawn - drawn.mean(), atol=0.002)
-    est, plain = DDO(n_bootstrap=20).fit(data), DDO(n_bootstrap=20, seed_blocks=False).fit(data)
+    est, plain = DDO(n_bootstrap=20).fit(blocked), DDO(n_bootstrap=20).fit(data)
     # the noise measured is the runs' own (0.002 of the base loss), not the seeds' 0.03
     assert 0.001 < est.noise_.sigma < 0.003 < 0.01 < plain.noise_.sigma
     assert est.noise_.dof == plain.noise_.dof - 2
@@ -51,12 +51,12 @@ def test_offsets_shared_by_a_seed_are_recovered_and_leave_the_run_noise():
 
 def test_nothing_to_estimate_leaves_the_runs_as_they_are():
     one, _ = _sweep(0.03, seeds=1)
-    data = group_ddo(one, metric="loss")
+    data = group_ddo(one, metric="loss", seed_blocks=False)
     assert block_seeds(data) is data
     # seeds that never share a mixture with the others cannot be told from the mixtures: left in
     runs, _ = _sweep(0.03, seeds=2)
     split = [r if r.role != "perturbed" else dataclasses.replace(r, seed=r.seed + 10) for r in runs]
-    data = group_ddo(split, metric="loss")
+    data = group_ddo(split, metric="loss", seed_blocks=False)
     assert block_seeds(data) is data
     linked = [r if r.role != "perturbed" or r.seed == 0 else dataclasses.replace(r, seed=11) for r in runs]
     assert set(block_seeds(group_ddo(linked, metric="loss")).seed_offsets) == {0, 1, 11}
@@ -64,8 +64,8 @@ def test_nothing_to_estimate_leaves_the_runs_as_they_are():
 
 def test_without_shared_offsets_blocking_changes_little():
     runs, _ = _sweep(0.0, noise=0.005)
-    data = group_ddo(runs, metric="loss")
-    a, b = DDO(n_bootstrap=50).fit(data), DDO(n_bootstrap=50, seed_blocks=False).fit(data)
+    a = DDO(n_bootstrap=50).fit(group_ddo(runs, metric="loss"))
+    b = DDO(n_bootstrap=50).fit(group_ddo(runs, metric="loss", seed_blocks=False))
     assert a.noise_.sigma == pytest.approx(b.noise_.sigma, rel=0.35)
     assert np.max(np.abs(np.array(list(a.weights_.values())) - np.array(list(b.weights_.values())))) < 1e-6
 

@@ -21,7 +21,7 @@ from mixer.solver.ddo import DDOResult, solve_ddo
 from mixer.solver.noise import (ZERO_NOISE, Noise, domain_effects, lack_of_fit, lack_of_fit_test, measure_noise,
                                 residual_noise, tail_drop)
 from mixer.solver.powerlaw import FORMS, PowerLawFit, fit_power_law, fit_power_law_batch, power_law_rows
-from mixer.solver.runs import DDOData, Run, block_seeds
+from mixer.solver.runs import DDOData, Run
 
 # Bootstrap SDs the corrected gain must clear for `supported`, its 95 % interval's half-width
 # (bench.calibration): 1.96 said supported in 17 % of sweeps whose true gain was ~1.3 SE.
@@ -257,22 +257,21 @@ class DDO:
     """Scikit-learn-like DDO estimator over a `mixer.solver.runs.DDOData` sweep.
 
     floor, cap: weight bounds, one number for every domain or a `{domain: weight}` mapping
-    (the authors floored at 1/5 of uniform: `floor=0.2 / m`). seed_blocks: each seed's shared
-    offset is taken off its runs first (`mixer.solver.runs.block_seeds`).
+    (the authors floored at 1/5 of uniform: `floor=0.2 / m`). Each seed's shared offset is taken
+    off the runs by `group_ddo` (`mixer.solver.runs.block_seeds`), before they reach the fit.
     """
 
     def __init__(self, *, form: str = "shifted", units: str = "authors", floor=None, cap=None,
-                 starts: "Starts | None" = None, n_bootstrap: int = 200, noise: float | None = None, seed: int = 0,
-                 seed_blocks: bool = True):
+                 starts: "Starts | None" = None, n_bootstrap: int = 200, noise: float | None = None, seed: int = 0):
         self.form, self.units, self.floor, self.cap = form, units, floor, cap
         self.starts = starts or Starts()
         self.n_bootstrap = n_bootstrap
-        self.noise, self.seed, self.seed_blocks = noise, seed, seed_blocks
+        self.noise, self.seed = noise, seed
 
     def fit(self, data: DDOData) -> "DDO":
         if self.form not in FORMS:
             raise ValueError(f"form {self.form!r}: expected one of {sorted(FORMS)}")
-        data = self.data_ = block_seeds(data) if self.seed_blocks else data
+        self.data_ = data
         domains = list(data.domains)
         unit_x, unit_y = data.units(self.units)
         total = data.budget_tokens / unit_x

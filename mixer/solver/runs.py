@@ -166,10 +166,12 @@ class DDOData:
         raise ValueError(f"units {units!r}: expected 'authors' or 'raw'")
 
 
-def group_ddo(runs: list[Run], metric: str = "loss", eval_domains: Sequence[str] | None = None) -> DDOData:
+def group_ddo(runs: list[Run], metric: str = "loss", eval_domains: Sequence[str] | None = None,
+              seed_blocks: bool = True) -> DDOData:
     """Check that the runs form a DDO sweep (one budget, every domain perturbed by every factor).
     Several runs of one (domain, factor), or several base runs, are seed repeats. `eval_domains`:
-    the held-out domains whose mean metric is optimised (None: every domain)."""
+    the held-out domains whose mean metric is optimised (None: every domain). `seed_blocks`: each
+    seed's offset shared by all its runs is taken off (`block_seeds`)."""
     if metric not in METRICS:
         raise MixerError(f"--metric {metric!r}: choose one of {', '.join(METRICS)}")
     base = tuple(r for r in runs if r.role == "base")
@@ -217,8 +219,9 @@ def group_ddo(runs: list[Run], metric: str = "loss", eval_domains: Sequence[str]
         if unknown or not eval_domains:
             raise MixerError(f"--eval-domains: {unknown[0]!r} is not a domain of the runs ({', '.join(domains)})"
                              if unknown else "--eval-domains: name at least one domain")
-    return DDOData(domains=domains, base=base, perturbed={d: tuple(rs) for d, rs in perturbed.items()},
+    data = DDOData(domains=domains, base=base, perturbed={d: tuple(rs) for d, rs in perturbed.items()},
                    budget_tokens=budget, factors=tuple(factors), metric=metric, eval_domains=eval_domains)
+    return block_seeds(data) if seed_blocks else data
 
 
 def block_seeds(data: DDOData) -> DDOData:

@@ -100,14 +100,15 @@ def ddo_cmd(runs, out, form, units, floor, floor_uniform, metric, cap, n_bootstr
     from mixer.solver.runs import group_ddo
     from mixer.solver.solutions import ddo_solution
 
-    data = group_ddo(_runs(runs), metric=metric, eval_domains=domain_list(eval_domains, "--eval-domains"))
+    data = group_ddo(_runs(runs), metric=metric, eval_domains=domain_list(eval_domains, "--eval-domains"),
+                     seed_blocks=not independent_seeds)
     if floor is None and floor_uniform:
         floor = floor_uniform / len(data.domains)
     prov = {"runs": [r.path for r in data.base] + [r.path for d in data.domains for r in data.perturbed[d]],
             "corpus_sha256": data.base[0].corpus_sha256}
     starts = Starts(replicates=TARGET_REPLICATE_STARTS if for_autoscale else REPLICATE_STARTS)
     estimator = DDO(form=form, units=units, floor=floor, cap=cap, n_bootstrap=n_bootstrap, noise=noise, seed=seed,
-                    starts=starts, seed_blocks=not independent_seeds)
+                    starts=starts)
     _show(ddo_solution(data, out, estimator=estimator, provenance=prov, plots=plots))
 
 

@@ -7,8 +7,8 @@ held-out metric / its value at uniform): `y(x) = 1 + sum_j [(n0_j + x_j)^(-b_j) 
 additive over domains. A sweep is planned exactly as the loop plans it (`mixer.solver.ddo.plan`),
 every planned run is repeated with `seeds` seeds, and each run's y gets independent Gaussian
 noise of standard deviation `noise` (a fraction of the base metric: 0.005 is half a percent of
-the loss), plus, with `seed_noise`, one Gaussian offset per seed shared by every run of that seed
-(real proxies trained with the same model and data seeds land high or low together:
+the loss), plus, optionally, one Gaussian offset per seed shared by every run of that seed
+(`SweepNoise.seed`: real proxies trained with the same model and data seeds land high or low together:
 `mixer.solver.runs.block_seeds`). The runs come back as `mixer.solver.runs.Run` objects with metric "loss", so the same
 `group_ddo` -> `DDO.fit` -> `ddo_verdict` path that reads real run.json files judges them.
 
@@ -95,22 +95,32 @@ def scaled_to_gain(law: TrueLaw, gain: float, *, floor: float | None = None) -> 
     return TrueLaw(n0=law.n0, b=law.b * np.exp(log_s))
 
 
+@dataclass(frozen=True)
+class SweepNoise:
+    """Noise of simulated runs (fit units): `run`, each run's own; `seed`, the sd of each seed's
+    offset shared by every run of that seed."""
+    run: float
+    seed: float = 0.0
+
+
 def simulate_sweep(law: TrueLaw, rng: np.random.Generator, *, factors: Sequence[float], seeds: int,
-                   noise: float, keep_total: bool = False, seed_noise: float = 0.0,
+                   noise: float | SweepNoise, keep_total: bool = False,
                    domains: Sequence[str] | None = None, budget: int | None = None) -> list[Run]:
     """The runs of one DDO sweep drawn from `law` (see the module docstring); `law` is anything
-    with `m` and `y(x)` (`mixer.solver.simulation.scales` passes one scale of a law in tokens)."""
+    with `m` and `y(x)` (`mixer.solver.simulation.scales` passes one scale of a law in tokens);
+    `noise`: each run's sd, or a `SweepNoise` with seeds' shared offsets too."""
+    noise = noise if isinstance(noise, SweepNoise) else SweepNoise(float(noise))
     names = list(domains or [f"d{i}" for i in range(law.m)])
     budget = int(budget or BUDGET_PER_DOMAIN * law.m)
     unit = budget / law.m
     # drawn only when asked for, so that sweeps without it keep their random streams
-    shared = seed_noise * rng.standard_normal(seeds) if seed_noise > 0 else np.zeros(seeds)
+    shared = noise.seed * rng.standard_normal(seeds) if noise.seed > 0 else np.zeros(seeds)
     runs = []
     for p in plan(names, budget, factors=factors, keep_total=keep_total):
         tokens = {d: max(1, int(round(w * p.budget_tokens))) for d, w in p.weights.items()}
         y = law.y(np.array([tokens[d] for d in names]) / unit)
         for k in range(seeds):
-            loss = BASE_LOSS * (y + noise * rng.standard_normal() + shared[k])
+            loss = BASE_LOSS * (y + noise.run * rng.standard_normal() + shared[k])
             prov = p.provenance
             runs.append(Run(path=f"{p.name}-s{k}", corpus_sha256="simulated", budget_tokens=p.budget_tokens,
                             weights=dict(p.weights), tokens_per_domain=tokens, final_loss={d: loss for d in names},
@@ -140,8 +150,8 @@ def judge(law: TrueLaw, runs: list[Run], *, floor: float | None, n_bootstrap: in
           seed_blocks: bool = True) -> Outcome:
     """Fit the sweep as `mixer solve ddo` does and compare every figure with the truth."""
 
-    data = group_ddo(runs, metric="loss")
-    est = DDO(floor=floor, n_bootstrap=n_bootstrap, seed=seed, seed_blocks=seed_blocks).fit(data)
+    data = group_ddo(runs, metric="loss", seed_blocks=seed_blocks)
+    est = DDO(floor=floor, n_bootstrap=n_bootstrap, seed=seed).fit(data)
     verdict = ddo_verdict(est)
     truth = law.optimum(floor)
     w = np.array([est.weights_[d] for d in data.domains])
@@ -169,7 +179,7 @@ class Setting:
     keep_total: bool = False
     floor_uniform: float = 0.2
     seed_noise: float = 0.0  # sd of each seed's offset shared by its runs (fit units)
-    seed_blocks: bool = True  # the estimator takes each seed's offset off first (`DDO(seed_blocks=...)`)
+    seed_blocks: bool = True  # the estimator takes each seed's offset off first (`group_ddo(seed_blocks=...)`)
 
     @property
     def name(self) -> str:
@@ -200,8 +210,8 @@ def run_sweep(setting: Setting, index: int, *, seed: int = 0, n_bootstrap: int =
     """Sweep `index` of `setting`: its own random stream, so any subset reruns identically."""
     rng = np.random.default_rng([seed, index, setting.m, int(setting.noise * 1e6), setting.seeds])
     law = setting.draw(rng)
-    runs = simulate_sweep(law, rng, factors=setting.factors, seeds=setting.seeds, noise=setting.noise,
-                          keep_total=setting.keep_total, seed_noise=setting.seed_noise)
+    runs = simulate_sweep(law, rng, factors=setting.factors, seeds=setting.seeds,
+                          noise=SweepNoise(setting.noise, setting.seed_noise), keep_total=setting.keep_total)
     return judge(law, runs, floor=setting.floor_uniform / setting.m, n_bootstrap=n_bootstrap, seed=index,
                  seed_blocks=setting.seed_blocks)
 
