@@ -89,13 +89,6 @@ class Effect:
                 "direction": self.direction}
 
 
-def _groups(data: DDOData) -> dict[tuple, list]:
-    out: dict[tuple, list] = {}
-    for r in data.runs():
-        out.setdefault((r.role, r.domain, r.factor), []).append(r)
-    return out
-
-
 def _pooled_std(groups: list[np.ndarray]) -> tuple[float | None, int]:
     ss, dof = 0.0, 0
     for g in groups:
@@ -109,7 +102,7 @@ def measure_noise(data: DDOData, unit_y: float) -> Noise:
     """Pooled within-group std of y (= aggregate metric / `unit_y`) over groups of seed repeats;
     with seeds as blocks (`data.seed_offsets`), the two-way model's residual std, whose dof also
     pays for the offsets."""
-    groups = [g for g in _groups(data).values() if len(g) >= 2]
+    groups = [g for g in data.mixtures() if len(g) >= 2]
     if not groups:
         return Noise(sigma=None, dof=0, source="none")
     ys = [np.array([data.y(r) for r in g]) / unit_y for g in groups]

@@ -145,6 +145,14 @@ class DDOData:
         """Base run(s) first, then each domain's perturbed runs in domain order."""
         return self.base + tuple(r for d in self.domains for r in self.perturbed[d])
 
+    def mixtures(self) -> list[list[Run]]:
+        """The runs grouped by planned mixture (role, domain, factor): a group's runs differ only
+        in their seeds."""
+        out: dict[tuple, list[Run]] = {}
+        for r in self.runs():
+            out.setdefault((r.role, r.domain, r.factor), []).append(r)
+        return list(out.values())
+
     def points(self, units: str = "authors") -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per domain `(x, y)`: that domain's tokens and the aggregate loss, base run first.
 
@@ -241,10 +249,7 @@ def block_seeds(data: DDOData) -> DDOData:
     percent one sweep spans the two differ by a fraction of the noise. Returned unchanged when
     there is nothing to estimate: fewer than two seeds repeated, seeds not linked through shared
     mixtures, or too few runs left to measure the noise."""
-    groups: dict[tuple, list[Run]] = {}
-    for r in data.runs():
-        groups.setdefault((r.role, r.domain, r.factor), []).append(r)
-    repeated = [g for g in groups.values() if len({r.seed for r in g}) >= 2]
+    repeated = [g for g in data.mixtures() if len({r.seed for r in g}) >= 2]
     seeds = sorted({r.seed for g in repeated for r in g})
     if len(seeds) < 2 or sum(len(g) - 1 for g in repeated) - (len(seeds) - 1) < 1:
         return data
