@@ -224,10 +224,11 @@ def markdown(record: dict) -> str:
         lines += [f"| {r['setting']} | {r['sweeps']} | {r['coverage']:.1%} |" for r in auto]
     chain = [r for r in record["rows"] if r["group"] == "autoscale-chain"]
     if chain:
-        lines += ["", "| AutoScale, whole chain | studies | gain intervals cover | weight intervals cover | supported | "
-                  "supported but no better | AutoScale truly better | recommended (AutoScale / direct / uniform) | "
-                  "mean regret |", "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['setting']} | {r['sweeps']} | {r['gain_coverage']:.1%} | {r['coverage']:.1%} | "
+        lines += ["", "| AutoScale, whole chain | studies | gain intervals cover | weight intervals cover (the chain's "
+                  "alone; the curves' alone) | supported | supported but no better | AutoScale truly better | "
+                  "recommended (AutoScale / direct / uniform) | mean regret |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['setting']} | {r['sweeps']} | {r['gain_coverage']:.1%} | {r['coverage']:.1%} "
+                  f"({r.get('chain_coverage', float('nan')):.1%}; {r.get('curves_coverage', float('nan')):.1%}) | "
                   f"{r['supported']:.1%} | {r['supported_wrong']:.1%} | {r['autoscale_truly_better']:.1%} | "
                   f"{r['recommended']['autoscale']:.0%} / {r['recommended']['direct-transfer']:.0%} / "
                   f"{r['recommended']['uniform']:.0%} | {r['mean_regret']:.2g} |" for r in chain]

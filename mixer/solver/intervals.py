@@ -42,6 +42,15 @@ def quantile_intervals(domains: Sequence[str], samples: Sequence[np.ndarray]) ->
     return {d: (float(lo[i]), float(hi[i])) for i, d in enumerate(domains)}
 
 
+def union_intervals(first: dict[str, tuple[float, float]],
+                    second: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """Per domain the smallest interval holding both (two models of one quantity, each with its
+    noise: the union covers it when either model holds); `first` alone where `second` is empty."""
+    if not first or not second:
+        return dict(first)
+    return {d: (min(lo, second[d][0]), max(hi, second[d][1])) for d, (lo, hi) in first.items()}
+
+
 def scale_seed(seed: int, budget: int) -> int:
     """A bootstrap seed for the DDO fit at `budget`, distinct per budget and reproducible from
     `seed` (both >= 0): scales bootstrapped from one seed draw correlated replicates."""

@@ -21,6 +21,12 @@ centred with the rms; `bench.calibration`). The verdict asks the same `Z_DECISIO
 
 What it does not carry: the error of the curves' form far from the budget they were fitted at.
 `bench.calibration` measures that with a law whose exponents drift with scale ("bent").
+
+The same curves also give a second model of the target optimum (`curves_optimum`): DDO's
+solution of the largest scale's curves at the target budget, with one solution per bootstrap
+replicate. AutoScale's weight intervals are the union of its own chain interval and this one
+(`mixer.solver.solutions.autoscale`): the two models fail in different worlds, and either alone
+covered the target optimum far too rarely in simulation.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from mixer.solver.ddo import solve_ddo
 from mixer.solver.ddo_model import Gain, corrected_gain
 from mixer.solver.powerlaw import FORMS, power_law_rows
 
@@ -107,3 +114,38 @@ def target_gain(curves: ScaleCurves, target: float, better: Mixture, reference: 
         own = (curves.loss(wb, target, theta) - curves.loss(wa, target, theta)) / s
         errors.append(own - (curves.loss(wb, target) - curves.loss(wa, target)))
     return corrected_gain(reference.name, estimate, np.asarray(errors), rms=True)
+
+
+@dataclass(frozen=True)
+class CurvesOptimum:
+    """DDO's optimum of the largest scale's curves at the target budget, and every bootstrap
+    replicate's (rows of `replicates`; replicates whose curves cannot be solved are left out)."""
+    weights: np.ndarray
+    replicates: np.ndarray
+
+
+def _solve_curves(curves: ScaleCurves, theta: np.ndarray, total: float, floor: float | None) -> np.ndarray:
+    theta = np.asarray(theta, float)
+    n0 = np.maximum(theta[:, 0], 0.0) if curves.form == "shifted" else np.zeros(theta.shape[0])
+    lower = None if not floor else np.full(theta.shape[0], floor * total)
+    return solve_ddo(n0, np.maximum(theta[:, -2], 0.0), total, lower=lower).weights
+
+
+def curves_optimum(curves: ScaleCurves | None, target: float, floor: float | None = None) -> CurvesOptimum | None:
+    """The weights that minimise the additive model of `curves` at `target` tokens, with the same
+    `floor` (a fraction of the budget per domain) as the DDO fits; None without curves or when the
+    fitted curves cannot be solved."""
+    if curves is None:
+        return None
+    total = float(target) / curves.unit_tokens
+    try:
+        weights = _solve_curves(curves, curves.params, total, floor)
+    except ValueError:
+        return None
+    reps = []
+    for theta in curves.replicates:
+        try:
+            reps.append(_solve_curves(curves, theta, total, floor))
+        except ValueError:
+            continue
+    return CurvesOptimum(weights=weights, replicates=np.asarray(reps, float).reshape(-1, len(curves.domains)))

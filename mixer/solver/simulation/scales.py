@@ -113,7 +113,27 @@ class StudyOutcome:
     corrected: dict           # {comparison: (corrected gain, its standard error)}
     gain_covered: dict        # {comparison: the 95 % interval holds it (NaN: no interval)}
     weights_covered: np.ndarray  # per domain: AutoScale's interval holds the true optimum at the target
+    chain_covered: np.ndarray    # the same for the interval of each of its two models alone (NaN: none)
+    curves_covered: np.ndarray
     regret: float             # true loss of the recommended weights minus the best of the three choices
+
+
+def measure_scales(setting: ScalesSetting, law: ScaledLaw, rng: np.random.Generator, *, seed: int,
+                   n_bootstrap: int) -> list[ScaleOptimum]:
+    """A simulated DDO sweep at every scale of `setting`, fitted and judged as `mixer loop autoscale`
+    fits its scales (all grid starts per bootstrap refit; each budget its own bootstrap seed), with
+    the floor 0.2 / m."""
+    floor = 0.2 / setting.m
+    optima = []
+    for n in setting.budgets():
+        runs = simulate_sweep(AtScale(law, n), rng, factors=setting.factors, seeds=setting.seeds,
+                              noise=setting.noise, budget=n)
+        est = DDO(floor=floor, n_bootstrap=n_bootstrap, seed=scale_seed(seed, n),
+                  starts=Starts(replicates=TARGET_REPLICATE_STARTS)).fit(group_ddo(runs, "loss"))
+        optima.append(ScaleOptimum(source=f"sim-{n}", budget_tokens=n, tokens=dict(est.tokens_),
+                                   replicates=est.bootstrap_.samples.tolist(), intervals=dict(est.intervals_),
+                                   verdict=ddo_verdict(est), metric="loss", floor=floor, curves=est.curves_json()))
+    return optima
 
 
 def run_study(setting: ScalesSetting, index: int, *, seed: int = 0, n_bootstrap: int = 200) -> StudyOutcome:
@@ -122,15 +142,7 @@ def run_study(setting: ScalesSetting, index: int, *, seed: int = 0, n_bootstrap:
     budgets = setting.budgets()
     law = setting.draw(rng, float(budgets[-1]))
     floor = 0.2 / setting.m
-    optima = []
-    for n in budgets:
-        runs = simulate_sweep(AtScale(law, n), rng, factors=setting.factors, seeds=setting.seeds,
-                              noise=setting.noise, budget=n)
-        est = DDO(floor=floor, n_bootstrap=n_bootstrap, seed=scale_seed(seed + index, n),
-                  starts=Starts(replicates=TARGET_REPLICATE_STARTS)).fit(group_ddo(runs, "loss"))
-        optima.append(ScaleOptimum(source=f"sim-{n}", budget_tokens=n, tokens=dict(est.tokens_),
-                                   replicates=est.bootstrap_.samples.tolist(), intervals=dict(est.intervals_),
-                                   verdict=ddo_verdict(est), metric="loss", floor=floor, curves=est.curves_json()))
+    optima = measure_scales(setting, law, rng, seed=seed + index, n_bootstrap=n_bootstrap)
     target = int(budgets[-1] * setting.reach)
     with tempfile.TemporaryDirectory() as tmp:
         sol = autoscale_solution(optima, target, Path(tmp) / "w.json", plots=False, seed=seed + index)
@@ -148,13 +160,25 @@ def run_study(setting: ScalesSetting, index: int, *, seed: int = 0, n_bootstrap:
     covered = {k: (float("nan") if not gains or gains[k]["sd"] != gains[k]["sd"]
                    else float(gains[k]["interval"][0] <= v <= gains[k]["interval"][1])) for k, v in true.items()}
     opt = law.optimum(target, floor)
-    wcov = np.array([(sol.intervals[d][0] - 1e-6 <= opt[j] <= sol.intervals[d][1] + 1e-6) if d in sol.intervals
-                     else np.nan for j, d in enumerate(domains)], float)
+    at_target = sol.provenance.get("curves_at_target") or {}
+    wcov, chain_cov, curves_cov = (_covered(iv, opt, domains) for iv in
+                                   (sol.intervals, sol.provenance["chain_intervals"], at_target.get("intervals", {})))
     return StudyOutcome(supported=sol.verdict.supported, recommended=str(sol.recommended), true_gains=true,
                         predicted={k: g["estimate"] for k, g in gains.items()},
                         corrected={k: (g["corrected"], g["sd"]) for k, g in gains.items()},
-                        gain_covered=covered, weights_covered=wcov,
+                        gain_covered=covered, weights_covered=wcov, chain_covered=chain_cov,
+                        curves_covered=curves_cov,
                         regret=(L[str(sol.recommended)] - min(L.values())) / unit)
+
+
+def _covered(intervals, opt: np.ndarray, domains: list[str]) -> np.ndarray:
+    """Per domain: 1.0 when its interval holds the true optimum, NaN when it has none."""
+    return np.array([(intervals[d][0] - 1e-6 <= opt[j] <= intervals[d][1] + 1e-6) if d in intervals else np.nan
+                     for j, d in enumerate(domains)], float)
+
+
+def _rate(values: np.ndarray) -> float:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
 def summarise_studies(setting: ScalesSetting, outcomes: Sequence[StudyOutcome]) -> dict:
@@ -163,12 +187,14 @@ def summarise_studies(setting: ScalesSetting, outcomes: Sequence[StudyOutcome]) 
     wrong = np.array([o.true_gains[AUTO_OVER_UNIFORM] <= 0 or o.true_gains[AUTO_OVER_DT] <= 0 for o in outcomes])
     cov = np.array([v for o in outcomes for v in o.gain_covered.values()], float)
     wcov = np.concatenate([o.weights_covered for o in outcomes])
+    chain_cov = np.concatenate([o.chain_covered for o in outcomes])
+    curves_cov = np.concatenate([o.curves_covered for o in outcomes])
     rec = [o.recommended for o in outcomes]
     with np.errstate(all="ignore"):
         return {"setting": setting.name, "sweeps": len(outcomes), "supported": float(sup.mean()),
                 "supported_wrong": float((sup & wrong).mean()),
-                "gain_coverage": float(np.nanmean(cov)) if np.isfinite(cov).any() else float("nan"),
-                "coverage": float(np.nanmean(wcov)) if np.isfinite(wcov).any() else float("nan"),
+                "gain_coverage": _rate(cov),
+                "coverage": _rate(wcov), "chain_coverage": _rate(chain_cov), "curves_coverage": _rate(curves_cov),
                 "autoscale_truly_better": float((~wrong).mean()),
                 "recommended": {c: rec.count(c) / len(rec) for c in ("autoscale", "direct-transfer", "uniform")},
                 "mean_regret": float(np.mean([o.regret for o in outcomes]))}

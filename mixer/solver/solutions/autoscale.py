@@ -12,9 +12,10 @@ from mixer.solver.verdict import ScaleCheck, autoscale_verdict, recommend
 
 from mixer.solver.solutions.written import ScaleOptimum, Solution, plot_path, write_solution
 from mixer.solver.autoscale import fit_floored, predict_floored
-from mixer.solver.intervals import autoscale_chain, quantile_intervals
+from mixer.solver.intervals import autoscale_chain, quantile_intervals, union_intervals
 from mixer.solver.ddo_model import TARGET_REPLICATE_STARTS, Gain
-from mixer.solver.target_gain import Mixture, ScaleCurves, TargetGains, target_gain
+from mixer.solver.target_gain import (CurvesOptimum, Mixture, ScaleCurves, TargetGains, curves_optimum,
+                                      target_gain)
 from mixer.solver.plots import plot_weights_curve
 
 
@@ -140,7 +141,10 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
         raise MixerError(f"{out}: AutoScale failed ({exc})") from None
     columns_ = [_columns(o, domains) for o in optima]
     reps, rows = autoscale_chain(columns_, budgets, target, floor=floor, seed=seed)
-    intervals = quantile_intervals(domains, reps)
+    chain_iv = quantile_intervals(domains, reps)
+    at_target = curves_optimum(ScaleCurves.from_json(optima[-1].curves, domains), float(target), floor)
+    curves_iv = {} if at_target is None else quantile_intervals(domains, list(at_target.replicates))
+    intervals = union_intervals(chain_iv, curves_iv)
     try:
         at_scales = np.array([predict_floored(ff, float(b)).weights for b in budgets])
     except ValueError:
@@ -156,7 +160,8 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
                                 gains=gains)
     rec = recommend(verdict, auto_w, optima[-1].verdict, direct, f"{budgets[-1]:,} tokens",
                     gains.get(DT_OVER_UNIFORM))
-    prov = {**(provenance or {}), **_autoscale_provenance(ff, res, domains, budgets, floor, intervals),
+    prov = {**(provenance or {}), **_autoscale_provenance(ff, res, domains, budgets, floor, chain_iv, curves_iv),
+            "curves_at_target": _curves_at_target_json(at_target, domains, curves_iv),
             "validate_scale": None if check is None else check.to_json(),
             "direct_transfer": direct, "recommended": rec.to_json(),
             "target_gain": {name: g.to_json() for name, g in gains.items()}}
@@ -168,6 +173,7 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
     floored = [d for d, f in zip(domains, ff.free) if not f]
     if floored:
         notes += (f"held at the DDO floor {floor:.4g} at every scale, kept there at the target: {', '.join(floored)}",)
+    notes += _curves_note(at_target, domains, curves_iv, f"{budgets[-1]:,}")
     notes += (() if check is None else _check_notes(check)) + _direct_transfer_note(intervals, direct)
     notes += target_gain_lines(gains, target, f"{budgets[-1]:,}", optima[-1].metric or "metric",
                                int((optima[-1].curves or {}).get("replicate_starts", 0)))
@@ -227,8 +233,27 @@ def target_gain_lines(gains: TargetGains, target: int, largest: str, metric: str
     return head + tuple(f"  {name}: {g.describe(metric)}" for name, g in gains.items())
 
 
+def _curves_at_target_json(at_target: CurvesOptimum | None, domains: list[str],
+                           intervals: Mapping[str, tuple[float, float]]) -> dict[str, Any] | None:
+    """The second model of the target optimum in weights.json (None without curves)."""
+    if at_target is None:
+        return None
+    return {"weights": dict(zip(domains, map(float, at_target.weights))),
+            "intervals": {d: list(v) for d, v in intervals.items()}, "replicates": int(len(at_target.replicates))}
+
+
+def _curves_note(at_target: CurvesOptimum | None, domains: list[str], intervals: Mapping[str, tuple[float, float]],
+                 largest: str) -> tuple[str, ...]:
+    if at_target is None:
+        return ()
+    cells = ", ".join(f"{d} {w:.4f}" + (f" [{intervals[d][0]:.4f}, {intervals[d][1]:.4f}]" if d in intervals else "")
+                      for d, w in zip(domains, at_target.weights))
+    return (f"the {largest}-token scale's curves solved at the target (the second model in the intervals): {cells}",)
+
+
 def _autoscale_provenance(ff, res, domains: list[str], budgets: list[int], floor: float | None,
-                          intervals: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
+                          chain_iv: Mapping[str, tuple[float, float]],
+                          curves_iv: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
     """The fit in weights.json: per-domain law parameters (None for floored domains)."""
     def per_domain(values) -> list[float | None]:
         it = iter(map(float, values))
@@ -243,5 +268,16 @@ def _autoscale_provenance(ff, res, domains: list[str], budgets: list[int], floor
             "residuals": None if fit is None else fit.residuals.tolist(),
             "floor": floor, "floored_domains": [d for d, f in zip(domains, ff.free) if not f],
             "tokens_per_domain": dict(zip(domains, map(float, res.x))),
-            "interval_method": ("DDO bootstrap replicates drawn independently at every scale" if intervals
-                                else "none: the DDO inputs carry too few bootstrap replicates")}
+            "chain_intervals": {d: list(v) for d, v in chain_iv.items()},
+            "interval_method": _interval_method(chain_iv, curves_iv)}
+
+
+def _interval_method(chain_iv: Mapping, curves_iv: Mapping) -> str:
+    if not chain_iv:
+        return "none: the DDO inputs carry too few bootstrap replicates"
+    chain = "DDO bootstrap replicates drawn independently at every scale, through the log-linear law"
+    if not curves_iv:
+        return chain + " (the largest scale carries no curve replicates: one model only)"
+    return ("union of two models' 95 % intervals: " + chain + "; and the largest scale's curves solved at "
+            "the target, one solution per bootstrap replicate (bench.calibration: either alone covered the "
+            "target optimum far too rarely)")
