@@ -36,6 +36,9 @@ def test_a_small_seeded_calibration_never_supports_a_worse_mixture():
     row = simulate_studies(ScalesSetting(), 6, n_bootstrap=60)
     assert row["sweeps"] == 6 and row["supported_wrong"] == 0.0
     assert row["gain_coverage"] >= 0.75     # 18 intervals; the 200-study rows are in docs/solver.md
+    # 18 domain-cases: the union of the two models' intervals holds the target optimum; the chain's
+    # alone (AutoScale's intervals before the union) held 6 of them
+    assert row["coverage"] >= 16 / 18 and row["chain_coverage"] <= 12 / 18
     assert abs(sum(row["recommended"].values()) - 1) < 1e-12
 
 
