@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mixer.solver.intervals import union_intervals
 from mixer.solver.simulation.scales import ScaledLaw, ScalesSetting, measure_scales
@@ -80,3 +81,21 @@ def test_weight_intervals_hold_the_target_optimum_where_the_chain_alone_does_not
             assert any("curves solved at the target" in n for n in prov["notes"])
     assert sum(union_hits) >= 11, union_hits      # of 12 domain-cases
     assert sum(chain_hits) <= 8, chain_hits
+
+
+def test_plain_curves_and_unsolvable_replicates():
+    """The plain form (no shift) solves too; a replicate whose curves cannot be solved (a failed
+    refit's NaN) is left out, not allowed to stop the interval; unsolvable fitted curves give None."""
+    b = np.array([0.3, 0.5])
+    plain = ScaleCurves(form="plain", unit_tokens=1e6, domains=("a", "b"), params=np.column_stack([b, np.zeros(2)]),
+                        replicates=np.array([[[0.3, 0.0], [0.5, 0.0]], [[np.nan, 0.0], [0.5, 0.0]]]),
+                        scales=np.ones(2))
+    got = curves_optimum(plain, 8e6, 0.05)
+    x = got.weights * 8.0   # in the curves' units (1e6 tokens): equal slopes b_j x_j^-(b_j+1) (KKT)
+    slopes = b * x ** (-b - 1)
+    assert slopes[0] == pytest.approx(slopes[1], rel=1e-9)
+    assert got.replicates.shape == (1, 2)
+    np.testing.assert_allclose(got.replicates[0], got.weights)
+    broken = ScaleCurves(form="plain", unit_tokens=1e6, domains=("a", "b"), params=np.array([[np.nan, 0], [0.5, 0]]),
+                         replicates=np.zeros((0, 2, 2)), scales=np.ones(0))
+    assert curves_optimum(broken, 8e6) is None
