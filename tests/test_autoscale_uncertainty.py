@@ -284,6 +284,8 @@ def test_cli_reads_the_curves_and_recommends_autoscale(tmp_path):
     assert prov["recommended"]["choice"] == "autoscale" and "recommended: autoscale" in r.output
     assert prov["target_gain"]["autoscale over direct transfer"]["clears"]
     assert "autoscale over uniform: +" in r.output
+    # judged against uniform and direct transfer (it once said "the predicted gain over AutoScale")
+    assert "verdict: supported (the predicted gain over uniform and over direct transfer at the target" in r.output
 
 
 # --- 5. the recommended choice -------------------------------------------------------------------

@@ -71,11 +71,13 @@ class Verdict:
     def to_json(self) -> dict[str, Any]:
         return {"verdict": self.label, "reasons": list(self.reasons)}
 
-    def lines(self, fallback: str = "uniform") -> list[str]:
-        """What to print: the verdict, its reasons and, when unsupported, the safer choice."""
+    def lines(self, fallback: str = "uniform", versus: str | None = None) -> list[str]:
+        """What to print: the verdict, its reasons and, when unsupported, the safer choice
+        (`fallback`); `versus` names what a supported answer was judged against (default: the
+        fallback, as for DDO; AutoScale's is uniform and direct transfer at the target)."""
         if self.supported:
-            return [f"verdict: supported (the predicted gain over {fallback} exceeds its 95 % interval's noise; "
-                    "fits checked)"]
+            return [f"verdict: supported (the predicted gain over {versus or fallback} exceeds its 95 % interval's "
+                    "noise; fits checked)"]
         out = [f"verdict: UNSUPPORTED: the runs do not support these weights; {fallback} is the safer choice, because:"]
         out += [f"  - {r}" for r in self.reasons]
         return out
@@ -312,6 +314,8 @@ class Recommendation:
     choice: str  # "autoscale", "direct-transfer" or "uniform"
     weights: dict[str, float]
     why: str
+
+    VERSUS = "uniform and over direct transfer at the target"  # what a supported AutoScale was judged against
 
     @property
     def label(self) -> str:

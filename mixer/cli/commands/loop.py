@@ -140,12 +140,12 @@ def _config(kw: dict, out=None, corpus=None):
                       reproduce=_reproduce(kw["out"]), batch_proxies=kw["batch_proxies"])
 
 
-def print_verdict(console, verdict, fallback: str = "uniform (or your base mixture)") -> None:
+def print_verdict(console, verdict, fallback: str = "uniform (or your base mixture)", versus: str | None = None) -> None:
     """The verdict and its reasons, always printed (not only stored in weights.json)."""
     if verdict is None:
         return
     style = "green" if verdict.supported else "bold red"
-    for i, line in enumerate(verdict.lines(fallback)):
+    for i, line in enumerate(verdict.lines(fallback, versus)):
         console.print(line, style=style if i == 0 else None, soft_wrap=True, markup=False, highlight=False)
 
 
@@ -244,7 +244,7 @@ def autoscale_cmd(scales, target, train_target, validate_scale, stage_tokens, **
             console.print(f"DDO @ {format_count(r.budget_tokens)}: unsupported", style="red")
     for note in res.notes:
         console.print(note, soft_wrap=True, markup=False, highlight=False)
-    print_verdict(console, res.verdict, res.recommendation.label)
+    print_verdict(console, res.verdict, res.recommendation.label, res.recommendation.VERSUS)
     if res.comparison:
         for name, c in res.comparison.items():
             console.print(f"{name:>18}: mean held-out loss {c['mean_loss']:.4f}, mean perplexity {c['mean_perplexity']:.2f}")

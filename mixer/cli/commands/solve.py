@@ -52,7 +52,8 @@ def _fallback(solution) -> dict:
         return {}
     from mixer.solver.verdict import Recommendation
 
-    return {"fallback": Recommendation(solution.recommended, solution.recommended_weights or {}, "").label}
+    return {"fallback": Recommendation(solution.recommended, solution.recommended_weights or {}, "").label,
+            "versus": Recommendation.VERSUS}
 
 
 def _runs(paths):
