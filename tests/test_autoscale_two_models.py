@@ -55,11 +55,10 @@ def _study(setting: ScalesSetting, index: int, out: Path):
     rng = np.random.default_rng([index, 41])
     budgets = setting.budgets()
     law = setting.draw(rng, float(budgets[-1]))
-    floor = 0.2 / setting.m
     optima = measure_scales(setting, law, rng, seed=index, n_bootstrap=40)
     target = int(budgets[-1] * setting.reach)
     sol = autoscale_solution(optima, target, out / f"w{index}.json", plots=False, seed=index)
-    return sol, law.optimum(target, floor), list(optima[0].tokens)
+    return sol, law.optimum(target, setting.floor), list(optima[0].tokens)
 
 
 def test_weight_intervals_hold_the_target_optimum_where_the_chain_alone_does_not():

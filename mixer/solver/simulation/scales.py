@@ -96,6 +96,11 @@ class ScalesSetting:
         return (f"AutoScale, {self.scales} scales x{self.step:g} apart, target x{self.reach:g}, "
                 f"{'bent' if self.bend else 'exact'} law, m={self.m}, noise {self.noise:g}, seeds {self.seeds}")
 
+    @property
+    def floor(self) -> float:
+        """Every scale's DDO weight floor: a fifth of uniform, the authors' (`--floor-uniform 0.2`)."""
+        return 0.2 / self.m
+
     def budgets(self) -> list[int]:
         return [int(10**6 * self.step ** k) for k in range(self.scales)]
 
@@ -122,8 +127,8 @@ def measure_scales(setting: ScalesSetting, law: ScaledLaw, rng: np.random.Genera
                    n_bootstrap: int) -> list[ScaleOptimum]:
     """A simulated DDO sweep at every scale of `setting`, fitted and judged as `mixer loop autoscale`
     fits its scales (all grid starts per bootstrap refit; each budget its own bootstrap seed), with
-    the floor 0.2 / m."""
-    floor = 0.2 / setting.m
+    `setting.floor`."""
+    floor = setting.floor
     optima = []
     for n in setting.budgets():
         runs = simulate_sweep(AtScale(law, n), rng, factors=setting.factors, seeds=setting.seeds,
@@ -141,7 +146,7 @@ def run_study(setting: ScalesSetting, index: int, *, seed: int = 0, n_bootstrap:
     rng = np.random.default_rng([seed, index, setting.scales, int(setting.bend * 1000), setting.m, 17])
     budgets = setting.budgets()
     law = setting.draw(rng, float(budgets[-1]))
-    floor = 0.2 / setting.m
+    floor = setting.floor
     optima = measure_scales(setting, law, rng, seed=seed + index, n_bootstrap=n_bootstrap)
     target = int(budgets[-1] * setting.reach)
     with tempfile.TemporaryDirectory() as tmp:

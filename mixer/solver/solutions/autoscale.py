@@ -142,7 +142,8 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
     columns_ = [_columns(o, domains) for o in optima]
     reps, rows = autoscale_chain(columns_, budgets, target, floor=floor, seed=seed)
     chain_iv = quantile_intervals(domains, reps)
-    at_target = curves_optimum(ScaleCurves.from_json(optima[-1].curves, domains), float(target), floor)
+    curves = ScaleCurves.from_json(optima[-1].curves, domains)  # None: an older file, solved before them
+    at_target = curves_optimum(curves, float(target), floor)
     curves_iv = {} if at_target is None else quantile_intervals(domains, list(at_target.replicates))
     intervals = union_intervals(chain_iv, curves_iv)
     try:
@@ -153,7 +154,7 @@ def autoscale_solution(optima: Sequence[ScaleOptimum], target: int, out: Path, *
     auto_w = dict(zip(domains, map(float, res.weights)))
     direct = {d: float(N[-1, j] / N[-1].sum()) for j, d in enumerate(domains)}
     gains = TargetGains(optima[-1].metric or "metric",
-                        target_gains(optima[-1], domains, float(target), res.weights, N[-1] / N[-1].sum(), reps,
+                        target_gains(curves, domains, float(target), res.weights, N[-1] / N[-1].sum(), reps,
                                      rows, columns_[-1]))
     verdict = autoscale_verdict({f"{o.budget_tokens:,}": o.verdict for o in optima}, domains, intervals, at_scales,
                                 [o.intervals for o in optima], [f"{b:,}" for b in budgets], held_out=check,
@@ -198,11 +199,11 @@ AUTO_OVER_UNIFORM, AUTO_OVER_DT, DT_OVER_UNIFORM = ("autoscale over uniform", "a
                                                    "direct transfer over uniform")
 
 
-def target_gains(largest: ScaleOptimum, domains: list[str], target: float, auto_w: np.ndarray, direct_w: np.ndarray,
-                 reps: list, rows: np.ndarray, largest_reps: list) -> dict[str, Gain]:
+def target_gains(curves: ScaleCurves | None, domains: list[str], target: float, auto_w: np.ndarray,
+                 direct_w: np.ndarray, reps: list, rows: np.ndarray, largest_reps: list) -> dict[str, Gain]:
     """The three comparisons at the target (`mixer.solver.target_gain`), from the largest scale's
-    curves: {} when its weights.json carries none (solved before they were written)."""
-    curves = ScaleCurves.from_json(largest.curves, domains)
+    curves (columns in `domains` order): {} when its weights.json carries none (solved before
+    they were written)."""
     if curves is None:
         return {}
     m = len(domains)
