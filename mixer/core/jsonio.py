@@ -7,6 +7,8 @@ from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from mixer.core.errors import MixerError
 
 
@@ -31,9 +33,24 @@ def read_json_object(path: str | Path, what: str, fix: str) -> dict[str, Any]:
     """The JSON object in `path`; a missing, unreadable or non-object file, or one with a key
     given twice in one object, raises a MixerError naming the file, `what` it should be (e.g.
     "shard index") and the `fix`."""
+    return read_json_document(path, what, fix)[0]
+
+
+def read_json_document(path: str | Path, what: str, fix: str) -> tuple[dict[str, Any], bool]:
+    """`read_json_object`'s object, and whether orjson spells each of its floats as the json
+    module does (true of most: 0.05, 123.456; not of 1e-05, which orjson writes 0.00001, nor of
+    NaN): then `mixer.formats.schema.canonical_and_seal_ok` may encode it with orjson."""
     path = Path(path)
+    odd: list[str] = []
+
+    def a_float(text: str) -> float:
+        value = float(text)
+        if not (math.isfinite(value) and orjson.dumps(value) == float.__repr__(value).encode()):
+            odd.append(text)
+        return value
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
+        obj = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys, parse_float=a_float,
+                         parse_constant=a_float)
     except _DuplicateKey as exc:
         raise MixerError(f"{path}: key {exc.args[0]!r} is given twice in one object of the {what}; {fix}") from None
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -42,7 +59,7 @@ def read_json_object(path: str | Path, what: str, fix: str) -> dict[str, Any]:
         raise MixerError(f"{path}: unreadable {what} ({exc}); {fix}") from None
     if not isinstance(obj, dict):
         raise MixerError(f"{path}: the {what} is not a JSON object; {fix}")
-    return obj
+    return obj, not odd
 
 
 class _Unusual(Exception):

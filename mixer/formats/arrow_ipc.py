@@ -204,3 +204,75 @@ def _read(data, dtype: np.dtype, t: _Layout | None = None):
         raise _Unexpected
     return (np.frombuffer(data, np.uint64, rows, body + ids_off), np.frombuffer(data, np.int64, rows + 1, body + offs_off),
             np.frombuffer(data, dtype, n_values, body + vals_off))
+
+
+@dataclass(frozen=True)
+class PartsRead:
+    """What `read_parts` found for parts laid side by side in one buffer: per part, whether it is
+    laid out as `read_part` reads (`ok`), its rows and values, and where (in the buffer) its
+    doc ids, offsets and values start. Fields of parts that are not `ok` mean nothing."""
+
+    ok: np.ndarray  # bool[n]
+    rows: np.ndarray  # int64[n]
+    n_values: np.ndarray
+    ids_at: np.ndarray
+    offsets_at: np.ndarray
+    values_at: np.ndarray
+
+
+def _bytes_at(buf: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) bytes of `buf` from each position, clipped into the buffer: a part whose
+    numbers point elsewhere is already out of the running, so what is read for it is never used."""
+    return buf[np.clip(pos, 0, len(buf) - width)[:, None] + np.arange(width)]
+
+
+def _ints_at(buf: np.ndarray, pos: np.ndarray, count: int = 1, width: int = 8) -> np.ndarray:
+    """`count` little-endian signed integers of `width` bytes from each position: (n, count)."""
+    return _bytes_at(buf, pos, count * width).view(f"<i{width}")
+
+
+def knows_layout(dtype: np.dtype) -> bool:
+    """Whether a model part of `dtype` has been learned (`learn_layout`), so `read_parts` reads."""
+    return np.dtype(dtype) in _LAYOUTS
+
+
+def read_parts(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, dtype: np.dtype) -> PartsRead | None:
+    """`read_part` of many small parts at once (10,000 one-part domains: one pass of array
+    operations instead of 10,000 calls of 16 us). `buf` (uint8) holds part i's bytes at
+    `starts[i]` (8-aligned) for `sizes[i]` bytes. Every condition of `_read` is checked, in
+    integer arithmetic that cannot overflow where `_read`'s Python integers could not; None when
+    no layout of `dtype` is known yet."""
+    dtype = np.dtype(dtype)
+    t = _LAYOUTS.get(dtype)
+    if t is None:
+        return None
+    starts, sizes = np.asarray(starts, np.int64), np.asarray(sizes, np.int64)
+    start = sizes - 10 - t.footer_len  # where the footer starts, in each part
+    ok = (start >= 8) & (_bytes_at(buf, starts, 8) == np.frombuffer(_HEAD, np.uint8)).all(axis=1)
+    foot = starts + start
+    ok &= (_bytes_at(buf, foot, t.block_at) == np.frombuffer(t.footer_head, np.uint8)).all(axis=1)
+    ok &= (_bytes_at(buf, foot + t.block_at + _BLOCK.size, len(t.footer_tail))
+           == np.frombuffer(t.footer_tail, np.uint8)).all(axis=1)
+    block = foot + t.block_at
+    offset, meta, body_len = _ints_at(buf, block)[:, 0], _ints_at(buf, block + 8, 1, 4)[:, 0], _ints_at(buf, block + 16)[:, 0]
+    ok &= (meta == t.meta) & (offset >= 8) & (offset <= start)  # (then offset + meta cannot overflow)
+    body = np.where(ok, offset + t.meta, 0)
+    ok &= (body % 8 == 0) & (body_len > 0) & (body_len <= start - body)
+    msg = starts + np.where(ok, offset, 0)
+    ok &= _ints_at(buf, msg + t.body_len_at)[:, 0] == body_len
+    if t.fixed:
+        at = np.concatenate([a + np.arange(len(b)) for a, b in t.fixed])
+        want = np.frombuffer(b"".join(b for _, b in t.fixed), np.uint8)
+        ok &= (buf[np.clip(msg, 0, len(buf) - 1 - int(at.max()))[:, None] + at] == want).all(axis=1)
+    rows = _ints_at(buf, msg + t.rows_at)[:, 0]
+    n_ids, ids_nulls, n_docs, doc_nulls, n_values, value_nulls = _ints_at(buf, msg + t.nodes_at, 6).T
+    b = _ints_at(buf, msg + t.buffers_at, 12).T
+    ok &= (rows >= 1) & (n_ids == rows) & (n_docs == rows) & (n_values >= 0) & (ids_nulls == 0) & (doc_nulls == 0) \
+        & (value_nulls == 0) & (b[1] == 0) & (b[5] == 0) & (b[9] == 0) & (b.min(axis=0) >= 0)
+    for i in range(0, 12, 2):  # offset + length inside the body, without forming the sum
+        ok &= (b[i] <= body_len) & (b[i + 1] <= body_len - b[i])
+    ok &= (b[3] // 8 >= rows) & (b[7] // 8 >= rows + 1) & (b[11] // dtype.itemsize >= n_values) \
+        & ((b[2] | b[6] | b[10]) % 8 == 0)
+    base = starts + body
+    return PartsRead(ok=ok, rows=rows, n_values=n_values, ids_at=base + b[2], offsets_at=base + b[6],
+                     values_at=base + b[10])

@@ -69,9 +69,8 @@ def verify_file(path: str | Path, expected: FileChecksum, record: str, fix: str,
     `data`: the file's bytes already mapped by the caller (a buffer), hashed in place so its
     pages are faulted in once, for the hash and the reader together; `stat`: the file's stat
     when the caller has it (from the descriptor it read `data` through)."""
-    path = path if isinstance(path, Path) else Path(path)
-    try:
-        st = path.stat() if stat is None else stat
+    try:  # (`path` as given: messages only, and a Path per part cost 5 us at 10,000 parts)
+        st = os.stat(path) if stat is None else stat
     except FileNotFoundError:
         raise MixerError(f"{path}: file listed in {record} is missing; {fix}") from None
     except OSError as exc:

@@ -13,12 +13,15 @@ the spot, for scripts and tests; commands open the handle once and pass it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from mixer.core.errors import MixerError
-from mixer.core.jsonio import read_json_object
+from mixer.core.jsonio import read_json_document
 from mixer.core.urls import (
     as_typed,
     cache_root,
@@ -29,12 +32,18 @@ from mixer.core.urls import (
     read_object,
     require_local,
 )
+from mixer.formats.arrow_ipc import knows_layout, read_parts
+from mixer.formats.checksums import verify_file
 from mixer.formats.corpus import (
     MANIFEST_NAME,
+    SMALL_PART,
+    ArrowPart,
     CorpusManifest,
     DomainSplit,
     MLMSpecialIds,
+    checked_split,
     mlm_special_ids,
+    open_part,
     open_split,
     tokenizer_file,
 )
@@ -64,8 +73,9 @@ class Corpus:
         url = as_typed(folder) if is_remote(folder) else None
         folder = fetch_corpus(url) if url is not None else require_local(folder, "corpus")
         path = folder / MANIFEST_NAME
-        obj = read_json_object(path, "corpus manifest", "point --corpus at a folder written by `mixer prepare`")
-        whole, sealed = canonical_and_seal_ok(obj)  # one encoding for the sha256 and the seal
+        obj, plain = read_json_document(path, "corpus manifest", "point --corpus at a folder written by "
+                                        "`mixer prepare`")
+        whole, sealed = canonical_and_seal_ok(obj, plain_floats=plain)  # one encoding: sha256 and seal
         sha = hashlib.sha256(whole).hexdigest()
         if expect_sha256 is not None and sha != expect_sha256:
             raise (mismatch(folder) if mismatch is not None else
@@ -84,6 +94,14 @@ class Corpus:
         if found is None:
             found = self._splits.setdefault(key, open_split(self.folder, domain, split, self.manifest))
         return found
+
+    def splits(self, domains: Sequence[str], split: str = "train") -> dict[str, DomainSplit]:
+        """`split` of each domain, the ones not yet opened opened together (`open_splits`)."""
+        todo = [d for d in dict.fromkeys(domains) if (d, split) not in self._splits]
+        if todo:
+            for d, found in open_splits(self.folder, self.manifest, todo, split).items():
+                self._splits.setdefault((d, split), found)
+        return {d: self._splits[(d, split)] for d in domains}
 
     def __getstate__(self) -> dict:
         return {"folder": self.folder, "manifest": self.manifest, "sha256": self.sha256}
@@ -126,3 +144,71 @@ def fetch_corpus(url: str) -> Path:
 def as_corpus(corpus: Corpus | str | Path) -> Corpus:
     """`corpus` itself when already opened, else the folder opened now."""
     return corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
+
+
+def open_splits(folder: Path, manifest: CorpusManifest, domains: Sequence[str], split: str = "train"
+                ) -> dict[str, DomainSplit]:
+    """`open_split` of many domains, with its checks and its errors, at a fraction of the cost per
+    part (10,000 one-part domains: 0.6 s -> 0.2 s). The small parts (those `open_part` reads whole)
+    are read into one buffer, their checksums verified, and their Arrow layout and offsets checked
+    in one pass of array operations (`arrow_ipc.read_parts`). Every part that pass does not
+    accept, and every larger part, goes through `open_part` itself, which accepts it as before or
+    raises the error it always raised."""
+    dtype = np.dtype(manifest.token_dtype)
+    for d in domains:  # an unknown domain or split: open_split's own error
+        if d not in manifest.domains or split not in manifest.domains[d].splits:
+            open_split(folder, d, split, manifest)
+    files = [(i, f) for i, d in enumerate(domains) for f in manifest.domains[d].splits[split].files]
+    small = [k for k, (_, f) in enumerate(files) if manifest.files[f].bytes <= SMALL_PART]
+    opened: dict[int, ArrowPart] = {}
+    if small and not knows_layout(dtype):  # the first part, opened alone, is the model of the rest
+        opened[small[0]] = open_part(folder / files[small[0]][1], dtype, manifest.files[files[small[0]][1]])
+    checksums = [manifest.files[files[k][1]] for k in small]
+    sizes = [c.bytes for c in checksums]
+    starts = np.zeros(len(small) + 1, np.int64)
+    np.cumsum([-(-n // 64) * 64 for n in sizes], out=starts[1:])  # (64-aligned: the views are aligned)
+    buf = np.zeros(int(starts[-1]) + 1024, np.uint8)  # (a margin for reads of parts' numbers that are not theirs)
+    view, read = memoryview(buf), np.zeros(len(small), bool)
+    paths = [f"{folder}/{f}" for _, f in files]
+    for j, (k, a, n, checksum) in enumerate(zip(small, starts.tolist(), sizes, checksums)):
+        try:
+            fd = os.open(paths[k], os.O_RDONLY)
+        except OSError:
+            continue  # missing or unreadable: open_part names it
+        try:
+            st = os.fstat(fd)
+            if st.st_size == n and os.readv(fd, [data := view[a:a + n]]) == n:
+                verify_file(paths[k], checksum, MANIFEST_NAME, "re-run `mixer prepare`", data=data, stat=st)
+                read[j] = True
+        finally:
+            os.close(fd)
+    buf.setflags(write=False)  # (the views are read-only, as those of a part read alone)
+    found = read_parts(buf, starts[:-1], np.array(sizes, np.int64), dtype)
+    if found is not None and (good := np.flatnonzero(read & found.ok)).size:
+        numbers = zip(*(x[good].tolist() for x in (found.rows, found.n_values, found.ids_at, found.offsets_at,
+                                                     found.values_at)))
+        u64, i64, tok, w = buf.view(np.uint64), buf.view(np.int64), buf.view(dtype), dtype.itemsize
+        views = [(u64[a // 8:a // 8 + r], i64[b // 8:b // 8 + r + 1], tok[c // w:c // w + v])  # (slices: 1/4 the cost)
+                 for r, v, a, b, c in numbers]
+        for j, (ids, offs, values), ok in zip(good.tolist(), views, _offsets_fine([v[1] for v in views],
+                                                                                  found.n_values[good])):
+            if ok:
+                opened[small[j]] = ArrowPart(path=paths[small[j]], doc_ids=ids, offsets=offs, values=values)
+    per_domain: list[list[ArrowPart]] = [[] for _ in domains]
+    for k, (i, f) in enumerate(files):
+        per_domain[i].append(opened[k] if k in opened else open_part(paths[k], dtype, manifest.files[f]))
+    return {d: checked_split(folder, d, split, parts, manifest.domains[d].splits[split])
+            for d, parts in zip(domains, per_domain)}
+
+
+def _offsets_fine(offsets: list[np.ndarray], n_values: np.ndarray) -> np.ndarray:
+    """Which parts' offsets `open_part` accepts: the first >= 0, the last inside the values, none
+    falling; all parts' offsets checked at once."""
+    lens = np.array([len(o) for o in offsets], np.int64)
+    ends = np.cumsum(lens)
+    whole = np.concatenate(offsets)
+    fine = (whole[ends - lens] >= 0) & (whole[ends - 1] <= n_values)
+    falls = np.flatnonzero(whole[1:] < whole[:-1]) + 1  # where an offset is below the one before it
+    falls = falls[~np.isin(falls, ends[:-1])]  # (not a part's first offset: that follows another part)
+    fine[np.searchsorted(ends, falls, side="right")] = False
+    return fine

@@ -285,12 +285,13 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
     splits, lengths = {}, {}
     avail_tok = np.zeros(len(names), np.int64)
     avail_doc = np.zeros(len(names), np.int64)
+    opened = corpus.splits([n for n, t in zip(names, targets.tolist()) if t], "train")  # (together: 10,000 domains)
     for i, (name, target) in enumerate(zip(names, targets.tolist())):  # (Python ints: 10,000 domains)
         if target == 0:
             info = manifest.domains[name].splits["train"]
             avail_tok[i], avail_doc[i] = info.tokens, info.documents
             continue
-        splits[name] = corpus.split(name, "train")
+        splits[name] = opened[name]
         lengths[name] = np.ascontiguousarray(splits[name].lengths(), dtype=np.int64)
         avail_tok[i], avail_doc[i] = tok, doc = int(lengths[name].sum()), len(lengths[name])
         units = tok + doc if causal else doc
