@@ -9,13 +9,14 @@ from dataclasses import replace
 import numpy as np
 import pyarrow as pa
 import pytest
+import xxhash
 
 from mixer.core.errors import MixerError
-from mixer.core.jsonio import read_json_document
+from mixer.core.jsonio import dumps_sorted, orjson_sorted, read_json_document
 from mixer.formats import arrow_ipc
 from mixer.formats.corpus import DomainInfo, SplitInfo, load_manifest, open_part, open_split, save_manifest, write_part
 from mixer.formats.corpus_handle import Corpus, open_splits
-from mixer.formats.schema import _plain_canonical, canonical, canonical_and_seal_ok, seal, seal_ok
+from mixer.formats.schema import canonical, canonical_and_seal_ok, seal, seal_ok
 from mixer.formats.synthetic import write_synthetic_corpus
 
 
@@ -172,11 +173,11 @@ def _random_value(rng: random.Random, depth: int = 0):
     return [_random_value(rng, depth + 1) for _ in range(rng.randrange(0, 5))]
 
 
-def test_canonical_through_orjson_is_the_json_modules_byte_for_byte(tmp_path):
+def test_json_through_orjson_is_the_json_modules_byte_for_byte(tmp_path):
     """600 random documents (strings with quotes, backslashes, control characters, DEL and
     non-ASCII; ints beyond 64 bits; floats orjson spells otherwise, NaN, Infinity), written as
-    JSON and read back: the fast path gives the json module's bytes and seal verdict each time,
-    and is taken for a good share of them."""
+    JSON and read back: the canonical bytes, the seal verdict and the indented text are the json
+    module's each time (its own calls, written out here), and orjson gives them for a good share."""
     rng, fast = random.Random(7), 0
     for i in range(600):
         obj = {str(k): _random_value(rng) for k in range(rng.randrange(1, 6))}
@@ -187,6 +188,20 @@ def test_canonical_through_orjson_is_the_json_modules_byte_for_byte(tmp_path):
         path = tmp_path / f"{i}.json"
         path.write_text(json.dumps(obj, indent=rng.choice([None, 2])))
         read, plain = read_json_document(path, "test file", "fix")
-        assert canonical_and_seal_ok(read, plain_floats=plain) == (canonical(read), seal_ok(read)), obj
-        fast += plain and _plain_canonical(read) is not None
+        assert canonical_and_seal_ok(read, plain_floats=plain) == canonical_and_seal_ok(read) == (
+            _json_canonical(read), _json_seal_ok(read)), obj
+        assert canonical(read) == _json_canonical(read)
+        assert dumps_sorted(read) == json.dumps(read, indent=2, sort_keys=True)
+        fast += orjson_sorted(read, indent=False) is not None
+        if plain:  # the reader's word on the floats holds: orjson, told so, gives the json module's bytes
+            assert orjson_sorted(read, indent=False, floats_alike=True) in (None, _json_canonical(read))
     assert 100 < fast < 550, fast
+
+
+def _json_canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _json_seal_ok(obj) -> bool:
+    body = {k: v for k, v in obj.items() if k != "checksum"}
+    return obj.get("checksum") == xxhash.xxh3_64_hexdigest(_json_canonical(body))

@@ -45,7 +45,7 @@ def read_json_document(path: str | Path, what: str, fix: str) -> tuple[dict[str,
 
     def a_float(text: str) -> float:
         value = float(text)
-        if not (math.isfinite(value) and orjson.dumps(value) == float.__repr__(value).encode()):
+        if not _floats_alike(value):  # (a number orjson spells otherwise: 1e-05, NaN)
             odd.append(text)
         return value
     try:
@@ -114,12 +114,51 @@ def _encode(o: Any, nl: str) -> str:
     raise _Unusual
 
 
+def _floats_alike(obj: Any) -> bool:
+    """Whether orjson spells every float in `obj` as the json module does (most: 0.05, 123.456;
+    not 1e-05, which orjson writes 0.00001, nor NaN): all floats compared in one call. `obj` is
+    one orjson has encoded, so it holds no cycle."""
+    floats, stack = [], [obj]
+    while stack:
+        x = stack.pop()
+        t = type(x)
+        if t is dict:
+            stack.extend(x.values())
+        elif t is list or t is tuple:
+            stack.extend(x)
+        elif t is float:
+            floats.append(x)
+    return not floats or orjson.dumps(floats) == ("[" + ",".join(map(float.__repr__, floats)) + "]").encode()
+
+
+def orjson_sorted(obj: Any, *, indent: bool, floats_alike: bool = False) -> bytes | None:
+    """`json.dumps(obj, sort_keys=True, ...)` through orjson, 10-15x faster: `indent` for
+    `indent=2`, else compact (`separators=(",", ":")`); or None where the two could differ.
+    Once every float is spelled alike (`floats_alike`: the caller knows, as `read_json_document`
+    does; else checked here), the two differ only in strings: orjson escapes less (DEL and
+    non-ASCII characters pass as they are), so output that is ASCII without DEL and without a
+    backslash had no character either would escape and is the json module's byte for byte.
+    Anything else, or a value orjson refuses (an int beyond 64 bits, a numpy scalar, a cycle,
+    a key that is not a string), is None."""
+    try:
+        out = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | (orjson.OPT_INDENT_2 if indent else 0))
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    if not out.isascii() or b"\\" in out or b"\x7f" in out or not (floats_alike or _floats_alike(obj)):
+        return None
+    return out
+
+
 def dumps_sorted(obj: Any) -> str:
     """`json.dumps(obj, indent=2, sort_keys=True)`, byte for byte, several times faster: with an
     indent the json module encodes in Python, one generator per value (a tenth of a second of
     an `index.json` of 10,000 domains); here containers of scalars go through its C encoder.
     Anything but plain dicts with string keys, lists, tuples, strings, floats, ints, booleans
-    and None (or a cycle) goes to the json module itself."""
+    and None (or a cycle) goes to the json module itself. Most objects go through orjson
+    (`orjson_sorted`), the same bytes again, 15x faster than the json module's C encoder."""
+    fast = orjson_sorted(obj, indent=True)
+    if fast is not None:
+        return fast.decode("ascii")
     try:
         return _encode(obj, "\n")
     except (_Unusual, RecursionError):

@@ -7,6 +7,7 @@ folder that *contains* its input would be deleted with it by `--overwrite`.
 from __future__ import annotations
 
 import os
+import posixpath
 from pathlib import Path
 
 from mixer.core.errors import MixerError
@@ -25,3 +26,11 @@ def refuse_nested(out: str | os.PathLike, source: str | os.PathLike, what: str, 
     if _inside(s, o):
         raise MixerError(f"{flag} {out}: contains {what} ({source}), which writing (or --overwrite) would "
                          "destroy; choose an output folder outside it")
+
+
+def normpath(name: str) -> str:
+    """`posixpath.normpath(name)`, without its cost (1 us; 10,000 parts) for a name it would not
+    change: no empty, `.` or `..` component and no trailing slash."""
+    if name and "//" not in name and "/." not in name and name[0] != "." and name[-1] != "/":
+        return name
+    return posixpath.normpath(name)

@@ -13,7 +13,6 @@ pieces in source-address order (`gather_pieces`).
 from __future__ import annotations
 
 import os
-import posixpath
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.core.paths import normpath
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.shards import sidecar_dtype
 from mixer.shards.plan import MixturePlan
@@ -89,7 +89,7 @@ def open_sources(corpus: Corpus | str | Path, plan: MixturePlan) -> CorpusSource
         # strings, since a relative Path per part costs more than the rest of this loop
         for f, part in zip(files[name].splits["train"].files, corpus.split(name, "train").parts):
             k = len(values)
-            if k >= n or plan.parts[k] != posixpath.normpath(f):
+            if k >= n or plan.parts[k] != normpath(f):
                 raise MixerError(f"{part.path}: not the part the plan expects; rebuild the plan for this corpus")
             values.append(part.values)
     if len(values) != len(plan.parts):

@@ -24,7 +24,6 @@ Budget rule: the budget is a whole number of sequences. A causal budget that is 
 from __future__ import annotations
 
 import math
-import posixpath
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import numpy as np
 import xxhash
 
 from mixer.core.errors import MixerError
+from mixer.core.paths import normpath
 from mixer.core.kinds import Objective
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.shards import (
@@ -286,14 +286,16 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
     avail_tok = np.zeros(len(names), np.int64)
     avail_doc = np.zeros(len(names), np.int64)
     opened = corpus.splits([n for n, t in zip(names, targets.tolist()) if t], "train")  # (together: 10,000 domains)
-    for i, (name, target) in enumerate(zip(names, targets.tolist())):  # (Python ints: 10,000 domains)
+    flat, dom_start = st.document_lengths([opened.get(n) for n in names])  # (one array: 10,000 domains)
+    summed = np.concatenate([[0], np.cumsum(flat)])
+    for i, (name, target, a, b) in enumerate(zip(names, targets.tolist(), dom_start[:-1].tolist(),
+                                                 dom_start[1:].tolist())):  # (Python ints: 10,000 domains)
         if target == 0:
             info = manifest.domains[name].splits["train"]
             avail_tok[i], avail_doc[i] = info.tokens, info.documents
             continue
-        splits[name] = opened[name]
-        lengths[name] = np.ascontiguousarray(splits[name].lengths(), dtype=np.int64)
-        avail_tok[i], avail_doc[i] = tok, doc = int(lengths[name].sum()), len(lengths[name])
+        splits[name], lengths[name] = opened[name], flat[a:b]
+        avail_tok[i], avail_doc[i] = tok, doc = int(summed[b] - summed[a]), b - a
         units = tok + doc if causal else doc
         if n_stages > 1:
             st.check_stage_sizes(name, T[:, i], units, config.max_epochs, bounds, config.seq_len,
@@ -306,11 +308,11 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
                              f"{config.max_epochs:g}; lower its weight or the budget, or raise the cap")
 
     # Per domain: its documents for every stage (one permutation, consumed across stages).
-    picked = [[(np.zeros(0, np.int64), np.zeros(0, np.int64))] * n_stages for _ in names]
+    picked = [[(np.zeros(0, np.int64),) * 2] * n_stages] * len(names)  # (replaced, never changed in place)
     epochs = np.zeros(len(names), np.int64)
     parts, part_domain, seg_part, seg_src = [], [], [], []
     # Causal, one stage: every domain's first pass in one kernel call (10,000 domains); the rest below.
-    one_pass = st.first_passes(lengths, names, targets, config.seed, domain_hash) if causal and n_stages == 1 else {}
+    one_pass = st.first_passes(flat, dom_start, names, targets, config.seed, domain_hash) if causal and n_stages == 1 else {}
     for i, name in enumerate(names):
         if targets[i] == 0:
             seg_part.append(np.zeros(0, np.int32))
@@ -335,10 +337,9 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
                 src[sel] = part.offsets[d[sel] - first_doc[p]]
             seg_part.append((local + len(parts)).astype(np.int32))
         seg_src.append(src)
-        # Parts relative to the corpus folder: the manifest's names normalised as `relative_to`
-        # would (40 us a part cheaper; `..` and absolute names are refused when it is read)
+        # Parts relative to the corpus folder, normalised (`..` and absolute names: refused on reading)
         for f in manifest.domains[name].splits["train"].files:
-            parts.append(posixpath.normpath(f))
+            parts.append(normpath(f))
             part_domain.append(i)
 
     interleave = config.interleave if config.interleave != "auto" else ("edf" if not causal else "midpoint")

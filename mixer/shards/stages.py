@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixer.core.errors import MixerError
+from mixer.formats.corpus import DomainSplit
 from mixer.kernels.permute import permutation
 from mixer.kernels.select import select_causal, select_causal_first_passes, select_mlm
 
@@ -117,19 +118,32 @@ def select_stages(lengths: np.ndarray, targets: np.ndarray, *, key_of: Callable[
     return out, used
 
 
-def first_passes(lengths: dict[str, np.ndarray], names: Sequence[str], targets: np.ndarray, seed: int,
+def document_lengths(splits: Sequence[DomainSplit | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Every document's token count, domain after domain, in one int64 array, and where each
+    domain's start (`dom_start`, one more than `splits`); None: a domain with no documents here.
+    The same lengths as each split's `lengths()`, from one concatenation of all parts' offsets
+    instead of three array operations per domain (10,000 domains)."""
+    parts = [p for s in splits if s is not None for p in s.parts]
+    dom_start = np.zeros(len(splits) + 1, np.int64)
+    np.cumsum([0 if s is None else sum(len(p.doc_ids) for p in s.parts) for s in splits], out=dom_start[1:])
+    if not parts:
+        return np.zeros(0, np.int64), dom_start
+    offsets = np.concatenate([p.offsets for p in parts]).astype(np.int64, copy=False)
+    lengths = offsets[1:] - offsets[:-1]
+    keep = np.ones(len(lengths), bool)
+    keep[np.cumsum([len(p.offsets) for p in parts])[:-1] - 1] = False  # (from one part's end to the next's start)
+    return lengths[keep], dom_start
+
+
+def first_passes(lengths: np.ndarray, dom_start: np.ndarray, names: Sequence[str], targets: np.ndarray, seed: int,
                  domain_hash: Callable[[str], int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """{domain index: (docs, counts)} of every domain of `names` (causal, one stage) whose target
     its first permutation pass meets, selected in one kernel call: exactly what `select_stages`
-    gives such a domain. `lengths`: the documents of the domains with a target. Domains left out
-    (a target of 0, or one pass short) go through `select_stages`."""
-    each = [lengths.get(name, np.zeros(0, np.int64)) for name in names]
-    dom_start = np.zeros(len(each) + 1, np.int64)
-    np.cumsum([len(x) for x in each], out=dom_start[1:])
-    flat = np.concatenate(each).astype(np.int64, copy=False) if each else np.zeros(0, np.int64)
+    gives such a domain. `lengths`, `dom_start`: every domain's documents (`document_lengths`).
+    Domains left out (a target of 0, or one pass short) go through `select_stages`."""
     hashes = np.array([domain_hash(name) for name in names], np.uint64)
-    docs, counts, picked, taken = select_causal_first_passes(flat, dom_start, np.asarray(targets, np.int64),
+    docs, counts, picked, taken = select_causal_first_passes(lengths, dom_start, np.asarray(targets, np.int64),
                                                              np.uint64(seed), hashes)
     done = np.flatnonzero((taken == targets) & (targets > 0)).tolist()
-    return {i: (docs[dom_start[i]:dom_start[i] + picked[i]], counts[dom_start[i]:dom_start[i] + picked[i]])
-            for i in done}
+    starts, ends = dom_start[done].tolist(), (dom_start[done] + picked[done]).tolist()
+    return {i: (docs[a:b], counts[a:b]) for i, a, b in zip(done, starts, ends)}
