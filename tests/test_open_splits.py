@@ -16,7 +16,7 @@ from mixer.core.jsonio import dumps_sorted, orjson_sorted, read_json_document
 from mixer.formats import arrow_ipc
 from mixer.formats.corpus import DomainInfo, SplitInfo, load_manifest, open_part, open_split, save_manifest, write_part
 from mixer.formats.corpus_handle import Corpus, open_splits
-from mixer.formats.schema import canonical, canonical_and_seal_ok, seal, seal_ok
+from mixer.formats.schema import canonical, canonical_and_seal_ok, seal
 from mixer.formats.synthetic import write_synthetic_corpus
 
 
