@@ -24,7 +24,7 @@ from mixer.core.errors import MixerError
 _BLOCK = 1 << 22  # bytes per read when hashing with both algorithms
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileChecksum:
     """What a file's bytes must be: size, xxh3-64 and sha256 (hex)."""
 

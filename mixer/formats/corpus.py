@@ -56,14 +56,14 @@ MANIFEST_NAME = "corpus.json"
 SPLITS = ("train", "heldout")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # (slots: 10,000 domains build 50,000 of these)
 class SplitInfo:
     documents: int
     tokens: int
     files: list[str]  # paths relative to the corpus folder
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DomainInfo:
     kind: str
     splits: dict[str, SplitInfo]
@@ -212,7 +212,7 @@ def token_dtype_for(vocab_size: int) -> np.dtype:
     raise MixerError(f"tokenizer vocab size {vocab_size} exceeds uint32; use a tokenizer with at most 2**32 ids")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArrowPart:
     """Zero-copy views of one Arrow file: document i is ``values[offsets[i]:offsets[i+1]]``."""
 
@@ -322,7 +322,7 @@ def _pyarrow_views(path: Path, data: pa.Buffer, dtype, fix: str) -> tuple[np.nda
     return _numpy_view(ids), _numpy_view(tokens.offsets), _numpy_view(values)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DomainSplit:
     """One domain's split: its Arrow parts, in order. Document k of the split is the k-th
     document when the parts are read one after another."""

@@ -184,26 +184,32 @@ def open_splits(folder: Path, manifest: CorpusManifest, domains: Sequence[str], 
             os.close(fd)
     buf.setflags(write=False)  # (the views are read-only, as those of a part read alone)
     found = read_parts(buf, starts[:-1], np.array(sizes, np.int64), dtype)
+    counts: dict[int, tuple[int, int]] = {}  # part -> (documents, tokens), for the manifest's check
     if found is not None and (good := np.flatnonzero(read & found.ok)).size:
         numbers = zip(*(x[good].tolist() for x in (found.rows, found.n_values, found.ids_at, found.offsets_at,
                                                      found.values_at)))
         u64, i64, tok, w = buf.view(np.uint64), buf.view(np.int64), buf.view(dtype), dtype.itemsize
         views = [(u64[a // 8:a // 8 + r], i64[b // 8:b // 8 + r + 1], tok[c // w:c // w + v])  # (slices: 1/4 the cost)
                  for r, v, a, b, c in numbers]
-        for j, (ids, offs, values), ok in zip(good.tolist(), views, _offsets_fine([v[1] for v in views],
-                                                                                  found.n_values[good])):
+        fine, tokens = _offsets_fine([v[1] for v in views], found.n_values[good])
+        for j, (ids, offs, values), ok, t in zip(good.tolist(), views, fine.tolist(), tokens.tolist()):
             if ok:
                 opened[small[j]] = ArrowPart(path=paths[small[j]], doc_ids=ids, offsets=offs, values=values)
+                counts[small[j]] = (len(ids), t)
     per_domain: list[list[ArrowPart]] = [[] for _ in domains]
+    docs, tokens_in = [0] * len(domains), [0] * len(domains)
     for k, (i, f) in enumerate(files):
-        per_domain[i].append(opened[k] if k in opened else open_part(paths[k], dtype, manifest.files[f]))
-    return {d: checked_split(folder, d, split, parts, manifest.domains[d].splits[split])
-            for d, parts in zip(domains, per_domain)}
+        part = opened[k] if k in opened else open_part(paths[k], dtype, manifest.files[f])
+        n, t = counts[k] if k in counts else (len(part.doc_ids), int(part.offsets[-1] - part.offsets[0]))
+        per_domain[i].append(part)
+        docs[i], tokens_in[i] = docs[i] + n, tokens_in[i] + t
+    return {d: checked_split(folder, d, split, parts, manifest.domains[d].splits[split], (n, t))
+            for d, parts, n, t in zip(domains, per_domain, docs, tokens_in)}
 
 
-def _offsets_fine(offsets: list[np.ndarray], n_values: np.ndarray) -> np.ndarray:
-    """Which parts' offsets `open_part` accepts: the first >= 0, the last inside the values, none
-    falling; all parts' offsets checked at once."""
+def _offsets_fine(offsets: list[np.ndarray], n_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which parts' offsets `open_part` accepts (the first >= 0, the last inside the values, none
+    falling), all parts' offsets checked at once; and each part's tokens (last - first offset)."""
     lens = np.array([len(o) for o in offsets], np.int64)
     ends = np.cumsum(lens)
     whole = np.concatenate(offsets)
@@ -211,4 +217,4 @@ def _offsets_fine(offsets: list[np.ndarray], n_values: np.ndarray) -> np.ndarray
     falls = np.flatnonzero(whole[1:] < whole[:-1]) + 1  # where an offset is below the one before it
     falls = falls[~np.isin(falls, ends[:-1])]  # (not a part's first offset: that follows another part)
     fine[np.searchsorted(ends, falls, side="right")] = False
-    return fine
+    return fine, whole[ends - 1] - whole[ends - lens]
