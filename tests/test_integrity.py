@@ -132,6 +132,37 @@ def test_a_sealed_but_malformed_manifest_is_named_by_field(built, tmp_path):
         load_manifest(corpus)
 
 
+@pytest.mark.parametrize("edit, problem", [
+    ("no train split", r"domains.beta.splits.train: missing"),
+    ("a malformed extra split", r"domains.beta.splits.other: expected an object"),
+])
+def test_a_sealed_manifest_with_odd_splits_is_named_not_a_crash(built, tmp_path, edit, problem):
+    corpus = copy(built[0], tmp_path / "c")
+    obj = json.loads((corpus / "corpus.json").read_text())
+    splits = obj["domains"]["beta"]["splits"]
+    if edit == "no train split":
+        del splits["train"]
+    else:
+        splits["other"] = 5
+    (corpus / "corpus.json").write_text(json.dumps(seal(obj)))
+    with pytest.raises(MixerError, match=rf"corpus.json: malformed corpus manifest \({problem}"):
+        load_manifest(corpus)
+
+
+def test_fields_a_later_writer_adds_are_read_past(built, tmp_path):
+    """Extra fields in a split, a domain, a file checksum or the tokenizer record (the spec allows
+    them) leave the manifest as it was; they used to crash its reader with a TypeError."""
+    corpus = copy(built[0], tmp_path / "c")
+    obj = json.loads((corpus / "corpus.json").read_text())
+    obj["domains"]["beta"]["splits"]["train"]["new_field"] = 1
+    obj["domains"]["beta"]["new_field"] = [1]
+    obj["files"]["alpha/train/part-00000.arrow"]["new_field"] = "x"
+    obj["tokenizer"]["new_field"] = None
+    (corpus / "corpus.json").write_text(json.dumps(seal(obj)))
+    assert load_manifest(corpus) == load_manifest(built[0])
+    build_plan(corpus, WEIGHTS, PlanConfig(tokens=1600, seq_len=40, seed=2))
+
+
 @pytest.mark.parametrize("field", ["realised_tokens", "file", "sequences", "xxh64"])
 def test_a_damaged_index_json_is_named_not_a_shard(built, tmp_path, field):
     shards = copy(built[1], tmp_path / "s")

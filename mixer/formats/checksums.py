@@ -44,6 +44,15 @@ def file_checksum(path: str | Path) -> FileChecksum:
     return FileChecksum(bytes=n, xxh3_64=xx.hexdigest(), sha256=sha.hexdigest())
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file (hex), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _xxh3(data) -> str:
     """xxh3-64 of a buffer (the one place readers hash, so a test can count the calls)."""
     return xxhash.xxh3_64_hexdigest(data)

@@ -35,7 +35,6 @@ A format-1 corpus (no checksums) is refused with a one-line request to re-run `m
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -48,7 +47,7 @@ from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
 from mixer.formats.arrow_ipc import arrow_schema, learn_layout, read_part, write_part  # noqa: F401 (write_part: importable here as ever)
-from mixer.formats.checksums import FileChecksum, file_checksum, verify_file
+from mixer.formats.checksums import FileChecksum, file_checksum, file_sha256, verify_file  # noqa: F401 (file_sha256: importable here)
 from mixer.formats.schema import SEAL_KEY, check, seal, seal_ok
 
 FORMAT_VERSION = 2
@@ -116,15 +115,19 @@ class CorpusManifest:
         problem = check(obj, _MANIFEST_SPEC) or _consistency(obj)
         if problem:
             raise MixerError(f"{source}: malformed corpus manifest ({problem}); {fix}")
-        domains = {
-            name: DomainInfo(kind=d["kind"], splits={s: SplitInfo(**info) for s, info in d["splits"].items()},
+        domains = {  # (the known fields only: a field a later writer adds is not a crash here)
+            name: DomainInfo(kind=d["kind"], splits={s: SplitInfo(documents=i["documents"], tokens=i["tokens"],
+                                                                  files=i["files"]) for s, i in d["splits"].items()},
                              report=dict(d.get("report", {})))
             for name, d in obj["domains"].items()
         }
+        tok = obj["tokenizer"]
         return cls(format_version=version, eos_id=obj["eos_id"], vocab_size=obj["vocab_size"],
-                   token_dtype=obj["token_dtype"], tokenizer=TokenizerInfo(**obj["tokenizer"]), seed=obj["seed"],
+                   token_dtype=obj["token_dtype"], tokenizer=TokenizerInfo(path=tok["path"], sha256=tok["sha256"],
+                                                                           kind=tok["kind"]), seed=obj["seed"],
                    rules=dict(obj["rules"]), domains=domains,
-                   files={k: FileChecksum(**v) for k, v in obj["files"].items()})
+                   files={k: FileChecksum(bytes=v["bytes"], xxh3_64=v["xxh3_64"], sha256=v["sha256"])
+                          for k, v in obj["files"].items()})
 
 
 _SPLIT_SPEC = {"documents": int, "tokens": int, "files": [str]}
@@ -132,7 +135,7 @@ _CHECKSUM_SPEC = {"bytes": int, "xxh3_64": str, "sha256": str}
 _MANIFEST_SPEC = {
     "format_version": int, "eos_id": int, "vocab_size": int, "token_dtype": str, "seed": int, "rules": dict,
     "tokenizer": {"path": str, "sha256": str, "kind": str},
-    "domains": {str: {"kind": str, "splits": {"train": _SPLIT_SPEC, "heldout?": _SPLIT_SPEC}, "report?": {str: int}}},
+    "domains": {str: {"kind": str, "splits": {str: _SPLIT_SPEC}, "report?": {str: int}}},  # ("train": below)
     "files": {str: _CHECKSUM_SPEC}, SEAL_KEY: str,
 }
 
@@ -153,6 +156,8 @@ def _consistency(obj: dict[str, Any]) -> str | None:
         if f.startswith("/") or ".." in f.split("/"):  # (strings: 20,000 Path objects cost 0.1 s)
             return f"{f} is not a path inside the corpus"
     for name, d in obj["domains"].items():
+        if "train" not in d["splits"]:
+            return f"domains.{name}.splits.train: missing"
         for split, sp in d["splits"].items():
             if sp["documents"] < 0 or sp["tokens"] < 0:
                 return f"domains.{name}.splits.{split}: negative counts"
@@ -191,14 +196,6 @@ def tokenizer_file(corpus_dir: str | Path, manifest: CorpusManifest) -> Path:
     path = corpus_dir / manifest.tokenizer.path
     verify_file(path, manifest.files[manifest.tokenizer.path], MANIFEST_NAME, "re-run `mixer prepare`")
     return path
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def token_dtype_for(vocab_size: int) -> np.dtype:
