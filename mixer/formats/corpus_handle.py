@@ -33,7 +33,7 @@ from mixer.core.urls import (
     require_local,
 )
 from mixer.formats.arrow_ipc import knows_layout, read_parts
-from mixer.formats.checksums import verify_file
+from mixer.formats.checksums import verify_read
 from mixer.formats.corpus import (
     MANIFEST_NAME,
     SMALL_PART,
@@ -170,7 +170,8 @@ def open_splits(folder: Path, manifest: CorpusManifest, domains: Sequence[str], 
     buf = np.zeros(int(starts[-1]) + 1024, np.uint8)  # (a margin for reads of parts' numbers that are not theirs)
     view, read = memoryview(buf), np.zeros(len(small), bool)
     paths = [f"{folder}/{f}" for _, f in files]
-    for j, (k, a, n, checksum) in enumerate(zip(small, starts.tolist(), sizes, checksums)):
+    got = []  # (index in small, bytes, stat) of each part read whole
+    for j, k, a, n in zip(range(len(small)), small, starts.tolist(), sizes):
         try:
             fd = os.open(paths[k], os.O_RDONLY)
         except OSError:
@@ -178,10 +179,12 @@ def open_splits(folder: Path, manifest: CorpusManifest, domains: Sequence[str], 
         try:
             st = os.fstat(fd)
             if st.st_size == n and os.readv(fd, [data := view[a:a + n]]) == n:
-                verify_file(paths[k], checksum, MANIFEST_NAME, "re-run `mixer prepare`", data=data, stat=st)
-                read[j] = True
+                got.append((j, data, st))
         finally:
             os.close(fd)
+    verify_read([(paths[small[j]], checksums[j], data, st) for j, data, st in got], MANIFEST_NAME,
+                "re-run `mixer prepare`")
+    read[[j for j, _, _ in got]] = True
     buf.setflags(write=False)  # (the views are read-only, as those of a part read alone)
     found = read_parts(buf, starts[:-1], np.array(sizes, np.int64), dtype)
     counts: dict[int, tuple[int, int]] = {}  # part -> (documents, tokens), for the manifest's check
