@@ -140,19 +140,29 @@ def _counts_off(folder):
     return seal({k: v for k, v in obj.items() if k != "checksum"})
 
 
-@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("fault", [*sorted(FAULTS), "counts + damaged byte", "missing + damaged byte",
+                                   "damaged byte + falling offsets", "unknown domain first"])
 def test_open_splits_names_each_fault_as_open_split_does(tmp_path, fresh_layouts, fault):
+    """One fault, or two in different domains: the error `open_split` domain by domain meets
+    first is the one `open_splits` raises."""
     folder = _corpus(tmp_path)
-    FAULTS[fault](folder)
+    for one in fault.split(" + "):
+        if one != "unknown domain first":
+            FAULTS[one](folder)
     manifest = load_manifest(folder)
+    names = manifest.domain_names
+    if fault == "unknown domain first":  # (and a damaged part after it)
+        FAULTS["damaged byte"](folder)
+        names = ["a-domain-not-there", *names]
     with pytest.raises(MixerError) as one:
-        for d in manifest.domain_names:
+        for d in names:
             open_split(folder, d, "train", manifest)
     arrow_ipc._LAYOUTS.clear()
     with pytest.raises(MixerError) as together:
-        open_splits(folder, manifest, manifest.domain_names, "train")
+        open_splits(folder, manifest, names, "train")
     assert str(together.value) == str(one.value)
-    assert "\n" not in str(one.value) and ("re-run `mixer prepare`" in str(one.value))
+    assert "\n" not in str(one.value)
+    assert ("a-domain-not-there" if fault == "unknown domain first" else "re-run `mixer prepare`") in str(one.value)
 
 
 def _random_value(rng: random.Random, depth: int = 0):

@@ -107,18 +107,17 @@ def verify_file(path: str | Path, expected: FileChecksum, record: str, fix: str,
         _VERIFIED.add(key)
 
 
-def verify_read(files: list[tuple[str, FileChecksum, object, os.stat_result]], record: str, fix: str) -> None:
-    """`verify_file(path, expected, record, fix, data=data, stat=stat)` of each (path, expected,
-    data, stat), with the per-process memory taken and updated once for all of them (10,000
-    parts: a lock and a tuple per file cost more than their hash). A file that fails is handed
-    to `verify_file`, which raises its one line."""
+def verify_read(files: list[tuple[str, FileChecksum, object, os.stat_result]]) -> list[bool]:
+    """Whether each (path, expected, data, stat) passes `verify_file(path, expected, ...,
+    data=data, stat=stat)`, with the per-process memory of verified files taken and updated once
+    for all of them (10,000 parts: a lock and a tuple per file cost more than their hash). Nothing
+    is raised: a file that fails is for `verify_file` to name, in its turn."""
     keys = [(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, expected.xxh3_64) for _, expected, _, st in files]
     with _LOCK:
-        todo = [i for i, key in enumerate(keys) if key not in _VERIFIED]
-    for i in todo:
-        path, expected, data, st = files[i]
-        if st.st_size != expected.bytes or len(data) != st.st_size or _xxh3(data) != expected.xxh3_64:
-            verify_file(path, expected, record, fix, data=data, stat=st)  # (raises)
+        passed = [key in _VERIFIED for key in keys]
+    for i, (_, expected, data, st) in enumerate(files):
+        if not passed[i]:
+            passed[i] = st.st_size == expected.bytes == len(data) and _xxh3(data) == expected.xxh3_64
     with _LOCK:
-        _VERIFIED.update(keys[i] for i in todo)
-
+        _VERIFIED.update(key for key, ok in zip(keys, passed) if ok)
+    return passed
