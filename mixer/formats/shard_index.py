@@ -76,7 +76,7 @@ class ShardEntry:
                           domains=self.domains, first_sequence=first_sequence)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # (slots: one per domain, 10,000 in a build)
 class DomainRecord:
     """What the build took from one domain. Token counts include EOS separators for causal
     indexes; masked-LM ones also record `target_sequences` and `content_tokens`."""
