@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,13 @@ def read_json_object(path: str | Path, what: str, fix: str) -> dict[str, Any]:
     """The JSON object in `path`; a missing, unreadable or non-object file, or one with a key
     given twice in one object, raises a MixerError naming the file, `what` it should be (e.g.
     "shard index") and the `fix`."""
-    return read_json_document(path, what, fix)[0]
+    return _load(path, what, fix, None)
 
 
 def read_json_document(path: str | Path, what: str, fix: str) -> tuple[dict[str, Any], bool]:
     """`read_json_object`'s object, and whether orjson spells each of its floats as the json
     module does (true of most: 0.05, 123.456; not of 1e-05, which orjson writes 0.00001, nor of
-    NaN): then `mixer.formats.schema.canonical_and_seal_ok` may encode it with orjson."""
-    path = Path(path)
+    NaN): then `mixer.formats.schema.canonical_and_seal_ok` may encode it with orjson unchecked."""
     odd: list[str] = []
 
     def a_float(text: str) -> float:
@@ -48,6 +48,11 @@ def read_json_document(path: str | Path, what: str, fix: str) -> tuple[dict[str,
         if not _floats_alike(value):  # (a number orjson spells otherwise: 1e-05, NaN)
             odd.append(text)
         return value
+    return _load(path, what, fix, a_float), not odd
+
+
+def _load(path: str | Path, what: str, fix: str, a_float: Callable[[str], float] | None) -> dict[str, Any]:
+    path = Path(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys, parse_float=a_float,
                          parse_constant=a_float)
@@ -59,7 +64,7 @@ def read_json_document(path: str | Path, what: str, fix: str) -> tuple[dict[str,
         raise MixerError(f"{path}: unreadable {what} ({exc}); {fix}") from None
     if not isinstance(obj, dict):
         raise MixerError(f"{path}: the {what} is not a JSON object; {fix}")
-    return obj, not odd
+    return obj
 
 
 class _Unusual(Exception):
