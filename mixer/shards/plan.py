@@ -34,8 +34,8 @@ import numpy as np
 import xxhash
 
 from mixer.core.errors import MixerError
-from mixer.core.paths import normpath
 from mixer.core.kinds import Objective
+from mixer.core.paths import normpath
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.shards import (
     MAX_DOMAINS,  # domain indices fit the widest sidecar dtype, uint16
