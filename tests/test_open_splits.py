@@ -71,15 +71,15 @@ def test_read_parts_agrees_with_read_part_on_every_damaged_byte(tmp_path, fresh_
     assert accepted > len(raw)  # the token values and ids are still read fast after a change
 
 
-def _corpus(tmp_path):
+def _corpus(tmp_path, vocab_size=50257):
     """Domains of one small part each, one of two parts, one empty, one part above 64 KiB."""
     lengths = {f"d{i:02d}": [5 + i, 30, 7] for i in range(12)}
     lengths["big"] = [40_000]  # 80 KB of uint16: memory-mapped, not read whole
     lengths["empty"] = []
     folder = tmp_path / "corpus"
-    manifest = write_synthetic_corpus(folder, lengths, vocab_size=50257, seed=3)
+    manifest = write_synthetic_corpus(folder, lengths, vocab_size=vocab_size, seed=3)
     extra = "d03/train/part-00001.arrow"
-    _part_bytes(folder / extra, 4, np.dtype(np.uint16), seed=9)
+    _part_bytes(folder / extra, 4, np.dtype(manifest.token_dtype), seed=9)
     split = manifest.domains["d03"].splits["train"]
     part = open_part(folder / extra)
     grown = SplitInfo(documents=split.documents + 4, tokens=split.tokens + int(part.offsets[-1]),
@@ -98,9 +98,9 @@ def _same(a, b):
             assert u.dtype == v.dtype and np.array_equal(u, v) and u.flags.writeable == v.flags.writeable
 
 
-@pytest.mark.parametrize("model_known", [False, True])
-def test_open_splits_gives_what_open_split_gives(tmp_path, fresh_layouts, model_known):
-    folder = _corpus(tmp_path)
+@pytest.mark.parametrize("model_known, vocab_size", [(False, 50257), (True, 50257), (False, 100_000)])
+def test_open_splits_gives_what_open_split_gives(tmp_path, fresh_layouts, model_known, vocab_size):
+    folder = _corpus(tmp_path, vocab_size)  # (100,000 ids: uint32 tokens)
     manifest = load_manifest(folder)
     if model_known:  # (else open_splits opens the first part alone, as the model of the rest)
         open_split(folder, "d00", "train", manifest)
