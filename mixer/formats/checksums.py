@@ -58,7 +58,7 @@ def _xxh3(data) -> str:
     return xxhash.xxh3_64_hexdigest(data)
 
 
-def _xxh3_of_file(path: Path, size: int) -> str:
+def _xxh3_of_file(path: str | Path, size: int) -> str:
     """xxh3-64 of a file through a read-only memory map (no copy; pages stay cached for the
     reader that maps the same file next)."""
     if size == 0:
@@ -68,6 +68,12 @@ def _xxh3_of_file(path: Path, size: int) -> str:
 
 
 _VERIFIED: set[tuple] = set()
+
+
+def _memory_key(st: os.stat_result, expected: FileChecksum) -> tuple:
+    """What the per-process memory of verified files holds for one: (device, inode) name the file
+    whatever the path to it (no realpath: 0.1 ms a part), size and mtime its version."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, expected.xxh3_64
 _LOCK = threading.Lock()
 
 
@@ -84,8 +90,7 @@ def verify_file(path: str | Path, expected: FileChecksum, record: str, fix: str,
         raise MixerError(f"{path}: file listed in {record} is missing; {fix}") from None
     except OSError as exc:
         raise MixerError(f"{path}: cannot read ({exc.strerror}); {fix}") from None
-    # (device, inode) names the file whatever the path to it (no realpath: 0.1 ms a part)
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, expected.xxh3_64)
+    key = _memory_key(st, expected)
     if not sha256:
         with _LOCK:
             if key in _VERIFIED:
@@ -112,7 +117,7 @@ def verify_read(files: list[tuple[str, FileChecksum, object, os.stat_result]]) -
     data=data, stat=stat)`, with the per-process memory of verified files taken and updated once
     for all of them (10,000 parts: a lock and a tuple per file cost more than their hash). Nothing
     is raised: a file that fails is for `verify_file` to name, in its turn."""
-    keys = [(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, expected.xxh3_64) for _, expected, _, st in files]
+    keys = [_memory_key(st, expected) for _, expected, _, st in files]
     with _LOCK:
         passed = [key in _VERIFIED for key in keys]
     for i, (_, expected, data, st) in enumerate(files):
