@@ -5,7 +5,8 @@ from hypothesis import given, settings, strategies as st
 
 import pytest
 
-from mixer.kernels.interleave import (SORT_FROM_DOMAINS, interleave_midpoint, interleave_midpoint_threaded, lane_bounds,
+from mixer.shards.midpoint import SORT_FROM_DOMAINS, interleave_midpoint_threaded
+from mixer.kernels.interleave import (interleave_midpoint, lane_bounds,
                                       merge_lanes, midpoint_keys, prefix_deviation)
 
 

@@ -5,15 +5,13 @@ its key is the fraction (a + l/2) / T_i, computed as (2a + l) / (2 T_i). The mix
 segments sorted by (key, domain). Each domain's keys increase along its stream, so this is a
 K-way merge, O(M K), with no sort; and since every segment with key < f precedes every one
 with key >= f, the merge splits into independent lanes at any fractions f (`lane_bounds`),
-merged in lock-step by one thread or side by side by several (`interleave_midpoint_threaded`).
+merged in lock-step by one thread or side by side by several (`mixer.shards.midpoint`).
 
 Guarantee: after any whole segment with key f, every domain i has delivered C_i tokens with
 f T_i - l_next/2 <= C_i <= f T_i + l_last/2, where l_last / l_next are its segments on either
 side of f: each domain is within half of one of its own documents of its share of the stream.
 """
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -130,52 +128,3 @@ def prefix_deviation(stream_dom, stream_len, shares):
             if d > worst:
                 worst = d
     return worst
-
-
-SORT_FROM_DOMAINS = 64  # above: a stable sort instead of the merge (equal at K = 64, M = 10M; 140x at K = 10,000)
-
-
-def interleave_midpoint_threaded(seg_len: np.ndarray, dom_start: np.ndarray, threads: int = 2,
-                                 out_dom: np.ndarray | None = None, out_pos: np.ndarray | None = None):
-    """`interleave_midpoint` with the keys and the merge split over `threads` threads (the
-    kernels release the GIL); the result is identical for any thread count. Above
-    `SORT_FROM_DOMAINS` domains the same order comes from one stable sort of the keys."""
-
-    m = int(dom_start[-1])
-    key = np.empty(m, dtype=np.float64)
-    out_dom = np.empty(m, dtype=np.int16) if out_dom is None else out_dom
-    out_pos = np.empty(m, dtype=np.int64) if out_pos is None else out_pos
-    k = len(dom_start) - 1
-    if k > SORT_FROM_DOMAINS and m and int(seg_len.min()) >= 1:
-        # The merge costs O(M K): past ~64 domains a stable sort of the keys is cheaper. The keys are
-        # K increasing runs laid out in domain order, so the stable sort (a run-detecting merge,
-        # O(M log K)) orders by (key, domain), exactly the merge's order (keys are finite: no
-        # segment is empty, so no domain has 0 tokens).
-        midpoint_keys(seg_len, dom_start, key)
-        order = np.argsort(key, kind="stable")
-        dom = np.repeat(np.arange(k), np.diff(dom_start))[order]
-        out_dom[:] = dom
-        np.subtract(order, dom_start[dom], out=out_pos)
-        return out_dom, out_pos
-    if threads <= 1 or m < 1 << 16:
-        midpoint_keys(seg_len, dom_start, key)
-        merge_lanes(key, dom_start, lane_bounds(key, dom_start, 2), out_dom, out_pos)
-        return out_dom, out_pos
-    with ThreadPoolExecutor(threads) as pool:
-        # Keys: whole domains per thread, largest first onto the least loaded thread.
-        sizes = np.diff(dom_start)
-        groups, load = [[] for _ in range(threads)], [0] * threads
-        for i in np.argsort(-sizes, kind="stable"):
-            t = load.index(min(load))
-            groups[t].append(int(i))
-            load[t] += int(sizes[i])
-
-        def keys_of(doms):
-            for i in doms:
-                midpoint_keys(seg_len, dom_start[i:i + 2], key)
-
-        list(pool.map(keys_of, groups))
-        bounds = lane_bounds(key, dom_start, 2 * threads)  # two lanes per thread
-        list(pool.map(lambda q: merge_lanes(key, dom_start, bounds[2 * q:2 * q + 3], out_dom, out_pos),
-                      range(threads)))
-    return out_dom, out_pos

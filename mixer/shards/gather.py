@@ -120,9 +120,6 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     row's or document's domain). `out` / `domains_out` may be given to reuse buffers; with
     `domains=False` no domain array is written and the second value is None.
     """
-    from mixer.kernels.gather import gather_pieces, sort_pieces
-    from mixer.kernels.pack import causal_frame, clip_pieces, mlm_frame
-
     if not (0 <= first and count >= 0 and first + count <= plan.num_sequences):
         raise MixerError(f"sequences {first}..{first + count} are outside the plan's 0..{plan.num_sequences}")
     shape = (count, plan.seq_len)
@@ -143,6 +140,9 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     if plan.objective.packs_documents and sources.dtype == out.dtype:
         _causal_rows(plan, sources, (r0, r1), (j0, j1), threads, flat, dflat)
         return out, domains_out
+    from mixer.kernels.gather import gather_pieces, sort_pieces  # numba's (the compiled kernels: `_causal_rows`)
+    from mixer.kernels.pack import causal_frame, clip_pieces, mlm_frame
+
     if plan.objective.packs_documents:  # parts of another dtype, or strided: frame, then copy pieces
         causal_frame(plan.seg_dst, plan.seg_count, plan.seg_domain, (j0, j1), r0, plan.eos_id, flat, dflat)
     else:
@@ -183,10 +183,11 @@ def _causal_rows(plan: MixturePlan, sources: CorpusSources, rows: tuple[int, int
     """Stream positions `rows` = (r0, r1), segments `segments` = (j0, j1), into flat / dflat:
     `threads` ranges of segments of about equal tokens, each one `gather_frame` pass (they write
     disjoint positions)."""
-    from mixer.kernels.gather import gather_frame
+    from mixer.kernels.aot import kernel
 
     (r0, r1), (j0, j1) = rows, segments
     arrays = (plan.seg_part, plan.seg_src, plan.seg_dst, plan.seg_count, plan.seg_domain)
+    gather_frame = kernel("gather_frame")  # compiled ahead of time inside `mixer build-shards`
 
     def run(a: int, b: int) -> None:
         gather_frame(sources.addresses, arrays, (a, b, r0), plan.eos_id, flat, dflat)

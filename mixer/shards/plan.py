@@ -203,10 +203,10 @@ def _too_small(name: str, weight: float, need: int, have_tokens: int, have_docs:
 
 def _key_of(config: PlanConfig, name: str):
     """The permutation key of each pass over domain `name`."""
-    from mixer.kernels.permute import stream_key
+    from mixer.kernels.aot import kernel
 
     seed, dom = np.uint64(config.seed), np.uint64(domain_hash(name))
-    return lambda epoch: np.uint64(stream_key(seed, dom, np.uint64(epoch)))
+    return lambda epoch: np.uint64(kernel("stream_key")(seed, dom, np.uint64(epoch)))
 
 
 def build_plan(corpus: Corpus | str | Path, weights: Mapping[str, float], config: PlanConfig,
@@ -249,9 +249,9 @@ def build_schedule_plan(corpus: Corpus | str | Path, schedule, config: PlanConfi
 def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]], bounds: np.ndarray,
            until: list[int], config: PlanConfig) -> MixturePlan:
     """Decide the stream of `len(stage_w)` stages; stage k fills sequences bounds[k]..bounds[k+1]."""
-    from mixer.kernels.interleave import interleave_midpoint_threaded
-    from mixer.kernels.targets import largest_remainder
+    from mixer.kernels.aot import kernel
     from mixer.shards import stages as st
+    from mixer.shards.midpoint import interleave_midpoint_threaded
 
     manifest, sha = corpus.manifest, corpus.sha256
     names = tuple(sorted(w0))
@@ -276,7 +276,7 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
     num_seq = int(bounds[-1])
     budget = num_seq * config.seq_len
     stage_seqs = np.diff(bounds)
-    T = np.array([largest_remainder(W[k], int(stage_seqs[k]) * (config.seq_len if causal else 1))
+    T = np.array([kernel("largest_remainder")(W[k], int(stage_seqs[k]) * (config.seq_len if causal else 1))
                   for k in range(n_stages)], dtype=np.int64)  # (S, K)
     targets = T.sum(axis=0)
     wvec = W[0] if n_stages == 1 else targets / targets.sum()

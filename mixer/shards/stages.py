@@ -21,8 +21,7 @@ import numpy as np
 
 from mixer.core.errors import MixerError
 from mixer.formats.corpus import DomainSplit
-from mixer.kernels.permute import permutation
-from mixer.kernels.select import select_causal, select_causal_first_passes, select_mlm
+from mixer.kernels.aot import kernel
 
 
 @dataclass(frozen=True)
@@ -97,11 +96,13 @@ def select_stages(lengths: np.ndarray, targets: np.ndarray, *, key_of: Callable[
                 if epoch >= allowed:
                     raise MixerError(f"{where(k)} runs out of documents (all {allowed} allowed passes taken); "
                                      "lower its weights or the budget, or allow further epochs (--max-epochs F)")
-                perm = permutation(n, key_of(epoch))
+                perm = kernel("permutation")(n, key_of(epoch))
             rest = perm[pos:]
             if causal:
-                d, c, taken = select_causal(lengths, rest, need)
+                d, c, taken = kernel("select_causal")(lengths, rest, need)
             else:
+                from mixer.kernels.select import select_mlm  # (numba's: not compiled ahead of time)
+
                 d, c = select_mlm(lengths, rest, need, max_content)
                 taken = len(d)
             docs.append(d)
@@ -142,8 +143,9 @@ def first_passes(lengths: np.ndarray, dom_start: np.ndarray, names: Sequence[str
     gives such a domain. `lengths`, `dom_start`: every domain's documents (`document_lengths`).
     Domains left out (a target of 0, or one pass short) go through `select_stages`."""
     hashes = np.array([domain_hash(name) for name in names], np.uint64)
-    docs, counts, picked, taken = select_causal_first_passes(lengths, dom_start, np.asarray(targets, np.int64),
-                                                             np.uint64(seed), hashes)
+    docs, counts, picked, taken = kernel("select_causal_first_passes")(lengths, dom_start,
+                                                                       np.asarray(targets, np.int64), np.uint64(seed),
+                                                                       hashes)
     done = np.flatnonzero((taken == targets) & (targets > 0)).tolist()
     starts, ends = dom_start[done].tolist(), (dom_start[done] + picked[done]).tolist()
     return {i: (docs[a:b], counts[a:b]) for i, a, b in zip(done, starts, ends)}
