@@ -22,9 +22,9 @@ def value_key(v: object) -> tuple | None:
     if t is np.ndarray:
         f = v.flags
         layout = "C" if f.c_contiguous else "F" if f.f_contiguous else "A"
-        if not v.dtype.isnative or v.dtype.kind not in "biuf":
-            return None
-        return ("a", v.dtype.str, v.ndim, layout, bool(f.writeable), bool(f.aligned))
+        if not (v.dtype.isnative and f.aligned) or v.dtype.kind not in "biuf":
+            return None  # (numba types an unaligned array as an aligned one: left to numba)
+        return ("a", v.dtype.str, v.ndim, layout, bool(f.writeable), True)
     if t is int:
         return ("s", "int64") if _INT64[0] <= v < _INT64[1] else None  # numba: uint64 above, then an error
     if t is float:
