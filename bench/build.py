@@ -3,13 +3,15 @@
 `python -m bench.build` (about 5 minutes on 2 cores; `--quick`: seconds, the CI smoke test;
 results in `bench/results/build.json`):
 
-1. Whole command: `mixer build-shards` in a fresh process (python start-up, imports, numba's
-   cache, opening the corpus, plan, gather, compression, checksums, writes), timed from outside
+1. Whole command: `mixer build-shards` in a fresh process (python start-up, imports, the
+   compiled kernels (`mixer.kernels.aot`), opening the corpus, plan, gather, compression, checksums, writes), timed from outside
    as a user sees it, against the physical limit: the `zstd` command line reading the very
    token bytes the shards hold, compressing them at level 1 and writing them, in a fresh process
    too. Same CPUs on both sides: the 1-thread row runs both pinned to one CPU (`--threads 1`,
    `zstd -T1`), the 2-thread row to two (`--threads 2`, `zstd -T2`). On real text (the bundled
-   corpus, whole documents, ~12M GPT-2 tokens) and on 64M Zipf tokens. Goal: >= 0.7x.
+   corpus, whole documents, ~12M GPT-2 tokens) and on 64M Zipf tokens. Goal: >= 0.7x. The same
+   command with numba's JIT (`MIXER_COMPILED_KERNELS=0`, as before the compiled kernels) runs in
+   the same rounds, beside it.
 2. The same builds in this process (`mixer.shards.build`, numba's cache already loaded) against
    read + `zstandard` level 1 + write of the same bytes in this process: the kernels' share.
 3. Many domains: the whole command at K = 10,000 domains against K = 10, the same 8M tokens.
@@ -130,14 +132,15 @@ def pin(mask: set[int]) -> None:
 CPU_S: list[float] = []  # CPU seconds (user + system) of every run_pinned, in order
 
 
-def run_pinned(cmd: list[str], n_cpus: int) -> float:
+def run_pinned(cmd: list[str], n_cpus: int, env: dict | None = None) -> float:
     """Wall seconds of `cmd` in a fresh process pinned to `n_cpus` CPUs (start-up included).
     Its CPU seconds go to `CPU_S`: on a loaded machine wall time includes waiting for a core,
     CPU time does not."""
     mask = cpus(n_cpus)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=lambda: pin(mask))
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=lambda: pin(mask),
+                   env=None if env is None else {**os.environ, **env})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     CPU_S.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -187,13 +190,16 @@ def whole_vs_limit(name: str, corpus: Path, weights: dict, tokens: int, scratch:
     res: dict = {"tokens": tokens, "stream_bytes": nbytes, "rows": []}
     for t in threads:
         limit_cmd, res["limit_tool"] = limit_command(raw, scratch / f"{name}-stream.zst", t)
-        ours_runs, limit_runs, ours_cpu, limit_cpu = [], [], [], []
+        ours_runs, limit_runs, ours_cpu, limit_cpu, jit_runs, jit_cpu = [], [], [], [], [], []
         for _ in range(repeats):
             limit_runs.append(run_pinned(limit_cmd, t))
             limit_cpu.append(CPU_S[-1])
             shutil.rmtree(out, ignore_errors=True)
             ours_runs.append(run_pinned(MIXER + build_args(corpus, wfile, tokens, out, t), t))
             ours_cpu.append(CPU_S[-1])
+            shutil.rmtree(out, ignore_errors=True)  # the same with numba's JIT (before the compiled kernels)
+            jit_runs.append(run_pinned(MIXER + build_args(corpus, wfile, tokens, out, t), t, JIT_ENV))
+            jit_cpu.append(CPU_S[-1])
         # In process: numba's cache loaded, the corpus in the page cache; the same CPUs.
         import zstandard
 
@@ -223,13 +229,21 @@ def whole_vs_limit(name: str, corpus: Path, weights: dict, tokens: int, scratch:
             "in_process_s_runs": k_ours, "limit_in_process_s_runs": k_limit, "in_process_s": med(k_ours),
             "limit_in_process_s": med(k_limit), "in_process_ratio": med(k_limit) / med(k_ours),
             "outside_work_s": med(ours_runs) - med(k_ours), "whole_cpu_s_runs": ours_cpu,
-            "limit_whole_cpu_s_runs": limit_cpu, "cpu_ratio": med(limit_cpu) / med(ours_cpu)})
+            "limit_whole_cpu_s_runs": limit_cpu, "cpu_ratio": med(limit_cpu) / med(ours_cpu),
+            "jit_whole_s_runs": jit_runs, "jit_whole_cpu_s_runs": jit_cpu, "jit_whole_s": med(jit_runs),
+            "jit_ratio": med(limit_runs) / med(jit_runs)})
     shutil.rmtree(out, ignore_errors=True)
     for f in (raw, scratch / f"{name}-stream.zst"):
         f.unlink(missing_ok=True)
     return res
 
 
+JIT_ENV = {"MIXER_COMPILED_KERNELS": "0"}  # build-shards with numba's JIT, as before the compiled kernels
+BARE = "import numpy, pyarrow, zstandard, xxhash, click"
+COMPILED_FLOOR = (BARE + "\nimport numpy as np\nfrom pathlib import Path\nfrom mixer.core.urls import cache_root\n"
+                  "from mixer.kernels.aot import compiled_kernels, kernel\nfrom mixer.kernels.aot.store import default_cache\n"
+                  "with compiled_kernels(default_cache(cache_root() / 'kernels')):\n"
+                  "    kernel('largest_remainder')(np.ones(2) / 2, 10)")
 FLOOR = ("import numpy as np, pyarrow, zstandard, xxhash, click; from mixer.kernels import without_numba_extras\n"
          "with without_numba_extras():\n"
          "    from mixer.kernels.targets import largest_remainder; largest_remainder(np.ones(2) / 2, 10)")
@@ -240,11 +254,14 @@ def floor(repeats: int) -> dict:
     build-shards runs them: python, numpy, pyarrow, zstandard, click, numba and the first kernel
     loaded from numba's cache (numba's registries, without scipy, cffi and yaml:
     `without_numba_extras`). Pinned to one CPU, like the 1-thread rows."""
-    runs = [run_pinned([sys.executable, "-c", FLOOR], 1) for _ in range(repeats)]
-    bare = [run_pinned([sys.executable, "-c", "import numpy, pyarrow, zstandard, xxhash, click"], 1)
-            for _ in range(repeats)]
+    runs, bare, compiled = [], [], []
+    for _ in range(repeats):
+        runs.append(run_pinned([sys.executable, "-c", FLOOR], 1))
+        bare.append(run_pinned([sys.executable, "-c", BARE], 1))
+        compiled.append(run_pinned([sys.executable, "-c", COMPILED_FLOOR], 1))
     return {"code": FLOOR, "runs_s": runs, "median_s": statistics.median(runs), "without_numba_runs_s": bare,
-            "without_numba_s": statistics.median(bare)}
+            "without_numba_s": statistics.median(bare), "compiled_code": COMPILED_FLOOR, "compiled_runs_s": compiled,
+            "compiled_s": statistics.median(compiled)}
 
 
 def equal_domains_corpus(path: Path, k: int, tokens: int) -> dict:
@@ -330,6 +347,9 @@ def print_whole(name: str, r: dict) -> None:
         print(f"  in process, {t} thread{'s' if t > 1 else ''}: {row['in_process_s']:.2f} s vs "
               f"{row['limit_in_process_s']:.2f} s = {row['in_process_ratio']:.2f}x; outside the work "
               f"{row['outside_work_s']:.2f} s")
+        print(f"  with numba's JIT instead of the compiled kernels (MIXER_COMPILED_KERNELS=0), {t} thread"
+              f"{'s' if t > 1 else ''}: {row['jit_whole_s']:.2f} s ({row['jit_ratio']:.2f}x the limit); compiled: "
+              f"{row['jit_whole_s'] / row['whole_s']:.2f}x as fast")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -352,8 +372,9 @@ def main(argv: list[str] | None = None) -> dict:
                                      "limit": "zstd -T1 and -T2, pinned the same"}), "quick": args.quick,
                       "pinned": PINNED}
     f = res["floor"] = floor(repeats)
-    print(f"start-up floor (python + numpy + pyarrow + zstandard + click, then numba and one cached kernel), "
-          f"1 CPU: {f['median_s']:.2f} s, of which numba {f['median_s'] - f['without_numba_s']:.2f} s")
+    print(f"start-up floor, 1 CPU: python + numpy + pyarrow + zstandard + click {f['without_numba_s']:.2f} s; with "
+          f"one compiled kernel (build-shards) {f['compiled_s']:.2f} s; with numba and one kernel from its cache "
+          f"{f['median_s']:.2f} s")
     real = Path(args.real_corpus) if args.real_corpus else (None if args.quick else real_corpus(scratch / "real"))
     if real is not None:
         weights, tokens = real_weights(real)

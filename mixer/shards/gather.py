@@ -83,7 +83,7 @@ def open_sources(corpus: Corpus | str | Path, plan: MixturePlan) -> CorpusSource
                          f"(sha256 {plan.corpus_sha256[:12]}…); rebuild the plan for this corpus")
     values: list[np.ndarray] = []
     files, n = corpus.manifest.domains, len(plan.parts)
-    for i in np.unique(plan.part_domain).tolist():  # the domains the plan reads, in order
+    for i in sorted(set(plan.part_domain.tolist())):  # the domains the plan reads, in order (np.unique: numpy.ma)
         name = plan.domains[i]
         # the plan names parts as the manifest does, normalised (`build_plan`): compared as
         # strings, since a relative Path per part costs more than the rest of this loop
