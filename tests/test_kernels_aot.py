@@ -17,7 +17,7 @@ import pytest
 from mixer.formats.corpus_handle import Corpus
 from mixer.formats.synthetic import lognormal_lengths, write_synthetic_corpus
 from mixer.kernels import aot
-from mixer.kernels.aot import COMPILED, compiled_kernels, kernel, store
+from mixer.kernels.aot import HOMES, compiled_kernels, kernel, store
 from mixer.kernels.aot.keys import call_key, from_json, numba_key, value_key
 from mixer.shards import build
 from mixer.shards.plan import PlanConfig
@@ -101,18 +101,28 @@ def corpus(path: Path, k: int, vocab: int) -> Corpus:
     return Corpus.open(path)
 
 
-CASES = [  # (domains, vocabulary: uint16 or uint32 tokens, compression threads, passes over the documents)
-    (3, 5000, 1, 1), (3, 70_000, 2, 1), (70, 5000, 2, 1), (300, 70_000, 1, 1), (3, 5000, 2, 3), (300, 5000, 2, 2)]
+CASES = [  # (domains, vocabulary: uint16 or uint32 tokens, compression threads, passes over the documents, objective)
+    (3, 5000, 1, 1, "causal"), (3, 70_000, 2, 1, "causal"), (70, 5000, 2, 1, "causal"), (300, 70_000, 1, 1, "causal"),
+    (3, 5000, 2, 3, "causal"), (300, 5000, 2, 2, "causal"), (3, 5000, 1, 1, "mlm"), (300, 70_000, 2, 1, "mlm"),
+    (3, 70_000, 2, 2, "mlm-blend"), (70, 5000, 1, 1, "mlm-blend")]
+COMPILED = sorted(set(HOMES) - {"causal_frame"})  # (a causal build over parts of another dtype: numba's)
 
 
-@pytest.mark.parametrize("k, vocab, threads, passes", CASES)
-def test_shards_are_the_same_bytes_and_no_call_falls_back(cache, tmp_path, monkeypatch, k, vocab, threads, passes):
-    """A causal build inside `compiled_kernels` writes numba's bytes, and every kernel call of it
-    ran a compiled variant (the uint16 / uint32 tokens, uint8 / uint16 domain ids, the merge and
-    the sort interleave, repeated passes, 1 and 2 threads)."""
+def plan_config(k: int, passes: int, objective: str) -> PlanConfig:
+    causal = objective == "causal"
+    return PlanConfig(tokens=(40 * 50 * k * passes // 2) if causal else 64 * 20 * k * passes, seq_len=64, seed=7,
+                      max_epochs=4 * passes, objective=objective.split("-")[0],
+                      interleave="blend" if objective.endswith("blend") else "auto")
+
+
+@pytest.mark.parametrize("k, vocab, threads, passes, objective", CASES)
+def test_shards_are_the_same_bytes_and_no_call_falls_back(cache, tmp_path, monkeypatch, k, vocab, threads, passes,
+                                                          objective):
+    """A build inside `compiled_kernels` writes numba's bytes, and every kernel call of it ran a
+    compiled variant (causal and masked-LM with both orders; uint16 / uint32 tokens, uint8 /
+    uint16 domain ids, the merge and the sort interleave, repeated passes, 1 and 2 threads)."""
     c = corpus(tmp_path / "corpus", k, vocab)
-    tokens = 40 * 50 * k * passes // 2
-    plan = PlanConfig(tokens=tokens, seq_len=64, seed=7, max_epochs=4 * passes)
+    plan = plan_config(k, passes, objective)
     shards = ShardConfig(shard_tokens=64 * 40, workers=threads)
     w = {f"d{i:03d}": (i + 1) / (k * (k + 1) / 2) for i in range(k)}
     build(c, w, tmp_path / "jit", plan=plan, shards=shards, weights_source="test")
@@ -134,20 +144,18 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 import numba
-from test_kernels_aot import CASES, corpus
+from test_kernels_aot import CASES, COMPILED, corpus, plan_config
 from mixer.kernels import aot
 from mixer.kernels.aot.keys import numba_key
 from mixer.shards import build
-from mixer.shards.plan import PlanConfig
 from mixer.shards.write import ShardConfig
 tmp = Path(sys.argv[1])
-for k, vocab, threads, passes in CASES:
-    c = corpus(tmp / f"c{k}-{vocab}-{threads}-{passes}", k, vocab)
-    build(c, {n: 1.0 / k for n in c.manifest.domain_names}, tmp / f"o{k}-{vocab}-{threads}-{passes}",
-          plan=PlanConfig(tokens=40 * 50 * k * passes // 2, seq_len=64, seed=7, max_epochs=4 * passes),
+for i, (k, vocab, threads, passes, objective) in enumerate(CASES):
+    c = corpus(tmp / f"c{i}", k, vocab)
+    build(c, {n: 1.0 / k for n in c.manifest.domain_names}, tmp / f"o{i}", plan=plan_config(k, passes, objective),
           shards=ShardConfig(shard_tokens=2560, workers=threads), weights_source="test")
 print(json.dumps({name: [[numba_key(t) for t in sig if not isinstance(t, numba.types.Omitted)]
-                         for sig in aot.jit_kernel(name).signatures] for name in aot.COMPILED}))
+                         for sig in aot.jit_kernel(name).signatures] for name in COMPILED}))
 """
 
 

@@ -67,22 +67,22 @@ def folder(path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
 
 
-@pytest.mark.parametrize("objective, compiled", [("causal", "1"), ("causal", "0"), ("mlm", "1")])
+@pytest.mark.parametrize("objective, compiled", [("causal", "1"), ("causal", "0"), ("mlm", "1"), ("mlm", "0")])
 def test_build_shards_imports_only_what_the_build_needs(corpus, tmp_path, objective, compiled):
-    """A causal build runs the kernels compiled ahead of time and never imports numba (unless
-    MIXER_COMPILED_KERNELS=0); a masked-LM build runs numba's."""
+    """A build runs the kernels compiled ahead of time and never imports numba (unless
+    MIXER_COMPILED_KERNELS=0)."""
     modules = build_in_fresh_process(corpus, tmp_path / "cli", "--objective", objective,
                                      env={"MIXER_COMPILED_KERNELS": compiled})
     tops = {m.partition(".")[0] for m in modules}
     assert "zstandard" in tops  # it did build
-    assert ("numba" in tops) == (objective == "mlm" or compiled == "0")
+    assert ("numba" in tops) == (compiled == "0")
     assert any(m.startswith("mixer_kernels_") for m in modules) == (compiled == "1")  # the compiled module
     assert tops & NOT_NEEDED == set()
     assert [m for m in modules if m.startswith("mixer.cli.commands.") and m.split(".")[3] in OTHER_COMMANDS] == []
     heavier = ("mixer.solver", "mixer.trainers", "mixer.loop.", "mixer.stream", "mixer.prepare", "mixer.export")
     assert [m for m in modules - {"mixer.loop.defaults"} if m.startswith(heavier)] == []  # (defaults: option defaults)
     blend = {"mixer.kernels.blend", "mixer.kernels.edf"}
-    assert (modules & blend == set()) if objective == "causal" else blend <= modules
+    assert modules & blend == ({"mixer.kernels.edf"} if (objective, compiled) == ("mlm", "0") else set())
     assert folder(tmp_path / "cli") == library_build(corpus, tmp_path / "lib", objective)
 
 

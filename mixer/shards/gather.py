@@ -140,21 +140,22 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     if plan.objective.packs_documents and sources.dtype == out.dtype:
         _causal_rows(plan, sources, (r0, r1), (j0, j1), threads, flat, dflat)
         return out, domains_out
-    from mixer.kernels.gather import gather_pieces, sort_pieces  # numba's (the compiled kernels: `_causal_rows`)
-    from mixer.kernels.pack import causal_frame, clip_pieces, mlm_frame
+    from mixer.kernels.aot import kernel  # (compiled inside `mixer build-shards`)
+
+    clip_pieces, gather_pieces = kernel("clip_pieces"), kernel("gather_pieces")
 
     if plan.objective.packs_documents:  # parts of another dtype, or strided: frame, then copy pieces
-        causal_frame(plan.seg_dst, plan.seg_count, plan.seg_domain, (j0, j1), r0, plan.eos_id, flat, dflat)
+        kernel("causal_frame")(plan.seg_dst, plan.seg_count, plan.seg_domain, (j0, j1), r0, plan.eos_id, flat, dflat)
     else:
-        mlm_frame(plan.seg_count, plan.seg_domain, first, plan.seq_len, tuple(plan.special), flat, dflat)
+        kernel("mlm_frame")(plan.seg_count, plan.seg_domain, first, plan.seq_len, tuple(plan.special), flat, dflat)
 
     if (j1 - j0) * _LARGE_WINDOW >= plan.num_segments:
         # A large window (a shard, the whole stream): scan the plan's address-ordered segments.
         a_dst, a_cnt, a_src, a_part = plan.address_ordered
         part, src, dst, cnt = clip_pieces(a_dst, a_cnt, a_src, a_part, 0, len(a_dst), r0, r1)
     else:  # a few rows: sorting their own pieces is cheaper than scanning every segment
-        part, src, dst, cnt = sort_pieces(*clip_pieces(plan.seg_dst, plan.seg_count, plan.seg_src, plan.seg_part,
-                                                       j0, j1, r0, r1))
+        part, src, dst, cnt = kernel("sort_pieces")(*clip_pieces(plan.seg_dst, plan.seg_count, plan.seg_src,
+                                                                 plan.seg_part, j0, j1, r0, r1))
     # Split the address-ordered pieces into `threads` runs of about equal tokens, then each run
     # into stretches of one part (one kernel call per stretch).
     cum = np.cumsum(cnt)

@@ -123,9 +123,9 @@ class MixturePlan:
         """(dst, count, src, part) of every segment in source-address order, sorted once per
         plan: a gather over a large window then reads the corpus front to back without a sort
         of its own (the sort is a third of a whole-stream gather's time)."""
-        from mixer.kernels.gather import address_order
+        from mixer.kernels.aot import kernel
 
-        order = address_order(self.seg_part, self.seg_src)
+        order = kernel("address_order")(self.seg_part, self.seg_src)
         return self.seg_dst[order], self.seg_count[order], self.seg_src[order], self.seg_part[order]
 
     def stream_lengths(self) -> np.ndarray:
@@ -356,12 +356,9 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
         if interleave in ("edf", "blend"):  # segments as unit items (mlm: rows)
             stream_dom, stream_pos = np.empty(n_seg, np.int32), np.empty(n_seg, np.int64)
             c = np.diff(dom_start)  # edf: the smallest prefix deviation; blend: Megatron's at most, to W[k]
-            # Imported here: a causal build imports neither module (and their kernels' numba objects).
-            from mixer.kernels.blend import blend_items
-            from mixer.kernels.edf import smallest_feasible_items
-
-            smallest_feasible_items(c, stream_dom, stream_pos) if interleave == "edf" else \
-                blend_items(np.asarray(W[k], np.float64), c, stream_dom, stream_pos)
+            # Through `kernel` (compiled in build-shards): a causal build imports neither kernel's module.
+            kernel("smallest_feasible_items")(c, stream_dom, stream_pos) if interleave == "edf" else \
+                kernel("blend_items")(np.asarray(W[k], np.float64), c, stream_dom, stream_pos)
         else:  # documents of unequal length: each domain within half a document of its token share
             units_k = np.concatenate([c + 1 if causal else np.ones(len(c), np.int64) for c in counts]).astype(np.int64)
             stream_dom, stream_pos = interleave_midpoint_threaded(units_k, dom_start, threads=2,

@@ -101,9 +101,7 @@ def select_stages(lengths: np.ndarray, targets: np.ndarray, *, key_of: Callable[
             if causal:
                 d, c, taken = kernel("select_causal")(lengths, rest, need)
             else:
-                from mixer.kernels.select import select_mlm  # (numba's: not compiled ahead of time)
-
-                d, c = select_mlm(lengths, rest, need, max_content)
+                d, c = kernel("select_mlm")(lengths, rest, need, max_content)
                 taken = len(d)
             docs.append(d)
             counts.append(c)

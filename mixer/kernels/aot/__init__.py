@@ -1,5 +1,5 @@
-"""The causal build's kernels, compiled ahead of time, for a command that would otherwise spend a
-third of its run importing numba and loading its cache (`mixer build-shards`).
+"""The build's kernels, compiled ahead of time, for a command that would otherwise spend a third
+of its run importing numba and loading its cache (`mixer build-shards`).
 
     with compiled_kernels(cache_dir) as status:   # compiles once per machine and source, then loads
         build(...)                                 # kernel("gather_frame") etc. run the compiled code
@@ -20,25 +20,37 @@ from pathlib import Path
 
 from mixer.kernels.aot.keys import call_key, from_json
 
-COMPILED = ("permutation", "stream_key", "select_causal", "select_causal_first_passes", "largest_remainder",
-            "midpoint_keys", "lane_bounds", "merge_lanes", "gather_frame")
-"""The kernels `compile.py` compiles (those of a causal build); `kernel()` serves these names."""
+HOMES = {"permutation": "permute", "stream_key": "permute", "select_causal": "select",
+         "select_causal_first_passes": "select", "select_mlm": "select", "largest_remainder": "targets",
+         "midpoint_keys": "interleave", "lane_bounds": "interleave", "merge_lanes": "interleave",
+         "gather_frame": "gather", "address_order": "gather", "sort_pieces": "gather", "gather_pieces": "gather",
+         "clip_pieces": "pack", "mlm_frame": "pack", "causal_frame": "pack", "smallest_feasible_items": "edf",
+         "blend_items": "blend"}
+"""The kernels `kernel()` serves, by module. `compile.py` compiles all but `causal_frame` (a causal
+build over parts of another dtype than its tokens: numba's, always)."""
 
 
 def jit_kernel(name: str) -> Callable:
     """numba's dispatcher of kernel `name` (imports its module, and numba)."""
-    if name in ("permutation", "stream_key"):
+    home = HOMES.get(name)
+    if home == "permute":
         from mixer.kernels import permute as module
-    elif name in ("select_causal", "select_causal_first_passes"):
+    elif home == "select":
         from mixer.kernels import select as module
-    elif name == "largest_remainder":
+    elif home == "targets":
         from mixer.kernels import targets as module
-    elif name in ("midpoint_keys", "lane_bounds", "merge_lanes"):
+    elif home == "interleave":
         from mixer.kernels import interleave as module
-    elif name == "gather_frame":
+    elif home == "gather":
         from mixer.kernels import gather as module
+    elif home == "pack":
+        from mixer.kernels import pack as module
+    elif home == "edf":
+        from mixer.kernels import edf as module
+    elif home == "blend":
+        from mixer.kernels import blend as module
     else:
-        raise KeyError(f"{name!r} is not one of the kernels served here: {COMPILED}")
+        raise KeyError(f"{name!r} is not one of the kernels served here: {sorted(HOMES)}")
     return getattr(module, name)
 
 
@@ -96,7 +108,7 @@ def compiled_kernels(cache: Path, *, compile_missing: bool = True,
     if loaded is not None:
         module, table = loaded
         dispatch = {name: _Dispatch(name, {from_json(key): getattr(module, symbol) for symbol, key in variants})
-                    for name, variants in table.items() if name in COMPILED}
+                    for name, variants in table.items() if name in HOMES}
         status = Status(active=True, compiled=status.compiled)
     before = dict(_active)
     if loaded is not None:

@@ -1,4 +1,4 @@
-"""Compile the causal build's kernels ahead of time into one extension module (numba.pycc), so
+"""Compile the build's kernels ahead of time into one extension module (numba.pycc), so
 that `mixer build-shards` runs them without importing numba: numba's import, its first call's
 registries and its cache loads are about 0.35 s of every such command (bench/README.md).
 
@@ -26,7 +26,7 @@ def _exports() -> list[tuple[str, object, tuple]]:
     """(kernel name, the function to compile, argument types) for every variant."""
     from numba.core import types as t
 
-    from mixer.kernels import gather, interleave, permute, select, targets
+    from mixer.kernels import blend, edf, gather, interleave, pack, permute, select, targets
 
     def arr(dtype, ndim=1, readonly=False):
         return t.Array(dtype, ndim, "C", readonly=readonly)
@@ -37,6 +37,11 @@ def _exports() -> list[tuple[str, object, tuple]]:
 
     def gather_frame6(addresses, segments, window, eos, out, dom_out):  # the defaults of ahead and lines
         gather.gather_frame(addresses, segments, window, eos, out, dom_out)
+
+    def blend_items4(w, counts, out_dom, out_pos):  # the default of lanes
+        return blend.blend_items(w, counts, out_dom, out_pos)
+
+    i4, ro = arr(t.int32), {"readonly": True}
 
     out = [("permutation", permute.permutation, (t.int64, t.uint64)),
            ("stream_key", permute.stream_key, (t.uint64, t.uint64, t.uint64)),
@@ -51,6 +56,22 @@ def _exports() -> list[tuple[str, object, tuple]]:
         for side in (t.uint8, t.uint16):
             out.append(("gather_frame", gather_frame6,
                         (i8, plan_segments, t.UniTuple(t.int64, 3), t.int64, arr(values), arr(side))))
+    # A masked-LM build: its selection, orders, frames and the address-ordered copy.
+    out += [("select_mlm", select.select_mlm, (i8, i8, t.int64, t.int64)),
+            ("smallest_feasible_items", edf.smallest_feasible_items, (i8, i4, i8)),
+            ("blend_items", blend_items4, (f8, i8, i4, i8)),
+            ("address_order", gather.address_order, (arr(t.int32, **ro), arr(t.int64, **ro))),
+            ("sort_pieces", gather.sort_pieces, (i4, i8, i8, i8))]
+    for readonly in (False, True):
+        out.append(("clip_pieces", pack.clip_pieces, (arr(t.int64, readonly=readonly), arr(t.int64, readonly=readonly),
+                                                      arr(t.int64, readonly=readonly), arr(t.int32, readonly=readonly),
+                                                      t.int64, t.int64, t.int64, t.int64)))
+    for values in (t.uint16, t.uint32):
+        out.append(("gather_pieces", gather.gather_pieces, (arr(values, **ro), i8, i8, i8, t.int64, t.int64,
+                                                            arr(values))))
+        for side in (t.uint8, t.uint16):
+            out.append(("mlm_frame", pack.mlm_frame, (arr(t.int64, **ro), arr(t.int32, **ro), t.int64, t.int64,
+                                                      t.UniTuple(t.int64, 3), arr(values), arr(side))))
     return out
 
 
