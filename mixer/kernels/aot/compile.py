@@ -7,7 +7,7 @@ registries and its cache loads are about 0.35 s of every such command (bench/REA
 writes OUT_DIR/MODULE_NAME<ext suffix> and OUT_DIR/variants.json (per kernel, each compiled
 variant's symbol and argument key). It is run in a process of its own by `store.compile_into`,
 so the build's process never imports numba or the compiler. The variants are the argument
-types the build passes (tests/test_kernels_aot.py records them from real builds and fails when
+types the builds pass (tests/test_kernels_aot.py records them from real builds and fails when
 one is missing); any other call runs numba's dispatcher, with the same result.
 
 Compiled as numba compiles the same kernels (nopython, the same error model, no fastmath), for
