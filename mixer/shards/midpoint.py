@@ -17,9 +17,9 @@ SORT_FROM_DOMAINS = 64  # above: a stable sort instead of the merge (equal at K 
 
 def interleave_midpoint_threaded(seg_len: np.ndarray, dom_start: np.ndarray, threads: int = 2,
                                  out_dom: np.ndarray | None = None, out_pos: np.ndarray | None = None):
-    """`mixer.kernels.interleave.interleave_midpoint` with the keys and the merge split over `threads` threads (the
-    kernels release the GIL); the result is identical for any thread count. Above
-    `SORT_FROM_DOMAINS` domains the same order comes from one stable sort of the keys."""
+    """`mixer.kernels.interleave.interleave_midpoint` with the keys and the merge split over
+    `threads` threads (the kernels release the GIL); the result is identical for any thread
+    count. Above `SORT_FROM_DOMAINS` domains the same order comes from one stable sort of the keys."""
 
     m = int(dom_start[-1])
     key = np.empty(m, dtype=np.float64)

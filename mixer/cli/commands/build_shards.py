@@ -151,7 +151,7 @@ def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, to
 def _compiled(local: bool, quiet: bool):
     """The build's kernels compiled ahead of time (`mixer.kernels.aot`), for a local build: numba is
     then not even imported (about 0.35 s of the command). Compiled once per machine and mixer
-    version beside the kernels, as numba's cache (else into $MIXER_CACHE/kernels; about 13 s, said
+    version beside the kernels, as numba's cache (else into $MIXER_CACHE/kernels; about 15 s, said
     unless --quiet); MIXER_COMPILED_KERNELS=0 turns it off. Either way the shards are the same bytes."""
     import contextlib
 
