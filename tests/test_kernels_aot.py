@@ -198,11 +198,39 @@ def test_a_failed_compile_is_remembered_and_the_build_runs(tmp_path, monkeypatch
         return subprocess.CompletedProcess(cmd, 1, "", "error: no C compiler found\n")
 
     monkeypatch.setattr(store.subprocess, "run", failing)
-    said = []
+    said, told = [], []
     for _ in range(2):
-        with compiled_kernels(tmp_path / "cache", on_compile=lambda: said.append(1)) as status:
+        with compiled_kernels(tmp_path / "cache", on_compile=lambda: said.append(1), on_failure=told.append) as status:
             assert not status.active and status.reason == "error: no C compiler found"
             assert kernel("permutation") is aot.jit_kernel("permutation")
-    assert len(calls) == 1 and said == [1]
+    assert len(calls) == 1 and said == [1] and told == ["error: no C compiler found"]  # compiled and told once
     assert (tmp_path / "cache" / f"{store.key()}.failed").read_text() == "error: no C compiler found\n"
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"{store.key()}.failed"]  # no temporary left
+
+
+def test_build_shards_says_a_failed_compile_once_and_writes_the_same_bytes(tmp_path, monkeypatch):
+    """`mixer build-shards` where the kernels cannot be compiled: one note on stderr naming the
+    reason and the fix, exit 0, numba's kernels, the library's bytes; the next run says nothing."""
+    from click.testing import CliRunner
+
+    from mixer.cli.main import main
+
+    c = corpus(tmp_path / "corpus", 3, 5000)
+    monkeypatch.setattr(store, "default_cache", lambda fallback: tmp_path / "kernels")
+    monkeypatch.setattr(store.subprocess, "run",
+                        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "error: Python.h: no such file\n"))
+    args = ["build-shards", "--corpus", str(tmp_path / "corpus"), "--weight", "d000=0.5", "--weight", "d001=0.3",
+            "--weight", "d002=0.2", "--tokens", "3000", "--seq-len", "64", "--shard-tokens", "1280"]
+    first = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")])
+    again = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "b")])
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    notes = [line for line in first.stderr.splitlines() if "could not be compiled ahead of time" in line]
+    assert notes == [f"note: mixer's kernels could not be compiled ahead of time (error: Python.h: no such file); "
+                     f"numba runs them, the same bytes (to retry, delete {tmp_path / 'kernels'}/*.failed)"]
+    assert "compiling mixer's kernels" in first.stderr and "compil" not in again.stderr
+    build(c, {"d000": 0.5, "d001": 0.3, "d002": 0.2}, tmp_path / "lib", plan=PlanConfig(tokens=3000, seq_len=64),
+          shards=ShardConfig(shard_tokens=1280), weights_source="--weight")
+    for out in ("a", "b"):
+        files = sorted(p.name for p in (tmp_path / "lib").iterdir())
+        assert files == sorted(p.name for p in (tmp_path / out).iterdir())
+        assert all((tmp_path / out / f).read_bytes() == (tmp_path / "lib" / f).read_bytes() for f in files)

@@ -168,7 +168,11 @@ def _compiled(local: bool, quiet: bool):
         if not quiet:
             click.echo(f"compiling mixer's kernels for this machine, once (about 15 s) into {cache}", err=True)
 
-    return compiled_kernels(cache, on_compile=said)
+    def failed(reason: str) -> None:  # said once: the next commands find the reason in <key>.failed
+        click.echo(f"note: mixer's kernels could not be compiled ahead of time ({reason}); numba runs them, "
+                   f"the same bytes (to retry, delete {cache}/*.failed)", err=True)
+
+    return compiled_kernels(cache, on_compile=said, on_failure=failed)
 
 
 class _Shown:

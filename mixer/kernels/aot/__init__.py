@@ -85,11 +85,12 @@ def kernel(name: str) -> Callable:
 
 
 @contextlib.contextmanager
-def compiled_kernels(cache: Path, *, compile_missing: bool = True,
-                     on_compile: Callable[[], None] | None = None) -> Iterator[Status]:
+def compiled_kernels(cache: Path, *, compile_missing: bool = True, on_compile: Callable[[], None] | None = None,
+                     on_failure: Callable[[str], None] | None = None) -> Iterator[Status]:
     """While inside, `kernel()` serves the compiled kernels from `cache` (compiled there first,
-    once, when `compile_missing`; `on_compile` is called before that compile, to say so). If they
-    cannot be had, the status says why and numba's dispatchers run, with the same output."""
+    once, when `compile_missing`; `on_compile` is called before that compile, to say so, and
+    `on_failure(reason)` after it if it failed). If they cannot be had, the status says why and
+    numba's dispatchers run, with the same output."""
     from mixer.kernels.aot import store
 
     k = store.key()
@@ -103,6 +104,8 @@ def compiled_kernels(cache: Path, *, compile_missing: bool = True,
             if on_compile is not None:
                 on_compile()
             reason = store.compile_into(Path(cache), k)
+            if reason is not None and on_failure is not None:
+                on_failure(reason)
             loaded = store.load(folder, k) if reason is None else None
             status = Status(active=False, compiled=reason is None, reason=reason or "compiled, but not loadable")
     if loaded is not None:
