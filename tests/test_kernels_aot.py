@@ -234,3 +234,32 @@ def test_build_shards_says_a_failed_compile_once_and_writes_the_same_bytes(tmp_p
         files = sorted(p.name for p in (tmp_path / "lib").iterdir())
         assert files == sorted(p.name for p in (tmp_path / out).iterdir())
         assert all((tmp_path / out / f).read_bytes() == (tmp_path / "lib" / f).read_bytes() for f in files)
+
+
+@pytest.mark.parametrize("damage", ["variants", "module"])
+def test_a_damaged_compiled_folder_leaves_the_build_to_numba(cache, tmp_path, damage):
+    """A compiled folder damaged after the fact (its variants file cut short, or its module
+    replaced by a file that is not one): the compiled kernels are not used, numba's run, the
+    same bytes; nothing raises."""
+    k = store.key()
+    copy = tmp_path / "cache" / k
+    copy.mkdir(parents=True)
+    for p in (cache / k).iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    if damage == "variants":
+        (copy / "variants.json").write_text((copy / "variants.json").read_text()[:100])
+    else:
+        name = store.module_name(k)
+        for p in copy.glob(name + "*"):
+            p.write_bytes(b"not an extension module")
+        sys.modules.pop(name, None)  # (loaded from `cache` by the fixture: load this copy afresh)
+    c = corpus(tmp_path / "corpus", 3, 5000)
+    plan, shards = plan_config(3, 1, "causal"), ShardConfig(shard_tokens=2560, workers=1)
+    build(c, {f"d{i:03d}": 1 / 3 for i in range(3)}, tmp_path / "jit", plan=plan, shards=shards, weights_source="t")
+    with compiled_kernels(tmp_path / "cache") as status:
+        assert not status.active
+        assert kernel("gather_frame") is aot.jit_kernel("gather_frame")
+        build(c, {f"d{i:03d}": 1 / 3 for i in range(3)}, tmp_path / "aot", plan=plan, shards=shards,
+              weights_source="t")
+    for p in (tmp_path / "jit").iterdir():
+        assert p.read_bytes() == (tmp_path / "aot" / p.name).read_bytes()

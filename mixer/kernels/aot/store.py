@@ -13,6 +13,7 @@ once instead of failing to compile again (delete the file to retry).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -84,16 +85,26 @@ def load(folder: Path, k: str) -> tuple[ModuleType, dict] | None:
     path = next((p for p in files if p.is_file()), None)
     if path is None or not variants.is_file():
         return None
-    table = json.loads(variants.read_text())
-    if table.get("module") != name:
+    try:  # (damaged by hand or by a full disk: then numba runs the kernels)
+        table = json.loads(variants.read_text())
+        if table.get("module") != name:
+            return None
+        kernels = table["kernels"]
+        module = sys.modules.get(name) or _load(name, path)
+        if not all(hasattr(module, symbol) for variants_ in kernels.values() for symbol, _ in variants_):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError):
         return None
-    if name in sys.modules:  # loaded before in this process (a module loads once)
-        return sys.modules[name], table["kernels"]
+    return module, kernels
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    """Load the extension module at `path` (once per process: `sys.modules` keeps it)."""
     loader = ExtensionFileLoader(name, str(path))
     module = loader.create_module(ModuleSpec(name, loader, origin=str(path)))
     loader.exec_module(module)
     sys.modules[name] = module
-    return module, table["kernels"]
+    return module
 
 
 def compile_into(cache: Path, k: str) -> str | None:
@@ -102,14 +113,13 @@ def compile_into(cache: Path, k: str) -> str | None:
     final = cache / k
     if final.is_dir():
         return None
-    cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f".{k}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "build").mkdir(parents=True)
     root = str(KERNELS_DIR.parents[1])  # the folder holding `mixer`: the child compiles these very sources
     env = {**os.environ, "TMPDIR": str(tmp / "build"),
            "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
     try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "build").mkdir(parents=True)
         res = subprocess.run([sys.executable, "-m", "mixer.kernels.aot.compile", str(tmp), module_name(k)],
                              env=env, cwd=str(tmp), capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S,
                              check=False)
@@ -125,7 +135,8 @@ def compile_into(cache: Path, k: str) -> str | None:
             pass
     shutil.rmtree(tmp, ignore_errors=True)
     if reason is not None:
-        failed(cache, k).write_text(reason + "\n")
+        with contextlib.suppress(OSError):  # (a folder that cannot be written: said, and not remembered)
+            failed(cache, k).write_text(reason + "\n")
     return reason
 
 
