@@ -205,7 +205,8 @@ def test_a_failed_compile_is_remembered_and_the_build_runs(tmp_path, monkeypatch
             assert kernel("permutation") is aot.jit_kernel("permutation")
     assert len(calls) == 1 and said == [1] and told == ["error: no C compiler found"]  # compiled and told once
     assert (tmp_path / "cache" / f"{store.key()}.failed").read_text() == "error: no C compiler found\n"
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"{store.key()}.failed"]  # no temporary left
+    k = store.key()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [f"{k}.failed", f"{k}.lock"]  # no temporary
 
 
 def test_build_shards_says_a_failed_compile_once_and_writes_the_same_bytes(tmp_path, monkeypatch):
@@ -263,3 +264,28 @@ def test_a_damaged_compiled_folder_leaves_the_build_to_numba(cache, tmp_path, da
               weights_source="t")
     for p in (tmp_path / "jit").iterdir():
         assert p.read_bytes() == (tmp_path / "aot" / p.name).read_bytes()
+
+
+def test_processes_compiling_at_once_compile_once(tmp_path, monkeypatch):
+    """Four callers at once on a fresh cache (threads here; each opens the lock file itself, as
+    processes do): one compiles, the others wait and find its folder."""
+    import threading
+    import time
+
+    calls = []
+
+    def slow(cmd, **kwargs):
+        calls.append(cmd)
+        time.sleep(0.3)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(store.subprocess, "run", slow)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(store.compile_into(tmp_path / "cache", "k1")))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [None] * 4 and len(calls) == 1
+    assert (tmp_path / "cache" / "k1").is_dir() and not list((tmp_path / "cache").glob(".k1.*"))

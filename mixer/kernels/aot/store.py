@@ -7,8 +7,8 @@ platform and this machine's CPU (the code is compiled for it). Any change gives 
 stale module is never loaded; an old folder is left for the user to delete.
 
 A compile is done once per key, in a process of its own, into a temporary folder renamed into
-place (two processes compiling at once: one rename wins, the other's copy is removed); a compile
-that fails leaves `<cache>/<key>.failed` with its reason, so later commands use numba's JIT at
+place, one process at a time (the others wait on `<cache>/<key>.lock`, then load its module); a
+compile that fails leaves `<cache>/<key>.failed` with its reason, so later commands use numba's JIT at
 once instead of failing to compile again (delete the file to retry).
 """
 from __future__ import annotations
@@ -24,6 +24,11 @@ import sys
 from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, ModuleSpec, PathFinder
 from pathlib import Path
 from types import ModuleType
+
+try:
+    import fcntl
+except ImportError:  # (not on Windows: compiles there are not serialised)
+    fcntl = None
 
 KERNELS_DIR = Path(__file__).resolve().parents[1]  # mixer/kernels
 COMPILE_TIMEOUT_S = 900
@@ -109,11 +114,33 @@ def _load(name: str, path: Path) -> ModuleType:
 
 def compile_into(cache: Path, k: str) -> str | None:
     """Compile the module for key `k` into `cache/k/`; None when done (or already there), else
-    the reason it could not be (also written to `cache/k.failed`)."""
+    the reason it could not be (also written to `cache/k.failed`). One process compiles at a time
+    (`cache/k.lock`): the others wait for it, then find its module, or its reason."""
     final = cache / k
     if final.is_dir():
         return None
-    tmp = cache / f".{k}.{os.getpid()}.tmp"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / f"{k}.lock", "a")  # noqa: SIM115 (held open while compiling)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    with lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if final.is_dir():
+            return None
+        if failed(cache, k).is_file():
+            return failed(cache, k).read_text().strip()
+        reason = _compile(cache, k)
+        if reason is not None:
+            with contextlib.suppress(OSError):  # (a folder that cannot be written: said, and not remembered)
+                failed(cache, k).write_text(reason + "\n")
+    return reason
+
+
+def _compile(cache: Path, k: str) -> str | None:
+    """The compile itself, in a process of its own, into a temporary folder renamed into place."""
+    final, tmp = cache / k, cache / f".{k}.{os.getpid()}.tmp"
     root = str(KERNELS_DIR.parents[1])  # the folder holding `mixer`: the child compiles these very sources
     env = {**os.environ, "TMPDIR": str(tmp / "build"),
            "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
@@ -125,18 +152,12 @@ def compile_into(cache: Path, k: str) -> str | None:
                              check=False)
         reason = None if res.returncode == 0 else \
             (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[-1]
+        shutil.rmtree(tmp / "build", ignore_errors=True)
+        if reason is None:
+            os.rename(tmp, final)
     except (OSError, subprocess.SubprocessError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
-    shutil.rmtree(tmp / "build", ignore_errors=True)
-    if reason is None:
-        try:
-            os.rename(tmp, final)
-        except OSError:  # another process put its copy there first
-            pass
     shutil.rmtree(tmp, ignore_errors=True)
-    if reason is not None:
-        with contextlib.suppress(OSError):  # (a folder that cannot be written: said, and not remembered)
-            failed(cache, k).write_text(reason + "\n")
     return reason
 
 
