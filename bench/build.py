@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "whole documents, prepared into SCRATCH/real once; --quick: none]")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
-    from bench.sampler import WEIGHTS, make_corpus
+    from bench.zipf_corpus import WEIGHTS, make_corpus
 
     scratch = Path(args.scratch)
     repeats = 1 if args.quick else args.repeats
