@@ -197,7 +197,7 @@ def test_a_failed_compile_is_remembered_and_the_build_runs(tmp_path, monkeypatch
         calls.append(cmd)
         return subprocess.CompletedProcess(cmd, 1, "", "error: no C compiler found\n")
 
-    monkeypatch.setattr(store.subprocess, "run", failing)
+    monkeypatch.setattr(subprocess, "run", failing)
     said, told = [], []
     for _ in range(2):
         with compiled_kernels(tmp_path / "cache", on_compile=lambda: said.append(1), on_failure=told.append) as status:
@@ -218,7 +218,7 @@ def test_build_shards_says_a_failed_compile_once_and_writes_the_same_bytes(tmp_p
 
     c = corpus(tmp_path / "corpus", 3, 5000)
     monkeypatch.setattr(store, "default_cache", lambda fallback: tmp_path / "kernels")
-    monkeypatch.setattr(store.subprocess, "run",
+    monkeypatch.setattr(subprocess, "run",
                         lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "error: Python.h: no such file\n"))
     args = ["build-shards", "--corpus", str(tmp_path / "corpus"), "--weight", "d000=0.5", "--weight", "d001=0.3",
             "--weight", "d002=0.2", "--tokens", "3000", "--seq-len", "64", "--shard-tokens", "1280"]
@@ -279,7 +279,7 @@ def test_processes_compiling_at_once_compile_once(tmp_path, monkeypatch):
         time.sleep(0.3)
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(store.subprocess, "run", slow)
+    monkeypatch.setattr(subprocess, "run", slow)
     results = []
     threads = [threading.Thread(target=lambda: results.append(store.compile_into(tmp_path / "cache", "k1")))
                for _ in range(4)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,7 +48,7 @@ def _fresh_dir(final: Path) -> Path:
     mode the user's umask gives (`tempfile.mkdtemp` makes 0700: unreadable by another user or
     container sharing the output)."""
     for _ in range(100):
-        tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
         try:
             tmp.mkdir()
             return tmp

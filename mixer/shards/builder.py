@@ -19,9 +19,7 @@ from mixer.core.errors import MixerError
 from mixer.core.urls import is_remote, require_local
 from mixer.formats.corpus_handle import Corpus, as_corpus
 from mixer.formats.schedule import MixtureSchedule
-from mixer.shards.distributed import write_shards_on_cluster
 from mixer.shards.plan import MixturePlan, PlanConfig, build_plan, build_schedule_plan
-from mixer.shards.remote import build_to_url
 from mixer.shards.write import BuildStats, ShardConfig, write_shards
 
 
@@ -52,6 +50,8 @@ def build(corpus: Corpus | str | Path, weights: Mapping[str, float] | MixtureSch
     if is_remote(out):  # object storage: built locally, uploaded shards first and index.json last
         if cluster is not None and cluster.shared_fs:  # tasks return their bytes; the driver uploads them
             raise MixerError(f"--out {out}: --shared-fs does not apply to an output on object storage; drop it")
+        from mixer.shards.remote import build_to_url  # (here: a local build never imports it)
+
         local = replace(shards, overwrite=False, record_corpus_path=False)
         return build_to_url(str(out), lambda folder: build(corpus, weights, folder, plan=plan, shards=local,
                                                            cluster=cluster, weights_source=weights_source,
@@ -66,5 +66,6 @@ def build(corpus: Corpus | str | Path, weights: Mapping[str, float] | MixtureSch
         progress.on_plan(mixture_plan)
     if cluster is None:
         return write_shards(mixture_plan, corpus, out, shards, on_shard=progress.on_shard)
+    from mixer.shards.distributed import write_shards_on_cluster  # (here: a local build never imports it)
 
     return write_shards_on_cluster(mixture_plan, corpus, out, shards, progress.on_shard, cluster=cluster)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +232,7 @@ def _options(command: click.Command) -> dict[str, click.Option]:
 
 def read_config(ctx: click.Context, path: Path) -> dict[str, Any]:
     """The file as click's `default_map` ({parameter name: value}), checked against the command."""
+    import tomllib  # (here: a command given no --config never imports it)
 
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))

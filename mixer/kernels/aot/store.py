@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, ModuleSpec, PathFinder
 from pathlib import Path
@@ -140,6 +139,8 @@ def compile_into(cache: Path, k: str) -> str | None:
 
 def _compile(cache: Path, k: str) -> str | None:
     """The compile itself, in a process of its own, into a temporary folder renamed into place."""
+    import subprocess  # (here: loading a compiled module never imports it)
+
     final, tmp = cache / k, cache / f".{k}.{os.getpid()}.tmp"
     root = str(KERNELS_DIR.parents[1])  # the folder holding `mixer`: the child compiles these very sources
     env = {**os.environ, "TMPDIR": str(tmp / "build"),
