@@ -54,7 +54,11 @@ def _default_workers() -> int:
 @cluster_options(local="--threads")
 def command(corpus_dir, weights_file, weight_pairs, normalize, schedule_file, tokens, seq_len, data_seed, out,
             objective, shard_tokens, quiet, zstd_level, threads, max_epochs, overwrite, interleave, **cluster) -> None:
-    """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically."""
+    """Sample a mixture of the corpus's domains into zstd shards, exactly and deterministically.
+
+    The first local build on a machine compiles mixer's kernels once (about 15 s); later builds
+    load them without numba. MIXER_COMPILED_KERNELS=0 runs numba's instead (the same bytes).
+    """
     import atexit
     import contextlib
     import gc
