@@ -1,6 +1,6 @@
 """`mixer build-shards` as a user runs it, against the physical limit; and where its time goes.
 
-`python -m bench.build` (about 5 minutes on 2 cores; `--quick`: seconds, the CI smoke test;
+`python -m bench.build` (about 8 minutes on 2 cores; `--quick`: seconds, the CI smoke test;
 results in `bench/results/build.json`):
 
 1. Whole command: `mixer build-shards` in a fresh process (python start-up, imports, the
