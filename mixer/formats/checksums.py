@@ -68,13 +68,13 @@ def _xxh3_of_file(path: str | Path, size: int) -> str:
 
 
 _VERIFIED: set[tuple] = set()
+_LOCK = threading.Lock()
 
 
 def _memory_key(st: os.stat_result, expected: FileChecksum) -> tuple:
     """What the per-process memory of verified files holds for one: (device, inode) name the file
     whatever the path to it (no realpath: 0.1 ms a part), size and mtime its version."""
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, expected.xxh3_64
-_LOCK = threading.Lock()
 
 
 def verify_file(path: str | Path, expected: FileChecksum, record: str, fix: str, *, sha256: bool = False,

@@ -21,6 +21,7 @@ def interleave_midpoint_threaded(seg_len: np.ndarray, dom_start: np.ndarray, thr
     `threads` threads (the kernels release the GIL); the result is identical for any thread
     count. Above `SORT_FROM_DOMAINS` domains the same order comes from one stable sort of the keys."""
 
+    midpoint_keys, lane_bounds, merge_lanes = kernel("midpoint_keys"), kernel("lane_bounds"), kernel("merge_lanes")
     m = int(dom_start[-1])
     key = np.empty(m, dtype=np.float64)
     out_dom = np.empty(m, dtype=np.int16) if out_dom is None else out_dom
@@ -31,15 +32,15 @@ def interleave_midpoint_threaded(seg_len: np.ndarray, dom_start: np.ndarray, thr
         # K increasing runs laid out in domain order, so the stable sort (a run-detecting merge,
         # O(M log K)) orders by (key, domain), exactly the merge's order (keys are finite: no
         # segment is empty, so no domain has 0 tokens).
-        kernel("midpoint_keys")(seg_len, dom_start, key)
+        midpoint_keys(seg_len, dom_start, key)
         order = np.argsort(key, kind="stable")
         dom = np.repeat(np.arange(k), np.diff(dom_start))[order]
         out_dom[:] = dom
         np.subtract(order, dom_start[dom], out=out_pos)
         return out_dom, out_pos
     if threads <= 1 or m < 1 << 16:
-        kernel("midpoint_keys")(seg_len, dom_start, key)
-        kernel("merge_lanes")(key, dom_start, kernel("lane_bounds")(key, dom_start, 2), out_dom, out_pos)
+        midpoint_keys(seg_len, dom_start, key)
+        merge_lanes(key, dom_start, lane_bounds(key, dom_start, 2), out_dom, out_pos)
         return out_dom, out_pos
     with ThreadPoolExecutor(threads) as pool:
         # Keys: whole domains per thread, largest first onto the least loaded thread.
@@ -52,10 +53,10 @@ def interleave_midpoint_threaded(seg_len: np.ndarray, dom_start: np.ndarray, thr
 
         def keys_of(doms):
             for i in doms:
-                kernel("midpoint_keys")(seg_len, dom_start[i:i + 2], key)
+                midpoint_keys(seg_len, dom_start[i:i + 2], key)
 
         list(pool.map(keys_of, groups))
-        bounds = kernel("lane_bounds")(key, dom_start, 2 * threads)  # two lanes per thread
-        list(pool.map(lambda q: kernel("merge_lanes")(key, dom_start, bounds[2 * q:2 * q + 3], out_dom, out_pos),
+        bounds = lane_bounds(key, dom_start, 2 * threads)  # two lanes per thread
+        list(pool.map(lambda q: merge_lanes(key, dom_start, bounds[2 * q:2 * q + 3], out_dom, out_pos),
                       range(threads)))
     return out_dom, out_pos

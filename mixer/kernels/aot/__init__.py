@@ -26,8 +26,11 @@ HOMES = {"permutation": "permute", "stream_key": "permute", "select_causal": "se
          "gather_frame": "gather", "address_order": "gather", "sort_pieces": "gather", "gather_pieces": "gather",
          "clip_pieces": "pack", "mlm_frame": "pack", "causal_frame": "pack", "smallest_feasible_items": "edf",
          "blend_items": "blend"}
-"""The kernels `kernel()` serves, by module. `compile.py` compiles all but `causal_frame` (a causal
-build over parts of another dtype than its tokens: numba's, always)."""
+"""The kernels `kernel()` serves, by module."""
+
+COMPILED = tuple(name for name in HOMES if name != "causal_frame")
+"""The kernels `compile.py` compiles: all but `causal_frame` (a causal build over parts of another
+dtype than its tokens: numba's, always)."""
 
 
 def jit_kernel(name: str) -> Callable:
@@ -69,10 +72,9 @@ class _Dispatch:
 
 @dataclass(frozen=True)
 class Status:
-    """What `compiled_kernels` did: `active` (the compiled kernels run), `compiled` (this call
-    compiled them), `reason` (why they do not run, when they do not)."""
+    """What `compiled_kernels` found: `active` (the compiled kernels run), `reason` (why they do
+    not, when they do not)."""
     active: bool
-    compiled: bool = False
     reason: str | None = None
 
 
@@ -85,39 +87,45 @@ def kernel(name: str) -> Callable:
 
 
 @contextlib.contextmanager
-def compiled_kernels(cache: Path, *, compile_missing: bool = True, on_compile: Callable[[], None] | None = None,
+def compiled_kernels(cache: Path, *, on_compile: Callable[[], None] | None = None,
                      on_failure: Callable[[str], None] | None = None) -> Iterator[Status]:
-    """While inside, `kernel()` serves the compiled kernels from `cache` (compiled there first,
-    once, when `compile_missing`; `on_compile` is called before that compile, to say so, and
+    """While inside, `kernel()` serves the compiled kernels from `cache`, compiled there first
+    when missing (once: `on_compile` is called before that compile, to say so, and
     `on_failure(reason)` after it if it failed). If they cannot be had, the status says why and
     numba's dispatchers run, with the same output."""
     from mixer.kernels.aot import store
 
-    k = store.key()
-    folder = Path(cache) / k
-    status, loaded = Status(active=False, reason="not compiled yet"), store.load(folder, k)
-    if loaded is None and compile_missing:
-        marker = store.failed(Path(cache), k)
-        if marker.is_file():
-            status = Status(active=False, reason=marker.read_text().strip() or "the compile failed")
-        else:
-            if on_compile is not None:
-                on_compile()
-            reason = store.compile_into(Path(cache), k)
-            if reason is not None and on_failure is not None:
-                on_failure(reason)
-            loaded = store.load(folder, k) if reason is None else None
-            status = Status(active=False, compiled=reason is None, reason=reason or "compiled, but not loadable")
-    if loaded is not None:
-        module, table = loaded
-        dispatch = {name: _Dispatch(name, {from_json(key): getattr(module, symbol) for symbol, key in variants})
-                    for name, variants in table.items() if name in HOMES}
-        status = Status(active=True, compiled=status.compiled)
+    cache, k = Path(cache), store.key()
+    loaded, reason = store.load(cache / k, k), None
+    if loaded is None:
+        reason = _compile_once(cache, k, on_compile, on_failure)
+        loaded = store.load(cache / k, k) if reason is None else None
+        if loaded is None and reason is None:
+            reason = "compiled, but not loadable"
     before = dict(_active)
     if loaded is not None:
-        _active.update(dispatch)
+        module, table = loaded
+        _active.update({name: _Dispatch(name, {from_json(key): getattr(module, symbol) for symbol, key in variants})
+                        for name, variants in table.items() if name in HOMES})
     try:
-        yield status
+        yield Status(active=loaded is not None, reason=reason)
     finally:
         _active.clear()
         _active.update(before)
+
+
+def _compile_once(cache: Path, k: str, on_compile: Callable[[], None] | None,
+                  on_failure: Callable[[str], None] | None) -> str | None:
+    """Compile the module for key `k` unless a failed compile is remembered; None when it is
+    there now, else the reason it is not (a remembered failure is not said again)."""
+    from mixer.kernels.aot import store
+
+    marker = store.failed(cache, k)
+    if marker.is_file():
+        return marker.read_text().strip() or "the compile failed"
+    if on_compile is not None:
+        on_compile()
+    reason = store.compile_into(cache, k)
+    if reason is not None and on_failure is not None:
+        on_failure(reason)
+    return reason

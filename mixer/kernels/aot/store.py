@@ -8,8 +8,8 @@ stale module is never loaded; an old folder is left for the user to delete.
 
 A compile is done once per key, in a process of its own, into a temporary folder renamed into
 place, one process at a time (the others wait on `<cache>/<key>.lock`, then load its module); a
-compile that fails leaves `<cache>/<key>.failed` with its reason, so later commands use numba's JIT at
-once instead of failing to compile again (delete the file to retry).
+compile that fails leaves `<cache>/<key>.failed` with its reason, so later commands use numba's
+JIT at once instead of failing to compile again (delete the file to retry).
 """
 from __future__ import annotations
 
