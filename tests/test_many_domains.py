@@ -61,3 +61,20 @@ def test_older_folder_is_refused_in_one_line(built):
     with pytest.raises(MixerError, match=f"format_version {FORMAT_VERSION - 1} is not supported") as e:
         read_index(old)
     assert "\n" not in str(e.value) and "rebuild" in str(e.value)
+
+
+def test_unknown_domain_named_in_one_short_line(built):
+    """A typo among 1,000 domains: the error names it and a few known ones, not all 1,000."""
+    root, _ = built
+    from mixer.formats.corpus import open_split
+    from mixer.formats.weights import validate_weights
+
+    names = [f"d{i:04d}" for i in range(K)]
+    with pytest.raises(MixerError) as caught:
+        validate_weights({"d0000": 0.5, "typo": 0.5}, names, source="w.json")
+    message = str(caught.value)
+    assert message.startswith("w.json: unknown domain 'typo'; the corpus has: d0000, d0001,")
+    assert message.endswith("... (1,000 in all)") and "d0999" not in message and len(message) < 200
+    with pytest.raises(MixerError, match=r"known domains: d0000, .*\(1,000 in all\)$") as caught:
+        open_split(root / "corpus", "typo")
+    assert "d0999" not in str(caught.value)

@@ -19,6 +19,15 @@ class MixerError(Exception):
         super().__init__(message)
 
 
+def listed(names, *, at_most: int = 12) -> str:
+    """`names` joined for a one-line message, cut after `at_most` with how many there are in all:
+    an error about one domain of 10,000 must not print the other 9,999 names."""
+    names = list(names)
+    if len(names) <= at_most:
+        return ", ".join(names)
+    return f"{', '.join(names[:at_most])}, ... ({len(names):,} in all)"
+
+
 class MixerNote(UserWarning):
     """Something the user should see that is not an error (a choice mixer made for them: domains
     left out of a weight map get 0, rounded weights normalised, the one split of a saved

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mixer.core.errors import MixerError
+from mixer.core.errors import MixerError, listed
 from mixer.formats.weights import load_weights
 
 
@@ -85,7 +85,7 @@ def read_mixture(spec: ExportSpec) -> ExportMixture:
     unknown = sorted(set(spec.paths) - set(mix.weights))
     if unknown:
         raise MixerError(f"--path {unknown[0]}=…: unknown domain {unknown[0]!r}; {spec.weights} has: "
-                         f"{', '.join(sorted(mix.weights))}")
+                         f"{listed(sorted(mix.weights))}")
     kept = sorted(d for d, w in mix.weights.items() if w > 0)
     left_out = sorted(d for d, w in mix.weights.items() if w == 0)
     return ExportMixture(domains=tuple(kept), weights=tuple(mix.weights[d] for d in kept),

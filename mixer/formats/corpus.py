@@ -44,7 +44,7 @@ import numpy as np
 import pyarrow as pa
 
 from mixer.core.atomic import write_json_atomic
-from mixer.core.errors import MixerError
+from mixer.core.errors import MixerError, listed
 from mixer.core.jsonio import read_json_object
 from mixer.formats.arrow_ipc import arrow_schema, learn_layout, read_part, write_part  # noqa: F401 (write_part: importable here as ever)
 from mixer.formats.checksums import FileChecksum, file_checksum, file_sha256, verify_file  # noqa: F401 (file_sha256: importable here)
@@ -354,7 +354,7 @@ def open_split(corpus_dir: str | Path, domain: str, split: str = "train",
     corpus_dir = corpus_dir if isinstance(corpus_dir, Path) else Path(corpus_dir)
     manifest = manifest or load_manifest(corpus_dir)
     if domain not in manifest.domains:
-        raise MixerError(f"domain {domain!r} is not in {corpus_dir / MANIFEST_NAME}; known domains: {', '.join(manifest.domain_names)}")
+        raise MixerError(f"domain {domain!r} is not in {corpus_dir / MANIFEST_NAME}; known domains: {listed(manifest.domain_names)}")
     info = manifest.domains[domain].splits.get(split)
     if info is None:
         raise MixerError(f"domain {domain!r} has no {split!r} split in {corpus_dir / MANIFEST_NAME}")

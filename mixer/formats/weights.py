@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from mixer.core.atomic import write_json_atomic
-from mixer.core.errors import MixerError, MixerNote
+from mixer.core.errors import MixerError, MixerNote, listed
 from mixer.core.jsonio import read_json_object
 
 SIMPLEX_TOL = 1e-9
@@ -72,7 +72,7 @@ def validate_weights(weights: Mapping[str, float], domains: Iterable[str] | None
         known = set(domains)
         unknown = sorted(set(out) - known)
         if unknown:
-            raise MixerError(f"{source}: unknown domain {unknown[0]!r}; the corpus has: {', '.join(sorted(known))}")
+            raise MixerError(f"{source}: unknown domain {unknown[0]!r}; the corpus has: {listed(sorted(known))}")
         missing = sorted(known - set(out))
         if require_all and missing:
             raise MixerError(f"{source}: no weight for domain {missing[0]!r}; give every corpus domain a weight (0 is allowed)")
