@@ -12,6 +12,7 @@ pieces in source-address order (`gather_pieces`).
 """
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -109,6 +110,22 @@ def _segments_for(plan: MixturePlan, first: int, count: int) -> tuple[int, int, 
     return r0, r1, j0, j1
 
 
+def fresh_buffer(shape: tuple[int, int], dtype) -> np.ndarray:
+    """A `[rows, seq_len]` array in fresh anonymous memory, in 4 KiB pages: what the gather
+    writes when no buffer is given, and build-shards' shard buffers. numpy asks the kernel for
+    transparent huge pages for arrays this large (madvise), and on the VMs measured here the
+    first touch of a huge page was slow: a 64M-token build spent 0.48 s of system time with
+    numpy's buffers against 0.18 s with these (medians of 6 alternated runs, 1 CPU; no compaction
+    stall counted in /proc/vmstat, 21 GB free; an earlier day with less free memory: 0.62 against
+    0.18). The bytes written are the same."""
+    n = shape[0] * shape[1]
+    flags = getattr(mmap, "MAP_PRIVATE", None), getattr(mmap, "MAP_ANONYMOUS", None)
+    if None in flags or n == 0:
+        return np.empty(shape, dtype)
+    memory = mmap.mmap(-1, n * np.dtype(dtype).itemsize, flags=flags[0] | flags[1])
+    return np.frombuffer(memory, dtype, count=n).reshape(shape)  # (the array keeps the mapping alive)
+
+
 def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, count: int, *,
                      out: np.ndarray | None = None, domains_out: np.ndarray | None = None,
                      threads: int = 2, domains: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -123,10 +140,10 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     if not (0 <= first and count >= 0 and first + count <= plan.num_sequences):
         raise MixerError(f"sequences {first}..{first + count} are outside the plan's 0..{plan.num_sequences}")
     shape = (count, plan.seq_len)
-    out = np.empty(shape, dtype=plan.dtype) if out is None else out
+    out = fresh_buffer(shape, plan.dtype) if out is None else out
     side = sidecar_dtype(len(plan.domains))
     if domains:
-        domains_out = np.empty(shape, dtype=side) if domains_out is None else domains_out
+        domains_out = fresh_buffer(shape, side) if domains_out is None else domains_out
         if domains_out.shape != shape or domains_out.dtype != side:
             raise ValueError(f"domains_out must be {shape} of {side}")
         dflat = domains_out.reshape(-1)

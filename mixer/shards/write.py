@@ -22,7 +22,7 @@ from mixer.formats.shards import corpus_reference, make_index, sidecar_dtype, wr
 from mixer.shards.plan import MixturePlan
 from mixer.core.atomic import atomic_dir
 from mixer.core.paths import refuse_nested
-from mixer.shards.gather import gather_sequences, open_sources
+from mixer.shards.gather import fresh_buffer, gather_sequences, open_sources
 
 @dataclass(frozen=True)
 class ShardConfig:
@@ -66,24 +66,6 @@ def shard_layout(plan: MixturePlan, out: str | Path, corpus_dir: str | Path, con
     return per_shard, -(-plan.num_sequences // per_shard)
 
 
-def _shard_buffer(shape: tuple[int, int], dtype) -> np.ndarray:
-    """A shard's buffer in fresh anonymous memory, in 4 KiB pages. numpy asks the kernel for
-    transparent huge pages for arrays this large (madvise), and on the VMs measured here the
-    first touch of a huge page was slow: a 64M-token build spent 0.48 s of system time with
-    numpy's buffers against 0.18 s with these (medians of 6 alternated runs, 1 CPU; no compaction
-    stall counted in /proc/vmstat, 21 GB free; an earlier day with less free memory: 0.62 against
-    0.18). The bytes written are the same."""
-    import mmap
-
-    n = shape[0] * shape[1]
-    flags = getattr(mmap, "MAP_PRIVATE", None), getattr(mmap, "MAP_ANONYMOUS", None)
-    import os
-    if None in flags or n == 0 or os.environ.get("XFRESH") == "np":
-        return np.empty(shape, dtype)
-    memory = mmap.mmap(-1, n * np.dtype(dtype).itemsize, flags=flags[0] | flags[1])
-    return np.frombuffer(memory, dtype, count=n).reshape(shape)  # (the array keeps the mapping alive)
-
-
 def write_shards(plan: MixturePlan, corpus: Corpus | str | Path, out: str | Path, config: ShardConfig = ShardConfig(),
                  on_shard: Callable[[int, int], None] | None = None) -> BuildStats:
     """Write the plan's whole stream as shards under `out`, atomically (temp folder + rename,
@@ -122,8 +104,8 @@ def write_shards(plan: MixturePlan, corpus: Corpus | str | Path, out: str | Path
             t0 = time.perf_counter()
             # Reused buffers: a fresh one per shard would page-fault every byte in again (that
             # costs more than the copy); at most workers + 2 exist.
-            bufs = free.pop() if free else (_shard_buffer((per_shard, plan.seq_len), plan.dtype),
-                                            _shard_buffer((per_shard, plan.seq_len), side))
+            bufs = free.pop() if free else (fresh_buffer((per_shard, plan.seq_len), plan.dtype),
+                                            fresh_buffer((per_shard, plan.seq_len), side))
             tokens, domains = gather_sequences(plan, sources, first, count, out=bufs[0][:count],
                                                domains_out=bufs[1][:count])
             stats.gather_s += time.perf_counter() - t0
