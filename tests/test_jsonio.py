@@ -53,3 +53,21 @@ def test_what_the_json_module_refuses_it_refuses_the_same_way():
         dumps_sorted(loop)
     for odd in ({1: "int key", 2.5: "float key"}, [{True: 1, False: 2}], {"a": (1, [2, {"b": float("nan")}])}):
         assert dumps_sorted(odd) == json.dumps(odd, indent=2, sort_keys=True)
+
+
+def test_write_sealed_is_the_sealed_object_written(tmp_path):
+    """`write_sealed` (floats' spelling checked once) writes what write_json_atomic(seal(obj))
+    wrote, on random documents with odd floats (1e-07, NaN), non-ASCII keys and escapes."""
+    from mixer.formats.schema import SEAL_KEY, canonical, write_sealed
+
+    import xxhash
+
+    rng = random.Random(5)
+    for k in range(400):
+        obj = {"v": random_value(rng), "w": random_value(rng), SEAL_KEY: "stale"}
+        write_sealed(tmp_path / "a.json", obj)
+        body = {k: v for k, v in obj.items() if k != SEAL_KEY}
+        sealed = {**body, SEAL_KEY: xxhash.xxh3_64_hexdigest(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                                                         ensure_ascii=True).encode("ascii"))}
+        assert (tmp_path / "a.json").read_text() == json.dumps(sealed, indent=2, sort_keys=True) + "\n"
+        assert canonical(body) == json.dumps(body, sort_keys=True, separators=(",", ":")).encode("ascii")

@@ -45,7 +45,7 @@ def read_json_document(path: str | Path, what: str, fix: str) -> tuple[dict[str,
 
     def a_float(text: str) -> float:
         value = float(text)
-        if not _floats_alike(value):  # (a number orjson spells otherwise: 1e-05, NaN)
+        if not floats_spelled_alike(value):  # (a number orjson spells otherwise: 1e-05, NaN)
             odd.append(text)
         return value
     return _load(path, what, fix, a_float), not odd
@@ -119,7 +119,7 @@ def _encode(o: Any, nl: str) -> str:
     raise _Unusual
 
 
-def _floats_alike(obj: Any) -> bool:
+def floats_spelled_alike(obj: Any) -> bool:
     """Whether orjson spells every float in `obj` as the json module does (most: 0.05, 123.456;
     not 1e-05, which orjson writes 0.00001, nor NaN): all floats compared in one call. `obj` is
     one orjson has encoded, so it holds no cycle."""
@@ -149,19 +149,20 @@ def orjson_sorted(obj: Any, *, indent: bool, floats_alike: bool = False) -> byte
         out = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | (orjson.OPT_INDENT_2 if indent else 0))
     except (orjson.JSONEncodeError, TypeError):
         return None
-    if not out.isascii() or b"\\" in out or b"\x7f" in out or not (floats_alike or _floats_alike(obj)):
+    if not out.isascii() or b"\\" in out or b"\x7f" in out or not (floats_alike or floats_spelled_alike(obj)):
         return None
     return out
 
 
-def dumps_sorted(obj: Any) -> str:
+def dumps_sorted(obj: Any, *, floats_alike: bool = False) -> str:
     """`json.dumps(obj, indent=2, sort_keys=True)`, byte for byte, several times faster: with an
     indent the json module encodes in Python, one generator per value (a tenth of a second of
     an `index.json` of 10,000 domains); here containers of scalars go through its C encoder.
     Anything but plain dicts with string keys, lists, tuples, strings, floats, ints, booleans
     and None (or a cycle) goes to the json module itself. Most objects go through orjson
-    (`orjson_sorted`), the same bytes again, 15x faster than the json module's C encoder."""
-    fast = orjson_sorted(obj, indent=True)
+    (`orjson_sorted`), the same bytes again, 15x faster than the json module's C encoder.
+    `floats_alike`: the caller has checked `floats_spelled_alike(obj)`."""
+    fast = orjson_sorted(obj, indent=True, floats_alike=floats_alike)
     if fast is not None:
         return fast.decode("ascii")
     try:

@@ -43,12 +43,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError, listed
 from mixer.core.jsonio import read_json_object
 from mixer.formats.arrow_ipc import arrow_schema, learn_layout, read_part, write_part  # noqa: F401 (write_part: importable here as ever)
 from mixer.formats.checksums import FileChecksum, file_checksum, file_sha256, verify_file  # noqa: F401 (file_sha256: importable here)
-from mixer.formats.schema import SEAL_KEY, check, seal, seal_ok
+from mixer.formats.schema import SEAL_KEY, check, seal_ok, write_sealed
 
 FORMAT_VERSION = 2
 MANIFEST_NAME = "corpus.json"
@@ -176,7 +175,7 @@ def save_manifest(corpus_dir: str | Path, manifest: CorpusManifest) -> CorpusMan
     if manifest.tokenizer.path:
         listed.append(manifest.tokenizer.path)
     manifest = replace(manifest, files={f: file_checksum(corpus_dir / f) for f in sorted(listed)})
-    write_json_atomic(corpus_dir / MANIFEST_NAME, seal(manifest.to_json()))
+    write_sealed(corpus_dir / MANIFEST_NAME, manifest.to_json())
     return manifest
 
 

@@ -91,12 +91,11 @@ import numpy as np
 import xxhash
 import zstandard
 
-from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
 from mixer.core.urls import is_remote, require_local
 from mixer.formats.corpus_handle import Corpus
-from mixer.formats.schema import seal, seal_ok
+from mixer.formats.schema import seal_ok, write_sealed
 from mixer.formats.shard_index import (
     DomainRecord,
     FileRef,
@@ -233,7 +232,7 @@ def make_index(plan: "MixturePlan", shards: list[ShardEntry], sequences_per_shar
 def write_index(folder: str | Path, index: ShardIndex) -> None:
     """Write `index.json`, last of a build: its presence is what marks the folder complete.
     The index is sealed with its own xxh3-64 (`checksum`) so a damaged index names itself."""
-    write_json_atomic(Path(folder) / INDEX_NAME, seal(index.to_dict()))
+    write_sealed(Path(folder) / INDEX_NAME, index.to_dict())
 
 
 READ_URLS = ("read it with MixtureStream(url, cache_dir=...) or `mixer train --shards URL`, which download the "
