@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -103,13 +104,22 @@ def decode_widen(shards: Path, domains: bool) -> int:
     return tokens
 
 
-def consume(batches) -> int:
-    """Tokens of one pass over an iterable of batches (dicts of [B, L] tensors)."""
-    tokens = 0
-    for batch in batches:
+def consume(batches) -> tuple[int, int, float]:
+    """Tokens of one pass over an iterable of batches (dicts of [B, L] tensors); and the tokens
+    and seconds after its first eighth of batches: the steady state, once workers have started
+    and the first shards are decoded (a training run streams far longer than one pass here)."""
+    try:
+        mark = max(1, len(batches) // 8)
+    except TypeError:  # (an iterable without a length: no steady-state figure)
+        mark = -1
+    tokens = steady_from = 0
+    t_mark = time.perf_counter()
+    for k, batch in enumerate(batches, 1):
         tokens += batch["input_ids"].numel()
         batch.get("domain_ids")  # delivered alongside unless domain_ids=False: one int64 per token
-    return tokens
+        if k == mark:
+            steady_from, t_mark = tokens, time.perf_counter()
+    return tokens, tokens - steady_from, time.perf_counter() - t_mark
 
 
 def capped(batches, tokens_wanted: int) -> int:
@@ -162,23 +172,38 @@ def configurations(corpus: Path, shards: Path, budget: int, L: int, B: int, slow
 def alternate(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict]:
     """Every configuration once per round, `repeats` rounds; the median tokens/s of each."""
     seen: dict[str, list] = {name: [] for name in runs}
+    steady: dict[str, list] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, w0 = time.perf_counter(), time.process_time(), _children_cpu()
             out = fn()
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             if isinstance(out, dict):  # a peer in its own process times its own loop
-                seen[name].append((out["tokens"], out["wall_s"], None))
-            else:
-                seen[name].append((out, wall, cpu))
+                seen[name].append((out["tokens"], out["wall_s"], None, None))
+                continue
+            if isinstance(out, tuple):  # (tokens, tokens after the first eighth, their seconds)
+                out, later, later_s = out
+                steady[name].append(later / later_s)
+            # the workers' CPU: DataLoader workers are joined at the pass's end, so counted by then
+            seen[name].append((out, wall, cpu, _children_cpu() - w0))
     res = {}
     for name, obs in seen.items():
-        rates = [t / w for t, w, _ in obs]
+        rates = [t / w for t, w, _, _ in obs]
         res[name] = {"tokens_per_s": float(np.median(rates)), "runs_tokens_per_s": rates, "tokens": obs[-1][0]}
         if obs[0][2] is not None:
-            cpu = [t / c for t, _, c in obs]
-            res[name].update(cpu_tokens_per_s=float(np.median(cpu)), runs_cpu_tokens_per_s=cpu)
+            cpu = [t / c for t, _, c, _ in obs]
+            res[name].update(cpu_tokens_per_s=float(np.median(cpu)), runs_cpu_tokens_per_s=cpu,
+                             cpu_ns_per_token=float(np.median([c / t * 1e9 for t, _, c, _ in obs])),
+                             workers_cpu_ns_per_token=float(np.median([k / t * 1e9 for t, _, _, k in obs])))
+        if steady[name]:
+            res[name].update(steady_tokens_per_s=float(np.median(steady[name])), runs_steady_tokens_per_s=steady[name])
     return res
+
+
+def _children_cpu() -> float:
+    """User + system seconds of this process's finished (joined) child processes."""
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
 
 
 def report(r: dict[str, dict], notes: list[str]) -> dict[str, float]:
@@ -210,9 +235,18 @@ def report(r: dict[str, dict], notes: list[str]) -> dict[str, float]:
         on_cpu = f"; CPU time {cpu[0] / cpu[1]:.2f}x" if key.endswith("decode_widen") and None not in cpu else ""
         print(f"  {what}: {ratios[key]:.2f}x" + (f" ({goal(ratios[key], target)}{on_cpu})" if target else ""))
 
+    for name, what in (("stream_1thread", "1 thread"), ("stream_w0", "0 workers"), ("stream_w2", "2 workers")):
+        if name in r and "steady_tokens_per_s" in r[name]:
+            x = r[name]
+            print(f"MixtureStream, domain ids, {what}: steady state (after the pass's first eighth) "
+                  f"{x['steady_tokens_per_s'] / 1e6:,.1f} M tok/s; CPU per token: the training process "
+                  f"{x['cpu_ns_per_token']:.2f} ns, its workers {x['workers_cpu_ns_per_token']:.2f} ns")
     print("goals (issue 28); headline 1 thread vs 1 thread, 2 workers beside it:")
     check("loader_w2_vs_w0", "stream_w2", "stream_w0", 1.5, "stream.loader(2) vs its own 0 workers")
     check("loader_w2_vs_1thread", "stream_w2", "stream_1thread", None, "   (2 workers vs 1 thread)")
+    if all(k in r and "steady_tokens_per_s" in r[k] for k in ("stream_w2", "stream_w0")):
+        ratios["loader_w2_vs_w0_steady"] = r["stream_w2"]["steady_tokens_per_s"] / r["stream_w0"]["steady_tokens_per_s"]
+        print(f"     (steady state, after the pass's first eighth: {ratios['loader_w2_vs_w0_steady']:.2f}x)")
     check("stream_vs_litdata_1thread", "stream_1thread", "litdata_w0", 1.5,
           "stream (domain ids, 1 thread) vs litdata (tokens only, 0 workers)")
     check("stream_vs_litdata_w2", "stream_w2", "litdata_w2", 1.5, "   2 workers vs 2 workers")
