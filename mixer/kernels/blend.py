@@ -75,6 +75,8 @@ def scan_lanes(w, counts, b, lanes, check_end, out_dom, out_pos, res):
     worst = np.zeros(n_lanes)
     pos = bounds[:-1].copy()
     longest = 0
+    nrel = np.full((n_lanes, k), _BIG, np.int64)  # the window of each domain's next item, a step
+    nkey = np.empty((n_lanes, k), np.int64)  # ahead: off the chain from one slot to the next
     for q in range(n_lanes):
         res[q, 0] = -1
         longest = max(longest, bounds[q + 1] - bounds[q])
@@ -83,6 +85,10 @@ def scan_lanes(w, counts, b, lanes, check_end, out_dom, out_pos, res):
                 r, d = _window(taken[q, i] + 1.0, b, inv[i])
                 rel[q, i] = r
                 key[q, i] = (d << 16) | i
+            if taken[q, i] + 1 < counts[i]:
+                r, d = _window(taken[q, i] + 2.0, b, inv[i])
+                nrel[q, i] = r
+                nkey[q, i] = (d << 16) | i
     for _ in range(longest):
         for q in range(n_lanes):
             p = pos[q]
@@ -102,12 +108,14 @@ def scan_lanes(w, counts, b, lanes, check_end, out_dom, out_pos, res):
             worst[q] = max(worst[q], w[i] * p - c, (c + 1.0) - w[i] * (p + 1))  # just before / after it
             c += 1
             taken[q, i] = c
-            if c < counts[i]:
-                r, d = _window(c + 1.0, b, inv[i])
-                rel[q, i] = r
-                key[q, i] = (d << 16) | i
+            rel[q, i] = nrel[q, i]  # (_BIG past the domain's last item)
+            key[q, i] = nkey[q, i]
+            if c + 1 < counts[i]:
+                r, d = _window(c + 2.0, b, inv[i])
+                nrel[q, i] = r
+                nkey[q, i] = (d << 16) | i
             else:
-                rel[q, i] = _BIG
+                nrel[q, i] = _BIG
             pos[q] = p + 1
     for q in range(n_lanes):
         end = bounds[q + 1]

@@ -13,6 +13,12 @@ earliest deadline is one loop over the K domains whose body runs over the L lane
 the key when the head is released at slot p and at least 2^60 when not, so a plain min picks
 EDF's head (ties: the lower domain, as the packed integer keys of `blend.scan_lanes`). The
 window of a domain's next item is computed one item ahead, off the chain from slot to slot.
+
+Each lane's slots are staged (`STAGE` at a time, in a block that stays in the L1 cache) and
+written out together: 32 lanes storing straight into their own stretches of the two output
+arrays are 64 write streams a slot apart, more pages than the first-level TLB holds, and those
+stores took 60 % of the pass (K = 7, 10M items: 0.16 s, 0.06 s without them, 0.08 s staged;
+the same output).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import numpy as np
 from mixer.kernels._jit import njit
 
 WIDE = 32  # lanes side by side (past 16 the vector scan no longer shrinks per slot)
+STAGE = 32  # slots a lane holds before writing them out together
 _SC = 2.0 ** 60
 _EXACT = 2.0 ** 36  # deadlines below it keep deadline * 2^16 + i exact in a float64
 
@@ -85,6 +92,14 @@ def wide_ok(w, counts, b):
 
 
 @njit
+def _flush(staged, q, n, at, out_dom, out_pos):
+    """Lane q's first n staged slots written to out[at:at + n]."""
+    for u in range(n):
+        out_dom[np.uint64(at + u)] = staged[0][q, u]  # (unsigned: no wraparound test)
+        out_pos[np.uint64(at + u)] = staged[1][q, u]
+
+
+@njit
 def wide_pass(w, counts, b, out_dom, out_pos):
     """EDF at tolerance b over the whole stream on up to `WIDE` lanes side by side; the stream's
     largest prefix error (the same float as one lane's) when every lane meets its windows and
@@ -109,6 +124,8 @@ def wide_pass(w, counts, b, out_dom, out_pos):
     pos = bounds[:-1].copy()
     best = np.empty(m)
     ps = np.empty(m)
+    staged = (np.empty((m, STAGE), out_dom.dtype), np.empty((m, STAGE), out_pos.dtype))
+    fill = np.zeros(m, np.int64)
     longest = 0
     for q in range(m):
         longest = max(longest, bounds[q + 1] - bounds[q])
@@ -139,8 +156,13 @@ def wide_pass(w, counts, b, out_dom, out_pos):
             i = np.int64(v) & 0xFFFF
             oi = i * m + q
             c = taken[oi]
-            out_dom[np.uint64(p)] = i  # (unsigned: no wraparound test)
-            out_pos[np.uint64(p)] = c
+            s = fill[q]
+            staged[0][q, s] = i
+            staged[1][q, s] = c
+            fill[q] = s + 1
+            if s + 1 == STAGE:
+                _flush(staged, q, STAGE, p + 1 - STAGE, out_dom, out_pos)
+                fill[q] = 0
             key[oi] = nkey[oi]
             rel[oi] = nrel[oi]
             worst[q] = max(worst[q], w[i] * p - c, (c + 1.0) - w[i] * (p + 1))  # just before / after it
@@ -152,6 +174,8 @@ def wide_pass(w, counts, b, out_dom, out_pos):
                 nrel[oi] = np.inf
                 nkey[oi] = np.inf
             pos[q] = p + 1
+    for q in range(m):  # each lane's staged tail
+        _flush(staged, q, fill[q], pos[q] - fill[q], out_dom, out_pos)
     dev = 0.0
     for q in range(m):
         end = bounds[q + 1]

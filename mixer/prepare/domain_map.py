@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from mixer.core.errors import MixerError
+from mixer.core.errors import MixerError, listed
 from mixer.core.jsonio import read_json_object
 from mixer.core.urls import is_url
 from mixer.prepare.config import DomainSource
@@ -54,7 +54,7 @@ def per_domain(values: Iterable[str], option: str, domains: Iterable[str], defau
         if not name or not v:
             raise MixerError(f"{option} {value!r}: expected VALUE or DOMAIN=VALUE")
         if name not in names:
-            raise MixerError(f"{option} {value!r}: no --source names domain {name!r} (domains: {', '.join(names)})")
+            raise MixerError(f"{option} {value!r}: no --source names domain {name!r} (domains: {listed(names)})")
         own[name] = v
     return {name: own.get(name, plain) for name in names}
 

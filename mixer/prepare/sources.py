@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 import xxhash
 
-from mixer.core.errors import MixerError, MixerNote
+from mixer.core.errors import MixerError, MixerNote, listed
 from mixer.core.urls import as_typed, cache_root, download_folder, filesystem, is_remote
 from mixer.prepare.config import DomainSource
 
@@ -121,7 +121,7 @@ def read_parquet(path: Path, text_field: str, files: list[Path] | None = None) -
             raise MixerError(f"{f}: not a readable Parquet file ({exc}); check the file") from None
         names = pf.schema_arrow.names
         if text_field not in names:
-            raise MixerError(f"{f}: no column {text_field!r} (has: {', '.join(names)}); {FIELD_FIX}")
+            raise MixerError(f"{f}: no column {text_field!r} (has: {listed(names)}); {FIELD_FIX}")
         row = 0
         for batch in pf.iter_batches(columns=[text_field], batch_size=4096):
             for text in batch.column(0).to_pylist():
@@ -169,7 +169,7 @@ def read_dataset(ds: Any, text_field: str, split: str | None = None, where: str 
                          "or a datasets.IterableDataset")
     columns = ds.column_names  # None for an IterableDataset whose features are unknown: checked per row
     if columns is not None and text_field not in columns:
-        raise MixerError(f"{where}: no column {text_field!r} (has: {', '.join(columns)}); {FIELD_FIX}")
+        raise MixerError(f"{where}: no column {text_field!r} (has: {listed(columns)}); {FIELD_FIX}")
     return _dataset_rows(ds, text_field, where)
 
 
@@ -183,7 +183,7 @@ def _dataset_rows(ds: Any, text_field: str, where: str) -> Iterator[Document]:
         return
     for row, example in enumerate(ds):
         if text_field not in example:
-            raise MixerError(f"{where}: row {row} has no field {text_field!r} (has: {', '.join(example)}); "
+            raise MixerError(f"{where}: row {row} has no field {text_field!r} (has: {listed(example)}); "
                              f"{FIELD_FIX}")
         yield f"{row}", str(example[text_field] or "")
 

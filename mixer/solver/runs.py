@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from mixer.core.errors import MixerError
+from mixer.core.errors import MixerError, listed
 from mixer.formats.run import load_run
 
 ROLES = ("base", "perturbed")
@@ -225,7 +225,7 @@ def group_ddo(runs: list[Run], metric: str = "loss", eval_domains: Sequence[str]
         eval_domains = tuple(dict.fromkeys(eval_domains))
         unknown = [d for d in eval_domains if d not in domains]
         if unknown or not eval_domains:
-            raise MixerError(f"--eval-domains: {unknown[0]!r} is not a domain of the runs ({', '.join(domains)})"
+            raise MixerError(f"--eval-domains: {unknown[0]!r} is not a domain of the runs ({listed(domains)})"
                              if unknown else "--eval-domains: name at least one domain")
     data = DDOData(domains=domains, base=base, perturbed={d: tuple(rs) for d, rs in perturbed.items()},
                    budget_tokens=budget, factors=tuple(factors), metric=metric, eval_domains=eval_domains)
