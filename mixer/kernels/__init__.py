@@ -7,9 +7,24 @@ no mixer kernel uses."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+
+KERNELS_DIR = Path(__file__).resolve().parent
+
+
+def sources_digest(folder: Path = KERNELS_DIR) -> str:
+    """sha256 of the path and bytes of every `.py` file under `folder` (`mixer/kernels/`): what
+    numba's cache of every kernel is stamped with (`_jit.py`) and part of the key of the kernels
+    compiled ahead of time (`aot/store.py`)."""
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*.py")):
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
 
 NUMBA_EXTRAS = ("scipy", "cffi", "yaml")
 """What numba imports that no mixer kernel needs: scipy (checked for at `import numba`, and

@@ -24,12 +24,13 @@ from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, ModuleS
 from pathlib import Path
 from types import ModuleType
 
+from mixer.kernels import KERNELS_DIR, sources_digest
+
 try:
     import fcntl
 except ImportError:  # (not on Windows: compiles there are not serialised)
     fcntl = None
 
-KERNELS_DIR = Path(__file__).resolve().parents[1]  # mixer/kernels
 COMPILE_TIMEOUT_S = 900
 
 
@@ -68,9 +69,7 @@ def key() -> str:
     """The key of the compiled module these sources, libraries and this machine call for."""
     import numpy as np
 
-    h = hashlib.sha256()
-    for path in sorted(KERNELS_DIR.rglob("*.py")):
-        h.update(path.relative_to(KERNELS_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    h = hashlib.sha256(sources_digest(KERNELS_DIR).encode() + b"\0")
     for part in (_version_file("numba"), _version_file("llvmlite"), np.__version__.encode(), sys.version.encode(),
                  sys.platform.encode(), platform.machine().encode(), _cpu()):
         h.update(part + b"\0")
