@@ -87,12 +87,13 @@ def test_side_by_side_lanes_give_the_one_lane_stream():
 
 
 def test_side_by_side_lanes_of_odd_lengths():
-    """Lanes whose lengths are no multiple of the slots a lane stages (9 lanes of ~3,700 slots;
+    """Lanes whose lengths are no multiple of the slots a lane stages (a few lanes of ~3,700 slots;
     the output prefilled with -5): every staged tail is written, bit for bit one lane's stream."""
     w = np.random.default_rng(7).dirichlet(np.ones(7))
     n = 33_333
     counts = largest_remainder(w, n)
-    assert len(lane_splits(w, counts, 0.86, WIDE, False)[0]) == 10
+    lanes = len(lane_splits(w, counts, 0.86, WIDE, False)[0]) - 1
+    assert WIDE // 4 <= lanes < WIDE
     d1, p1, dev = np.empty(n, np.int32), np.empty(n, np.int64), np.zeros(1)
     d2, p2 = np.full(n, -5, np.int32), np.full(n, -5, np.int64)
     assert full_pass(w, counts, 0.86, 1, d1, p1, dev) == -1

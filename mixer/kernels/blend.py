@@ -22,7 +22,7 @@ window [w_i p - B, w_i p + B] holds one integer; from such a slot on, EDF's choi
 depend on what came before. The stream is cut at forced slots into lanes that one thread
 advances together (their dependency chains overlap in the CPU) or several threads share; the
 result is the same for any number of lanes or threads. Small K scan the K heads: the whole
-stream on 32 lanes side by side (`blend_lanes`: the scan is vector code over the lanes), the
+stream on 24 lanes side by side (`blend_lanes`: the scan is vector code over the lanes), the
 prefix probes and a missed pass on a few lanes in lock-step (a min over packed
 (deadline << 16 | domain) keys, whose first miss steers the search); large K keep two heaps
 (waiting by release, ready by deadline): O(N log K).
