@@ -43,6 +43,31 @@ def copy_fill_2threads(dst: np.ndarray, src: np.ndarray, side: np.ndarray, pool:
                   ((0, h, 0, hf), (h, len(d), hf, len(f)))))
 
 
+def copy_from_parts(parts: tuple[np.ndarray, ...], dst: np.ndarray, side: np.ndarray) -> None:
+    """memcpy + fill with the gather's own source memory: as many tokens as `dst` holds copied in
+    order from the corpus's memory-mapped parts (page-cache pages, as the gather reads), then the
+    sidecar filled. The anonymous arrays of `memcpy_fill` get transparent huge pages when the
+    kernel has them to give, and then copy up to 1.5x faster than from the same bytes in 4 KiB
+    page-cache pages: this row is the same copy from where the gather reads."""
+    flat, at = dst.reshape(-1), 0
+    for v in parts:
+        k = min(len(v), len(flat) - at)
+        if k <= 0:
+            break
+        np.copyto(flat[at:at + k], v[:k])
+        at += k
+    side.fill(3)
+
+
+def anon_huge_pages_kb() -> int | None:
+    """AnonHugePages of /proc/meminfo (the anonymous memory in transparent huge pages), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("AnonHugePages:")), None)
+    except OSError:
+        return None
+
+
 def bench_gather(corpus: Path, budget: int, seq_len: int, repeats: int) -> dict:
     """The gather against memcpy + fill of the same work: the token bytes copied and a domain-id
     sidecar of the same shape written, into pre-touched arrays, on 1 thread and on 2; runs
@@ -66,6 +91,7 @@ def bench_gather(corpus: Path, budget: int, seq_len: int, repeats: int) -> dict:
             "gather_1t": lambda: gather_sequences(plan, sources, 0, n, out=out, domains_out=dom, threads=1),
             "gather_2t": lambda: gather_sequences(plan, sources, 0, n, out=out, domains_out=dom, threads=2),
             "memcpy_fill_1t": lambda: (np.copyto(dst, src), side.fill(3)),
+            "memcpy_parts_fill_1t": lambda: copy_from_parts(sources.values, dst, side),
             "memcpy_fill_2t": lambda: copy_fill_2threads(dst, src, side, pool),
             "real_path_2t": lambda: gather_sequences(plan, sources, 0, n, threads=2),
         }, repeats)
@@ -74,6 +100,8 @@ def bench_gather(corpus: Path, budget: int, seq_len: int, repeats: int) -> dict:
     for k in t:
         res[f"{k}_GBps"] = nbytes / t[k]["median_s"] / 1e9
     res["ratio_1t"] = t["memcpy_fill_1t"]["median_s"] / t["gather_1t"]["median_s"]
+    res["ratio_1t_same_source"] = t["memcpy_parts_fill_1t"]["median_s"] / t["gather_1t"]["median_s"]
+    res["anon_huge_pages_kB"] = anon_huge_pages_kb()
     res["ratio_2t"] = t["memcpy_fill_2t"]["median_s"] / t["gather_2t"]["median_s"]
     res["speedup_2t_over_1t"] = t["gather_1t"]["median_s"] / t["gather_2t"]["median_s"]
     res["identical_output"] = bool(np.array_equal(out, ref_tok) and np.array_equal(dom, ref_dom))
@@ -137,7 +165,9 @@ def main() -> None:
     g = result["gather"] = bench_gather(corpus, budget, args.seq_len, args.repeats)
     print(f"plan: {g['plan_s']:.3f} s for {g['segments']:,} segments")
     print(f"gather (tokens + domain-id sidecar, pre-touched outputs), 1 thread vs 1 thread: {g['gather_1t_GBps']:.2f} "
-          f"GB/s vs memcpy + fill {g['memcpy_fill_1t_GBps']:.2f} GB/s -> {g['ratio_1t']:.2f}x ({goal(g['ratio_1t'], 0.6)}); "
+          f"GB/s vs memcpy + fill {g['memcpy_fill_1t_GBps']:.2f} GB/s -> {g['ratio_1t']:.2f}x ({goal(g['ratio_1t'], 0.6)}; "
+          f"memcpy + fill from the corpus's own mapped pages {g['memcpy_parts_fill_1t_GBps']:.2f} GB/s -> "
+          f"{g['ratio_1t_same_source']:.2f}x); "
           f"2 threads: {g['gather_2t_GBps']:.2f} vs {g['memcpy_fill_2t_GBps']:.2f} GB/s -> {g['ratio_2t']:.2f}x; "
           f"2 threads over 1: {g['speedup_2t_over_1t']:.2f}x (goal > 1x "
           f"{'met' if g['speedup_2t_over_1t'] > 1 else 'MISSED'}); identical output: {g['identical_output']}")
