@@ -146,10 +146,10 @@ def _consistency(obj: dict[str, Any]) -> str | None:
         return f"token_dtype {obj['token_dtype']!r} is not uint16 or uint32"
     if not 0 <= obj["eos_id"] < obj["vocab_size"]:
         return f"eos_id {obj['eos_id']} is outside the vocab of {obj['vocab_size']}"
-    listed = [f for d in obj["domains"].values() for sp in d["splits"].values() for f in sp["files"]]
+    data_files = [f for d in obj["domains"].values() for sp in d["splits"].values() for f in sp["files"]]
     if obj["tokenizer"]["path"]:
-        listed.append(obj["tokenizer"]["path"])
-    for f in listed:
+        data_files.append(obj["tokenizer"]["path"])
+    for f in data_files:
         if f not in obj["files"]:
             return f"{f} has no checksum in 'files'"
         if f.startswith("/") or (".." in f and ".." in f.split("/")):  # (strings: no Path per file)
@@ -171,10 +171,10 @@ def save_manifest(corpus_dir: str | Path, manifest: CorpusManifest) -> CorpusMan
     if manifest.format_version != FORMAT_VERSION:
         raise MixerError(f"{corpus_dir}: manifest format_version {manifest.format_version}, this writer is {FORMAT_VERSION}")
     corpus_dir = Path(corpus_dir)
-    listed = [f for d in manifest.domains.values() for sp in d.splits.values() for f in sp.files]
+    data_files = [f for d in manifest.domains.values() for sp in d.splits.values() for f in sp.files]
     if manifest.tokenizer.path:
-        listed.append(manifest.tokenizer.path)
-    manifest = replace(manifest, files={f: file_checksum(corpus_dir / f) for f in sorted(listed)})
+        data_files.append(manifest.tokenizer.path)
+    manifest = replace(manifest, files={f: file_checksum(corpus_dir / f) for f in sorted(data_files)})
     write_sealed(corpus_dir / MANIFEST_NAME, manifest.to_json())
     return manifest
 
