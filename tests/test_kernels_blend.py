@@ -124,3 +124,29 @@ def test_smallest_is_the_smallest_edf_meets():
     tmp_d, tmp_p, tmp = np.empty(n, np.int32), np.empty(n, np.int64), np.zeros(1)
     assert edf_weights(w, counts, dev - 1e-9, n, tmp_d, tmp_p, tmp) >= 0  # a hair less fails
     assert dev <= blended(w, n)[3] + 1e-12
+
+
+def test_prefix_probes_on_lanes_give_one_lanes_verdict():
+    """`_probe` (the search's probe of a long prefix: 24 lanes side by side, else 8 in lock-step)
+    gives `edf_weights`' one-lane verdict, and where it holds the same error and stream, bit for
+    bit, over random weights, tolerances and prefix lengths."""
+    from mixer.kernels.blend import PROBE_LANES, PROBE_LANES_FROM, _probe, edf_weights, lower_bound
+
+    rng = np.random.default_rng(0)
+    n, held, on_lanes = 300_000, 0, 0
+    for _ in range(60):
+        k = int(rng.choice([2, 3, 5, 7, 12, 20]))
+        w = rng.dirichlet(np.ones(k))
+        counts = largest_remainder(w, n)
+        b = lower_bound(w, counts) + rng.uniform(0.0, 0.3)
+        limit = int(rng.integers(PROBE_LANES_FROM, n))
+        d1, p1, dev1 = np.empty(n, np.int32), np.empty(n, np.int64), np.zeros(1)
+        d2, p2, dev2 = np.empty(n, np.int32), np.empty(n, np.int64), np.zeros(1)
+        one, lanes = edf_weights(w, counts, b, limit, d1, p1, dev1), _probe(w, counts, b, limit, d2, p2, dev2)
+        assert (one >= 0) == (lanes >= 0)
+        if one < 0:
+            held += 1
+            assert dev1[0] == dev2[0]
+            assert np.array_equal(d1[:limit], d2[:limit]) and np.array_equal(p1[:limit], p2[:limit])
+        on_lanes += len(lane_splits(w, counts, b, PROBE_LANES, True, limit)[0]) > 2
+    assert held >= 20 and on_lanes >= 20  # (both verdicts, and lanes, seen often)

@@ -63,8 +63,8 @@ def scan_lanes(w, counts, b, lanes, check_end, out_dom, out_pos, res):
     (bounds, start)): lane q fills slots bounds[q]..bounds[q + 1] from the counts start[q] (those
     after bounds[q] slots).
     res[q] = (first slot that fails or -1, the lane's largest prefix error); the first failure
-    stops every lane. With `check_end`, a lane that ends on counts other than the next lane's
-    start (the last: `counts`) fails."""
+    stops every lane. A lane that ends on counts other than the next lane's start fails; with
+    `check_end` the last lane too, when it ends on counts other than `counts`."""
     bounds, start = lanes
     k = counts.shape[0]
     n_lanes = bounds.shape[0] - 1
@@ -121,8 +121,9 @@ def scan_lanes(w, counts, b, lanes, check_end, out_dom, out_pos, res):
         end = bounds[q + 1]
         for i in range(k):  # every domain's last prefix in the lane
             worst[q] = max(worst[q], abs(taken[q, i] - w[i] * end))
-            if check_end and res[q, 0] < 0 and taken[q, i] != (start[q + 1, i] if q + 1 < n_lanes else counts[i]):
-                res[q, 0] = end
+            if (check_end or q + 1 < n_lanes) and res[q, 0] < 0 and \
+                    taken[q, i] != (start[q + 1, i] if q + 1 < n_lanes else counts[i]):
+                res[q, 0] = end  # (a lane always ends where the next starts; the last, with check_end, on counts)
         res[q, 1] = worst[q]
 
 
@@ -195,6 +196,39 @@ def edf_weights(w, counts, b, limit, out_dom, out_pos, dev):
                out_dom, out_pos, res)
     dev[0] = res[0, 1]
     return np.int64(res[0, 0])
+
+
+PROBE_LANES = 8  # lanes of a long prefix probe in `search`
+PROBE_LANES_FROM = 1 << 17  # prefixes at least this long are probed on lanes
+
+
+@njit
+def _probe(w, counts, b, limit, out_dom, out_pos, dev):
+    """`edf_weights`' verdict, and its error where the probe holds, on up to PROBE_LANES lanes in
+    lock-step when the prefix is long: the same verdict and error as one lane (each lane starts
+    from forced counts and must end on the next lane's), several times faster on a prefix of
+    millions of slots, which `blend_items` searches when a whole-stream pass misses early. On a
+    miss the slot returned is a lane's first miss, not necessarily one lane's: the search uses
+    only whether it missed."""
+    k = counts.shape[0]
+    if k > _SCAN_K or limit < PROBE_LANES_FROM:
+        return edf_weights(w, counts, b, limit, out_dom, out_pos, dev)
+    if wide_ok(w, counts, b):  # many lanes side by side when it holds (a miss says only that)
+        d = wide_pass(w, counts, b, out_dom, out_pos, limit)
+        if d >= 0.0:
+            dev[0] = d
+            return -1
+    bounds, start = lane_splits(w, counts, b, PROBE_LANES, True, limit)
+    if bounds.shape[0] <= 2:
+        return edf_weights(w, counts, b, limit, out_dom, out_pos, dev)
+    res = np.empty((bounds.shape[0] - 1, 2))
+    scan_lanes(w, counts, b, (bounds, start), False, out_dom, out_pos, res)
+    dev[0] = 0.0
+    for q in range(res.shape[0]):
+        if res[q, 0] >= 0:
+            return np.int64(res[q, 0])
+        dev[0] = max(dev[0], res[q, 1])
+    return -1
 
 
 @njit
@@ -303,7 +337,7 @@ def search(w, counts, lo, step, prefix, scratch, tol=1e-12):
     just below `hi` that fails ends the search. `scratch`: (items, positions, error) buffers."""
     tmp_dom, tmp_pos, dev = scratch
     hi = lo + step
-    while edf_weights(w, counts, hi, prefix, tmp_dom, tmp_pos, dev) >= 0:
+    while _probe(w, counts, hi, prefix, tmp_dom, tmp_pos, dev) >= 0:
         if hi > 4.0:  # never reached: the rounding keeps every count within 1 of its quota
             raise ValueError("blend_items: no schedule within a tolerance of 4")
         lo = hi
@@ -312,11 +346,11 @@ def search(w, counts, lo, step, prefix, scratch, tol=1e-12):
     hi = min(hi, dev[0])  # (the stream's own error can exceed the tolerance by a rounding)
     while hi - lo > tol:
         below = hi - tol
-        if edf_weights(w, counts, below, prefix, tmp_dom, tmp_pos, dev) >= 0:
+        if _probe(w, counts, below, prefix, tmp_dom, tmp_pos, dev) >= 0:
             return hi
         hi = min(below, dev[0])
         mid = 0.5 * (lo + hi)
-        if edf_weights(w, counts, mid, prefix, tmp_dom, tmp_pos, dev) < 0:
+        if _probe(w, counts, mid, prefix, tmp_dom, tmp_pos, dev) < 0:
             hi = min(mid, dev[0])
         else:
             lo = mid

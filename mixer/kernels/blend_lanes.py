@@ -50,15 +50,18 @@ def forced_counts(w, counts, b, p, out):
 
 
 @njit
-def lane_splits(w, counts, b, n_lanes, patient=True):
+def lane_splits(w, counts, b, n_lanes, patient=True, limit=-1):
     """(bounds int64[L + 1], start int64[L, K]): at most n_lanes lanes cut at forced slots, the
     first at or after q N / n_lanes (searched over 2^16 slots; fewer lanes where none is).
     Not `patient`: stop at the first lane without one (where forced slots are that rare, as at
-    K = 30, a later search would most likely scan its 2^16 slots in vain too)."""
+    K = 30, a later search would most likely scan its 2^16 slots in vain too). `limit` >= 0:
+    lanes of the first `limit` slots only (N = limit), for a probe on a prefix."""
     k = counts.shape[0]
     n = 0
     for i in range(k):
         n += counts[i]
+    if limit >= 0:
+        n = min(n, limit)
     bounds = np.zeros(n_lanes + 1, np.int64)
     start = np.zeros((n_lanes, k), np.int64)
     c = np.empty(k, np.int64)
@@ -102,13 +105,14 @@ def _flush(staged, q, n, at, out_dom, out_pos):
 
 
 @njit
-def wide_pass(w, counts, b, out_dom, out_pos):
+def wide_pass(w, counts, b, out_dom, out_pos, limit=-1):
     """EDF at tolerance b over the whole stream on up to `WIDE` lanes side by side; the stream's
     largest prefix error (the same float as one lane's) when every lane meets its windows and
     ends on the counts the next lane starts from, else -1.0 (the output is then partial); -1.0
     too, untried, where fewer than WIDE / 4 lanes are found (one lane side by side with nothing
-    is slower than the lock-step scan: at K = 30 forced slots are that rare)."""
-    bounds, start = lane_splits(w, counts, b, WIDE, False)
+    is slower than the lock-step scan: at K = 30 forced slots are that rare). `limit` >= 0: the
+    first `limit` slots only (a probe of `blend.search`; the last lane then ends anywhere)."""
+    bounds, start = lane_splits(w, counts, b, WIDE, False, limit)
     k = counts.shape[0]
     m = bounds.shape[0] - 1
     if m < WIDE // 4:
@@ -183,6 +187,7 @@ def wide_pass(w, counts, b, out_dom, out_pos):
         end = bounds[q + 1]
         for i in range(k):  # every domain's last prefix in the lane (dominated but for the last lane)
             dev = max(dev, worst[q], abs(taken[i * m + q] - w[i] * end))
-            if taken[i * m + q] != (start[q + 1, i] if q + 1 < m else counts[i]):
+            if q + 1 < m and taken[i * m + q] != start[q + 1, i] or q + 1 == m and limit < 0 and \
+                    taken[i * m + q] != counts[i]:
                 return -1.0
     return dev
