@@ -218,11 +218,17 @@ def _probe(w, counts, b, limit, out_dom, out_pos, dev):
         if d >= 0.0:
             dev[0] = d
             return -1
-    bounds, start = lane_splits(w, counts, b, PROBE_LANES, True, limit)
-    if bounds.shape[0] <= 2:
+    lanes = lane_splits(w, counts, b, PROBE_LANES, True, limit)
+    if lanes[0].shape[0] <= 2:
         return edf_weights(w, counts, b, limit, out_dom, out_pos, dev)
-    res = np.empty((bounds.shape[0] - 1, 2))
-    scan_lanes(w, counts, b, (bounds, start), False, out_dom, out_pos, res)
+    return _lock_step(w, counts, b, lanes, False, out_dom, out_pos, dev)
+
+
+@njit
+def _lock_step(w, counts, b, lanes, check_end, out_dom, out_pos, dev):
+    """`scan_lanes` on `lanes`; the first lane's miss, or -1 with the largest error in dev[0]."""
+    res = np.empty((lanes[0].shape[0] - 1, 2))
+    scan_lanes(w, counts, b, lanes, check_end, out_dom, out_pos, res)
     dev[0] = 0.0
     for q in range(res.shape[0]):
         if res[q, 0] >= 0:
@@ -239,15 +245,7 @@ def full_pass(w, counts, b, lanes, out_dom, out_pos, dev):
     n = out_dom.shape[0]
     if k > _SCAN_K:
         return _heaps(w, counts, b, n, out_dom, out_pos, dev)
-    bounds, start = lane_splits(w, counts, b, lanes)
-    res = np.empty((bounds.shape[0] - 1, 2))
-    scan_lanes(w, counts, b, (bounds, start), True, out_dom, out_pos, res)
-    dev[0] = 0.0
-    for q in range(res.shape[0]):
-        if res[q, 0] >= 0:
-            return np.int64(res[q, 0])
-        dev[0] = max(dev[0], res[q, 1])
-    return -1
+    return _lock_step(w, counts, b, lane_splits(w, counts, b, lanes), True, out_dom, out_pos, dev)
 
 
 @njit
