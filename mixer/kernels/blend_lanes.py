@@ -97,6 +97,18 @@ def wide_ok(w, counts, b):
 
 
 @njit
+def wide_lanes(w, counts, b, limit=-1):
+    """The lanes of `wide_pass`: cut at forced slots, not patiently (where forced slots are rare
+    the search would scan 2^16 slots per lane in vain); but once a quarter of the lanes are found,
+    the rest are searched for patiently, so that no one lane runs on over most of the stream
+    alone (a weight vector at K = 7: 7 lanes, the last 7.5M slots of 10M, 0.40 s; 23 lanes 0.16 s)."""
+    bounds, start = lane_splits(w, counts, b, WIDE, False, limit)
+    if WIDE // 4 <= bounds.shape[0] - 1 < WIDE:
+        return lane_splits(w, counts, b, WIDE, True, limit)
+    return bounds, start
+
+
+@njit
 def _flush(staged, q, n, at, out_dom, out_pos):
     """Lane q's first n staged slots written to out[at:at + n]."""
     for u in range(n):
@@ -112,7 +124,7 @@ def wide_pass(w, counts, b, out_dom, out_pos, limit=-1):
     too, untried, where fewer than WIDE / 4 lanes are found (one lane side by side with nothing
     is slower than the lock-step scan: at K = 30 forced slots are that rare). `limit` >= 0: the
     first `limit` slots only (a probe of `blend.search`; the last lane then ends anywhere)."""
-    bounds, start = lane_splits(w, counts, b, WIDE, False, limit)
+    bounds, start = wide_lanes(w, counts, b, limit)
     k = counts.shape[0]
     m = bounds.shape[0] - 1
     if m < WIDE // 4:
