@@ -6,6 +6,8 @@ exit code 2, without a traceback. Anything else escaping is a bug in mixer.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class MixerError(Exception):
     """Bad input or state that the user can fix; the message is one line and says how."""
@@ -19,7 +21,7 @@ class MixerError(Exception):
         super().__init__(message)
 
 
-def listed(names, *, at_most: int = 12) -> str:
+def listed(names: Iterable[str], *, at_most: int = 12) -> str:
     """`names` joined for a one-line message, cut after `at_most` with how many there are in all:
     an error about one domain of 10,000 must not print the other 9,999 names."""
     names = list(names)

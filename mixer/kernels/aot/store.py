@@ -125,14 +125,15 @@ def compile_into(cache: Path, k: str) -> str | None:
     with lock:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = failed(cache, k)
         if final.is_dir():
             return None
-        if failed(cache, k).is_file():
-            return failed(cache, k).read_text().strip()
+        if marker.is_file():
+            return marker.read_text().strip()
         reason = _compile(cache, k)
         if reason is not None:
             with contextlib.suppress(OSError):  # (a folder that cannot be written: said, and not remembered)
-                failed(cache, k).write_text(reason + "\n")
+                marker.write_text(reason + "\n")
     return reason
 
 
