@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import goal, machine, timed, zipf_map
+from bench.common import bytecode_as_installed, goal, machine, timed, zipf_map
 
 GOAL_TOKENS_PER_S = 150e6
 
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> dict:
     threads = tuple(t for t in ((1,) if args.quick else (1, 2)) if t <= usable_cpus())
     res: dict = {"machine": machine({"build-shards": "--threads 1 and 2, pinned to as many CPUs",
                                      "limit": "zstd -T1 and -T2, pinned the same"}), "quick": args.quick,
-                      "pinned": PINNED}
+                      "pinned": PINNED, "bytecode": bytecode_as_installed()}
     f = res["floor"] = floor(repeats)
     print(f"start-up floor, 1 CPU: python + numpy + pyarrow + zstandard + click {f['without_numba_s']:.2f} s; with "
           f"one compiled kernel (build-shards) {f['compiled_s']:.2f} s; with numba and one kernel from its cache "
