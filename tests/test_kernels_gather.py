@@ -61,11 +61,13 @@ def test_mlm_frame_layout():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 40), st.sampled_from([np.uint16, np.uint32]), st.data())
-def test_stream_order_gather_matches_concatenation(n_parts, n_seg, dtype, data):
-    """`gather_frame` (one pass in stream order, reading parts by address, prefetching ahead)
-    writes the same window as the concatenation, from any segment range that covers it, and
-    two ranges side by side write the same as one."""
+@given(st.integers(1, 3), st.integers(1, 40), st.sampled_from([np.uint16, np.uint32]),
+       st.sampled_from([np.uint8, np.uint16]), st.data())
+def test_stream_order_gather_matches_concatenation(n_parts, n_seg, dtype, side, data):
+    """`gather_frame` (one pass in stream order, reading parts by address, prefetching ahead;
+    a one-byte sidecar filled by memset, a two-byte one element by element) writes the same
+    window as the concatenation, from any segment range that covers it, and two ranges side by
+    side write the same as one."""
     from mixer.kernels.gather import gather_frame
 
     parts, segments, stream, doms = _segments(data, n_parts, n_seg, dtype, np.int32)
@@ -73,11 +75,11 @@ def test_stream_order_gather_matches_concatenation(n_parts, n_seg, dtype, data):
     r0 = data.draw(st.integers(0, len(stream)))
     r1 = data.draw(st.integers(r0, len(stream)))
     cut = data.draw(st.integers(0, n_seg))
-    out, dom_out = np.zeros(r1 - r0, dtype), np.zeros(r1 - r0, np.uint8)
+    out, dom_out = np.zeros(r1 - r0, dtype), np.zeros(r1 - r0, side)
     for a, b in ((0, cut), (cut, n_seg)):
         gather_frame(addresses, segments, (a, b, r0), 1001, out, dom_out)
     assert np.array_equal(out, stream[r0:r1])
     assert np.array_equal(dom_out, doms[r0:r1])
     out2 = np.zeros(r1 - r0, dtype)  # without the sidecar: the tokens alone
-    gather_frame(addresses, segments, (0, n_seg, r0), 1001, out2, np.empty(0, np.uint8))
+    gather_frame(addresses, segments, (0, n_seg, r0), 1001, out2, np.empty(0, side))
     assert np.array_equal(out2, stream[r0:r1])
