@@ -54,45 +54,45 @@ def gather_pieces(values, src, dst, cnt, lo, hi, out):
             out[d + t] = values[s + t]
 
 
-@intrinsic
-def _prefetch(typingctx, address):
-    """Ask for the cache line at `address` ahead of its use (llvm.prefetch: read, keep)."""
-    sig = types.void(types.int64)
+_P8 = ir.IntType(8).as_pointer()
+_I32 = ir.IntType(32)
+
+
+def _at_address(argtypes: tuple, emit) -> tuple:
+    """(signature, codegen) of an intrinsic that returns nothing and takes an integer address
+    first (as a byte pointer) and `argtypes` after it: `emit(builder, pointer, *rest)`."""
+    sig = types.void(types.int64, *argtypes)
 
     def codegen(context, builder, signature, args):
-        ptr_t = ir.IntType(8).as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [ptr_t, ir.IntType(32), ir.IntType(32), ir.IntType(32)])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        i32 = ir.IntType(32)
-        builder.call(fn, [builder.inttoptr(args[0], ptr_t), i32(0), i32(3), i32(1)])
+        emit(builder, builder.inttoptr(args[0], _P8), *args[1:])
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _emit_prefetch(builder, pointer) -> None:
+    fnty = ir.FunctionType(ir.VoidType(), [_P8, _I32, _I32, _I32])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+    builder.call(fn, [pointer, _I32(0), _I32(3), _I32(1)])
+
+
+@intrinsic
+def _prefetch(typingctx, address):
+    """Ask for the cache line at `address` ahead of its use (llvm.prefetch: read, keep)."""
+    return _at_address((), _emit_prefetch)
 
 
 @intrinsic
 def _copy(typingctx, dst, src, nbytes):
     """memcpy(dst, src, nbytes) between integer addresses (llvm.memcpy; ranges do not overlap)."""
-    sig = types.void(types.int64, types.int64, types.int64)
-
-    def codegen(context, builder, signature, args):
-        p8 = ir.IntType(8).as_pointer()
-        cgutils.raw_memcpy(builder, builder.inttoptr(args[0], p8), builder.inttoptr(args[1], p8), args[2], 1)
-        return context.get_dummy_value()
-
-    return sig, codegen
+    return _at_address((types.int64, types.int64),
+                       lambda b, p, src, n: cgutils.raw_memcpy(b, p, b.inttoptr(src, _P8), n, 1))
 
 
 @intrinsic
 def _fill(typingctx, dst, value, nbytes):
     """memset(dst, value, nbytes) at an integer address (llvm.memset)."""
-    sig = types.void(types.int64, types.uint8, types.int64)
-
-    def codegen(context, builder, signature, args):
-        cgutils.memset(builder, builder.inttoptr(args[0], ir.IntType(8).as_pointer()), args[2], args[1])
-        return context.get_dummy_value()
-
-    return sig, codegen
+    return _at_address((types.uint8, types.int64), lambda b, p, value, n: cgutils.memset(b, p, n, value))
 
 
 _AHEAD = 8  # segments whose first source lines are requested before they are copied
