@@ -27,6 +27,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 import pyarrow as pa
 
 MAGIC = b"ARROW1"
@@ -232,8 +233,12 @@ class PartsRead:
 
 def _bytes_at(buf: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
     """(n, width) bytes of `buf` from each position, clipped into the buffer: a part whose
-    numbers point elsewhere is already out of the running, so what is read for it is never used."""
-    return buf[np.clip(pos, 0, len(buf) - width)[:, None] + np.arange(width)]
+    numbers point elsewhere is already out of the running, so what is read for it is never used.
+    Rows of a sliding window over `buf`, taken whole: an (n, width) array of byte indices instead
+    was 8 bytes of fresh memory per byte read (16 MB for 10,000 footers of 202 bytes), and in a
+    fresh process its page faults made `read_parts` 2-5x slower (10,000 parts: 0.025-0.064 s ->
+    0.012 s)."""
+    return sliding_window_view(buf, width)[np.clip(pos, 0, len(buf) - width)]
 
 
 def _ints_at(buf: np.ndarray, pos: np.ndarray, count: int = 1, width: int = 8) -> np.ndarray:
@@ -273,7 +278,7 @@ def read_parts(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, dtype: np
     if t.fixed:
         at = np.concatenate([a + np.arange(len(b)) for a, b in t.fixed])
         want = np.frombuffer(b"".join(b for _, b in t.fixed), np.uint8)
-        ok &= (buf[np.clip(msg, 0, len(buf) - 1 - int(at.max()))[:, None] + at] == want).all(axis=1)
+        ok &= (_bytes_at(buf, msg, int(at.max()) + 1)[:, at] == want).all(axis=1)
     rows = _ints_at(buf, msg + t.rows_at)[:, 0]
     n_ids, ids_nulls, n_docs, doc_nulls, n_values, value_nulls = _ints_at(buf, msg + t.nodes_at, 6).T
     b = _ints_at(buf, msg + t.buffers_at, 12).T
