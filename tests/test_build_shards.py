@@ -244,7 +244,10 @@ def test_quiet_prints_one_summary_line_and_no_table(corpus, tmp_path):
 
 def test_garbage_collection_is_back_on_after_a_build_and_after_a_failed_one(corpus, tmp_path, monkeypatch):
     """build-shards pauses the cyclic collector while it builds (10,000 domains: 0.3 s of full
-    collections that free nothing), and hands the process back as it found it."""
+    collections that free nothing), and hands the process back as it found it: the collector
+    on, nothing left frozen (the build's objects go to the oldest generation, not out of the
+    collector's reach: a longer process frees their cycles as ever), and of its objects only the
+    last build's corpus and stats kept for the exit."""
     import gc
 
     seen = []
@@ -258,7 +261,10 @@ def test_garbage_collection_is_back_on_after_a_build_and_after_a_failed_one(corp
     assert build(corpus, tmp_path / "a").exit_code == 0
     assert build(corpus, tmp_path / "a").exit_code == 2  # exists: refused before any work
     assert build(corpus, tmp_path / "b", weights=["--weight", "code=1.5"]).exit_code == 2  # fails in the build
-    assert seen[0] is False and gc.isenabled()
+    assert seen[0] is False and gc.isenabled() and gc.get_freeze_count() == 0
+    from mixer.cli.commands import build_shards
+
+    assert [type(x).__name__ for x in build_shards._LEFT] == ["Corpus", "BuildStats"]
     gc.disable()
     try:  # a process that had it off keeps it off
         assert build(corpus, tmp_path / "c").exit_code == 0 and not gc.isenabled()
