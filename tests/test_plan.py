@@ -56,6 +56,25 @@ def test_any_range_equals_the_whole(corpus, threads):
         np.testing.assert_array_equal(d, wdom[first:first + count])
 
 
+@pytest.mark.parametrize("objective", ["causal", "mlm"])
+def test_buffers_that_are_views_into_larger_arrays_get_the_rows(corpus, objective):
+    """`out` / `domains_out` given as column ranges of larger arrays (not C-contiguous, as a
+    slice of a batch buffer is): the rows land in them, and nothing outside them is touched.
+    (Before, the kernels wrote into the copy that flattening such an array makes, and the
+    caller's buffer kept what it held, without a word.)"""
+    plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=8_000, seq_len=64, seed=1, objective=objective))
+    src = open_sources(corpus, plan)
+    whole, wdom = gather_sequences(plan, src, 0, plan.num_sequences)
+    big, big_dom = np.full((9, 3 * 64), 7, whole.dtype), np.full((9, 2 * 64), 7, wdom.dtype)
+    out, dom = big[:, 64:128], big_dom[:, :64]
+    assert not out.flags.c_contiguous and not dom.flags.c_contiguous
+    t, d = gather_sequences(plan, src, 4, 9, out=out, domains_out=dom)
+    assert t is out and d is dom
+    np.testing.assert_array_equal(out, whole[4:13])
+    np.testing.assert_array_equal(dom, wdom[4:13])
+    assert (big[:, :64] == 7).all() and (big[:, 128:] == 7).all() and (big_dom[:, 64:] == 7).all()
+
+
 def test_seed_changes_order_not_counts(corpus):
     a = build_plan(corpus, WEIGHTS, PlanConfig(tokens=10_000, seq_len=100, seed=0))
     b = build_plan(corpus, WEIGHTS, PlanConfig(tokens=10_000, seq_len=100, seed=1))

@@ -135,7 +135,9 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
     dtype (uint8 up to 255 domains, else uint16: `sidecar_dtype`; the domain index, into
     `plan.domains`, of every position; EOS, [CLS]/[SEP]/[PAD] take their
     row's or document's domain). `out` / `domains_out` may be given to reuse buffers; with
-    `domains=False` no domain array is written and the second value is None.
+    `domains=False` no domain array is written and the second value is None. A given buffer
+    that is not C-contiguous (a column range of a larger batch) is filled through a contiguous
+    one and a copy: the kernels write by address.
     """
     if not (0 <= first and count >= 0 and first + count <= plan.num_sequences):
         raise MixerError(f"sequences {first}..{first + count} are outside the plan's 0..{plan.num_sequences}")
@@ -151,6 +153,13 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
         domains_out, dflat = None, np.empty(0, side)  # the frame kernels skip an empty sidecar
     if out.shape != shape or out.dtype != np.dtype(plan.dtype):
         raise ValueError(f"out must be {shape} of {plan.dtype}")
+    if not (out.flags.c_contiguous and (domains_out is None or domains_out.flags.c_contiguous)):
+        # (reshape(-1) of such an array is a copy: the rows would be written there, not into `out`)
+        tokens, ids = gather_sequences(plan, sources, first, count, threads=threads, domains=domains)
+        out[...] = tokens
+        if domains_out is not None:
+            domains_out[...] = ids
+        return out, domains_out
     flat = out.reshape(-1)
     r0, r1, j0, j1 = _segments_for(plan, first, count)
 
