@@ -75,6 +75,17 @@ def test_buffers_that_are_views_into_larger_arrays_get_the_rows(corpus, objectiv
     assert (big[:, :64] == 7).all() and (big[:, 128:] == 7).all() and (big_dom[:, 64:] == 7).all()
 
 
+def test_a_read_only_buffer_is_refused_in_one_line(corpus):
+    plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=8_000, seq_len=64, seed=1))
+    src = open_sources(corpus, plan)
+    tokens, ids = gather_sequences(plan, src, 0, 3)
+    for given in ({"out": tokens.copy()}, {"domains_out": ids.copy()}):
+        name, array = next(iter(given.items()))
+        array.setflags(write=False)
+        with pytest.raises(ValueError, match=f"^{name} is read-only"):
+            gather_sequences(plan, src, 0, 3, **given)
+
+
 def test_seed_changes_order_not_counts(corpus):
     a = build_plan(corpus, WEIGHTS, PlanConfig(tokens=10_000, seq_len=100, seed=0))
     b = build_plan(corpus, WEIGHTS, PlanConfig(tokens=10_000, seq_len=100, seed=1))

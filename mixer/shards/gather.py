@@ -153,6 +153,9 @@ def gather_sequences(plan: MixturePlan, sources: CorpusSources, first: int, coun
         domains_out, dflat = None, np.empty(0, side)  # the frame kernels skip an empty sidecar
     if out.shape != shape or out.dtype != np.dtype(plan.dtype):
         raise ValueError(f"out must be {shape} of {plan.dtype}")
+    for name, given in (("out", out), ("domains_out", domains_out)):
+        if given is not None and not given.flags.writeable:
+            raise ValueError(f"{name} is read-only; pass a writable array (or none: a fresh one is made)")
     if not (out.flags.c_contiguous and (domains_out is None or domains_out.flags.c_contiguous)):
         # (reshape(-1) of such an array is a copy: the rows would be written there, not into `out`)
         tokens, ids = gather_sequences(plan, sources, first, count, threads=threads, domains=domains)
