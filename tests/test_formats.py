@@ -27,3 +27,18 @@ def test_weights_json_hand_written_other_versions_and_strings(tmp_path):
         with pytest.raises(MixerError) as exc:
             load_weights(path)
         assert needle in str(exc.value) and str(exc.value).startswith(str(path)) and "\n" not in str(exc.value)
+
+
+def test_shard_digests_in_pieces_are_the_whole_files_digests():
+    """`_digest` hashes 256 KiB pieces with both hashes in turn: the same xxh64 and sha256 as
+    hashing the bytes whole, at every length around a piece's boundary."""
+    import hashlib
+    import os
+
+    import xxhash
+
+    from mixer.formats.shards import _DIGEST_STEP, _digest
+
+    for n in (0, 1, _DIGEST_STEP - 1, _DIGEST_STEP, _DIGEST_STEP + 1, 3 * _DIGEST_STEP + 17):
+        data = os.urandom(n)
+        assert _digest(data) == (xxhash.xxh64_hexdigest(data), hashlib.sha256(data).hexdigest())
