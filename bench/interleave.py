@@ -94,8 +94,8 @@ SPEED_VECTORS = {7: 20, 30: 10}  # weight vectors timed per K (one at K >= 1000:
 
 def speed_over_vectors(k: int, items: int, megatron_items: int, repeats: int, blend_fn) -> dict:
     """`speed` on several flat-Dirichlet weight vectors (seeds 1000 + k, 2000 + k, ...): blend's
-    time depends on the vector (whether its 32-lane pass holds, or one lane runs the whole
-    stream), Megatron's hardly. The ratio quoted is the median of the per-vector ratios; the
+    time depends on the vector (whether its lanes side by side hold at the first tolerance, or a
+    lock-step pass and a search run first), Megatron's hardly. The ratio quoted is the median of the per-vector ratios; the
     least and the most beside it."""
     runs = [speed(k, items, megatron_items, repeats, blend_fn, seed=1000 * (j + 1) + k)
             for j in range(SPEED_VECTORS.get(k, 1))]

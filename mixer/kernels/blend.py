@@ -208,8 +208,8 @@ def _probe(w, counts, b, limit, out_dom, out_pos, dev):
     long (`wide_pass`'s lanes side by side where they hold, else up to PROBE_LANES in lock-step):
     the same verdict and error as one lane (each lane starts from forced counts and must end on
     the next lane's), several times faster on a prefix of millions of slots, which `blend_items`
-    searches when a whole-stream pass misses early. On a miss the slot returned is a lane's first
-    miss, not necessarily one lane's: the search uses only whether it missed."""
+    searches when a whole-stream pass misses early. On a miss the slot returned is some lane's first
+    miss, not necessarily the prefix's first: the search uses only whether it missed."""
     k = counts.shape[0]
     if k > _SCAN_K or limit < PROBE_LANES_FROM:
         return edf_weights(w, counts, b, limit, out_dom, out_pos, dev)

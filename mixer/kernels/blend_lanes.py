@@ -199,7 +199,7 @@ def wide_pass(w, counts, b, out_dom, out_pos, limit=-1):
         end = bounds[q + 1]
         for i in range(k):  # every domain's last prefix in the lane (dominated but for the last lane)
             dev = max(dev, worst[q], abs(taken[i * m + q] - w[i] * end))
-            if q + 1 < m and taken[i * m + q] != start[q + 1, i] or q + 1 == m and limit < 0 and \
-                    taken[i * m + q] != counts[i]:
+            if (q + 1 < m and taken[i * m + q] != start[q + 1, i]) or \
+                    (q + 1 == m and limit < 0 and taken[i * m + q] != counts[i]):
                 return -1.0
     return dev
