@@ -71,3 +71,68 @@ def test_write_sealed_is_the_sealed_object_written(tmp_path):
                                                                          ensure_ascii=True).encode("ascii"))}
         assert (tmp_path / "a.json").read_text() == json.dumps(sealed, indent=2, sort_keys=True) + "\n"
         assert canonical(body) == json.dumps(body, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+
+def _floats_alike_one_by_one(obj) -> bool:
+    """The walk `floats_spelled_alike` replaced: value after value."""
+    import orjson
+
+    floats, stack = [], [obj]
+    while stack:
+        x = stack.pop()
+        if type(x) is dict:
+            stack.extend(x.values())
+        elif type(x) in (list, tuple):
+            stack.extend(x)
+        elif type(x) is float:
+            floats.append(x)
+    return all(orjson.dumps(f) == float.__repr__(f).encode() for f in floats)
+
+
+def test_floats_spelled_alike_agrees_with_a_value_by_value_walk():
+    from mixer.core.jsonio import floats_spelled_alike
+
+    rng = random.Random(3)
+    seen = set()
+    for _ in range(3000):
+        obj = random_value(rng)
+        seen.add(floats_spelled_alike(obj))
+        assert floats_spelled_alike(obj) == _floats_alike_one_by_one(obj), obj
+    assert seen == {True, False}
+    for scalar in (1e-7, 0.5, "x", None, 3):
+        assert floats_spelled_alike(scalar) == _floats_alike_one_by_one(scalar)
+
+
+def test_reading_every_document_back_and_refusing_keys_given_twice(tmp_path):
+    """A file mixer wrote is read without the per-object key check (it is the bytes mixer writes
+    for what was read: each key once); any other text is read with it. The object read is the
+    json module's either way, and a key given twice is named, whatever the file's layout."""
+    from mixer.core.errors import MixerError
+    from mixer.core.jsonio import _keys_unique, read_json_document, read_json_object
+
+    rng = random.Random(8)
+    path = tmp_path / "doc.json"
+    fast = 0
+    for _ in range(600):
+        obj = {"v": random_value(rng), "w": [random_value(rng)]}
+        write_json_atomic(path, obj)
+        raw = path.read_bytes()
+        fast += _keys_unique(raw, json.loads(raw))
+        expected = json.loads(raw)
+        got, plain = read_json_document(path, "test document", "fix it")
+        assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
+        assert json.dumps(read_json_object(path, "test document", "fix it"), sort_keys=True) == \
+            json.dumps(expected, sort_keys=True)
+    assert 100 < fast < 600  # both paths taken (NaN, escapes and odd floats go the slow way)
+    twice = [
+        '{\n  "a": 1,\n  "a": 1\n}\n',  # mixer's layout, a key twice with the same value
+        '{\n  "a": {\n    "b": 1,\n    "b": 2\n  }\n}\n',
+        '{"a": 1, "b": [{"c": 0.5, "c": 0.5}]}',
+        '{\n  "a": 1,\n  "\\u0061": 1\n}\n',  # the same key spelled two ways
+    ]
+    for text in twice:
+        path.write_text(text)
+        with pytest.raises(MixerError, match="is given twice in one object of the test document; fix it"):
+            read_json_object(path, "test document", "fix it")
+        with pytest.raises(MixerError, match="is given twice"):
+            read_json_document(path, "test document", "fix it")
