@@ -239,19 +239,19 @@ def whole_vs_limit(name: str, corpus: Path, weights: dict, tokens: int, scratch:
 
 
 JIT_ENV = {"MIXER_COMPILED_KERNELS": "0"}  # build-shards with numba's JIT, as before the compiled kernels
-BARE = "import numpy, pyarrow, zstandard, xxhash, click"
+BARE = "import numpy, zstandard, xxhash, click"  # (no pyarrow: build-shards reads parts by their cached layout)
 COMPILED_FLOOR = (BARE + "\nimport numpy as np\nfrom pathlib import Path\nfrom mixer.core.urls import cache_root\n"
                   "from mixer.kernels.aot import compiled_kernels, kernel\nfrom mixer.kernels.aot.store import default_cache\n"
                   "with compiled_kernels(default_cache(cache_root() / 'kernels')):\n"
                   "    kernel('largest_remainder')(np.ones(2) / 2, 10)")
-FLOOR = ("import numpy as np, pyarrow, zstandard, xxhash, click; from mixer.kernels import without_numba_extras\n"
+FLOOR = ("import numpy as np, zstandard, xxhash, click; from mixer.kernels import without_numba_extras\n"
          "with without_numba_extras():\n"
          "    from mixer.kernels.targets import largest_remainder; largest_remainder(np.ones(2) / 2, 10)")
 
 
 def floor(repeats: int) -> dict:
     """What a process that runs one of mixer's numba kernels pays before any work, as
-    build-shards runs them: python, numpy, pyarrow, zstandard, click, numba and the first kernel
+    build-shards runs them: python, numpy, zstandard, click, numba and the first kernel
     loaded from numba's cache (numba's registries, without scipy, cffi and yaml:
     `without_numba_extras`). Pinned to one CPU, like the 1-thread rows."""
     runs, bare, compiled = [], [], []
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
                                      "limit": "zstd -T1 and -T2, pinned the same"}), "quick": args.quick,
                       "pinned": PINNED, "bytecode": bytecode_as_installed()}
     f = res["floor"] = floor(repeats)
-    print(f"start-up floor, 1 CPU: python + numpy + pyarrow + zstandard + click {f['without_numba_s']:.2f} s; with "
+    print(f"start-up floor, 1 CPU: python + numpy + zstandard + xxhash + click {f['without_numba_s']:.2f} s; with "
           f"one compiled kernel (build-shards) {f['compiled_s']:.2f} s; with numba and one kernel from its cache "
           f"{f['median_s']:.2f} s")
     real = Path(args.real_corpus) if args.real_corpus else (None if args.quick else real_corpus(scratch / "real"))

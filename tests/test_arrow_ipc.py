@@ -1,12 +1,13 @@
-"""Corpus parts read straight from their bytes (`mixer.formats.arrow_ipc`) give exactly what
+"""Corpus parts read straight from their bytes (`mixer.formats.arrow.ipc`) give exactly what
 pyarrow gives, and any file not laid out as the model part goes to pyarrow."""
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from mixer.core.errors import MixerError
-from mixer.formats import arrow_ipc
-from mixer.formats.corpus import _pyarrow_views, open_part, write_part
+from mixer.formats.arrow import ipc as arrow_ipc
+from mixer.formats.arrow.pyarrow_views import pyarrow_views as _pyarrow_views
+from mixer.formats.corpus import open_part, write_part
 
 
 def _part(path, n, dtype, seed=0):
@@ -18,9 +19,13 @@ def _part(path, n, dtype, seed=0):
 
 
 @pytest.fixture
-def fresh_layouts(monkeypatch):
+def fresh_layouts(monkeypatch, tmp_path):
+    """No layout learned, in this process or in the cache of earlier ones (`layout_cache`)."""
     monkeypatch.setattr(arrow_ipc, "_LAYOUTS", {})
     monkeypatch.setattr(arrow_ipc, "_TRIES", {})
+    monkeypatch.setattr(arrow_ipc, "_LOOKED_UP", set())
+    monkeypatch.setattr(arrow_ipc, "_FROM_CACHE", set())
+    monkeypatch.setenv("MIXER_CACHE", str(tmp_path / "layout-cache"))
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32])

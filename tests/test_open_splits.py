@@ -1,4 +1,4 @@
-"""Many domains opened together (`corpus_handle.open_splits`, `arrow_ipc.read_parts`) give
+"""Many domains opened together (`corpus_handle.open_splits`, `arrow.ipc.read_parts`) give
 exactly what `open_split` gives domain by domain: the same arrays, and for every fault the same
 one-line error. And corpus.json's canonical bytes through orjson are the json module's."""
 import json
@@ -13,7 +13,7 @@ import xxhash
 
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import dumps_sorted, orjson_sorted, read_json_document
-from mixer.formats import arrow_ipc
+from mixer.formats.arrow import ipc as arrow_ipc
 from mixer.formats.corpus import DomainInfo, SplitInfo, load_manifest, open_part, open_split, save_manifest, write_part
 from mixer.formats.corpus_handle import Corpus, open_splits
 from mixer.formats.schema import canonical, canonical_and_seal_ok, seal
@@ -21,9 +21,13 @@ from mixer.formats.synthetic import write_synthetic_corpus
 
 
 @pytest.fixture
-def fresh_layouts(monkeypatch):
+def fresh_layouts(monkeypatch, tmp_path):
+    """No layout learned, in this process or in the cache of earlier ones (`layout_cache`)."""
     monkeypatch.setattr(arrow_ipc, "_LAYOUTS", {})
     monkeypatch.setattr(arrow_ipc, "_TRIES", {})
+    monkeypatch.setattr(arrow_ipc, "_LOOKED_UP", set())
+    monkeypatch.setattr(arrow_ipc, "_FROM_CACHE", set())
+    monkeypatch.setenv("MIXER_CACHE", str(tmp_path / "layout-cache"))
 
 
 def _part_bytes(path, n, dtype, seed):

@@ -11,8 +11,9 @@ Layout (written by `mixer prepare`, read by the sampler, trainers and solver)::
 Each Arrow IPC *file* holds one record batch with columns ``doc_id: uint64`` (xxh64 of the
 source document's full text, stable across runs and machines) and ``tokens:
 large_list<uint16|uint32>`` (uint16 whenever the vocab fits). Tokens are stored without EOS;
-the sampler inserts EOS between documents. Files open with `pyarrow.memory_map`, and
-`open_split` hands the list's offsets and values buffers out as NumPy views without copying.
+the sampler inserts EOS between documents. Files open as read-only memory maps (small ones are
+read whole), and `open_split` hands the list's offsets and values buffers out as NumPy views
+without copying.
 
 Example `corpus.json` (abridged)::
 
@@ -35,17 +36,18 @@ A format-1 corpus (no checksums) is refused with a one-line request to re-run `m
 """
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from mixer.core.errors import MixerError, listed
 from mixer.core.jsonio import read_json_object
-from mixer.formats.arrow_ipc import arrow_schema, learn_layout, read_part, write_part  # noqa: F401 (write_part: importable here as ever)
+from mixer.formats.arrow.ipc import learn_layout, read_part, write_part  # noqa: F401 (write_part: importable here as ever)
+from mixer.formats.arrow.pyarrow_views import arrow_errors, pyarrow_views
 from mixer.formats.checksums import FileChecksum, file_checksum, file_sha256, verify_file  # noqa: F401 (file_sha256: importable here)
 from mixer.formats.schema import SEAL_KEY, check, seal_ok, write_sealed
 
@@ -222,48 +224,21 @@ class ArrowPart:
         return self.offsets[1:] - self.offsets[:-1]  # np.diff's values, without its overhead (10,000 parts)
 
 
-_SCHEMAS: dict[np.dtype, pa.Schema] = {}
-_DTYPES: dict[pa.DataType, np.dtype] = {}
-
-
-def _schema_of(dtype: np.dtype) -> pa.Schema:
-    if dtype not in _SCHEMAS:
-        _SCHEMAS[dtype] = arrow_schema(dtype)
-    return _SCHEMAS[dtype]
-
-
-def _numpy_view(array: pa.Array) -> np.ndarray:
-    """A null-free primitive Arrow array as a read-only NumPy view of its data buffer (no copy).
-    `Array.to_numpy` does the same but imports pandas on first use, a third of a second of every
-    command that opens a corpus."""
-    dtype = _DTYPES.get(array.type)
-    if dtype is None:
-        try:
-            dtype = _DTYPES[array.type] = np.dtype(str(array.type))
-        except TypeError:  # not a NumPy number type: let Arrow say what it is
-            return array.to_numpy(zero_copy_only=True)
-    buf = array.buffers()[1]
-    if buf is None:  # an empty array may carry no data buffer
-        return np.zeros(0, dtype)
-    return np.frombuffer(buf, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
-
-
-_READ_OPTIONS = pa.ipc.IpcReadOptions()  # one for every part (pyarrow makes a fresh one per call otherwise)
 SMALL_PART = 1 << 16  # parts up to this size are read whole: one read costs less than setting up a map
 
 
-def _part_bytes(path: Path) -> tuple[pa.Buffer, os.stat_result]:
+def _part_bytes(path: Path) -> tuple[bytes | mmap.mmap, os.stat_result]:
     """The file's bytes and its stat: a small part read whole (a corpus of 10,000 domains is
     10,000 small parts, and mapping one costs more than reading it), a larger one memory-mapped
-    (zero-copy: the pages the kernels read are the page cache's)."""
+    read-only (zero-copy: the pages the kernels read are the page cache's)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         st = os.fstat(fd)
         if st.st_size <= SMALL_PART:
-            return pa.py_buffer(os.read(fd, st.st_size)), st  # (a short read fails the checksum)
+            return os.read(fd, st.st_size), st  # (a short read fails the checksum)
+        return mmap.mmap(fd, 0, access=mmap.ACCESS_READ), st
     finally:
         os.close(fd)
-    return pa.memory_map(str(path), "r").read_buffer(), st
 
 
 def open_part(path: str | Path, dtype: np.dtype | str | None = None,
@@ -271,7 +246,7 @@ def open_part(path: str | Path, dtype: np.dtype | str | None = None,
     """Map (or, when small, read) one part. With `checksum` (from corpus.json) the file's bytes
     are verified first; then its structure is validated (one batch, the format's types, no
     nulls, offsets monotone and inside the values buffer), so no buffer handed to a kernel can
-    point outside the file: the writer's exact layout by `arrow_ipc.read_part`, any other file
+    point outside the file: the writer's exact layout by `arrow.ipc.read_part`, any other file
     by pyarrow. Any failure is a `MixerError` naming the file."""
     path = path if isinstance(path, Path) else Path(path)  # (re-making a Path costs 10 us a part)
     fix = "re-run `mixer prepare`"
@@ -279,12 +254,12 @@ def open_part(path: str | Path, dtype: np.dtype | str | None = None,
         data, st = _part_bytes(path)
         if checksum is not None:  # before a byte of it is parsed
             verify_file(path, checksum, MANIFEST_NAME, fix, data=data, stat=st)
-        # the layout of a part pyarrow has validated, read from the bytes (`arrow_ipc`); else pyarrow
+        # the layout of a part pyarrow has validated, read from the bytes (`arrow.ipc`); else pyarrow
         found = None if dtype is None else read_part(data, np.dtype(dtype))
-        doc_ids, offsets, values = found if found is not None else _pyarrow_views(path, data, dtype, fix)
+        doc_ids, offsets, values = found if found is not None else pyarrow_views(path, data, dtype, fix)
     except FileNotFoundError:
         raise MixerError(f"{path}: Arrow file missing from the corpus; {fix}") from None
-    except (pa.ArrowException, OSError, ValueError, IndexError) as exc:
+    except (*arrow_errors(), OSError, ValueError, IndexError) as exc:
         raise MixerError(f"{path}: corrupt or truncated Arrow file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
                          f"{fix}") from None
     if dtype is not None and values.dtype != np.dtype(dtype):
@@ -296,26 +271,6 @@ def open_part(path: str | Path, dtype: np.dtype | str | None = None,
     if found is None and dtype is not None:  # valid: a model for the next parts of its layout
         learn_layout(data, np.dtype(dtype), (doc_ids, offsets, values))
     return ArrowPart(path=str(path), doc_ids=doc_ids, offsets=offsets, values=values)
-
-
-def _pyarrow_views(path: Path, data: pa.Buffer, dtype, fix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(doc_ids, offsets, values) of any Arrow file, through pyarrow and its full validation."""
-    reader = pa.ipc.RecordBatchFileReader(data, options=_READ_OPTIONS)
-    if reader.num_record_batches != 1:
-        raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; {fix}")
-    batch = reader.get_batch(0)
-    if dtype is not None and batch.schema.equals(_schema_of(np.dtype(dtype))):
-        pass  # the format's exact schema: one comparison instead of the three below
-    elif batch.schema.names != ["doc_id", "tokens"] or batch.schema.field("doc_id").type != pa.uint64() \
-            or not pa.types.is_large_list(batch.schema.field("tokens").type):
-        raise MixerError(f"{path}: columns {batch.schema.to_string(show_schema_metadata=False)!r} are not "
-                         f"(doc_id: uint64, tokens: large_list); {fix}")
-    batch.validate(full=True)  # offsets monotone and in range, buffer sizes: O(documents)
-    ids, tokens = batch.columns
-    values = tokens.values
-    if ids.null_count or tokens.null_count or values.null_count:
-        raise MixerError(f"{path}: holds null values, which the corpus format never writes; {fix}")
-    return _numpy_view(ids), _numpy_view(tokens.offsets), _numpy_view(values)
 
 
 @dataclass(frozen=True, slots=True)

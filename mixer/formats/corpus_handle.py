@@ -33,7 +33,7 @@ from mixer.core.urls import (
     read_object,
     require_local,
 )
-from mixer.formats.arrow_ipc import knows_layout, read_parts
+from mixer.formats.arrow.ipc import knows_layout, read_parts
 from mixer.formats.checksums import FileChecksum, verify_read
 from mixer.formats.corpus import (
     MANIFEST_NAME,
@@ -184,7 +184,7 @@ def _read_small_parts(paths: list[str], checksums: list[FileChecksum], dtype: np
     """{file index: (part, (documents, tokens))} of the files among `paths` that `open_part`
     would read whole and accept, read into one buffer (four system calls each), verified
     against `checksums` in one batch (`verify_read`), their layout checked by
-    `arrow_ipc.read_parts` and their offsets all at once. A file left out (missing, changed,
+    `arrow.ipc.read_parts` and their offsets all at once. A file left out (missing, changed,
     damaged, another layout) is for `open_part` to accept or name."""
     small = [k for k, c in enumerate(checksums) if c.bytes <= SMALL_PART]
     if small and not knows_layout(dtype):  # the first part, opened alone, is the model of the rest

@@ -22,13 +22,19 @@ The caller still checks what the kernels index by (offsets monotone inside the v
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import xxhash
 from numpy.lib.stride_tricks import sliding_window_view
-import pyarrow as pa
+
+from mixer.formats.arrow.layout_cache import load_layout, store_layout
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MAGIC = b"ARROW1"
 _HEAD = MAGIC + bytes(2)
@@ -39,10 +45,14 @@ _V5, _RECORD_BATCH = 4, 3  # MetadataVersion.V5, MessageHeader.RecordBatch
 
 
 def arrow_schema(dtype: np.dtype) -> pa.Schema:
+    import pyarrow as pa  # (here, not above: a corpus read by its layout needs no pyarrow, `layout_cache`)
+
     return pa.schema([("doc_id", pa.uint64()), ("tokens", pa.large_list(pa.from_numpy_dtype(dtype)))])
 
 
 def _write(sink, doc_ids: np.ndarray, offsets: np.ndarray, values: np.ndarray) -> None:
+    import pyarrow as pa
+
     tokens = pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), pa.array(values))
     batch = pa.record_batch([pa.array(doc_ids.astype(np.uint64)), tokens], schema=arrow_schema(values.dtype))
     with pa.ipc.new_file(sink, batch.schema) as writer:
@@ -51,6 +61,8 @@ def _write(sink, doc_ids: np.ndarray, offsets: np.ndarray, values: np.ndarray) -
 
 def write_part(path: str | Path, doc_ids: np.ndarray, offsets: np.ndarray, values: np.ndarray) -> None:
     """Write one Arrow IPC file holding a single record batch (contiguous buffers for the kernels)."""
+    import pyarrow as pa
+
     with pa.OSFile(str(path), "wb") as sink:
         _write(sink, doc_ids, offsets, values)
 
@@ -140,15 +152,67 @@ def _layout_of(ref) -> _Layout:
 
 _LAYOUTS: dict[np.dtype, _Layout] = {}
 _TRIES: dict[np.dtype, int] = {}  # parts tried as a model of their dtype's layout
+_LOOKED_UP: set[np.dtype] = set()  # dtypes whose layout this process has looked for in the cache
+_FROM_CACHE: set[np.dtype] = set()  # dtypes whose layout came from the cache, not from a part of this process
+_SOURCE: list[str] = []  # the digest of this file, once read
+
+
+def _source_digest() -> str:
+    """xxh3-64 of this module's source: the name of the layouts it learned (`layout_cache`)."""
+    if not _SOURCE:
+        try:
+            _SOURCE.append(xxhash.xxh3_64_hexdigest(Path(__file__).read_bytes()))
+        except OSError:
+            _SOURCE.append("")  # (no source to read: nothing is cached)
+    return _SOURCE[0]
+
+
+def _layout(dtype: np.dtype) -> _Layout | None:
+    """The model layout of parts of `dtype`: learned in this process, or by an earlier one
+    (`layout_cache`, looked for once per process), or None."""
+    t = _LAYOUTS.get(dtype)
+    if t is None and dtype not in _LOOKED_UP:
+        _LOOKED_UP.add(dtype)
+        fields = load_layout(dtype.name, _source_digest()) if _source_digest() else None
+        t = None if fields is None else _from_fields(fields)
+        if t is not None:
+            _LAYOUTS[dtype] = t
+            _FROM_CACHE.add(dtype)
+    return t
+
+
+def _fields(t: _Layout) -> dict[str, Any]:
+    """`t` as JSON values (bytes as hex)."""
+    out = asdict(t)
+    out.update(footer_head=t.footer_head.hex(), footer_tail=t.footer_tail.hex(),
+               fixed=[[at, b.hex()] for at, b in t.fixed])
+    return out
+
+
+def _from_fields(f: dict[str, Any]) -> _Layout | None:
+    """The layout `_fields` wrote, or None for anything of another shape."""
+    try:
+        ints = {k: f[k] for k in ("footer_len", "block_at", "meta", "rows_at", "body_len_at", "nodes_at", "buffers_at")}
+        if not all(type(v) is int and v >= 0 for v in ints.values()):
+            return None
+        fixed = tuple((at, bytes.fromhex(b)) for at, b in f["fixed"])
+        if not all(type(at) is int and 0 <= at and at + len(b) <= ints["meta"] for at, b in fixed):
+            return None
+        return _Layout(footer_head=bytes.fromhex(f["footer_head"]), footer_tail=bytes.fromhex(f["footer_tail"]),
+                       fixed=fixed, **ints)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def learn_layout(data, dtype: np.dtype, views: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """Take the layout of `data`, a part that pyarrow has just read and validated in full into
     `views`, as the model of parts of `dtype` (the first such part of a corpus: writing a model
     here instead would cost pyarrow's writer start-up, a fifth of a second). Kept only when the
-    model reads `data` back into exactly `views`; a few parts are tried, then no more."""
+    model reads `data` back into exactly `views`; a few parts are tried, then no more. A layout
+    taken from the cache gives way to the first part that does not fit it (parts written by
+    another pyarrow, say), as no layout would: the cache then holds this one."""
     dtype = np.dtype(dtype)
-    if dtype in _LAYOUTS or _TRIES.get(dtype, 0) >= 3:
+    if (_layout(dtype) is not None and dtype not in _FROM_CACHE) or _TRIES.get(dtype, 0) >= 3:
         return
     _TRIES[dtype] = _TRIES.get(dtype, 0) + 1
     try:
@@ -158,6 +222,9 @@ def learn_layout(data, dtype: np.dtype, views: tuple[np.ndarray, np.ndarray, np.
         return
     if all(_equal(a, b) for a, b in zip(got, views)):
         _LAYOUTS[dtype] = layout
+        _FROM_CACHE.discard(dtype)
+        if _source_digest():
+            store_layout(dtype.name, _source_digest(), _fields(layout))
 
 
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:
@@ -183,7 +250,7 @@ def read_part(data, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _read(data, dtype: np.dtype, t: _Layout | None = None):
-    t = _LAYOUTS.get(dtype) if t is None else t
+    t = _layout(dtype) if t is None else t
     if t is None:
         raise _Unexpected
     view = memoryview(data).cast("B")  # (unsigned bytes, compared in place: no copies)
@@ -248,7 +315,7 @@ def _ints_at(buf: np.ndarray, pos: np.ndarray, count: int = 1, width: int = 8) -
 
 def knows_layout(dtype: np.dtype) -> bool:
     """Whether a model part of `dtype` has been learned (`learn_layout`), so `read_parts` reads."""
-    return np.dtype(dtype) in _LAYOUTS
+    return _layout(np.dtype(dtype)) is not None
 
 
 def read_parts(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, dtype: np.dtype) -> PartsRead | None:
@@ -258,7 +325,7 @@ def read_parts(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, dtype: np
     integer arithmetic that cannot overflow where `_read`'s Python integers could not; None when
     no layout of `dtype` is known yet."""
     dtype = np.dtype(dtype)
-    t = _LAYOUTS.get(dtype)
+    t = _layout(dtype)
     if t is None:
         return None
     starts, sizes = np.asarray(starts, np.int64), np.asarray(sizes, np.int64)
