@@ -5,8 +5,9 @@
 wrappers, validation) costs about 0.1 ms, a second for a corpus of 10,000 one-part domains.
 `read_part` reads the same three buffers straight from the bytes, for a file laid out exactly
 as a model part of its dtype: the first part of that dtype that pyarrow has read and validated
-in full (`learn_layout`; the caller's checks of schema and dtype passed too). A part is read so
-only when
+in full (`learn_layout`; the caller's checks of schema and dtype passed too), in this process or
+in an earlier one, whose model is kept in the cache (`layout_cache`: then this process imports
+no pyarrow unless a part does not fit). A part is read so only when
 
 - its footer, but for its one record-batch block (offset, metadata and body lengths), is the
   model's byte for byte: the same schema, one batch, no dictionaries, no metadata;
@@ -196,7 +197,7 @@ def _from_fields(f: dict[str, Any]) -> _Layout | None:
         if not all(type(v) is int and v >= 0 for v in ints.values()):
             return None
         fixed = tuple((at, bytes.fromhex(b)) for at, b in f["fixed"])
-        if not all(type(at) is int and 0 <= at and at + len(b) <= ints["meta"] for at, b in fixed):
+        if not all(type(at) is int and 0 <= at and 0 < len(b) and at + len(b) <= ints["meta"] for at, b in fixed):
             return None
         return _Layout(footer_head=bytes.fromhex(f["footer_head"]), footer_tail=bytes.fromhex(f["footer_tail"]),
                        fixed=fixed, **ints)
