@@ -68,3 +68,18 @@ def test_a_damaged_byte_is_refused_or_read_as_pyarrow_reads_it(tmp_path, fresh_l
             continue
         assert all(np.array_equal(a, b) for a, b in zip(fast, slow)), i
     assert fast_reads > len(raw) // 2  # token values, ids, the unread schema message: still read fast
+
+
+def test_parts_read_or_mapped_are_read_only(tmp_path):
+    """Small parts (read whole) and large ones (memory-mapped) hand out views that refuse writes:
+    a write into the corpus is a ValueError, never a change to the file or a crash."""
+    from mixer.formats.corpus import SMALL_PART
+
+    for n in (3, 20_000):
+        path = _part(tmp_path / f"p{n}.arrow", n, np.uint16, seed=n)
+        assert (path.stat().st_size > SMALL_PART) == (n > 3)
+        part = open_part(path, np.uint16)
+        for a in (part.doc_ids, part.offsets, part.values):
+            assert not a.flags.writeable
+            with pytest.raises(ValueError, match="read-only"):
+                a[0] = a[0]
