@@ -136,3 +136,23 @@ def test_reading_every_document_back_and_refusing_keys_given_twice(tmp_path):
             read_json_object(path, "test document", "fix it")
         with pytest.raises(MixerError, match="is given twice"):
             read_json_document(path, "test document", "fix it")
+
+
+def test_an_atomic_write_that_fails_leaves_no_temporary(tmp_path, monkeypatch):
+    """The rename refused (a folder where the file goes) or the write cut short (a full disk):
+    the error is raised and nothing half-written stays beside the target."""
+    import os
+
+    from mixer.core.atomic import write_bytes_atomic
+
+    (tmp_path / "a.json").mkdir()
+    with pytest.raises(OSError):
+        write_bytes_atomic(tmp_path / "a.json", b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+    def full(src, dst):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError, match="No space"):
+        write_bytes_atomic(tmp_path / "b.json", b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]

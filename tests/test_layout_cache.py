@@ -81,6 +81,7 @@ def test_a_damaged_cache_file_is_ignored_and_rewritten(tmp_path, corpus, damage)
     if damage != "a folder":
         assert kept.read_bytes() == good  # and written again, whole
         assert _read(corpus, cache) == (learned, False)
+    assert [p.name for p in kept.parent.iterdir()] == [kept.name]  # (no temporary left beside it)
 
 
 def test_no_cache_folder_to_write_is_no_error(tmp_path, corpus):

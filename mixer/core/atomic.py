@@ -65,12 +65,16 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, fsync: bool = False
     if make_parent:
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # (a full disk, a folder where the file goes, an interrupt: no temporary left)
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
