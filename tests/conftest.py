@@ -28,3 +28,16 @@ def browser():
             pytest.fail("chromium is not installed and MIXER_REQUIRE_BROWSER=1 (apt-get install -y chromium)")
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
     return load_in_browser
+
+
+@pytest.fixture
+def fresh_layouts(monkeypatch, tmp_path):
+    """No Arrow layout learned, in this process or in the cache of earlier ones
+    (`mixer.formats.arrow.layout_cache`): the cache is a folder of the test's own."""
+    from mixer.formats.arrow import ipc
+
+    monkeypatch.setattr(ipc, "_LAYOUTS", {})
+    monkeypatch.setattr(ipc, "_TRIES", {})
+    monkeypatch.setattr(ipc, "_LOOKED_UP", set())
+    monkeypatch.setattr(ipc, "_FROM_CACHE", set())
+    monkeypatch.setenv("MIXER_CACHE", str(tmp_path / "layout-cache"))

@@ -18,16 +18,6 @@ def _part(path, n, dtype, seed=0):
     return path
 
 
-@pytest.fixture
-def fresh_layouts(monkeypatch, tmp_path):
-    """No layout learned, in this process or in the cache of earlier ones (`layout_cache`)."""
-    monkeypatch.setattr(arrow_ipc, "_LAYOUTS", {})
-    monkeypatch.setattr(arrow_ipc, "_TRIES", {})
-    monkeypatch.setattr(arrow_ipc, "_LOOKED_UP", set())
-    monkeypatch.setattr(arrow_ipc, "_FROM_CACHE", set())
-    monkeypatch.setenv("MIXER_CACHE", str(tmp_path / "layout-cache"))
-
-
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
 def test_parts_read_from_their_bytes_equal_pyarrow(tmp_path, dtype, fresh_layouts):
     dt = np.dtype(dtype)

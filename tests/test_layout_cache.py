@@ -134,15 +134,10 @@ def test_build_shards_imports_no_pyarrow_once_the_layout_is_cached(tmp_path, cor
     assert indexes[0] == indexes[1]  # (the shards' checksums: the same bytes)
 
 
-def test_the_stored_fields_give_the_layout_back_and_odd_ones_none(tmp_path, monkeypatch):
+def test_the_stored_fields_give_the_layout_back_and_odd_ones_none(tmp_path, fresh_layouts):
     from mixer.formats.arrow import ipc
     from mixer.formats.corpus import open_part, write_part
 
-    monkeypatch.setattr(ipc, "_LAYOUTS", {})
-    monkeypatch.setattr(ipc, "_TRIES", {})
-    monkeypatch.setattr(ipc, "_LOOKED_UP", set())
-    monkeypatch.setattr(ipc, "_FROM_CACHE", set())
-    monkeypatch.setenv("MIXER_CACHE", str(tmp_path / "cache"))
     write_part(tmp_path / "p.arrow", np.arange(3, dtype=np.uint64), np.array([0, 2, 5, 9]), np.arange(9, dtype=np.uint16))
     open_part(tmp_path / "p.arrow", np.uint16)
     layout = ipc._LAYOUTS[np.dtype(np.uint16)]

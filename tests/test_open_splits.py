@@ -20,16 +20,6 @@ from mixer.formats.schema import canonical, canonical_and_seal_ok, seal
 from mixer.formats.synthetic import write_synthetic_corpus
 
 
-@pytest.fixture
-def fresh_layouts(monkeypatch, tmp_path):
-    """No layout learned, in this process or in the cache of earlier ones (`layout_cache`)."""
-    monkeypatch.setattr(arrow_ipc, "_LAYOUTS", {})
-    monkeypatch.setattr(arrow_ipc, "_TRIES", {})
-    monkeypatch.setattr(arrow_ipc, "_LOOKED_UP", set())
-    monkeypatch.setattr(arrow_ipc, "_FROM_CACHE", set())
-    monkeypatch.setenv("MIXER_CACHE", str(tmp_path / "layout-cache"))
-
-
 def _part_bytes(path, n, dtype, seed):
     rng = np.random.default_rng(seed)
     offsets = np.concatenate([[0], np.cumsum(rng.integers(0, 40, n))]).astype(np.int64)
