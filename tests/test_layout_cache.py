@@ -153,3 +153,19 @@ def test_the_stored_fields_give_the_layout_back_and_odd_ones_none(tmp_path, fres
         {**fields, "fixed": "0000"},
     ]
     assert [ipc._from_fields(f) for f in odd] == [None] * len(odd)
+
+
+def test_no_home_and_no_mixer_cache_means_no_cache(monkeypatch):
+    """A user the system does not know has no home directory (`Path.home()` raises): with no
+    $MIXER_CACHE either, nothing is cached and nothing fails."""
+    from pathlib import Path
+
+    from mixer.formats.arrow import layout_cache
+
+    def nowhere():
+        raise RuntimeError("Could not determine home directory.")
+    monkeypatch.delenv("MIXER_CACHE", raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(nowhere))
+    assert layout_cache.layout_path("uint16", "abc") is None
+    assert layout_cache.load_layout("uint16", "abc") is None
+    layout_cache.store_layout("uint16", "abc", {"meta": 8})  # (no error)
