@@ -22,6 +22,7 @@ The caller still checks what the kernels index by (offsets monotone inside the v
 """
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import asdict, dataclass
 from itertools import pairwise
@@ -155,17 +156,16 @@ _LAYOUTS: dict[np.dtype, _Layout] = {}
 _TRIES: dict[np.dtype, int] = {}  # parts tried as a model of their dtype's layout
 _LOOKED_UP: set[np.dtype] = set()  # dtypes whose layout this process has looked for in the cache
 _FROM_CACHE: set[np.dtype] = set()  # dtypes whose layout came from the cache, not from a part of this process
-_SOURCE: list[str] = []  # the digest of this file, once read
 
 
+@functools.cache
 def _source_digest() -> str:
-    """xxh3-64 of this module's source: the name of the layouts it learned (`layout_cache`)."""
-    if not _SOURCE:
-        try:
-            _SOURCE.append(xxhash.xxh3_64_hexdigest(Path(__file__).read_bytes()))
-        except OSError:
-            _SOURCE.append("")  # (no source to read: nothing is cached)
-    return _SOURCE[0]
+    """xxh3-64 of this module's source: the name of the layouts it learned (`layout_cache`);
+    empty (nothing cached) when the source cannot be read."""
+    try:
+        return xxhash.xxh3_64_hexdigest(Path(__file__).read_bytes())
+    except OSError:
+        return ""
 
 
 def _layout(dtype: np.dtype) -> _Layout | None:
@@ -174,7 +174,8 @@ def _layout(dtype: np.dtype) -> _Layout | None:
     t = _LAYOUTS.get(dtype)
     if t is None and dtype not in _LOOKED_UP:
         _LOOKED_UP.add(dtype)
-        fields = load_layout(dtype.name, _source_digest()) if _source_digest() else None
+        digest = _source_digest()
+        fields = load_layout(dtype.name, digest) if digest else None
         t = None if fields is None else _from_fields(fields)
         if t is not None:
             _LAYOUTS[dtype] = t

@@ -22,7 +22,7 @@ from typing import Any
 
 import xxhash
 
-from mixer.core.atomic import write_bytes_atomic
+from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
 from mixer.core.jsonio import read_json_object
 from mixer.core.urls import cache_root
@@ -31,7 +31,9 @@ FOLDER = "arrow-layouts"
 
 
 def _seal(body: dict[str, Any]) -> str:
-    """xxh3-64 of the body's canonical JSON (sorted keys, no spaces)."""
+    """xxh3-64 of the body's canonical JSON (sorted keys, no spaces): `mixer.formats.schema.seal`'s
+    value, computed here because this folder cannot import `formats.schema` (`formats` imports
+    this folder, and the layer rules refuse a cycle between folders)."""
     return xxhash.xxh3_64_hexdigest(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("ascii"))
 
 
@@ -65,10 +67,10 @@ def store_layout(dtype_name: str, source_digest: str, fields: dict[str, Any]) ->
     """Keep `fields` for the next process (written whole or not at all); a cache that cannot be
     written is no error: the next process learns the layout again."""
     body = {"dtype": dtype_name, "source": source_digest, "layout": fields}
-    text = json.dumps({**body, "checksum": _seal(body)}, indent=2, sort_keys=True) + "\n"
     path = layout_path(dtype_name, source_digest)
     try:
         if path is not None:
-            write_bytes_atomic(path, text.encode("ascii"), make_parent=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, {**body, "checksum": _seal(body)})
     except OSError:
         pass

@@ -6,6 +6,7 @@ parts all fit the cached model layout (`layout_cache`) never imports it (about 3
 """
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,15 +19,16 @@ from mixer.formats.arrow.ipc import arrow_schema
 if TYPE_CHECKING:
     import pyarrow as pa
 
-_READ_OPTIONS: list = []  # one for every part (pyarrow makes a fresh one per call otherwise)
-_SCHEMAS: dict[np.dtype, pa.Schema] = {}
 _DTYPES: dict[pa.DataType, np.dtype] = {}
+_schema_of = functools.cache(arrow_schema)  # (one schema object per dtype, compared with each part's)
 
 
-def _schema_of(dtype: np.dtype) -> pa.Schema:
-    if dtype not in _SCHEMAS:
-        _SCHEMAS[dtype] = arrow_schema(dtype)
-    return _SCHEMAS[dtype]
+@functools.cache
+def _read_options() -> pa.ipc.IpcReadOptions:
+    """One for every part (pyarrow makes a fresh one per call otherwise)."""
+    import pyarrow as pa
+
+    return pa.ipc.IpcReadOptions()
 
 
 def _numpy_view(array: pa.Array) -> np.ndarray:
@@ -56,9 +58,7 @@ def pyarrow_views(path: Path, data, dtype, fix: str) -> tuple[np.ndarray, np.nda
     pyarrow and its full validation."""
     import pyarrow as pa
 
-    if not _READ_OPTIONS:
-        _READ_OPTIONS.append(pa.ipc.IpcReadOptions())
-    reader = pa.ipc.RecordBatchFileReader(pa.py_buffer(data), options=_READ_OPTIONS[0])
+    reader = pa.ipc.RecordBatchFileReader(pa.py_buffer(data), options=_read_options())
     if reader.num_record_batches != 1:
         raise MixerError(f"{path}: expected one record batch, found {reader.num_record_batches}; {fix}")
     batch = reader.get_batch(0)
