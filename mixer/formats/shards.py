@@ -78,7 +78,8 @@ There are no timestamps or host names: the same inputs give a byte-identical fol
 `checksum` is the xxh3-64 of the index's canonical JSON without it (`mixer.formats.schema.seal`);
 `read_index` checks it and then the index's shape (`ShardIndex.from_dict`), so a damaged index is
 named as damaged. Readers get a typed, frozen `ShardIndex` (`mixer.formats.shard_index`); this
-module holds its one writer (`make_index` + `write_index`) and its one reader (`read_index`).
+module holds its one writer (`write_index`; the shards layer's `mixer.shards.write.make_index` makes
+the index from a plan) and its one reader (`read_index`).
 """
 from __future__ import annotations
 
@@ -97,13 +98,10 @@ from mixer.core.urls import is_remote, require_local
 from mixer.formats.corpus_handle import Corpus
 from mixer.formats.schema import seal_ok, write_sealed
 from mixer.formats.shard_index import (
-    DomainRecord,
     FileRef,
     IndexProblem,
     ShardEntry,
     ShardIndex,
-    SpecialTokens,
-    StageRecord,
 )
 
 FORMAT_VERSION = 3  # 2: index.json sealed with its own checksum; 3: `domain_dtype` (uint16 past 255 domains)
@@ -208,37 +206,6 @@ def corpus_of(shards_dir: str | Path, index: ShardIndex, corpus_dir: str | Path 
     return Corpus.open(corpus, expect_sha256=index.corpus_manifest_sha256, mismatch=lambda folder: MixerError(
         f"{shards_dir} was built from another corpus than {folder} ({how}; corpus.json sha256 differs); pass the "
         "matching --corpus DIR or rebuild the shards"))
-
-
-def make_index(plan: "MixturePlan", shards: list[ShardEntry], sequences_per_shard: int,
-               corpus_path: str | None = None) -> ShardIndex:
-    """The index of a finished build: the plan's settings, what each domain gave, every shard."""
-    # Python ints from whole arrays at once (one NumPy scalar per field is 10,000 x 7 of them)
-    realised, used, targets = plan.realised().tolist(), plan.documents_used().tolist(), plan.targets.tolist()
-    docs, toks, epochs = (a.tolist() for a in (plan.available_documents, plan.available_tokens, plan.epochs))
-    unit = 1 if plan.objective.packs_documents else plan.seq_len
-    content = None if plan.objective.packs_documents else plan.content_tokens().tolist()
-    domains = {
-        name: DomainRecord(
-            index=i, weight=plan.weights[i], target_tokens=int(targets[i]) * unit,
-            realised_tokens=int(realised[i]) * unit, documents_used=int(used[i]),
-            documents_available=int(docs[i]), tokens_available=int(toks[i]), epochs=int(epochs[i]),
-            target_sequences=None if content is None else int(targets[i]),
-            content_tokens=None if content is None else int(content[i]))
-        for i, name in enumerate(plan.domains)}
-    special = None if plan.special is None else SpecialTokens(*map(int, plan.special))
-    stages = tuple(StageRecord(first_sequence=st.first_sequence, sequences=st.sequences, until_tokens=st.until_tokens,
-                               weights=dict(zip(plan.domains, st.weights)),
-                               target_tokens={d: int(t) * unit for d, t in zip(plan.domains, st.targets)})
-                   for st in plan.stages)
-    return ShardIndex(
-        format_version=FORMAT_VERSION, objective=plan.objective, seq_len=plan.seq_len, dtype=plan.dtype,
-        domain_dtype=sidecar_dtype(len(plan.domains)).name, eos_id=plan.eos_id, special_tokens=special,
-        interleave=plan.interleave, weights=dict(zip(plan.domains, plan.weights)), domain_order=tuple(plan.domains),
-        seed=plan.seed, tokens_requested=plan.tokens_requested, budget_tokens=plan.budget_tokens,
-        num_sequences=plan.num_sequences, sequences_per_shard=sequences_per_shard,
-        corpus_manifest_sha256=plan.corpus_sha256, domains=domains, shards=tuple(shards), corpus_path=corpus_path,
-        stages=stages)
 
 
 def write_index(folder: str | Path, index: ShardIndex) -> None:

@@ -47,14 +47,13 @@ from mixer.formats.shard_index import ShardEntry
 from mixer.formats.shards import (
     corpus_reference,
     encode_shard,
-    make_index,
     shard_name,
     sidecar_name,
     write_index,
 )
 from mixer.shards.gather import _segments_for, gather_sequences, open_sources
 from mixer.shards.plan import MixturePlan
-from mixer.shards.write import BuildStats, ShardConfig, shard_layout
+from mixer.shards.write import BuildStats, ShardConfig, make_index, shard_layout
 
 TASK_VERSION = 1  # bump when a change makes cached shards of an older mixer wrong
 

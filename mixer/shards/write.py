@@ -2,7 +2,8 @@
 
 The files and `index.json` are the shard format's (`mixer.formats.shards`, which documents them);
 this module drives the writing: gather a shard's sequences from the memory-mapped corpus, hand
-them to a bounded pool of compression threads, commit the folder with index.json last.
+them to a bounded pool of compression threads, commit the folder with index.json last, whose
+content `make_index` makes from the plan (here, not in the format's module: formats sit below the plan).
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import numpy as np
 
 from mixer.core.errors import MixerError
 from mixer.formats.corpus_handle import Corpus
-from mixer.formats.shard_index import ShardEntry, ShardIndex
-from mixer.formats.shards import corpus_reference, make_index, sidecar_dtype, write_index, write_shard_files
+from mixer.formats.shard_index import DomainRecord, ShardEntry, ShardIndex, SpecialTokens, StageRecord
+from mixer.formats.shards import FORMAT_VERSION, corpus_reference, sidecar_dtype, write_index, write_shard_files
 from mixer.shards.plan import MixturePlan
 from mixer.core.atomic import atomic_dir
 from mixer.core.paths import refuse_nested
@@ -120,3 +121,34 @@ def write_shards(plan: MixturePlan, corpus: Corpus | str | Path, out: str | Path
     stats.shards, stats.tokens = n_shards, plan.budget_tokens
     stats.wall_s = time.perf_counter() - t_start
     return stats
+
+
+def make_index(plan: MixturePlan, shards: list[ShardEntry], sequences_per_shard: int,
+               corpus_path: str | None = None) -> ShardIndex:
+    """The index of a finished build: the plan's settings, what each domain gave, every shard."""
+    # Python ints from whole arrays at once (one NumPy scalar per field is 10,000 x 7 of them)
+    realised, used, targets = plan.realised().tolist(), plan.documents_used().tolist(), plan.targets.tolist()
+    docs, toks, epochs = (a.tolist() for a in (plan.available_documents, plan.available_tokens, plan.epochs))
+    unit = 1 if plan.objective.packs_documents else plan.seq_len
+    content = None if plan.objective.packs_documents else plan.content_tokens().tolist()
+    domains = {
+        name: DomainRecord(
+            index=i, weight=plan.weights[i], target_tokens=int(targets[i]) * unit,
+            realised_tokens=int(realised[i]) * unit, documents_used=int(used[i]),
+            documents_available=int(docs[i]), tokens_available=int(toks[i]), epochs=int(epochs[i]),
+            target_sequences=None if content is None else int(targets[i]),
+            content_tokens=None if content is None else int(content[i]))
+        for i, name in enumerate(plan.domains)}
+    special = None if plan.special is None else SpecialTokens(*map(int, plan.special))
+    stages = tuple(StageRecord(first_sequence=st.first_sequence, sequences=st.sequences, until_tokens=st.until_tokens,
+                               weights=dict(zip(plan.domains, st.weights)),
+                               target_tokens={d: int(t) * unit for d, t in zip(plan.domains, st.targets)})
+                   for st in plan.stages)
+    return ShardIndex(
+        format_version=FORMAT_VERSION, objective=plan.objective, seq_len=plan.seq_len, dtype=plan.dtype,
+        domain_dtype=sidecar_dtype(len(plan.domains)).name, eos_id=plan.eos_id, special_tokens=special,
+        interleave=plan.interleave, weights=dict(zip(plan.domains, plan.weights)), domain_order=tuple(plan.domains),
+        seed=plan.seed, tokens_requested=plan.tokens_requested, budget_tokens=plan.budget_tokens,
+        num_sequences=plan.num_sequences, sequences_per_shard=sequences_per_shard,
+        corpus_manifest_sha256=plan.corpus_sha256, domains=domains, shards=tuple(shards), corpus_path=corpus_path,
+        stages=stages)
