@@ -1,4 +1,5 @@
-"""A Ray run stopped early (an error, Ctrl-C, a `break`) leaves the driver alive.
+"""A Ray run stopped early (an error, Ctrl-C, a `break`) leaves the driver alive, and a task Ray
+loses (its worker process dies) is one line naming it, not a traceback of Ray's.
 
 `run_tasks` used to `ray.cancel` the tasks still in flight. In Ray 2.60 a cancel that meets the
 task's completion aborts the driver process (a failed RAY_CHECK: "Tried to complete task that
@@ -42,3 +43,35 @@ SCRIPT = textwrap.dedent("""
 def test_stopping_runs_early_never_kills_the_driver():
     r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "driver alive" in r.stdout, (r.returncode, r.stderr[-2000:])
+
+
+LOST = textwrap.dedent("""
+    import os
+    import ray
+    from mixer.core.cluster import ClusterConfig, run_tasks
+    from mixer.core.errors import MixerError
+
+    def work(i):
+        if i == 2:
+            os._exit(1)  # the worker process dies (as one killed for memory does), on Ray's retry too
+        return i
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    got = []
+    try:
+        for i, result in run_tasks(work, [(i,) for i in range(5)], ClusterConfig(max_in_flight=1)):
+            got.append(result)
+    except MixerError as exc:
+        print("MixerError:", exc, flush=True)
+    print("finished:", got, flush=True)
+    ray.shutdown()
+""")
+
+
+def test_a_task_whose_worker_dies_is_one_line_naming_it():
+    r = subprocess.run([sys.executable, "-c", LOST], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    line = next(x for x in r.stdout.splitlines() if x.startswith("MixerError:"))
+    assert "task 3 of 5 did not finish on the Ray cluster (WorkerCrashedError" in line, line
+    assert "running the same command again redoes only the rest" in line
+    assert "finished: [0, 1]" in r.stdout  # (one task in flight at a time: tasks 1 and 2 came back first)

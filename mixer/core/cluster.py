@@ -79,6 +79,17 @@ def connected(cluster: ClusterConfig | None) -> Iterator[Any]:
             ray.shutdown()
 
 
+def lost_task(i: int, n: int, exc: BaseException) -> str:
+    """The one line for task i of n that did not finish because Ray lost it (its worker process
+    died, killed for memory or by a crash, twice, as Ray retries it once; its node died; its
+    result was lost), rather than a traceback of Ray's: what happened and what to do."""
+    what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (f"task {i + 1} of {n} did not finish on the Ray cluster ({type(exc).__name__}"
+            f"{': ' + what if what else ''}); the tasks that finished are kept, so running the same command "
+            "again redoes only the rest; if a worker ran out of memory, give the workers more memory or smaller tasks "
+            "(prepare --task-mb, build-shards --shard-tokens)")
+
+
 def reraise_task_error(exc: BaseException) -> None:
     """A task's `MixerError` becomes the driver's own (same one line); anything else propagates."""
     cause = getattr(exc, "cause", None)
@@ -134,6 +145,8 @@ def run_tasks(fn: Callable[..., Any], args: Sequence[tuple], cluster: ClusterCon
                 result = ray.get(ready[0])
             except ray.exceptions.RayTaskError as exc:
                 reraise_task_error(exc)
+            except ray.exceptions.RayError as exc:  # the task raised nothing: its worker or node died
+                raise MixerError(lost_task(i, len(args), exc)) from None
             yield i, result
     finally:
         pending.clear()  # (the references dropped: see the docstring for why not ray.cancel)
