@@ -89,11 +89,15 @@ def test_build_shards_imports_only_what_the_build_needs(corpus, tmp_path, object
 @pytest.mark.slow
 def test_kernels_compiled_without_the_extras_write_the_same_bytes(corpus, tmp_path):
     """With numba's cache cold, every kernel the build runs is compiled while scipy, cffi and yaml
-    are refused (about 15 s): numba compiles them all, and the shards are the library's bytes."""
+    are refused (about 15 s): numba compiles them all, and the shards are the library's bytes.
+    The kernels compiled ahead of time are turned off (MIXER_COMPILED_KERNELS=0): with them on,
+    the build never calls numba and this test would check nothing (it failed so, unnoticed in
+    the default run, once builds loaded those kernels)."""
     cache = tmp_path / "numba-cache"
     for objective in ("causal", "mlm"):
         out = tmp_path / f"cli-{objective}"
-        build_in_fresh_process(corpus, out, "--objective", objective, env={"NUMBA_CACHE_DIR": str(cache)})
+        build_in_fresh_process(corpus, out, "--objective", objective,
+                               env={"NUMBA_CACHE_DIR": str(cache), "MIXER_COMPILED_KERNELS": "0"})
         assert folder(out) == library_build(corpus, tmp_path / f"lib-{objective}", objective)
     assert any(cache.rglob("*.nbc"))  # compiled there, not loaded from the usual cache
 
