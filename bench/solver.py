@@ -8,6 +8,7 @@ m = 1,000, and every method's objective equal to KKT's within 1e-9 (relative).
 """
 from __future__ import annotations
 
+import argparse
 import platform
 import time
 from pathlib import Path
@@ -42,7 +43,8 @@ def slsqp(a, b, m):
     return r
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     rng = np.random.default_rng(0)
     rows = []
     print(f"{'m':>9} {'KKT s':>10} {'PGD s':>10} {'SLSQP s':>10} {'PGD/KKT':>9} {'SLSQP/KKT':>10} "
@@ -69,7 +71,7 @@ def main() -> None:
               "kkt_100x_faster_than_slsqp_at_1k": by_m[1_000]["slsqp_over_kkt"] >= 100,
               "pgd_same_objective_1e-9": all(r["pgd_rel_obj_gap"] <= 1e-9 for r in rows)}
     print("checks:", checks)
-    out = Path(__file__).parent / "results" / "mixer.solver.json"
+    out = Path(__file__).parent / "results" / "solver.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, {"benchmark": "ddo_solve", "machine": platform.platform(), "python": platform.python_version(),
                             "numpy": np.__version__, "rows": rows, "checks": checks})
