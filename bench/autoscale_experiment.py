@@ -2,7 +2,7 @@
 at a budget 8x larger than the proxies?
 
     python -m bench.autoscale_experiment            # ~15 min on 2 busy CPU cores
-    python -m bench.autoscale_experiment --small    # a few minutes, for a smoke run
+    python -m bench.autoscale_experiment --small    # a few minutes, for a smoke run (autoscale_small.json)
     python -m bench.autoscale_experiment --gpu      # sized for ~8 min on one H100/H200
 
 GPU mode (`--gpu`): proxies that learn (GPT-2 tiny at 128 tokens per sequence, thousands of
@@ -25,7 +25,9 @@ at T, and the paper's metric: the steps each needs to reach uniform's final mean
 (interpolated between evaluations), as a speed-up in % of uniform's steps (None: never reached).
 Expect at these sizes: proxies of 50-100 steps, so the DDO fits are noisy (one seed, three
 points, three parameters: exact interpolations) and the answer can go either way; the
-results file says what happened. Results: bench/results/autoscale.json and PNGs beside it.
+results file says what happened. Results: bench/results/autoscale.json and PNGs beside it
+(`--small`: autoscale_small.json and autoscale_small_*.png; `--gpu`: autoscale_gpu.json and
+autoscale_gpu_*.png; each mode its own files).
 """
 from __future__ import annotations
 
@@ -95,7 +97,10 @@ def mean_eval_curve(run_json: Path, domains: list[str]) -> tuple[list[int], list
 
 
 def experiment(model: str, scales: list[int], target: int, corpus: Path, out: Path, ray: str | None,
-               keep_total: bool = True, seeds: int = 1, device: str = "auto", seq_len: int | None = None) -> dict:
+               keep_total: bool = True, seeds: int = 1, device: str = "auto", seq_len: int | None = None,
+               tag: str = "") -> dict:
+    """One model's experiment; its plots are `autoscale{tag}_{model}_*.png` (tag: "" for the CPU
+    run the docs quote, "_small" for the smoke run, "_gpu"), so no mode overwrites another's."""
     from mixer.formats.corpus import load_manifest
     from mixer.loop.autoscale import loop_autoscale, target_comparison, target_specs
     from mixer.loop.runner import TrainSpec
@@ -136,10 +141,11 @@ def experiment(model: str, scales: list[int], target: int, corpus: Path, out: Pa
             "mean_loss": mean_interval([s[name]["mean_loss"] for s in per_seed]),
             "mean_perplexity": mean_interval([s[name]["mean_perplexity"] for s in per_seed])}
         del comp[name]["run"]
-    _plot_curves(curves, RESULTS / f"autoscale_{model}_loss_curves.png", f"{model} tiny at {target:,} tokens (seed 0)")
+    _plot_curves(curves, RESULTS / f"autoscale{tag}_{model}_loss_curves.png",
+                 f"{model} tiny at {target:,} tokens (seed 0)")
     src = auto.plots[0] if auto.plots else None
     if src is not None:
-        (RESULTS / f"autoscale_{model}_weights_vs_scale.png").write_bytes(src.read_bytes())
+        (RESULTS / f"autoscale{tag}_{model}_weights_vs_scale.png").write_bytes(src.read_bytes())
     tokens = manifest.tokens("train")
     return {"model": model, "preset": "tiny", "seq_len": p.seq_len, "device": device, "seeds": seeds,
             "perturbation_total": "fixed" if keep_total else "grown", "scales": scales, "target": target,
@@ -209,7 +215,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     corpus = prepared_corpus(CACHE, cut=cut)
-    saved = RESULTS / ("autoscale_gpu.json" if gpu else "autoscale.json")
+    tag = "_gpu" if gpu else "_small" if args.small else ""  # a smoke run never replaces the full run's results
+    saved = RESULTS / f"autoscale{tag}.json"
     results = json.loads(saved.read_text()) if saved.is_file() else {"experiments": {}}
     results["corpus"] = f"bundled default corpus, BPE 2,048 ids, {'1000-character cut' if cut else 'no cut'} ({corpus})"
     results.pop("cpu", None)
@@ -220,7 +227,8 @@ def main() -> None:
             continue
         scales = [scale * 2 ** i for i in range(n_scales)]
         res = experiment(model, scales, 16 * scale, corpus, CACHE / f"loop-{model}-{scale}", ray,
-                         keep_total=not args.grow_total, seeds=seeds, device=device, seq_len=128 if gpu else None)
+                         keep_total=not args.grow_total, seeds=seeds, device=device, seq_len=128 if gpu else None,
+                         tag=tag)
         res["cpu"] = f"{os.cpu_count()} cores"
         results["experiments"][model] = res
         saved.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
