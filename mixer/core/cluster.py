@@ -132,21 +132,18 @@ def run_tasks(fn: Callable[..., Any], args: Sequence[tuple], cluster: ClusterCon
         return
     remote = ray.remote(max_retries=1, num_cpus=num_cpus, **({"num_gpus": num_gpus} if num_gpus else {}))(fn)
     limit = cluster.max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
-    pending: dict[Any, int] = {}
+    pending: dict[Any, int] = {}  # (dropped with the generator when it stops: nothing is cancelled)
     nxt = 0
-    try:
-        while nxt < len(args) or pending:
-            while nxt < len(args) and len(pending) < limit:
-                pending[remote.remote(*args[nxt])] = nxt
-                nxt += 1
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(ready[0])
-            try:
-                result = ray.get(ready[0])
-            except ray.exceptions.RayTaskError as exc:
-                reraise_task_error(exc)
-            except ray.exceptions.RayError as exc:  # the task raised nothing: its worker or node died
-                raise MixerError(lost_task(i, len(args), exc)) from None
-            yield i, result
-    finally:
-        pending.clear()  # (the references dropped: see the docstring for why not ray.cancel)
+    while nxt < len(args) or pending:
+        while nxt < len(args) and len(pending) < limit:
+            pending[remote.remote(*args[nxt])] = nxt
+            nxt += 1
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        i = pending.pop(ready[0])
+        try:
+            result = ray.get(ready[0])
+        except ray.exceptions.RayTaskError as exc:
+            reraise_task_error(exc)
+        except ray.exceptions.RayError as exc:  # the task raised nothing: its worker or node died
+            raise MixerError(lost_task(i, len(args), exc)) from None
+        yield i, result

@@ -155,6 +155,17 @@ def floats_spelled_alike(obj: Any) -> bool:
     return not floats or orjson.dumps(floats) == ("[" + ",".join(map(float.__repr__, floats)) + "]").encode()
 
 
+def canonical(obj: Any, *, floats_alike: bool = False) -> bytes:
+    """The bytes a JSON object hashes to: sorted keys, no whitespace, exact float repr (the json
+    module's spelling: through orjson when that gives the same bytes). `floats_alike`: the caller
+    has checked `floats_spelled_alike(obj)`. Every seal in mixer is the xxh3-64 of these bytes
+    (`mixer.formats.schema.seal`, the Arrow layout cache's)."""
+    fast = orjson_sorted(obj, indent=False, floats_alike=floats_alike)
+    if fast is not None:
+        return fast
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
 def orjson_sorted(obj: Any, *, indent: bool, floats_alike: bool = False) -> bytes | None:
     """`json.dumps(obj, sort_keys=True, ...)` through orjson, 10-15x faster: `indent` for
     `indent=2`, else compact (`separators=(",", ":")`); or None where the two could differ.

@@ -21,21 +21,11 @@ from typing import Any
 import xxhash
 
 from mixer.core.atomic import write_bytes_atomic
-from mixer.core.jsonio import dumps_sorted, floats_spelled_alike, orjson_sorted
+from mixer.core.jsonio import canonical, dumps_sorted, floats_spelled_alike, orjson_sorted
 
 SEAL_KEY = "checksum"  # the field that holds the object's own xxh3-64
 
 Spec = Any
-
-
-def canonical(obj: Any, *, floats_alike: bool = False) -> bytes:
-    """The bytes a JSON object hashes to: sorted keys, no whitespace, exact float repr (the json
-    module's spelling: through orjson when that gives the same bytes). `floats_alike`: the caller
-    has checked `floats_spelled_alike(obj)`."""
-    fast = orjson_sorted(obj, indent=False, floats_alike=floats_alike)
-    if fast is not None:
-        return fast
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def seal(obj: dict[str, Any], *, floats_alike: bool = False) -> dict[str, Any]:

@@ -225,8 +225,8 @@ def learn_layout(data, dtype: np.dtype, views: tuple[np.ndarray, np.ndarray, np.
     if all(_equal(a, b) for a, b in zip(got, views)):
         _LAYOUTS[dtype] = layout
         _FROM_CACHE.discard(dtype)
-        if _source_digest():
-            store_layout(dtype.name, _source_digest(), _fields(layout))
+        if digest := _source_digest():
+            store_layout(dtype.name, digest, _fields(layout))
 
 
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:

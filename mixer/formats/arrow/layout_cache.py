@@ -16,7 +16,6 @@ reader's own checks (`ipc._read`, `ipc.read_parts`) do not check again in every 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,17 @@ import xxhash
 
 from mixer.core.atomic import write_json_atomic
 from mixer.core.errors import MixerError
-from mixer.core.jsonio import read_json_object
+from mixer.core.jsonio import canonical, read_json_object
 from mixer.core.urls import cache_root
 
 FOLDER = "arrow-layouts"
 
 
 def _seal(body: dict[str, Any]) -> str:
-    """xxh3-64 of the body's canonical JSON (sorted keys, no spaces): `mixer.formats.schema.seal`'s
-    value, computed here because this folder cannot import `formats.schema` (`formats` imports
-    this folder, and the layer rules refuse a cycle between folders)."""
-    return xxhash.xxh3_64_hexdigest(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("ascii"))
+    """xxh3-64 of the body's canonical JSON, the value `mixer.formats.schema.seal` stores (this
+    folder cannot import `formats.schema`: `formats` imports this folder, and the layer rules
+    refuse a cycle between folders; both seal `mixer.core.jsonio.canonical`)."""
+    return xxhash.xxh3_64_hexdigest(canonical(body))
 
 
 def layout_path(dtype_name: str, source_digest: str) -> Path | None:

@@ -19,7 +19,6 @@ from mixer.formats.arrow.ipc import arrow_schema
 if TYPE_CHECKING:
     import pyarrow as pa
 
-_DTYPES: dict[pa.DataType, np.dtype] = {}
 _schema_of = functools.cache(arrow_schema)  # (one schema object per dtype, compared with each part's)
 
 
@@ -31,16 +30,22 @@ def _read_options() -> pa.ipc.IpcReadOptions:
     return pa.ipc.IpcReadOptions()
 
 
+@functools.cache
+def _numpy_dtype(arrow_type: pa.DataType) -> np.dtype | None:
+    """The NumPy dtype of an Arrow number type; None for any other type."""
+    try:
+        return np.dtype(str(arrow_type))
+    except TypeError:
+        return None
+
+
 def _numpy_view(array: pa.Array) -> np.ndarray:
     """A null-free primitive Arrow array as a read-only NumPy view of its data buffer (no copy).
     `Array.to_numpy` does the same but imports pandas on first use, a third of a second of every
     command that opens a corpus."""
-    dtype = _DTYPES.get(array.type)
-    if dtype is None:
-        try:
-            dtype = _DTYPES[array.type] = np.dtype(str(array.type))
-        except TypeError:  # not a NumPy number type: let Arrow say what it is
-            return array.to_numpy(zero_copy_only=True)
+    dtype = _numpy_dtype(array.type)
+    if dtype is None:  # not a NumPy number type: let Arrow say what it is
+        return array.to_numpy(zero_copy_only=True)
     buf = array.buffers()[1]
     if buf is None:  # an empty array may carry no data buffer
         return np.zeros(0, dtype)
