@@ -282,65 +282,59 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
     wvec = W[0] if n_stages == 1 else targets / targets.sum()
 
     # Check every domain's size before selecting anything, so the error comes first and fast.
-    splits, lengths = {}, {}
-    avail_tok = np.zeros(len(names), np.int64)
-    avail_doc = np.zeros(len(names), np.int64)
     opened = corpus.splits([n for n, t in zip(names, targets.tolist()) if t], "train")  # (together: 10,000 domains)
-    flat, dom_start = st.document_lengths([opened.get(n) for n in names])  # (one array: 10,000 domains)
+    flat, dom_start, doc_part, doc_src = st.document_table([opened.get(n) for n in names])  # (one array each)
     summed = np.concatenate([[0], np.cumsum(flat)])
-    for i, (name, target, a, b) in enumerate(zip(names, targets.tolist(), dom_start[:-1].tolist(),
-                                                 dom_start[1:].tolist())):  # (Python ints: 10,000 domains)
-        if target == 0:
-            info = manifest.domains[name].splits["train"]
-            avail_tok[i], avail_doc[i] = info.tokens, info.documents
-            continue
-        splits[name], lengths[name] = opened[name], flat[a:b]
-        avail_tok[i], avail_doc[i] = tok, doc = int(summed[b] - summed[a]), b - a
-        units = tok + doc if causal else doc
+    avail_doc = np.diff(dom_start)
+    avail_tok = summed[dom_start[1:]] - summed[dom_start[:-1]]
+    for i in np.flatnonzero(targets == 0).tolist():  # (not opened: the manifest's counts)
+        info = manifest.domains[names[i]].splits["train"]
+        avail_tok[i], avail_doc[i] = info.tokens, info.documents
+    units = avail_tok + avail_doc if causal else avail_doc.copy()
+    if n_stages > 1:
+        check = np.flatnonzero(targets > 0).tolist()
+    else:  # the domains one of the errors below names, in order (the first is raised)
+        check = np.flatnonzero((targets > 0) & ((avail_doc == 0) | (targets > config.max_epochs * units)
+                                                | ((targets > units) & (config.max_epochs == 1)))).tolist()
+    for i in check:
+        name, target, tok, doc, u = names[i], int(targets[i]), int(avail_tok[i]), int(avail_doc[i]), int(units[i])
         if n_stages > 1:
-            st.check_stage_sizes(name, T[:, i], units, config.max_epochs, bounds, config.seq_len,
+            st.check_stage_sizes(name, T[:, i], u, config.max_epochs, bounds, config.seq_len,
                                  "tokens (with one EOS per document)" if causal else "documents")
-        elif doc == 0 or (target > units and config.max_epochs == 1):
+        elif doc == 0 or (target > u and config.max_epochs == 1):
             raise _too_small(name, w0[name], target, tok, doc, budget, config)
-        elif target > config.max_epochs * units:  # never true for math.inf
+        elif target > config.max_epochs * u:  # never true for math.inf
             raise MixerError(f"domain {name!r}: weight {w0[name]:g} of a {budget}-token budget needs "
-                             f"{target / units:.2f} passes over its data, above --max-epochs "
+                             f"{target / u:.2f} passes over its data, above --max-epochs "
                              f"{config.max_epochs:g}; lower its weight or the budget, or raise the cap")
 
     # Per domain: its documents for every stage (one permutation, consumed across stages).
-    picked = [[(np.zeros(0, np.int64),) * 2] * n_stages] * len(names)  # (replaced, never changed in place)
+    empty = [(np.zeros(0, np.int64),) * 2] * n_stages
     epochs = np.zeros(len(names), np.int64)
-    parts, part_domain, seg_part, seg_src = [], [], [], []
     # Causal, one stage: every domain's first pass in one kernel call (10,000 domains); the rest below.
     one_pass = st.first_passes(flat, dom_start, names, targets, config.seed, domain_hash) if causal and n_stages == 1 else {}
-    for i, name in enumerate(names):
-        if targets[i] == 0:
-            seg_part.append(np.zeros(0, np.int32))
-            seg_src.append(np.zeros(0, np.int64))
+    epochs[list(one_pass)] = 1
+    picked = [[one_pass[i]] if i in one_pass else empty for i in range(len(names))]  # (replaced, never changed in place)
+    parts, part_domain = [], []
+    for i, (name, target, a, b) in enumerate(zip(names, targets.tolist(), dom_start[:-1].tolist(),
+                                                 dom_start[1:].tolist())):  # (Python ints: 10,000 domains)
+        if target == 0:
             continue
-        picked[i], epochs[i] = ([one_pass[i]], 1) if i in one_pass else st.select_stages(
-            lengths[name], T[:, i], key_of=_key_of(config, name), causal=causal, max_content=config.seq_len - 2,
-            max_epochs=config.max_epochs,
-            where=lambda k, name=name: f"{st.stage_label(k, bounds, config.seq_len)}: domain {name!r}")
-        d = picked[i][0][0] if n_stages == 1 else np.concatenate([p[0] for p in picked[i]])
-        # Where each document's tokens are: its part (global id) and offset in that part's values.
-        sp = splits[name]
-        if len(sp.parts) == 1:  # the usual case, and 10,000 domains pay it 10,000 times
-            src = sp.parts[0].offsets[d].astype(np.int64, copy=False)
-            seg_part.append(np.full(len(d), len(parts), np.int32))
-        else:
-            first_doc = np.cumsum([0] + [len(p.doc_ids) for p in sp.parts])
-            local = np.searchsorted(first_doc, d, side="right") - 1
-            src = np.empty(len(d), np.int64)
-            for p, part in enumerate(sp.parts):
-                sel = local == p
-                src[sel] = part.offsets[d[sel] - first_doc[p]]
-            seg_part.append((local + len(parts)).astype(np.int32))
-        seg_src.append(src)
+        if i not in one_pass:
+            picked[i], epochs[i] = st.select_stages(
+                flat[a:b], T[:, i], key_of=_key_of(config, name), causal=causal, max_content=config.seq_len - 2,
+                max_epochs=config.max_epochs,
+                where=lambda k, name=name: f"{st.stage_label(k, bounds, config.seq_len)}: domain {name!r}")
         # Parts relative to the corpus folder, normalised (`..` and absolute names: refused on reading)
-        for f in manifest.domains[name].splits["train"].files:
-            parts.append(normpath(f))
-            part_domain.append(i)
+        files = manifest.domains[name].splits["train"].files
+        parts += map(normpath, files)
+        part_domain += [i] * len(files)
+    # Where each picked document's tokens are, domain after domain: its part (global id) and the
+    # offset of its first token in that part's values (`document_table`), for all domains at once.
+    per_dom_doc = np.array([sum(len(p[0]) for p in picked[i]) for i in range(len(names))], np.int64)
+    local = np.concatenate([p[0] for i in range(len(names)) for p in picked[i]])
+    at = local + np.repeat(dom_start[:-1], per_dom_doc)  # (index into `document_table`'s arrays)
+    seg_part_all, seg_src_all = doc_part[at], doc_src[at]
 
     interleave = config.interleave if config.interleave != "auto" else ("edf" if not causal else "midpoint")
     # Each stage interleaved on its own, as one mixture is; `g` indexes the per-domain concatenation
@@ -377,9 +371,9 @@ def _build(corpus: Corpus, w0: dict[str, float], stage_w: list[dict[str, float]]
     arrays = {
         "targets": targets, "available_tokens": avail_tok, "available_documents": avail_doc, "epochs": epochs,
         "part_domain": np.array(part_domain, np.int32), "seg_domain": stream_dom,
-        "seg_doc": np.concatenate([p[0] for i in range(len(names)) for p in picked[i]])[g],
+        "seg_doc": local[g],
         "seg_start": np.zeros(len(g), np.int64), "seg_count": all_counts,
-        "seg_part": np.concatenate(seg_part)[g], "seg_src": np.concatenate(seg_src)[g], "seg_dst": dst,
+        "seg_part": seg_part_all[g], "seg_src": seg_src_all[g], "seg_dst": dst,
     }
     for a in arrays.values():
         a.setflags(write=False)

@@ -117,21 +117,26 @@ def select_stages(lengths: np.ndarray, targets: np.ndarray, *, key_of: Callable[
     return out, used
 
 
-def document_lengths(splits: Sequence[DomainSplit | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Every document's token count, domain after domain, in one int64 array, and where each
-    domain's start (`dom_start`, one more than `splits`); None: a domain with no documents here.
-    The same lengths as each split's `lengths()`, from one concatenation of all parts' offsets
-    instead of three array operations per domain (10,000 domains)."""
+def document_table(splits: Sequence[DomainSplit | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every document of `splits`, domain after domain (None: a domain with no documents here):
+    its token count (int64), where each domain's documents start (`dom_start`, one more than
+    `splits`), and where the document's tokens are: its part, numbered over all the parts in
+    order (int32), and the offset of its first token in that part's values (int64). The same
+    lengths as each split's `lengths()` and the same offsets as its parts', from one
+    concatenation of all parts' offsets instead of array operations per domain (10,000 domains)."""
     parts = [p for s in splits if s is not None for p in s.parts]
     dom_start = np.zeros(len(splits) + 1, np.int64)
     np.cumsum([0 if s is None else sum(len(p.doc_ids) for p in s.parts) for s in splits], out=dom_start[1:])
     if not parts:
-        return np.zeros(0, np.int64), dom_start
+        return np.zeros(0, np.int64), dom_start, np.zeros(0, np.int32), np.zeros(0, np.int64)
     offsets = np.concatenate([p.offsets for p in parts]).astype(np.int64, copy=False)
-    lengths = offsets[1:] - offsets[:-1]
-    keep = np.ones(len(lengths), bool)
-    keep[np.cumsum([len(p.offsets) for p in parts])[:-1] - 1] = False  # (from one part's end to the next's start)
-    return lengths[keep], dom_start
+    per_part = np.array([len(p.offsets) for p in parts], np.int64)
+    keep = np.ones(len(offsets), bool)
+    keep[np.cumsum(per_part) - 1] = False  # (each part's last offset ends its last document)
+    starts = offsets[keep]
+    ends = offsets[1:][keep[:-1]]
+    part = np.repeat(np.arange(len(parts), dtype=np.int32), per_part - 1)
+    return ends - starts, dom_start, part, starts
 
 
 def first_passes(lengths: np.ndarray, dom_start: np.ndarray, names: Sequence[str], targets: np.ndarray, seed: int,
