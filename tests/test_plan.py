@@ -129,3 +129,22 @@ def test_sources_must_match_the_plan(corpus, tmp_path):
     plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=1000, seq_len=100))
     with pytest.raises(MixerError, match="differs from the corpus this plan was built from"):
         open_sources(other, plan)
+
+
+def test_a_plan_whose_parts_are_not_the_corpus_parts_is_refused_naming_the_first(corpus):
+    """The same corpus (its sha256 matches) but a plan naming other parts, fewer or more of them:
+    the first part that differs is named, or the counts when the corpus has too few."""
+    from dataclasses import replace
+
+    plan = build_plan(corpus, WEIGHTS, PlanConfig(tokens=1000, seq_len=100))
+    assert plan.parts == ("code/train/part-00000.arrow", "news/train/part-00000.arrow", "wiki/train/part-00000.arrow")
+    assert len(open_sources(corpus, plan).values) == 3
+    cases = {("code/train/part-00000.arrow", "news/train/other.arrow", "wiki/train/part-00000.arrow"):
+             f"{corpus}/news/train/part-00000.arrow: not the part the plan expects",
+             plan.parts[:2]: f"{corpus}/wiki/train/part-00000.arrow: not the part the plan expects",
+             plan.parts + ("more/train/part-00000.arrow",):
+             f"{corpus}: the plan reads 4 Arrow parts but the corpus has 3"}
+    for parts, message in cases.items():
+        with pytest.raises(MixerError) as info:
+            open_sources(corpus, replace(plan, parts=parts))
+        assert str(info.value).startswith(message), str(info.value)

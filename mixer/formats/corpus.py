@@ -116,19 +116,17 @@ class CorpusManifest:
         problem = check(obj, _MANIFEST_SPEC) or _consistency(obj)
         if problem:
             raise MixerError(f"{source}: malformed corpus manifest ({problem}); {fix}")
-        domains = {  # (the known fields only: a field a later writer adds is not a crash here)
-            name: DomainInfo(kind=d["kind"], splits={s: SplitInfo(documents=i["documents"], tokens=i["tokens"],
-                                                                  files=i["files"]) for s, i in d["splits"].items()},
-                             report=dict(d.get("report", {})))
-            for name, d in obj["domains"].items()
-        }
+        # (the known fields only: a field a later writer adds is not a crash here; positional
+        # arguments: a third faster than keywords, and 10,000 domains make 50,000 of these)
+        domains = {name: DomainInfo(d["kind"], {s: SplitInfo(i["documents"], i["tokens"], i["files"])
+                                                for s, i in d["splits"].items()}, dict(d.get("report", {})))
+                   for name, d in obj["domains"].items()}
         tok = obj["tokenizer"]
         return cls(format_version=version, eos_id=obj["eos_id"], vocab_size=obj["vocab_size"],
                    token_dtype=obj["token_dtype"], tokenizer=TokenizerInfo(path=tok["path"], sha256=tok["sha256"],
                                                                            kind=tok["kind"]), seed=obj["seed"],
                    rules=dict(obj["rules"]), domains=domains,
-                   files={k: FileChecksum(bytes=v["bytes"], xxh3_64=v["xxh3_64"], sha256=v["sha256"])
-                          for k, v in obj["files"].items()})
+                   files={k: FileChecksum(v["bytes"], v["xxh3_64"], v["sha256"]) for k, v in obj["files"].items()})
 
 
 _SPLIT_SPEC = {"documents": int, "tokens": int, "files": [str]}
