@@ -143,7 +143,7 @@ def first_passes(lengths: np.ndarray, dom_start: np.ndarray, names: Sequence[str
                  domain_hash: Callable[[str], int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """{domain index: (docs, counts)} of every domain of `names` (causal, one stage) whose target
     its first permutation pass meets, selected in one kernel call: exactly what `select_stages`
-    gives such a domain. `lengths`, `dom_start`: every domain's documents (`document_lengths`).
+    gives such a domain. `lengths`, `dom_start`: every domain's documents (`document_table`).
     Domains left out (a target of 0, or one pass short) go through `select_stages`."""
     hashes = np.array([domain_hash(name) for name in names], np.uint64)
     docs, counts, picked, taken = kernel("select_causal_first_passes")(lengths, dom_start,
