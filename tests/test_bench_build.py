@@ -19,3 +19,12 @@ def test_quick_benchmark_reports_every_goal(tmp_path, capsys):
     assert res["machine"]["loadavg"] and res["machine"]["versions"]["numba"]
     printed = capsys.readouterr().out
     assert f"goal >= {GOAL_WHOLE:g}x" in printed and f"goal >= {GOAL_DOMAINS:g}x" in printed
+
+
+def test_quick_domains_floor_runs_every_step(tmp_path, capsys):
+    from bench.domains_floor import main as floor
+
+    res = floor(["--quick", "--scratch", str(tmp_path / "scratch"), "--out", str(tmp_path)])
+    assert res["k"] == 100 and len(res["runs"]) == 2 and res["total_median_s"] > 0
+    assert set(res["steps_median_s"]) == set(res["runs"][0]) and all(v > 0 for v in res["steps_median_s"].values())
+    assert (tmp_path / "domains_floor_quick.json").is_file() and "in all" in capsys.readouterr().out
