@@ -344,3 +344,87 @@ def test_report_table_is_never_truncated(tmp_path):
                                                        "--heldout-docs", "2", "--out", str(tmp_path / "c"), "--quiet"])
     assert r.exit_code == 0, r.output
     assert "…" not in r.output and "a-rather-long-domain-name" in r.output and "held docs" in r.output
+
+
+def _messages_as_txt_and_json(folder: Path, texts: list[str]) -> Path:
+    """The shape of a real mail corpus: every message as `N.txt` and again as `N.json`
+    (its metadata and the same text under "text")."""
+    folder.mkdir(parents=True)
+    for i, t in enumerate(texts):
+        (folder / f"{i:05d}.txt").write_text(t)
+        (folder / f"{i:05d}.json").write_text(json.dumps({"id": i, "group": "ham", "text": t}))
+    return folder
+
+
+def test_a_folder_mixing_records_with_text_is_refused_with_the_fixes(tmp_path):
+    """Read as text, each message was tokenized twice, once as raw JSON: no duplicate caught,
+    nothing said. Now one line naming the domain, the files and both fixes; each fix works."""
+    texts = [english(1500, i) for i in range(6)]
+    mail = _messages_as_txt_and_json(tmp_path / "mail", texts)
+    code, out = run_cli(["prepare", "--source", f"forum={mail}", "--heldout-docs", "0", "--out",
+                         str(tmp_path / "c1"), "--quiet"])
+    assert code == 2 and out.splitlines()[-1] == (
+        f"error: {mail}: domain 'forum' mixes 6 JSON files (e.g. 00000.json) with 6 other files; read as text, "
+        "each would be one document of raw records; give --format forum=text to read every file as plain text, "
+        "or point --source at files of one kind")
+    assert not (tmp_path / "c1").exists()
+    # the first fix: every file as plain text, as before, now asked for
+    code, out = run_cli(["prepare", "--source", f"forum={mail}", "--format", "forum=text", "--heldout-docs", "0",
+                         "--out", str(tmp_path / "c2"), "--quiet", "--cut-chars", "100000"])
+    assert code == 0, out
+    got = decoded_documents(tmp_path / "c2", "forum")
+    assert len(got) == 12 and sum(g in texts for g in got) == 6 and sum(g.startswith('{"id"') for g in got) == 6
+    # the second: the JSON files alone are records, their text field read
+    only_json = tmp_path / "json"
+    only_json.mkdir()
+    for f in mail.glob("*.json"):
+        (only_json / f.name).write_bytes(f.read_bytes())
+    prepare(tmp_path, [DomainSource("forum", only_json)], rules=PrepareRules(cut_chars=100_000))
+    assert decoded_documents(tmp_path / "corpus", "forum") == texts
+    # a code domain reads a repository's JSON files as the source text they are
+    code, out = run_cli(["prepare", "--source", f"repo={mail}", "--kind", "repo=code", "--heldout-docs", "0",
+                         "--out", str(tmp_path / "c3"), "--quiet"])
+    assert code == 0, out
+
+
+def test_a_jsonl_folder_with_a_readme_is_refused_not_read_as_text(tmp_path):
+    """A JSONL folder was JSONL only when every file was; one README.md made all of it text."""
+    src = tmp_path / "news"
+    src.mkdir()
+    (src / "a.jsonl").write_text("".join(json.dumps({"text": english(1500, i)}) + "\n" for i in range(4)))
+    (src / "README.md").write_text("# news\n" + english(1200))
+    (src / ".hidden.json").write_text("{}")  # (hidden files are not read, so not counted)
+    with pytest.raises(MixerError, match=r"domain 'news' mixes 1 JSONL files \(e\.g\. a\.jsonl\) with 1 other files"):
+        prepare(tmp_path, [DomainSource("news", src)])
+    (src / "README.md").unlink()
+    prepare(tmp_path, [DomainSource("news", src)])
+    assert len(decoded_documents(tmp_path / "corpus", "news")) == 4
+
+
+def test_json_sources_an_object_an_array_or_json_lines_per_file(tmp_path):
+    texts = [english(1500, i) for i in range(7)]
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "a.json").write_text(json.dumps({"text": texts[0], "meta": {"n": 1}}, indent=2))
+    (src / "b.json").write_text(json.dumps([{"text": t} for t in texts[1:4]]))
+    (src / "c.json").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[4:]))  # JSON Lines
+    prepare(tmp_path, [DomainSource("docs", src)])
+    assert decoded_documents(tmp_path / "corpus", "docs") == [t[:1000] for t in texts]
+    (src / "d.json").write_text(json.dumps([{"text": texts[0]}, {"body": "x"}]))
+    with pytest.raises(MixerError, match=r"d\.json: item 1: no field 'text' \(has: body\)"):
+        prepare(tmp_path, [DomainSource("docs", src)], overwrite=True)
+    (src / "d.json").write_text('{"text": "unterminated')
+    with pytest.raises(MixerError, match=r"d\.json: invalid JSON \(Unterminated string starting at, line 1 "
+                                         r"column 10\); fix the file, or read it as plain text with --format"):
+        prepare(tmp_path, [DomainSource("docs", src)], overwrite=True)
+
+
+def test_a_format_is_checked_where_the_sources_are_given(tmp_path):
+    src = write_docs(tmp_path / "web", [english(1500, i) for i in range(3)])
+    with pytest.raises(MixerError, match=r"domain 'web': unknown source format 'csv'; use one of auto, text, json, "
+                                         r"jsonl, parquet, hf"):
+        prepare(tmp_path, [DomainSource("web", src, fmt="csv")])
+    (tmp_path / "map.json").write_text(json.dumps({"domains": {"web": {"path": "web", "format": "text"}}}))
+    code, out = run_cli(["prepare", "--domain-map", str(tmp_path / "map.json"), "--format", "web=jsonl",
+                         "--out", str(tmp_path / "c"), "--quiet"])
+    assert code == 2 and "give each domain's text_field, format and split in the map" in out

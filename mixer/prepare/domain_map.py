@@ -20,7 +20,7 @@ from mixer.prepare.config import DomainSource
 from mixer.prepare.rules import PrepareRules
 
 
-def load_domain_map(path: str | Path, text_field: str = "text") -> list[DomainSource]:
+def load_domain_map(path: str | Path, text_field: str = "text", fmt: str = "auto") -> list[DomainSource]:
     path = Path(path)
     obj = read_json_object(path, "domain map", "check --domain-map")
     domains = obj.get("domains")
@@ -35,7 +35,7 @@ def load_domain_map(path: str | Path, text_field: str = "text") -> list[DomainSo
             raise MixerError(f"{path}: domain {name!r} has unknown kind {kind!r}; use one of "
                              f"{', '.join(PrepareRules().kinds())}")
         where = spec["path"] if is_url(spec["path"]) else (path.parent / spec["path"]).resolve()
-        sources.append(DomainSource(name=name, path=where, kind=kind, fmt=str(spec.get("format", "auto")),
+        sources.append(DomainSource(name=name, path=where, kind=kind, fmt=str(spec.get("format", fmt)),
                                     text_field=str(spec.get("text_field", text_field)),
                                     split=None if spec.get("split") is None else str(spec["split"])))
     return sources
@@ -69,10 +69,11 @@ def _split_field(p: str) -> tuple[str, str | None]:
 
 
 def sources_from_options(pairs: Iterable[str], kinds: Iterable[str], text_field: str | Iterable[str] = "text",
-                         splits: Iterable[str] = ()) -> list[DomainSource]:
-    """`--source DOMAIN=PATH[:FIELD]`, `--kind DOMAIN=KIND`, `--text-field [DOMAIN=]FIELD` and
-    `--split [DOMAIN=]SPLIT` → sources (kind defaults to 'web', the field to 'text'). The field
-    is per source, so a JSONL `body` and a Parquet `content` go into one corpus."""
+                         splits: Iterable[str] = (), formats: Iterable[str] = ()) -> list[DomainSource]:
+    """`--source DOMAIN=PATH[:FIELD]`, `--kind DOMAIN=KIND`, `--text-field [DOMAIN=]FIELD`,
+    `--split [DOMAIN=]SPLIT` and `--format [DOMAIN=]FORMAT` → sources (kind defaults to 'web', the
+    field to 'text', the format to 'auto'). The field is per source, so a JSONL `body` and a
+    Parquet `content` go into one corpus."""
     kind_of: dict[str, str] = {}
     for pair in kinds:
         name, sep, kind = pair.partition("=")
@@ -88,7 +89,8 @@ def sources_from_options(pairs: Iterable[str], kinds: Iterable[str], text_field:
     names = [name for name, _, _ in given]
     fields = per_domain([text_field] if isinstance(text_field, str) else text_field, "--text-field", names, "text")
     split_of = per_domain(splits, "--split", names, None)
-    sources = [DomainSource(name=name, path=Path(p), kind=kind_of.pop(name, "web"),
+    fmt_of = per_domain(formats, "--format", names, "auto")
+    sources = [DomainSource(name=name, path=Path(p), kind=kind_of.pop(name, "web"), fmt=fmt_of[name],
                             text_field=field or fields[name], split=split_of[name]) for name, p, field in given]
     if kind_of:
         raise MixerError(f"--kind given for unknown domain {next(iter(kind_of))!r}; add a matching --source")

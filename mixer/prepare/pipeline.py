@@ -36,7 +36,7 @@ from mixer.formats.corpus import MANIFEST_NAME, DomainInfo, token_dtype_for
 from mixer.prepare.config import DomainReport, DomainSource, PrepareConfig, PrepareResult, check_kept, is_path
 from mixer.prepare.heldout import heldout_rule, heldout_split
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
-from mixer.prepare.sources import fetch_remote, iter_documents
+from mixer.prepare.sources import fetch_remote, iter_documents, resolve_format
 from mixer.prepare.tokenizer import encode_texts, resolve_tokenizer
 from mixer.prepare.write import KeptDocuments, save_corpus_manifest, write_domain
 from mixer.prepare.distributed import prepare_on_cluster
@@ -214,6 +214,9 @@ def prepare_corpus(config: PrepareConfig, cluster: "ClusterConfig | None" = None
         validate_names(config.sources)  # a bad domain name fails before any download
         config = replace(config, sources=tuple(fetch_remote(s) for s in config.sources))
     validate_sources(config.sources, config.rules)
+    # each path source's reader decided once, here (a folder mixing records with text: refused)
+    config = replace(config, sources=tuple(replace(s, fmt=resolve_format(s)) if is_path(s.path) else s
+                                           for s in config.sources))
     if config.heldout_docs is not None and config.heldout_docs < 0:
         raise MixerError(f"--heldout-docs {config.heldout_docs} is negative; use 0 or more")
     if not 0.0 <= config.heldout_fraction < 1.0:

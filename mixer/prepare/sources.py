@@ -5,6 +5,9 @@ Supported inputs, chosen by what the path is:
   one document; a file that is not UTF-8 text, e.g. an image or random bytes, is skipped: it
   comes out as ``(key, None)`` so the caller can count it);
 - a `.jsonl` / `.jsonl.gz` file, or a folder of them (one JSON object per line, `text_field`);
+- a `.json` file, or a folder of them: one JSON object (one document), an array of objects (one
+  document each) or JSON Lines under a `.json` name, as `datasets`' json loader reads them
+  (`text_field`);
 - a `.parquet` file or a folder of them (`text_field` column);
 - a Hugging Face `datasets` folder written by `save_to_disk` (has `dataset_info.json` or
   `dataset_dict.json`), `text_field` column; of a DatasetDict, the `split` asked for, or its
@@ -13,6 +16,13 @@ Supported inputs, chosen by what the path is:
 
 The text field is per source (`--source docs=a.jsonl:body`, `--text-field docs=body`), so
 sources that name their text differently go into one corpus.
+
+A folder is read by what its files are (`detect_format`). One that mixes structured-data files
+(JSON, JSONL, Parquet) with others is refused for every kind but code (`resolve_format`): read as
+text, a JSON file would be one document of raw markup (an email corpus that ships each message as
+`.txt` and again as `.json` would be tokenized twice, once as JSON), and a Parquet file would be
+skipped as binary. `--format DOMAIN=text` reads every file as plain text; a code domain does so
+by default (a repository's JSON and CSV files are source text too).
 """
 from __future__ import annotations
 
@@ -22,7 +32,7 @@ import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import xxhash
 
@@ -49,25 +59,61 @@ def _is_hf_folder(path: Path) -> bool:
     return (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
+FORMATS = ("auto", "text", "json", "jsonl", "parquet", "hf")
+_JSONL = (".jsonl", ".jsonl.gz", ".ndjson")
+_STRUCTURED = (".json", *_JSONL, ".parquet")  # files of records, not of prose
+_SHOWN = {"json": "JSON", "jsonl": "JSONL", "parquet": "Parquet"}
+TEXT_AS_IS_KINDS = ("code",)  # a code folder's JSON and CSV files are source text: read as they are
+
+
+def _format_of_name(name: str) -> str | None:
+    name = name.lower()
+    if name.endswith(_JSONL):
+        return "jsonl"
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith(".parquet"):
+        return "parquet"
+    return None
+
+
 def detect_format(path: Path) -> str:
-    """Name the reader for `path`: text, jsonl, parquet or hf."""
+    """Name the reader for `path`: text, json, jsonl, parquet or hf (a folder: the format all
+    its files share, else text)."""
     if not path.exists():
         raise MixerError(f"{path}: source path does not exist; check --source DOMAIN=PATH")
     if path.is_file():
-        name = path.name.lower()
-        if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
-            return "jsonl"
-        if name.endswith(".parquet"):
-            return "parquet"
-        return "text"
+        return _format_of_name(path.name) or "text"
     if _is_hf_folder(path):
         return "hf"
-    files = [p for p in path.rglob("*") if p.is_file()]
-    if files and all(p.name.lower().endswith((".jsonl", ".jsonl.gz", ".ndjson")) for p in files):
-        return "jsonl"
-    if files and all(p.name.lower().endswith(".parquet") for p in files):
-        return "parquet"
-    return "text"
+    found = {_format_of_name(p.name) for p in source_files(path)}  # (the files the readers read)
+    return (found.pop() or "text") if len(found) == 1 else "text"
+
+
+def resolve_format(source: DomainSource) -> str:
+    """The reader of a path `source`: its `fmt` when given (checked), else what `detect_format`
+    finds. A folder read as text that holds structured-data files among others is refused
+    unless the domain's kind reads them as text (`TEXT_AS_IS_KINDS`): one line naming the
+    domain, the files and the two fixes."""
+    if source.fmt not in FORMATS:
+        raise MixerError(f"domain {source.name!r}: unknown source format {source.fmt!r}; use one of "
+                         f"{', '.join(FORMATS)}")
+    if source.fmt != "auto":
+        return source.fmt
+    path = Path(source.path)
+    fmt = detect_format(path)
+    if fmt != "text" or path.is_file() or source.kind in TEXT_AS_IS_KINDS:
+        return fmt
+    files = source_files(path)
+    structured = [f for f in files if f.name.lower().endswith(_STRUCTURED)]
+    if structured:
+        kinds = "/".join(sorted({_SHOWN[_format_of_name(f.name)] for f in structured}))
+        raise MixerError(
+            f"{path}: domain {source.name!r} mixes {len(structured):,} {kinds} files (e.g. "
+            f"{structured[0].relative_to(path).as_posix()}) with {len(files) - len(structured):,} other files; read "
+            "as text, each would be one document of raw records; give --format "
+            f"{source.name}=text to read every file as plain text, or point --source at files of one kind")
+    return fmt
 
 
 def source_files(path: Path) -> list[Path]:
@@ -90,24 +136,56 @@ def read_text_files(path: Path, files: list[Path] | None = None) -> Iterator[Doc
         yield (f.relative_to(path).as_posix() if path.is_dir() else f.name), text
 
 
+def _records(f: Path, lines: Iterable[str], text_field: str) -> Iterator[Document]:
+    """The documents of JSON Lines `lines` from file `f`: one object per non-blank line."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MixerError(f"{f}:{lineno}: invalid JSON ({exc.msg}); fix or remove that line") from None
+        yield f"{f.name}:{lineno}", _field(obj, text_field, f"{f}:{lineno}")
+
+
+def _field(obj: Any, text_field: str, where: str) -> str:
+    if not isinstance(obj, dict) or text_field not in obj:
+        keys = ", ".join(sorted(obj)) if isinstance(obj, dict) else type(obj).__name__
+        raise MixerError(f"{where}: no field {text_field!r} (has: {keys}); {FIELD_FIX}")
+    return str(obj[text_field] or "")
+
+
 def read_jsonl(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
     for f in source_files(path) if files is None else files:
         opener = gzip.open if f.name.endswith(".gz") else open
         try:
             with opener(f, "rt", encoding="utf-8", errors="replace") as lines:
-                for lineno, line in enumerate(lines, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise MixerError(f"{f}:{lineno}: invalid JSON ({exc.msg}); fix or remove that line") from None
-                    if not isinstance(obj, dict) or text_field not in obj:
-                        keys = ", ".join(sorted(obj)) if isinstance(obj, dict) else type(obj).__name__
-                        raise MixerError(f"{f}:{lineno}: no field {text_field!r} (has: {keys}); {FIELD_FIX}")
-                    yield f"{f.name}:{lineno}", str(obj[text_field] or "")
+                yield from _records(f, lines, text_field)
         except OSError as exc:
             raise MixerError(f"{f}: unreadable ({exc}); check the file") from None
+
+
+def read_json(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
+    """`.json` files as `datasets`' json loader reads them: one object (a document), an array of
+    objects (a document each), or JSON Lines under a `.json` name (a document per line)."""
+    for f in source_files(path) if files is None else files:
+        try:
+            text = f.read_bytes().decode("utf-8", errors="replace")
+        except OSError as exc:
+            raise MixerError(f"{f}: unreadable ({exc}); check the file") from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if exc.msg == "Extra data":  # a value, then more: JSON Lines
+                yield from _records(f, text.splitlines(), text_field)
+                continue
+            raise MixerError(f"{f}: invalid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); fix the "
+                             f"file, or read it as plain text with --format DOMAIN=text") from None
+        if isinstance(obj, list):
+            for i, item in enumerate(obj):
+                yield f"{f.name}:{i}", _field(item, text_field, f"{f}: item {i}")
+        else:
+            yield f.name, _field(obj, text_field, str(f))
 
 
 def read_parquet(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
@@ -201,11 +279,13 @@ def iter_documents(path: str | Path | Any, text_field: str = "text", fmt: str = 
         return read_text_files(path, files)
     if fmt == "jsonl":
         return read_jsonl(path, text_field, files)
+    if fmt == "json":
+        return read_json(path, text_field, files)
     if fmt == "parquet":
         return read_parquet(path, text_field, files)
     if fmt == "hf":
         return read_hf_dataset(path, text_field, split)
-    raise MixerError(f"{path}: unknown source format {fmt!r}; use text, jsonl, parquet or hf")
+    raise MixerError(f"{path}: unknown source format {fmt!r}; use one of {', '.join(FORMATS[1:])}")
 
 
 def fetch_remote(source: DomainSource) -> DomainSource:

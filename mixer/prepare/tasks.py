@@ -26,7 +26,7 @@ from mixer.core.errors import MixerError
 from mixer.core.task_cache import pack, write_entry
 from mixer.prepare.config import DomainSource, PrepareConfig, is_path
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document
-from mixer.prepare.sources import detect_format, iter_documents, source_files
+from mixer.prepare.sources import iter_documents, resolve_format, source_files
 from mixer.prepare.tokenizer import encode_texts
 
 TASK_VERSION = 1  # bump when a change makes cached task results of an older mixer wrong
@@ -70,7 +70,7 @@ def plan_tasks(src: DomainSource, config: PrepareConfig, task_bytes: int) -> lis
         raise MixerError(f"domain {src.name!r}: a {type(src.path).__name__} object cannot be sent to a cluster; "
                          "save it with save_to_disk and give that folder, or prepare without a cluster")
     path = Path(src.path).resolve()
-    fmt = detect_format(path) if src.fmt == "auto" else src.fmt
+    fmt = resolve_format(src)
 
     def task(files: tuple[str, ...] | None) -> PrepareTask:
         return PrepareTask(domain=src.name, kind=src.kind, root=str(src.path), path=str(path), fmt=fmt,

@@ -11,7 +11,7 @@ from mixer.cli.commands._options import LocalPath, StoragePath, quiet_option
 
 @click.command("prepare")
 @click.option("--source", "sources", multiple=True, metavar="DOMAIN=PATH[:FIELD]",
-              help="A domain and its raw text (folder of text files, JSONL, Parquet or a save_to_disk folder); "
+              help="A domain and its raw text (folder of text files, JSON, JSONL, Parquet or a save_to_disk folder); "
                    ":FIELD names its text field (docs=a.jsonl:body). Repeat per domain.")
 @click.option("--kind", "kinds", multiple=True, metavar="DOMAIN=KIND",
               help="Domain kind: code/scientific cut a random block; encyclopedia keeps English only.")
@@ -23,6 +23,10 @@ from mixer.cli.commands._options import LocalPath, StoragePath, quiet_option
 @click.option("--text-field", "text_fields", multiple=True, metavar="[DOMAIN=]FIELD",
               help="Field holding the text in JSONL/Parquet/datasets [default: text]: FIELD for every source, "
                    "DOMAIN=FIELD for one (repeatable).")
+@click.option("--format", "formats", multiple=True, metavar="[DOMAIN=]FORMAT",
+              help="How to read a source: auto (by its files), text (every file one plain-text document), json, "
+                   "jsonl, parquet or hf; FORMAT for every source, DOMAIN=FORMAT for one [default: auto; a folder "
+                   "mixing JSON/JSONL/Parquet files with others is refused unless its kind is code].")
 @click.option("--split", "splits", multiple=True, metavar="[DOMAIN=]SPLIT",
               help="Only with a save_to_disk DatasetDict source: the split to prepare (needed when it has "
                    "several); SPLIT for every such source, DOMAIN=SPLIT for one.")
@@ -42,7 +46,8 @@ from mixer.cli.commands._options import LocalPath, StoragePath, quiet_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @quiet_option()
 @cluster_options(task_mb=True, local="--workers")
-def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_fields, splits, heldout_fraction, heldout_max, heldout_min,
+def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_fields, formats, splits, heldout_fraction,
+            heldout_max, heldout_min,
             heldout_docs, min_chars, cut_chars, max_docs, seed, workers, overwrite, quiet, **cluster):
     """Apply the paper's preparation rules and tokenize each domain into Arrow files."""
     from rich.console import Console
@@ -57,12 +62,12 @@ def command(sources, kinds, domain_map, out, tokenizer, vocab_size, text_fields,
     if domain_map and sources:
         raise MixerError("give either --domain-map or --source, not both")
     if domain_map:
-        if splits or any("=" in f for f in text_fields) or len(text_fields) > 1:
-            raise MixerError("with --domain-map, give each domain's text_field and split in the map; "
-                             "--text-field FIELD alone sets the default")
-        srcs = load_domain_map(domain_map, text_fields[0] if text_fields else "text")
+        if splits or any("=" in f for f in (*text_fields, *formats)) or len(text_fields) > 1 or len(formats) > 1:
+            raise MixerError("with --domain-map, give each domain's text_field, format and split in the map; "
+                             "--text-field FIELD and --format FORMAT alone set the defaults")
+        srcs = load_domain_map(domain_map, text_fields[0] if text_fields else "text", formats[0] if formats else "auto")
     else:
-        srcs = sources_from_options(sources, kinds, text_fields, splits)
+        srcs = sources_from_options(sources, kinds, text_fields, splits, formats)
     config = PrepareConfig(sources=tuple(srcs), out=out, tokenizer=tokenizer, vocab_size=vocab_size,
                            heldout_docs=heldout_docs, heldout_fraction=heldout_fraction, heldout_max=heldout_max,
                            heldout_min=heldout_min, seed=seed, workers=workers, max_docs=max_docs,
