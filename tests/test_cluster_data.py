@@ -170,22 +170,26 @@ def test_max_docs_decides_whether_a_bad_file_is_reached_as_one_machine_does(clus
             assert not (tmp_path / "ray5").exists()
 
 
-def test_json_record_files_on_ray_are_the_one_machine_corpus(cluster, tmp_path):
-    """`.json` sources (an object, an array, JSON Lines per file) cut into tasks by file: the same
+def test_json_and_csv_record_files_on_ray_are_the_one_machine_corpus(cluster, tmp_path):
+    """`.json` sources (an object, an array, JSON Lines per file) and CSV files cut into tasks by file: the same
     bytes as one machine; and a folder mixing them with text is refused before any task runs."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.json").write_text(json.dumps({"text": english(1500, 0)}))
     (src / "b.json").write_text(json.dumps([{"text": english(1500, i)} for i in (1, 2, 1)]))  # (a duplicate)
     (src / "c.json").write_text("".join(json.dumps({"text": english(1500, i)}) + "\n" for i in (3, 4)))
-    sources = (DomainSource("docs", src),)
+    table = tmp_path / "table"
+    table.mkdir()
+    for k in range(2):
+        (table / f"{k}.csv").write_text("id,text\n" + "".join(f'{i},"{english(1500, 10 + i)}"\n' for i in range(3 * k, 3 * k + 3)))
+    sources = (DomainSource("docs", src), DomainSource("table", table))
     res = prepare_corpus(base_config(sources, tmp_path / "ray"), ClusterConfig(task_bytes=100))
     prepare_corpus(base_config(sources, tmp_path / "one"))
-    assert res.tasks == 3 and folder_bytes(tmp_path / "one") == folder_bytes(tmp_path / "ray")
-    assert [(r.seen, r.kept, r.dropped["duplicate"]) for r in res.reports] == [(6, 5, 1)]
+    assert res.tasks == 5 and folder_bytes(tmp_path / "one") == folder_bytes(tmp_path / "ray")
+    assert [(r.seen, r.kept, r.dropped["duplicate"]) for r in res.reports] == [(6, 5, 1), (6, 6, 0)]
     (src / "notes.txt").write_text(english(1500, 9))
     with pytest.raises(MixerError, match="domain 'docs' mixes 3 JSON files"):
-        prepare_corpus(base_config(sources, tmp_path / "mixed"), ClusterConfig(task_bytes=100))
+        prepare_corpus(base_config(sources[:1], tmp_path / "mixed"), ClusterConfig(task_bytes=100))
     assert not (tmp_path / "mixed").exists()
 
 

@@ -421,10 +421,45 @@ def test_json_sources_an_object_an_array_or_json_lines_per_file(tmp_path):
 
 def test_a_format_is_checked_where_the_sources_are_given(tmp_path):
     src = write_docs(tmp_path / "web", [english(1500, i) for i in range(3)])
-    with pytest.raises(MixerError, match=r"domain 'web': unknown source format 'csv'; use one of auto, text, json, "
-                                         r"jsonl, parquet, hf"):
+    with pytest.raises(MixerError, match=r"domain 'web': unknown source format 'xml'; use one of auto, text, json, "
+                                         r"jsonl, csv, parquet, hf"):
+        prepare(tmp_path, [DomainSource("web", src, fmt="xml")])
+    with pytest.raises(MixerError) as info:  # text read as CSV: its first line is no header to print whole
         prepare(tmp_path, [DomainSource("web", src, fmt="csv")])
+    message = str(info.value)
+    assert "doc-0000.txt: no column 'text' in its header row (has: Report number 0. The committee met on...," in message
+    assert len(message) < 800 and message.endswith("); name the field with --source DOMAIN=PATH:FIELD or "
+                                                   "--text-field DOMAIN=FIELD")
     (tmp_path / "map.json").write_text(json.dumps({"domains": {"web": {"path": "web", "format": "text"}}}))
     code, out = run_cli(["prepare", "--domain-map", str(tmp_path / "map.json"), "--format", "web=jsonl",
                          "--out", str(tmp_path / "c"), "--quiet"])
     assert code == 2 and "give each domain's text_field, format and split in the map" in out
+
+
+def test_csv_and_tsv_sources_one_document_per_row(tmp_path):
+    """A CSV of articles was one document (the file's first 1000 characters: 3,824 articles of a
+    real news CSV became 1); now a row is a document, its quotes, commas and newlines intact and
+    fields past the csv module's 128 KiB default read whole."""
+    import csv
+
+    texts = [english(1500, 0) + ', "quoted", and\nnew lines', english(1500, 1), english(200_000, 2)]
+    src = tmp_path / "news"
+    src.mkdir()
+    with open(src / "a.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "title", "text"])
+        w.writerows([i, f"title {i}", t] for i, t in enumerate(texts[:2]))
+    with open(src / "b.tsv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, delimiter="\t").writerows([["text", "id"], [texts[2], 7]])
+    prepare(tmp_path, [DomainSource("news", src)], rules=PrepareRules(cut_chars=10**6))
+    assert decoded_documents(tmp_path / "corpus", "news") == texts
+    (src / "c.csv").write_text("id,body\n1,x\n")
+    with pytest.raises(MixerError, match=r"c\.csv: no column 'text' in its header row \(has: id, body\)"):
+        prepare(tmp_path, [DomainSource("news", src)], overwrite=True)
+    (src / "c.csv").write_bytes("text\ncaf\u00e9\n".encode("latin-1"))
+    with pytest.raises(MixerError, match=r"c\.csv: not UTF-8 text \(byte 8\); convert it"):
+        prepare(tmp_path, [DomainSource("news", src)], overwrite=True)
+    (src / "c.csv").unlink()
+    (src / "notes.txt").write_text(english(1500, 3))
+    with pytest.raises(MixerError, match=r"domain 'news' mixes 2 CSV files \(e\.g\. a\.csv\) with 1 other files"):
+        prepare(tmp_path, [DomainSource("news", src)], overwrite=True)

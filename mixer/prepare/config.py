@@ -23,7 +23,7 @@ class DomainSource:
     name: str
     path: Path | Any  # a file or folder; in Python also a `datasets` Dataset / IterableDataset (/ Dict)
     kind: str = "web"  # decides the rules: code/scientific → random block; encyclopedia → English only
-    fmt: str = "auto"  # text, jsonl, parquet, hf or auto
+    fmt: str = "auto"  # text, json, jsonl, csv, parquet, hf or auto (`sources.resolve_format`)
     text_field: str = "text"
     split: str | None = None  # the split of a DatasetDict (None: its only split, else an error naming them)
 

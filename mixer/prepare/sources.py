@@ -8,6 +8,7 @@ Supported inputs, chosen by what the path is:
 - a `.json` file, or a folder of them: one JSON object (one document), an array of objects (one
   document each) or JSON Lines under a `.json` name, as `datasets`' json loader reads them
   (`text_field`);
+- a `.csv` / `.tsv` file with a header row, or a folder of them (`text_field` column);
 - a `.parquet` file or a folder of them (`text_field` column);
 - a Hugging Face `datasets` folder written by `save_to_disk` (has `dataset_info.json` or
   `dataset_dict.json`), `text_field` column; of a DatasetDict, the `split` asked for, or its
@@ -18,7 +19,7 @@ The text field is per source (`--source docs=a.jsonl:body`, `--text-field docs=b
 sources that name their text differently go into one corpus.
 
 A folder is read by what its files are (`detect_format`). One that mixes structured-data files
-(JSON, JSONL, Parquet) with others is refused for every kind but code (`resolve_format`): read as
+(JSON, JSONL, CSV, Parquet) with others is refused for every kind but code (`resolve_format`): read as
 text, a JSON file would be one document of raw markup (an email corpus that ships each message as
 `.txt` and again as `.json` would be tokenized twice, once as JSON), and a Parquet file would be
 skipped as binary. `--format DOMAIN=text` reads every file as plain text; a code domain does so
@@ -26,6 +27,7 @@ by default (a repository's JSON and CSV files are source text too).
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import os
@@ -59,10 +61,10 @@ def _is_hf_folder(path: Path) -> bool:
     return (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
-FORMATS = ("auto", "text", "json", "jsonl", "parquet", "hf")
+FORMATS = ("auto", "text", "json", "jsonl", "csv", "parquet", "hf")
 _JSONL = (".jsonl", ".jsonl.gz", ".ndjson")
-_STRUCTURED = (".json", *_JSONL, ".parquet")  # files of records, not of prose
-_SHOWN = {"json": "JSON", "jsonl": "JSONL", "parquet": "Parquet"}
+_STRUCTURED = (".json", *_JSONL, ".csv", ".tsv", ".parquet")  # files of records, not of prose
+_SHOWN = {"json": "JSON", "jsonl": "JSONL", "csv": "CSV", "parquet": "Parquet"}
 TEXT_AS_IS_KINDS = ("code",)  # a code folder's JSON and CSV files are source text: read as they are
 
 
@@ -72,13 +74,15 @@ def _format_of_name(name: str) -> str | None:
         return "jsonl"
     if name.endswith(".json"):
         return "json"
+    if name.endswith((".csv", ".tsv")):
+        return "csv"
     if name.endswith(".parquet"):
         return "parquet"
     return None
 
 
 def detect_format(path: Path) -> str:
-    """Name the reader for `path`: text, json, jsonl, parquet or hf (a folder: the format all
+    """Name the reader for `path`: text, json, jsonl, csv, parquet or hf (a folder: the format all
     its files share, else text)."""
     if not path.exists():
         raise MixerError(f"{path}: source path does not exist; check --source DOMAIN=PATH")
@@ -123,7 +127,7 @@ def source_files(path: Path) -> list[Path]:
     files = sorted((p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")),
                    key=lambda p: p.relative_to(path).as_posix())
     if not files:
-        raise MixerError(f"{path}: folder holds no files; point --source at text, JSONL, Parquet or a saved dataset")
+        raise MixerError(f"{path}: folder holds no files; point --source at text, JSON, JSONL, CSV, Parquet or a saved dataset")
     return files
 
 
@@ -186,6 +190,33 @@ def read_json(path: Path, text_field: str, files: list[Path] | None = None) -> I
                 yield f"{f.name}:{i}", _field(item, text_field, f"{f}: item {i}")
         else:
             yield f.name, _field(obj, text_field, str(f))
+
+
+def read_csv(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
+    """`.csv` (comma) and `.tsv` (tab) files with a header row: one document per row, its
+    `text_field` column. Fields of any length (the csv module stops at 128 KiB by default); a
+    file that is not UTF-8 is one line naming it, not text with replacement characters."""
+    csv.field_size_limit(2**31 - 1)
+    for f in source_files(path) if files is None else files:
+        try:
+            with open(f, encoding="utf-8-sig", newline="") as lines:
+                rows = csv.reader(lines, delimiter="\t" if f.name.lower().endswith(".tsv") else ",")
+                header = next(rows, None)
+                if header is None or text_field not in header:
+                    names = [n if len(n) <= 40 else f"{n[:37]}..." for n in header or []]  # (a text file's first line)
+                    raise MixerError(f"{f}: no column {text_field!r} in its header row (has: {listed(names)}); "
+                                     f"{FIELD_FIX}")
+                col = header.index(text_field)
+                for row, values in enumerate(rows, 1):
+                    if values:  # (a blank line)
+                        yield f"{f.name}:{row}", values[col] if col < len(values) else ""
+        except UnicodeDecodeError as exc:
+            raise MixerError(f"{f}: not UTF-8 text (byte {exc.start}); convert it (iconv -f LATIN1 -t UTF-8) or remove "
+                             "it") from None
+        except csv.Error as exc:
+            raise MixerError(f"{f}: unreadable CSV ({exc}); fix the file") from None
+        except OSError as exc:
+            raise MixerError(f"{f}: unreadable ({exc}); check the file") from None
 
 
 def read_parquet(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
@@ -281,6 +312,8 @@ def iter_documents(path: str | Path | Any, text_field: str = "text", fmt: str = 
         return read_jsonl(path, text_field, files)
     if fmt == "json":
         return read_json(path, text_field, files)
+    if fmt == "csv":
+        return read_csv(path, text_field, files)
     if fmt == "parquet":
         return read_parquet(path, text_field, files)
     if fmt == "hf":

@@ -1,4 +1,4 @@
-"""`mixer prepare`: raw text folders / JSONL / Parquet / saved datasets → tokenized corpus."""
+"""`mixer prepare`: raw text folders / JSON / JSONL / CSV / Parquet / saved datasets → tokenized corpus."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +11,7 @@ from mixer.cli.commands._options import LocalPath, StoragePath, quiet_option
 
 @click.command("prepare")
 @click.option("--source", "sources", multiple=True, metavar="DOMAIN=PATH[:FIELD]",
-              help="A domain and its raw text (folder of text files, JSON, JSONL, Parquet or a save_to_disk folder); "
+              help="A domain and its raw text (folder of text files, JSON, JSONL, CSV, Parquet or a save_to_disk folder); "
                    ":FIELD names its text field (docs=a.jsonl:body). Repeat per domain.")
 @click.option("--kind", "kinds", multiple=True, metavar="DOMAIN=KIND",
               help="Domain kind: code/scientific cut a random block; encyclopedia keeps English only.")
@@ -21,12 +21,13 @@ from mixer.cli.commands._options import LocalPath, StoragePath, quiet_option
 @click.option("--tokenizer", default="gpt2", show_default=True, help="'gpt2' (bundled), 'train', or a tokenizer.json path.")
 @click.option("--vocab-size", default=8192, show_default=True, help="Vocab size for --tokenizer train.")
 @click.option("--text-field", "text_fields", multiple=True, metavar="[DOMAIN=]FIELD",
-              help="Field holding the text in JSONL/Parquet/datasets [default: text]: FIELD for every source, "
+              help="Field holding the text in JSON/JSONL/CSV/Parquet/datasets [default: text]: FIELD for every source, "
                    "DOMAIN=FIELD for one (repeatable).")
 @click.option("--format", "formats", multiple=True, metavar="[DOMAIN=]FORMAT",
               help="How to read a source: auto (by its files), text (every file one plain-text document), json, "
-                   "jsonl, parquet or hf; FORMAT for every source, DOMAIN=FORMAT for one [default: auto; a folder "
-                   "mixing JSON/JSONL/Parquet files with others is refused unless its kind is code].")
+                   "jsonl, csv (.csv/.tsv with a header row), parquet or hf; FORMAT for every source, DOMAIN=FORMAT "
+                   "for one [default: auto; a folder mixing JSON/JSONL/CSV/Parquet files with others is refused "
+                   "unless its kind is code].")
 @click.option("--split", "splits", multiple=True, metavar="[DOMAIN=]SPLIT",
               help="Only with a save_to_disk DatasetDict source: the split to prepare (needed when it has "
                    "several); SPLIT for every such source, DOMAIN=SPLIT for one.")
