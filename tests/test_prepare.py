@@ -463,3 +463,32 @@ def test_csv_and_tsv_sources_one_document_per_row(tmp_path):
     (src / "notes.txt").write_text(english(1500, 3))
     with pytest.raises(MixerError, match=r"domain 'news' mixes 2 CSV files \(e\.g\. a\.csv\) with 1 other files"):
         prepare(tmp_path, [DomainSource("news", src)], overwrite=True)
+
+
+@pytest.mark.parametrize("codec", ["gz", "bz2", "xz", "zst"])
+def test_compressed_files_are_read_through_their_codec(tmp_path, codec):
+    """A folder of `.txt.gz` was 'no text at all: all files are binary' and `.jsonl.zst` or
+    `.json.gz` (C4's and the Pile's shapes) were read as bytes; each codec now opens what it
+    holds, and a damaged file is one line naming it."""
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    pack = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
+            "zst": lambda b: zstandard.ZstdCompressor().compress(b)}[codec]
+    texts = [english(1500, i) for i in range(6)]
+    for name in ("text", "jsonl", "csv"):
+        (tmp_path / name).mkdir()
+    for i, t in enumerate(texts[:2]):
+        (tmp_path / "text" / f"d{i}.txt.{codec}").write_bytes(pack(t.encode()))
+    (tmp_path / "jsonl" / f"a.jsonl.{codec}").write_bytes(b"".join(pack((json.dumps({"text": t}) + "\n").encode())
+                                                                    for t in texts[2:4]))  # (two frames, or members)
+    (tmp_path / "csv" / f"a.csv.{codec}").write_bytes(pack(("text\n" + "".join(f'"{t}"\n' for t in texts[4:])).encode()))
+    prepare(tmp_path, [DomainSource(n, tmp_path / n) for n in ("text", "jsonl", "csv")])
+    assert [d for n in ("text", "jsonl", "csv") for d in decoded_documents(tmp_path / "corpus", n)] == \
+           [t[:1000] for t in texts]
+    (tmp_path / "text" / f"d9.txt.{codec}").write_bytes(pack(b"x" * 5000)[:-9])  # truncated
+    with pytest.raises(MixerError, match=rf"d9\.txt\.{codec}: not a readable {codec} file \("):
+        prepare(tmp_path, [DomainSource("text", tmp_path / "text")], overwrite=True)

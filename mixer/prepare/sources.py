@@ -15,6 +15,10 @@ Supported inputs, chosen by what the path is:
   only split (with a note), else an error naming the splits;
 - in Python, a `datasets.Dataset` / `IterableDataset` (or a DatasetDict of them) itself.
 
+A file compressed whole (`.gz`, `.bz2`, `.xz`, `.zst`) is read through its codec and then as the
+name inside says (`a.txt.gz` is text, `c4.json.gz` JSON, `pile.jsonl.zst` JSONL); one that is
+damaged or cut short is one line naming it.
+
 The text field is per source (`--source docs=a.jsonl:body`, `--text-field docs=body`), so
 sources that name their text differently go into one corpus.
 
@@ -27,9 +31,12 @@ by default (a repository's JSON and CSV files are source text too).
 """
 from __future__ import annotations
 
+import bz2
 import csv
 import gzip
+import io
 import json
+import lzma
 import os
 import warnings
 from dataclasses import replace
@@ -62,15 +69,97 @@ def _is_hf_folder(path: Path) -> bool:
 
 
 FORMATS = ("auto", "text", "json", "jsonl", "csv", "parquet", "hf")
-_JSONL = (".jsonl", ".jsonl.gz", ".ndjson")
-_STRUCTURED = (".json", *_JSONL, ".csv", ".tsv", ".parquet")  # files of records, not of prose
 _SHOWN = {"json": "JSON", "jsonl": "JSONL", "csv": "CSV", "parquet": "Parquet"}
 TEXT_AS_IS_KINDS = ("code",)  # a code folder's JSON and CSV files are source text: read as they are
 
 
-def _format_of_name(name: str) -> str | None:
+class _ZstdFrames(io.RawIOBase):
+    """A zstd file's content, frame after frame, streamed. `zstandard.open` and its stream
+    reader return what they decoded of a truncated frame, or nothing, without a word; here a
+    file that ends inside a frame raises `ZstdError`."""
+
+    def __init__(self, path: Path) -> None:
+        import zstandard
+
+        self._file, self._zstd = open(path, "rb"), zstandard.ZstdDecompressor()
+        self._frame, self._out, self._at = None, b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self._at == len(self._out):
+            chunk = self._file.read(1 << 20)
+            if not chunk:
+                if self._frame is not None and not self._frame.eof:
+                    import zstandard
+
+                    raise zstandard.ZstdError("the file ends inside a frame (truncated)")
+                return 0
+            out = []
+            while chunk:  # (a frame may end inside the chunk: the next one starts in its unused data)
+                if self._frame is None or self._frame.eof:
+                    self._frame = self._zstd.decompressobj()
+                out.append(self._frame.decompress(chunk))
+                chunk = self._frame.unused_data if self._frame.eof else b""
+            self._out, self._at = b"".join(out), 0
+        n = min(len(buffer), len(self._out) - self._at)
+        buffer[:n] = self._out[self._at:self._at + n]
+        self._at += n
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _zstd_open(f: Path, mode: str, **kw: Any):
+    stream = io.BufferedReader(_ZstdFrames(f), 1 << 16)
+    return io.TextIOWrapper(stream, **kw) if "t" in mode else stream
+
+
+# A file compressed whole is read through its codec, whatever the format inside (`a.txt.gz`,
+# `c4.json.gz`, `pile.jsonl.zst`): corpora ship so, and read as bytes it would be skipped as binary.
+_CODECS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zst": _zstd_open}
+
+
+def _opener(f: Path):
+    """The open function for file `f`: its compression codec's, or the plain one."""
+    return _CODECS.get(f.suffix.lower(), open)
+
+
+def _codec_errors() -> tuple[type[BaseException], ...]:
+    """What a damaged compressed file raises while read (`OSError` covers gzip and bz2)."""
+    import zstandard
+
+    return OSError, EOFError, lzma.LZMAError, zstandard.ZstdError
+
+
+def _read_whole(f: Path) -> bytes:
+    """The file's bytes, decompressed when it is compressed; a damaged one is one line naming it."""
+    if _opener(f) is open:
+        try:
+            return f.read_bytes()
+        except OSError as exc:
+            raise MixerError(f"{f}: unreadable ({exc.strerror}); fix its permissions or remove it") from None
+    try:
+        with _opener(f)(f, "rb") as z:
+            return z.read()
+    except _codec_errors() as exc:
+        raise MixerError(f"{f}: not a readable {f.suffix[1:]} file ({exc or type(exc).__name__}); check or remove "
+                         "it") from None
+
+
+def _inner_name(name: str) -> str:
+    """The file's name inside its compression, lower case: `c4.JSON.gz` -> `c4.json`."""
     name = name.lower()
-    if name.endswith(_JSONL):
+    suffix = "." + name.rsplit(".", 1)[-1]
+    return name.removesuffix(suffix) if suffix in _CODECS else name
+
+
+def _format_of_name(name: str) -> str | None:
+    name = _inner_name(name)
+    if name.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     if name.endswith(".json"):
         return "json"
@@ -109,7 +198,7 @@ def resolve_format(source: DomainSource) -> str:
     if fmt != "text" or path.is_file() or source.kind in TEXT_AS_IS_KINDS:
         return fmt
     files = source_files(path)
-    structured = [f for f in files if f.name.lower().endswith(_STRUCTURED)]
+    structured = [f for f in files if _format_of_name(f.name) is not None]  # (files of records, not of prose)
     if structured:
         kinds = "/".join(sorted({_SHOWN[_format_of_name(f.name)] for f in structured}))
         raise MixerError(
@@ -133,11 +222,7 @@ def source_files(path: Path) -> list[Path]:
 
 def read_text_files(path: Path, files: list[Path] | None = None) -> Iterator[Document]:
     for f in source_files(path) if files is None else files:
-        try:
-            text = decode_text(f.read_bytes())
-        except OSError as exc:
-            raise MixerError(f"{f}: unreadable ({exc.strerror}); fix its permissions or remove it") from None
-        yield (f.relative_to(path).as_posix() if path.is_dir() else f.name), text
+        yield (f.relative_to(path).as_posix() if path.is_dir() else f.name), decode_text(_read_whole(f))
 
 
 def _records(f: Path, lines: Iterable[str], text_field: str) -> Iterator[Document]:
@@ -161,22 +246,18 @@ def _field(obj: Any, text_field: str, where: str) -> str:
 
 def read_jsonl(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
     for f in source_files(path) if files is None else files:
-        opener = gzip.open if f.name.endswith(".gz") else open
         try:
-            with opener(f, "rt", encoding="utf-8", errors="replace") as lines:
+            with _opener(f)(f, "rt", encoding="utf-8", errors="replace") as lines:
                 yield from _records(f, lines, text_field)
-        except OSError as exc:
-            raise MixerError(f"{f}: unreadable ({exc}); check the file") from None
+        except _codec_errors() as exc:
+            raise MixerError(f"{f}: unreadable ({exc or type(exc).__name__}); check the file") from None
 
 
 def read_json(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
     """`.json` files as `datasets`' json loader reads them: one object (a document), an array of
     objects (a document each), or JSON Lines under a `.json` name (a document per line)."""
     for f in source_files(path) if files is None else files:
-        try:
-            text = f.read_bytes().decode("utf-8", errors="replace")
-        except OSError as exc:
-            raise MixerError(f"{f}: unreadable ({exc}); check the file") from None
+        text = _read_whole(f).decode("utf-8", errors="replace")
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -196,27 +277,34 @@ def read_csv(path: Path, text_field: str, files: list[Path] | None = None) -> It
     """`.csv` (comma) and `.tsv` (tab) files with a header row: one document per row, its
     `text_field` column. Fields of any length (the csv module stops at 128 KiB by default); a
     file that is not UTF-8 is one line naming it, not text with replacement characters."""
-    csv.field_size_limit(2**31 - 1)
-    for f in source_files(path) if files is None else files:
-        try:
-            with open(f, encoding="utf-8-sig", newline="") as lines:
-                rows = csv.reader(lines, delimiter="\t" if f.name.lower().endswith(".tsv") else ",")
-                header = next(rows, None)
-                if header is None or text_field not in header:
-                    names = [n if len(n) <= 40 else f"{n[:37]}..." for n in header or []]  # (a text file's first line)
-                    raise MixerError(f"{f}: no column {text_field!r} in its header row (has: {listed(names)}); "
-                                     f"{FIELD_FIX}")
-                col = header.index(text_field)
-                for row, values in enumerate(rows, 1):
-                    if values:  # (a blank line)
-                        yield f"{f.name}:{row}", values[col] if col < len(values) else ""
-        except UnicodeDecodeError as exc:
-            raise MixerError(f"{f}: not UTF-8 text (byte {exc.start}); convert it (iconv -f LATIN1 -t UTF-8) or remove "
-                             "it") from None
-        except csv.Error as exc:
-            raise MixerError(f"{f}: unreadable CSV ({exc}); fix the file") from None
-        except OSError as exc:
-            raise MixerError(f"{f}: unreadable ({exc}); check the file") from None
+    limit = csv.field_size_limit(2**31 - 1)  # (the module's one setting: put back when done)
+    try:
+        for f in source_files(path) if files is None else files:
+            yield from _csv_rows(f, text_field)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _csv_rows(f: Path, text_field: str) -> Iterator[Document]:
+    try:
+        with _opener(f)(f, "rt", encoding="utf-8-sig", newline="") as lines:
+            rows = csv.reader(lines, delimiter="\t" if _inner_name(f.name).endswith(".tsv") else ",")
+            header = next(rows, None)
+            if header is None or text_field not in header:
+                names = [n if len(n) <= 40 else f"{n[:37]}..." for n in header or []]  # (a text file's first line)
+                raise MixerError(f"{f}: no column {text_field!r} in its header row (has: {listed(names)}); "
+                                 f"{FIELD_FIX}")
+            col = header.index(text_field)
+            for row, values in enumerate(rows, 1):
+                if values:  # (a blank line)
+                    yield f"{f.name}:{row}", values[col] if col < len(values) else ""
+    except UnicodeDecodeError as exc:
+        raise MixerError(f"{f}: not UTF-8 text (byte {exc.start}); convert it (iconv -f LATIN1 -t UTF-8) or remove "
+                         "it") from None
+    except csv.Error as exc:
+        raise MixerError(f"{f}: unreadable CSV ({exc}); fix the file") from None
+    except _codec_errors() as exc:
+        raise MixerError(f"{f}: unreadable ({exc or type(exc).__name__}); check the file") from None
 
 
 def read_parquet(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
