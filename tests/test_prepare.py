@@ -457,7 +457,7 @@ def test_csv_and_tsv_sources_one_document_per_row(tmp_path):
     with pytest.raises(MixerError, match=r"c\.csv: no column 'text' in its header row \(has: id, body\)"):
         prepare(tmp_path, [DomainSource("news", src)], overwrite=True)
     (src / "c.csv").write_bytes("text\ncaf\u00e9\n".encode("latin-1"))
-    with pytest.raises(MixerError, match=r"c\.csv: not UTF-8 text \(byte 8\); convert it"):
+    with pytest.raises(MixerError, match=r"c\.csv: not UTF-8 text; convert it \(iconv"):
         prepare(tmp_path, [DomainSource("news", src)], overwrite=True)
     (src / "c.csv").unlink()
     (src / "notes.txt").write_text(english(1500, 3))
@@ -492,3 +492,20 @@ def test_compressed_files_are_read_through_their_codec(tmp_path, codec):
     (tmp_path / "text" / f"d9.txt.{codec}").write_bytes(pack(b"x" * 5000)[:-9])  # truncated
     with pytest.raises(MixerError, match=rf"d9\.txt\.{codec}: not a readable {codec} file \("):
         prepare(tmp_path, [DomainSource("text", tmp_path / "text")], overwrite=True)
+
+
+def test_json_and_jsonl_that_are_not_utf8_are_named_not_trained_on_as_replacement_characters(tmp_path):
+    """JSONL lines were decoded with errors='replace': a Latin-1 line went into the corpus with
+    U+FFFD where its accents were. JSON is UTF-8 (as datasets' json loader reads it): now the
+    file, the line and the byte are named."""
+    src = tmp_path / "news"
+    src.mkdir()
+    good = json.dumps({"text": english(1500, 0)}).encode()
+    (src / "a.jsonl").write_bytes(good + b"\n" + b'{"text": "caf\xe9 ' + english(1500, 1).encode() + b'"}\n')
+    with pytest.raises(MixerError, match=r"a\.jsonl:2: not UTF-8 text \(byte 13 of the line\); convert it \(iconv"):
+        prepare(tmp_path, [DomainSource("news", src)])
+    (src / "a.jsonl").unlink()
+    (src / "b.json").write_bytes(b'[' + good + b', {"text": "na\xefve"}]')
+    with pytest.raises(MixerError, match=r"b\.json: not UTF-8 text \(byte \d+\); convert it"):
+        prepare(tmp_path, [DomainSource("news", src)])
+    assert not (tmp_path / "corpus").exists()

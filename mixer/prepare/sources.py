@@ -225,9 +225,17 @@ def read_text_files(path: Path, files: list[Path] | None = None) -> Iterator[Doc
         yield (f.relative_to(path).as_posix() if path.is_dir() else f.name), decode_text(_read_whole(f))
 
 
-def _records(f: Path, lines: Iterable[str], text_field: str) -> Iterator[Document]:
-    """The documents of JSON Lines `lines` from file `f`: one object per non-blank line."""
-    for lineno, line in enumerate(lines, 1):
+_NOT_UTF8 = "not UTF-8 text{}; convert it (iconv -f LATIN1 -t UTF-8, or the file's encoding) or remove it"
+
+
+def _records(f: Path, lines: Iterable[bytes], text_field: str) -> Iterator[Document]:
+    """The documents of JSON Lines `lines` (bytes) from file `f`: one object per non-blank line.
+    JSON is UTF-8: a line that is not is named (replacement characters would be trained on)."""
+    for lineno, raw in enumerate(lines, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MixerError(f"{f}:{lineno}: {_NOT_UTF8.format(f' (byte {exc.start} of the line)')}") from None
         if not line.strip():
             continue
         try:
@@ -247,7 +255,7 @@ def _field(obj: Any, text_field: str, where: str) -> str:
 def read_jsonl(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
     for f in source_files(path) if files is None else files:
         try:
-            with _opener(f)(f, "rt", encoding="utf-8", errors="replace") as lines:
+            with _opener(f)(f, "rb") as lines:
                 yield from _records(f, lines, text_field)
         except _codec_errors() as exc:
             raise MixerError(f"{f}: unreadable ({exc or type(exc).__name__}); check the file") from None
@@ -257,12 +265,14 @@ def read_json(path: Path, text_field: str, files: list[Path] | None = None) -> I
     """`.json` files as `datasets`' json loader reads them: one object (a document), an array of
     objects (a document each), or JSON Lines under a `.json` name (a document per line)."""
     for f in source_files(path) if files is None else files:
-        text = _read_whole(f).decode("utf-8", errors="replace")
+        data = _read_whole(f)
         try:
-            obj = json.loads(text)
+            obj = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise MixerError(f"{f}: {_NOT_UTF8.format(f' (byte {exc.start})')}") from None
         except json.JSONDecodeError as exc:
             if exc.msg == "Extra data":  # a value, then more: JSON Lines
-                yield from _records(f, text.splitlines(), text_field)
+                yield from _records(f, data.splitlines(), text_field)
                 continue
             raise MixerError(f"{f}: invalid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); fix the "
                              f"file, or read it as plain text with --format DOMAIN=text") from None
@@ -298,9 +308,8 @@ def _csv_rows(f: Path, text_field: str) -> Iterator[Document]:
             for row, values in enumerate(rows, 1):
                 if values:  # (a blank line)
                     yield f"{f.name}:{row}", values[col] if col < len(values) else ""
-    except UnicodeDecodeError as exc:
-        raise MixerError(f"{f}: not UTF-8 text (byte {exc.start}); convert it (iconv -f LATIN1 -t UTF-8) or remove "
-                         "it") from None
+    except UnicodeDecodeError:
+        raise MixerError(f"{f}: {_NOT_UTF8.format('')}") from None
     except csv.Error as exc:
         raise MixerError(f"{f}: unreadable CSV ({exc}); fix the file") from None
     except _codec_errors() as exc:
