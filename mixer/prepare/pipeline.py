@@ -296,11 +296,12 @@ def _prepare_locked(config: PrepareConfig, out: Path) -> PrepareResult:
 
 
 def summary_table(result: PrepareResult):
-    """A rich table: per domain, documents seen, kept, dropped by each rule, tokens per split."""
+    """A rich table: per domain, files skipped as not UTF-8 text (binary, or text in another
+    encoding), documents seen, kept, dropped by each rule, tokens per split."""
     from rich.table import Table
 
     table = Table(title="mixer prepare", caption=result.heldout_rule or None)
-    for col in ("domain", "kind", "binary", "seen", "short", "dup", "non-en", "kept", "train docs", "train tok",
+    for col in ("domain", "kind", "not utf-8", "seen", "short", "dup", "non-en", "kept", "train docs", "train tok",
                 "held docs", "held tok"):
         table.add_column(col, justify="left" if col in ("domain", "kind") else "right", no_wrap=True)
     for r in result.reports:
