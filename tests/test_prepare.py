@@ -509,3 +509,16 @@ def test_json_and_jsonl_that_are_not_utf8_are_named_not_trained_on_as_replacemen
     with pytest.raises(MixerError, match=r"b\.json: not UTF-8 text \(byte \d+\); convert it"):
         prepare(tmp_path, [DomainSource("news", src)])
     assert not (tmp_path / "corpus").exists()
+
+
+def test_a_byte_order_mark_is_not_text(tmp_path):
+    """A Windows editor's UTF-8 byte-order mark was the first token of a text document, and a
+    JSONL or JSON file that began with one was 'invalid JSON (Unexpected UTF-8 BOM)'."""
+    texts = [english(1500, i) for i in range(3)]
+    for name, data in {"a.txt": texts[0], "b.jsonl": json.dumps({"text": texts[1]}) + "\n",
+                       "c.json": json.dumps({"text": texts[2]})}.items():
+        folder = tmp_path / name.split(".")[1]
+        folder.mkdir()
+        (folder / name).write_bytes(b"\xef\xbb\xbf" + data.encode())
+    prepare(tmp_path, [DomainSource(n, tmp_path / n) for n in ("txt", "jsonl", "json")])
+    assert [decoded_documents(tmp_path / "corpus", n)[0] for n in ("txt", "jsonl", "json")] == [t[:1000] for t in texts]

@@ -55,11 +55,12 @@ FIELD_FIX = "name the field with --source DOMAIN=PATH:FIELD or --text-field DOMA
 
 def decode_text(data: bytes) -> str | None:
     """UTF-8 text, or None for binary or undecodable bytes (a NUL byte, or invalid UTF-8):
-    decoding those with replacement characters would tokenize noise as if it were text."""
+    decoding those with replacement characters would tokenize noise as if it were text. A
+    leading byte-order mark (Windows editors write one) is not text and is dropped."""
     if b"\0" in data:
         return None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None
 
@@ -233,7 +234,7 @@ def _records(f: Path, lines: Iterable[bytes], text_field: str) -> Iterator[Docum
     JSON is UTF-8: a line that is not is named (replacement characters would be trained on)."""
     for lineno, raw in enumerate(lines, 1):
         try:
-            line = raw.decode("utf-8")
+            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # (a byte-order mark: not JSON)
         except UnicodeDecodeError as exc:
             raise MixerError(f"{f}:{lineno}: {_NOT_UTF8.format(f' (byte {exc.start} of the line)')}") from None
         if not line.strip():
@@ -267,7 +268,7 @@ def read_json(path: Path, text_field: str, files: list[Path] | None = None) -> I
     for f in source_files(path) if files is None else files:
         data = _read_whole(f)
         try:
-            obj = json.loads(data.decode("utf-8"))
+            obj = json.loads(data.decode("utf-8-sig"))
         except UnicodeDecodeError as exc:
             raise MixerError(f"{f}: {_NOT_UTF8.format(f' (byte {exc.start})')}") from None
         except json.JSONDecodeError as exc:
