@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from tokenizers import Tokenizer
 
 from mixer.cli import main
 from mixer.formats.corpus import load_manifest, open_split, token_dtype_for
-from mixer.core.errors import MixerError
+from mixer.core.errors import MixerError, MixerNote
 from mixer.prepare.config import DomainSource, PrepareConfig
 from mixer.prepare.heldout import heldout_mask
 from mixer.prepare.pipeline import prepare_corpus
@@ -522,3 +523,19 @@ def test_a_byte_order_mark_is_not_text(tmp_path):
         (folder / name).write_bytes(b"\xef\xbb\xbf" + data.encode())
     prepare(tmp_path, [DomainSource(n, tmp_path / n) for n in ("txt", "jsonl", "json")])
     assert [decoded_documents(tmp_path / "corpus", n)[0] for n in ("txt", "jsonl", "json")] == [t[:1000] for t in texts]
+
+
+def test_a_domain_the_held_out_rule_leaves_without_held_out_documents_is_named_at_prepare(tmp_path):
+    """A book given as one file is one document, and a quarter of 1-3 documents is none: the
+    domain had no held-out set and nothing said so until training refused to evaluate it."""
+    src = write_docs(tmp_path / "book", [english(1500, i) for i in range(3)])
+    web = write_docs(tmp_path / "web", [english(1500, 10 + i) for i in range(8)])
+    with pytest.warns(MixerNote) as notes:
+        prepare(tmp_path, [DomainSource("book", src), DomainSource("web", web)], heldout_docs=None)
+    assert [str(n.message) for n in notes] == [
+        "domain 'book': 3 documents survive the rules, so the held-out rule (a quarter at most) holds out none and its "
+        "held-out loss cannot be measured (training and the loops refuse to evaluate it); split its long files into "
+        "several documents, or hold documents out with --heldout-docs N"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for: no note
+        prepare(tmp_path, [DomainSource("book", src)], heldout_docs=0, overwrite=True)

@@ -9,12 +9,13 @@ of their ids, so the split does not depend on reading order, worker count or sch
 """
 from __future__ import annotations
 
+import warnings
 from typing import Protocol, Sequence
 
 import numpy as np
 import xxhash
 
-from mixer.core.errors import MixerError
+from mixer.core.errors import MixerError, MixerNote
 from mixer.prepare.config import DomainSource, PrepareConfig
 
 
@@ -53,6 +54,12 @@ def heldout_split(src: DomainSource, ids: Sequence[int], config: PrepareConfig) 
         held = f"--heldout-docs {k}" if config.heldout_docs is not None else f"the {k} held out"
         raise MixerError(f"domain {src.name!r}: only {len(ids)} documents survive the rules, not more than "
                          f"{held}; lower --heldout-docs or add documents")
+    if k == 0 and config.heldout_docs is None:  # the rule held none out: found now, not at the first evaluation
+        survive = "1 document survives" if len(ids) == 1 else f"{len(ids)} documents survive"
+        warnings.warn(f"domain {src.name!r}: {survive} the rules, so the "
+                      f"held-out rule (a quarter at most) holds out none and its held-out loss cannot be measured "
+                      "(training and the loops refuse to evaluate it); split its long files into several documents, "
+                      "or hold documents out with --heldout-docs N", MixerNote, stacklevel=2)
     return heldout_mask(ids, k, config.seed)
 
 
