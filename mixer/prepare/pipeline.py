@@ -36,7 +36,8 @@ from mixer.formats.corpus import MANIFEST_NAME, DomainInfo, token_dtype_for
 from mixer.prepare.config import DomainReport, DomainSource, PrepareConfig, PrepareResult, check_kept, is_path
 from mixer.prepare.heldout import heldout_rule, heldout_split
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document, doc_hash
-from mixer.prepare.sources import fetch_remote, iter_documents, resolve_format
+from mixer.prepare.inputs import fetch_remote, resolve_format
+from mixer.prepare.sources import iter_documents
 from mixer.prepare.tokenizer import encode_texts, resolve_tokenizer
 from mixer.prepare.write import KeptDocuments, save_corpus_manifest, write_domain
 from mixer.prepare.distributed import prepare_on_cluster
@@ -203,7 +204,7 @@ def prepare_corpus(config: PrepareConfig, cluster: "ClusterConfig | None" = None
     (a second `prepare` into the same folder fails at once, naming this one). With `cluster`
     the work runs as Ray tasks (`mixer.prepare.distributed`) and gives the same bytes. Sources on
     object storage (`s3://bucket/data.jsonl`) are fetched once into the local cache first
-    (`mixer.prepare.sources.fetch_remote`). An `out` on object storage (`s3://bucket/corpus`) is
+    (`mixer.prepare.inputs.fetch_remote`). An `out` on object storage (`s3://bucket/corpus`) is
     prepared into a local staging folder and uploaded, `corpus.json` last
     (`mixer.core.urls.publish_folder`): the objects are the files of the local run."""
     if is_remote(config.out):

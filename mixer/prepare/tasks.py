@@ -26,7 +26,8 @@ from mixer.core.errors import MixerError
 from mixer.core.task_cache import pack, write_entry
 from mixer.prepare.config import DomainSource, PrepareConfig, is_path
 from mixer.prepare.rules import EnglishFilter, PrepareRules, cut_document
-from mixer.prepare.sources import iter_documents, resolve_format, source_files
+from mixer.prepare.inputs import resolve_format
+from mixer.prepare.sources import iter_documents, source_files
 from mixer.prepare.tokenizer import encode_texts
 
 TASK_VERSION = 1  # bump when a change makes cached task results of an older mixer wrong
