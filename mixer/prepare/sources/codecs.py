@@ -9,6 +9,7 @@ import bz2
 import gzip
 import io
 import lzma
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,12 @@ def opener(f: Path):
 
 
 def codec_errors() -> tuple[type[BaseException], ...]:
-    """What a damaged compressed file raises while read (`OSError` covers gzip and bz2)."""
+    """What a damaged compressed file raises while read: gzip's `BadGzipFile` and bz2's are
+    `OSError`s, but a damaged deflate stream inside a valid gzip header is `zlib.error`, a cut
+    one `EOFError` (found by feeding damaged files, `tests/test_prepare.py`)."""
     import zstandard
 
-    return OSError, EOFError, lzma.LZMAError, zstandard.ZstdError
+    return OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError
 
 
 def read_whole(f: Path) -> bytes:
