@@ -72,7 +72,7 @@ def opener(f: Path):
 def codec_errors() -> tuple[type[BaseException], ...]:
     """What a damaged compressed file raises while read: gzip's `BadGzipFile` and bz2's are
     `OSError`s, but a damaged deflate stream inside a valid gzip header is `zlib.error`, a cut
-    one `EOFError` (found by feeding damaged files, `tests/test_prepare.py`)."""
+    one `EOFError` (found by feeding damaged files: `tests/test_source_faults.py`)."""
     import zstandard
 
     return OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError
