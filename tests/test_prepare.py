@@ -539,3 +539,35 @@ def test_a_domain_the_held_out_rule_leaves_without_held_out_documents_is_named_a
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # asked for: no note
         prepare(tmp_path, [DomainSource("book", src)], heldout_docs=0, overwrite=True)
+
+
+def test_a_text_field_that_is_not_text_is_named_not_tokenized_as_its_python_spelling(tmp_path):
+    """A list of paragraphs in a JSONL `text` field was tokenized as "['...', '...']"; a Parquet
+    or `datasets` column of lists crashed the rules with AttributeError."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    paragraphs = [[english(800, i), english(800, 10 + i)] for i in range(4)]
+    cases = {"a.jsonl": "".join(json.dumps({"text": p}) + "\n" for p in paragraphs),
+             "b.json": json.dumps([{"text": {"body": english(1500)}}]), "c.jsonl": json.dumps({"text": 12345}) + "\n"}
+    expected = {"a.jsonl": "a.jsonl:1: field 'text' is not text but list ['Report number 0. The committee met on Tuesday",
+                "b.json": "b.json: item 0: field 'text' is not text but dict {'body': 'Report number 0.",
+                "c.jsonl": "c.jsonl:1: field 'text' is not text but int 12345"}
+    fix = "; join it into one string first, or name the field with --source DOMAIN=PATH:FIELD or --text-field DOMAIN=FIELD"
+    for name, body in cases.items():
+        (tmp_path / name).write_text(body)
+        with pytest.raises(MixerError) as info:
+            prepare(tmp_path, [DomainSource("d", tmp_path / name)])
+        message = str(info.value)
+        assert message.startswith(f"{tmp_path}/{expected[name]}") and message.endswith(fix), message
+        assert len(message) < len(f"{tmp_path}/{expected[name]}{fix}") + 40, message  # (the value's spelling: cut)
+    pq.write_table(pa.table({"text": paragraphs}), tmp_path / "d.parquet")
+    ds = datasets.Dataset.from_dict({"text": paragraphs})
+    ds.save_to_disk(str(tmp_path / "e"))
+    for source, message in [(tmp_path / "d.parquet", f"{tmp_path / 'd.parquet'}: column 'text' is list<element: string>"),
+                            (tmp_path / "e", f"{tmp_path / 'e'}: column 'text' is list<item: string>"),
+                            (ds.to_iterable_dataset(), "a IterableDataset: row 0: field 'text' is not text but list")]:
+        with pytest.raises(MixerError) as info:
+            prepare(tmp_path, [DomainSource("d", source)])
+        assert str(info.value).startswith(message) and str(info.value).endswith(f", not text{fix}" if "column" in message
+                                                                                else fix), str(info.value)

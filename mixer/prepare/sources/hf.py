@@ -11,6 +11,29 @@ from mixer.core.errors import MixerError, MixerNote, listed
 
 Document = tuple[str, str | None]  # (key, text); text None: a skipped binary / undecodable file
 FIELD_FIX = "name the field with --source DOMAIN=PATH:FIELD or --text-field DOMAIN=FIELD"
+_JOIN = "join it into one string first, or "
+
+
+def text_of(value: Any, where: str, field: str) -> str:
+    """A record's text: a string as it is, a null as empty. Any other value (a list of
+    paragraphs, a number, an object) is one line naming it: its Python spelling would be
+    tokenized as if it were the text, and a list crashed the rules."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+    raise MixerError(f"{where}: field {field!r} is not text but {type(value).__name__} {shown}; {_JOIN}{FIELD_FIX}")
+
+
+def check_text_column(arrow_type: Any, where: str, field: str) -> None:
+    """A Parquet or Arrow column of text (strings, or all null), else one line naming its type."""
+    import pyarrow as pa
+
+    if not (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_null(arrow_type)
+            or getattr(pa.types, "is_string_view", lambda t: False)(arrow_type)):
+        raise MixerError(f"{where}: column {field!r} is {arrow_type}, not text; {_JOIN}{FIELD_FIX}")
 
 
 def read_hf_dataset(path: Path, text_field: str, split: str | None = None) -> Iterator[Document]:
@@ -54,6 +77,8 @@ def read_dataset(ds: Any, text_field: str, split: str | None = None, where: str 
     columns = ds.column_names  # None for an IterableDataset whose features are unknown: checked per row
     if columns is not None and text_field not in columns:
         raise MixerError(f"{where}: no column {text_field!r} (has: {listed(columns)}); {FIELD_FIX}")
+    if isinstance(ds, datasets.Dataset):
+        check_text_column(ds.data.schema.field(text_field).type, where, text_field)
     return _dataset_rows(ds, text_field, where)
 
 
@@ -69,4 +94,4 @@ def _dataset_rows(ds: Any, text_field: str, where: str) -> Iterator[Document]:
         if text_field not in example:
             raise MixerError(f"{where}: row {row} has no field {text_field!r} (has: {listed(example)}); "
                              f"{FIELD_FIX}")
-        yield f"{row}", str(example[text_field] or "")
+        yield f"{row}", text_of(example[text_field], f"{where}: row {row}", text_field)

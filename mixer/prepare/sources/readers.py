@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator
 from mixer.core.errors import MixerError, listed
 from mixer.prepare.sources.codecs import codec_errors, inner_name, opener, read_whole
 from mixer.prepare.sources.detect import FORMATS, detect_format, source_files
-from mixer.prepare.sources.hf import FIELD_FIX, Document, read_dataset, read_hf_dataset
+from mixer.prepare.sources.hf import FIELD_FIX, Document, check_text_column, read_dataset, read_hf_dataset, text_of
 
 
 def decode_text(data: bytes) -> str | None:
@@ -55,7 +55,7 @@ def _field(obj: Any, text_field: str, where: str) -> str:
     if not isinstance(obj, dict) or text_field not in obj:
         keys = ", ".join(sorted(obj)) if isinstance(obj, dict) else type(obj).__name__
         raise MixerError(f"{where}: no field {text_field!r} (has: {keys}); {FIELD_FIX}")
-    return str(obj[text_field] or "")
+    return text_of(obj[text_field], where, text_field)
 
 
 def read_jsonl(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
@@ -134,6 +134,7 @@ def read_parquet(path: Path, text_field: str, files: list[Path] | None = None) -
         names = pf.schema_arrow.names
         if text_field not in names:
             raise MixerError(f"{f}: no column {text_field!r} (has: {listed(names)}); {FIELD_FIX}")
+        check_text_column(pf.schema_arrow.field(text_field).type, str(f), text_field)
         row = 0
         for batch in pf.iter_batches(columns=[text_field], batch_size=4096):
             for text in batch.column(0).to_pylist():
