@@ -37,10 +37,10 @@ def resolve_format(source: DomainSource) -> str:
     if source.fmt != "auto":
         return source.fmt
     path = Path(source.path)
-    fmt = detect_format(path)
-    if fmt != "text" or path.is_file() or source.kind in TEXT_AS_IS_KINDS:
+    files = source_files(path) if path.is_dir() else None  # (listed once: a folder may hold millions)
+    fmt = detect_format(path, files)
+    if fmt != "text" or files is None or source.kind in TEXT_AS_IS_KINDS:
         return fmt
-    files = source_files(path)
     structured, kinds = record_files(files)
     if structured:
         raise MixerError(

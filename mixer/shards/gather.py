@@ -90,10 +90,9 @@ def open_sources(corpus: Corpus | str | Path, plan: MixturePlan) -> CorpusSource
     names = [normpath(f) for d in read for f in domains[d].splits["train"].files]
     parts = [part for d in read for part in splits[d].parts]
     if names != list(plan.parts):
-        wrong = [k for k, (a, b) in enumerate(zip(names, plan.parts)) if a != b][:1] or \
-            ([len(plan.parts)] if len(names) > len(plan.parts) else [])  # (the first part not the plan's)
-        if wrong:
-            raise MixerError(f"{parts[wrong[0]].path}: not the part the plan expects; rebuild the plan for this corpus")
+        k = next((k for k, (a, b) in enumerate(zip(names, plan.parts)) if a != b), len(plan.parts))
+        if k < len(names):  # (the first part not the plan's, or the first beyond its parts)
+            raise MixerError(f"{parts[k].path}: not the part the plan expects; rebuild the plan for this corpus")
         raise MixerError(f"{corpus_dir}: the plan reads {len(plan.parts)} Arrow parts but the corpus has "
                          f"{len(names)}; rebuild the plan for this corpus")
     values = [part.values for part in parts]

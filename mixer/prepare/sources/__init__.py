@@ -27,11 +27,12 @@ unless its kind is code (`mixer.prepare.inputs`, which decides each domain's rea
 sources on object storage).
 
 Modules: `detect` (which reader a path needs), `readers` (text, JSON, JSONL, CSV, Parquet),
-`codecs` (files compressed whole), `hf` (`datasets`).
+`codecs` (files compressed whole), `fields` (a record's text field), `hf` (`datasets`).
 """
 from mixer.prepare.sources.codecs import read_whole
 from mixer.prepare.sources.detect import FORMATS, detect_format, record_files, source_files
-from mixer.prepare.sources.hf import FIELD_FIX, Document, pick_split, read_dataset, read_hf_dataset
+from mixer.prepare.sources.fields import FIELD_FIX, Document, text_of
+from mixer.prepare.sources.hf import pick_split, read_dataset, read_hf_dataset
 from mixer.prepare.sources.readers import (
     decode_text,
     iter_documents,
@@ -44,4 +45,4 @@ from mixer.prepare.sources.readers import (
 
 __all__ = ["FIELD_FIX", "FORMATS", "Document", "decode_text", "detect_format", "iter_documents", "pick_split", "read_csv",
            "read_dataset", "read_hf_dataset", "read_json", "read_jsonl", "read_parquet", "read_text_files", "read_whole",
-           "record_files", "source_files"]
+           "record_files", "source_files", "text_of"]

@@ -29,24 +29,24 @@ def _format_of_name(name: str) -> str | None:
     return None
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: Path, files: list[Path] | None = None) -> str:
     """Name the reader for `path`: text, json, jsonl, csv, parquet or hf (a folder: the format all
-    its files share, else text)."""
+    its files share, else text). `files`: the folder's `source_files`, when the caller has them."""
     if not path.exists():
         raise MixerError(f"{path}: source path does not exist; check --source DOMAIN=PATH")
     if path.is_file():
         return _format_of_name(path.name) or "text"
     if _is_hf_folder(path):
         return "hf"
-    found = {_format_of_name(p.name) for p in source_files(path)}  # (the files the readers read)
+    found = {_format_of_name(p.name) for p in (source_files(path) if files is None else files)}  # (what is read)
     return (found.pop() or "text") if len(found) == 1 else "text"
 
 
 def record_files(files: list[Path]) -> tuple[list[Path], str]:
     """The files among `files` that hold records (JSON, JSONL, CSV, Parquet: not prose), and
     their formats as a message names them ("JSON/CSV")."""
-    found = [f for f in files if _format_of_name(f.name) is not None]
-    return found, "/".join(sorted({_SHOWN[_format_of_name(f.name)] for f in found}))
+    formats = [(f, _format_of_name(f.name)) for f in files]
+    return [f for f, fmt in formats if fmt], "/".join(sorted({_SHOWN[fmt] for _, fmt in formats if fmt}))
 
 
 def source_files(path: Path) -> list[Path]:

@@ -11,7 +11,8 @@ from typing import Any, Iterable, Iterator
 from mixer.core.errors import MixerError, listed
 from mixer.prepare.sources.codecs import codec_errors, inner_name, opener, read_whole
 from mixer.prepare.sources.detect import FORMATS, detect_format, source_files
-from mixer.prepare.sources.hf import FIELD_FIX, Document, check_text_column, read_dataset, read_hf_dataset, text_of
+from mixer.prepare.sources.fields import FIELD_FIX, Document, check_text_column, text_of
+from mixer.prepare.sources.hf import read_dataset, read_hf_dataset
 
 
 def decode_text(data: bytes) -> str | None:
