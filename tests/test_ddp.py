@@ -109,3 +109,55 @@ def test_torchrun_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
     assert b["final_loss"] == a["final_loss"]
     assert b["tokens_per_domain"] == a["tokens_per_domain"]
     assert b["curve"]["train"]["mean"] == a["curve"]["train"]["mean"]
+
+
+USER_LOOP = """
+import sys, numpy as np, torch, torch.distributed as dist
+from mixer import MixtureStream
+dist.init_process_group("gloo")
+loader = MixtureStream(sys.argv[1], batch_size=4).loader(num_workers=2)
+rows = []
+for i, batch in enumerate(loader):
+    rows.append(batch["input_ids"])
+    if i == 5:
+        state = loader.state_dict()  # the job stops here, and a fresh loader takes over
+        break
+again = MixtureStream(sys.argv[1], batch_size=4).loader(num_workers=2)
+again.load_state_dict(state)
+rows += [batch["input_ids"] for batch in again]
+np.save(f"{sys.argv[2]}/rank{dist.get_rank()}.npy", torch.cat(rows).numpy())
+dist.destroy_process_group()
+"""
+
+
+def test_a_users_loop_under_torchrun_reads_its_ranks_share_with_workers_and_resumes(tmp_path):
+    """The README's own-loop recipe in a real process group: `MixtureStream(shards)` finds its rank
+    from torch.distributed, `loader(num_workers=2)` feeds it, a state taken after 6 batches resumes
+    in a fresh loader; each rank gets exactly its in-process share (rank=r, world_size=2), and the
+    two shares are disjoint parts of the one-rank stream."""
+    rng = np.random.default_rng(2)
+    corpus = write_skewed_corpus(tmp_path / "c", {"code": rng.integers(40, 200, 200), "news": rng.integers(40, 200, 200)},
+                                 {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)
+    built = subprocess.run([sys.executable, "-m", "mixer", "build-shards", "--corpus", str(corpus), "--weight",
+                            "code=0.25", "--weight", "news=0.75", "--tokens", "30k", "--seq-len", "64",
+                            "--shard-tokens", "8k", "--out", str(tmp_path / "s"), "--quiet"],
+                           capture_output=True, text=True, env=_env(), timeout=300)
+    assert built.returncode == 0, built.stderr
+    (tmp_path / "loop.py").write_text(USER_LOOP)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={WORLD}",
+                           str(tmp_path / "loop.py"), str(tmp_path / "s"), str(tmp_path)],
+                          capture_output=True, text=True, env=_env(), timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    from mixer import MixtureStream
+
+    def rows(**where):
+        return np.concatenate([b["input_ids"].numpy() for b in MixtureStream(tmp_path / "s", batch_size=4,
+                                                                              **where).loader(0)])
+
+    got = [np.load(tmp_path / f"rank{r}.npy") for r in range(WORLD)]
+    for r in range(WORLD):
+        np.testing.assert_array_equal(got[r], rows(rank=r, world_size=WORLD))
+    whole = {row.tobytes() for row in rows(rank=0, world_size=1)}
+    mine = [{row.tobytes() for row in g} for g in got]
+    assert not (mine[0] & mine[1]) and (mine[0] | mine[1]) <= whole
+    assert sum(map(len, got)) >= len(whole) - WORLD + 1  # at most the remainder left out
