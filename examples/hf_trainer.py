@@ -68,12 +68,15 @@ class DomainLossTrainer(Trainer):
 
 
 def dataset(work: Path, shards: Path | None, steps: int):
-    """(stream, its corpus): the user's shards, or a synthetic corpus sampled on the fly."""
+    """(stream, its corpus): the user's shards, or a synthetic corpus sampled on the fly. The
+    whole mixture in every process (rank=0, world_size=1): under torchrun, Accelerate splits an
+    IterableDataset over the processes itself (a stream of one rank's share is refused there)."""
+    whole = {"rank": 0, "world_size": 1, "batch_size": batch_size}
     if shards is not None:
-        return MixtureStream(shards, batch_size=batch_size), corpus_of(shards, read_index(shards))
+        return MixtureStream(shards, **whole), corpus_of(shards, read_index(shards))
     write_example_corpus(work / "corpus", list(weights), vocab_size=vocab)  # 600 documents per domain
     stream = MixtureSampler(work / "corpus", weights, tokens=steps * batch_size * seq_len, seq_len=seq_len, seed=0,
-                            batch_size=batch_size)
+                            **whole)
     return stream, Corpus.open(work / "corpus")
 
 

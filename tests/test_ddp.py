@@ -161,3 +161,72 @@ def test_a_users_loop_under_torchrun_reads_its_ranks_share_with_workers_and_resu
     mine = [{row.tobytes() for row in g} for g in got]
     assert not (mine[0] & mine[1]) and (mine[0] | mine[1]) <= whole
     assert sum(map(len, got)) >= len(whole) - WORLD + 1  # at most the remainder left out
+
+
+TRAINER_LOOP = """
+import os, sys, numpy as np, torch
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+from mixer import MixtureCollator, MixtureStream
+
+seen = []
+
+
+class Recording(Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        inputs.pop("domain_ids")
+        seen.append(inputs["input_ids"].numpy().copy())
+        out = model(**inputs)
+        return (out.loss, out) if return_outputs else out.loss
+
+
+shards, out, whole, dispatch = sys.argv[1], sys.argv[2], sys.argv[3] == "whole", sys.argv[4] == "dispatch"
+stream = MixtureStream(shards, batch_size=4, **(dict(rank=0, world_size=1) if whole else {}))
+model = GPT2LMHeadModel(GPT2Config(vocab_size=256, n_positions=64, n_embd=32, n_layer=1, n_head=2,
+                                   bos_token_id=0, eos_token_id=0))
+args = TrainingArguments(out, per_device_train_batch_size=4, max_steps=10, report_to=[], use_cpu=True,
+                         remove_unused_columns=False, save_strategy="no", disable_tqdm=True,
+                         accelerator_config={"dispatch_batches": dispatch})
+Recording(model=model, args=args, train_dataset=stream, data_collator=MixtureCollator()).train()
+np.save(f"{out}/rank{os.environ['RANK']}.npy", np.concatenate(seen))
+"""
+
+
+def test_hf_trainer_under_torchrun_reads_the_whole_mixture_once_or_refuses(tmp_path):
+    """The README's Trainer recipe under torchrun. Accelerate splits an IterableDataset over the
+    processes itself; a stream that already holds one rank's share was split twice (measured before
+    the check: both processes trained on rank 0's half, rank 1's half never read). Now that is one
+    error naming the fix, and the fix, the whole mixture in every process (rank=0, world_size=1),
+    gives the processes disjoint rows that are together the stream's first ones, in both of
+    Accelerate's modes (process 0 dispatches, or each process keeps every other batch)."""
+    rng = np.random.default_rng(3)
+    corpus = write_skewed_corpus(tmp_path / "c", {"code": rng.integers(40, 200, 200), "news": rng.integers(40, 200, 200)},
+                                 {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)
+    built = subprocess.run([sys.executable, "-m", "mixer", "build-shards", "--corpus", str(corpus), "--weight",
+                            "code=0.25", "--weight", "news=0.75", "--tokens", "30k", "--seq-len", "64",
+                            "--shard-tokens", "8k", "--out", str(tmp_path / "s"), "--quiet"],
+                           capture_output=True, text=True, env=_env(), timeout=300)
+    assert built.returncode == 0, built.stderr
+    (tmp_path / "trainer.py").write_text(TRAINER_LOOP)
+
+    def trainer(out, whole: str, dispatch: str):
+        (tmp_path / out).mkdir()
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                               f"--nproc-per-node={WORLD}", str(tmp_path / "trainer.py"), str(tmp_path / "s"),
+                               str(tmp_path / out), whole, dispatch],
+                              capture_output=True, text=True, env=_env(), timeout=600, cwd=tmp_path)
+
+    split = trainer("split", "split", "dispatch")
+    assert split.returncode != 0
+    assert "read through Accelerate's data loader" in split.stderr and "rank=0, world_size=1" in split.stderr
+    assert not list((tmp_path / "split").glob("rank*.npy"))
+    from mixer import MixtureStream
+
+    first = np.concatenate([b["input_ids"].numpy() for b in
+                            MixtureStream(tmp_path / "s", batch_size=4, rank=0, world_size=1).loader(0)])
+    first = {row.tobytes() for row in first[:WORLD * 4 * 10]}  # 10 steps of 4 rows on each process
+    for dispatch in ("dispatch", "each-reads"):
+        done = trainer(dispatch, "whole", dispatch)
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = [{row.tobytes() for row in np.load(tmp_path / dispatch / f"rank{r}.npy")} for r in range(WORLD)]
+        assert all(len(r) == 40 for r in rows) and not (rows[0] & rows[1])
+        assert rows[0] | rows[1] == first, dispatch

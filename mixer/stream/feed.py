@@ -44,6 +44,7 @@ import torch
 import xxhash
 
 from mixer.core.errors import MixerError, MixerNote
+from mixer.stream.accelerate_split import check_not_split_twice
 from mixer.stream.batching import cut_batches
 from mixer.stream.partition import (
     check_split,
@@ -271,6 +272,7 @@ class MixtureFeed(torch.utils.data.IterableDataset):
             yield batch
 
     def _iterate(self, batched: bool) -> Iterator[dict[str, torch.Tensor]]:
+        check_not_split_twice(type(self).__name__, self.rank, self.world_size)
         info = torch.utils.data.get_worker_info()
         layout = (info.id, info.num_workers) if info is not None and info.num_workers > 1 else None
         self._read_by_workers.fill_(0 if info is None else 1)  # who holds the position: main process or workers
