@@ -47,7 +47,7 @@ def test_torchrun_ddp_trains_on_disjoint_halves_of_the_exact_mixture(tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={WORLD}",
          "-m", "mixer.cli", "train", "--model", "gpt2", "--preset", "tiny", "--corpus", str(corpus),
          "--weights", str(tmp_path / "w.json"), "--tokens", str(tokens), "--eval-seqs", "4",
-         "--out", str(tmp_path / "run"), "--quiet"],
+         "--out", str(tmp_path / "run"), "--quiet", "--log-to", "tensorboard"],
         capture_output=True, text=True, env=_env(), timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -64,6 +64,8 @@ def test_torchrun_ddp_trains_on_disjoint_halves_of_the_exact_mixture(tmp_path):
             expected[names[int(d)]] += int(n)
     assert run["tokens_per_domain"] == dict(expected)
     assert set(run["final_loss"]) == set(weights)
+    # --log-to (torchrun's parser stops at --log, a prefix of its own --log-dir): one run, from rank 0
+    assert len(list((tmp_path / "run" / "logs").rglob("events.out.tfevents.*"))) == 1
     assert all(np.isfinite(v) for v in run["final_loss"].values())
 
 

@@ -169,12 +169,14 @@ def data_seed_option():
 
 
 def log_options() -> list:
-    """`--log` and `--log-dir`: training metrics also to TensorBoard / Weights & Biases."""
+    """`--log` (alias `--log-to`, which torchrun passes through) and `--log-dir`: training metrics also
+    to TensorBoard / Weights & Biases."""
     return [
-        click.option("--log", "log", default=None, metavar="tensorboard|wandb",
+        click.option("--log", "--log-to", "log", default=None, metavar="tensorboard|wandb",
                      help="Also log training loss, per-domain held-out loss, learning rate, tokens/s and data wait "
                           "to TensorBoard and/or Weights & Biases (comma-separated; WANDB_MODE=offline for no "
-                          "account); the loop logs each proxy as a run named as its cache folder."),
+                          "account); the loop logs each proxy as a run named as its cache folder. Under torchrun "
+                          "write --log-to: torchrun's own parser stops at --log, a prefix of its --log-dir."),
         click.option("--log-dir", type=LocalPath(file_okay=False, path_type=Path), default=None,
                      help="With --log: the folder of the logs, one sub-folder per run (point TensorBoard at it) "
                           "[default: OUT/logs]."),
