@@ -19,6 +19,7 @@ vocabulary and transformers warns). Should print a falling loss and the last per
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -75,8 +76,9 @@ def dataset(work: Path, shards: Path | None, steps: int):
     if shards is not None:
         return MixtureStream(shards, **whole), corpus_of(shards, read_index(shards))
     write_example_corpus(work / "corpus", list(weights), vocab_size=vocab)  # 600 documents per domain
-    stream = MixtureSampler(work / "corpus", weights, tokens=steps * batch_size * seq_len, seq_len=seq_len, seed=0,
-                            **whole)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun each step takes a batch per process
+    stream = MixtureSampler(work / "corpus", weights, tokens=steps * batch_size * seq_len * processes, seq_len=seq_len,
+                            seed=0, **whole)
     return stream, Corpus.open(work / "corpus")
 
 
