@@ -190,6 +190,7 @@ args = TrainingArguments(out, per_device_train_batch_size=4, max_steps=10, repor
                          accelerator_config={"dispatch_batches": dispatch})
 Recording(model=model, args=args, train_dataset=stream, data_collator=MixtureCollator()).train()
 np.save(f"{out}/rank{os.environ['RANK']}.npy", np.concatenate(seen))
+torch.distributed.destroy_process_group()
 """
 
 
