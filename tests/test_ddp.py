@@ -14,6 +14,7 @@ from collections import Counter
 from functools import partial
 
 import numpy as np
+import pytest
 
 from mixer.formats.synthetic import write_skewed_corpus
 from mixer import MixtureSampler
@@ -233,3 +234,35 @@ def test_hf_trainer_under_torchrun_reads_the_whole_mixture_once_or_refuses(tmp_p
         rows = [{row.tobytes() for row in np.load(tmp_path / dispatch / f"rank{r}.npy")} for r in range(WORLD)]
         assert all(len(r) == 40 for r in rows) and not (rows[0] & rows[1])
         assert rows[0] | rows[1] == first, dispatch
+
+
+def test_commands_other_than_train_refuse_to_run_as_torchrun_copies(tmp_path):
+    """`mixer loop` under torchrun ran the whole loop in every process and crashed with a traceback
+    in its first proxy; every command but `train` now refuses, with one line from rank 0 and
+    nothing written."""
+    corpus = write_skewed_corpus(tmp_path / "c", {"code": [100] * 40, "news": [100] * 40},
+                                 {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={WORLD}",
+                           "-m", "mixer", "loop", "ddo", "--corpus", str(corpus), "--model", "gpt2", "--preset", "tiny",
+                           "--tokens", "20k", "--out", str(tmp_path / "loop"), "--quiet"],
+                          capture_output=True, text=True, env=_env(), timeout=300, cwd=tmp_path)
+    assert done.returncode != 0
+    said = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(said) == 1 and "only `mixer train` runs under torchrun" in said[0], done.stderr[-2000:]
+    assert not (tmp_path / "loop").exists()
+
+
+def test_world_size_alone_is_not_torchrun(monkeypatch):
+    """A job script may export WORLD_SIZE for the training it launches later; preprocessing run in
+    that shell is one process and runs."""
+    from mixer.cli.main import refuse_torchrun_copies
+    from mixer.core.errors import MixerError
+
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    refuse_torchrun_copies("build-shards")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")
+    monkeypatch.setenv("RANK", "0")
+    refuse_torchrun_copies("train")
+    with pytest.raises(MixerError, match="torchrun started 8 copies"):
+        refuse_torchrun_copies("build-shards")

@@ -9,6 +9,7 @@ line on stderr and exit code 2.
 """
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -51,12 +52,37 @@ def load(name: str) -> click.Command:
     return module.command
 
 
+DISTRIBUTED = ("train",)  # the commands that run as one rank of a torchrun job (DDP)
+
+
+def refuse_torchrun_copies(name: str) -> None:
+    """Under torchrun (its agent sets TORCHELASTIC_RUN_ID) with several processes, every command
+    but `train` would run whole in every process, racing on its output: `mixer loop` under torchrun
+    crashed with a traceback half-way through its first proxy. One line (from rank 0) and exit 2
+    instead. WORLD_SIZE alone is not enough to refuse: a job script may export it for the training
+    it launches later, and preprocessing run in that shell is one process."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    if name in DISTRIBUTED or os.environ.get("TORCHELASTIC_RUN_ID") is None or not world.isdigit() or int(world) < 2:
+        return
+    if os.environ.get("RANK", "0") != "0":
+        sys.exit(MixerError.exit_code)  # rank 0 says why, once
+    raise MixerError(f"mixer {name} is one process, and torchrun started {world} copies of it, each of which would "
+                     "do the whole job and write the same output; run it without torchrun (its own options spread "
+                     "the work: --workers, --threads, --ray, --batch-proxies); only `mixer train` runs under torchrun")
+
+
 class _Commands(click.Group):
     """The commands, each loaded when named (`load`) and reporting `MixerError` as a one-line
     error and exit code 2."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(NAMES)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if name is not None:
+            refuse_torchrun_copies(name)
+        return name, cmd, rest
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return load(cmd_name) if cmd_name in NAMES else None
