@@ -114,6 +114,18 @@ def test_torchrun_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
     assert b["curve"]["train"]["mean"] == a["curve"]["train"]["mean"]
 
 
+def _shards(tmp_path, *, seed: int) -> None:
+    """tmp_path/s: 30k tokens of two domains in 8k-token shards, built by the command a user runs."""
+    rng = np.random.default_rng(seed)
+    corpus = write_skewed_corpus(tmp_path / "c", {"code": rng.integers(40, 200, 200), "news": rng.integers(40, 200, 200)},
+                                 {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)
+    built = subprocess.run([sys.executable, "-m", "mixer", "build-shards", "--corpus", str(corpus), "--weight",
+                            "code=0.25", "--weight", "news=0.75", "--tokens", "30k", "--seq-len", "64",
+                            "--shard-tokens", "8k", "--out", str(tmp_path / "s"), "--quiet"],
+                           capture_output=True, text=True, env=_env(), timeout=300)
+    assert built.returncode == 0, built.stderr
+
+
 USER_LOOP = """
 import sys, numpy as np, torch, torch.distributed as dist
 from mixer import MixtureStream
@@ -138,14 +150,7 @@ def test_a_users_loop_under_torchrun_reads_its_ranks_share_with_workers_and_resu
     from torch.distributed, `loader(num_workers=2)` feeds it, a state taken after 6 batches resumes
     in a fresh loader; each rank gets exactly its in-process share (rank=r, world_size=2), and the
     two shares are disjoint parts of the one-rank stream."""
-    rng = np.random.default_rng(2)
-    corpus = write_skewed_corpus(tmp_path / "c", {"code": rng.integers(40, 200, 200), "news": rng.integers(40, 200, 200)},
-                                 {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)
-    built = subprocess.run([sys.executable, "-m", "mixer", "build-shards", "--corpus", str(corpus), "--weight",
-                            "code=0.25", "--weight", "news=0.75", "--tokens", "30k", "--seq-len", "64",
-                            "--shard-tokens", "8k", "--out", str(tmp_path / "s"), "--quiet"],
-                           capture_output=True, text=True, env=_env(), timeout=300)
-    assert built.returncode == 0, built.stderr
+    _shards(tmp_path, seed=2)
     (tmp_path / "loop.py").write_text(USER_LOOP)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={WORLD}",
                            str(tmp_path / "loop.py"), str(tmp_path / "s"), str(tmp_path)],
@@ -202,14 +207,7 @@ def test_hf_trainer_under_torchrun_reads_the_whole_mixture_once_or_refuses(tmp_p
     error naming the fix, and the fix, the whole mixture in every process (rank=0, world_size=1),
     gives the processes disjoint rows that are together the stream's first ones, in both of
     Accelerate's modes (process 0 dispatches, or each process keeps every other batch)."""
-    rng = np.random.default_rng(3)
-    corpus = write_skewed_corpus(tmp_path / "c", {"code": rng.integers(40, 200, 200), "news": rng.integers(40, 200, 200)},
-                                 {"code": [100] * 6, "news": [100] * 6}, vocab_size=256)
-    built = subprocess.run([sys.executable, "-m", "mixer", "build-shards", "--corpus", str(corpus), "--weight",
-                            "code=0.25", "--weight", "news=0.75", "--tokens", "30k", "--seq-len", "64",
-                            "--shard-tokens", "8k", "--out", str(tmp_path / "s"), "--quiet"],
-                           capture_output=True, text=True, env=_env(), timeout=300)
-    assert built.returncode == 0, built.stderr
+    _shards(tmp_path, seed=3)
     (tmp_path / "trainer.py").write_text(TRAINER_LOOP)
 
     def trainer(out, whole: str, dispatch: str):
