@@ -52,4 +52,4 @@ def check_not_split_twice(kind: str, rank: int, world_size: int) -> None:
             f"{kind} (rank {rank} of {world_size}) is read through Accelerate's data loader (Hugging Face "
             f"Trainer, accelerator.prepare) on {processes} processes: Accelerate deals the dataset's batches to "
             "the processes itself, so this rank's share would be split again and the other ranks' shares never "
-            f"read; create it with rank=0, world_size=1 (the whole mixture; Accelerate splits it)")
+            "read; create it with rank=0, world_size=1 (the whole mixture; Accelerate splits it)")
