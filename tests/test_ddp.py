@@ -103,6 +103,10 @@ def test_torchrun_ddp_killed_and_resumed_equals_uninterrupted(tmp_path):
 
     at = torch.load(cut / "checkpoint.pt", weights_only=False)["step"]
     assert 0 < at < steps and not (cut / "run.json").exists(), at  # killed mid-run, not after it
+    # On one process instead of two: refused by the ranks (it said "steps=48 but this run asks for 96")
+    alone = subprocess.run([sys.executable, *run(cut, "--checkpoint-every", "4", "--resume")[5:]], capture_output=True,
+                           text=True, env=_env(), timeout=600, cwd=tmp_path)
+    assert alone.returncode == 2 and "written by 2 ranks, this run has 1" in alone.stderr, alone.stderr[-2000:]
     resumed = subprocess.run(run(cut, "--checkpoint-every", "4", "--resume"), capture_output=True, text=True,
                              env=_env(), timeout=600, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -119,12 +119,13 @@ def load_checkpoint(path: str | Path, config: dict[str, Any], world_size: int) -
     if not path.is_file():
         raise MixerError(f"{path}: no checkpoint to resume from; drop --resume to start a fresh run")
     ckpt = read_checkpoint(path)
+    if ckpt.world_size != world_size:  # first: the step count differs too, as a consequence of it
+        raise MixerError(f"{path}: checkpoint was written by {ckpt.world_size} ranks, this run has {world_size}; "
+                         f"resume with the same number of processes (torchrun --nproc-per-node "
+                         f"{ckpt.world_size} on one machine)")
     for key in TRAJECTORY_KEYS:
         old, new = ckpt.config.get(key), config.get(key)
         if old != new:
             raise MixerError(f"{path}: checkpoint was trained with {key}={old!r} but this run asks for {new!r}; "
                              f"resume with the same {key} or start a fresh --out")
-    if ckpt.world_size != world_size:
-        raise MixerError(f"{path}: checkpoint was written by {ckpt.world_size} ranks, this run has {world_size}; "
-                         "resume with the same number of processes")
     return ckpt
