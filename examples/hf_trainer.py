@@ -110,4 +110,4 @@ if __name__ == "__main__":
     print("loss by step:", [(h["step"], round(h["loss"], 3)) for h in logs])
     print("last per-domain loss:", {k: round(v, 3) for k, v in logs[-1].items() if k.startswith("loss/")})
     if torch.distributed.is_initialized():  # under torchrun: not left to the interpreter's exit, where
-        torch.distributed.destroy_process_group()  # 2 runs of 10 aborted after training (SIGABRT); 1 of 44 since
+        torch.distributed.destroy_process_group()  # 2 runs of 10 aborted after training (SIGABRT); 1 of 28 since
