@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def floor_once(corpus: Path, tokens: int) -> dict[str, float]:
                              "epochs": 1} for i, n in enumerate(names)}}
     seal = xxhash.xxh3_64_hexdigest(orjson.dumps(index, option=orjson.OPT_SORT_KEYS))
     text = orjson.dumps({**index, "checksum": seal}, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
-    out = Path("/tmp") / f"mixer-domains-floor-{os.getpid()}.json"
+    out = Path(tempfile.gettempdir()) / f"mixer-domains-floor-{os.getpid()}.json"
     out.write_bytes(text + b"\n")
     out.unlink()
     lap("index.json: records, seal, text, write")

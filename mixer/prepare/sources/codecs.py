@@ -78,6 +78,11 @@ def codec_errors() -> tuple[type[BaseException], ...]:
     return OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError
 
 
+def damaged(f: Path, exc: BaseException) -> MixerError:
+    """The one line for a file whose codec failed while it was streamed (`codec_errors`)."""
+    return MixerError(f"{f}: unreadable ({exc or type(exc).__name__}); check the file")
+
+
 def read_whole(f: Path) -> bytes:
     """The file's bytes, decompressed when it is compressed; a damaged one is one line naming it."""
     if opener(f) is open:

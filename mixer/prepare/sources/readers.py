@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from mixer.core.errors import MixerError, listed
-from mixer.prepare.sources.codecs import codec_errors, inner_name, opener, read_whole
+from mixer.prepare.sources.codecs import codec_errors, damaged, inner_name, opener, read_whole
 from mixer.prepare.sources.detect import FORMATS, detect_format, source_files
 from mixer.prepare.sources.fields import FIELD_FIX, Document, check_text_column, text_of
 from mixer.prepare.sources.hf import read_dataset, read_hf_dataset
@@ -28,8 +28,9 @@ def decode_text(data: bytes) -> str | None:
 
 
 def read_text_files(path: Path, files: list[Path] | None = None) -> Iterator[Document]:
+    folder = path.is_dir()  # (asked once, not once per file of a folder that may hold millions)
     for f in source_files(path) if files is None else files:
-        yield (f.relative_to(path).as_posix() if path.is_dir() else f.name), decode_text(read_whole(f))
+        yield (f.relative_to(path).as_posix() if folder else f.name), decode_text(read_whole(f))
 
 
 _NOT_UTF8 = "not UTF-8 text{}; convert it (iconv -f LATIN1 -t UTF-8, or the file's encoding) or remove it"
@@ -65,7 +66,7 @@ def read_jsonl(path: Path, text_field: str, files: list[Path] | None = None) -> 
             with opener(f)(f, "rb") as lines:
                 yield from _records(f, lines, text_field)
         except codec_errors() as exc:
-            raise MixerError(f"{f}: unreadable ({exc or type(exc).__name__}); check the file") from None
+            raise damaged(f, exc) from None
 
 
 def read_json(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
@@ -120,7 +121,7 @@ def _csv_rows(f: Path, text_field: str) -> Iterator[Document]:
     except csv.Error as exc:
         raise MixerError(f"{f}: unreadable CSV ({exc}); fix the file") from None
     except codec_errors() as exc:
-        raise MixerError(f"{f}: unreadable ({exc or type(exc).__name__}); check the file") from None
+        raise damaged(f, exc) from None
 
 
 def read_parquet(path: Path, text_field: str, files: list[Path] | None = None) -> Iterator[Document]:
